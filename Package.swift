@@ -1,0 +1,55 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Undercurrent",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "undercurrent", targets: ["undercurrent"]),
+        .executable(name: "billing-producer", targets: ["billing-producer"]),
+        .executable(name: "payments-producer", targets: ["payments-producer"]),
+        .executable(name: "engagement-producer", targets: ["engagement-producer"]),
+        .executable(name: "marts-consumer", targets: ["marts-consumer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // All C lives here: librdkafka's headers plus a shim for its variadic functions.
+        .target(
+            name: "CRdKafka",
+            linkerSettings: [.linkedLibrary("rdkafka")]
+        ),
+        // The only Swift module that imports CRdKafka.
+        .target(
+            name: "Kafka",
+            dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(name: "Events"),
+        .target(name: "Simulation", dependencies: ["Events"]),
+        .target(name: "Marts", dependencies: ["Events"]),
+        .target(name: "Checkpoints", dependencies: ["Marts", "Events"]),
+        .target(
+            name: "UndercurrentCLI",
+            dependencies: [
+                "Kafka", "Events", "Simulation", "Marts", "Checkpoints",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(name: "undercurrent", dependencies: ["UndercurrentCLI"]),
+        .executableTarget(name: "billing-producer", dependencies: ["UndercurrentCLI"]),
+        .executableTarget(name: "payments-producer", dependencies: ["UndercurrentCLI"]),
+        .executableTarget(name: "engagement-producer", dependencies: ["UndercurrentCLI"]),
+        .executableTarget(name: "marts-consumer", dependencies: ["UndercurrentCLI"]),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
+        .testTarget(name: "EventsTests", dependencies: ["Events"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Events"]),
+        .testTarget(name: "MartsTests", dependencies: ["Marts", "Events", "Simulation", "Checkpoints"]),
+        .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Kafka", .product(name: "Yams", package: "Yams")]),
+    ],
+    swiftLanguageModes: [.v6]
+)

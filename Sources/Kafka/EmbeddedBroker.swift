@@ -1,0 +1,80 @@
+import CRdKafka
+import Logging
+
+/// librdkafka's mock cluster: a real Kafka-protocol server on loopback, for development, tests and the demo.
+///
+/// Facts of librdkafka 2.0.2's mock cluster: ports are chosen by the kernel; each partition keeps only
+/// about 5 MiB of message data and drops the oldest; ListOffsets by timestamp is not implemented;
+/// transactions are accepted but not applied; the first group join takes about 3 s.
+public final class EmbeddedBroker: @unchecked Sendable {
+    // @unchecked: the mock cluster runs its own thread and its API is documented as thread safe;
+    // both pointers are set once in init and freed once in deinit.
+    private let owner: OpaquePointer
+    private let cluster: OpaquePointer
+    public let brokerCount: Int
+    public let bootstrapServers: String
+
+    public init(brokers: Int = 1, logger: Logger) throws {
+        precondition(brokers >= 1)
+        let context = ClientContext(logger: logger)
+        let config = KafkaConfig(["log_level": "3"])
+        let conf = try config.makeNativeConf()
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passRetained(context).toOpaque())
+        var errbuf = [CChar](repeating: 0, count: 512)
+        guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errbuf, errbuf.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError(kind: .configuration, message: "embedded broker: cannot create owner handle")
+        }
+        guard let cluster = rd_kafka_mock_cluster_new(rk, Int32(brokers)) else {
+            rd_kafka_destroy(rk)
+            throw KafkaError(kind: .librdkafka, message: "embedded broker: rd_kafka_mock_cluster_new failed")
+        }
+        self.owner = rk
+        self.cluster = cluster
+        self.brokerCount = brokers
+        self.bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
+    }
+
+    deinit {
+        rd_kafka_mock_cluster_destroy(cluster)
+        rd_kafka_destroy(owner)
+    }
+
+    /// Creates a topic with `partitions` partitions (replicated on up to `replicationFactor` brokers).
+    public func createTopic(_ name: String, partitions: Int, replicationFactor: Int = 1) throws {
+        let err = rd_kafka_mock_topic_create(cluster, name, Int32(partitions), Int32(min(replicationFactor, brokerCount)))
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "embedded broker: create topic \(name)") }
+    }
+
+    // MARK: Fault injection
+
+    /// Takes broker `id` (1-based) off the network: its connections close and new ones are refused.
+    public func setBrokerDown(_ id: Int32) throws {
+        try check(rd_kafka_mock_broker_set_down(cluster, id), "broker \(id) down")
+    }
+
+    public func setBrokerUp(_ id: Int32) throws {
+        try check(rd_kafka_mock_broker_set_up(cluster, id), "broker \(id) up")
+    }
+
+    /// Adds round-trip latency to every request broker `id` answers.
+    public func setLatency(broker id: Int32, milliseconds: Int) throws {
+        try check(rd_kafka_mock_broker_set_rtt(cluster, id, Int32(milliseconds)), "broker \(id) latency")
+    }
+
+    /// The next requests of `api` get these error codes, one per request, in order.
+    public func pushRequestErrors(_ api: KafkaAPIKey, _ codes: [Int32]) {
+        let errs = codes.map { rd_kafka_resp_err_t(rawValue: $0) }
+        errs.withUnsafeBufferPointer { buf in
+            rd_kafka_mock_push_request_errors_array(cluster, api.rawValue, buf.count, buf.baseAddress)
+        }
+    }
+
+    public func clearRequestErrors(_ api: KafkaAPIKey) {
+        rd_kafka_mock_clear_request_errors(cluster, api.rawValue)
+    }
+
+    private func check(_ err: rd_kafka_resp_err_t, _ what: String) throws {
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "embedded broker: \(what)") }
+    }
+}

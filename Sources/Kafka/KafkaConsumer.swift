@@ -1,0 +1,297 @@
+import CRdKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// What the application does when the group hands it partitions or takes them away.
+///
+/// `onAssign` returns the offset to start each assigned partition at: offsets are kept outside Kafka
+/// (in checkpoints), so the group's committed offsets are not used. A partition missing from the
+/// result starts at `.stored` (the committed offset, else `auto.offset.reset`).
+/// Both run on the thread that calls `poll`, before that call returns.
+public struct RebalanceHandler: Sendable {
+    public var onAssign: @Sendable ([TopicPartition]) -> [TopicPartition: KafkaOffset]
+    public var onRevoke: @Sendable ([TopicPartition]) -> Void
+
+    public init(onAssign: @escaping @Sendable ([TopicPartition]) -> [TopicPartition: KafkaOffset],
+                onRevoke: @escaping @Sendable ([TopicPartition]) -> Void = { _ in }) {
+        self.onAssign = onAssign
+        self.onRevoke = onRevoke
+    }
+}
+
+/// A Kafka consumer, in a group (`subscribe`) or with a manual assignment (`assign`).
+///
+/// `enable.auto.commit` is off and `auto.offset.reset` defaults to `error`, so an offset the broker no
+/// longer holds is reported (`KafkaError.Kind.offsetOutOfRange`, with the lost range) instead of being
+/// skipped silently. `poll` blocks up to its timeout: call it from a thread of your own.
+public final class KafkaConsumer: Sendable {
+    public static let defaults: [String: String] = [
+        "enable.auto.commit": "false",
+        "enable.auto.offset.store": "false",
+        "auto.offset.reset": "error",
+        "enable.partition.eof": "false",
+        "partition.assignment.strategy": "range,roundrobin",
+    ]
+
+    private let client: NativeClient
+    private let queue: QueueHandle
+    private let logger: Logger
+    /// An error found mid-batch, thrown by the next `poll` after the good messages were returned.
+    private let pendingError = Mutex<KafkaError?>(nil)
+    private let closed = Atomic<Bool>(false)
+
+    public init(config: KafkaConfig, logger: Logger, rebalance: RebalanceHandler? = nil) throws {
+        var config = config.withDefaults(Self.defaults)
+        if config["group.id"] == nil { config["group.id"] = "undercurrent-\(UUID().uuidString.prefix(8))" }
+        let context = ClientContext(logger: logger)
+        if let rebalance { context.rebalance.withLock { $0 = RebalanceState(handler: rebalance) } }
+        self.logger = logger
+        self.client = try NativeClient(type: RD_KAFKA_CONSUMER, config: config, context: context) { conf in
+            if rebalance != nil { rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback) }
+        }
+        rd_kafka_poll_set_consumer(client.handle)
+        guard let queue = rd_kafka_queue_get_consumer(client.handle) else {
+            throw KafkaError(kind: .librdkafka, message: "consumer queue unavailable")
+        }
+        self.queue = QueueHandle(queue, client: client)
+    }
+
+    deinit {
+        if !closed.load(ordering: .relaxed) { _ = rd_kafka_consumer_close(client.handle) }
+    }
+
+    /// Joins the group for these topics.
+    public func subscribe(_ topics: [String]) throws {
+        let list = PartitionList(topics.map { TopicPartition($0, RD_KAFKA_PARTITION_UA) })
+        let err = list.withPointer { rd_kafka_subscribe(client.handle, $0) }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "subscribe \(topics)") }
+    }
+
+    /// Assigns partitions by hand, each at its start offset (no group rebalancing).
+    public func assign(_ partitions: [TopicPartition: KafkaOffset]) throws {
+        let sorted = partitions.sorted { $0.key < $1.key }
+        let list = PartitionList(sorted.map(\.key), offsets: sorted.map(\.value))
+        let err = list.withPointer { rd_kafka_assign(client.handle, $0) }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "assign") }
+    }
+
+    /// Moves an assigned partition to `offset`. The next fetch starts there.
+    public func seek(_ partition: TopicPartition, to offset: KafkaOffset, timeout: Duration = .seconds(5)) throws {
+        let list = PartitionList([partition], offsets: [offset])
+        let error = list.withPointer { rd_kafka_seek_partitions(client.handle, $0, Self.ms(timeout)) }
+        if let error {
+            let code = rd_kafka_error_code(error)
+            rd_kafka_error_destroy(error)
+            throw KafkaError(code, context: "seek \(partition) to \(offset)")
+        }
+        if let failed = list.entries().first(where: { $0.error != RD_KAFKA_RESP_ERR_NO_ERROR }) {
+            throw KafkaError(failed.error, context: "seek \(partition) to \(offset)")
+        }
+    }
+
+    /// The current assignment.
+    public func assignment() throws -> [TopicPartition] {
+        var raw: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>? = nil
+        let err = rd_kafka_assignment(client.handle, &raw)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "assignment") }
+        guard let raw else { return [] }
+        let list = PartitionList(adopting: raw)
+        return list.entries().map(\.partition).sorted()
+    }
+
+    /// Up to `maxMessages` messages, waiting at most `timeout` for the first. Serves rebalance callbacks.
+    /// Transient broker errors are logged and counted, not thrown: librdkafka retries them itself.
+    public func poll(maxMessages: Int = 1000, timeout: Duration = .milliseconds(100)) throws -> [KafkaMessage] {
+        if let error = pendingError.withLock({ e -> KafkaError? in defer { e = nil }; return e }) { throw error }
+        guard !closed.load(ordering: .relaxed) else { throw KafkaError(kind: .closed, message: "consumer is closed") }
+        var buffer = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: maxMessages)
+        let count = rd_kafka_consume_batch_queue(queue.handle, Self.ms(timeout), &buffer, maxMessages)
+        if count < 0 { throw KafkaError(rd_kafka_last_error(), context: "consume") }
+        var messages: [KafkaMessage] = []
+        messages.reserveCapacity(count)
+        var firstError: KafkaError? = nil
+        var topicCache = topicNames.withLock { $0 }
+        defer { if topicCache.count != topicNames.withLock({ $0.count }) { topicNames.withLock { [topicCache] in $0 = topicCache } } }
+        for i in 0..<count {
+            guard let raw = buffer[i] else { continue }
+            defer { rd_kafka_message_destroy(raw) }
+            let msg = raw.pointee
+            if msg.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                if firstError == nil { messages.append(Self.copy(raw, topicCache: &topicCache)) }
+                continue
+            }
+            if firstError == nil, let error = classify(raw) { firstError = error }
+        }
+        if let firstError {
+            if messages.isEmpty { throw firstError }
+            pendingError.withLock { $0 = firstError }
+        }
+        return messages
+    }
+
+    /// `poll` without blocking the cooperative pool.
+    public func pollAsync(maxMessages: Int = 1000, timeout: Duration = .milliseconds(100)) async throws -> [KafkaMessage] {
+        try await runBlocking { try self.poll(maxMessages: maxMessages, timeout: timeout) }
+    }
+
+    /// Leaves the group (revoking partitions through the handler) and stops fetching.
+    public func close() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let err = rd_kafka_consumer_close(client.handle)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            logger.warning("consumer close: \(String(cString: rd_kafka_err2str(err)))")
+        }
+    }
+
+    /// Client-level errors seen so far (broker down, ...), for progress reports and metrics.
+    public var clientErrorCount: Int { client.context.errorCount.load(ordering: .relaxed) }
+
+    // MARK: - Internals
+
+    /// Topic names by `rd_kafka_topic_t` address, so a name is decoded once, not per message.
+    private let topicNames = Mutex<[Int: String]>([:])
+
+    private func classify(_ raw: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaError? {
+        let msg = raw.pointee
+        let topic = msg.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
+        switch msg.err {
+        case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+            return nil
+        case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET, RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE:
+            var low: Int64 = -1, high: Int64 = -1
+            _ = rd_kafka_query_watermark_offsets(client.handle, topic, msg.partition, &low, &high, 5000)
+            let wanted = msg.offset
+            let range = low >= 0 && wanted >= 0 && wanted < low
+                ? "offsets \(wanted)..<\(low) (\(low - wanted) messages) are no longer on the broker"
+                : "offset \(wanted) is outside the broker's range \(low)..<\(high)"
+            return KafkaError(kind: .offsetOutOfRange, code: msg.err.rawValue,
+                              message: "\(topic)[\(msg.partition)]: \(range); data was lost before it was consumed")
+        default:
+            let text = rd_kafka_message_errstr(raw).map { String(cString: $0) } ?? ""
+            let error = KafkaError(kind: .librdkafka, code: msg.err.rawValue, message: "consume \(topic)[\(msg.partition)]: \(text)")
+            client.context.errorCount.add(1, ordering: .relaxed)
+            client.context.lastError.withLock { $0 = error }
+            logger.warning("\(error)")
+            return nil
+        }
+    }
+
+    private static func copy(_ raw: UnsafeMutablePointer<rd_kafka_message_t>, topicCache: inout [Int: String]) -> KafkaMessage {
+        let msg = raw.pointee
+        var topic = ""
+        if let rkt = msg.rkt {
+            let address = Int(bitPattern: UnsafeRawPointer(rkt))
+            if let cached = topicCache[address] { topic = cached } else {
+                topic = String(cString: rd_kafka_topic_name(rkt))
+                topicCache[address] = topic
+            }
+        }
+        let value = msg.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: msg.len)) } ?? []
+        let key = msg.key.map { Array(UnsafeRawBufferPointer(start: $0, count: msg.key_len)) }
+        var headers: [KafkaHeader] = []
+        var hdrs: OpaquePointer? = nil
+        if rd_kafka_message_headers(raw, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
+            var idx = 0
+            var name: UnsafePointer<CChar>? = nil
+            var val: UnsafeRawPointer? = nil
+            var size = 0
+            while rd_kafka_header_get_all(hdrs, idx, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                let bytes = val.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+                headers.append(KafkaHeader(name.map { String(cString: $0) } ?? "", bytes))
+                idx += 1
+            }
+        }
+        var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let ts = rd_kafka_message_timestamp(raw, &tsType)
+        return KafkaMessage(topic: topic, partition: msg.partition, offset: msg.offset, key: key, value: value,
+                            headers: headers, timestampMs: tsType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts)
+    }
+
+    static func ms(_ d: Duration) -> Int32 {
+        Int32(clamping: d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+/// Owns one `rd_kafka_queue_t`.
+final class QueueHandle: @unchecked Sendable {
+    // @unchecked: librdkafka queues are thread safe; the pointer never changes.
+    let handle: OpaquePointer
+    private let client: NativeClient
+    init(_ handle: OpaquePointer, client: NativeClient) {
+        self.handle = handle
+        self.client = client
+    }
+    deinit { rd_kafka_queue_destroy(handle) }
+}
+
+/// Owns one `rd_kafka_topic_partition_list_t`.
+final class PartitionList {
+    private let list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>
+
+    init(_ partitions: [TopicPartition], offsets: [KafkaOffset]? = nil) {
+        list = rd_kafka_topic_partition_list_new(Int32(max(partitions.count, 1)))
+        for (i, tp) in partitions.enumerated() {
+            let entry = rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition)
+            if let offsets { entry?.pointee.offset = offsets[i].rawValue }
+        }
+    }
+
+    init(adopting list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+        self.list = list
+    }
+
+    deinit { rd_kafka_topic_partition_list_destroy(list) }
+
+    func withPointer<T>(_ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> T) -> T { body(list) }
+
+    struct Entry {
+        var partition: TopicPartition
+        var offset: Int64
+        var error: rd_kafka_resp_err_t
+    }
+
+    func entries() -> [Entry] {
+        (0..<Int(list.pointee.cnt)).map { i in
+            let e = list.pointee.elems[i]
+            return Entry(partition: TopicPartition(String(cString: e.topic), e.partition), offset: e.offset, error: e.err)
+        }
+    }
+
+    func setOffsets(_ offsets: [TopicPartition: KafkaOffset]) {
+        for i in 0..<Int(list.pointee.cnt) {
+            let e = list.pointee.elems[i]
+            let tp = TopicPartition(String(cString: e.topic), e.partition)
+            list.pointee.elems[i].offset = offsets[tp]?.rawValue ?? KafkaOffset.stored.rawValue
+        }
+    }
+}
+
+private let rebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?) -> Void = {
+    rk, err, partitions, opaque in
+    guard let rk, let partitions, let context = ClientContext.from(opaque),
+          let state = context.rebalance.withLock({ $0 }) else { return }
+    let list = PartitionList(adopting: rd_kafka_topic_partition_list_copy(partitions))
+    let tps = list.entries().map(\.partition)
+    let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+    if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+        let offsets = state.handler.onAssign(tps)
+        list.setOffsets(offsets)
+        context.logger.info("partitions assigned: \(tps.sorted().map(\.description).joined(separator: ", "))")
+        list.withPointer { ptr in
+            if cooperative {
+                if let e = rd_kafka_incremental_assign(rk, ptr) { rd_kafka_error_destroy(e) }
+            } else {
+                _ = rd_kafka_assign(rk, ptr)
+            }
+        }
+    } else {
+        state.handler.onRevoke(tps)
+        context.logger.info("partitions revoked: \(tps.sorted().map(\.description).joined(separator: ", "))")
+        if cooperative {
+            if let e = rd_kafka_incremental_unassign(rk, partitions) { rd_kafka_error_destroy(e) }
+        } else {
+            _ = rd_kafka_assign(rk, nil)
+        }
+    }
+}

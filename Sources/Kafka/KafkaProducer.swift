@@ -1,0 +1,199 @@
+import CRdKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// A Kafka producer: idempotent, lz4-compressed and murmur2-partitioned unless configured otherwise.
+///
+/// `send` enqueues into librdkafka's bounded queue (`queue.buffering.max.messages`); when that is full it
+/// waits for deliveries instead of growing memory (backpressure). Delivery reports are served on a
+/// dedicated thread and surfaced through `onDelivery` and the counters.
+public final class KafkaProducer: Sendable {
+    /// Defaults applied under whatever the user passes.
+    public static let defaults: [String: String] = [
+        "enable.idempotence": "true",
+        "compression.type": "lz4",
+        "partitioner": "murmur2_random",
+        "linger.ms": "5",
+        "queue.buffering.max.messages": "100000",
+        "batch.num.messages": "10000",
+        "message.timeout.ms": "300000",
+    ]
+
+    private let client: NativeClient
+    private let topics = Mutex<[String: TopicHandle]>([:])
+    private let poller: PollThread
+    private let logger: Logger
+    private let enqueued = Atomic<Int>(0)
+    private let backpressureWaits = Atomic<Int>(0)
+
+    /// - Parameter onDelivery: called once per message on the delivery thread; keep it short.
+    public init(config: KafkaConfig, logger: Logger,
+                onDelivery: (@Sendable (DeliveryReport) -> Void)? = nil) throws {
+        let config = config.withDefaults(Self.defaults)
+        let context = ClientContext(logger: logger, onDelivery: onDelivery)
+        self.logger = logger
+        self.client = try NativeClient(type: RD_KAFKA_PRODUCER, config: config, context: context) { conf in
+            rd_kafka_conf_set_dr_msg_cb(conf, deliveryCallback)
+        }
+        let client = self.client
+        self.poller = PollThread(name: "kafka-producer-poll") { _ = rd_kafka_poll(client.handle, 100) }
+    }
+
+    deinit {
+        poller.stop()
+    }
+
+    public struct Statistics: Sendable, Equatable {
+        public var enqueued: Int
+        public var delivered: Int
+        public var failed: Int
+        /// Times `send` had to wait for the in-flight queue to drain.
+        public var backpressureWaits: Int
+        /// Messages accepted but not yet acknowledged or failed.
+        public var inFlight: Int { enqueued - delivered - failed }
+    }
+
+    public var statistics: Statistics {
+        let d = client.context.delivery
+        return Statistics(enqueued: enqueued.load(ordering: .relaxed),
+                          delivered: d.delivered.load(ordering: .relaxed),
+                          failed: d.failed.load(ordering: .relaxed),
+                          backpressureWaits: backpressureWaits.load(ordering: .relaxed))
+    }
+
+    /// The first delivery failure, if any message failed.
+    public var firstDeliveryFailure: KafkaError? {
+        client.context.delivery.firstFailure.withLock { $0 }
+    }
+
+    /// The most recent client-level error (e.g. all brokers down), for progress reports.
+    public var lastClientError: KafkaError? { client.context.lastError.withLock { $0 } }
+
+    /// Enqueues a message. Blocks (up to `maxWait`) while the in-flight queue is full, so call it from a
+    /// thread of your own, not from Swift's cooperative pool; `sendAsync` is the pool-friendly form.
+    public func send(_ message: ProducerMessage, token: UInt = 0, maxWait: Duration = .seconds(300)) throws {
+        let topic = try topicHandle(message.topic)
+        let deadline = ContinuousClock.now + maxWait
+        while true {
+            let err = enqueue(message, topic: topic, token: token)
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                enqueued.add(1, ordering: .relaxed)
+                return
+            }
+            guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else {
+                throw KafkaError(err, context: "produce to \(message.topic)")
+            }
+            backpressureWaits.add(1, ordering: .relaxed)
+            if ContinuousClock.now >= deadline {
+                throw KafkaError(err, context: "produce to \(message.topic): in-flight queue still full after \(maxWait)")
+            }
+            // Serve delivery reports here too: it frees queue space sooner than waiting for the poll thread.
+            _ = rd_kafka_poll(client.handle, 5)
+        }
+    }
+
+    /// Like `send`, but waits without blocking a thread when the queue is full.
+    public func sendAsync(_ message: ProducerMessage, token: UInt = 0) async throws {
+        let topic = try topicHandle(message.topic)
+        while true {
+            let err = enqueue(message, topic: topic, token: token)
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                enqueued.add(1, ordering: .relaxed)
+                return
+            }
+            guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else {
+                throw KafkaError(err, context: "produce to \(message.topic)")
+            }
+            backpressureWaits.add(1, ordering: .relaxed)
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    /// Waits until every enqueued message is delivered or failed. Blocking: see `send`.
+    public func flush(timeout: Duration = .seconds(60)) throws {
+        let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let err = rd_kafka_flush(client.handle, ms)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(err, context: "flush: \(rd_kafka_outq_len(client.handle)) messages still in flight after \(timeout)")
+        }
+        // Deliveries are reported by the callback before flush returns.
+    }
+
+    /// Flush without blocking the cooperative pool.
+    public func flushAsync(timeout: Duration = .seconds(60)) async throws {
+        try await runBlocking { try self.flush(timeout: timeout) }
+    }
+
+    private func enqueue(_ message: ProducerMessage, topic: TopicHandle, token: UInt) -> rd_kafka_resp_err_t {
+        var headers: OpaquePointer? = nil
+        if !message.headers.isEmpty {
+            headers = rd_kafka_headers_new(message.headers.count)
+            for header in message.headers {
+                header.value.withUnsafeBytes { v in
+                    _ = rd_kafka_header_add(headers, header.name, -1, v.baseAddress, v.count)
+                }
+            }
+        }
+        let partition = message.partition ?? RD_KAFKA_PARTITION_UA
+        let opaque = UnsafeMutableRawPointer(bitPattern: token)
+        return message.value.withUnsafeBytes { value in
+            if let key = message.key {
+                return key.withUnsafeBytes { k in
+                    uc_produce(client.handle, topic.handle, partition, k.baseAddress, k.count,
+                               value.baseAddress, value.count, headers, message.timestampMs ?? 0, opaque)
+                }
+            }
+            return uc_produce(client.handle, topic.handle, partition, nil, 0,
+                              value.baseAddress, value.count, headers, message.timestampMs ?? 0, opaque)
+        }
+    }
+
+    private func topicHandle(_ name: String) throws -> TopicHandle {
+        try topics.withLock { topics in
+            if let handle = topics[name] { return handle }
+            let handle = try TopicHandle(client: client, name: name)
+            topics[name] = handle
+            return handle
+        }
+    }
+}
+
+/// Owns one `rd_kafka_topic_t`; keeps its client alive so that the topic is destroyed first.
+final class TopicHandle: @unchecked Sendable {
+    // @unchecked: rd_kafka_topic_t is immutable after creation and librdkafka allows its use from any thread.
+    let handle: OpaquePointer
+    let name: String
+    private let client: NativeClient
+
+    init(client: NativeClient, name: String) throws {
+        guard let handle = rd_kafka_topic_new(client.handle, name, nil) else {
+            throw KafkaError(rd_kafka_last_error(), context: "topic \(name)")
+        }
+        self.client = client
+        self.handle = handle
+        self.name = name
+    }
+
+    deinit { rd_kafka_topic_destroy(handle) }
+}
+
+private let deliveryCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
+    _, message, opaque in
+    guard let message, let context = ClientContext.from(opaque) else { return }
+    let msg = message.pointee
+    let token = uc_message_token(message)
+    let result: Result<Int64, KafkaError>
+    if msg.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+        context.delivery.delivered.add(1, ordering: .relaxed)
+        result = .success(msg.offset)
+    } else {
+        context.delivery.failed.add(1, ordering: .relaxed)
+        let error = KafkaError(msg.err, context: "delivery failed")
+        context.delivery.firstFailure.withLock { if $0 == nil { $0 = error } }
+        result = .failure(error)
+    }
+    guard let onDelivery = context.onDelivery else { return }
+    let topic = msg.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+    onDelivery(DeliveryReport(topic: topic, partition: msg.partition, token: token, result: result))
+}

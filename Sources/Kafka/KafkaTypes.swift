@@ -1,0 +1,122 @@
+/// A Kafka offset, with librdkafka's logical offsets as named values.
+public struct KafkaOffset: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let rawValue: Int64
+    public init(rawValue: Int64) { self.rawValue = rawValue }
+    public init(_ value: Int64) { self.rawValue = value }
+
+    /// The earliest offset the broker still has.
+    public static let beginning = KafkaOffset(-2)
+    /// The offset after the last message.
+    public static let end = KafkaOffset(-1)
+    /// The group's committed offset, else `auto.offset.reset`.
+    public static let stored = KafkaOffset(-1000)
+
+    public var isLogical: Bool { rawValue < 0 }
+    public static func < (a: KafkaOffset, b: KafkaOffset) -> Bool { a.rawValue < b.rawValue }
+    public var description: String {
+        switch rawValue {
+        case -2: "beginning"
+        case -1: "end"
+        case -1000: "stored"
+        default: String(rawValue)
+        }
+    }
+}
+
+public struct TopicPartition: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var topic: String
+    public var partition: Int32
+    public init(_ topic: String, _ partition: Int32) {
+        self.topic = topic
+        self.partition = partition
+    }
+    public static func < (a: TopicPartition, b: TopicPartition) -> Bool {
+        (a.topic, a.partition) < (b.topic, b.partition)
+    }
+    public var description: String { "\(topic)[\(partition)]" }
+}
+
+public struct KafkaHeader: Sendable, Equatable {
+    public var name: String
+    public var value: [UInt8]
+    public init(_ name: String, _ value: [UInt8]) {
+        self.name = name
+        self.value = value
+    }
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = Array(value.utf8)
+    }
+}
+
+/// A message to produce. `partition` nil lets the configured partitioner (murmur2) choose by key.
+public struct ProducerMessage: Sendable {
+    public var topic: String
+    public var key: [UInt8]?
+    public var value: [UInt8]
+    public var headers: [KafkaHeader]
+    /// Milliseconds since the epoch; nil lets librdkafka use the current time.
+    public var timestampMs: Int64?
+    public var partition: Int32?
+
+    public init(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = [],
+                timestampMs: Int64? = nil, partition: Int32? = nil) {
+        self.topic = topic
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestampMs = timestampMs
+        self.partition = partition
+    }
+}
+
+/// A consumed message, copied out of librdkafka's buffers.
+public struct KafkaMessage: Sendable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+    public var key: [UInt8]?
+    public var value: [UInt8]
+    public var headers: [KafkaHeader]
+    public var timestampMs: Int64?
+
+    public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8],
+                headers: [KafkaHeader] = [], timestampMs: Int64? = nil) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestampMs = timestampMs
+    }
+
+    public func header(_ name: String) -> [UInt8]? {
+        headers.first { $0.name == name }?.value
+    }
+    public var topicPartition: TopicPartition { TopicPartition(topic, partition) }
+}
+
+/// The outcome of one produced message, reported by librdkafka once the broker acknowledged it
+/// (or it finally failed after librdkafka's own retries).
+public struct DeliveryReport: Sendable {
+    public var topic: String
+    public var partition: Int32
+    /// The token given to `send`.
+    public var token: UInt
+    public var result: Result<Int64, KafkaError>
+}
+
+public struct TopicMetadata: Sendable, Equatable {
+    public var name: String
+    public var partitions: [Int32]
+}
+
+public struct Watermarks: Sendable, Equatable {
+    public var low: Int64
+    public var high: Int64
+    public init(low: Int64, high: Int64) {
+        self.low = low
+        self.high = high
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+import Synchronization
+
+/// Turns SIGINT and SIGTERM into a flag that long-running loops check, so that every process can stop
+/// at a safe point (after a flush or a checkpoint) instead of dying mid-write.
+public final class StopSignal: Sendable {
+    private let stopped = Atomic<Bool>(false)
+    private let signalName = Mutex<String?>(nil)
+    private nonisolated(unsafe) var sources: [DispatchSourceSignal] = []
+
+    public init(handleSignals: Bool = true) {
+        guard handleSignals else { return }
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [self] in
+                signalName.withLock { $0 = sig == SIGINT ? "SIGINT" : "SIGTERM" }
+                if stopped.exchange(true, ordering: .acquiringAndReleasing) {
+                    // A second Ctrl-C: the user insists.
+                    FileHandle.standardError.write(Data("second signal: exiting now\n".utf8))
+                    exit(130)
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    public var isStopped: Bool { stopped.load(ordering: .acquiring) }
+    public var receivedSignal: String? { signalName.withLock { $0 } }
+    public func stop() { stopped.store(true, ordering: .releasing) }
+
+    /// Sleeps in small steps until stopped or `duration` passed.
+    public func sleep(_ duration: Duration) {
+        let deadline = ContinuousClock.now + duration
+        while !isStopped && ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+}

@@ -1,0 +1,223 @@
+import Foundation
+import Kafka
+import Logging
+import Synchronization
+import Testing
+
+let testLogger: Logger = {
+    var logger = Logger(label: "test")
+    logger.logLevel = .critical
+    return logger
+}()
+
+/// Polls until `count` messages arrived or `timeout` passed.
+func consume(_ consumer: KafkaConsumer, count: Int, timeout: Duration = .seconds(30)) throws -> [KafkaMessage] {
+    var out: [KafkaMessage] = []
+    let deadline = ContinuousClock.now + timeout
+    while out.count < count && ContinuousClock.now < deadline {
+        out += try consumer.poll(maxMessages: 500, timeout: .milliseconds(200))
+    }
+    return out
+}
+
+@Suite("Kafka layer on the embedded broker", .serialized)
+struct EmbeddedBrokerTests {
+    @Test func roundTripPreservesKeysHeadersAndTimestamps() throws {
+        let broker = try EmbeddedBroker(brokers: 1, logger: testLogger)
+        try broker.createTopic("rt", partitions: 3)
+        let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: testLogger)
+        let base: Int64 = 1_741_947_751_123
+        for i in 0..<200 {
+            try producer.send(ProducerMessage(topic: "rt", key: Array("cus_\(i % 17)".utf8), value: Array("v\(i)".utf8),
+                                              headers: [KafkaHeader("event-type", "t\(i % 3)"), KafkaHeader("schema", "1")],
+                                              timestampMs: base + Int64(i)))
+        }
+        try producer.flush()
+        #expect(producer.statistics.delivered == 200)
+        #expect(producer.statistics.failed == 0)
+
+        let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: testLogger)
+        try consumer.assign([TopicPartition("rt", 0): .beginning, TopicPartition("rt", 1): .beginning, TopicPartition("rt", 2): .beginning])
+        let got = try consume(consumer, count: 200)
+        #expect(got.count == 200)
+        var partitionOfKey: [String: Int32] = [:]
+        for m in got {
+            let i = Int(String(decoding: m.value.dropFirst(), as: UTF8.self))!
+            #expect(m.key == Array("cus_\(i % 17)".utf8))
+            #expect(m.header("event-type") == Array("t\(i % 3)".utf8))
+            #expect(m.header("schema") == Array("1".utf8))
+            #expect(m.timestampMs == base + Int64(i))
+            // The same key always lands in the same partition (murmur2).
+            let key = String(decoding: m.key!, as: UTF8.self)
+            if let p = partitionOfKey[key] { #expect(p == m.partition) } else { partitionOfKey[key] = m.partition }
+        }
+        consumer.close()
+    }
+
+    @Test func murmur2PartitionerMatchesJavaClient() throws {
+        // The Java client's murmur2 partitioner puts these keys in these partitions of 6 (hash & 0x7fffffff) % 6.
+        let broker = try EmbeddedBroker(brokers: 1, logger: testLogger)
+        try broker.createTopic("m2", partitions: 6)
+        let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: testLogger)
+        let keys = (0..<50).map { "cus_\($0)" }
+        for k in keys { try producer.send(ProducerMessage(topic: "m2", key: Array(k.utf8), value: Array(k.utf8))) }
+        try producer.flush()
+        let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: testLogger)
+        try consumer.assign(Dictionary(uniqueKeysWithValues: (0..<6).map { (TopicPartition("m2", Int32($0)), KafkaOffset.beginning) }))
+        let got = try consume(consumer, count: keys.count)
+        #expect(got.count == keys.count)
+        for m in got {
+            #expect(Int32(Murmur2.partition(for: m.key!, partitionCount: 6)) == m.partition)
+        }
+    }
+
+    @Test func startOffsetsFromTheApplicationAreHonoured() throws {
+        let broker = try EmbeddedBroker(brokers: 1, logger: testLogger)
+        try broker.createTopic("so", partitions: 2)
+        let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: testLogger)
+        for i in 0..<100 {
+            try producer.send(ProducerMessage(topic: "so", key: nil, value: Array("\(i)".utf8), partition: Int32(i % 2)))
+        }
+        try producer.flush()
+        let assigned = Mutex<[TopicPartition]>([])
+        let handler = RebalanceHandler(onAssign: { parts in
+            assigned.withLock { $0 = parts }
+            return [TopicPartition("so", 0): KafkaOffset(40), TopicPartition("so", 1): KafkaOffset(45)]
+        })
+        let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers, ["group.id": "g-so"]),
+                                         logger: testLogger, rebalance: handler)
+        try consumer.subscribe(["so"])
+        let got = try consume(consumer, count: 15)
+        #expect(got.count == 15)
+        #expect(Set(assigned.withLock { $0 }) == [TopicPartition("so", 0), TopicPartition("so", 1)])
+        #expect(got.filter { $0.partition == 0 }.map(\.offset).min() == 40)
+        #expect(got.filter { $0.partition == 1 }.map(\.offset).min() == 45)
+        consumer.close()
+    }
+
+    @Test func twoConsumersInOneGroupSplitPartitionsAndHandOverOnRebalance() throws {
+        let broker = try EmbeddedBroker(brokers: 1, logger: testLogger)
+        try broker.createTopic("grp", partitions: 4)
+        let config = KafkaConfig(bootstrapServers: broker.bootstrapServers,
+                                 ["group.id": "g-split", "session.timeout.ms": "6000", "heartbeat.interval.ms": "500"])
+        let owned = Mutex<[Int: Set<TopicPartition>]>([:])
+        func handler(_ id: Int) -> RebalanceHandler {
+            RebalanceHandler(onAssign: { parts in
+                owned.withLock { $0[id, default: []].formUnion(parts) }
+                return Dictionary(uniqueKeysWithValues: parts.map { ($0, KafkaOffset.beginning) })
+            }, onRevoke: { parts in
+                owned.withLock { $0[id, default: []].subtract(parts) }
+            })
+        }
+        let a = try KafkaConsumer(config: config, logger: testLogger, rebalance: handler(1))
+        let b = try KafkaConsumer(config: config, logger: testLogger, rebalance: handler(2))
+        try a.subscribe(["grp"])
+        try b.subscribe(["grp"])
+        let deadline = ContinuousClock.now + .seconds(30)
+        func split() -> (Set<TopicPartition>, Set<TopicPartition>) { owned.withLock { ($0[1] ?? [], $0[2] ?? []) } }
+        while ContinuousClock.now < deadline {
+            _ = try a.poll(timeout: .milliseconds(100))
+            _ = try b.poll(timeout: .milliseconds(100))
+            let (x, y) = split()
+            if x.count == 2 && y.count == 2 { break }
+        }
+        let (x, y) = split()
+        #expect(x.count == 2 && y.count == 2)
+        #expect(x.isDisjoint(with: y))
+        #expect(x.union(y).count == 4)
+
+        // b leaves; a takes over all four.
+        let deadline2 = ContinuousClock.now + .seconds(30)
+        let closer = Thread { b.close() }
+        closer.start()
+        while ContinuousClock.now < deadline2 {
+            _ = try a.poll(timeout: .milliseconds(100))
+            if split().0.count == 4 { break }
+        }
+        #expect(split().0.count == 4)
+        a.close()
+    }
+
+    @Test func idempotentProducerDeliversExactlyOnceAcrossABrokerOutage() throws {
+        let broker = try EmbeddedBroker(brokers: 1, logger: testLogger)
+        try broker.createTopic("idem", partitions: 2)
+        let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: testLogger)
+        let total = 3000
+        for i in 0..<total {
+            if i == 1000 { try broker.setBrokerDown(1) }
+            if i == 2000 {
+                Thread.sleep(forTimeInterval: 3)
+                try broker.setBrokerUp(1)
+            }
+            try producer.send(ProducerMessage(topic: "idem", key: Array("k\(i % 10)".utf8), value: Array("\(i)".utf8)))
+        }
+        try producer.flush(timeout: .seconds(60))
+        #expect(producer.statistics.delivered == total)
+        #expect(producer.statistics.failed == 0)
+        let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: testLogger)
+        try consumer.assign([TopicPartition("idem", 0): .beginning, TopicPartition("idem", 1): .beginning])
+        let got = try consume(consumer, count: total, timeout: .seconds(30))
+        let values = got.map { String(decoding: $0.value, as: UTF8.self) }
+        #expect(values.count == total)
+        #expect(Set(values).count == total)
+    }
+
+    @Test func unreachableBootstrapGivesAClearErrorInBoundedTime() throws {
+        let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: "127.0.0.1:1"), logger: testLogger)
+        let start = ContinuousClock.now
+        #expect(throws: KafkaError.self) { _ = try admin.metadata(timeout: .seconds(3)) }
+        #expect(ContinuousClock.now - start < .seconds(10))
+    }
+
+    @Test func badPropertyIsRejectedByName() throws {
+        let error = #expect(throws: KafkaError.self) {
+            _ = try KafkaProducer(config: KafkaConfig(["no.such.property": "1"]), logger: testLogger)
+        }
+        #expect(error?.kind == .configuration)
+        #expect(error?.message.contains("no.such.property") == true)
+    }
+
+    @Test func consumerBehindRetentionReportsTheLostRange() throws {
+        let broker = try EmbeddedBroker(brokers: 1, logger: testLogger)
+        try broker.createTopic("ret", partitions: 1)
+        let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers,
+                                                             ["compression.type": "none"]), logger: testLogger)
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<9000 {  // 9000 × 1 KiB: well past the embedded broker's ~5 MiB per partition
+            let value = (0..<1024).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            try producer.send(ProducerMessage(topic: "ret", key: nil, value: value, partition: 0))
+        }
+        try producer.flush()
+        let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: testLogger)
+        let marks = try admin.watermarks(TopicPartition("ret", 0))
+        #expect(marks.high == 9000)
+        #expect(marks.low > 0)
+        let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: testLogger)
+        try consumer.assign([TopicPartition("ret", 0): KafkaOffset(0)])
+        var caught: KafkaError? = nil
+        let deadline = ContinuousClock.now + .seconds(20)
+        while caught == nil && ContinuousClock.now < deadline {
+            do { _ = try consumer.poll(timeout: .milliseconds(200)) } catch let e as KafkaError { caught = e }
+        }
+        #expect(caught?.kind == .offsetOutOfRange)
+        #expect(caught?.message.contains("0..<\(marks.low)") == true)
+    }
+
+    @Test func metadataListsTopicsOfAThreeBrokerCluster() throws {
+        let broker = try EmbeddedBroker(brokers: 3, logger: testLogger)
+        try broker.createTopic("meta", partitions: 5, replicationFactor: 3)
+        let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: testLogger)
+        let meta = try admin.metadata(topic: "meta")
+        #expect(meta.first?.partitions == [0, 1, 2, 3, 4])
+        #expect(try admin.watermarks(TopicPartition("meta", 4)) == Watermarks(low: 0, high: 0))
+    }
+
+    @Test func createTopicsFailsWithinItsTimeoutWhenTheBrokerCannotAnswer() throws {
+        // librdkafka 2.0.2's mock cluster does not implement CreateTopics; real Kafka does (see README).
+        let broker = try EmbeddedBroker(brokers: 1, logger: testLogger)
+        let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: testLogger)
+        let start = ContinuousClock.now
+        #expect(throws: KafkaError.self) { try admin.createTopics([(name: "x", partitions: 2, replicationFactor: 1)], timeout: .seconds(2)) }
+        #expect(ContinuousClock.now - start < .seconds(8))
+    }
+}
