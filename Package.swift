@@ -45,6 +45,8 @@ let package = Package(
         .executableTarget(name: "payments-producer", dependencies: ["UndercurrentCLI"]),
         .executableTarget(name: "engagement-producer", dependencies: ["UndercurrentCLI"]),
         .executableTarget(name: "marts-consumer", dependencies: ["UndercurrentCLI"]),
+        // Throughput harness for BENCHMARKS.md (build with -c release).
+        .executableTarget(name: "undercurrent-bench", dependencies: ["UndercurrentCLI", "Kafka", "Events", "Simulation", "Marts", "Checkpoints"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "EventsTests", dependencies: ["Events"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Events"]),

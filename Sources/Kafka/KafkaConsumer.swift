@@ -102,26 +102,78 @@ public final class KafkaConsumer: Sendable {
 
     /// Up to `maxMessages` messages, waiting at most `timeout` for the first. Serves rebalance callbacks.
     /// Transient broker errors are logged and counted, not thrown: librdkafka retries them itself.
-    public func poll(maxMessages: Int = 1000, timeout: Duration = .milliseconds(100)) throws -> [KafkaMessage] {
+    /// `includeHeaders: false` skips parsing headers, for callers that do not read them.
+    public func poll(maxMessages: Int = 1000, timeout: Duration = .milliseconds(100),
+                     includeHeaders: Bool = true) throws -> [KafkaMessage] {
         if let error = pendingError.withLock({ e -> KafkaError? in defer { e = nil }; return e }) { throw error }
         guard !closed.load(ordering: .relaxed) else { throw KafkaError(kind: .closed, message: "consumer is closed") }
         var buffer = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: maxMessages)
         let count = rd_kafka_consume_batch_queue(queue.handle, Self.ms(timeout), &buffer, maxMessages)
         if count < 0 { throw KafkaError(rd_kafka_last_error(), context: "consume") }
-        var messages: [KafkaMessage] = []
-        messages.reserveCapacity(count)
+        guard count > 0 else { return [] }
+        defer { for i in 0..<count { if let raw = buffer[i] { rd_kafka_message_destroy(raw) } } }
+
+        // Every good message of the batch is returned (librdkafka has moved past them); the first fatal
+        // error is thrown by this call when there is none, else by the next one.
+        var good = 0
+        var totalBytes = 0
         var firstError: KafkaError? = nil
-        var topicCache = topicNames.withLock { $0 }
-        defer { if topicCache.count != topicNames.withLock({ $0.count }) { topicNames.withLock { [topicCache] in $0 = topicCache } } }
         for i in 0..<count {
             guard let raw = buffer[i] else { continue }
-            defer { rd_kafka_message_destroy(raw) }
             let msg = raw.pointee
             if msg.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                if firstError == nil { messages.append(Self.copy(raw, topicCache: &topicCache)) }
+                good += 1
+                totalBytes += msg.len + msg.key_len
                 continue
             }
-            if firstError == nil, let error = classify(raw) { firstError = error }
+            if let error = classify(raw), firstError == nil { firstError = error }
+        }
+
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(totalBytes)
+        var spans: [(key: Range<Int>?, value: Range<Int>)] = []
+        spans.reserveCapacity(good)
+        var accepted: [UnsafeMutablePointer<rd_kafka_message_t>] = []
+        accepted.reserveCapacity(good)
+        for i in 0..<count {
+            guard let raw = buffer[i] else { continue }
+            let msg = raw.pointee
+            if msg.err != RD_KAFKA_RESP_ERR_NO_ERROR { continue }
+            var keyRange: Range<Int>? = nil
+            if let key = msg.key {
+                let start = bytes.count
+                bytes.append(contentsOf: UnsafeRawBufferPointer(start: key, count: msg.key_len))
+                keyRange = start..<bytes.count
+            }
+            let start = bytes.count
+            if let payload = msg.payload {
+                bytes.append(contentsOf: UnsafeRawBufferPointer(start: payload, count: msg.len))
+            }
+            spans.append((keyRange, start..<bytes.count))
+            accepted.append(raw)
+        }
+
+        var messages: [KafkaMessage] = []
+        messages.reserveCapacity(accepted.count)
+        topicNames.withLock { topicCache in
+            for (i, raw) in accepted.enumerated() {
+                let msg = raw.pointee
+                var topic = ""
+                if let rkt = msg.rkt {
+                    let address = Int(bitPattern: UnsafeRawPointer(rkt))
+                    if let cached = topicCache[address] { topic = cached } else {
+                        topic = String(cString: rd_kafka_topic_name(rkt))
+                        topicCache[address] = topic
+                    }
+                }
+                var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+                let ts = rd_kafka_message_timestamp(raw, &tsType)
+                messages.append(KafkaMessage(
+                    topic: topic, partition: msg.partition, offset: msg.offset,
+                    key: spans[i].key.map { bytes[$0] }, value: bytes[spans[i].value],
+                    headers: includeHeaders ? Self.headers(of: raw) : [],
+                    timestampMs: tsType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts))
+            }
         }
         if let firstError {
             if messages.isEmpty { throw firstError }
@@ -177,35 +229,20 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
-    private static func copy(_ raw: UnsafeMutablePointer<rd_kafka_message_t>, topicCache: inout [Int: String]) -> KafkaMessage {
-        let msg = raw.pointee
-        var topic = ""
-        if let rkt = msg.rkt {
-            let address = Int(bitPattern: UnsafeRawPointer(rkt))
-            if let cached = topicCache[address] { topic = cached } else {
-                topic = String(cString: rd_kafka_topic_name(rkt))
-                topicCache[address] = topic
-            }
-        }
-        let value = msg.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: msg.len)) } ?? []
-        let key = msg.key.map { Array(UnsafeRawBufferPointer(start: $0, count: msg.key_len)) }
+    private static func headers(of raw: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {
         var headers: [KafkaHeader] = []
         var hdrs: OpaquePointer? = nil
-        if rd_kafka_message_headers(raw, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
-            var idx = 0
-            var name: UnsafePointer<CChar>? = nil
-            var val: UnsafeRawPointer? = nil
-            var size = 0
-            while rd_kafka_header_get_all(hdrs, idx, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
-                let bytes = val.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
-                headers.append(KafkaHeader(name.map { String(cString: $0) } ?? "", bytes))
-                idx += 1
-            }
+        guard rd_kafka_message_headers(raw, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return [] }
+        var idx = 0
+        var name: UnsafePointer<CChar>? = nil
+        var val: UnsafeRawPointer? = nil
+        var size = 0
+        while rd_kafka_header_get_all(hdrs, idx, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+            let bytes = val.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+            headers.append(KafkaHeader(name.map { String(cString: $0) } ?? "", bytes))
+            idx += 1
         }
-        var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-        let ts = rd_kafka_message_timestamp(raw, &tsType)
-        return KafkaMessage(topic: topic, partition: msg.partition, offset: msg.offset, key: key, value: value,
-                            headers: headers, timestampMs: tsType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts)
+        return headers
     }
 
     static func ms(_ d: Duration) -> Int32 {

@@ -21,7 +21,13 @@ public final class KafkaProducer: Sendable {
     ]
 
     private let client: NativeClient
-    private let topics = Mutex<[String: TopicHandle]>([:])
+    private let topics = Mutex<TopicHandles>(TopicHandles())
+
+    /// Topic handles by name, plus the last one used: producers mostly send to one topic in a row.
+    struct TopicHandles {
+        var handles: [String: TopicHandle] = [:]
+        var last: TopicHandle? = nil
+    }
     private let poller: PollThread
     private let logger: Logger
     private let enqueued = Atomic<Int>(0)
@@ -37,7 +43,11 @@ public final class KafkaProducer: Sendable {
             rd_kafka_conf_set_dr_msg_cb(conf, deliveryCallback)
         }
         let client = self.client
-        self.poller = PollThread(name: "kafka-producer-poll") { _ = rd_kafka_poll(client.handle, 100) }
+        // Polls without blocking inside librdkafka: a thread parked in rd_kafka_poll(timeout) is woken for
+        // every delivery batch, which costs more than a short sleep when nothing was served (≤ 1 ms latency).
+        self.poller = PollThread(name: "kafka-producer-poll") {
+            if rd_kafka_poll(client.handle, 0) == 0 { usleep(1000) }
+        }
     }
 
     deinit {
@@ -74,18 +84,23 @@ public final class KafkaProducer: Sendable {
     /// thread of your own, not from Swift's cooperative pool; `sendAsync` is the pool-friendly form.
     public func send(_ message: ProducerMessage, token: UInt = 0, maxWait: Duration = .seconds(300)) throws {
         let topic = try topicHandle(message.topic)
-        let deadline = ContinuousClock.now + maxWait
+        var deadline: ContinuousClock.Instant? = nil
         while true {
             let err = enqueue(message, topic: topic, token: token)
             if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                // Serving delivery reports on the sending thread now and then is cheaper than waking the
+                // poll thread for each batch of them.
                 enqueued.add(1, ordering: .relaxed)
+                _ = rd_kafka_poll(client.handle, 0)
                 return
             }
             guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else {
                 throw KafkaError(err, context: "produce to \(message.topic)")
             }
             backpressureWaits.add(1, ordering: .relaxed)
-            if ContinuousClock.now >= deadline {
+            let limit = deadline ?? ContinuousClock.now + maxWait
+            deadline = limit
+            if ContinuousClock.now >= limit {
                 throw KafkaError(err, context: "produce to \(message.topic): in-flight queue still full after \(maxWait)")
             }
             // Serve delivery reports here too: it frees queue space sooner than waiting for the poll thread.
@@ -151,9 +166,14 @@ public final class KafkaProducer: Sendable {
 
     private func topicHandle(_ name: String) throws -> TopicHandle {
         try topics.withLock { topics in
-            if let handle = topics[name] { return handle }
+            if let last = topics.last, last.name == name { return last }
+            if let handle = topics.handles[name] {
+                topics.last = handle
+                return handle
+            }
             let handle = try TopicHandle(client: client, name: name)
-            topics[name] = handle
+            topics.handles[name] = handle
+            topics.last = handle
             return handle
         }
     }

@@ -70,17 +70,18 @@ public struct ProducerMessage: Sendable {
     }
 }
 
-/// A consumed message, copied out of librdkafka's buffers.
+/// A consumed message, copied out of librdkafka's buffers. The keys and values of one polled batch share
+/// one buffer (slices of it), so a message costs no allocation of its own.
 public struct KafkaMessage: Sendable {
     public var topic: String
     public var partition: Int32
     public var offset: Int64
-    public var key: [UInt8]?
-    public var value: [UInt8]
+    public var key: ArraySlice<UInt8>?
+    public var value: ArraySlice<UInt8>
     public var headers: [KafkaHeader]
     public var timestampMs: Int64?
 
-    public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8],
+    public init(topic: String, partition: Int32, offset: Int64, key: ArraySlice<UInt8>?, value: ArraySlice<UInt8>,
                 headers: [KafkaHeader] = [], timestampMs: Int64? = nil) {
         self.topic = topic
         self.partition = partition
