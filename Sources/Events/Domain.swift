@@ -1,0 +1,239 @@
+/// Event time: milliseconds since 1970-01-01T00:00:00Z.
+public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var ms: Int64
+    public init(ms: Int64) { self.ms = ms }
+
+    public static func < (a: Timestamp, b: Timestamp) -> Bool { a.ms < b.ms }
+    public static let millisecondsPerDay: Int64 = 86_400_000
+
+    public var month: Month {
+        let (y, m, _) = CivilDate.fromDays(Int64(floorDiv(ms, Self.millisecondsPerDay)))
+        return Month(year: Int(y), month: Int(m))
+    }
+
+    public var dayNumber: Int64 { floorDiv(ms, Self.millisecondsPerDay) }
+
+    public func adding(days: Int64) -> Timestamp { Timestamp(ms: ms + days * Self.millisecondsPerDay) }
+    public func adding(ms delta: Int64) -> Timestamp { Timestamp(ms: ms + delta) }
+
+    public init(year: Int, month: Int, day: Int, hour: Int = 0, minute: Int = 0, second: Int = 0, millisecond: Int = 0) {
+        let days = CivilDate.toDays(year: Int64(year), month: Int64(month), day: Int64(day))
+        ms = days * Self.millisecondsPerDay + Int64(hour) * 3_600_000 + Int64(minute) * 60_000 + Int64(second) * 1000 + Int64(millisecond)
+    }
+
+    /// RFC 3339 UTC with milliseconds: `2025-03-14T10:22:31.123Z`.
+    public var description: String { String(decoding: rfc3339Bytes, as: UTF8.self) }
+
+    public var rfc3339Bytes: [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(24)
+        appendRFC3339(to: &out)
+        return out
+    }
+
+    public func appendRFC3339(to out: inout [UInt8]) {
+        let days = floorDiv(ms, Self.millisecondsPerDay)
+        let rem = ms - days * Self.millisecondsPerDay
+        let (y, m, d) = CivilDate.fromDays(days)
+        appendDigits(&out, Int(y), 4); out.append(UInt8(ascii: "-"))
+        appendDigits(&out, Int(m), 2); out.append(UInt8(ascii: "-"))
+        appendDigits(&out, Int(d), 2); out.append(UInt8(ascii: "T"))
+        appendDigits(&out, Int(rem / 3_600_000), 2); out.append(UInt8(ascii: ":"))
+        appendDigits(&out, Int(rem / 60_000 % 60), 2); out.append(UInt8(ascii: ":"))
+        appendDigits(&out, Int(rem / 1000 % 60), 2); out.append(UInt8(ascii: "."))
+        appendDigits(&out, Int(rem % 1000), 3); out.append(UInt8(ascii: "Z"))
+    }
+
+    /// Parses exactly `YYYY-MM-DDTHH:MM:SS.mmmZ` with a real calendar time in the years 2000-2099.
+    public init?<S: Collection<UInt8>>(rfc3339 bytes: S) {
+        let b = Array(bytes)
+        guard b.count == 24, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x54, b[13] == 0x3A, b[16] == 0x3A,
+              b[19] == 0x2E, b[23] == 0x5A,
+              let year = digits(b, 0, 4), let month = digits(b, 5, 2), let day = digits(b, 8, 2),
+              let hour = digits(b, 11, 2), let minute = digits(b, 14, 2), let second = digits(b, 17, 2),
+              let milli = digits(b, 20, 3),
+              (2000...2099).contains(year), (1...12).contains(month),
+              day >= 1, day <= CivilDate.daysIn(year: year, month: month),
+              hour < 24, minute < 60, second < 60
+        else { return nil }
+        self.init(year: year, month: month, day: day, hour: hour, minute: minute, second: second, millisecond: milli)
+    }
+
+    public init?(rfc3339 text: String) { self.init(rfc3339: Array(text.utf8)) }
+}
+
+/// A UTC calendar month, `YYYY-MM`.
+public struct Month: Hashable, Comparable, Sendable, CustomStringConvertible, Strideable {
+    /// year * 12 + (month - 1)
+    public var index: Int32
+    public init(index: Int32) { self.index = index }
+    public init(year: Int, month: Int) { index = Int32(year * 12 + month - 1) }
+
+    public var year: Int { Int(index) / 12 }
+    public var month: Int { Int(index) % 12 + 1 }
+    public static func < (a: Month, b: Month) -> Bool { a.index < b.index }
+    public func advanced(by n: Int) -> Month { Month(index: index + Int32(n)) }
+    public func distance(to other: Month) -> Int { Int(other.index - index) }
+    public var next: Month { advanced(by: 1) }
+    public var previous: Month { advanced(by: -1) }
+
+    /// The first instant of the month.
+    public var start: Timestamp { Timestamp(year: year, month: month, day: 1) }
+
+    public var description: String {
+        var out = [UInt8]()
+        appendDigits(&out, year, 4)
+        out.append(UInt8(ascii: "-"))
+        appendDigits(&out, month, 2)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public init?(_ text: String) {
+        let b = Array(text.utf8)
+        guard b.count == 7, b[4] == 0x2D, let y = digits(b, 0, 4), let m = digits(b, 5, 2), (1...12).contains(m) else { return nil }
+        self.init(year: y, month: m)
+    }
+}
+
+/// A calendar date `YYYY-MM-DD`, as days since 1970-01-01.
+public struct Day: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var days: Int64
+    public init(days: Int64) { self.days = days }
+    public init(_ t: Timestamp) { days = t.dayNumber }
+    public static func < (a: Day, b: Day) -> Bool { a.days < b.days }
+
+    public var description: String {
+        let (y, m, d) = CivilDate.fromDays(days)
+        var out = [UInt8]()
+        appendDigits(&out, Int(y), 4); out.append(UInt8(ascii: "-"))
+        appendDigits(&out, Int(m), 2); out.append(UInt8(ascii: "-"))
+        appendDigits(&out, Int(d), 2)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public init?<S: Collection<UInt8>>(iso bytes: S) {
+        let b = Array(bytes)
+        guard b.count == 10, b[4] == 0x2D, b[7] == 0x2D,
+              let y = digits(b, 0, 4), let m = digits(b, 5, 2), let d = digits(b, 8, 2),
+              (2000...2099).contains(y), (1...12).contains(m), d >= 1, d <= CivilDate.daysIn(year: y, month: m)
+        else { return nil }
+        days = CivilDate.toDays(year: Int64(y), month: Int64(m), day: Int64(d))
+    }
+}
+
+/// Money: an integer count of cents.
+public typealias Cents = Int64
+
+public enum Plan: String, Sendable, CaseIterable, Hashable, Comparable {
+    case free, standard, premium, enterprise
+    public static let paid: [Plan] = [.standard, .premium, .enterprise]
+    public var isPaid: Bool { self != .free }
+    public static func < (a: Plan, b: Plan) -> Bool { a.rank < b.rank }
+    var rank: Int { switch self { case .free: 0; case .standard: 1; case .premium: 2; case .enterprise: 3 } }
+}
+
+public enum DeclineType: String, Sendable, CaseIterable, Hashable { case soft, hard }
+
+public enum FailureReason: String, Sendable, CaseIterable, Hashable, Comparable {
+    case insufficientFunds = "insufficient_funds"
+    case doNotHonor = "do_not_honor"
+    case genericDecline = "generic_decline"
+    case cardVelocityExceeded = "card_velocity_exceeded"
+    case processingError = "processing_error"
+    case gatewayTimeout = "gateway_timeout"
+    case authenticationRequired = "authentication_required"
+    case expiredCard = "expired_card"
+    case incorrectNumber = "incorrect_number"
+    case stolenCard = "stolen_card"
+    case fraudulent
+
+    public var declineType: DeclineType {
+        switch self {
+        case .expiredCard, .incorrectNumber, .stolenCard, .fraudulent: .hard
+        default: .soft
+        }
+    }
+
+    /// Who can fix it (events.md's table).
+    public var owner: String {
+        switch self {
+        case .insufficientFunds, .doNotHonor, .cardVelocityExceeded: "dunning: retry timing"
+        case .genericDecline: "dunning, customer outreach"
+        case .processingError, .gatewayTimeout: "engineering: gateway integration"
+        case .authenticationRequired: "engineering: 3-D Secure / SCA flow"
+        case .expiredCard, .incorrectNumber: "customer: card update flow"
+        case .stolenCard, .fraudulent: "risk team"
+        }
+    }
+
+    public static func < (a: FailureReason, b: FailureReason) -> Bool { a.rawValue < b.rawValue }
+}
+
+public enum Cancellation: String, Sendable, CaseIterable, Hashable { case voluntary, involuntary }
+public enum CompanySize: String, Sendable, CaseIterable, Hashable { case smb, midMarket = "mid_market" }
+public enum CancelSource: String, Sendable, CaseIterable, Hashable {
+    case cancelPage = "cancel_page", downgradeFlow = "downgrade_flow", supportTicket = "support_ticket"
+}
+public enum PaymentMethod: String, Sendable, CaseIterable, Hashable {
+    case card, sepaDebit = "sepa_debit", achDebit = "ach_debit"
+}
+
+// MARK: - Calendar arithmetic (proleptic Gregorian, Howard Hinnant's civil-from-days)
+
+enum CivilDate {
+    static func toDays(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = floorDiv(y, 400)
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    static func fromDays(_ z0: Int64) -> (Int64, Int64, Int64) {
+        let z = z0 + 719_468
+        let era = floorDiv(z, 146_097)
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    }
+
+    static func daysIn(year: Int, month: Int) -> Int {
+        switch month {
+        case 2: (year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)) ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
+    }
+}
+
+@inline(__always) func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+    let q = a / b
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+}
+
+@inline(__always) func digits(_ b: [UInt8], _ at: Int, _ n: Int) -> Int? {
+    var v = 0
+    for i in at..<(at + n) {
+        let c = b[i]
+        guard c >= 0x30 && c <= 0x39 else { return nil }
+        v = v * 10 + Int(c - 0x30)
+    }
+    return v
+}
+
+@inline(__always) func appendDigits(_ out: inout [UInt8], _ value: Int, _ width: Int) {
+    var div = 1
+    for _ in 1..<width { div *= 10 }
+    var v = value
+    for _ in 0..<width {
+        out.append(UInt8(0x30 + (v / div) % 10))
+        v %= div
+        div /= 10
+    }
+}

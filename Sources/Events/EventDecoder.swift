@@ -1,0 +1,424 @@
+/// Decodes and validates one Kafka message value against events.md.
+///
+/// A specialised single-pass JSON scanner: it reads the top-level object, keeps the values of the
+/// fields events.md names, skips (but still checks) everything else, and then applies the validation
+/// rules. It never traps on input: every failure is a `Rejection`.
+public enum EventDecoder {
+    public static let maxValueBytes = 64 * 1024
+    /// Nesting allowed inside ignored fields before the message is rejected.
+    public static let maxDepth = 32
+
+    /// - Parameters:
+    ///   - topic: the input topic the message came from (nil: accept any topic, as for archives that name it per line).
+    ///   - key: the Kafka key, when present; it must equal `customer_id`.
+    public static func decode(_ value: ArraySlice<UInt8>, topic: InputTopic?, key: ArraySlice<UInt8>? = nil) -> Result<Event, Rejection> {
+        do throws(Rejection) {
+            return .success(try decodeOrThrow(value, topic: topic, key: key))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    public static func decode(_ value: [UInt8], topic: InputTopic?, key: [UInt8]? = nil) -> Result<Event, Rejection> {
+        decode(value[...], topic: topic, key: key.map { $0[...] })
+    }
+
+    public static func decodeOrThrow(_ value: ArraySlice<UInt8>, topic: InputTopic?, key: ArraySlice<UInt8>?) throws(Rejection) -> Event {
+        guard value.count <= maxValueBytes else {
+            throw Rejection(.tooLarge, "value is \(value.count) bytes, more than \(maxValueBytes)")
+        }
+        var fields = Fields()
+        try scanObject(value.span, base: value.startIndex, into: &fields)
+        return try Validator(input: value, fields: fields).event(topic: topic, key: key)
+    }
+}
+
+// MARK: - Field names events.md defines
+
+enum FieldName: Int, CaseIterable {
+    case schema, eventID, type, occurredAt, customerID
+    case plan, industry, companySize, country, channel, subscriptionID, mrrCents, fromPlan, toPlan
+    case fromMrrCents, toMrrCents, cancellation, invoiceID, amountCents, currency, periodStart, periodEnd
+    case attempts, paymentID, attempt, failureReason, declineType, nextRetryAt, paymentMethod
+    case feature, coreValue, sessionID, source
+
+    var wireName: String {
+        switch self {
+        case .schema: "schema"
+        case .eventID: "event_id"
+        case .type: "type"
+        case .occurredAt: "occurred_at"
+        case .customerID: "customer_id"
+        case .plan: "plan"
+        case .industry: "industry"
+        case .companySize: "company_size"
+        case .country: "country"
+        case .channel: "channel"
+        case .subscriptionID: "subscription_id"
+        case .mrrCents: "mrr_cents"
+        case .fromPlan: "from_plan"
+        case .toPlan: "to_plan"
+        case .fromMrrCents: "from_mrr_cents"
+        case .toMrrCents: "to_mrr_cents"
+        case .cancellation: "cancellation"
+        case .invoiceID: "invoice_id"
+        case .amountCents: "amount_cents"
+        case .currency: "currency"
+        case .periodStart: "period_start"
+        case .periodEnd: "period_end"
+        case .attempts: "attempts"
+        case .paymentID: "payment_id"
+        case .attempt: "attempt"
+        case .failureReason: "failure_reason"
+        case .declineType: "decline_type"
+        case .nextRetryAt: "next_retry_at"
+        case .paymentMethod: "payment_method"
+        case .feature: "feature"
+        case .coreValue: "core_value"
+        case .sessionID: "session_id"
+        case .source: "source"
+        }
+    }
+
+    /// Open-addressing table from a key's bytes to its field, built once.
+    static let table: FieldTable = FieldTable()
+}
+
+struct FieldTable: Sendable {
+    static let size = 128
+    private var slots: [(hash: UInt32, name: [UInt8], field: Int)?] = Array(repeating: nil, count: FieldTable.size)
+
+    init() {
+        for f in FieldName.allCases {
+            let name = Array(f.wireName.utf8)
+            let h = FieldTable.hash(name[...])
+            var i = Int(h) & (Self.size - 1)
+            while slots[i] != nil { i = (i + 1) & (Self.size - 1) }
+            slots[i] = (h, name, f.rawValue)
+        }
+    }
+
+    static func hash(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+        var h: UInt32 = 2_166_136_261
+        for b in bytes { h = (h ^ UInt32(b)) &* 16_777_619 }
+        return h
+    }
+
+    func lookup(_ bytes: ArraySlice<UInt8>) -> Int? {
+        let h = Self.hash(bytes)
+        var i = Int(h) & (Self.size - 1)
+        while let slot = slots[i] {
+            if slot.hash == h && slot.name.elementsEqual(bytes) { return slot.field }
+            i = (i + 1) & (Self.size - 1)
+        }
+        return nil
+    }
+}
+
+/// A scanned JSON value. Strings are kept as positions in the input.
+enum ScannedValue {
+    case string(Range<Int>, escaped: Bool)
+    /// An integer written without sign, fraction or exponent, at most 2^53.
+    case integer(Int64)
+    /// Any other number (negative, fractional, exponent, too large).
+    case otherNumber
+    case bool(Bool)
+    case null
+    case composite
+}
+
+struct Fields {
+    var values = [ScannedValue?](repeating: nil, count: FieldName.allCases.count)
+    var seen: UInt64 = 0
+    var unknownKeys: Set<[UInt8]> = []
+}
+
+// MARK: - Scanner
+
+private let maxSafeInteger: Int64 = 1 << 53
+
+@inline(__always) private func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 }
+
+@inline(__always) private func skipSpace(_ s: borrowing Span<UInt8>, _ pos: inout Int) {
+    while pos < s.count && isSpace(s[pos]) { pos += 1 }
+}
+
+private func invalid(_ what: String, _ pos: Int) -> Rejection {
+    Rejection(.invalidJSON, "\(what) at byte \(pos)")
+}
+
+private func scanObject(_ s: borrowing Span<UInt8>, base: Int, into fields: inout Fields) throws(Rejection) {
+    var pos = 0
+    skipSpace(s, &pos)
+    guard pos < s.count else { throw Rejection(.invalidJSON, "empty value") }
+    guard s[pos] == UInt8(ascii: "{") else {
+        // Distinguish "valid JSON, but not an object" from garbage.
+        let c = s[pos]
+        if c == UInt8(ascii: "[") || c == UInt8(ascii: "\"") || c == UInt8(ascii: "t") || c == UInt8(ascii: "f")
+            || c == UInt8(ascii: "n") || c == UInt8(ascii: "-") || (c >= 0x30 && c <= 0x39) {
+            throw Rejection(.notAnObject, "the value is not a JSON object")
+        }
+        throw invalid("expected '{'", pos)
+    }
+    pos += 1
+    skipSpace(s, &pos)
+    if pos < s.count && s[pos] == UInt8(ascii: "}") {
+        pos += 1
+    } else {
+        while true {
+            skipSpace(s, &pos)
+            guard pos < s.count, s[pos] == 0x22 else { throw invalid("expected a key", pos) }
+            let (keyRange, keyEscaped) = try scanString(s, &pos)
+            skipSpace(s, &pos)
+            guard pos < s.count, s[pos] == UInt8(ascii: ":") else { throw invalid("expected ':'", pos) }
+            pos += 1
+            skipSpace(s, &pos)
+            let value = try scanValue(s, &pos, depth: 1)
+            try record(s, base: base, keyRange: keyRange, keyEscaped: keyEscaped, value: value, into: &fields)
+            skipSpace(s, &pos)
+            guard pos < s.count else { throw invalid("unterminated object", pos) }
+            if s[pos] == UInt8(ascii: ",") { pos += 1; continue }
+            if s[pos] == UInt8(ascii: "}") { pos += 1; break }
+            throw invalid("expected ',' or '}'", pos)
+        }
+    }
+    skipSpace(s, &pos)
+    guard pos == s.count else { throw invalid("trailing bytes after the object", pos) }
+}
+
+private func record(_ s: borrowing Span<UInt8>, base: Int, keyRange: Range<Int>, keyEscaped: Bool, value: ScannedValue,
+                    into fields: inout Fields) throws(Rejection) {
+    var key = [UInt8]()
+    key.reserveCapacity(keyRange.count)
+    for i in keyRange { key.append(s[i]) }
+    if keyEscaped { key = try unescapeSlice(key[...]) }
+    if let field = FieldName.table.lookup(key[...]) {
+        let bit: UInt64 = 1 << UInt64(field)
+        if fields.seen & bit != 0 {
+            throw Rejection(.repeatedKey, "key \"\(FieldName(rawValue: field)!.wireName)\" appears twice")
+        }
+        fields.seen |= bit
+        fields.values[field] = value
+    } else {
+        if !fields.unknownKeys.insert(key).inserted {
+            throw Rejection(.repeatedKey, "key \"\(printable(key))\" appears twice")
+        }
+    }
+}
+
+/// Scans a string starting at its opening quote; returns the range of its content (without quotes).
+private func scanString(_ s: borrowing Span<UInt8>, _ pos: inout Int) throws(Rejection) -> (Range<Int>, Bool) {
+    pos += 1
+    let start = pos
+    var escaped = false
+    while pos < s.count {
+        let c = s[pos]
+        if c == 0x22 {
+            let range = start..<pos
+            pos += 1
+            return (range, escaped)
+        }
+        if c == 0x5C {
+            escaped = true
+            guard pos + 1 < s.count else { break }
+            let e = s[pos + 1]
+            switch e {
+            case 0x22, 0x5C, 0x2F, UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                pos += 2
+            case UInt8(ascii: "u"):
+                guard pos + 5 < s.count else { throw invalid("truncated \\u escape", pos) }
+                for i in 2...5 where hexValue(s[pos + i]) == nil { throw invalid("bad \\u escape", pos) }
+                pos += 6
+            default:
+                throw invalid("bad escape", pos)
+            }
+            continue
+        }
+        if c < 0x20 { throw invalid("control character in a string", pos) }
+        if c < 0x80 { pos += 1; continue }
+        pos = try validateUTF8Sequence(s, pos)
+    }
+    throw invalid("unterminated string", pos)
+}
+
+/// Checks one multi-byte UTF-8 sequence at `pos`; returns the position after it.
+private func validateUTF8Sequence(_ s: borrowing Span<UInt8>, _ pos: Int) throws(Rejection) -> Int {
+    let c = s[pos]
+    var need = 0
+    var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
+    switch c {
+    case 0xC2...0xDF: need = 1
+    case 0xE0: need = 2; lo = 0xA0
+    case 0xE1...0xEC, 0xEE, 0xEF: need = 2
+    case 0xED: need = 2; hi = 0x9F
+    case 0xF0: need = 3; lo = 0x90
+    case 0xF1...0xF3: need = 3
+    case 0xF4: need = 3; hi = 0x8F
+    default: throw Rejection(.invalidUTF8, "invalid UTF-8 byte 0x\(String(c, radix: 16)) at byte \(pos)")
+    }
+    guard pos + need < s.count else { throw Rejection(.invalidUTF8, "truncated UTF-8 sequence at byte \(pos)") }
+    let first = s[pos + 1]
+    guard first >= lo && first <= hi else { throw Rejection(.invalidUTF8, "invalid UTF-8 sequence at byte \(pos)") }
+    var i = 2
+    while i <= need {
+        let cc = s[pos + i]
+        guard cc & 0xC0 == 0x80 else { throw Rejection(.invalidUTF8, "invalid UTF-8 sequence at byte \(pos)") }
+        i += 1
+    }
+    return pos + need + 1
+}
+
+@inline(__always) private func hexValue(_ c: UInt8) -> UInt32? {
+    switch c {
+    case 0x30...0x39: UInt32(c - 0x30)
+    case 0x41...0x46: UInt32(c - 0x41 + 10)
+    case 0x61...0x66: UInt32(c - 0x61 + 10)
+    default: nil
+    }
+}
+
+private func scanValue(_ s: borrowing Span<UInt8>, _ pos: inout Int, depth: Int) throws(Rejection) -> ScannedValue {
+    guard pos < s.count else { throw invalid("expected a value", pos) }
+    let c = s[pos]
+    switch c {
+    case 0x22:
+        let (range, escaped) = try scanString(s, &pos)
+        return .string(range, escaped: escaped)
+    case UInt8(ascii: "t"):
+        try literal(s, &pos, "true")
+        return .bool(true)
+    case UInt8(ascii: "f"):
+        try literal(s, &pos, "false")
+        return .bool(false)
+    case UInt8(ascii: "n"):
+        try literal(s, &pos, "null")
+        return .null
+    case UInt8(ascii: "-"), 0x30...0x39:
+        return try scanNumber(s, &pos)
+    case UInt8(ascii: "{"), UInt8(ascii: "["):
+        try skipComposite(s, &pos, depth: depth)
+        return .composite
+    default:
+        throw invalid("unexpected character", pos)
+    }
+}
+
+private func literal(_ s: borrowing Span<UInt8>, _ pos: inout Int, _ word: StaticString) throws(Rejection) {
+    let n = word.utf8CodeUnitCount
+    guard pos + n <= s.count else { throw invalid("truncated literal", pos) }
+    let p = word.utf8Start
+    for i in 0..<n where s[pos + i] != p[i] { throw invalid("bad literal", pos) }
+    pos += n
+}
+
+private func scanNumber(_ s: borrowing Span<UInt8>, _ pos: inout Int) throws(Rejection) -> ScannedValue {
+    let start = pos
+    var conforming = true
+    if s[pos] == UInt8(ascii: "-") { conforming = false; pos += 1 }
+    guard pos < s.count, s[pos] >= 0x30 && s[pos] <= 0x39 else { throw invalid("bad number", start) }
+    var value: Int64 = 0
+    if s[pos] == 0x30 {
+        pos += 1
+        if pos < s.count && s[pos] >= 0x30 && s[pos] <= 0x39 { throw invalid("leading zero in a number", start) }
+    } else {
+        while pos < s.count && s[pos] >= 0x30 && s[pos] <= 0x39 {
+            if value <= maxSafeInteger { value = value * 10 + Int64(s[pos] - 0x30) }
+            pos += 1
+        }
+    }
+    if pos < s.count && s[pos] == UInt8(ascii: ".") {
+        conforming = false
+        pos += 1
+        guard pos < s.count, s[pos] >= 0x30 && s[pos] <= 0x39 else { throw invalid("bad fraction", start) }
+        while pos < s.count && s[pos] >= 0x30 && s[pos] <= 0x39 { pos += 1 }
+    }
+    if pos < s.count && (s[pos] == UInt8(ascii: "e") || s[pos] == UInt8(ascii: "E")) {
+        conforming = false
+        pos += 1
+        if pos < s.count && (s[pos] == UInt8(ascii: "+") || s[pos] == UInt8(ascii: "-")) { pos += 1 }
+        guard pos < s.count, s[pos] >= 0x30 && s[pos] <= 0x39 else { throw invalid("bad exponent", start) }
+        while pos < s.count && s[pos] >= 0x30 && s[pos] <= 0x39 { pos += 1 }
+    }
+    if conforming && value <= maxSafeInteger { return .integer(value) }
+    return .otherNumber
+}
+
+/// Skips an object or array, checking its syntax, iteratively with a depth limit.
+private func skipComposite(_ s: borrowing Span<UInt8>, _ pos: inout Int, depth: Int) throws(Rejection) {
+    var stack: [Bool] = []  // open containers, true = object
+    try openContainer(s, &pos, &stack, depth: depth)
+    var atStart = true      // just after '{' or '[': an immediate close is allowed
+    while true {
+        skipSpace(s, &pos)
+        guard pos < s.count else { throw invalid("unterminated container", pos) }
+        if atStart {
+            atStart = false
+            let isObject = stack[stack.count - 1]
+            if s[pos] == (isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) {
+                pos += 1
+                stack.removeLast()
+                if stack.isEmpty { return }
+                try afterValue(s, &pos, &stack)
+                if stack.isEmpty { return }
+                continue
+            }
+            if isObject {
+                try memberKey(s, &pos)
+                skipSpace(s, &pos)
+                guard pos < s.count else { throw invalid("expected a value", pos) }
+            }
+        }
+        if s[pos] == UInt8(ascii: "{") || s[pos] == UInt8(ascii: "[") {
+            try openContainer(s, &pos, &stack, depth: depth)
+            atStart = true
+            continue
+        }
+        _ = try scanValue(s, &pos, depth: depth + stack.count)
+        try afterValue(s, &pos, &stack)
+        if stack.isEmpty { return }
+    }
+}
+
+private func openContainer(_ s: borrowing Span<UInt8>, _ pos: inout Int, _ stack: inout [Bool], depth: Int) throws(Rejection) {
+    stack.append(s[pos] == UInt8(ascii: "{"))
+    guard depth + stack.count <= EventDecoder.maxDepth else {
+        throw Rejection(.invalidJSON, "nested deeper than \(EventDecoder.maxDepth) levels")
+    }
+    pos += 1
+}
+
+/// In an object, reads `"key":` before a member's value.
+private func memberKey(_ s: borrowing Span<UInt8>, _ pos: inout Int) throws(Rejection) {
+    skipSpace(s, &pos)
+    guard pos < s.count, s[pos] == 0x22 else { throw invalid("expected a key", pos) }
+    _ = try scanString(s, &pos)
+    skipSpace(s, &pos)
+    guard pos < s.count, s[pos] == UInt8(ascii: ":") else { throw invalid("expected ':'", pos) }
+    pos += 1
+}
+
+/// After a value: ',' (and in an object the next key), or closing brackets, possibly several.
+private func afterValue(_ s: borrowing Span<UInt8>, _ pos: inout Int, _ stack: inout [Bool]) throws(Rejection) {
+    while true {
+        skipSpace(s, &pos)
+        guard pos < s.count else { throw invalid("unterminated container", pos) }
+        let isObject = stack[stack.count - 1]
+        let c = s[pos]
+        if c == UInt8(ascii: ",") {
+            pos += 1
+            if isObject { try memberKey(s, &pos) }
+            return
+        }
+        guard c == (isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) else {
+            throw invalid("expected ',' or a closing bracket", pos)
+        }
+        pos += 1
+        stack.removeLast()
+        if stack.isEmpty { return }
+    }
+}
+
+func printable(_ bytes: [UInt8]) -> String {
+    let text = String(decoding: bytes.prefix(64), as: UTF8.self)
+    return String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
+}

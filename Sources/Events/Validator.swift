@@ -1,0 +1,229 @@
+/// Applies events.md's validation rules to the scanned fields and builds the `Event`.
+struct Validator {
+    let input: ArraySlice<UInt8>
+    let fields: Fields
+
+    func event(topic: InputTopic?, key: ArraySlice<UInt8>?) throws(Rejection) -> Event {
+        guard case .integer(1)? = fields.values[FieldName.schema.rawValue] else {
+            if fields.values[FieldName.schema.rawValue] == nil { throw Rejection(.missingField, "schema") }
+            throw Rejection(.unsupportedSchema, "schema must be the integer 1")
+        }
+        let typeName = try rawString(.type)
+        guard let type = EventType(rawValue: typeName) else {
+            throw Rejection(.unknownType, "unknown type \"\(printable(Array(typeName.utf8)))\"")
+        }
+        if let topic, type.topic != topic {
+            throw Rejection(.wrongTopic, "\(type.rawValue) belongs on topic \(type.topic.rawValue), not \(topic.rawValue)")
+        }
+        let eventID = try identifier(.eventID, maxBytes: 128)
+        let customerID = try identifier(.customerID, maxBytes: 64)
+        if let key, !key.elementsEqual(customerID.utf8) {
+            throw Rejection(.keyMismatch, "Kafka key \"\(printable(Array(key.prefix(64))))\" is not customer_id \"\(customerID)\"")
+        }
+        let occurredAt = try time(.occurredAt)
+        return Event(eventID: eventID, occurredAt: occurredAt, customerID: customerID, payload: try payload(type))
+    }
+
+    private func payload(_ type: EventType) throws(Rejection) -> Event.Payload {
+        switch type {
+        case .customerSignedUp:
+            return .customerSignedUp(plan: try enumeration(.plan), industry: try text(.industry),
+                                     companySize: try enumeration(.companySize), country: try text(.country),
+                                     channel: try text(.channel))
+        case .subscriptionStarted:
+            return .subscriptionStarted(subscriptionID: try text(.subscriptionID), plan: try enumeration(.plan),
+                                        mrrCents: try integer(.mrrCents))
+        case .subscriptionPlanChanged:
+            return .subscriptionPlanChanged(subscriptionID: try text(.subscriptionID), fromPlan: try enumeration(.fromPlan),
+                                            toPlan: try enumeration(.toPlan), fromMrrCents: try integer(.fromMrrCents),
+                                            toMrrCents: try integer(.toMrrCents))
+        case .subscriptionCanceled:
+            return .subscriptionCanceled(subscriptionID: try text(.subscriptionID), plan: try enumeration(.plan),
+                                         mrrCents: try integer(.mrrCents), cancellation: try enumeration(.cancellation))
+        case .invoiceIssued:
+            return .invoiceIssued(invoiceID: try text(.invoiceID), subscriptionID: try text(.subscriptionID),
+                                  plan: try enumeration(.plan), amountCents: try integer(.amountCents),
+                                  currency: try text(.currency), periodStart: try day(.periodStart), periodEnd: try day(.periodEnd))
+        case .invoicePaid:
+            return .invoicePaid(invoiceID: try text(.invoiceID), plan: try enumeration(.plan), amountCents: try integer(.amountCents),
+                                currency: try text(.currency), attempts: try count(.attempts))
+        case .invoiceUncollectible:
+            return .invoiceUncollectible(invoiceID: try text(.invoiceID), plan: try enumeration(.plan),
+                                         amountCents: try integer(.amountCents), currency: try text(.currency),
+                                         attempts: try count(.attempts))
+        case .paymentSucceeded:
+            return .paymentSucceeded(paymentID: try text(.paymentID), invoiceID: try text(.invoiceID), plan: try enumeration(.plan),
+                                     amountCents: try integer(.amountCents), currency: try text(.currency),
+                                     attempt: try count(.attempt))
+        case .paymentFailed:
+            let reason: FailureReason = try enumeration(.failureReason)
+            let decline: DeclineType = try enumeration(.declineType)
+            guard reason.declineType == decline else {
+                throw Rejection(.invalidValue, "decline_type \"\(decline.rawValue)\" does not match failure_reason \"\(reason.rawValue)\" (\(reason.declineType.rawValue))")
+            }
+            let next: Timestamp?
+            switch fields.values[FieldName.nextRetryAt.rawValue] {
+            case nil: throw Rejection(.missingField, "next_retry_at")
+            case .null?: next = nil
+            default: next = try time(.nextRetryAt)
+            }
+            return .paymentFailed(paymentID: try text(.paymentID), invoiceID: try text(.invoiceID), plan: try enumeration(.plan),
+                                  amountCents: try integer(.amountCents), currency: try text(.currency),
+                                  attempt: try count(.attempt), failureReason: reason, nextRetryAt: next)
+        case .paymentMethodUpdated:
+            return .paymentMethodUpdated(paymentMethod: try enumeration(.paymentMethod))
+        case .featureUsed:
+            guard let v = fields.values[FieldName.coreValue.rawValue] else { throw Rejection(.missingField, "core_value") }
+            guard case let .bool(core) = v else { throw Rejection(.wrongType, "core_value must be true or false") }
+            return .featureUsed(feature: try text(.feature), coreValue: core, sessionID: try text(.sessionID))
+        case .cancelIntent:
+            return .cancelIntent(source: try enumeration(.source))
+        }
+    }
+
+    // MARK: Field readers
+
+    private func value(_ f: FieldName) throws(Rejection) -> ScannedValue {
+        guard let v = fields.values[f.rawValue] else { throw Rejection(.missingField, f.wireName) }
+        return v
+    }
+
+    /// The string's bytes with escapes resolved.
+    private func bytes(_ f: FieldName) throws(Rejection) -> ArraySlice<UInt8> {
+        guard case let .string(range, escaped) = try value(f) else {
+            throw Rejection(.wrongType, "\(f.wireName) must be a string")
+        }
+        let base = input.startIndex
+        let raw = input[(base + range.lowerBound)..<(base + range.upperBound)]
+        guard escaped else { return raw }
+        return try unescapeSlice(raw)[...]
+    }
+
+    private func rawString(_ f: FieldName) throws(Rejection) -> String {
+        String(decoding: try bytes(f), as: UTF8.self)
+    }
+
+    /// `event_id` and `customer_id`: 1 to `maxBytes` bytes of `A-Z a-z 0-9 _ - . :`.
+    private func identifier(_ f: FieldName, maxBytes: Int) throws(Rejection) -> String {
+        let b = try bytes(f)
+        guard !b.isEmpty, b.count <= maxBytes else {
+            throw Rejection(.invalidValue, "\(f.wireName) must be 1 to \(maxBytes) bytes, got \(b.count)")
+        }
+        for c in b {
+            let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                || c == 0x5F || c == 0x2D || c == 0x2E || c == 0x3A
+            guard ok else {
+                throw Rejection(.invalidValue, "\(f.wireName) may hold only A-Z a-z 0-9 _ - . : (got \"\(printable(Array(b)))\")")
+            }
+        }
+        return String(decoding: b, as: UTF8.self)
+    }
+
+    /// Other strings: 1 to 256 bytes, no control characters.
+    private func text(_ f: FieldName) throws(Rejection) -> String {
+        let b = try bytes(f)
+        guard !b.isEmpty, b.count <= 256 else {
+            throw Rejection(.invalidValue, "\(f.wireName) must be 1 to 256 bytes, got \(b.count)")
+        }
+        let s = String(decoding: b, as: UTF8.self)
+        for u in s.unicodeScalars where u.value < 0x20 || (u.value >= 0x7F && u.value < 0xA0) {
+            throw Rejection(.invalidValue, "\(f.wireName) contains a control character")
+        }
+        return s
+    }
+
+    private func enumeration<E: RawRepresentable>(_ f: FieldName) throws(Rejection) -> E where E.RawValue == String {
+        let s = try rawString(f)
+        guard let e = E(rawValue: s) else {
+            throw Rejection(.invalidValue, "\(f.wireName) \"\(printable(Array(s.utf8)))\" is not one of events.md's values")
+        }
+        return e
+    }
+
+    /// An integer in 0...2^53 written without fraction or exponent.
+    private func integer(_ f: FieldName) throws(Rejection) -> Int64 {
+        switch try value(f) {
+        case let .integer(n): return n
+        case .otherNumber: throw Rejection(.invalidValue, "\(f.wireName) must be an integer from 0 to 2^53 without fraction or exponent")
+        default: throw Rejection(.wrongType, "\(f.wireName) must be an integer")
+        }
+    }
+
+    /// `attempt`/`attempts`: an integer of at least 1.
+    private func count(_ f: FieldName) throws(Rejection) -> Int {
+        let n = try integer(f)
+        guard n >= 1 else { throw Rejection(.invalidValue, "\(f.wireName) must be at least 1") }
+        guard n <= Int64(Int32.max) else { throw Rejection(.invalidValue, "\(f.wireName) is implausibly large") }
+        return Int(n)
+    }
+
+    private func time(_ f: FieldName) throws(Rejection) -> Timestamp {
+        guard case .string = try value(f) else { throw Rejection(.wrongType, "\(f.wireName) must be a time string") }
+        let b = try bytes(f)
+        guard let t = Timestamp(rfc3339: b) else {
+            throw Rejection(.invalidTime, "\(f.wireName) \"\(printable(Array(b.prefix(40))))\" is not a time YYYY-MM-DDTHH:MM:SS.mmmZ in 2000-2099")
+        }
+        return t
+    }
+
+    private func day(_ f: FieldName) throws(Rejection) -> Day {
+        let b = try bytes(f)
+        guard let d = Day(iso: b) else {
+            throw Rejection(.invalidTime, "\(f.wireName) \"\(printable(Array(b.prefix(40))))\" is not a date YYYY-MM-DD in 2000-2099")
+        }
+        return d
+    }
+}
+
+/// Resolves the escapes of a string's raw content (already checked by the scanner).
+func unescapeSlice(_ raw: ArraySlice<UInt8>) throws(Rejection) -> [UInt8] {
+    var out = [UInt8]()
+    out.reserveCapacity(raw.count)
+    var i = raw.startIndex
+    func hex4(_ at: Int) -> UInt32 {
+        var v: UInt32 = 0
+        for k in 0..<4 {
+            let c = raw[at + k]
+            let d: UInt32 = switch c {
+            case 0x30...0x39: UInt32(c - 0x30)
+            case 0x41...0x46: UInt32(c - 0x41 + 10)
+            default: UInt32(c &- 0x61 &+ 10) & 0xF
+            }
+            v = v << 4 | d
+        }
+        return v
+    }
+    func append(_ v: UInt32) {
+        if let scalar = Unicode.Scalar(v) { out.append(contentsOf: Array(String(Character(scalar)).utf8)) }
+    }
+    while i < raw.endIndex {
+        let c = raw[i]
+        guard c == 0x5C else { out.append(c); i += 1; continue }
+        let e = raw[i + 1]
+        switch e {
+        case UInt8(ascii: "b"): out.append(0x08); i += 2
+        case UInt8(ascii: "f"): out.append(0x0C); i += 2
+        case UInt8(ascii: "n"): out.append(0x0A); i += 2
+        case UInt8(ascii: "r"): out.append(0x0D); i += 2
+        case UInt8(ascii: "t"): out.append(0x09); i += 2
+        case UInt8(ascii: "u"):
+            let v = hex4(i + 2)
+            i += 6
+            if v >= 0xD800 && v < 0xDC00 {
+                guard i + 6 <= raw.endIndex, raw[i] == 0x5C, raw[i + 1] == UInt8(ascii: "u") else {
+                    throw Rejection(.invalidUTF8, "lone surrogate in a \\u escape")
+                }
+                let low = hex4(i + 2)
+                guard low >= 0xDC00 && low < 0xE000 else { throw Rejection(.invalidUTF8, "lone surrogate in a \\u escape") }
+                i += 6
+                append(0x10000 + ((v - 0xD800) << 10) + (low - 0xDC00))
+            } else if v >= 0xDC00 && v < 0xE000 {
+                throw Rejection(.invalidUTF8, "lone surrogate in a \\u escape")
+            } else {
+                append(v)
+            }
+        default: out.append(e); i += 2
+        }
+    }
+    return out
+}
