@@ -14,6 +14,21 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     public var dayNumber: Int64 { floorDiv(ms, Self.millisecondsPerDay) }
 
     public func adding(days: Int64) -> Timestamp { Timestamp(ms: ms + days * Self.millisecondsPerDay) }
+
+    /// The same day and time `n` calendar months later, the day clamped to the month's length
+    /// (a subscription anniversary).
+    public func addingMonths(_ n: Int, anchorDay: Int? = nil) -> Timestamp {
+        let days = floorDiv(ms, Self.millisecondsPerDay)
+        let rem = ms - days * Self.millisecondsPerDay
+        let (y, m, d) = CivilDate.fromDays(days)
+        let index = Int(y) * 12 + Int(m) - 1 + n
+        let year = index / 12, month = index % 12 + 1
+        let day = min(anchorDay ?? Int(d), CivilDate.daysIn(year: year, month: month))
+        return Timestamp(ms: CivilDate.toDays(year: Int64(year), month: Int64(month), day: Int64(day)) * Self.millisecondsPerDay + rem)
+    }
+
+    /// Day of the month, 1-31.
+    public var dayOfMonth: Int { Int(CivilDate.fromDays(floorDiv(ms, Self.millisecondsPerDay)).2) }
     public func adding(ms delta: Int64) -> Timestamp { Timestamp(ms: ms + delta) }
 
     public init(year: Int, month: Int, day: Int, hour: Int = 0, minute: Int = 0, second: Int = 0, millisecond: Int = 0) {

@@ -65,18 +65,19 @@ public enum EventEncoder {
         out = w.out
     }
 
-    struct Writer {
-        var out: [UInt8]
+    public struct Writer {
+        public var out: [UInt8]
+        public init(out: [UInt8]) { self.out = out }
 
-        mutating func raw(_ s: StaticString) {
+        public mutating func raw(_ s: StaticString) {
             s.withUTF8Buffer { out.append(contentsOf: $0) }
         }
 
-        mutating func raw(_ s: String) {
+        public mutating func raw(_ s: String) {
             out.append(contentsOf: s.utf8)
         }
 
-        mutating func string(_ s: String) {
+        public mutating func string(_ s: String) {
             out.append(0x22)
             for c in s.utf8 {
                 switch c {
@@ -91,7 +92,7 @@ public enum EventEncoder {
             out.append(0x22)
         }
 
-        mutating func field(_ name: StaticString, _ value: String) {
+        public mutating func field(_ name: StaticString, _ value: String) {
             out.append(UInt8(ascii: ","))
             out.append(0x22)
             raw(name)
@@ -100,7 +101,7 @@ public enum EventEncoder {
             string(value)
         }
 
-        mutating func field(_ name: StaticString, _ value: Int64) {
+        public mutating func field(_ name: StaticString, _ value: Int64) {
             out.append(UInt8(ascii: ","))
             out.append(0x22)
             raw(name)
@@ -109,7 +110,7 @@ public enum EventEncoder {
             appendInt(value)
         }
 
-        mutating func appendInt(_ v: Int64) {
+        public mutating func appendInt(_ v: Int64) {
             if v < 0 {
                 out.append(UInt8(ascii: "-"))
                 appendInt(v == .min ? Int64.max : -v)  // never reached with valid events

@@ -12,6 +12,7 @@ public struct Undercurrent: ParsableCommand {
             BrokerCommand.self,
             DemoCommand.self,
             SmokeCommand.self,
+            SimulateCommand.self,
         ]
     )
 

@@ -1,0 +1,121 @@
+import Events
+import Foundation
+
+/// Buffered writing of archive lines to a file (or stdout for "-").
+public final class ArchiveWriter {
+    private let handle: FileHandle
+    private var buffer: [UInt8] = []
+    private let path: String
+    private let tempPath: String?
+
+    /// Writes to a temporary file renamed into place by `close()`, so an interrupted run never leaves a
+    /// truncated archive under the final name.
+    public init(path: String) throws {
+        self.path = path
+        if path == "-" {
+            handle = FileHandle.standardOutput
+            tempPath = nil
+        } else {
+            let temp = path + ".partial"
+            guard FileManager.default.createFile(atPath: temp, contents: nil) else {
+                throw CLIError("cannot create \(temp)")
+            }
+            handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temp))
+            tempPath = temp
+        }
+        buffer.reserveCapacity(1 << 20)
+    }
+
+    public func write(_ record: ArchiveRecord) throws {
+        record.appendLine(to: &buffer)
+        if buffer.count >= 1 << 20 { try flush() }
+    }
+
+    public func flush() throws {
+        guard !buffer.isEmpty else { return }
+        try handle.write(contentsOf: buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    public func close() throws {
+        try flush()
+        if let tempPath {
+            try handle.synchronize()
+            try handle.close()
+            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+            try FileManager.default.moveItem(atPath: tempPath, toPath: path)
+        }
+    }
+}
+
+/// Reads an archive line by line. A malformed line is reported with its line number.
+public struct ArchiveReader: Sequence {
+    public let path: String
+    public init(path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else { throw CLIError("archive \(path) does not exist") }
+        self.path = path
+    }
+
+    public func makeIterator() -> Iterator { Iterator(handle: FileHandle(forReadingAtPath: path)) }
+
+    public struct Iterator: IteratorProtocol {
+        let handle: FileHandle?
+        var buffer: [UInt8] = []
+        var position = 0
+        var eof = false
+        public private(set) var lineNumber = 0
+
+        init(handle: FileHandle?) { self.handle = handle }
+
+        public mutating func next() -> Result<ArchiveRecord, CLIError>? {
+            while true {
+                if let nl = buffer[position...].firstIndex(of: 0x0A) {
+                    let line = buffer[position..<nl]
+                    position = nl + 1
+                    lineNumber += 1
+                    if line.isEmpty { continue }
+                    return ArchiveReader.parse(line, lineNumber: lineNumber)
+                }
+                if eof {
+                    guard position < buffer.count else { return nil }
+                    let line = buffer[position...]
+                    position = buffer.count
+                    lineNumber += 1
+                    return ArchiveReader.parse(line, lineNumber: lineNumber)
+                }
+                buffer.removeFirst(position)
+                position = 0
+                let chunk = handle?.readData(ofLength: 1 << 20) ?? Data()
+                if chunk.isEmpty { eof = true } else { buffer.append(contentsOf: chunk) }
+            }
+        }
+    }
+
+    static func parse(_ line: ArraySlice<UInt8>, lineNumber: Int) -> Result<ArchiveRecord, CLIError> {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+              let topic = object["topic"] as? String else {
+            return .failure(CLIError("archive line \(lineNumber): not an archive record"))
+        }
+        var value: [UInt8]
+        if let v = object["value"] as? String { value = Array(v.utf8) }
+        else if let b = object["value_base64"] as? String, let d = Data(base64Encoded: b) { value = Array(d) }
+        else { return .failure(CLIError("archive line \(lineNumber): no value")) }
+        var timestamp: Timestamp? = nil
+        if let t = object["timestamp"] as? String {
+            guard let parsed = Timestamp(rfc3339: t) else { return .failure(CLIError("archive line \(lineNumber): bad timestamp")) }
+            timestamp = parsed
+        }
+        let headers = ((object["headers"] as? [String: String]) ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        _ = value.count
+        return .success(ArchiveRecord(topic: topic, partition: (object["partition"] as? NSNumber)?.int32Value,
+                                      offset: (object["offset"] as? NSNumber)?.int64Value,
+                                      key: (object["key"] as? String).map { Array($0.utf8) }, timestamp: timestamp,
+                                      headers: headers, value: value))
+    }
+}
+
+/// A one-line error for the user.
+public struct CLIError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

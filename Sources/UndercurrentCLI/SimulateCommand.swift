@@ -1,0 +1,82 @@
+import ArgumentParser
+import Events
+import Foundation
+import Simulation
+
+/// Runs the simulation and writes every event, merged in event-time order, to an NDJSON archive.
+public struct SimulateRun {
+    public var world: World
+    public init(world: World) { self.world = world }
+
+    public struct Summary: Sendable {
+        public var events: Int
+        public var byTopic: [String: Int]
+    }
+
+    public mutating func write(to writer: ArchiveWriter, stop: StopSignal? = nil, progress: ((Int, Timestamp) -> Void)? = nil) throws -> Summary {
+        var byTopic: [String: Int] = [:]
+        var value = [UInt8]()
+        var n = 0
+        while let event = world.next() {
+            value.removeAll(keepingCapacity: true)
+            EventEncoder.encode(event, into: &value)
+            try writer.write(ArchiveRecord(event: event, value: value))
+            byTopic[event.topic.rawValue, default: 0] += 1
+            n += 1
+            if n & 0xFFFF == 0 {
+                progress?(n, event.occurredAt)
+                if stop?.isStopped == true { break }
+            }
+        }
+        return Summary(events: n, byTopic: byTopic)
+    }
+}
+
+struct SimulateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Simulate the business without Kafka: every event, in event-time order, into an NDJSON archive.",
+        discussion: "The archive format is documented in README.md; it is the input of replay and of marts-consumer --from-archive."
+    )
+
+    @Option(help: "Archive to write (- for stdout).") var out: String
+    @Option(help: "Also write the ground truth (incident windows, churn propensities and churn times) as JSON.") var truth: String?
+    @OptionGroup var simulation: SimulationOptions
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let stop = StopSignal()
+        var run = SimulateRun(world: try simulation.world())
+        let writer = try ArchiveWriter(path: out)
+        let started = ContinuousClock.now
+        let summary = try run.write(to: writer, stop: stop) { n, t in
+            let s = (ContinuousClock.now - started).seconds
+            Console.progress("simulated \(n) events, at \(t.month) (\(Int(Double(n) / max(s, 0.001))) events/s)")
+        }
+        Console.endProgress()
+        if stop.isStopped {
+            try? FileManager.default.removeItem(atPath: out + ".partial")
+            Console.err("interrupted: no archive written")
+            throw ExitCode(130)
+        }
+        try writer.close()
+        if let truth {
+            let gt = GroundTruth(incidents: run.world.incidents, customers: run.world.truth)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(gt).write(to: URL(fileURLWithPath: truth), options: .atomic)
+        }
+        let topics = summary.byTopic.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        Console.err("wrote \(summary.events) events (\(topics)) to \(out) in \(String(format: "%.1f", (ContinuousClock.now - started).seconds)) s")
+    }
+}
+
+/// What the simulator knows that no event shows, for scoring alerts and risk.
+public struct GroundTruth: Codable, Sendable {
+    public var incidents: [IncidentWindow]
+    public var customers: [CustomerTruth]
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

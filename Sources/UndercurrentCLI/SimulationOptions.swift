@@ -1,0 +1,61 @@
+import ArgumentParser
+import Events
+import Foundation
+import Simulation
+
+/// The options every simulating command shares (producers, `simulate`, `loadtest`, the demo).
+public struct SimulationOptions: ParsableArguments {
+    @Option(help: "Scenario name: a file config/scenarios/NAME.yaml (baseline, payment-incident, rescue-mission, peak-load).")
+    public var scenario = "baseline"
+    @Option(help: "Random seed: the same seed, scenario and config give the same events.") public var seed: UInt64 = 42
+    @Option(help: "Number of customers.") public var customers = 2000
+    @Option(help: "Start of simulated time, YYYY-MM-DD (UTC).") public var start = "2024-01-01"
+    @Option(help: "Simulated months.") public var months = 24
+    @Option(help: "End of simulated time instead of --months, YYYY-MM-DD.") public var until: String?
+    @Option(help: "Emit shard i of n (customers are split into n disjoint sets), e.g. 0/4.") public var shard = "0/1"
+    @Option(help: "Directory holding baseline.yaml and scenarios/.") public var configDir: String?
+
+    public init() {}
+
+    public func validate() throws {
+        guard customers >= 1 && customers <= 50_000_000 else { throw ValidationError("--customers: expected 1 to 50000000, got \(customers)") }
+        guard months >= 1 && months <= 600 else { throw ValidationError("--months: expected 1 to 600, got \(months)") }
+        _ = try startTime()
+        _ = try endTime()
+        _ = try shardPair()
+    }
+
+    func startTime() throws -> Timestamp {
+        guard let d = Day(iso: Array(start.utf8)) else { throw ValidationError("--start: expected a date YYYY-MM-DD in 2000-2099, got '\(start)'") }
+        return Timestamp(ms: d.days * Timestamp.millisecondsPerDay)
+    }
+
+    func endTime() throws -> Timestamp {
+        if let until {
+            guard let d = Day(iso: Array(until.utf8)) else { throw ValidationError("--until: expected a date YYYY-MM-DD in 2000-2099, got '\(until)'") }
+            let t = Timestamp(ms: d.days * Timestamp.millisecondsPerDay)
+            guard t > (try startTime()) else { throw ValidationError("--until: must be after --start") }
+            return t
+        }
+        return try startTime().addingMonths(months)
+    }
+
+    func shardPair() throws -> (Int, Int) {
+        let parts = shard.split(separator: "/")
+        guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, i >= 0, i < n else {
+            throw ValidationError("--shard: expected i/n with 0 ≤ i < n, e.g. 0/4; got '\(shard)'")
+        }
+        return (i, n)
+    }
+
+    public func parameters() throws -> SimulationParameters {
+        let config = try ConfigLoader.load(scenario: scenario, configDir: try ConfigLoader.directory(configDir))
+        let (i, n) = try shardPair()
+        return SimulationParameters(config: config, seed: seed, customers: customers, start: try startTime(),
+                                    end: try endTime(), shardIndex: i, shardCount: n)
+    }
+
+    public func world() throws -> World {
+        do { return try World(try parameters()) } catch let e as ConfigError { throw ValidationError(e.description) }
+    }
+}
