@@ -49,7 +49,7 @@ let package = Package(
         .executableTarget(name: "undercurrent-bench", dependencies: ["UndercurrentCLI", "Kafka", "Events", "Simulation", "Marts", "Checkpoints"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "EventsTests", dependencies: ["Events"]),
-        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Events"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Events", "UndercurrentCLI"]),
         .testTarget(name: "MartsTests", dependencies: ["Marts", "Events", "Simulation", "Checkpoints"]),
         .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Kafka", .product(name: "Yams", package: "Yams")]),
     ],

@@ -1,0 +1,167 @@
+import Events
+import Foundation
+import Simulation
+import Testing
+import UndercurrentCLI
+
+let repoConfig = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("config")
+
+/// The repository's config/baseline.yaml, loaded as the CLI loads it, with a tweak on top.
+func testConfig(_ tweak: (inout SimulationConfig) -> Void = { _ in }) -> SimulationConfig {
+    var c = try! ConfigLoader.load(scenario: "baseline", configDir: repoConfig)
+    tweak(&c)
+    return c
+}
+
+let simStart = Timestamp(year: 2024, month: 1, day: 1)
+
+func parameters(customers: Int = 400, months: Int = 24, seed: UInt64 = 7, shard: (Int, Int) = (0, 1),
+                _ tweak: (inout SimulationConfig) -> Void = { _ in }) -> SimulationParameters {
+    SimulationParameters(config: testConfig(tweak), seed: seed, customers: customers, start: simStart,
+                         end: simStart.addingMonths(months), shardIndex: shard.0, shardCount: shard.1)
+}
+
+func events(_ p: SimulationParameters) throws -> [Event] { Array(try World(p)) }
+
+@Suite struct WorldTests {
+    @Test func sameSeedGivesByteIdenticalStreams() throws {
+        let a = try events(parameters()).flatMap { EventEncoder.encode($0) }
+        let b = try events(parameters()).flatMap { EventEncoder.encode($0) }
+        #expect(a == b)
+        let c = try events(parameters(seed: 8)).flatMap { EventEncoder.encode($0) }
+        #expect(a != c)
+    }
+
+    @Test func shardsAreDisjointAndTheirUnionIsTheWhole() throws {
+        let whole = try events(parameters())
+        var union: [String: Event] = [:]
+        for i in 0..<3 {
+            for e in try events(parameters(shard: (i, 3))) {
+                #expect(union[e.eventID] == nil, "event \(e.eventID) in two shards")
+                union[e.eventID] = e
+            }
+        }
+        #expect(union.count == whole.count)
+        for e in whole { #expect(union[e.eventID] == e) }
+    }
+
+    @Test func streamIsInEventTimeOrderAndEveryEventValidates() throws {
+        var last = Timestamp(ms: 0)
+        var ids = Set<String>()
+        let p = parameters()
+        for e in try World(p) {
+            #expect(e.occurredAt >= last)
+            #expect(e.occurredAt >= p.start && e.occurredAt < p.end)
+            last = e.occurredAt
+            #expect(ids.insert(e.eventID).inserted)
+            let bytes = EventEncoder.encode(e)
+            let decoded = EventDecoder.decode(bytes, topic: e.topic, key: Array(e.customerID.utf8))
+            #expect((try? decoded.get()) == e)
+        }
+    }
+
+    @Test func causalityRulesHoldForEveryCustomer() throws {
+        let all = try events(parameters(customers: 600))
+        let byCustomer = Dictionary(grouping: all, by: \.customerID)
+        for (customer, evs) in byCustomer {
+            // signed_up first, exactly once.
+            #expect(evs.first?.type == .customerSignedUp, "\(customer)")
+            #expect(evs.filter { $0.type == .customerSignedUp }.count == 1)
+            var issued: [String: Timestamp] = [:]
+            var attempts: [String: [Int]] = [:]
+            var closed: [String: EventType] = [:]
+            var lastAttemptFinal: [String: Bool] = [:]
+            var subscribed = false
+            var uncollectiblePending = false
+            for e in evs {
+                switch e.payload {
+                case .subscriptionStarted:
+                    #expect(!subscribed, "\(customer): start while subscribed")
+                    subscribed = true
+                case let .subscriptionCanceled(_, _, _, kind):
+                    #expect(subscribed)
+                    subscribed = false
+                    if uncollectiblePending { #expect(kind == .involuntary) }
+                    uncollectiblePending = false
+                case let .invoiceIssued(inv, _, _, _, _, _, _):
+                    #expect(subscribed)
+                    #expect(issued[inv] == nil)
+                    issued[inv] = e.occurredAt
+                case let .paymentSucceeded(_, inv, _, _, _, attempt):
+                    #expect(issued[inv].map { $0 <= e.occurredAt } == true)
+                    #expect(attempt == (attempts[inv]?.count ?? 0) + 1)
+                    attempts[inv, default: []].append(attempt)
+                case let .paymentFailed(_, inv, _, _, _, attempt, _, next):
+                    #expect(issued[inv].map { $0 <= e.occurredAt } == true)
+                    #expect(attempt == (attempts[inv]?.count ?? 0) + 1)
+                    #expect(lastAttemptFinal[inv] != true, "attempt after a final one")
+                    attempts[inv, default: []].append(attempt)
+                    lastAttemptFinal[inv] = next == nil
+                case let .invoicePaid(inv, _, _, _, n):
+                    #expect(closed[inv] == nil)
+                    closed[inv] = .invoicePaid
+                    #expect(attempts[inv]?.count == n)
+                case let .invoiceUncollectible(inv, _, _, _, n):
+                    #expect(closed[inv] == nil)
+                    closed[inv] = .invoiceUncollectible
+                    #expect(attempts[inv]?.count == n)
+                    #expect(lastAttemptFinal[inv] == true)
+                    uncollectiblePending = true
+                default: break
+                }
+            }
+        }
+    }
+
+    @Test func observedRatesAreNearTheConfiguredOnes() throws {
+        let all = try events(parameters(customers: 4000, months: 24))
+        var first = 0, firstFailed = 0
+        var reasons: [FailureReason: Int] = [:]
+        var signups = 0, starters = Set<String>()
+        for e in all {
+            switch e.payload {
+            case .customerSignedUp: signups += 1
+            case .subscriptionStarted: starters.insert(e.customerID)
+            case let .paymentSucceeded(_, _, _, _, _, attempt): if attempt == 1 { first += 1 }
+            case let .paymentFailed(_, _, _, _, _, attempt, reason, _):
+                if attempt == 1 { first += 1; firstFailed += 1; reasons[reason, default: 0] += 1 }
+            default: break
+            }
+        }
+        let failureRate = Double(firstFailed) / Double(first)
+        #expect(abs(failureRate - 0.065) < 0.015, "first-attempt failure rate \(failureRate)")
+        let insufficient = Double(reasons[.insufficientFunds] ?? 0) / Double(firstFailed)
+        #expect(abs(insufficient - 0.45) < 0.08, "insufficient funds share \(insufficient)")
+        let conversion = Double(starters.count) / Double(signups)
+        // 0.3 for SMB, 0.45 for mid-market (a quarter of signups); late signups may not convert in time.
+        #expect(conversion > 0.28 && conversion < 0.36, "paid conversion \(conversion)")
+    }
+
+    @Test func incidentRaisesFailuresInsideItsWindowOnly() throws {
+        let p = parameters(customers: 3000, months: 12) { c in
+            c.incidents = try! JSONDecoder().decode([SimulationConfig.Incident].self, from: Data(#"[{"name":"gw","startDay":200,"hours":120,"plan":"premium","reason":"gateway_timeout","failureRate":0.6}]"#.utf8))
+        }
+        let world = try World(p)
+        let window = world.incidents[0]
+        var inside = (0, 0), outside = (0, 0)
+        for e in Array(world) {
+            var plan: Plan? = nil, failed = false, reason: FailureReason? = nil
+            switch e.payload {
+            case let .paymentSucceeded(_, _, pl, _, _, _): plan = pl
+            case let .paymentFailed(_, _, pl, _, _, _, r, _): plan = pl; failed = true; reason = r
+            default: continue
+            }
+            guard plan == .premium else { continue }
+            if e.occurredAt >= window.start && e.occurredAt < window.end {
+                inside.0 += 1; if failed && reason == .gatewayTimeout { inside.1 += 1 }
+            } else {
+                outside.0 += 1; if failed && reason == .gatewayTimeout { outside.1 += 1 }
+            }
+        }
+        let rin = Double(inside.1) / Double(max(inside.0, 1)), rout = Double(outside.1) / Double(max(outside.0, 1))
+        #expect(inside.0 >= 20, "attempts in the window: \(inside.0)")
+        #expect(rin > 0.4, "gateway_timeout rate inside \(rin)")
+        #expect(rout < 0.03, "gateway_timeout rate outside \(rout)")
+    }
+}
