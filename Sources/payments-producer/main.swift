@@ -1,1 +1,2 @@
 import UndercurrentCLI
+PaymentsProducer.main()

@@ -1,0 +1,173 @@
+import ArgumentParser
+import Events
+import Foundation
+import Kafka
+import Logging
+import Simulation
+
+/// How fast a producer emits.
+public enum Pacing: Sendable, Equatable {
+    /// As fast as possible; event times come from the simulated history.
+    case backfill
+    /// Simulated time runs `speed` times wall-clock time.
+    case realtime(speed: Double)
+    /// At most this many events per second.
+    case rate(Double)
+}
+
+/// Runs the simulation and produces one topic's events (or all topics', for the demo and load tests).
+public struct ProducerRun {
+    public var topics: Set<InputTopic>
+    public var topicNames: [InputTopic: String]
+    public var pacing: Pacing
+    public var label: String
+
+    public init(topics: Set<InputTopic>, topicNames: [InputTopic: String] = [:], pacing: Pacing, label: String) {
+        self.topics = topics
+        self.topicNames = topicNames
+        self.pacing = pacing
+        self.label = label
+    }
+
+    public struct Summary: Sendable {
+        public var sent: Int
+        public var delivered: Int
+        public var failed: Int
+        public var seconds: Double
+        public var firstFailure: KafkaError?
+        public var interrupted: Bool
+    }
+
+    /// Produces until the simulation ends or `stop` is set, then flushes. `report` receives progress lines.
+    public func run(world: World, simulationStart: Timestamp, producer: KafkaProducer, stop: StopSignal,
+                    report: (String) -> Void = { Console.progress($0) }) throws -> Summary {
+        var world = world
+        let started = ContinuousClock.now
+        var lastReport = started
+        var lastSent = 0
+        var sent = 0
+        var value = [UInt8]()
+        var rateDue = started
+        let names = Dictionary(uniqueKeysWithValues: InputTopic.allCases.map { ($0, topicNames[$0] ?? $0.rawValue) })
+        let schemaHeader = KafkaHeader("schema", "1")
+        var typeHeaders: [EventType: KafkaHeader] = [:]
+        for t in EventType.allCases { typeHeaders[t] = KafkaHeader("event-type", t.rawValue) }
+        var simulated = simulationStart
+        while !stop.isStopped, let event = world.next() {
+            guard topics.contains(event.topic) else { continue }
+            simulated = event.occurredAt
+            switch pacing {
+            case .backfill: break
+            case let .realtime(speed):
+                let due = started + .milliseconds(Int64(Double(event.occurredAt.ms - simulationStart.ms) / speed))
+                while !stop.isStopped && ContinuousClock.now < due {
+                    Thread.sleep(forTimeInterval: min(0.05, (due - ContinuousClock.now).seconds))
+                }
+            case let .rate(r):
+                rateDue = rateDue + .nanoseconds(Int64(1e9 / r))
+                let now = ContinuousClock.now
+                if rateDue > now { Thread.sleep(forTimeInterval: (rateDue - now).seconds) }
+                else if now - rateDue > .seconds(1) { rateDue = now }  // don't burst after a stall
+            }
+            value.removeAll(keepingCapacity: true)
+            EventEncoder.encode(event, into: &value)
+            try producer.send(ProducerMessage(topic: names[event.topic]!, key: Array(event.customerID.utf8), value: value,
+                                              headers: [typeHeaders[event.type]!, schemaHeader], timestampMs: event.occurredAt.ms))
+            sent += 1
+            if sent & 1023 == 0 {
+                let now = ContinuousClock.now
+                if now - lastReport >= .seconds(1) {
+                    let s = producer.statistics
+                    let rate = Double(sent - lastSent) / (now - lastReport).seconds
+                    report("\(label): \(sent) sent (\(Int(rate))/s), simulated \(simulated.description.prefix(10)), delivered \(s.delivered), failed \(s.failed), in flight \(s.inFlight)")
+                    lastReport = now
+                    lastSent = sent
+                }
+            }
+        }
+        let interrupted = stop.isStopped
+        try producer.flush(timeout: .seconds(120))
+        let s = producer.statistics
+        return Summary(sent: sent, delivered: s.delivered, failed: s.failed, seconds: (ContinuousClock.now - started).seconds,
+                       firstFailure: producer.firstDeliveryFailure, interrupted: interrupted)
+    }
+}
+
+/// Options of the three producer executables.
+public struct ProducerOptions: ParsableArguments {
+    @OptionGroup public var simulation: SimulationOptions
+    @OptionGroup public var kafka: KafkaOptions
+    @Flag(help: "Emit as fast as possible, with event times from the simulated history (the default).") public var backfill = false
+    @Flag(help: "Pace by event time: simulated time runs --speed times wall-clock time.") public var realtime = false
+    @Option(help: "With --realtime: simulated seconds per wall-clock second (1 is live).") public var speed: Double = 1
+    @Option(help: "At most this many events per second.") public var rate: Double?
+    @Option(help: "Topic name to produce to (default: the contract's name).") public var topic: String?
+    @OptionGroup public var common: CommonOptions
+
+    public init() {}
+
+    public func validate() throws {
+        let modes = [backfill, realtime, rate != nil].filter { $0 }.count
+        guard modes <= 1 else { throw ValidationError("choose one of --backfill, --realtime and --rate") }
+        guard speed > 0 else { throw ValidationError("--speed: expected a positive number, got \(speed)") }
+        if let rate, !(rate > 0) { throw ValidationError("--rate: expected a positive number of events per second, got \(rate)") }
+    }
+
+    public var pacing: Pacing {
+        if realtime { return .realtime(speed: speed) }
+        if let rate { return .rate(rate) }
+        return .backfill
+    }
+}
+
+/// The shared body of `billing-producer`, `payments-producer` and `engagement-producer`.
+public protocol TopicProducerCommand: ParsableCommand {
+    static var inputTopic: InputTopic { get }
+    var options: ProducerOptions { get }
+}
+
+extension TopicProducerCommand {
+    public func run() throws {
+        let label = "\(Self.inputTopic.rawValue)-producer"
+        let logger = options.common.makeLogger(label)
+        let stop = StopSignal()
+        let world = try options.simulation.world()
+        let config = try options.kafka.kafkaConfig()
+        let producer = try KafkaProducer(config: config, logger: logger)
+        var names: [InputTopic: String] = [:]
+        if let t = options.topic { names[Self.inputTopic] = t }
+        let run = ProducerRun(topics: [Self.inputTopic], topicNames: names, pacing: options.pacing, label: label)
+        let summary = try run.run(world: world, simulationStart: try options.simulation.startTime(), producer: producer, stop: stop)
+        Console.endProgress()
+        Console.err("\(label): sent \(summary.sent), delivered \(summary.delivered), failed \(summary.failed) in \(String(format: "%.1f", summary.seconds)) s\(summary.interrupted ? " (interrupted, flushed)" : "")")
+        if summary.failed > 0 || summary.delivered != summary.sent {
+            Console.err("\(label): error: \(summary.sent - summary.delivered) events not delivered; first failure: \(summary.firstFailure?.description ?? "unknown")")
+            throw ExitCode(1)
+        }
+        if summary.interrupted { throw ExitCode(130) }
+    }
+}
+
+public struct BillingProducer: TopicProducerCommand {
+    public static let configuration = CommandConfiguration(commandName: "billing-producer",
+        abstract: "Simulate the business and produce its billing events (customers, subscriptions, invoices).")
+    public static let inputTopic = InputTopic.billing
+    @OptionGroup public var options: ProducerOptions
+    public init() {}
+}
+
+public struct PaymentsProducer: TopicProducerCommand {
+    public static let configuration = CommandConfiguration(commandName: "payments-producer",
+        abstract: "Simulate the business and produce its payment events (attempts, retries, card updates).")
+    public static let inputTopic = InputTopic.payments
+    @OptionGroup public var options: ProducerOptions
+    public init() {}
+}
+
+public struct EngagementProducer: TopicProducerCommand {
+    public static let configuration = CommandConfiguration(commandName: "engagement-producer",
+        abstract: "Simulate the business and produce its product-engagement events (feature use, cancel intent).")
+    public static let inputTopic = InputTopic.engagement
+    @OptionGroup public var options: ProducerOptions
+    public init() {}
+}
