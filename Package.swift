@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "EventsTests", dependencies: ["Events"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Events", "UndercurrentCLI"]),
-        .testTarget(name: "MartsTests", dependencies: ["Marts", "Events", "Simulation", "Checkpoints"]),
+        .testTarget(name: "MartsTests", dependencies: ["Marts", "Events", "Simulation", "Checkpoints", "UndercurrentCLI"]),
         .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Kafka", .product(name: "Yams", package: "Yams")]),
     ],
     swiftLanguageModes: [.v6]

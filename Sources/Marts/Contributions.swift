@@ -1,0 +1,248 @@
+import Events
+
+/// How one event changes a customer's state and the aggregates.
+enum Contributions {
+    static let window30d = 30 * Timestamp.millisecondsPerDay
+
+    static func apply(_ e: Event, to c: inout CustomerState, aggregates a: inout Aggregates, asOf: Timestamp) {
+        let m = e.occurredAt.month.index
+        let key = EventKey(e.occurredAt, e.eventID)
+        switch e.payload {
+        case .customerSignedUp:
+            withCohort(&c, &a) { c in
+                if c.signedUpKey.map({ key < $0 }) ?? true {
+                    c.signedUpAt = e.occurredAt
+                    c.signedUpKey = key
+                }
+            }
+
+        case let .subscriptionStarted(_, plan, mrr):
+            withSubscriptions(&c, &a) { $0.insertSubscription(SubscriptionEvent(key: key, kind: .started(plan: plan, mrr: mrr))) }
+
+        case let .subscriptionPlanChanged(_, _, toPlan, from, to):
+            withSubscriptions(&c, &a) { $0.insertSubscription(SubscriptionEvent(key: key, kind: .changed(from: from, to: to, toPlan: toPlan))) }
+
+        case let .subscriptionCanceled(_, _, mrr, kind):
+            withSubscriptions(&c, &a) { $0.insertSubscription(SubscriptionEvent(key: key, kind: .canceled(kind, mrr: mrr))) }
+            withFailureToChurn(&c, &a, around: m) { c, a in
+                setFlag(&c, &a, m, MonthFlags.canceled)
+                if kind == .involuntary { setFlag(&c, &a, m, MonthFlags.canceledInvoluntary) }
+            }
+            c.recentCancelIntents = c.recentCancelIntents.filter { $0 > asOf.ms - 90 * Timestamp.millisecondsPerDay }
+
+        case let .invoiceIssued(invoiceID, _, _, _, _, _, _):
+            c.invoicesIssued += 1
+            if c.invoices[invoiceID] == nil { c.invoices[invoiceID] = InvoiceState() }
+            withFailureToChurn(&c, &a, around: m) { c, a in setFlag(&c, &a, m, MonthFlags.billed) }
+
+        case let .invoicePaid(invoiceID, _, amount, _, attempts), let .invoiceUncollectible(invoiceID, _, amount, _, attempts):
+            let paid = e.type == .invoicePaid
+            if paid { c.invoicesPaid += 1 } else { c.invoicesUncollectible += 1 }
+            withRecovery(&c, &a, invoiceID) { inv in
+                if inv.end.map({ key < $0.key }) ?? true { inv.end = (key, paid, attempts, amount) }
+            }
+
+        case let .paymentSucceeded(_, invoiceID, plan, amount, _, attempt):
+            let first = attempt == 1
+            var rev = Cell.zero
+            rev[0] = amount; rev[1] = first ? amount : 0; rev[2] = first ? 0 : amount; rev[3] = 1
+            a.revenue[CellKey(m, Int32(plan.rank)), default: .zero] &+= rev
+            a.revenue[CellKey(m, 0), default: .zero] &+= rev
+            var flags = c.months[m] ?? MonthFlags()
+            let bit = UInt8(1) << UInt8(plan.rank)
+            if flags.paidPlans & bit == 0 {
+                flags.paidPlans |= bit
+                a.revenue[CellKey(m, Int32(plan.rank)), default: .zero] &+= unit(4)
+            }
+            if !flags.has(MonthFlags.paid) {
+                flags.flags |= MonthFlags.paid
+                a.revenue[CellKey(m, 0), default: .zero] &+= unit(4)
+            }
+            c.months[m] = flags
+            c.lifetimeRevenue += amount
+            var rel = Cell.zero
+            rel[0] = 1; rel[1] = 1; rel[3] = first ? 1 : 0; rel[5] = first ? 0 : 1; rel[6] = first ? 0 : 1
+            countAttempt(&c, &a, invoiceID, m, plan, rel)
+
+        case let .paymentFailed(_, invoiceID, plan, amount, _, attempt, reason, _):
+            let first = attempt == 1
+            var rel = Cell.zero
+            rel[0] = 1; rel[2] = 1; rel[3] = first ? 1 : 0; rel[4] = first ? 1 : 0; rel[5] = first ? 0 : 1
+            countAttempt(&c, &a, invoiceID, m, plan, rel)
+            var fail = Cell.zero
+            fail[0] = 1; fail[1] = amount
+            let reasonBit = UInt16(1) << UInt16(reason.index)
+            var flags = c.months[m] ?? MonthFlags()
+            if flags.reasons & reasonBit == 0 {
+                flags.reasons |= reasonBit
+                fail[2] = 1
+            }
+            c.months[m] = flags
+            a.failureReasons[CellKey(m, Int32(reason.index)), default: .zero] &+= fail
+            c.paymentsFailed += 1
+            if c.lastFailure.map({ $0.key < key }) ?? true { c.lastFailure = (key, reason) }
+            c.recentFailures.append((e.occurredAt.ms, reason.declineType == .hard))
+            c.recentFailures = c.recentFailures.filter { $0.time > asOf.ms - 90 * Timestamp.millisecondsPerDay }
+            withRecovery(&c, &a, invoiceID) { inv in
+                inv.failed = true
+                if let ff = inv.firstFailure, (ff.attempt, ff.key) < (attempt, key) { return }
+                inv.firstFailure = (attempt, key, reason)
+            }
+            withFailureToChurn(&c, &a, around: m) { c, a in setFlag(&c, &a, m, MonthFlags.failed) }
+
+        case .paymentMethodUpdated:
+            break
+
+        case let .featureUsed(_, core, _):
+            var eng = Cell.zero
+            eng[1] = 1; eng[2] = core ? 1 : 0
+            a.engagement[CellKey(m, 0), default: .zero] &+= eng
+            withFailureToChurn(&c, &a, around: m) { c, a in
+                setFlag(&c, &a, m, MonthFlags.active)
+                if core { setFlag(&c, &a, m, MonthFlags.coreActive) }
+                c.months[m, default: MonthFlags()].featureEvents += 1
+            }
+            let t = e.occurredAt
+            if c.lastActive.map({ $0 < t }) ?? true { c.lastActive = t }
+            if core {
+                if c.lastCoreUse.map({ $0 < t }) ?? true { c.lastCoreUse = t }
+                if c.firstCoreUse.map({ t < $0 }) ?? true {
+                    withCohort(&c, &a) { $0.firstCoreUse = t }
+                }
+            }
+            let from = asOf.ms - window30d
+            if t.ms > from { c.recentFeatureTimes.append(t.ms) }
+            if let oldest = c.recentFeatureTimes.first, oldest <= from || c.recentFeatureTimes.count > 64 {
+                c.recentFeatureTimes.removeAll { $0 <= from }
+            }
+
+        case .cancelIntent:
+            c.cancelIntents += 1
+            c.recentCancelIntents.append(e.occurredAt.ms)
+            withFailureToChurn(&c, &a, around: m) { c, a in setFlag(&c, &a, m, MonthFlags.cancelIntent) }
+        }
+    }
+
+    // MARK: Distinct counts: monthly flags only ever get set, so a flag's first setting counts once.
+
+    static func setFlag(_ c: inout CustomerState, _ a: inout Aggregates, _ m: Int32, _ flag: UInt8) {
+        var f = c.months[m] ?? MonthFlags()
+        guard !f.has(flag) else { return }
+        f.flags |= flag
+        c.months[m] = f
+        let k = CellKey(m, 0)
+        switch flag {
+        case MonthFlags.active: a.engagement[k, default: .zero] &+= unit(0)
+        case MonthFlags.coreActive: a.engagement[k, default: .zero] &+= unit(3)
+        case MonthFlags.billed:
+            a.engagement[k, default: .zero] &+= unit(4)
+            if f.has(MonthFlags.cancelIntent) { a.engagement[k, default: .zero] &+= unit(6) }
+        case MonthFlags.cancelIntent:
+            a.engagement[k, default: .zero] &+= unit(5)
+            if f.has(MonthFlags.billed) { a.engagement[k, default: .zero] &+= unit(6) }
+        default: break
+        }
+    }
+
+    static func countAttempt(_ c: inout CustomerState, _ a: inout Aggregates, _ invoiceID: String, _ m: Int32, _ plan: Plan, _ rel: Cell) {
+        var r = rel
+        var planCell = rel
+        var inv = c.invoices[invoiceID] ?? InvoiceState()
+        let bit = UInt8(1) << UInt8(plan.rank)
+        let monthBits = inv.attemptMonths[m]
+        if monthBits == nil { r[7] = 1 }
+        if (monthBits ?? 0) & bit == 0 { planCell[7] = 1 }
+        inv.attemptMonths[m] = (monthBits ?? 0) | bit
+        c.invoices[invoiceID] = inv
+        a.reliability[CellKey(m, 0), default: .zero] &+= r
+        a.reliability[CellKey(m, Int32(plan.rank)), default: .zero] &+= planCell
+    }
+
+    // MARK: Contributions that depend on several of a customer's events: retract, change, re-add.
+
+    static func withSubscriptions(_ c: inout CustomerState, _ a: inout Aggregates, _ body: (inout CustomerState) -> Void) {
+        addMrr(c, &a, -1)
+        addCohort(c, &a, -1)
+        body(&c)
+        addMrr(c, &a, 1)
+        addCohort(c, &a, 1)
+    }
+
+    static func withCohort(_ c: inout CustomerState, _ a: inout Aggregates, _ body: (inout CustomerState) -> Void) {
+        addCohort(c, &a, -1)
+        body(&c)
+        addCohort(c, &a, 1)
+    }
+
+    static func withFailureToChurn(_ c: inout CustomerState, _ a: inout Aggregates, around x: Int32,
+                                   _ body: (inout CustomerState, inout Aggregates) -> Void) {
+        for m in (x - 2)...(x + 1) { addFailureToChurn(c, &a, m, -1) }
+        body(&c, &a)
+        for m in (x - 2)...(x + 1) { addFailureToChurn(c, &a, m, 1) }
+    }
+
+    static func withRecovery(_ c: inout CustomerState, _ a: inout Aggregates, _ invoiceID: String, _ body: (inout InvoiceState) -> Void) {
+        var inv = c.invoices[invoiceID] ?? InvoiceState()
+        addRecovery(inv, &a, -1)
+        body(&inv)
+        addRecovery(inv, &a, 1)
+        c.invoices[invoiceID] = inv
+    }
+
+    /// New/reactivation starts, expansion, contraction and churn, by month.
+    static func addMrr(_ c: CustomerState, _ a: inout Aggregates, _ sign: Int64) {
+        var canceledBefore = false
+        for s in c.subscriptions {
+            let m = Timestamp(ms: s.key.time).month.index
+            var cell = Cell.zero
+            switch s.kind {
+            case let .started(_, mrr): cell[canceledBefore ? 1 : 0] = mrr
+            case let .changed(from, to, _):
+                if to > from { cell[2] = to - from } else if from > to { cell[3] = from - to }
+            case let .canceled(kind, mrr):
+                cell[kind == .voluntary ? 4 : 5] = mrr
+                canceledBefore = true
+            }
+            if cell != .zero { a.mrr[CellKey(m, 0), default: .zero] &+= cell &* sign }
+        }
+    }
+
+    static func addCohort(_ c: CustomerState, _ a: inout Aggregates, _ sign: Int64) {
+        guard let signup = c.signedUpAt else { return }
+        let sm = signup.month
+        var cell = Cell.zero
+        cell[0] = 1
+        let ttv = c.ttvMilliseconds
+        cell[1] = ttv == nil ? 0 : 1
+        let converted = c.subscriptions.contains { if case .started = $0.kind { true } else { false } }
+        cell[2] = converted ? 1 : 0
+        if converted {
+            cell[3] = c.mrr(atEndOf: sm.advanced(by: 1)) > 0 ? 1 : 0
+            cell[4] = c.mrr(atEndOf: sm.advanced(by: 3)) > 0 ? 1 : 0
+        }
+        a.cohorts[CellKey(sm.index, 0), default: .zero] &+= cell &* sign
+        if let ttv {
+            a.cohortTtv[sm.index, default: [:]][ttv / 1000, default: 0] += Int(sign)
+        }
+    }
+
+    static func addFailureToChurn(_ c: CustomerState, _ a: inout Aggregates, _ m: Int32, _ sign: Int64) {
+        guard let f = c.months[m], f.has(MonthFlags.billed) else { return }
+        func has(_ month: Int32, _ flag: UInt8) -> Bool { c.months[month]?.has(flag) ?? false }
+        var cell = Cell.zero
+        cell[0] = 1
+        cell[1] = has(m, MonthFlags.cancelIntent) || has(m + 1, MonthFlags.cancelIntent) ? 1 : 0
+        cell[2] = (m...(m + 2)).contains { has($0, MonthFlags.canceled) } ? 1 : 0
+        cell[3] = (m...(m + 2)).contains { has($0, MonthFlags.canceledInvoluntary) } ? 1 : 0
+        cell[4] = Int64(c.months[m - 1]?.featureEvents ?? 0)
+        cell[5] = Int64(c.months[m + 1]?.featureEvents ?? 0)
+        a.failureToChurn[CellKey(m, f.has(MonthFlags.failed) ? 1 : 0), default: .zero] &+= cell &* sign
+    }
+
+    static func addRecovery(_ inv: InvoiceState, _ a: inout Aggregates, _ sign: Int64) {
+        guard let end = inv.end, let ff = inv.firstFailure, !end.paid || end.attempts > 1 else { return }
+        var cell = Cell.zero
+        if end.paid { cell[0] = 1; cell[1] = end.amount } else { cell[2] = 1; cell[3] = end.amount }
+        a.recovery[CellKey(Timestamp(ms: end.key.time).month.index, Int32(ff.reason.index)), default: .zero] &+= cell &* sign
+    }
+}

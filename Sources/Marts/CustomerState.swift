@@ -1,0 +1,182 @@
+import Events
+
+/// Orders events of one customer: by event time, ties by `event_id` bytes (marts.md).
+public struct EventKey: Comparable, Hashable, Sendable {
+    public var time: Int64
+    public var id: String
+    public init(_ time: Timestamp, _ id: String) {
+        self.time = time.ms
+        self.id = id
+    }
+    public init(time: Int64, id: String) {
+        self.time = time
+        self.id = id
+    }
+    public static func < (a: EventKey, b: EventKey) -> Bool {
+        a.time != b.time ? a.time < b.time : Array(a.id.utf8).lexicographicallyPrecedes(Array(b.id.utf8))
+    }
+}
+
+/// A subscription event kept per customer (there are few): MRR movements, plan and status derive from them.
+public struct SubscriptionEvent: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case started(plan: Plan, mrr: Cents)
+        case changed(from: Cents, to: Cents, toPlan: Plan)
+        case canceled(Cancellation, mrr: Cents)
+    }
+    public var key: EventKey
+    public var kind: Kind
+}
+
+/// Flags and counts of one customer in one month.
+public struct MonthFlags: Sendable, Equatable {
+    public static let active: UInt8 = 1, coreActive: UInt8 = 2, billed: UInt8 = 4, cancelIntent: UInt8 = 8
+    public static let failed: UInt8 = 16, canceled: UInt8 = 32, canceledInvoluntary: UInt8 = 64, paid: UInt8 = 128
+    public var flags: UInt8 = 0
+    /// Paid plans with a payment.succeeded this month (bit = plan rank).
+    public var paidPlans: UInt8 = 0
+    /// Failure reasons seen this month (bit = reason index).
+    public var reasons: UInt16 = 0
+    public var featureEvents: Int32 = 0
+    public func has(_ f: UInt8) -> Bool { flags & f != 0 }
+}
+
+public struct InvoiceState: Sendable, Equatable {
+    /// Months with an attempt, each with the plans of its attempts (bit = plan rank).
+    public var attemptMonths: [Int32: UInt8] = [:]
+    public var failed = false
+    /// The failed attempt with the lowest `attempt` (ties: earliest key).
+    public var firstFailure: (attempt: Int, key: EventKey, reason: FailureReason)?
+    /// The earliest `invoice.paid` / `invoice.uncollectible`.
+    public var end: (key: EventKey, paid: Bool, attempts: Int, amount: Cents)?
+
+    public static func == (a: InvoiceState, b: InvoiceState) -> Bool {
+        a.attemptMonths == b.attemptMonths && a.failed == b.failed
+            && a.firstFailure?.attempt == b.firstFailure?.attempt && a.firstFailure?.key == b.firstFailure?.key
+            && a.firstFailure?.reason == b.firstFailure?.reason
+            && a.end?.key == b.end?.key && a.end?.paid == b.end?.paid && a.end?.attempts == b.end?.attempts
+            && a.end?.amount == b.end?.amount
+    }
+}
+
+/// Everything the marts need to know about one customer. Every aggregate is a sum of per-customer
+/// contributions computed from this state, which is what makes late and reordered events exact.
+public struct CustomerState: Sendable, Equatable {
+    public var signedUpAt: Timestamp?
+    public var signedUpKey: EventKey?
+    public var subscriptions: [SubscriptionEvent] = []
+    public var invoices: [String: InvoiceState] = [:]
+    public var months: [Int32: MonthFlags] = [:]
+    public var lifetimeRevenue: Cents = 0
+    public var invoicesIssued: Int32 = 0
+    public var invoicesPaid: Int32 = 0
+    public var invoicesUncollectible: Int32 = 0
+    public var paymentsFailed: Int32 = 0
+    public var cancelIntents: Int32 = 0
+    public var lastFailure: (key: EventKey, reason: FailureReason)?
+    public var firstCoreUse: Timestamp?
+    public var lastActive: Timestamp?
+    public var lastCoreUse: Timestamp?
+    /// Times of `feature.used` not older than 30 days before this partition's as-of (older ones can
+    /// never count again: as-of only grows).
+    public var recentFeatureTimes: [Int64] = []
+    /// Recent failures for the risk model: (time, hard decline).
+    public var recentFailures: [(time: Int64, hard: Bool)] = []
+    public var recentCancelIntents: [Int64] = []
+
+    public init() {}
+
+    public static func == (a: CustomerState, b: CustomerState) -> Bool {
+        a.signedUpAt == b.signedUpAt && a.signedUpKey == b.signedUpKey && a.subscriptions == b.subscriptions
+            && a.invoices == b.invoices && a.months == b.months && a.lifetimeRevenue == b.lifetimeRevenue
+            && a.invoicesIssued == b.invoicesIssued && a.invoicesPaid == b.invoicesPaid
+            && a.invoicesUncollectible == b.invoicesUncollectible && a.paymentsFailed == b.paymentsFailed
+            && a.cancelIntents == b.cancelIntents && a.lastFailure?.key == b.lastFailure?.key
+            && a.lastFailure?.reason == b.lastFailure?.reason && a.firstCoreUse == b.firstCoreUse
+            && a.lastActive == b.lastActive && a.lastCoreUse == b.lastCoreUse
+            && a.recentFeatureTimes == b.recentFeatureTimes
+            && a.recentFailures.map(\.time) == b.recentFailures.map(\.time)
+            && a.recentFailures.map(\.hard) == b.recentFailures.map(\.hard)
+            && a.recentCancelIntents == b.recentCancelIntents
+    }
+
+    // MARK: Derived values
+
+    /// The latest subscription event (time, then event_id).
+    public var latestSubscription: SubscriptionEvent? { subscriptions.last }
+
+    public var currentPlan: Plan {
+        switch latestSubscription?.kind {
+        case nil, .canceled?: .free
+        case let .started(plan, _)?: plan
+        case let .changed(_, _, plan)?: plan
+        }
+    }
+
+    public var currentMrr: Cents {
+        switch latestSubscription?.kind {
+        case nil, .canceled?: 0
+        case let .started(_, mrr)?: mrr
+        case let .changed(_, to, _)?: to
+        }
+    }
+
+    public var isPastDue: Bool { invoices.values.contains { $0.failed && $0.end == nil } }
+
+    public enum Status: String, Sendable { case free, canceled, pastDue = "past_due", active }
+
+    public var status: Status {
+        guard let latest = latestSubscription else { return .free }
+        if case .canceled = latest.kind { return .canceled }
+        return isPastDue ? .pastDue : .active
+    }
+
+    /// MRR at the end of `month` (subscription events up to the month's end, in event order).
+    public func mrr(atEndOf month: Month) -> Cents {
+        let end = month.next.start.ms
+        var mrr: Cents = 0
+        for s in subscriptions where s.key.time < end {
+            switch s.kind {
+            case let .started(_, m): mrr = m
+            case let .changed(_, to, _): mrr = to
+            case .canceled: mrr = 0
+            }
+        }
+        return mrr
+    }
+
+    /// Activated: first core use within 14 days (inclusive) after signup.
+    public var ttvMilliseconds: Int64? {
+        guard let s = signedUpAt, let c = firstCoreUse else { return nil }
+        let d = c.ms - s.ms
+        return d >= 0 && d <= 14 * Timestamp.millisecondsPerDay ? d : nil
+    }
+
+    public func featureEvents30d(asOf: Timestamp) -> Int {
+        let from = asOf.ms - 30 * Timestamp.millisecondsPerDay
+        return recentFeatureTimes.reduce(0) { $0 + ($1 > from && $1 <= asOf.ms ? 1 : 0) }
+    }
+
+    public func isZombie(asOf: Timestamp) -> Bool {
+        guard status == .active || status == .pastDue else { return false }
+        let from = asOf.ms - 30 * Timestamp.millisecondsPerDay
+        guard let core = lastCoreUse else { return true }
+        return !(core.ms > from && core.ms <= asOf.ms)
+    }
+
+    mutating func insertSubscription(_ e: SubscriptionEvent) {
+        var i = subscriptions.count
+        while i > 0 && e.key < subscriptions[i - 1].key { i -= 1 }
+        subscriptions.insert(e, at: i)
+    }
+}
+
+extension Plan {
+    /// 0 = all, 1-3 = paid plans (standard, premium, enterprise).
+    public var rank: Int { switch self { case .free: 0; case .standard: 1; case .premium: 2; case .enterprise: 3 } }
+}
+
+extension FailureReason {
+    private static let indices = Dictionary(uniqueKeysWithValues: FailureReason.allCases.enumerated().map { ($1, $0) })
+    public var index: Int { FailureReason.indices[self]! }
+}
