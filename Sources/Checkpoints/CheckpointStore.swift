@@ -1,1 +1,268 @@
+import Events
+import Foundation
 import Marts
+
+/// Durable state of one input partition number: its marts state and the next offset of each input
+/// topic's partition with that number, written together so that they can never disagree.
+///
+/// Layout: `DIR/partition-N/snapshot.bin` (a full state) and `DIR/partition-N/log.bin` (an append-only
+/// log of deltas: the customers changed and event ids accepted since the previous record, plus the
+/// offsets, counters and aggregates). A checkpoint appends one delta and fsyncs it, so its cost grows with
+/// what changed, not with the state. When the log outgrows the snapshot it is compacted into a new
+/// snapshot (written to a temporary file, fsynced, renamed). Every record carries a format version, a
+/// sequence number and a CRC-32: a torn last record (a crash mid-write) is dropped, since its offsets were
+/// never acted on; any other damage is reported as corruption and the consumer refuses to start.
+public final class CheckpointStore {
+    public static let formatVersion: UInt16 = 1
+    static let magic: [UInt8] = Array("UCCP".utf8)
+    static let headerSize = 24
+
+    public let directory: URL
+    public let partition: Int32
+    private var sequence: UInt64 = 0
+    private var logBytes = 0
+    private var snapshotBytes = 0
+    /// Compaction threshold: the log is folded into a snapshot once it is larger than this and the snapshot.
+    public var compactAfterBytes = 8 << 20
+
+    public init(stateDirectory: URL, partition: Int32) {
+        self.directory = stateDirectory.appendingPathComponent("partition-\(partition)")
+        self.partition = partition
+    }
+
+    var snapshotURL: URL { directory.appendingPathComponent("snapshot.bin") }
+    var logURL: URL { directory.appendingPathComponent("log.bin") }
+
+    public struct Loaded {
+        public var state: MartState
+        public var offsets: [String: Int64]
+        /// Notes for the log, e.g. a torn last record that was dropped.
+        public var notes: [String]
+    }
+
+    /// The stored state, or nil when there is none. Throws `CheckpointError` on corruption.
+    public func load() throws(CheckpointError) -> Loaded? {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: snapshotURL.path) || fm.fileExists(atPath: logURL.path) else { return nil }
+        var content = Content()
+        var notes: [String] = []
+        var snapshotSeq: UInt64 = 0
+        if let data = fm.contents(atPath: snapshotURL.path) {
+            let bytes = [UInt8](data)
+            snapshotBytes = bytes.count
+            var pos = 0
+            guard case let .record(kind, seq, payload, next) = try readRecord(bytes, &pos, file: "snapshot.bin"), kind == 1, next == bytes.count else {
+                throw CheckpointError(partition: partition, file: snapshotURL.path, problem: "snapshot is truncated or malformed")
+            }
+            try decode(payload, into: &content, file: "snapshot.bin")
+            snapshotSeq = seq
+            sequence = seq
+        }
+        if let data = fm.contents(atPath: logURL.path) {
+            let bytes = [UInt8](data)
+            var pos = 0
+            while pos < bytes.count {
+                let start = pos
+                switch try readRecord(bytes, &pos, file: "log.bin") {
+                case let .record(_, seq, payload, _):
+                    if seq > snapshotSeq {
+                        try decode(payload, into: &content, file: "log.bin")
+                        sequence = seq
+                    }
+                case .tornTail:
+                    notes.append("partition \(partition): dropped an incomplete last checkpoint record (\(bytes.count - start) bytes) left by an interrupted write")
+                    if let h = try? FileHandle(forWritingTo: logURL) {
+                        try? h.truncate(atOffset: UInt64(start))
+                        try? h.close()
+                    }
+                    pos = bytes.count
+                }
+            }
+            logBytes = min(pos, bytes.count)
+        }
+        let state = MartState(counters: content.counters, aggregates: content.aggregates, customers: content.customers, seen: content.seen)
+        return Loaded(state: state, offsets: content.offsets, notes: notes)
+    }
+
+    /// Appends a delta with what changed in `state` since the last checkpoint, and the offsets to resume
+    /// from. Durable (fsynced) when it returns. Returns the bytes written.
+    @discardableResult
+    public func write(_ state: inout MartState, offsets: [String: Int64]) throws -> Int {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let changes = state.takeChanges()
+        var w = BinaryWriter()
+        encode(&w, offsets: offsets, state: state, customers: changes.customers, fingerprints: changes.fingerprints)
+        sequence += 1
+        let record = Self.frame(kind: 2, sequence: sequence, payload: w.bytes)
+        if !FileManager.default.fileExists(atPath: logURL.path) {
+            FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: logURL)
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: record)
+        try handle.synchronize()
+        logBytes += record.count
+        if logBytes > max(compactAfterBytes, snapshotBytes) { try compact(state, offsets: offsets) }
+        return record.count
+    }
+
+    /// Writes the whole state as a new snapshot and empties the log.
+    public func compact(_ state: MartState, offsets: [String: Int64]) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var w = BinaryWriter()
+        let customers = state.customers.sorted { $0.key < $1.key }
+        let fps = state.seen.map { ($0.key, $0.value) }
+        encode(&w, offsets: offsets, state: state, customers: customers, fingerprints: fps)
+        let record = Self.frame(kind: 1, sequence: sequence, payload: w.bytes)
+        let temp = directory.appendingPathComponent("snapshot.bin.tmp")
+        FileManager.default.createFile(atPath: temp.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: temp)
+        try handle.write(contentsOf: record)
+        try handle.synchronize()
+        try handle.close()
+        _ = try FileManager.default.replaceItemAt(snapshotURL, withItemAt: temp)
+        snapshotBytes = record.count
+        // The snapshot carries the log's last sequence number, so a crash before this truncation only
+        // leaves log records that load() skips.
+        let log = try FileHandle(forWritingTo: logURL)
+        try log.truncate(atOffset: 0)
+        try log.synchronize()
+        try log.close()
+        logBytes = 0
+    }
+
+    /// Deletes this partition's checkpoint (for --rebuild).
+    public func remove() throws {
+        if FileManager.default.fileExists(atPath: directory.path) { try FileManager.default.removeItem(at: directory) }
+        sequence = 0
+        logBytes = 0
+        snapshotBytes = 0
+    }
+
+    /// Partition numbers that have a checkpoint under `stateDirectory`.
+    public static func partitions(in stateDirectory: URL) -> [Int32] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: stateDirectory.path)) ?? []
+        return names.compactMap { $0.hasPrefix("partition-") ? Int32($0.dropFirst("partition-".count)) : nil }.sorted()
+    }
+
+    // MARK: Encoding
+
+    struct Content {
+        var offsets: [String: Int64] = [:]
+        var counters = MartState.Counters(accepted: 0, duplicates: 0, rejected: 0, minTime: nil, maxTime: nil)
+        var aggregates = Aggregates()
+        var customers: [String: CustomerState] = [:]
+        var seen: [EventFingerprint: UInt64] = [:]
+    }
+
+    private func encode(_ w: inout BinaryWriter, offsets: [String: Int64], state: MartState,
+                        customers: [(String, CustomerState)], fingerprints: [(EventFingerprint, UInt64)]) {
+        w.u32(UInt32(offsets.count))
+        for (t, o) in offsets.sorted(by: { $0.key < $1.key }) { w.string(t); w.i64(o) }
+        let c = state.counters
+        w.i64(Int64(c.accepted)); w.i64(Int64(c.duplicates)); w.i64(Int64(c.rejected)); w.optI64(c.minTime); w.optI64(c.maxTime)
+        let a = state.aggregates
+        for d in [a.revenue, a.reliability, a.failureReasons, a.engagement, a.mrr, a.failureToChurn, a.cohorts, a.recovery] {
+            w.u32(UInt32(d.count))
+            for (k, v) in d.sorted(by: { $0.key < $1.key }) { w.i32(k.month); w.i32(k.sub); w.cell(v) }
+        }
+        w.u32(UInt32(a.cohortTtv.count))
+        for (m, ttv) in a.cohortTtv.sorted(by: { $0.key < $1.key }) {
+            w.i32(m)
+            w.u32(UInt32(ttv.count))
+            for (s, n) in ttv.sorted(by: { $0.key < $1.key }) { w.i64(s); w.i64(Int64(n)) }
+        }
+        w.u32(UInt32(customers.count))
+        for (id, cs) in customers { w.string(id); w.customer(cs) }
+        w.u32(UInt32(fingerprints.count))
+        for (fp, h) in fingerprints { w.u64(fp.a); w.u64(fp.b); w.u64(h) }
+    }
+
+    private func decode(_ payload: [UInt8], into c: inout Content, file: String) throws(CheckpointError) {
+        var r = BinaryReader(payload)
+        do {
+            for _ in 0..<(try r.count()) { c.offsets[try r.string()] = try r.i64() }
+            c.counters = MartState.Counters(accepted: Int(try r.i64()), duplicates: Int(try r.i64()), rejected: Int(try r.i64()),
+                                            minTime: try r.optI64(), maxTime: try r.optI64())
+            var a = Aggregates()
+            func cells() throws -> [CellKey: Cell] {
+                var d: [CellKey: Cell] = [:]
+                for _ in 0..<(try r.count()) { d[CellKey(try r.i32(), try r.i32())] = try r.cell() }
+                return d
+            }
+            a.revenue = try cells(); a.reliability = try cells(); a.failureReasons = try cells(); a.engagement = try cells()
+            a.mrr = try cells(); a.failureToChurn = try cells(); a.cohorts = try cells(); a.recovery = try cells()
+            for _ in 0..<(try r.count()) {
+                let m = try r.i32()
+                var ttv: [Int64: Int] = [:]
+                for _ in 0..<(try r.count()) { ttv[try r.i64()] = Int(try r.i64()) }
+                a.cohortTtv[m] = ttv
+            }
+            c.aggregates = a
+            for _ in 0..<(try r.count()) { c.customers[try r.string()] = try r.customer() }
+            for _ in 0..<(try r.count()) { c.seen[EventFingerprint(a: try r.u64(), b: try r.u64())] = try r.u64() }
+            guard r.atEnd else { throw FormatError(message: "trailing bytes") }
+        } catch {
+            throw CheckpointError(partition: partition, file: directory.appendingPathComponent(file).path,
+                                  problem: "record content is malformed (\(error))")
+        }
+    }
+
+    static func frame(kind: UInt8, sequence: UInt64, payload: [UInt8]) -> [UInt8] {
+        var w = BinaryWriter()
+        w.bytes.append(contentsOf: magic)
+        w.u16(formatVersion)
+        w.u8(kind)
+        w.u8(0)
+        w.u64(sequence)
+        w.u32(UInt32(payload.count))
+        w.u32(CRC32.of(payload))
+        w.bytes.append(contentsOf: payload)
+        return w.bytes
+    }
+
+    enum ReadResult {
+        case record(kind: UInt8, sequence: UInt64, payload: [UInt8], next: Int)
+        case tornTail
+    }
+
+    private func readRecord(_ bytes: [UInt8], _ pos: inout Int, file: String) throws(CheckpointError) -> ReadResult {
+        let path = directory.appendingPathComponent(file).path
+        guard bytes.count - pos >= Self.headerSize else { return .tornTail }
+        var r = BinaryReader(Array(bytes[pos..<(pos + Self.headerSize)]))
+        let magic = try! r.take(4)
+        guard Array(magic) == Self.magic else {
+            throw CheckpointError(partition: partition, file: path, problem: "not an Undercurrent checkpoint (bad magic at byte \(pos))")
+        }
+        let version = try! r.u16()
+        guard version <= Self.formatVersion else {
+            throw CheckpointError(partition: partition, file: path,
+                                  problem: "written by a newer format version (\(version); this build reads up to \(Self.formatVersion))")
+        }
+        let kind = try! r.u8()
+        _ = try! r.u8()
+        let seq = try! r.u64()
+        let length = Int(try! r.u32())
+        let crc = try! r.u32()
+        let start = pos + Self.headerSize
+        guard bytes.count - start >= length else { return .tornTail }
+        let payload = Array(bytes[start..<(start + length)])
+        guard CRC32.of(payload) == crc else {
+            if start + length == bytes.count && file == "log.bin" { return .tornTail }
+            throw CheckpointError(partition: partition, file: path, problem: "checksum mismatch in the record at byte \(pos) (corrupt)")
+        }
+        pos = start + length
+        return .record(kind: kind, sequence: seq, payload: payload, next: pos)
+    }
+}
+
+/// A checkpoint that cannot be used, with where and why.
+public struct CheckpointError: Error, CustomStringConvertible, Sendable {
+    public var partition: Int32
+    public var file: String
+    public var problem: String
+    public var description: String {
+        "checkpoint of partition \(partition) is unusable: \(file): \(problem). Start with --rebuild to rebuild it from the earliest offsets."
+    }
+}

@@ -26,6 +26,10 @@ public struct SubscriptionEvent: Sendable, Equatable {
     }
     public var key: EventKey
     public var kind: Kind
+    public init(key: EventKey, kind: Kind) {
+        self.key = key
+        self.kind = kind
+    }
 }
 
 /// Flags and counts of one customer in one month.
@@ -38,6 +42,7 @@ public struct MonthFlags: Sendable, Equatable {
     /// Failure reasons seen this month (bit = reason index).
     public var reasons: UInt16 = 0
     public var featureEvents: Int32 = 0
+    public init() {}
     public func has(_ f: UInt8) -> Bool { flags & f != 0 }
 }
 
@@ -49,6 +54,7 @@ public struct InvoiceState: Sendable, Equatable {
     public var firstFailure: (attempt: Int, key: EventKey, reason: FailureReason)?
     /// The earliest `invoice.paid` / `invoice.uncollectible`.
     public var end: (key: EventKey, paid: Bool, attempts: Int, amount: Cents)?
+    public init() {}
 
     public static func == (a: InvoiceState, b: InvoiceState) -> Bool {
         a.attemptMonths == b.attemptMonths && a.failed == b.failed

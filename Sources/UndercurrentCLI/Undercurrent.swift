@@ -13,6 +13,8 @@ public struct Undercurrent: ParsableCommand {
             DemoCommand.self,
             SmokeCommand.self,
             SimulateCommand.self,
+            MartsCommand.self,
+            CheckCommand.self,
         ]
     )
 

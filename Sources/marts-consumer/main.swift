@@ -1,1 +1,2 @@
 import UndercurrentCLI
+MartsConsumerCommand.main()

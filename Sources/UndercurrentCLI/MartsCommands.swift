@@ -1,0 +1,149 @@
+import ArgumentParser
+import Checkpoints
+import Events
+import Foundation
+import Kafka
+import Marts
+
+public struct MartsConsumerCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "marts-consumer",
+        abstract: "Keep every mart up to date from the input topics, checkpointing state with its offsets.",
+        discussion: """
+        State is kept per input partition number and checkpointed to --state-dir with the next offset of each
+        input topic-partition; on assignment each partition resumes from its checkpoint. Several processes in
+        one group sharing --state-dir split the partitions. Ctrl-C / SIGTERM take a final checkpoint.
+        """
+    )
+
+    @Option(help: "Directory for checkpoints.") var stateDir: String
+    @Option(help: "Consumer group.") var group = "undercurrent-marts"
+    @Option(help: "Checkpoint after this many events of a partition.") var checkpointEvents = 50_000
+    @Option(help: "Checkpoint at least this often, in milliseconds.") var checkpointMs = 2000
+    @Option(help: "Start over: 'earliest' discards checkpoints and rebuilds from the earliest offsets.") var reset: String?
+    @Flag(help: "Discard (possibly corrupt) checkpoints and rebuild from the earliest offsets.") var rebuild = false
+    @Option(help: "Feed this archive (written by `undercurrent simulate` or `record`) through the engine instead of Kafka.") var fromArchive: String?
+    @Option(help: "With --from-archive: partition count to assign records to (as the producers' murmur2 would).") var partitions = 6
+    @Option(help: "Stop at this event time (RFC 3339, e.g. 2025-06-30T23:59:59.999Z), for as-of analysis.") var until: String?
+    @Option(help: "Exit after this many seconds without messages (batch runs).") var exitWhenIdle: Double?
+    @Option(help: "Dead-letter topic.") var dlqTopic = "events-dlq"
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var common: CommonOptions
+
+    public init() {}
+
+    public func validate() throws {
+        if let reset, reset != "earliest" { throw ValidationError("--reset: expected 'earliest', got '\(reset)'") }
+        guard checkpointEvents > 0 else { throw ValidationError("--checkpoint-events: expected a positive number") }
+        guard checkpointMs > 0 else { throw ValidationError("--checkpoint-ms: expected a positive number") }
+        guard (1...1024).contains(partitions) else { throw ValidationError("--partitions: expected 1 to 1024") }
+        if let until, Timestamp(rfc3339: until) == nil {
+            throw ValidationError("--until: expected a time like 2025-06-30T23:59:59.999Z, got '\(until)'")
+        }
+        if let exitWhenIdle, !(exitWhenIdle > 0) { throw ValidationError("--exit-when-idle: expected a positive number of seconds") }
+    }
+
+    public func run() throws {
+        let logger = common.makeLogger("marts-consumer")
+        var options = MartsConsumer.Options(stateDirectory: URL(fileURLWithPath: stateDir))
+        options.group = group
+        options.deadLetterTopic = dlqTopic
+        options.checkpointEvents = checkpointEvents
+        options.checkpointInterval = .milliseconds(checkpointMs)
+        options.rebuild = rebuild || reset == "earliest"
+        options.until = until.flatMap { Timestamp(rfc3339: $0) }
+        options.exitWhenIdle = exitWhenIdle.map { .milliseconds(Int64($0 * 1000)) }
+        let stop = StopSignal()
+        let consumer = MartsConsumer(options: options, logger: logger)
+        do {
+            if let fromArchive {
+                try consumer.run(archive: fromArchive, partitionCount: partitions, stop: stop)
+            } else {
+                try consumer.run(kafka: try kafka.kafkaConfig(), stop: stop)
+            }
+        } catch let e as CheckpointError {
+            Console.err("marts-consumer: error: \(e)")
+            throw ExitCode(2)
+        }
+        let s = consumer.summary
+        Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), \(s.checkpoints) checkpoints in \(String(format: "%.1f", s.seconds)) s\(stop.isStopped ? " (stopped by \(stop.receivedSignal ?? "signal"), final checkpoint taken)" : "")")
+    }
+}
+
+/// Loads every partition's checkpoint under a state directory and merges them.
+public struct StateDirectory {
+    public let url: URL
+    public init(_ path: String) throws {
+        url = URL(fileURLWithPath: path)
+        guard FileManager.default.fileExists(atPath: path) else { throw CLIError("state directory \(path) does not exist") }
+    }
+
+    public func load() throws -> (MartSnapshot, offsets: [String: [Int32: Int64]]) {
+        var snapshot = MartSnapshot()
+        var offsets: [String: [Int32: Int64]] = [:]
+        for p in CheckpointStore.partitions(in: url) {
+            guard let loaded = try CheckpointStore(stateDirectory: url, partition: p).load() else { continue }
+            snapshot.add(loaded.state)
+            for (t, o) in loaded.offsets { offsets[t, default: [:]][p] = o }
+        }
+        return (snapshot, offsets)
+    }
+}
+
+public enum MartExporter {
+    /// Writes one CSV per mart and manifest.json (or one JSON file per mart with `json`).
+    public static func write(_ snapshot: MartSnapshot, offsets: [String: [Int32: Int64]], to dir: URL, json: Bool) throws {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for table in snapshot.tables() {
+            if json {
+                let rows = table.rows.map { row in
+                    Dictionary(uniqueKeysWithValues: zip(table.columns, row.map(jsonValue)))
+                }
+                let data = try JSONSerialization.data(withJSONObject: rows, options: [.sortedKeys])
+                try data.write(to: dir.appendingPathComponent("\(table.name).json"), options: .atomic)
+            } else {
+                try Data(table.csv.utf8).write(to: dir.appendingPathComponent("\(table.name).csv"), options: .atomic)
+            }
+        }
+        let manifest: [String: Any] = [
+            "as_of": snapshot.asOf?.description ?? NSNull(),
+            "accepted": snapshot.accepted, "duplicates": snapshot.duplicates, "rejected": snapshot.rejected,
+            "offsets": offsets.mapValues { Dictionary(uniqueKeysWithValues: $0.map { (String($0.key), $0.value) }) },
+            "marts": MartSnapshot.martNames,
+        ]
+        let data = try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys])
+        try data.write(to: dir.appendingPathComponent("manifest.json"), options: .atomic)
+    }
+
+    static func jsonValue(_ v: MartValue) -> Any {
+        switch v {
+        case let .int(i): return i
+        case let .rate(r): return r.map { Double(String(format: "%.6f", $0))! } ?? NSNull()
+        case let .text(s): return s
+        case let .bool(b): return b
+        case let .time(t): return t?.description ?? NSNull()
+        case .null: return NSNull()
+        }
+    }
+}
+
+struct MartsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "marts", abstract: "Work with the marts kept in a state directory.",
+                                                    subcommands: [ExportCommand.self])
+
+    struct ExportCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "export",
+            abstract: "Write every mart (merged over all partitions) as CSV plus manifest.json, or as JSON.")
+        @Option(help: "The consumer's state directory.") var stateDir: String
+        @Option(help: "Output directory.") var out: String
+        @Option(help: "csv or json.") var format = "csv"
+        func validate() throws {
+            guard format == "csv" || format == "json" else { throw ValidationError("--format: expected csv or json, got '\(format)'") }
+        }
+        func run() throws {
+            let (snapshot, offsets) = try StateDirectory(stateDir).load()
+            try MartExporter.write(snapshot, offsets: offsets, to: URL(fileURLWithPath: out), json: format == "json")
+            Console.err("exported \(MartSnapshot.martNames.count) marts as of \(snapshot.asOf?.description ?? "-") to \(out)")
+        }
+    }
+}

@@ -1,0 +1,238 @@
+import Checkpoints
+import Events
+import Foundation
+import Kafka
+import Logging
+import Marts
+import Synchronization
+
+/// The consumer: input partitions → per-partition mart states → checkpoints with their offsets.
+///
+/// `@unchecked Sendable`: the rebalance callbacks that touch `partitions` run on the polling thread,
+/// inside `poll`, which is the only thread that touches it otherwise.
+public final class MartsConsumer: @unchecked Sendable {
+    public struct Options: Sendable {
+        public var stateDirectory: URL
+        public var group = "undercurrent-marts"
+        public var topics: [InputTopic: String] = Dictionary(uniqueKeysWithValues: InputTopic.allCases.map { ($0, $0.rawValue) })
+        public var deadLetterTopic = "events-dlq"
+        public var checkpointEvents = 50_000
+        public var checkpointInterval: Duration = .seconds(2)
+        /// Discard checkpoints and start from the earliest offsets.
+        public var rebuild = false
+        /// Ignore events after this time (as-of analysis).
+        public var until: Timestamp?
+        /// Stop after this long without messages (for batch runs, tests and the demo).
+        public var exitWhenIdle: Duration?
+        public init(stateDirectory: URL) { self.stateDirectory = stateDirectory }
+    }
+
+    final class Partition {
+        var state: MartState
+        let store: CheckpointStore
+        var offsets: [String: Int64]
+        var sinceCheckpoint = 0
+        init(state: MartState, store: CheckpointStore, offsets: [String: Int64]) {
+            self.state = state
+            self.store = store
+            self.offsets = offsets
+        }
+    }
+
+    public struct Summary: Sendable {
+        public var accepted = 0
+        public var duplicates = 0
+        public var rejected = 0
+        public var skippedAfterUntil = 0
+        public var checkpoints = 0
+        public var seconds = 0.0
+    }
+
+    let options: Options
+    let logger: Logger
+    private var partitions: [Int32: Partition] = [:]
+    private var topicOf: [String: InputTopic] = [:]
+    private var rebuilt = Set<Int32>()
+    private var loadError: CheckpointError?
+    public private(set) var summary = Summary()
+
+    public init(options: Options, logger: Logger) {
+        self.options = options
+        self.logger = logger
+        for (t, name) in options.topics { topicOf[name] = t }
+    }
+
+    /// Loads (or creates) the state of a partition number; returns the offsets to start its topics at.
+    func open(_ p: Int32) throws(CheckpointError) -> Partition {
+        if let existing = partitions[p] { return existing }
+        let store = CheckpointStore(stateDirectory: options.stateDirectory, partition: p)
+        if options.rebuild && !rebuilt.contains(p) {
+            try? store.remove()
+            rebuilt.insert(p)
+            logger.notice("partition \(p): checkpoint discarded, rebuilding from the earliest offsets")
+        }
+        let part: Partition
+        if let loaded = try store.load() {
+            for note in loaded.notes { logger.warning("\(note)") }
+            part = Partition(state: loaded.state, store: store, offsets: loaded.offsets)
+            logger.info("partition \(p): resumed from checkpoint", metadata: ["marts.accepted": "\(loaded.state.accepted)",
+                                                                              "kafka.offsets": "\(loaded.offsets.sorted { $0.key < $1.key })"])
+        } else {
+            part = Partition(state: MartState(), store: store, offsets: [:])
+        }
+        partitions[p] = part
+        return part
+    }
+
+    func checkpoint(_ p: Int32, dlq: KafkaProducer?) throws {
+        guard let part = partitions[p] else { return }
+        try dlq?.flush(timeout: .seconds(30))
+        var state = part.state
+        try part.store.write(&state, offsets: part.offsets)
+        part.state = state
+        part.sinceCheckpoint = 0
+        summary.checkpoints += 1
+    }
+
+    /// Checkpoints every partition with changes; on failure (disk full, read-only) waits and retries,
+    /// consuming nothing meanwhile, so offsets never move past un-checkpointed state.
+    func checkpointAll(dlq: KafkaProducer?, stop: StopSignal?, force: Bool = false) {
+        for p in partitions.keys.sorted() where force || partitions[p]!.sinceCheckpoint > 0 {
+            var attempt = 0
+            while true {
+                do {
+                    try checkpoint(p, dlq: dlq)
+                    if attempt > 0 { logger.notice("partition \(p): checkpoint written again after \(attempt) failures") }
+                    break
+                } catch {
+                    attempt += 1
+                    logger.error("partition \(p): checkpoint failed (\(error)); not consuming until it succeeds")
+                    if stop?.isStopped == true && attempt > 3 { return }
+                    Thread.sleep(forTimeInterval: 1)
+                }
+            }
+        }
+    }
+
+    /// Applies one input message; returns the rejection to send to the dead-letter topic, if any.
+    func ingest(partition p: Int32, part: Partition, topic: InputTopic, message: KafkaMessage) -> Rejection? {
+        let (outcome, event) = part.state.ingest(value: message.value, topic: topic, key: message.key)
+        part.offsets[message.topic] = message.offset + 1
+        part.sinceCheckpoint += 1
+        switch outcome {
+        case .accepted:
+            if let until = options.until, let e = event, e.occurredAt > until { summary.skippedAfterUntil += 1 }
+            summary.accepted += 1
+            return nil
+        case .duplicate:
+            summary.duplicates += 1
+            return nil
+        case let .rejected(r):
+            summary.rejected += 1
+            return r
+        }
+    }
+
+    // MARK: Kafka
+
+    public func run(kafka: KafkaConfig, stop: StopSignal) throws {
+        let started = ContinuousClock.now
+        var config = kafka
+        config["group.id"] = config["group.id"] ?? options.group
+        let dlq = try KafkaProducer(config: kafka, logger: logger)
+        let handler = RebalanceHandler(onAssign: { [self] tps in
+            var offsets: [TopicPartition: KafkaOffset] = [:]
+            for tp in tps {
+                do {
+                    let part = try open(tp.partition)
+                    offsets[tp] = part.offsets[tp.topic].map { KafkaOffset($0) } ?? .beginning
+                } catch let error as CheckpointError {
+                    loadError = error
+                    offsets[tp] = .end
+                } catch {}
+            }
+            return offsets
+        }, onRevoke: { [self] tps in
+            let numbers = Set(tps.map(\.partition))
+            checkpointAll(dlq: dlq, stop: nil)
+            for p in numbers { partitions[p] = nil }
+        })
+        let consumer = try KafkaConsumer(config: config, logger: logger, rebalance: handler)
+        try consumer.subscribe(options.topics.values.sorted())
+        var lastCheckpoint = ContinuousClock.now
+        var lastMessage = ContinuousClock.now
+        var lastReport = ContinuousClock.now
+        var reportedAccepted = 0
+        while !stop.isStopped {
+            let messages = try consumer.poll(maxMessages: 5000, timeout: .milliseconds(100), includeHeaders: false)
+            if let loadError { throw loadError }
+            for m in messages {
+                guard let part = partitions[m.partition], let topic = topicOf[m.topic] else { continue }
+                if let r = ingest(partition: m.partition, part: part, topic: topic, message: m) {
+                    try dlq.send(ProducerMessage(topic: options.deadLetterTopic, key: m.key.map { Array($0) }, value: Array(m.value),
+                                                 headers: [KafkaHeader("dlq-reason", r.description), KafkaHeader("source-topic", m.topic),
+                                                           KafkaHeader("source-partition", String(m.partition)),
+                                                           KafkaHeader("source-offset", String(m.offset))],
+                                                 timestampMs: m.timestampMs))
+                }
+            }
+            let now = ContinuousClock.now
+            if !messages.isEmpty { lastMessage = now }
+            let due = partitions.values.contains { $0.sinceCheckpoint >= options.checkpointEvents }
+            if due || now - lastCheckpoint >= options.checkpointInterval {
+                checkpointAll(dlq: dlq, stop: stop)
+                lastCheckpoint = ContinuousClock.now
+            }
+            if now - lastReport >= .seconds(5) {
+                let rate = Double(summary.accepted - reportedAccepted) / (now - lastReport).seconds
+                logger.info("consuming", metadata: ["marts.events_per_second": "\(Int(rate))", "marts.accepted": "\(summary.accepted)",
+                                                    "marts.duplicates": "\(summary.duplicates)", "marts.dlq": "\(summary.rejected)",
+                                                    "marts.as_of": "\(asOf?.description ?? "-")", "kafka.partitions": "\(partitions.keys.sorted())"])
+                lastReport = now
+                reportedAccepted = summary.accepted
+            }
+            if let idle = options.exitWhenIdle, !partitions.isEmpty, now - lastMessage >= idle { break }
+        }
+        checkpointAll(dlq: dlq, stop: stop)
+        try dlq.flush(timeout: .seconds(30))
+        consumer.close()
+        summary.seconds = (ContinuousClock.now - started).seconds
+    }
+
+    public var asOf: Timestamp? { partitions.values.compactMap(\.state.maxTime).max() }
+
+    // MARK: Archive
+
+    /// Feeds an archive through the same engine, without Kafka. Records are assigned to partition numbers
+    /// as the producers' murmur2 partitioner would with `partitionCount` partitions.
+    public func run(archive path: String, partitionCount: Int, stop: StopSignal) throws {
+        let started = ContinuousClock.now
+        var n = 0
+        for item in try ArchiveReader(path: path) {
+            if stop.isStopped { break }
+            let record: ArchiveRecord
+            switch item {
+            case let .success(r): record = r
+            case let .failure(e):
+                logger.warning("\(e)")
+                summary.rejected += 1
+                continue
+            }
+            if let until = options.until, let t = record.timestamp, t > until { break }
+            guard let topic = topicOf[record.topic] ?? InputTopic(rawValue: record.topic) else { continue }
+            let p = Int32(record.partition ?? Int32(Murmur2.partition(for: record.key ?? [], partitionCount: partitionCount)))
+            let part = try open(p)
+            let offset = record.offset ?? (part.offsets[record.topic] ?? 0)
+            let message = KafkaMessage(topic: record.topic, partition: p, offset: offset, key: record.key.map { $0[...] },
+                                       value: record.value[...], timestampMs: record.timestamp?.ms)
+            if let r = ingest(partition: p, part: part, topic: topic, message: message) {
+                logger.debug("rejected archive record: \(r)")
+            }
+            n += 1
+            if part.sinceCheckpoint >= options.checkpointEvents { checkpointAll(dlq: nil, stop: stop) }
+        }
+        checkpointAll(dlq: nil, stop: stop)
+        summary.seconds = (ContinuousClock.now - started).seconds
+        _ = n
+    }
+}
