@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "EventsTests", dependencies: ["Events"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Events", "UndercurrentCLI"]),
         .testTarget(name: "MartsTests", dependencies: ["Marts", "Events", "Simulation", "Checkpoints", "UndercurrentCLI"]),
-        .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Kafka", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Kafka", "Marts", "Events", "Simulation", "Checkpoints", .product(name: "Yams", package: "Yams")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -121,7 +121,10 @@ public final class CheckpointStore {
         try handle.write(contentsOf: record)
         try handle.synchronize()
         try handle.close()
-        _ = try FileManager.default.replaceItemAt(snapshotURL, withItemAt: temp)
+        // rename(2) replaces the old snapshot atomically.
+        guard rename(temp.path, snapshotURL.path) == 0 else {
+            throw CheckpointError(partition: partition, file: snapshotURL.path, problem: "cannot rename the new snapshot into place (errno \(errno))")
+        }
         snapshotBytes = record.count
         // The snapshot carries the log's last sequence number, so a crash before this truncation only
         // leaves log records that load() skips.

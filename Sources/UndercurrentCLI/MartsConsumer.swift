@@ -55,6 +55,9 @@ public final class MartsConsumer: @unchecked Sendable {
     private var rebuilt = Set<Int32>()
     private var loadError: CheckpointError?
     public private(set) var summary = Summary()
+    private let ingested = Atomic<Int>(0)
+    /// Messages taken in so far (safe to read from any thread, for progress).
+    public var progress: Int { ingested.load(ordering: .relaxed) }
 
     public init(options: Options, logger: Logger) {
         self.options = options
@@ -119,6 +122,7 @@ public final class MartsConsumer: @unchecked Sendable {
         let (outcome, event) = part.state.ingest(value: message.value, topic: topic, key: message.key)
         part.offsets[message.topic] = message.offset + 1
         part.sinceCheckpoint += 1
+        ingested.add(1, ordering: .relaxed)
         switch outcome {
         case .accepted:
             if let until = options.until, let e = event, e.occurredAt > until { summary.skippedAfterUntil += 1 }
@@ -164,8 +168,10 @@ public final class MartsConsumer: @unchecked Sendable {
         var lastReport = ContinuousClock.now
         var reportedAccepted = 0
         while !stop.isStopped {
+            let wasAssigned = !partitions.isEmpty
             let messages = try consumer.poll(maxMessages: 5000, timeout: .milliseconds(100), includeHeaders: false)
             if let loadError { throw loadError }
+            if !wasAssigned && !partitions.isEmpty { lastMessage = ContinuousClock.now }  // idle time counts from assignment
             for m in messages {
                 guard let part = partitions[m.partition], let topic = topicOf[m.topic] else { continue }
                 if let r = ingest(partition: m.partition, part: part, topic: topic, message: m) {

@@ -1,0 +1,107 @@
+import Checkpoints
+import Events
+import Foundation
+import Kafka
+import Logging
+import Marts
+import Simulation
+import Testing
+import UndercurrentCLI
+
+let quiet: Logger = {
+    var l = Logger(label: "test")
+    l.logLevel = .critical
+    return l
+}()
+
+let repoConfig = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("config")
+
+func tempDir() -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("uc-it-\(UUID().uuidString)")
+    try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+func smallWorld() throws -> SimulationParameters {
+    let config = try ConfigLoader.load(scenario: "payment-incident", configDir: repoConfig)
+    let start = Timestamp(year: 2024, month: 1, day: 1)
+    return SimulationParameters(config: config, seed: 3, customers: 120, start: start, end: start.addingMonths(10))
+}
+
+/// Produces the simulation to the embedded broker, plus `extra` raw messages.
+func produce(_ p: SimulationParameters, to broker: EmbeddedBroker, extra: [ProducerMessage] = []) throws -> Int {
+    let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: quiet)
+    let run = ProducerRun(topics: Set(InputTopic.allCases), pacing: .backfill, label: "test")
+    let s = try run.run(world: try World(p), simulationStart: p.start, producer: producer, stop: StopSignal(handleSignals: false)) { _ in }
+    for m in extra { try producer.send(m) }
+    try producer.flush()
+    return s.delivered
+}
+
+func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Duration = .seconds(3), stopAfter: Int? = nil) throws -> MartsConsumer.Summary {
+    var options = MartsConsumer.Options(stateDirectory: stateDir)
+    options.group = group
+    options.exitWhenIdle = idle
+    options.checkpointEvents = 2000
+    let consumer = MartsConsumer(options: options, logger: quiet)
+    let stop = StopSignal(handleSignals: false)
+    if let stopAfter {
+        // Stop (like Ctrl-C) once the consumer has taken in about `stopAfter` events.
+        Thread {
+            while consumer.progress < stopAfter { Thread.sleep(forTimeInterval: 0.01) }
+            stop.stop()
+        }.start()
+    }
+    try consumer.run(kafka: KafkaConfig(bootstrapServers: broker.bootstrapServers), stop: stop)
+    return consumer.summary
+}
+
+@Suite(.serialized) struct ConsumerIntegrationTests {
+    @Test func consumerThroughTheEmbeddedBrokerEqualsTheBatchOfTheSameEvents() throws {
+        let p = try smallWorld()
+        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
+        let bad = ProducerMessage(topic: "payments", key: Array("cus_000001".utf8), value: Array("{\"schema\":1,\"type\":".utf8))
+        let delivered = try produce(p, to: broker, extra: [bad])
+        let dir = tempDir()
+        let summary = try consume(broker, stateDir: dir, group: "it-1")
+        #expect(summary.accepted == delivered)
+        #expect(summary.rejected == 1)
+        let (snapshot, _) = try StateDirectory(dir.path).load()
+
+        var reference = MartState()
+        for e in try World(p) { _ = reference.apply(e, valueHash: ValueHash.of(EventEncoder.encode(e))) }
+        #expect(snapshot.tables() == MartSnapshot([reference]).tables())
+        #expect(DataQuality.check(snapshot).isEmpty)
+
+        // The malformed message went to the dead-letter topic with its reason.
+        let dlq = try KafkaConsumer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: quiet)
+        try dlq.assign(Dictionary(uniqueKeysWithValues: (0..<4).map { (TopicPartition("events-dlq", Int32($0)), KafkaOffset.beginning) }))
+        var got: [KafkaMessage] = []
+        let deadline = ContinuousClock.now + .seconds(15)
+        while got.isEmpty && ContinuousClock.now < deadline { got += try dlq.poll(timeout: .milliseconds(200)) }
+        #expect(got.count == 1)
+        #expect(got.first.flatMap { $0.header("dlq-reason") }.map { String(decoding: $0, as: UTF8.self) }?.hasPrefix("invalid_json") == true)
+        #expect(got.first.map { Array($0.value) } == bad.value)
+    }
+
+    @Test func stoppedAndRestartedConsumerEndsWithTheSameMarts() throws {
+        let p = try smallWorld()
+        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
+        let delivered = try produce(p, to: broker)
+        let dir = tempDir()
+        var total = 0
+        for round in 0..<3 {
+            let s = try consume(broker, stateDir: dir, group: "it-2-\(round)", stopAfter: round < 2 ? delivered / 4 : nil)
+            total += s.accepted
+        }
+        let (snapshot, offsets) = try StateDirectory(dir.path).load()
+        #expect(snapshot.accepted == delivered)
+        #expect(offsets.values.reduce(0) { $0 + $1.values.reduce(0, +) } == Int64(delivered))
+        var reference = MartState()
+        for e in try World(p) { _ = reference.apply(e, valueHash: ValueHash.of(EventEncoder.encode(e))) }
+        #expect(snapshot.tables() == MartSnapshot([reference]).tables())
+        // Events taken in after the last checkpoint of a stopped run are taken in again, never twice in the state.
+        #expect(total >= delivered)
+    }
+}

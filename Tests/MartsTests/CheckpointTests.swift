@@ -1,0 +1,82 @@
+import Checkpoints
+import Events
+import Foundation
+import Marts
+import Testing
+
+func tempDir() -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("uc-test-\(UUID().uuidString)")
+    try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+@Suite struct CheckpointTests {
+    @Test func deltasAndSnapshotsRestoreTheExactState() throws {
+        let dir = tempDir()
+        let store = CheckpointStore(stateDirectory: dir, partition: 3)
+        store.compactAfterBytes = 200_000  // force several compactions
+        var state = MartState()
+        var offset: Int64 = 0
+        for (i, e) in history.enumerated() {
+            _ = state.apply(e, valueHash: ValueHash.of(EventEncoder.encode(e)))
+            offset += 1
+            if i % 997 == 0 { try store.write(&state, offsets: ["billing": offset]) }
+        }
+        try store.write(&state, offsets: ["billing": offset])
+        let loaded = try #require(try CheckpointStore(stateDirectory: dir, partition: 3).load())
+        #expect(loaded.offsets == ["billing": offset])
+        #expect(loaded.state.customers == state.customers)
+        #expect(loaded.state.aggregates == state.aggregates)
+        #expect(loaded.state.counters == state.counters)
+        #expect(loaded.state.seen == state.seen)
+        #expect(export([loaded.state]) == export([state]))
+    }
+
+    @Test func aTornLastRecordIsDroppedAndTheStateBeforeItLoads() throws {
+        let dir = tempDir()
+        let store = CheckpointStore(stateDirectory: dir, partition: 0)
+        var state = MartState()
+        let half = history.count / 2
+        for e in history[..<half] { _ = state.apply(e, valueHash: 1) }
+        try store.write(&state, offsets: ["payments": 10])
+        let before = state.customers
+        for e in history[half...] { _ = state.apply(e, valueHash: 1) }
+        try store.write(&state, offsets: ["payments": 20])
+        let log = dir.appendingPathComponent("partition-0/log.bin")
+        let data = try Data(contentsOf: log)
+        try data.prefix(data.count - 7).write(to: log)  // a crash in the middle of the second write
+        let loaded = try #require(try CheckpointStore(stateDirectory: dir, partition: 0).load())
+        #expect(loaded.offsets == ["payments": 10])
+        #expect(loaded.state.customers == before)
+        #expect(loaded.notes.count == 1)
+    }
+
+    @Test func flippedBytesAreReportedAsCorruption() throws {
+        let dir = tempDir()
+        let store = CheckpointStore(stateDirectory: dir, partition: 1)
+        var state = MartState()
+        for e in history.prefix(500) { _ = state.apply(e, valueHash: 1) }
+        try store.write(&state, offsets: ["billing": 1])
+        for e in history.dropFirst(500).prefix(500) { _ = state.apply(e, valueHash: 1) }
+        try store.write(&state, offsets: ["billing": 2])
+        let log = dir.appendingPathComponent("partition-1/log.bin")
+        var bytes = [UInt8](try Data(contentsOf: log))
+        bytes[100] ^= 0xFF  // inside the first record, with a valid record after it
+        try Data(bytes).write(to: log)
+        #expect(throws: CheckpointError.self) { _ = try CheckpointStore(stateDirectory: dir, partition: 1).load() }
+    }
+
+    @Test func aNewerFormatVersionIsRefused() throws {
+        let dir = tempDir()
+        let store = CheckpointStore(stateDirectory: dir, partition: 2)
+        var state = MartState()
+        for e in history.prefix(100) { _ = state.apply(e, valueHash: 1) }
+        try store.write(&state, offsets: [:])
+        let log = dir.appendingPathComponent("partition-2/log.bin")
+        var bytes = [UInt8](try Data(contentsOf: log))
+        bytes[4] = 99  // format version, little endian
+        try Data(bytes).write(to: log)
+        let error = #expect(throws: CheckpointError.self) { _ = try CheckpointStore(stateDirectory: dir, partition: 2).load() }
+        #expect(error?.problem.contains("newer format version") == true)
+    }
+}
