@@ -92,21 +92,22 @@ public enum EventEncoder {
             out.append(0x22)
         }
 
-        public mutating func field(_ name: StaticString, _ value: String) {
+        /// `,"name":` before a member's value.
+        mutating func memberName(_ name: StaticString) {
             out.append(UInt8(ascii: ","))
             out.append(0x22)
             raw(name)
             out.append(0x22)
             out.append(UInt8(ascii: ":"))
+        }
+
+        public mutating func field(_ name: StaticString, _ value: String) {
+            memberName(name)
             string(value)
         }
 
         public mutating func field(_ name: StaticString, _ value: Int64) {
-            out.append(UInt8(ascii: ","))
-            out.append(0x22)
-            raw(name)
-            out.append(0x22)
-            out.append(UInt8(ascii: ":"))
+            memberName(name)
             appendInt(value)
         }
 

@@ -25,14 +25,19 @@ public struct MartState: Sendable {
         case accepted
         case duplicate
         case rejected(Rejection)
+        /// Valid, but after the as-of limit (`until`): not applied.
+        case afterLimit
     }
 
-    /// Decodes, validates, de-duplicates and applies one message value.
-    public mutating func ingest(value: ArraySlice<UInt8>, topic: InputTopic?, key: ArraySlice<UInt8>?) -> (Outcome, Event?) {
+    /// Decodes, validates, de-duplicates and applies one message value. Events after `until` are not applied.
+    public mutating func ingest(value: ArraySlice<UInt8>, topic: InputTopic?, key: ArraySlice<UInt8>?,
+                                until: Timestamp? = nil) -> (Outcome, Event?) {
         switch EventDecoder.decode(value, topic: topic, key: key) {
         case let .failure(r):
             rejected += 1
             return (.rejected(r), nil)
+        case let .success(event) where until.map({ event.occurredAt > $0 }) ?? false:
+            return (.afterLimit, event)
         case let .success(event):
             let outcome = apply(event, valueHash: ValueHash.of(value))
             return (outcome, outcome == .accepted ? event : nil)
@@ -56,9 +61,9 @@ public struct MartState: Sendable {
         if minTime.map({ event.occurredAt < $0 }) ?? true { minTime = event.occurredAt }
         if maxTime.map({ event.occurredAt > $0 }) ?? true { maxTime = event.occurredAt }
         dirtyCustomers.insert(event.customerID)
-        var c = customers[event.customerID] ?? CustomerState()
-        Contributions.apply(event, to: &c, aggregates: &aggregates, asOf: maxTime!)
-        customers[event.customerID] = c
+        // Mutated in place through the dictionary's modify accessor: copying the customer out and back
+        // would copy its nested collections on every event.
+        Contributions.apply(event, to: &customers[event.customerID, default: CustomerState()], aggregates: &aggregates, asOf: maxTime!)
         return .accepted
     }
 

@@ -119,14 +119,16 @@ public final class MartsConsumer: @unchecked Sendable {
 
     /// Applies one input message; returns the rejection to send to the dead-letter topic, if any.
     func ingest(partition p: Int32, part: Partition, topic: InputTopic, message: KafkaMessage) -> Rejection? {
-        let (outcome, event) = part.state.ingest(value: message.value, topic: topic, key: message.key)
+        let (outcome, _) = part.state.ingest(value: message.value, topic: topic, key: message.key, until: options.until)
         part.offsets[message.topic] = message.offset + 1
         part.sinceCheckpoint += 1
         ingested.add(1, ordering: .relaxed)
         switch outcome {
         case .accepted:
-            if let until = options.until, let e = event, e.occurredAt > until { summary.skippedAfterUntil += 1 }
             summary.accepted += 1
+            return nil
+        case .afterLimit:
+            summary.skippedAfterUntil += 1
             return nil
         case .duplicate:
             summary.duplicates += 1

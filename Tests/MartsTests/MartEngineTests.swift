@@ -113,6 +113,18 @@ let history = simulatedEvents()
         #expect(export([s]) == before)
     }
 
+    @Test func untilGivesTheMartsOfThatDay() {
+        let cut = Timestamp(year: 2024, month: 9, day: 15)
+        var s = MartState()
+        var after = 0
+        for e in history {
+            let (outcome, _) = s.ingest(value: EventEncoder.encode(e)[...], topic: e.topic, key: nil, until: cut)
+            if outcome == .afterLimit { after += 1 }
+        }
+        #expect(after > 0)
+        #expect(export([s]) == export([martState(history.filter { $0.occurredAt <= cut })]))
+    }
+
     @Test func exportFormatsFollowMartsMd() {
         let table = MartSnapshot([martState(history)]).reliability()
         let csv = table.csv.split(separator: "\n")
