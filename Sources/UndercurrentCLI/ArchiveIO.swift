@@ -96,7 +96,7 @@ public struct ArchiveReader: Sequence {
               let topic = object["topic"] as? String else {
             return .failure(CLIError("archive line \(lineNumber): not an archive record"))
         }
-        var value: [UInt8]
+        let value: [UInt8]
         if let v = object["value"] as? String { value = Array(v.utf8) }
         else if let b = object["value_base64"] as? String, let d = Data(base64Encoded: b) { value = Array(d) }
         else { return .failure(CLIError("archive line \(lineNumber): no value")) }
@@ -106,7 +106,6 @@ public struct ArchiveReader: Sequence {
             timestamp = parsed
         }
         let headers = ((object["headers"] as? [String: String]) ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        _ = value.count
         return .success(ArchiveRecord(topic: topic, partition: (object["partition"] as? NSNumber)?.int32Value,
                                       offset: (object["offset"] as? NSNumber)?.int64Value,
                                       key: (object["key"] as? String).map { Array($0.utf8) }, timestamp: timestamp,

@@ -215,7 +215,6 @@ public final class MartsConsumer: @unchecked Sendable {
     /// as the producers' murmur2 partitioner would with `partitionCount` partitions.
     public func run(archive path: String, partitionCount: Int, stop: StopSignal) throws {
         let started = ContinuousClock.now
-        var n = 0
         for item in try ArchiveReader(path: path) {
             if stop.isStopped { break }
             let record: ArchiveRecord
@@ -236,11 +235,9 @@ public final class MartsConsumer: @unchecked Sendable {
             if let r = ingest(partition: p, part: part, topic: topic, message: message) {
                 logger.debug("rejected archive record: \(r)")
             }
-            n += 1
             if part.sinceCheckpoint >= options.checkpointEvents { checkpointAll(dlq: nil, stop: stop) }
         }
         checkpointAll(dlq: nil, stop: stop)
         summary.seconds = (ContinuousClock.now - started).seconds
-        _ = n
     }
 }

@@ -79,7 +79,7 @@ struct SmokeCommand: ParsableCommand {
         }
         let result = try SmokeCheck(messages: messages).run(config: config, logger: logger)
         Console.out("smoke check: produced \(result.produced), consumed \(result.consumed) of \(messages) in \(String(format: "%.2f", result.seconds)) s")
-        _ = broker
+        withExtendedLifetime(broker) {}
         if result.consumed != messages || result.produced != messages { throw ExitCode(1) }
     }
 }
