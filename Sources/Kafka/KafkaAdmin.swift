@@ -18,7 +18,7 @@ public final class KafkaAdmin: Sendable {
         let err = rd_kafka_metadata(client.handle, topic == nil ? 1 : 0, topicHandle?.handle, &meta,
                                     KafkaConsumer.ms(timeout))
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let meta else {
-            throw KafkaError(err, context: "metadata from \(bootstrapDescription)")
+            throw KafkaError(err, context: "metadata")
         }
         defer { rd_kafka_metadata_destroy(meta) }
         var result: [TopicMetadata] = []
@@ -68,7 +68,7 @@ public final class KafkaAdmin: Sendable {
             rd_kafka_CreateTopics(client.handle, buf.baseAddress, buf.count, options, queue)
         }
         guard let event = rd_kafka_queue_poll(queue, KafkaConsumer.ms(timeout) + 1000) else {
-            throw KafkaError(kind: .timeout, message: "create topics: no answer from \(bootstrapDescription) within \(timeout)")
+            throw KafkaError(kind: .timeout, message: "create topics: no answer from the cluster within \(timeout)")
         }
         defer { rd_kafka_event_destroy(event) }
         let eventErr = rd_kafka_event_error(event)
@@ -89,5 +89,4 @@ public final class KafkaAdmin: Sendable {
         }
     }
 
-    private var bootstrapDescription: String { "the cluster" }
 }

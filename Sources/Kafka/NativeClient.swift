@@ -61,7 +61,6 @@ final class DeliveryCounters: Sendable {
 
 struct RebalanceState: Sendable {
     var handler: RebalanceHandler
-    var assignment: Set<TopicPartition> = []
 }
 
 private let logCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = {

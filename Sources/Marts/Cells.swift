@@ -43,17 +43,6 @@ public struct Aggregates: Sendable, Equatable {
             for (s, n) in ttv { cohortTtv[m, default: [:]][s, default: 0] += n }
         }
     }
-
-    /// Drops cells that are all zero (a retracted contribution leaves them behind).
-    public mutating func prune() {
-        func clean(_ a: inout [CellKey: Cell]) { a = a.filter { $0.value != .zero } }
-        clean(&revenue); clean(&reliability); clean(&failureReasons); clean(&engagement); clean(&mrr)
-        clean(&failureToChurn); clean(&cohorts); clean(&recovery)
-        cohortTtv = cohortTtv.compactMapValues { d in
-            let kept = d.filter { $0.value != 0 }
-            return kept.isEmpty ? nil : kept
-        }
-    }
 }
 
 public struct CellKey: Hashable, Sendable, Comparable {

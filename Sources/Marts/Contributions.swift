@@ -28,7 +28,6 @@ enum Contributions {
                 setFlag(&c, &a, m, MonthFlags.canceled)
                 if kind == .involuntary { setFlag(&c, &a, m, MonthFlags.canceledInvoluntary) }
             }
-            c.recentCancelIntents = c.recentCancelIntents.filter { $0 > asOf.ms - 90 * Timestamp.millisecondsPerDay }
 
         case let .invoiceIssued(invoiceID, _, _, _, _, _, _):
             c.invoicesIssued += 1
@@ -82,7 +81,7 @@ enum Contributions {
             c.paymentsFailed += 1
             if c.lastFailure.map({ $0.key < key }) ?? true { c.lastFailure = (key, reason) }
             c.recentFailures.append((e.occurredAt.ms, reason.declineType == .hard))
-            c.recentFailures = c.recentFailures.filter { $0.time > asOf.ms - 90 * Timestamp.millisecondsPerDay }
+            c.recentFailures.removeAll { $0.time <= asOf.ms - 90 * Timestamp.millisecondsPerDay }
             withRecovery(&c, &a, invoiceID) { inv in
                 inv.failed = true
                 if let ff = inv.firstFailure, (ff.attempt, ff.key) < (attempt, key) { return }
@@ -119,6 +118,7 @@ enum Contributions {
         case .cancelIntent:
             c.cancelIntents += 1
             c.recentCancelIntents.append(e.occurredAt.ms)
+            c.recentCancelIntents.removeAll { $0 <= asOf.ms - 90 * Timestamp.millisecondsPerDay }
             withFailureToChurn(&c, &a, around: m) { c, a in setFlag(&c, &a, m, MonthFlags.cancelIntent) }
         }
     }

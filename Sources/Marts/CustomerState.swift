@@ -13,7 +13,7 @@ public struct EventKey: Comparable, Hashable, Sendable {
         self.id = id
     }
     public static func < (a: EventKey, b: EventKey) -> Bool {
-        a.time != b.time ? a.time < b.time : Array(a.id.utf8).lexicographicallyPrecedes(Array(b.id.utf8))
+        a.time != b.time ? a.time < b.time : a.id.utf8.lexicographicallyPrecedes(b.id.utf8)
     }
 }
 

@@ -67,9 +67,6 @@ public struct MartState: Sendable {
         return .accepted
     }
 
-    /// Counts a message rejected before decoding reached this state (kept with the partition's counters).
-    public mutating func countRejected() { rejected += 1 }
-
     /// Hands over what changed since the last call (for a checkpoint) and starts a new change set.
     public mutating func takeChanges() -> (customers: [(String, CustomerState)], fingerprints: [(EventFingerprint, UInt64)]) {
         let changed = dirtyCustomers.sorted().map { ($0, customers[$0]!) }

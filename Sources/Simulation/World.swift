@@ -50,8 +50,6 @@ public struct World: Sequence, IteratorProtocol {
     /// Ground truth of every customer so far (complete once the stream is exhausted).
     public var truth: [CustomerTruth] { customers.map(\.truth) }
 
-    public var customerCount: Int { customers.count }
-
     @inline(__always) private static func less(_ a: (Int64, Int), _ b: (Int64, Int)) -> Bool {
         a.0 < b.0 || (a.0 == b.0 && a.1 < b.1)
     }

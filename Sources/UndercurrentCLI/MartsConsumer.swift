@@ -145,6 +145,7 @@ public final class MartsConsumer: @unchecked Sendable {
         let started = ContinuousClock.now
         var config = kafka
         config["group.id"] = config["group.id"] ?? options.group
+        logger.info("connecting to Kafka", metadata: ["kafka.config": "\(config.redacted.sorted { $0.key < $1.key })"])
         let dlq = try KafkaProducer(config: kafka, logger: logger)
         let handler = RebalanceHandler(onAssign: { [self] tps in
             var offsets: [TopicPartition: KafkaOffset] = [:]

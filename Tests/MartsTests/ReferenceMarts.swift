@@ -12,8 +12,9 @@ struct ReferenceMarts {
     init(_ input: [Event]) {
         var byID: [String: Event] = [:]
         for e in input where byID[e.eventID] == nil { byID[e.eventID] = e }
-        events = byID.values.sorted { ($0.occurredAt.ms, Array($0.eventID.utf8)).0 < ($1.occurredAt.ms, Array($1.eventID.utf8)).0
-            || ($0.occurredAt.ms == $1.occurredAt.ms && Array($0.eventID.utf8).lexicographicallyPrecedes(Array($1.eventID.utf8))) }
+        events = byID.values.sorted { a, b in
+            a.occurredAt != b.occurredAt ? a.occurredAt < b.occurredAt : a.eventID.utf8.lexicographicallyPrecedes(b.eventID.utf8)
+        }
         asOf = events.map(\.occurredAt).max()!
         let lo = events.map(\.occurredAt).min()!.month
         months = Array(lo...asOf.month)
