@@ -91,7 +91,7 @@ public final class CheckpointStore {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let changes = state.takeChanges()
         var w = BinaryWriter()
-        encode(&w, offsets: offsets, state: state, customers: changes.customers, fingerprints: changes.fingerprints)
+        encode(&w, offsets: offsets, state: state, customers: changes.customers, slots: changes.slots)
         sequence += 1
         let record = Self.frame(kind: 2, sequence: sequence, payload: w.bytes)
         if !FileManager.default.fileExists(atPath: logURL.path) {
@@ -112,8 +112,7 @@ public final class CheckpointStore {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var w = BinaryWriter()
         let customers = state.customers.sorted { $0.key < $1.key }
-        let fps = state.seen.map { ($0.key, $0.value) }
-        encode(&w, offsets: offsets, state: state, customers: customers, fingerprints: fps)
+        encode(&w, offsets: offsets, state: state, customers: customers, slots: state.seen.slots)
         let record = Self.frame(kind: 1, sequence: sequence, payload: w.bytes)
         let temp = directory.appendingPathComponent("snapshot.bin.tmp")
         FileManager.default.createFile(atPath: temp.path, contents: nil)
@@ -156,11 +155,11 @@ public final class CheckpointStore {
         var counters = MartState.Counters(accepted: 0, duplicates: 0, rejected: 0, minTime: nil, maxTime: nil)
         var aggregates = Aggregates()
         var customers: [String: CustomerState] = [:]
-        var seen: [EventFingerprint: UInt64] = [:]
+        var seen = SeenEvents()
     }
 
     private func encode(_ w: inout BinaryWriter, offsets: [String: Int64], state: MartState,
-                        customers: [(String, CustomerState)], fingerprints: [(EventFingerprint, UInt64)]) {
+                        customers: [(String, CustomerState)], slots: [(UInt64, UInt64)]) {
         w.u32(UInt32(offsets.count))
         for (t, o) in offsets.sorted(by: { $0.key < $1.key }) { w.string(t); w.i64(o) }
         let c = state.counters
@@ -178,8 +177,8 @@ public final class CheckpointStore {
         }
         w.u32(UInt32(customers.count))
         for (id, cs) in customers { w.string(id); w.customer(cs) }
-        w.u32(UInt32(fingerprints.count))
-        for (fp, h) in fingerprints { w.u64(fp.a); w.u64(fp.b); w.u64(h) }
+        w.u32(UInt32(slots.count))
+        for (key, check) in slots { w.u64(key); w.u64(check) }
     }
 
     private func decode(_ payload: [UInt8], into c: inout Content, file: String) throws(CheckpointError) {
@@ -204,7 +203,7 @@ public final class CheckpointStore {
             }
             c.aggregates = a
             for _ in 0..<(try r.count()) { c.customers[try r.string()] = try r.customer() }
-            for _ in 0..<(try r.count()) { c.seen[EventFingerprint(a: try r.u64(), b: try r.u64())] = try r.u64() }
+            for _ in 0..<(try r.count()) { c.seen.insert(key: try r.u64(), check: try r.u64()) }
             guard r.atEnd else { throw FormatError(message: "trailing bytes") }
         } catch {
             throw CheckpointError(partition: partition, file: directory.appendingPathComponent(file).path,

@@ -86,30 +86,45 @@ enum FieldName: Int, CaseIterable {
 
 struct FieldTable: Sendable {
     static let size = 128
-    private var slots: [(hash: UInt32, name: [UInt8], field: Int)?] = Array(repeating: nil, count: FieldTable.size)
+    /// Per slot: the name's hash, its bytes' range in `names` (empty: free slot) and the field.
+    private var hashes = [UInt32](repeating: 0, count: FieldTable.size)
+    private var ranges = [Range<Int>](repeating: 0..<0, count: FieldTable.size)
+    private var fields = [Int](repeating: -1, count: FieldTable.size)
+    private var names: [UInt8] = []
 
     init() {
         for f in FieldName.allCases {
             let name = Array(f.wireName.utf8)
-            let h = FieldTable.hash(name[...])
+            var h: UInt32 = 2_166_136_261
+            for b in name { h = (h ^ UInt32(b)) &* 16_777_619 }
             var i = Int(h) & (Self.size - 1)
-            while slots[i] != nil { i = (i + 1) & (Self.size - 1) }
-            slots[i] = (h, name, f.rawValue)
+            while fields[i] >= 0 { i = (i + 1) & (Self.size - 1) }
+            hashes[i] = h
+            ranges[i] = names.count..<(names.count + name.count)
+            fields[i] = f.rawValue
+            names += name
         }
     }
 
-    static func hash(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+    /// The field whose name is `s[range]`, without copying the bytes.
+    func lookup(_ s: borrowing Span<UInt8>, _ range: Range<Int>) -> Int? {
         var h: UInt32 = 2_166_136_261
-        for b in bytes { h = (h ^ UInt32(b)) &* 16_777_619 }
-        return h
-    }
-
-    func lookup(_ bytes: ArraySlice<UInt8>) -> Int? {
-        let h = Self.hash(bytes)
-        var i = Int(h) & (Self.size - 1)
-        while let slot = slots[i] {
-            if slot.hash == h && slot.name.elementsEqual(bytes) { return slot.field }
-            i = (i + 1) & (Self.size - 1)
+        for i in range { h = (h ^ UInt32(s[i])) &* 16_777_619 }
+        var slot = Int(h) & (Self.size - 1)
+        while fields[slot] >= 0 {
+            if hashes[slot] == h && ranges[slot].count == range.count {
+                var equal = true
+                var j = ranges[slot].lowerBound
+                for i in range {
+                    if s[i] != names[j] {
+                        equal = false
+                        break
+                    }
+                    j += 1
+                }
+                if equal { return fields[slot] }
+            }
+            slot = (slot + 1) & (Self.size - 1)
         }
         return nil
     }
@@ -188,21 +203,28 @@ private func scanObject(_ s: borrowing Span<UInt8>, base: Int, into fields: inou
 
 private func record(_ s: borrowing Span<UInt8>, base: Int, keyRange: Range<Int>, keyEscaped: Bool, value: ScannedValue,
                     into fields: inout Fields) throws(Rejection) {
-    var key = [UInt8]()
-    key.reserveCapacity(keyRange.count)
-    for i in keyRange { key.append(s[i]) }
-    if keyEscaped { key = try unescapeSlice(key[...]) }
-    if let field = FieldName.table.lookup(key[...]) {
+    // A key written with escapes (rare) is resolved first; it can still name a known field.
+    var field: Int? = nil
+    var key: [UInt8] = []
+    if keyEscaped {
+        for i in keyRange { key.append(s[i]) }
+        key = try unescapeSlice(key[...])
+        field = FieldName.allCases.first { Array($0.wireName.utf8) == key }?.rawValue
+    } else {
+        field = FieldName.table.lookup(s, keyRange)
+    }
+    if let field {
         let bit: UInt64 = 1 << UInt64(field)
         if fields.seen & bit != 0 {
             throw Rejection(.repeatedKey, "key \"\(FieldName(rawValue: field)!.wireName)\" appears twice")
         }
         fields.seen |= bit
         fields.values[field] = value
-    } else {
-        if !fields.unknownKeys.insert(key).inserted {
-            throw Rejection(.repeatedKey, "key \"\(printable(key))\" appears twice")
-        }
+        return
+    }
+    if !keyEscaped { for i in keyRange { key.append(s[i]) } }
+    if !fields.unknownKeys.insert(key).inserted {
+        throw Rejection(.repeatedKey, "key \"\(printable(key))\" appears twice")
     }
 }
 

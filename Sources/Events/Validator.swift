@@ -125,11 +125,16 @@ struct Validator {
         guard !b.isEmpty, b.count <= 256 else {
             throw Rejection(.invalidValue, "\(f.wireName) must be 1 to 256 bytes, got \(b.count)")
         }
-        let s = String(decoding: b, as: UTF8.self)
-        for u in s.unicodeScalars where u.value < 0x20 || (u.value >= 0x7F && u.value < 0xA0) {
-            throw Rejection(.invalidValue, "\(f.wireName) contains a control character")
+        // Control characters in (already validated) UTF-8: bytes below 0x20, 0x7F, and U+0080-U+009F
+        // (0xC2 followed by 0x80-0x9F).
+        var previous: UInt8 = 0
+        for c in b {
+            if c < 0x20 || c == 0x7F || (previous == 0xC2 && c < 0xA0 && c >= 0x80) {
+                throw Rejection(.invalidValue, "\(f.wireName) contains a control character")
+            }
+            previous = c
         }
-        return s
+        return String(decoding: b, as: UTF8.self)
     }
 
     private func enumeration<E: RawRepresentable>(_ f: FieldName) throws(Rejection) -> E where E.RawValue == String {

@@ -174,11 +174,22 @@ enum Contributions {
         addCohort(c, &a, 1)
     }
 
+    /// A change in month x can change the cohorts of months x-2 ... x+1; only contributions that changed are
+    /// retracted and re-added (most events of customers without invoices touch none).
     static func withFailureToChurn(_ c: inout CustomerState, _ a: inout Aggregates, around x: Int32,
                                    _ body: (inout CustomerState, inout Aggregates) -> Void) {
-        for m in (x - 2)...(x + 1) { addFailureToChurn(c, &a, m, -1) }
+        let before = (failureToChurn(c, x - 2), failureToChurn(c, x - 1), failureToChurn(c, x), failureToChurn(c, x + 1))
         body(&c, &a)
-        for m in (x - 2)...(x + 1) { addFailureToChurn(c, &a, m, 1) }
+        let after = (failureToChurn(c, x - 2), failureToChurn(c, x - 1), failureToChurn(c, x), failureToChurn(c, x + 1))
+        func update(_ old: (CellKey, Cell)?, _ new: (CellKey, Cell)?) {
+            if old?.0 == new?.0 && old?.1 == new?.1 { return }
+            if let old { a.failureToChurn[old.0, default: .zero] &-= old.1 }
+            if let new { a.failureToChurn[new.0, default: .zero] &+= new.1 }
+        }
+        update(before.0, after.0)
+        update(before.1, after.1)
+        update(before.2, after.2)
+        update(before.3, after.3)
     }
 
     static func withRecovery(_ c: inout CustomerState, _ a: inout Aggregates, _ invoiceID: String, _ body: (inout InvoiceState) -> Void) {
@@ -226,8 +237,9 @@ enum Contributions {
         }
     }
 
-    static func addFailureToChurn(_ c: CustomerState, _ a: inout Aggregates, _ m: Int32, _ sign: Int64) {
-        guard let f = c.months[m], f.has(MonthFlags.billed) else { return }
+    /// The customer's part of the failure-to-churn cohort of month m: nil unless billed in m.
+    static func failureToChurn(_ c: CustomerState, _ m: Int32) -> (CellKey, Cell)? {
+        guard let f = c.months[m], f.has(MonthFlags.billed) else { return nil }
         func has(_ month: Int32, _ flag: UInt8) -> Bool { c.months[month]?.has(flag) ?? false }
         var cell = Cell.zero
         cell[0] = 1
@@ -236,7 +248,7 @@ enum Contributions {
         cell[3] = (m...(m + 2)).contains { has($0, MonthFlags.canceledInvoluntary) } ? 1 : 0
         cell[4] = Int64(c.months[m - 1]?.featureEvents ?? 0)
         cell[5] = Int64(c.months[m + 1]?.featureEvents ?? 0)
-        a.failureToChurn[CellKey(m, f.has(MonthFlags.failed) ? 1 : 0), default: .zero] &+= cell &* sign
+        return (CellKey(m, f.has(MonthFlags.failed) ? 1 : 0), cell)
     }
 
     static func addRecovery(_ inv: InvoiceState, _ a: inout Aggregates, _ sign: Int64) {

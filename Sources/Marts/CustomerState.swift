@@ -89,6 +89,8 @@ public struct CustomerState: Sendable, Equatable {
     /// Recent failures for the risk model: (time, hard decline).
     public var recentFailures: [(time: Int64, hard: Bool)] = []
     public var recentCancelIntents: [Int64] = []
+    /// Bookkeeping of `MartState` for incremental checkpoints; not part of the customer's state.
+    public var changedSinceCheckpoint = false
 
     public init() {}
 

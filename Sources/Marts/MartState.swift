@@ -8,16 +8,16 @@ import Events
 public struct MartState: Sendable {
     public private(set) var customers: [String: CustomerState] = [:]
     public private(set) var aggregates = Aggregates()
-    /// Exact duplicate detection: 128-bit fingerprint of each accepted `event_id` → 64-bit hash of its value.
-    public private(set) var seen: [EventFingerprint: UInt64] = [:]
+    /// Exact duplicate detection (see `SeenEvents`).
+    public private(set) var seen = SeenEvents()
     public private(set) var accepted = 0
     public private(set) var duplicates = 0
     public private(set) var rejected = 0
     public private(set) var minTime: Timestamp?
     public private(set) var maxTime: Timestamp?
     /// Customers and fingerprints changed since `takeChanges()`, for incremental checkpoints.
-    public private(set) var dirtyCustomers: Set<String> = []
-    public private(set) var newFingerprints: [(EventFingerprint, UInt64)] = []
+    public private(set) var dirtyCustomers: [String] = []
+    public private(set) var newSlots: [(UInt64, UInt64)] = []
 
     public init() {}
 
@@ -46,34 +46,47 @@ public struct MartState: Sendable {
 
     /// Applies a validated event. `valueHash` identifies its exact bytes, for the conflict rule.
     public mutating func apply(_ event: Event, valueHash: UInt64) -> Outcome {
-        let fp = EventFingerprint(event.eventID)
-        if let known = seen[fp] {
-            if known == valueHash {
-                duplicates += 1
-                return .duplicate
-            }
+        let (key, check) = SeenEvents.slot(EventFingerprint(event.eventID), valueHash: valueHash)
+        switch seen.insert(key: key, check: check) {
+        case .duplicate:
+            duplicates += 1
+            return .duplicate
+        case .conflict:
             rejected += 1
             return .rejected(Rejection(.conflictingDuplicate, "event_id \(event.eventID) was accepted before with a different value"))
+        case .new:
+            newSlots.append((key, check))
         }
-        seen[fp] = valueHash
-        newFingerprints.append((fp, valueHash))
         accepted += 1
         if minTime.map({ event.occurredAt < $0 }) ?? true { minTime = event.occurredAt }
         if maxTime.map({ event.occurredAt > $0 }) ?? true { maxTime = event.occurredAt }
-        dirtyCustomers.insert(event.customerID)
         // Mutated in place through the dictionary's modify accessor: copying the customer out and back
         // would copy its nested collections on every event.
-        Contributions.apply(event, to: &customers[event.customerID, default: CustomerState()], aggregates: &aggregates, asOf: maxTime!)
+        if Self.update(&customers[event.customerID, default: CustomerState()], event, &aggregates, maxTime!) {
+            dirtyCustomers.append(event.customerID)
+        }
         return .accepted
     }
 
+    /// Applies the event to the customer; true when the customer was not yet marked changed.
+    private static func update(_ c: inout CustomerState, _ event: Event, _ aggregates: inout Aggregates, _ asOf: Timestamp) -> Bool {
+        Contributions.apply(event, to: &c, aggregates: &aggregates, asOf: asOf)
+        defer { c.changedSinceCheckpoint = true }
+        return !c.changedSinceCheckpoint
+    }
+
     /// Hands over what changed since the last call (for a checkpoint) and starts a new change set.
-    public mutating func takeChanges() -> (customers: [(String, CustomerState)], fingerprints: [(EventFingerprint, UInt64)]) {
-        let changed = dirtyCustomers.sorted().map { ($0, customers[$0]!) }
-        let fps = newFingerprints
+    public mutating func takeChanges() -> (customers: [(String, CustomerState)], slots: [(UInt64, UInt64)]) {
+        var changed: [(String, CustomerState)] = []
+        changed.reserveCapacity(dirtyCustomers.count)
+        for id in dirtyCustomers.sorted() {
+            customers[id]!.changedSinceCheckpoint = false
+            changed.append((id, customers[id]!))
+        }
+        let slots = newSlots
         dirtyCustomers.removeAll(keepingCapacity: true)
-        newFingerprints.removeAll(keepingCapacity: true)
-        return (changed, fps)
+        newSlots.removeAll(keepingCapacity: true)
+        return (changed, slots)
     }
 
     public struct Counters: Sendable, Equatable, Codable {
@@ -96,7 +109,7 @@ public struct MartState: Sendable {
     }
 
     /// Rebuilds a state from checkpointed parts.
-    public init(counters: Counters, aggregates: Aggregates, customers: [String: CustomerState], seen: [EventFingerprint: UInt64]) {
+    public init(counters: Counters, aggregates: Aggregates, customers: [String: CustomerState], seen: SeenEvents) {
         self.customers = customers
         self.seen = seen
         self.aggregates = aggregates

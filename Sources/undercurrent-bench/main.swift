@@ -102,6 +102,12 @@ func martsBench(customers: Int) throws {
     for (v, t, k) in values { _ = state.ingest(value: v, topic: t, key: k) }
     let s = seconds(ContinuousClock.now - t0)
     print(String(format: "decode+validate+marts: %d events in %.2f s = %.0f events/s (accepted %d)", values.count, s, Double(values.count) / s, state.accepted))
+    let decoded = values.map { try! EventDecoder.decode($0.0, topic: $0.1, key: $0.2).get() }
+    var state2 = MartState()
+    let t3 = ContinuousClock.now
+    for e in decoded { _ = state2.apply(e, valueHash: 1) }
+    let s3 = seconds(ContinuousClock.now - t3)
+    print(String(format: "marts only (pre-decoded events): %d events in %.2f s = %.0f events/s", decoded.count, s3, Double(decoded.count) / s3))
     let decoder = JSONDecoder()
     let sample = values.prefix(200_000)
     let t1 = ContinuousClock.now
