@@ -213,9 +213,12 @@ public final class MartsConsumer: @unchecked Sendable {
     // MARK: Archive
 
     /// Feeds an archive through the same engine, without Kafka. Records are assigned to partition numbers
-    /// as the producers' murmur2 partitioner would with `partitionCount` partitions.
+    /// as the producers' murmur2 partitioner would with `partitionCount` partitions. A record without an
+    /// offset gets its position among its topic-partition's records in the file, so a restarted run skips
+    /// what its checkpoints already hold, exactly as a Kafka run resumes at its offsets.
     public func run(archive path: String, partitionCount: Int, stop: StopSignal) throws {
         let started = ContinuousClock.now
+        var positions: [TopicPartition: Int64] = [:]
         for item in try ArchiveReader(path: path) {
             if stop.isStopped { break }
             let record: ArchiveRecord
@@ -230,7 +233,10 @@ public final class MartsConsumer: @unchecked Sendable {
             guard let topic = topicOf[record.topic] ?? InputTopic(rawValue: record.topic) else { continue }
             let p = Int32(record.partition ?? Int32(Murmur2.partition(for: record.key ?? [], partitionCount: partitionCount)))
             let part = try open(p)
-            let offset = record.offset ?? (part.offsets[record.topic] ?? 0)
+            let tp = TopicPartition(record.topic, p)
+            let offset = record.offset ?? positions[tp, default: 0]
+            positions[tp] = offset + 1
+            if offset < part.offsets[record.topic] ?? 0 { continue }  // already in the checkpoint
             let message = KafkaMessage(topic: record.topic, partition: p, offset: offset, key: record.key.map { $0[...] },
                                        value: record.value[...], timestampMs: record.timestamp?.ms)
             if let r = ingest(partition: p, part: part, topic: topic, message: message) {

@@ -1,0 +1,107 @@
+import Events
+import Foundation
+import Marts
+import Simulation
+import Testing
+import UndercurrentCLI
+
+let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// The `marts-consumer` executable built beside the tests.
+func consumerBinary() throws -> URL {
+    let url = repoRoot.appendingPathComponent(".build/debug/marts-consumer")
+    guard FileManager.default.isExecutableFile(atPath: url.path) else {
+        throw CLIError("\(url.path) is missing: build all products (swift build --build-tests) before the tests")
+    }
+    return url
+}
+
+func writeArchive(_ p: SimulationParameters, to path: String) throws -> Int {
+    var run = SimulateRun(world: try World(p))
+    let writer = try ArchiveWriter(path: path)
+    let summary = try run.write(to: writer)
+    try writer.close()
+    return summary.events
+}
+
+@Suite(.serialized) struct CrashRecoveryTests {
+    @Test func consumerKilledWithSIGKILLManyTimesEndsWithTheUninterruptedMarts() throws {
+        let binary = try consumerBinary()
+        let dir = tempDir()
+        let archive = dir.appendingPathComponent("history.ndjson").path
+        let total = try writeArchive(try smallWorld(), to: archive)
+
+        // The uninterrupted run, in process.
+        let reference = dir.appendingPathComponent("reference")
+        var options = MartsConsumer.Options(stateDirectory: reference)
+        options.checkpointEvents = 300
+        try MartsConsumer(options: options, logger: quiet).run(archive: archive, partitionCount: 4, stop: StopSignal(handleSignals: false))
+        let (expected, _) = try StateDirectory(reference.path).load()
+
+        // The same run in a child process, killed at random moments (often in the middle of a checkpoint:
+        // one is written every 300 events) and restarted.
+        let state = dir.appendingPathComponent("crashed")
+        var rng = Xoshiro(seed: 99)
+        var kills = 0
+        for _ in 0..<12 {
+            let child = Process()
+            child.executableURL = binary
+            child.arguments = ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path,
+                               "--checkpoint-events", "300", "--log-level", "error"]
+            child.standardError = FileHandle.nullDevice
+            try child.run()
+            Thread.sleep(forTimeInterval: rng.uniform(0.05, 0.9))
+            if child.isRunning {
+                kill(child.processIdentifier, SIGKILL)
+                kills += 1
+            }
+            child.waitUntilExit()
+        }
+        // A last run to the end.
+        let last = Process()
+        last.executableURL = binary
+        last.arguments = ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path, "--log-level", "error"]
+        last.standardError = FileHandle.nullDevice
+        try last.run()
+        last.waitUntilExit()
+        #expect(last.terminationStatus == 0)
+        #expect(kills >= 6, "only \(kills) runs were killed before they finished")
+
+        let (got, _) = try StateDirectory(state.path).load()
+        // Nothing lost, nothing counted twice: every event accepted exactly once, no duplicates seen.
+        #expect(got.accepted == total)
+        #expect(got.duplicates == 0)
+        #expect(got.tables() == expected.tables())
+    }
+
+    @Test func corruptCheckpointStopsTheConsumerWithAClearErrorUntilRebuild() throws {
+        let binary = try consumerBinary()
+        let dir = tempDir()
+        let archive = dir.appendingPathComponent("history.ndjson").path
+        let total = try writeArchive(try smallWorld(), to: archive)
+        let state = dir.appendingPathComponent("state")
+        func runConsumer(_ extra: [String]) throws -> (Int32, String) {
+            let child = Process()
+            child.executableURL = binary
+            child.arguments = ["--from-archive", archive, "--partitions", "2", "--state-dir", state.path, "--checkpoint-events", "500",
+                               "--log-level", "error"] + extra
+            let err = Pipe()
+            child.standardError = err
+            try child.run()
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            child.waitUntilExit()
+            return (child.terminationStatus, text)
+        }
+        #expect(try runConsumer([]).0 == 0)
+        let log = state.appendingPathComponent("partition-0/log.bin")
+        var bytes = [UInt8](try Data(contentsOf: log))
+        bytes[40] ^= 0x5A
+        try Data(bytes).write(to: log)
+        let (status, message) = try runConsumer([])
+        #expect(status == 2)
+        #expect(message.contains("partition-0/log.bin") && message.contains("--rebuild"))
+        #expect(try runConsumer(["--rebuild"]).0 == 0)
+        let (snapshot, _) = try StateDirectory(state.path).load()
+        #expect(snapshot.accepted == total)
+    }
+}
