@@ -100,6 +100,24 @@ public final class KafkaConsumer: Sendable {
         return list.entries().map(\.partition).sorted()
     }
 
+    /// Messages behind the end of each assigned partition: high watermark minus the consume position, from
+    /// the watermarks librdkafka caches with each fetch (no request to the broker). Partitions without a
+    /// position yet are left out.
+    public func lag() -> [TopicPartition: Int64] {
+        var raw: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>? = nil
+        guard rd_kafka_assignment(client.handle, &raw) == RD_KAFKA_RESP_ERR_NO_ERROR, let raw else { return [:] }
+        let list = PartitionList(adopting: raw)
+        _ = list.withPointer { rd_kafka_position(client.handle, $0) }
+        var out: [TopicPartition: Int64] = [:]
+        for e in list.entries() where e.offset >= 0 {
+            var low: Int64 = -1, high: Int64 = -1
+            guard rd_kafka_get_watermark_offsets(client.handle, e.partition.topic, e.partition.partition, &low, &high)
+                    == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { continue }
+            out[e.partition] = max(0, high - e.offset)
+        }
+        return out
+    }
+
     /// Up to `maxMessages` messages, waiting at most `timeout` for the first. Serves rebalance callbacks.
     /// Transient broker errors are logged and counted, not thrown: librdkafka retries them itself.
     /// `includeHeaders: false` skips parsing headers, for callers that do not read them.

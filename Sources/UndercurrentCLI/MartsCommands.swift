@@ -27,6 +27,8 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Option(help: "Stop at this event time (RFC 3339, e.g. 2025-06-30T23:59:59.999Z), for as-of analysis.") var until: String?
     @Option(help: "Exit after this many seconds without messages (batch runs).") var exitWhenIdle: Double?
     @Option(help: "Dead-letter topic.") var dlqTopic = "events-dlq"
+    @Option(help: "Write metrics in Prometheus text format to this file at each progress report (node_exporter textfile collector).") var metricsFile: String?
+    @Option(help: "Seconds between progress reports.") var reportSeconds: Double = 5
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var common: CommonOptions
 
@@ -41,6 +43,7 @@ public struct MartsConsumerCommand: ParsableCommand {
             throw ValidationError("--until: expected a time like 2025-06-30T23:59:59.999Z, got '\(until)'")
         }
         if let exitWhenIdle, !(exitWhenIdle > 0) { throw ValidationError("--exit-when-idle: expected a positive number of seconds") }
+        guard reportSeconds > 0 else { throw ValidationError("--report-seconds: expected a positive number of seconds") }
     }
 
     public func run() throws {
@@ -53,6 +56,8 @@ public struct MartsConsumerCommand: ParsableCommand {
         options.rebuild = rebuild || reset == "earliest"
         options.until = until.flatMap { Timestamp(rfc3339: $0) }
         options.exitWhenIdle = exitWhenIdle.map { .milliseconds(Int64($0 * 1000)) }
+        options.metricsFile = metricsFile.map { URL(fileURLWithPath: $0) }
+        options.reportInterval = .milliseconds(Int64(reportSeconds * 1000))
         let stop = StopSignal()
         let consumer = MartsConsumer(options: options, logger: logger)
         do {

@@ -24,6 +24,10 @@ public final class MartsConsumer: @unchecked Sendable {
         public var until: Timestamp?
         /// Stop after this long without messages (for batch runs, tests and the demo).
         public var exitWhenIdle: Duration?
+        /// How often progress is logged and metrics refreshed.
+        public var reportInterval: Duration = .seconds(5)
+        /// Where to write the metrics (Prometheus text format) at each report, atomically.
+        public var metricsFile: URL?
         public init(stateDirectory: URL) { self.stateDirectory = stateDirectory }
     }
 
@@ -55,6 +59,12 @@ public final class MartsConsumer: @unchecked Sendable {
     private var rebuilt = Set<Int32>()
     private var loadError: CheckpointError?
     public private(set) var summary = Summary()
+    private let metricsSnapshot = Mutex(ConsumerMetrics())
+    private var checkpointFailures = 0
+    private var checkpointSeconds = 0.0
+    private var lastCheckpointSeconds = 0.0
+    /// The latest metrics (refreshed at each report), safe to read from any thread.
+    public var metrics: ConsumerMetrics { metricsSnapshot.withLock { $0 } }
     private let ingested = Atomic<Int>(0)
     /// Messages taken in so far (safe to read from any thread, for progress).
     public var progress: Int { ingested.load(ordering: .relaxed) }
@@ -90,9 +100,12 @@ public final class MartsConsumer: @unchecked Sendable {
     func checkpoint(_ p: Int32, dlq: KafkaProducer?) throws {
         guard let part = partitions[p] else { return }
         try dlq?.flush(timeout: .seconds(30))
+        let started = ContinuousClock.now
         var state = part.state
         try part.store.write(&state, offsets: part.offsets)
         part.state = state
+        lastCheckpointSeconds = (ContinuousClock.now - started).seconds
+        checkpointSeconds += lastCheckpointSeconds
         part.sinceCheckpoint = 0
         summary.checkpoints += 1
     }
@@ -109,6 +122,7 @@ public final class MartsConsumer: @unchecked Sendable {
                     break
                 } catch {
                     attempt += 1
+                    checkpointFailures += 1
                     logger.error("partition \(p): checkpoint failed (\(error)); not consuming until it succeeds")
                     if stop?.isStopped == true && attempt > 3 { return }
                     Thread.sleep(forTimeInterval: 1)
@@ -192,23 +206,54 @@ public final class MartsConsumer: @unchecked Sendable {
                 checkpointAll(dlq: dlq, stop: stop)
                 lastCheckpoint = ContinuousClock.now
             }
-            if now - lastReport >= .seconds(5) {
-                let rate = Double(summary.accepted - reportedAccepted) / (now - lastReport).seconds
-                logger.info("consuming", metadata: ["marts.events_per_second": "\(Int(rate))", "marts.accepted": "\(summary.accepted)",
-                                                    "marts.duplicates": "\(summary.duplicates)", "marts.dlq": "\(summary.rejected)",
-                                                    "marts.as_of": "\(asOf?.description ?? "-")", "kafka.partitions": "\(partitions.keys.sorted())"])
+            if now - lastReport >= options.reportInterval {
+                let taken = summary.accepted + summary.duplicates + summary.rejected + summary.skippedAfterUntil
+                let m = report(rate: Double(taken - reportedAccepted) / (now - lastReport).seconds, consumer: consumer)
+                let worst = m.lag.max { $0.value < $1.value }
+                logger.info("consuming", metadata: [
+                    "marts.events_per_second": "\(Int(m.eventsPerSecond))", "marts.accepted": "\(m.accepted)",
+                    "marts.duplicates": "\(m.duplicates)", "marts.dlq": "\(m.rejected)", "marts.as_of": "\(m.asOf?.description ?? "-")",
+                    "kafka.lag_total": "\(m.totalLag)", "kafka.lag_max": "\(worst.map { "\($0.key)=\($0.value)" } ?? "-")",
+                    "kafka.partitions": "\(partitions.keys.sorted())",
+                ])
                 lastReport = now
-                reportedAccepted = summary.accepted
+                reportedAccepted = taken
             }
             if let idle = options.exitWhenIdle, !partitions.isEmpty, now - lastMessage >= idle { break }
         }
         checkpointAll(dlq: dlq, stop: stop)
         try dlq.flush(timeout: .seconds(30))
+        _ = report(rate: 0, consumer: consumer)
         consumer.close()
         summary.seconds = (ContinuousClock.now - started).seconds
     }
 
     public var asOf: Timestamp? { partitions.values.compactMap(\.state.maxTime).max() }
+
+    /// Refreshes the metrics snapshot (and the metrics file) and returns it.
+    @discardableResult
+    func report(rate: Double, consumer: KafkaConsumer?) -> ConsumerMetrics {
+        var m = ConsumerMetrics()
+        m.accepted = summary.accepted
+        m.duplicates = summary.duplicates
+        m.rejected = summary.rejected
+        m.skippedAfterUntil = summary.skippedAfterUntil
+        m.eventsPerSecond = rate
+        m.asOf = asOf
+        m.lag = consumer?.lag() ?? [:]
+        m.checkpoints = summary.checkpoints
+        m.checkpointFailures = checkpointFailures
+        m.checkpointSecondsTotal = checkpointSeconds
+        m.lastCheckpointSeconds = lastCheckpointSeconds
+        m.kafkaClientErrors = consumer?.clientErrorCount ?? 0
+        metricsSnapshot.withLock { $0 = m }
+        if let file = options.metricsFile {
+            do { try Data(m.prometheusText.utf8).write(to: file, options: .atomic) } catch {
+                logger.warning("cannot write metrics to \(file.path): \(error)")
+            }
+        }
+        return m
+    }
 
     // MARK: Archive
 
@@ -245,6 +290,7 @@ public final class MartsConsumer: @unchecked Sendable {
             if part.sinceCheckpoint >= options.checkpointEvents { checkpointAll(dlq: nil, stop: stop) }
         }
         checkpointAll(dlq: nil, stop: stop)
+        report(rate: 0, consumer: nil)
         summary.seconds = (ContinuousClock.now - started).seconds
     }
 }

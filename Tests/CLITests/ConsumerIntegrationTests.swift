@@ -39,11 +39,13 @@ func produce(_ p: SimulationParameters, to broker: EmbeddedBroker, extra: [Produ
     return s.delivered
 }
 
-func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Duration = .seconds(3), stopAfter: Int? = nil) throws -> MartsConsumer.Summary {
+func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Duration = .seconds(3), stopAfter: Int? = nil,
+             configure: (inout MartsConsumer.Options) -> Void = { _ in }) throws -> MartsConsumer.Summary {
     var options = MartsConsumer.Options(stateDirectory: stateDir)
     options.group = group
     options.exitWhenIdle = idle
     options.checkpointEvents = 2000
+    configure(&options)
     let consumer = MartsConsumer(options: options, logger: quiet)
     let stop = StopSignal(handleSignals: false)
     if let stopAfter {
@@ -64,9 +66,17 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
         let bad = ProducerMessage(topic: "payments", key: Array("cus_000001".utf8), value: Array("{\"schema\":1,\"type\":".utf8))
         let delivered = try produce(p, to: broker, extra: [bad])
         let dir = tempDir()
-        let summary = try consume(broker, stateDir: dir, group: "it-1")
+        let metricsFile = dir.appendingPathComponent("metrics.prom")
+        let summary = try consume(broker, stateDir: dir, group: "it-1") { $0.metricsFile = metricsFile; $0.reportInterval = .milliseconds(500) }
         #expect(summary.accepted == delivered)
         #expect(summary.rejected == 1)
+        // Metrics: the final report counts everything and every assigned partition has caught up.
+        let metrics = try String(contentsOf: metricsFile, encoding: .utf8)
+        #expect(metrics.contains("undercurrent_input_messages_total{outcome=\"accepted\"} \(delivered)\n"))
+        #expect(metrics.contains("undercurrent_dlq_messages_total 1\n"))
+        let lagLines = metrics.split(separator: "\n").filter { $0.hasPrefix("undercurrent_consumer_lag_messages{") }
+        #expect(lagLines.count == 12)  // 3 topics × 4 partitions
+        #expect(lagLines.allSatisfy { $0.hasSuffix(" 0") })
         let (snapshot, _) = try StateDirectory(dir.path).load()
 
         var reference = MartState()
