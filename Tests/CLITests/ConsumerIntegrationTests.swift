@@ -5,6 +5,7 @@ import Kafka
 import Logging
 import Marts
 import Simulation
+import Synchronization
 import Testing
 import UndercurrentCLI
 
@@ -30,9 +31,9 @@ func smallWorld() throws -> SimulationParameters {
 }
 
 /// Produces the simulation to the embedded broker, plus `extra` raw messages.
-func produce(_ p: SimulationParameters, to broker: EmbeddedBroker, extra: [ProducerMessage] = []) throws -> Int {
+func produce(_ p: SimulationParameters, to broker: EmbeddedBroker, extra: [ProducerMessage] = [], pacing: Pacing = .backfill) throws -> Int {
     let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: quiet)
-    let run = ProducerRun(topics: Set(InputTopic.allCases), pacing: .backfill, label: "test")
+    let run = ProducerRun(topics: Set(InputTopic.allCases), pacing: pacing, label: "test")
     let s = try run.run(world: try World(p), simulationStart: p.start, producer: producer, stop: StopSignal(handleSignals: false)) { _ in }
     for m in extra { try producer.send(m) }
     try producer.flush()
@@ -55,7 +56,9 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
             stop.stop()
         }.start()
     }
-    try consumer.run(kafka: KafkaConfig(bootstrapServers: broker.bootstrapServers), stop: stop)
+    // Short sessions: a member that leaves is noticed within seconds on the embedded broker.
+    try consumer.run(kafka: KafkaConfig(bootstrapServers: broker.bootstrapServers,
+                                        ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"]), stop: stop)
     return consumer.summary
 }
 
@@ -113,5 +116,46 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
         #expect(snapshot.tables() == MartSnapshot([reference]).tables())
         // Events taken in after the last checkpoint of a stopped run are taken in again, never twice in the state.
         #expect(total >= delivered)
+    }
+}
+
+@Suite(.serialized) struct ConsumerGroupTests {
+    @Test func twoConsumersInOneGroupWithASharedStateDirectoryGiveTheMartsOfOne() throws {
+        let p = try smallWorld()
+        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
+        let dir = tempDir()
+        // The first consumer starts alone and takes every partition; the second joins while events still
+        // arrive, so partitions (and their checkpoints) are handed over in a rebalance.
+        let results = Mutex<[MartsConsumer.Summary]>([])
+        let first = Thread {
+            let s = try! consume(broker, stateDir: dir, group: "shared", idle: .seconds(6))
+            results.withLock { $0.append(s) }
+        }
+        first.start()
+        Thread.sleep(forTimeInterval: 4)
+        let producerDone = DispatchSemaphore(value: 0)
+        let deliveredBox = Mutex(0)
+        Thread {
+            let n = try! produce(p, to: broker, pacing: .rate(800))  // about 10 s of events
+            deliveredBox.withLock { $0 = n }
+            producerDone.signal()
+        }.start()
+        Thread.sleep(forTimeInterval: 2)
+        let started = ContinuousClock.now
+        let second = try consume(broker, stateDir: dir, group: "shared", idle: .seconds(6))
+        producerDone.wait()
+        let delivered = deliveredBox.withLock { $0 }
+        while results.withLock({ $0.count }) < 1 { Thread.sleep(forTimeInterval: 0.1) }
+        let firstSummary = results.withLock { $0[0] }
+        #expect(firstSummary.accepted > 0 && second.accepted > 0,
+                "both consumers should have taken part (first \(firstSummary.accepted), second \(second.accepted), second ran \(ContinuousClock.now - started))")
+
+        let (snapshot, offsets) = try StateDirectory(dir.path).load()
+        #expect(snapshot.accepted == delivered)
+        #expect(snapshot.duplicates == 0)
+        #expect(offsets.values.reduce(0) { $0 + $1.values.reduce(0, +) } == Int64(delivered))
+        var reference = MartState()
+        for e in try World(p) { _ = reference.apply(e, valueHash: ValueHash.of(EventEncoder.encode(e))) }
+        #expect(snapshot.tables() == MartSnapshot([reference]).tables())
     }
 }
