@@ -31,15 +31,36 @@ struct BinaryReader {
 
     struct Truncated: Error {}
 
-    mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
+    @inline(__always) mutating func need(_ n: Int) throws {
         guard n >= 0, pos + n <= bytes.count else { throw Truncated() }
+    }
+    mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
+        try need(n)
         defer { pos += n }
         return bytes[pos..<(pos + n)]
     }
-    mutating func u8() throws -> UInt8 { try take(1).first! }
-    mutating func u16() throws -> UInt16 { try take(2).reversed().reduce(0) { $0 << 8 | UInt16($1) } }
-    mutating func u32() throws -> UInt32 { try take(4).reversed().reduce(0) { $0 << 8 | UInt32($1) } }
-    mutating func u64() throws -> UInt64 { try take(8).reversed().reduce(0) { $0 << 8 | UInt64($1) } }
+    mutating func u8() throws -> UInt8 {
+        try need(1)
+        defer { pos += 1 }
+        return bytes[pos]
+    }
+    mutating func u16() throws -> UInt16 {
+        try need(2)
+        defer { pos += 2 }
+        return UInt16(bytes[pos]) | UInt16(bytes[pos + 1]) << 8
+    }
+    mutating func u32() throws -> UInt32 {
+        try need(4)
+        defer { pos += 4 }
+        return UInt32(bytes[pos]) | UInt32(bytes[pos + 1]) << 8 | UInt32(bytes[pos + 2]) << 16 | UInt32(bytes[pos + 3]) << 24
+    }
+    mutating func u64() throws -> UInt64 {
+        try need(8)
+        var v: UInt64 = 0
+        for i in (0..<8).reversed() { v = v << 8 | UInt64(bytes[pos + i]) }
+        pos += 8
+        return v
+    }
     mutating func i64() throws -> Int64 { Int64(bitPattern: try u64()) }
     mutating func i32() throws -> Int32 { Int32(bitPattern: try u32()) }
     mutating func bool() throws -> Bool { try u8() != 0 }
@@ -78,18 +99,20 @@ extension BinaryWriter {
             }
         }
         u32(UInt32(c.invoices.count))
-        for (id, inv) in c.invoices.sorted(by: { $0.key < $1.key }) {
+        for (id, inv) in c.invoices.entries {
             string(id)
-            u32(UInt32(inv.attemptMonths.count))
-            for (m, bits) in inv.attemptMonths.sorted(by: { $0.key < $1.key }) { i32(m); u8(bits) }
+            let months = inv.attemptMonths.entries
+            u32(UInt32(months.count))
+            for (m, bits) in months { i32(m); u8(bits) }
             bool(inv.failed)
             bool(inv.firstFailure != nil)
             if let ff = inv.firstFailure { u32(UInt32(ff.attempt)); key(ff.key); u8(UInt8(ff.reason.index)) }
             bool(inv.end != nil)
             if let e = inv.end { key(e.key); bool(e.paid); u32(UInt32(e.attempts)); i64(e.amount) }
         }
-        u32(UInt32(c.months.count))
-        for (m, f) in c.months.sorted(by: { $0.key < $1.key }) {
+        let months = c.months.entries
+        u32(UInt32(months.count))
+        for (m, f) in months {
             i32(m); u8(f.flags); u8(f.paidPlans); u16(f.reasons); i32(f.featureEvents)
         }
         i64(c.lifetimeRevenue)

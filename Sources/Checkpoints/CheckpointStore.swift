@@ -127,10 +127,12 @@ public final class CheckpointStore {
         snapshotBytes = record.count
         // The snapshot carries the log's last sequence number, so a crash before this truncation only
         // leaves log records that load() skips.
-        let log = try FileHandle(forWritingTo: logURL)
-        try log.truncate(atOffset: 0)
-        try log.synchronize()
-        try log.close()
+        if FileManager.default.fileExists(atPath: logURL.path) {
+            let log = try FileHandle(forWritingTo: logURL)
+            try log.truncate(atOffset: 0)
+            try log.synchronize()
+            try log.close()
+        }
         logBytes = 0
     }
 
@@ -203,7 +205,9 @@ public final class CheckpointStore {
             }
             c.aggregates = a
             for _ in 0..<(try r.count()) { c.customers[try r.string()] = try r.customer() }
-            for _ in 0..<(try r.count()) { c.seen.insert(key: try r.u64(), check: try r.u64()) }
+            let slots = try r.count()
+            c.seen.reserve(c.seen.count + slots)
+            for _ in 0..<slots { c.seen.insert(key: try r.u64(), check: try r.u64()) }
             guard r.atEnd else { throw FormatError(message: "trailing bytes") }
         } catch {
             throw CheckpointError(partition: partition, file: directory.appendingPathComponent(file).path,

@@ -48,7 +48,7 @@ public struct MonthFlags: Sendable, Equatable {
 
 public struct InvoiceState: Sendable, Equatable {
     /// Months with an attempt, each with the plans of its attempts (bit = plan rank).
-    public var attemptMonths: [Int32: UInt8] = [:]
+    public var attemptMonths = AttemptMonths()
     public var failed = false
     /// The failed attempt with the lowest `attempt` (ties: earliest key).
     public var firstFailure: (attempt: Int, key: EventKey, reason: FailureReason)?
@@ -71,8 +71,8 @@ public struct CustomerState: Sendable, Equatable {
     public var signedUpAt: Timestamp?
     public var signedUpKey: EventKey?
     public var subscriptions: [SubscriptionEvent] = []
-    public var invoices: [String: InvoiceState] = [:]
-    public var months: [Int32: MonthFlags] = [:]
+    public var invoices = InvoiceList()
+    public var months = MonthTable()
     public var lifetimeRevenue: Cents = 0
     public var invoicesIssued: Int32 = 0
     public var invoicesPaid: Int32 = 0
@@ -187,4 +187,124 @@ extension Plan {
 extension FailureReason {
     private static let indices = Dictionary(uniqueKeysWithValues: FailureReason.allCases.enumerated().map { ($1, $0) })
     public var index: Int { FailureReason.indices[self]! }
+}
+
+/// A customer's `MonthFlags` by month index: a dense array from its first month to its last, so a look-up
+/// is an index, not a hash. A month with no flags and no events reads as absent (nil).
+public struct MonthTable: Sendable {
+    private var base: Int32 = 0
+    private var items: [MonthFlags] = []
+
+    public init() {}
+
+    public subscript(month: Int32) -> MonthFlags? {
+        get {
+            let i = Int(month - base)
+            guard i >= 0, i < items.count else { return nil }
+            let f = items[i]
+            return f.isEmpty ? nil : f
+        }
+        set {
+            let value = newValue ?? MonthFlags()
+            if items.isEmpty {
+                if value.isEmpty { return }
+                base = month
+                items = [value]
+                return
+            }
+            var i = Int(month - base)
+            if i < 0 {
+                if value.isEmpty { return }
+                items.insert(contentsOf: repeatElement(MonthFlags(), count: -i), at: 0)
+                base = month
+                i = 0
+            } else if i >= items.count {
+                if value.isEmpty { return }
+                items.append(contentsOf: repeatElement(MonthFlags(), count: i - items.count + 1))
+            }
+            items[i] = value
+        }
+    }
+
+    public subscript(month: Int32, default defaultValue: MonthFlags) -> MonthFlags {
+        get { self[month] ?? defaultValue }
+        set { self[month] = newValue }
+    }
+
+    /// The months with flags or events, in order.
+    public var entries: [(Int32, MonthFlags)] {
+        items.enumerated().compactMap { $0.element.isEmpty ? nil : (base + Int32($0.offset), $0.element) }
+    }
+}
+
+extension MonthTable: Equatable {
+    public static func == (a: MonthTable, b: MonthTable) -> Bool {
+        a.entries.elementsEqual(b.entries) { $0.0 == $1.0 && $0.1 == $1.1 }
+    }
+}
+
+extension MonthFlags {
+    var isEmpty: Bool { flags == 0 && paidPlans == 0 && reasons == 0 && featureEvents == 0 }
+}
+
+/// The months in which an invoice had attempts, each with the plans of those attempts (bit = plan rank).
+/// Dunning rarely spans more than two months, so two are kept inline and the rest (if any) in an array.
+public struct AttemptMonths: Sendable, Equatable {
+    private var inline: [(Int32, UInt8)?] { [first, second] }
+    private var first: (Int32, UInt8)?
+    private var second: (Int32, UInt8)?
+    private var more: [(Int32, UInt8)] = []
+
+    public init() {}
+
+    public subscript(month: Int32) -> UInt8? {
+        get {
+            if let f = first, f.0 == month { return f.1 }
+            if let s = second, s.0 == month { return s.1 }
+            return more.first { $0.0 == month }?.1
+        }
+        set {
+            guard let bits = newValue else { return }  // months are only ever added
+            if first == nil || first!.0 == month { first = (month, bits); return }
+            if second == nil || second!.0 == month { second = (month, bits); return }
+            if let i = more.firstIndex(where: { $0.0 == month }) { more[i].1 = bits } else { more.append((month, bits)) }
+        }
+    }
+
+    /// Every month with its plan bits, in month order.
+    public var entries: [(Int32, UInt8)] { (inline.compactMap { $0 } + more).sorted { $0.0 < $1.0 } }
+
+    public static func == (a: AttemptMonths, b: AttemptMonths) -> Bool {
+        a.entries.elementsEqual(b.entries) { $0.0 == $1.0 && $0.1 == $1.1 }
+    }
+}
+
+/// A customer's invoices by id. Customers have a few dozen at most, so a linear search from the newest
+/// beats a dictionary's hashing and costs far less memory.
+public struct InvoiceList: Sendable, Equatable {
+    private var ids: [String] = []
+    private var states: [InvoiceState] = []
+
+    public init() {}
+
+    public subscript(id: String) -> InvoiceState? {
+        get { ids.lastIndex(of: id).map { states[$0] } }
+        set {
+            if let i = ids.lastIndex(of: id) {
+                if let newValue { states[i] = newValue } else { ids.remove(at: i); states.remove(at: i) }
+            } else if let newValue {
+                ids.append(id)
+                states.append(newValue)
+            }
+        }
+    }
+
+    public var count: Int { ids.count }
+    public var values: [InvoiceState] { states }
+    /// (id, state) in id order.
+    public var entries: [(String, InvoiceState)] { zip(ids, states).sorted { $0.0 < $1.0 } }
+
+    public static func == (a: InvoiceList, b: InvoiceList) -> Bool {
+        a.entries.elementsEqual(b.entries) { $0.0 == $1.0 && $0.1 == $1.1 }
+    }
 }

@@ -57,19 +57,31 @@ public struct SeenEvents: Sendable {
 
     public var memoryBytes: Int { keys.count * 16 }
 
-    private mutating func grow() {
+    /// Makes room for `total` entries at once. Loading a checkpoint must reserve first: slots arrive in the
+    /// order of a larger table, and inserting them into a growing smaller one piles them into long runs
+    /// (linear probing's worst case).
+    public mutating func reserve(_ total: Int) {
+        var n = keys.count
+        while total * 100 > n * 85 { n <<= 1 }
+        if n > keys.count { rehash(to: n) }
+    }
+
+    private mutating func grow() { rehash(to: keys.count * 2) }
+
+    private mutating func rehash(to size: Int) {
         let old = slots
-        keys = Array(repeating: 0, count: keys.count * 2)
-        checks = Array(repeating: 0, count: checks.count)
-        checks += checks
+        keys = Array(repeating: 0, count: size)
+        checks = Array(repeating: 0, count: size)
         count = 0
         for (k, c) in old { insert(key: k, check: c) }
     }
 
+    /// MurmurHash3's 64-bit finaliser: every key bit affects the slot.
     @inline(__always) static func mix(_ x: UInt64) -> UInt64 {
         var z = x
-        z = (z ^ (z >> 31)) &* 0x7fb5_d329_728e_a185
-        return z ^ (z >> 27)
+        z = (z ^ (z >> 33)) &* 0xff51_afd7_ed55_8ccd
+        z = (z ^ (z >> 33)) &* 0xc4ce_b9fe_1a85_ec53
+        return z ^ (z >> 33)
     }
 }
 

@@ -3,6 +3,7 @@ import Events
 import Kafka
 import Marts
 import Simulation
+import Checkpoints
 import Logging
 import UndercurrentCLI
 
@@ -122,17 +123,78 @@ func martsBench(customers: Int) throws {
     print(String(format: "EventDecoder (decode+validate only): %d events in %.2f s = %.0f events/s", decodedOnly, s2, Double(decodedOnly) / s2))
 }
 
+/// Resident memory of this process, from /proc.
+func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    return fields.count > 1 ? (Int(fields[1]) ?? 0) * 4096 : 0
+}
+
+/// Checkpoint and restart costs of a state with `customers` customers, 1% of them changed.
+func checkpointBench(customers: Int) throws {
+    let start = Timestamp(year: 2025, month: 1, day: 1)
+    func events(_ i: Int, _ round: Int) -> [Event] {
+        let id = "cus_\(i)"
+        let t = start.adding(ms: Int64(i % 86_400_000))
+        if round > 0 {
+            return [Event(eventID: "\(id):r\(round)", occurredAt: t.adding(days: 40), customerID: id,
+                          payload: .featureUsed(feature: "report_share", coreValue: true, sessionID: "s\(round)"))]
+        }
+        return [
+            Event(eventID: "\(id):0", occurredAt: t, customerID: id,
+                  payload: .customerSignedUp(plan: .free, industry: "SaaS", companySize: .smb, country: "US", channel: "organic")),
+            Event(eventID: "\(id):1", occurredAt: t.adding(days: 1), customerID: id, payload: .subscriptionStarted(subscriptionID: "sub_\(i)", plan: .standard, mrrCents: 4900)),
+            Event(eventID: "\(id):2", occurredAt: t.adding(days: 1), customerID: id,
+                  payload: .invoiceIssued(invoiceID: "in_\(i)", subscriptionID: "sub_\(i)", plan: .standard, amountCents: 4900, currency: "USD",
+                                          periodStart: Day(t), periodEnd: Day(t.adding(days: 30)))),
+            Event(eventID: "\(id):3", occurredAt: t.adding(days: 1), customerID: id,
+                  payload: .paymentSucceeded(paymentID: "pay_\(i)", invoiceID: "in_\(i)", plan: .standard, amountCents: 4900, currency: "USD", attempt: 1)),
+            Event(eventID: "\(id):4", occurredAt: t.adding(days: 1), customerID: id, payload: .invoicePaid(invoiceID: "in_\(i)", plan: .standard, amountCents: 4900, currency: "USD", attempts: 1)),
+            Event(eventID: "\(id):5", occurredAt: t.adding(days: 2), customerID: id, payload: .featureUsed(feature: "login", coreValue: false, sessionID: "s0")),
+            Event(eventID: "\(id):6", occurredAt: t.adding(days: 3), customerID: id, payload: .featureUsed(feature: "dashboard_build", coreValue: true, sessionID: "s1")),
+        ]
+    }
+    let before = residentBytes()
+    var state = MartState()
+    var n = 0
+    for i in 0..<customers { for e in events(i, 0) { _ = state.apply(e, valueHash: UInt64(n)); n += 1 } }
+    let after = residentBytes()
+    let seenBytes = state.seen.memoryBytes
+    print(String(format: "state: %d customers, %d events; resident memory +%.0f MB = %.0f bytes per customer, of which the id table %.0f bytes (%.1f bytes per event)",
+                 customers, n, Double(after - before) / 1e6, Double(after - before) / Double(customers),
+                 Double(seenBytes) / Double(customers), Double(seenBytes) / Double(n)))
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("uc-bench-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let store = CheckpointStore(stateDirectory: dir, partition: 0)
+    store.compactAfterBytes = Int.max
+    _ = state.takeChanges()
+    let t0 = ContinuousClock.now
+    try store.compact(state, offsets: ["billing": Int64(n)])
+    print(String(format: "full snapshot: %.2f s", seconds(ContinuousClock.now - t0)))
+    for round in 1...3 {
+        for i in stride(from: round, to: customers, by: 100) { for e in events(i, round) { _ = state.apply(e, valueHash: 7); n += 1 } }
+        let t1 = ContinuousClock.now
+        let bytes = try store.write(&state, offsets: ["billing": Int64(n)])
+        print(String(format: "checkpoint with 1%% of customers changed: %.1f ms, %d bytes", seconds(ContinuousClock.now - t1) * 1000, bytes))
+    }
+    let t2 = ContinuousClock.now
+    let loaded = try CheckpointStore(stateDirectory: dir, partition: 0).load()
+    print(String(format: "restart: loading snapshot + 3 deltas: %.2f s (%d customers)", seconds(ContinuousClock.now - t2), loaded?.state.customers.count ?? 0))
+}
+
 let args = CommandLine.arguments.dropFirst()
 switch args.first {
 case "sim":
     try simBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 20_000)
 case "marts":
     try martsBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 10_000)
+case "checkpoint":
+    try checkpointBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 1_000_000)
 case "kafka":
     let n = args.dropFirst().first.flatMap(Int.init) ?? 1_000_000
     let p = args.dropFirst(2).first.flatMap(Int.init) ?? 6
     try kafkaBench(messages: n, partitions: p)
 default:
-    FileHandle.standardError.write(Data("usage: undercurrent-bench kafka [MESSAGES] [PARTITIONS] | sim [CUSTOMERS] | marts [CUSTOMERS]\n".utf8))
+    FileHandle.standardError.write(Data("usage: undercurrent-bench kafka [MESSAGES] [PARTITIONS] | sim [CUSTOMERS] | marts [CUSTOMERS] | checkpoint [CUSTOMERS]\n".utf8))
     exit(64)
 }

@@ -32,6 +32,16 @@ func tempDir() -> URL {
         #expect(export([loaded.state]) == export([state]))
     }
 
+    @Test func aSnapshotAloneRestoresTheState() throws {
+        let dir = tempDir()
+        var state = martState(Array(history.prefix(2000)))
+        _ = state.takeChanges()
+        try CheckpointStore(stateDirectory: dir, partition: 5).compact(state, offsets: ["engagement": 2000])
+        let loaded = try #require(try CheckpointStore(stateDirectory: dir, partition: 5).load())
+        #expect(loaded.offsets == ["engagement": 2000])
+        #expect(export([loaded.state]) == export([state]))
+    }
+
     @Test func aTornLastRecordIsDroppedAndTheStateBeforeItLoads() throws {
         let dir = tempDir()
         let store = CheckpointStore(stateDirectory: dir, partition: 0)
