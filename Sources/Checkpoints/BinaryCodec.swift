@@ -24,15 +24,19 @@ struct BinaryWriter {
 }
 
 struct BinaryReader {
-    let bytes: [UInt8]
-    var pos = 0
+    let bytes: ArraySlice<UInt8>
+    var pos: Int
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    init(_ bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+        pos = bytes.startIndex
+    }
+    init(_ bytes: [UInt8]) { self.init(bytes[...]) }
 
     struct Truncated: Error {}
 
     @inline(__always) mutating func need(_ n: Int) throws {
-        guard n >= 0, pos + n <= bytes.count else { throw Truncated() }
+        guard n >= 0, pos + n <= bytes.endIndex else { throw Truncated() }
     }
     mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
         try need(n)
@@ -74,7 +78,7 @@ struct BinaryReader {
         for i in 0..<8 { c[i] = try i64() }
         return c
     }
-    var atEnd: Bool { pos == bytes.count }
+    var atEnd: Bool { pos == bytes.endIndex }
 }
 
 struct FormatError: Error { var message: String }
@@ -147,7 +151,7 @@ extension BinaryReader {
     }
     mutating func count() throws -> Int {
         let n = Int(try u32())
-        guard n <= bytes.count - pos else { throw Truncated() }
+        guard n <= bytes.endIndex - pos else { throw Truncated() }
         return n
     }
 

@@ -21,7 +21,7 @@ public final class CheckpointStore {
     public let partition: Int32
     private var sequence: UInt64 = 0
     private var logBytes = 0
-    private var snapshotBytes = 0
+    public private(set) var snapshotBytes = 0
     /// Compaction threshold: the log is folded into a snapshot once it is larger than this and the snapshot.
     public var compactAfterBytes = 8 << 20
 
@@ -93,38 +93,41 @@ public final class CheckpointStore {
         var w = BinaryWriter()
         encode(&w, offsets: offsets, state: state, customers: changes.customers, slots: changes.slots)
         sequence += 1
-        let record = Self.frame(kind: 2, sequence: sequence, payload: w.bytes)
+        let header = Self.header(kind: 2, sequence: sequence, payload: w.bytes)
         if !FileManager.default.fileExists(atPath: logURL.path) {
             FileManager.default.createFile(atPath: logURL.path, contents: nil)
         }
         let handle = try FileHandle(forWritingTo: logURL)
         defer { try? handle.close() }
         try handle.seekToEnd()
-        try handle.write(contentsOf: record)
+        try handle.write(contentsOf: header)
+        try handle.write(contentsOf: w.bytes)
         try handle.synchronize()
-        logBytes += record.count
+        let size = header.count + w.bytes.count
+        logBytes += size
         if logBytes > max(compactAfterBytes, snapshotBytes) { try compact(state, offsets: offsets) }
-        return record.count
+        return size
     }
 
     /// Writes the whole state as a new snapshot and empties the log.
     public func compact(_ state: MartState, offsets: [String: Int64]) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var w = BinaryWriter()
-        let customers = state.customers.sorted { $0.key < $1.key }
-        encode(&w, offsets: offsets, state: state, customers: customers, slots: state.seen.slots)
-        let record = Self.frame(kind: 1, sequence: sequence, payload: w.bytes)
+        w.bytes.reserveCapacity(state.customers.count * 400 + state.seen.count * 16 + (1 << 20))
+        encode(&w, offsets: offsets, state: state, customers: state.customers.map { ($0.key, $0.value) }, slots: state.seen.slots)
+        let header = Self.header(kind: 1, sequence: sequence, payload: w.bytes)
         let temp = directory.appendingPathComponent("snapshot.bin.tmp")
         FileManager.default.createFile(atPath: temp.path, contents: nil)
         let handle = try FileHandle(forWritingTo: temp)
-        try handle.write(contentsOf: record)
+        try handle.write(contentsOf: header)
+        try handle.write(contentsOf: w.bytes)
         try handle.synchronize()
         try handle.close()
         // rename(2) replaces the old snapshot atomically.
         guard rename(temp.path, snapshotURL.path) == 0 else {
             throw CheckpointError(partition: partition, file: snapshotURL.path, problem: "cannot rename the new snapshot into place (errno \(errno))")
         }
-        snapshotBytes = record.count
+        snapshotBytes = header.count + w.bytes.count
         // The snapshot carries the log's last sequence number, so a crash before this truncation only
         // leaves log records that load() skips.
         if FileManager.default.fileExists(atPath: logURL.path) {
@@ -183,7 +186,7 @@ public final class CheckpointStore {
         for (key, check) in slots { w.u64(key); w.u64(check) }
     }
 
-    private func decode(_ payload: [UInt8], into c: inout Content, file: String) throws(CheckpointError) {
+    private func decode(_ payload: ArraySlice<UInt8>, into c: inout Content, file: String) throws(CheckpointError) {
         var r = BinaryReader(payload)
         do {
             for _ in 0..<(try r.count()) { c.offsets[try r.string()] = try r.i64() }
@@ -204,7 +207,9 @@ public final class CheckpointStore {
                 a.cohortTtv[m] = ttv
             }
             c.aggregates = a
-            for _ in 0..<(try r.count()) { c.customers[try r.string()] = try r.customer() }
+            let customers = try r.count()
+            c.customers.reserveCapacity(c.customers.count + customers)
+            for _ in 0..<customers { c.customers[try r.string()] = try r.customer() }
             let slots = try r.count()
             c.seen.reserve(c.seen.count + slots)
             for _ in 0..<slots { c.seen.insert(key: try r.u64(), check: try r.u64()) }
@@ -215,7 +220,8 @@ public final class CheckpointStore {
         }
     }
 
-    static func frame(kind: UInt8, sequence: UInt64, payload: [UInt8]) -> [UInt8] {
+    /// The 24-byte header of a record holding `payload`.
+    static func header(kind: UInt8, sequence: UInt64, payload: [UInt8]) -> [UInt8] {
         var w = BinaryWriter()
         w.bytes.append(contentsOf: magic)
         w.u16(formatVersion)
@@ -224,12 +230,11 @@ public final class CheckpointStore {
         w.u64(sequence)
         w.u32(UInt32(payload.count))
         w.u32(CRC32.of(payload))
-        w.bytes.append(contentsOf: payload)
         return w.bytes
     }
 
     enum ReadResult {
-        case record(kind: UInt8, sequence: UInt64, payload: [UInt8], next: Int)
+        case record(kind: UInt8, sequence: UInt64, payload: ArraySlice<UInt8>, next: Int)
         case tornTail
     }
 
@@ -253,7 +258,7 @@ public final class CheckpointStore {
         let crc = try! r.u32()
         let start = pos + Self.headerSize
         guard bytes.count - start >= length else { return .tornTail }
-        let payload = Array(bytes[start..<(start + length)])
+        let payload = bytes[start..<(start + length)]
         guard CRC32.of(payload) == crc else {
             if start + length == bytes.count && file == "log.bin" { return .tornTail }
             throw CheckpointError(partition: partition, file: path, problem: "checksum mismatch in the record at byte \(pos) (corrupt)")

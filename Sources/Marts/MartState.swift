@@ -79,7 +79,7 @@ public struct MartState: Sendable {
     public mutating func takeChanges() -> (customers: [(String, CustomerState)], slots: [(UInt64, UInt64)]) {
         var changed: [(String, CustomerState)] = []
         changed.reserveCapacity(dirtyCustomers.count)
-        for id in dirtyCustomers.sorted() {
+        for id in dirtyCustomers {
             customers[id]!.changedSinceCheckpoint = false
             changed.append((id, customers[id]!))
         }

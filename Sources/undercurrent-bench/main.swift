@@ -170,7 +170,7 @@ func checkpointBench(customers: Int) throws {
     _ = state.takeChanges()
     let t0 = ContinuousClock.now
     try store.compact(state, offsets: ["billing": Int64(n)])
-    print(String(format: "full snapshot: %.2f s", seconds(ContinuousClock.now - t0)))
+    print(String(format: "full snapshot: %.2f s, %.0f MB", seconds(ContinuousClock.now - t0), Double(store.snapshotBytes) / 1e6))
     for round in 1...3 {
         for i in stride(from: round, to: customers, by: 100) { for e in events(i, round) { _ = state.apply(e, valueHash: 7); n += 1 } }
         let t1 = ContinuousClock.now
