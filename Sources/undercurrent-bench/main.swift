@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Events
 import Kafka
 import Marts
@@ -182,6 +183,51 @@ func checkpointBench(customers: Int) throws {
     print(String(format: "restart: loading snapshot + 3 deltas: %.2f s (%d customers)", seconds(ContinuousClock.now - t2), loaded?.state.customers.count ?? 0))
 }
 
+/// Simulation produced to the embedded broker (one producer, all topics), then consumed by the marts
+/// consumer with checkpoints: events/s of each stage.
+func pipelineBench(customers: Int, partitions: Int) throws {
+    let broker = try EmbeddedBroker(brokers: 1, logger: logger)
+    for t in ["billing", "payments", "engagement", "events-dlq"] { try broker.createTopic(t, partitions: partitions) }
+    let config = try ConfigLoader.load(scenario: "baseline", configDir: try ConfigLoader.directory(nil))
+    let start = Timestamp(year: 2024, month: 1, day: 1)
+    let params = SimulationParameters(config: config, seed: 42, customers: customers, start: start, end: start.addingMonths(24))
+    let kafka = KafkaConfig(bootstrapServers: broker.bootstrapServers)
+    let producer = try KafkaProducer(config: kafka, logger: logger)
+    let run = ProducerRun(topics: Set(InputTopic.allCases), pacing: .backfill, label: "bench")
+    let summary = try run.run(world: try World(params), simulationStart: start, producer: producer,
+                              stop: StopSignal(handleSignals: false)) { _ in }
+    print(String(format: "simulate+produce (one producer, all topics, %d partitions): %d events delivered in %.2f s = %.0f events/s",
+                 partitions, summary.delivered, summary.seconds, Double(summary.delivered) / summary.seconds))
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("uc-bench-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    var options = MartsConsumer.Options(stateDirectory: dir)
+    options.exitWhenIdle = .seconds(2)
+    options.group = "bench-\(UUID().uuidString.prefix(6))"
+    let consumer = MartsConsumer(options: options, logger: logger)
+    // Time from the first message to the last: watch the consumer's progress from another thread.
+    let firstAndLast = Mutex<(ContinuousClock.Instant?, ContinuousClock.Instant?)>((nil, nil))
+    let watching = Atomic<Bool>(true)
+    let watcher = Thread {
+        var last = 0
+        while watching.load(ordering: .relaxed) {
+            let p = consumer.progress
+            if p > last {
+                let now = ContinuousClock.now
+                firstAndLast.withLock { if $0.0 == nil { $0.0 = now }; $0.1 = now }
+                last = p
+            }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+    }
+    watcher.start()
+    try consumer.run(kafka: kafka, stop: StopSignal(handleSignals: false))
+    watching.store(false, ordering: .relaxed)
+    let (first, last) = firstAndLast.withLock { $0 }
+    let span = seconds(last! - first!)
+    print(String(format: "consume into marts (decode, validate, marts, checkpoints every 2 s): %d events in %.2f s = %.0f events/s, %d checkpoints",
+                 consumer.summary.accepted, span, Double(consumer.summary.accepted) / span, consumer.summary.checkpoints))
+}
+
 let args = CommandLine.arguments.dropFirst()
 switch args.first {
 case "sim":
@@ -190,11 +236,14 @@ case "marts":
     try martsBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 10_000)
 case "checkpoint":
     try checkpointBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 1_000_000)
+case "pipeline":
+    try pipelineBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 5000,
+                      partitions: args.dropFirst(2).first.flatMap(Int.init) ?? 12)
 case "kafka":
     let n = args.dropFirst().first.flatMap(Int.init) ?? 1_000_000
     let p = args.dropFirst(2).first.flatMap(Int.init) ?? 6
     try kafkaBench(messages: n, partitions: p)
 default:
-    FileHandle.standardError.write(Data("usage: undercurrent-bench kafka [MESSAGES] [PARTITIONS] | sim [CUSTOMERS] | marts [CUSTOMERS] | checkpoint [CUSTOMERS]\n".utf8))
+    FileHandle.standardError.write(Data("usage: undercurrent-bench kafka [MESSAGES] [PARTITIONS] | sim [CUSTOMERS] | marts [CUSTOMERS] | checkpoint [CUSTOMERS] | pipeline [CUSTOMERS] [PARTITIONS]\n".utf8))
     exit(64)
 }
