@@ -33,9 +33,11 @@ struct CustomerSim {
     private var canceledAt: Timestamp?
 
     private var actions: [Action] = []
-    /// Decided events, sorted by (time, sequence) descending: the next one is last.
+    /// Decided events, sorted by (time, sequence); `pending[head]` is the next. Events are mostly decided in
+    /// time order, so an insertion is usually an append.
     private var pending: [Event] = []
     private var pendingSeq: [Int] = []
+    private var head = 0
 
     var truth: CustomerTruth
 
@@ -77,13 +79,19 @@ struct CustomerSim {
     /// Time of the next event this customer will emit, or nil when it has no more (before `end`).
     mutating func nextTime() -> Timestamp? {
         settle()
-        return pending.last?.occurredAt
+        return head < pending.count ? pending[head].occurredAt : nil
     }
 
     /// Removes and returns the next event. Call after `nextTime()` returned non-nil.
     mutating func popEvent() -> Event {
-        pendingSeq.removeLast()
-        return pending.removeLast()
+        let event = pending[head]
+        head += 1
+        if head == pending.count {
+            pending.removeAll(keepingCapacity: true)
+            pendingSeq.removeAll(keepingCapacity: true)
+            head = 0
+        }
+        return event
     }
 
     /// Runs actions until the next decided event is earlier than every pending action: any action
@@ -91,7 +99,7 @@ struct CustomerSim {
     private mutating func settle() {
         while let next = nextActionIndex() {
             let at = actions[next].at
-            if let e = pending.last, e.occurredAt <= at { return }
+            if head < pending.count, pending[head].occurredAt <= at { return }
             let action = actions.remove(at: next)
             run(action)
         }
@@ -113,9 +121,14 @@ struct CustomerSim {
         let event = Event(eventID: "\(id):\(seq)", occurredAt: at, customerID: id, payload: payload)
         // Insert keeping (time, seq) descending.
         var i = pending.count
-        while i > 0 && (pending[i - 1].occurredAt < at || (pending[i - 1].occurredAt == at && pendingSeq[i - 1] < seq)) { i -= 1 }
-        pending.insert(event, at: i)
-        pendingSeq.insert(seq, at: i)
+        while i > head && (pending[i - 1].occurredAt > at || (pending[i - 1].occurredAt == at && pendingSeq[i - 1] > seq)) { i -= 1 }
+        if i == pending.count {
+            pending.append(event)
+            pendingSeq.append(seq)
+        } else {
+            pending.insert(event, at: i)
+            pendingSeq.insert(seq, at: i)
+        }
         seq += 1
     }
 
