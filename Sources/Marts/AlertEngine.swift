@@ -1,0 +1,237 @@
+import Events
+
+/// Failure-spike alert rules (see config/alerts.yaml).
+public struct AlertRules: Codable, Sendable, Equatable {
+    public var evaluateEverySeconds: Int
+    public var allowedLatenessSeconds: Int
+    public var rules: [Rule]
+
+    public init(evaluateEverySeconds: Int, allowedLatenessSeconds: Int, rules: [Rule]) {
+        self.evaluateEverySeconds = evaluateEverySeconds
+        self.allowedLatenessSeconds = allowedLatenessSeconds
+        self.rules = rules
+    }
+
+    public struct Rule: Codable, Sendable, Equatable {
+        public enum Scope: String, Codable, Sendable { case overall, plan, reason }
+        public var id: String
+        public var scope: Scope
+        public var shortWindowMinutes: Int
+        public var longWindowHours: Int
+        public var minAttempts: Int
+        public var minFailures: Int
+        public var factor: Double
+        public var minIncrease: Double
+        public var resolveAfterEvaluations: Int
+        /// How many binomial standard deviations above the baseline the failures must be: chance
+        /// fluctuations of a quiet hour stay below it.
+        public var minZScore: Double
+        /// Attempts the long window needs before its rate counts as a baseline (warm-up).
+        public var minBaselineAttempts: Int
+
+        public init(id: String, scope: Scope, shortWindowMinutes: Int, longWindowHours: Int, minAttempts: Int, minFailures: Int,
+                    factor: Double, minIncrease: Double, resolveAfterEvaluations: Int, minZScore: Double = 5, minBaselineAttempts: Int = 200) {
+            self.id = id
+            self.scope = scope
+            self.shortWindowMinutes = shortWindowMinutes
+            self.longWindowHours = longWindowHours
+            self.minAttempts = minAttempts
+            self.minFailures = minFailures
+            self.factor = factor
+            self.minIncrease = minIncrease
+            self.resolveAfterEvaluations = resolveAfterEvaluations
+            self.minZScore = minZScore
+            self.minBaselineAttempts = minBaselineAttempts
+        }
+    }
+
+    /// Checks the values a rule needs; the message names the rule and key.
+    public func validate() throws(ConfigProblem) {
+        guard evaluateEverySeconds >= 1 else { throw ConfigProblem("evaluateEverySeconds must be at least 1") }
+        guard allowedLatenessSeconds >= 0 else { throw ConfigProblem("allowedLatenessSeconds must be 0 or more") }
+        var ids = Set<String>()
+        for r in rules {
+            guard ids.insert(r.id).inserted else { throw ConfigProblem("rules: id '\(r.id)' appears twice") }
+            guard r.shortWindowMinutes >= 1, r.longWindowHours * 60 > r.shortWindowMinutes else {
+                throw ConfigProblem("rules[\(r.id)]: shortWindowMinutes must be ≥ 1 and shorter than longWindowHours")
+            }
+            guard r.longWindowHours <= 24 * 14 else { throw ConfigProblem("rules[\(r.id)].longWindowHours: at most 336") }
+            guard r.factor >= 1, r.minIncrease >= 0, r.minAttempts >= 1, r.minFailures >= 1, r.resolveAfterEvaluations >= 1 else {
+                throw ConfigProblem("rules[\(r.id)]: factor ≥ 1, minIncrease ≥ 0, minAttempts/minFailures/resolveAfterEvaluations ≥ 1")
+            }
+        }
+    }
+}
+
+public struct ConfigProblem: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// An alert's lifecycle event. JSON on the `alerts` topic (see README).
+public struct Alert: Sendable, Equatable {
+    public enum State: String, Sendable { case firing, resolved }
+    public var rule: String
+    /// `overall`, `plan:premium`, `reason:gateway_timeout`.
+    public var scope: String
+    public var state: State
+    /// The evaluation time (event time) at which the state changed.
+    public var at: Timestamp
+    /// When the incident began firing (equal to `at` for `firing`).
+    public var firingSince: Timestamp
+    public var observedRate: Double
+    public var baselineRate: Double
+    public var attempts: Int
+    public var failures: Int
+    public var windowMinutes: Int
+
+    /// The alert as one JSON object (the `alerts` topic's value, also the webhook body).
+    public var json: String {
+        func rate(_ r: Double) -> String { String(format: "%.6f", r) }
+        return "{\"rule\":\"\(rule)\",\"scope\":\"\(scope)\",\"state\":\"\(state.rawValue)\",\"at\":\"\(at)\",\"firing_since\":\"\(firingSince)\","
+            + "\"observed_rate\":\(rate(observedRate)),\"baseline_rate\":\(rate(baselineRate)),\"attempts\":\(attempts),"
+            + "\"failures\":\(failures),\"window_minutes\":\(windowMinutes)}"
+    }
+}
+
+/// Computes failure rates over sliding event-time windows and turns them into alerts. A pure state machine:
+/// feed it payment attempts (in any order within the allowed lateness) and it returns alerts as event time
+/// passes. Event time advances by a watermark: the smallest of the sources' (partitions') newest event times,
+/// minus the allowed lateness; a minute is evaluated once the watermark has passed it, so a backfill and a
+/// live run of the same events produce the same alerts.
+public struct AlertEngine: Sendable {
+    public let rules: AlertRules
+    static let minute: Int64 = 60_000
+
+    /// Attempt and failure counts per minute and scope; scopes: 0 overall, 1-3 plans, 4... reasons.
+    private var buckets: [Int64: [Int32]] = [:]
+    /// Running totals up to and including each evaluated minute, so any window's counts are one
+    /// subtraction (minutes are final once evaluated: later attempts for them are counted as late).
+    private var totals: [Int64: [Int64]] = [:]
+    private var firstMinute: Int64?
+    private var sourceTimes: [Int: Int64] = [:]
+    /// The first minute not evaluated yet.
+    private var nextEvaluation: Int64?
+    private var open: [String: Open] = [:]
+    public private(set) var lateAttempts = 0
+
+    struct Open: Sendable {
+        var since: Timestamp
+        var quietEvaluations: Int
+        var last: (rate: Double, baseline: Double, attempts: Int, failures: Int)
+    }
+
+    static let scopeCount = 4 + FailureReason.allCases.count
+
+    public init(rules: AlertRules) { self.rules = rules }
+
+    /// Records a payment attempt from `source` (a partition) and returns alerts whose time has come.
+    public mutating func observe(_ event: Event, source: Int) -> [Alert] {
+        let plan: Plan, failure: FailureReason?
+        switch event.payload {
+        case let .paymentSucceeded(_, _, p, _, _, _): plan = p; failure = nil
+        case let .paymentFailed(_, _, p, _, _, _, r, _): plan = p; failure = r
+        default: return []
+        }
+        let t = event.occurredAt.ms
+        let minute = t / Self.minute
+        if let next = nextEvaluation, minute < next {
+            lateAttempts += 1  // its minute was evaluated already
+        } else {
+            var counts = buckets[minute] ?? Array(repeating: 0, count: Self.scopeCount * 2)
+            func add(_ scope: Int, _ failed: Bool) {
+                counts[scope * 2] += 1
+                if failed { counts[scope * 2 + 1] += 1 }
+            }
+            add(0, failure != nil)
+            add(plan.rank, failure != nil)
+            // Per-reason rates count every attempt, failing with this reason or not.
+            for r in FailureReason.allCases { add(4 + r.index, failure == r) }
+            buckets[minute] = counts
+        }
+        sourceTimes[source] = max(sourceTimes[source] ?? .min, t)
+        if nextEvaluation == nil { nextEvaluation = minute }
+        let watermark = sourceTimes.values.min()! - Int64(rules.allowedLatenessSeconds) * 1000
+        return advance(to: watermark)
+    }
+
+    /// Evaluates every minute that ends at or before `watermark` (the end of input: pass `.max`).
+    public mutating func advance(to watermark: Int64) -> [Alert] {
+        guard var next = nextEvaluation else { return [] }
+        var out: [Alert] = []
+        let step = Int64(max(1, rules.evaluateEverySeconds / 60))
+        let lastBucket = buckets.keys.max() ?? next
+        while (next + 1) * Self.minute <= watermark && next <= lastBucket + 24 * 60 {
+            if firstMinute == nil { firstMinute = next }
+            var running = totals[next - 1] ?? Array(repeating: 0, count: Self.scopeCount * 2)
+            if let b = buckets.removeValue(forKey: next) { for i in running.indices { running[i] += Int64(b[i]) } }
+            totals[next] = running
+            if (next + 1) % step == 0 { out += evaluate(endingAt: next + 1) }
+            next += 1
+        }
+        nextEvaluation = next
+        // Forget totals older than the longest window.
+        let keep = Int64(rules.rules.map { $0.longWindowHours * 60 + $0.shortWindowMinutes }.max() ?? 60) + 2
+        if totals.count > Int(keep) * 2 { totals = totals.filter { $0.key >= next - keep } }
+        return out
+    }
+
+    /// Counts of the minutes in [from, to).
+    private func sum(_ from: Int64, _ to: Int64) -> [Int64] {
+        let zero = [Int64](repeating: 0, count: Self.scopeCount * 2)
+        let upper = totals[to - 1] ?? zero
+        guard let first = firstMinute, from - 1 >= first, let lower = totals[from - 1] else { return upper }
+        return zip(upper, lower).map { $0 - $1 }
+    }
+
+    private mutating func evaluate(endingAt end: Int64) -> [Alert] {
+        var out: [Alert] = []
+        let at = Timestamp(ms: end * Self.minute)
+        for rule in rules.rules {
+            let short = sum(end - Int64(rule.shortWindowMinutes), end)
+            let long = sum(end - Int64(rule.longWindowHours * 60), end - Int64(rule.shortWindowMinutes))
+            let scopes: [(Int, String)]
+            switch rule.scope {
+            case .overall: scopes = [(0, "overall")]
+            case .plan: scopes = Plan.paid.map { ($0.rank, "plan:\($0.rawValue)") }
+            case .reason: scopes = FailureReason.allCases.map { (4 + $0.index, "reason:\($0.rawValue)") }
+            }
+            for (scope, name) in scopes {
+                let attempts = Int(short[scope * 2]), failures = Int(short[scope * 2 + 1])
+                let rate = attempts == 0 ? 0 : Double(failures) / Double(attempts)
+                let baseAttempts = long[scope * 2]
+                let baseline = baseAttempts == 0 ? 0 : Double(long[scope * 2 + 1]) / Double(baseAttempts)
+                // Binomial z-score of the failures against the baseline rate (half a failure of pseudo-count
+                // keeps a baseline of zero from making every failure infinitely surprising).
+                let p0 = max(baseline, 0.5 / Double(max(baseAttempts, 1)))
+                let z = (Double(failures) - Double(attempts) * p0) / (Double(attempts) * p0 * (1 - p0)).squareRoot()
+                let hot = baseAttempts >= rule.minBaselineAttempts && attempts >= rule.minAttempts && failures >= rule.minFailures
+                    && rate >= baseline * rule.factor && rate - baseline >= rule.minIncrease && z >= rule.minZScore
+                let key = rule.id + "|" + name
+                if var o = open[key] {
+                    if hot {
+                        o.quietEvaluations = 0
+                        o.last = (rate, baseline, attempts, failures)
+                    } else {
+                        o.quietEvaluations += 1
+                    }
+                    if o.quietEvaluations >= rule.resolveAfterEvaluations {
+                        out.append(Alert(rule: rule.id, scope: name, state: .resolved, at: at, firingSince: o.since, observedRate: rate,
+                                         baselineRate: baseline, attempts: attempts, failures: failures, windowMinutes: rule.shortWindowMinutes))
+                        open[key] = nil
+                    } else {
+                        open[key] = o
+                    }
+                } else if hot {
+                    open[key] = Open(since: at, quietEvaluations: 0, last: (rate, baseline, attempts, failures))
+                    out.append(Alert(rule: rule.id, scope: name, state: .firing, at: at, firingSince: at, observedRate: rate,
+                                     baselineRate: baseline, attempts: attempts, failures: failures, windowMinutes: rule.shortWindowMinutes))
+                }
+            }
+        }
+        return out
+    }
+
+    /// Scopes firing now.
+    public var firing: [String] { open.keys.sorted() }
+}

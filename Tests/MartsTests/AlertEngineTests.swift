@@ -1,0 +1,95 @@
+import Events
+import Marts
+import Simulation
+import Testing
+
+let testRules = AlertRules(evaluateEverySeconds: 60, allowedLatenessSeconds: 120, rules: [
+    .init(id: "overall", scope: .overall, shortWindowMinutes: 10, longWindowHours: 24, minAttempts: 30, minFailures: 8,
+          factor: 2, minIncrease: 0.08, resolveAfterEvaluations: 10),
+])
+
+/// A stream of attempts: `perMinute` attempts a minute, each failing with probability `failureRate(minute)`.
+func attempts(minutes: Int, perMinute: Int, seed: UInt64 = 1, failureRate: (Int) -> Double) -> [Event] {
+    var rng = Xoshiro(seed: seed)
+    let start = Timestamp(year: 2025, month: 1, day: 1)
+    var out: [Event] = []
+    for m in 0..<minutes {
+        for i in 0..<perMinute {
+            let t = start.adding(ms: Int64(m) * 60_000 + Int64(i * 60_000 / max(perMinute, 1)))
+            let id = "e\(m)_\(i)"
+            let payload: Event.Payload = rng.chance(failureRate(m))
+                ? .paymentFailed(paymentID: id, invoiceID: id, plan: .premium, amountCents: 100, currency: "USD", attempt: 1,
+                                 failureReason: .gatewayTimeout, nextRetryAt: nil)
+                : .paymentSucceeded(paymentID: id, invoiceID: id, plan: .premium, amountCents: 100, currency: "USD", attempt: 1)
+            out.append(Event(eventID: id, occurredAt: t, customerID: "c\(i)", payload: payload))
+        }
+    }
+    return out
+}
+
+func run(_ events: [Event], sources: Int = 1, rules: AlertRules = testRules) -> [Alert] {
+    var engine = AlertEngine(rules: rules)
+    var out: [Alert] = []
+    for (i, e) in events.enumerated() { out += engine.observe(e, source: i % sources) }
+    return out + engine.advance(to: .max)
+}
+
+@Suite struct AlertEngineTests {
+    static let spikeStart = 2 * 24 * 60  // after two days of normal traffic
+    static let stream = attempts(minutes: spikeStart + 6 * 60, perMinute: 6) { m in
+        (spikeStart..<(spikeStart + 60)).contains(m) ? 0.5 : 0.05
+    }
+
+    @Test func aSpikeFiresOnceAndResolvesOnce() {
+        let alerts = run(Self.stream)
+        #expect(alerts.map(\.state) == [.firing, .resolved], "\(alerts.map { "\($0.state) \($0.at)" })")
+        let start = Self.stream[0].occurredAt.adding(ms: Int64(Self.spikeStart) * 60_000)
+        let fired = alerts[0]
+        #expect(fired.at >= start && fired.at.ms - start.ms <= 10 * 60_000, "fired at \(fired.at), spike at \(start)")
+        #expect(fired.observedRate > 0.2 && fired.baselineRate < 0.1)
+        #expect(alerts[1].at.ms > start.ms + 60 * 60_000)  // resolves only after the spike ends
+        #expect(alerts[1].firingSince == fired.at)
+    }
+
+    @Test func noAlertBelowTheMinimumVolume() {
+        // One attempt a minute: even when all fail for 20 minutes, a 10-minute window holds 10 < 30 attempts.
+        let quiet = attempts(minutes: 2 * 24 * 60 + 120, perMinute: 1) { m in m >= 2 * 24 * 60 && m < 2 * 24 * 60 + 20 ? 1 : 0.05 }
+        #expect(run(quiet).isEmpty)
+    }
+
+    @Test func noAlertWithoutASpike() {
+        let normal = attempts(minutes: 3 * 24 * 60, perMinute: 6, seed: 3) { _ in 0.05 }
+        #expect(run(normal).isEmpty)
+    }
+
+    @Test func liveAndBackfillOrderGiveTheSameAlerts() {
+        // "Live": in time order from one source. "Backfill": three partitions read in interleaved batches,
+        // each partition in order, partitions up to a minute apart (within the allowed lateness).
+        let live = run(Self.stream)
+        var partitions: [[Event]] = [[], [], []]
+        for (i, e) in Self.stream.enumerated() { partitions[i % 3].append(e) }
+        var interleaved: [(Event, Int)] = []
+        var cursors = [0, 0, 0]
+        var turn = 0
+        while cursors.enumerated().contains(where: { $0.element < partitions[$0.offset].count }) {
+            let p = turn % 3
+            let batch = partitions[p][cursors[p]..<min(cursors[p] + 4, partitions[p].count)]
+            interleaved += batch.map { ($0, p) }
+            cursors[p] += batch.count
+            turn += 1
+        }
+        var engine = AlertEngine(rules: testRules)
+        var backfill: [Alert] = []
+        for (e, p) in interleaved { backfill += engine.observe(e, source: p) }
+        backfill += engine.advance(to: .max)
+        #expect(live == backfill)
+        #expect(!live.isEmpty)
+    }
+
+    @Test func rulesAreValidated() {
+        var bad = testRules
+        bad.rules[0].shortWindowMinutes = 24 * 60 * 2
+        #expect(throws: ConfigProblem.self) { try bad.validate() }
+        #expect(throws: Never.self) { try testRules.validate() }
+    }
+}
