@@ -1,4 +1,5 @@
 import Events
+import Foundation
 
 /// Failure-spike alert rules (see config/alerts.yaml).
 public struct AlertRules: Codable, Sendable, Equatable {
@@ -23,14 +24,20 @@ public struct AlertRules: Codable, Sendable, Equatable {
         public var factor: Double
         public var minIncrease: Double
         public var resolveAfterEvaluations: Int
-        /// How many binomial standard deviations above the baseline the failures must be: chance
-        /// fluctuations of a quiet hour stay below it.
-        public var minZScore: Double
+        /// How unlikely the failures must be under the baseline rate (a Poisson tail probability): chance
+        /// clusters of a quiet hour stay above it. About 10⁶ scope-evaluations happen in a month.
+        public var maxPValue: Double
         /// Attempts the long window needs before its rate counts as a baseline (warm-up).
         public var minBaselineAttempts: Int
+        /// `first`: first attempts only (retries fail far more often and come in dunning waves days after
+        /// an incident, which would page again); `all`: every attempt.
+        public var attempts: AttemptKind
+
+        public enum AttemptKind: String, Codable, Sendable { case first, all }
 
         public init(id: String, scope: Scope, shortWindowMinutes: Int, longWindowHours: Int, minAttempts: Int, minFailures: Int,
-                    factor: Double, minIncrease: Double, resolveAfterEvaluations: Int, minZScore: Double = 5, minBaselineAttempts: Int = 200) {
+                    factor: Double, minIncrease: Double, resolveAfterEvaluations: Int, maxPValue: Double = 1e-7, minBaselineAttempts: Int = 200,
+                    attempts: AttemptKind = .first) {
             self.id = id
             self.scope = scope
             self.shortWindowMinutes = shortWindowMinutes
@@ -40,8 +47,9 @@ public struct AlertRules: Codable, Sendable, Equatable {
             self.factor = factor
             self.minIncrease = minIncrease
             self.resolveAfterEvaluations = resolveAfterEvaluations
-            self.minZScore = minZScore
+            self.maxPValue = maxPValue
             self.minBaselineAttempts = minBaselineAttempts
+            self.attempts = attempts
         }
     }
 
@@ -122,15 +130,17 @@ public struct AlertEngine: Sendable {
     }
 
     static let scopeCount = 4 + FailureReason.allCases.count
+    /// Counters per minute: (attempts, failures) for every scope, first for first attempts, then for all.
+    static let counterCount = scopeCount * 4
 
     public init(rules: AlertRules) { self.rules = rules }
 
     /// Records a payment attempt from `source` (a partition) and returns alerts whose time has come.
     public mutating func observe(_ event: Event, source: Int) -> [Alert] {
-        let plan: Plan, failure: FailureReason?
+        let plan: Plan, failure: FailureReason?, attempt: Int
         switch event.payload {
-        case let .paymentSucceeded(_, _, p, _, _, _): plan = p; failure = nil
-        case let .paymentFailed(_, _, p, _, _, _, r, _): plan = p; failure = r
+        case let .paymentSucceeded(_, _, p, _, _, a): plan = p; failure = nil; attempt = a
+        case let .paymentFailed(_, _, p, _, _, a, r, _): plan = p; failure = r; attempt = a
         default: return []
         }
         let t = event.occurredAt.ms
@@ -138,10 +148,13 @@ public struct AlertEngine: Sendable {
         if let next = nextEvaluation, minute < next {
             lateAttempts += 1  // its minute was evaluated already
         } else {
-            var counts = buckets[minute] ?? Array(repeating: 0, count: Self.scopeCount * 2)
+            var counts = buckets[minute] ?? Array(repeating: 0, count: Self.counterCount)
             func add(_ scope: Int, _ failed: Bool) {
-                counts[scope * 2] += 1
-                if failed { counts[scope * 2 + 1] += 1 }
+                let sets = attempt == 1 ? [0, Self.scopeCount * 2] : [Self.scopeCount * 2]
+                for base in sets {
+                    counts[base + scope * 2] += 1
+                    if failed { counts[base + scope * 2 + 1] += 1 }
+                }
             }
             add(0, failure != nil)
             add(plan.rank, failure != nil)
@@ -163,7 +176,7 @@ public struct AlertEngine: Sendable {
         let lastBucket = buckets.keys.max() ?? next
         while (next + 1) * Self.minute <= watermark && next <= lastBucket + 24 * 60 {
             if firstMinute == nil { firstMinute = next }
-            var running = totals[next - 1] ?? Array(repeating: 0, count: Self.scopeCount * 2)
+            var running = totals[next - 1] ?? Array(repeating: 0, count: Self.counterCount)
             if let b = buckets.removeValue(forKey: next) { for i in running.indices { running[i] += Int64(b[i]) } }
             totals[next] = running
             if (next + 1) % step == 0 { out += evaluate(endingAt: next + 1) }
@@ -178,7 +191,7 @@ public struct AlertEngine: Sendable {
 
     /// Counts of the minutes in [from, to).
     private func sum(_ from: Int64, _ to: Int64) -> [Int64] {
-        let zero = [Int64](repeating: 0, count: Self.scopeCount * 2)
+        let zero = [Int64](repeating: 0, count: Self.counterCount)
         let upper = totals[to - 1] ?? zero
         guard let first = firstMinute, from - 1 >= first, let lower = totals[from - 1] else { return upper }
         return zip(upper, lower).map { $0 - $1 }
@@ -196,17 +209,18 @@ public struct AlertEngine: Sendable {
             case .plan: scopes = Plan.paid.map { ($0.rank, "plan:\($0.rawValue)") }
             case .reason: scopes = FailureReason.allCases.map { (4 + $0.index, "reason:\($0.rawValue)") }
             }
+            let set = rule.attempts == .first ? 0 : Self.scopeCount * 2
             for (scope, name) in scopes {
-                let attempts = Int(short[scope * 2]), failures = Int(short[scope * 2 + 1])
+                let attempts = Int(short[set + scope * 2]), failures = Int(short[set + scope * 2 + 1])
                 let rate = attempts == 0 ? 0 : Double(failures) / Double(attempts)
-                let baseAttempts = long[scope * 2]
-                let baseline = baseAttempts == 0 ? 0 : Double(long[scope * 2 + 1]) / Double(baseAttempts)
-                // Binomial z-score of the failures against the baseline rate (half a failure of pseudo-count
-                // keeps a baseline of zero from making every failure infinitely surprising).
+                let baseAttempts = long[set + scope * 2]
+                let baseline = baseAttempts == 0 ? 0 : Double(long[set + scope * 2 + 1]) / Double(baseAttempts)
+                // How likely this many failures are at the baseline rate (half a failure of pseudo-count keeps a
+                // baseline of zero from making every failure infinitely surprising).
                 let p0 = max(baseline, 0.5 / Double(max(baseAttempts, 1)))
-                let z = (Double(failures) - Double(attempts) * p0) / (Double(attempts) * p0 * (1 - p0)).squareRoot()
                 let hot = baseAttempts >= rule.minBaselineAttempts && attempts >= rule.minAttempts && failures >= rule.minFailures
-                    && rate >= baseline * rule.factor && rate - baseline >= rule.minIncrease && z >= rule.minZScore
+                    && rate >= baseline * rule.factor && rate - baseline >= rule.minIncrease
+                    && Self.poissonTail(failures, mean: Double(attempts) * p0) <= rule.maxPValue
                 let key = rule.id + "|" + name
                 if var o = open[key] {
                     if hot {
@@ -230,6 +244,20 @@ public struct AlertEngine: Sendable {
             }
         }
         return out
+    }
+
+    /// P(X ≥ k) for X ~ Poisson(mean), summed from term k upward (accurate for the tiny tails that matter).
+    static func poissonTail(_ k: Int, mean: Double) -> Double {
+        guard Double(k) > mean else { return 1 }
+        var term = exp(-mean + Double(k) * log(mean) - lgamma(Double(k) + 1))
+        var sum = 0.0
+        var i = k
+        while term > sum * 1e-12 && i < k + 1000 {
+            sum += term
+            i += 1
+            term *= mean / Double(i)
+        }
+        return min(sum, 1)
     }
 
     /// Scopes firing now.

@@ -327,7 +327,8 @@ struct CustomerSim {
                     next = update.adding(ms: 3_600_000)
                 }
             } else if attempt - 1 < cfg.payments.retryDays.count {
-                let slot = first.adding(ms: Int64(cfg.payments.retryDays[attempt - 1] * 86_400_000))
+                // Retry jobs run through the day, not at the failure's exact time of day.
+                let slot = first.adding(ms: Int64((cfg.payments.retryDays[attempt - 1] + rng.uniform(-0.25, 0.25)) * 86_400_000))
                 next = slot > attemptAt ? slot : attemptAt.adding(ms: 3_600_000)
             }
             emit(attemptAt, .paymentFailed(paymentID: paymentID, invoiceID: invoiceID, plan: plan, amountCents: amount,

@@ -17,6 +17,8 @@ public struct ConsumerMetrics: Sendable, Equatable {
     public var checkpointSecondsTotal = 0.0
     public var lastCheckpointSeconds = 0.0
     public var kafkaClientErrors = 0
+    public var alertsFiring = 0
+    public var alertsResolved = 0
 
     public init() {}
 
@@ -46,6 +48,8 @@ public struct ConsumerMetrics: Sendable, Equatable {
                [("", String(format: "%.6f", checkpointSecondsTotal))])
         metric("undercurrent_checkpoint_last_seconds", "gauge", "Duration of the last checkpoint.",
                [("", String(format: "%.6f", lastCheckpointSeconds))])
+        metric("undercurrent_alerts_total", "counter", "Failure-spike alerts by state change.",
+               [("{state=\"firing\"}", "\(alertsFiring)"), ("{state=\"resolved\"}", "\(alertsResolved)")])
         metric("undercurrent_kafka_client_errors_total", "counter", "Errors reported by the Kafka client (broker down, timeouts).",
                [("", "\(kafkaClientErrors)")])
         return out

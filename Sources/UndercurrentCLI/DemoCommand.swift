@@ -41,6 +41,7 @@ struct DemoCommand: ParsableCommand {
         // The consumer runs beside the producers and exits once the topics have been quiet for a while.
         var options = MartsConsumer.Options(stateDirectory: stateURL)
         options.exitWhenIdle = .seconds(4)
+        options.alertRules = try AlertConfig.load(file: nil, configDir: simulation.configDir)
         let consumer = MartsConsumer(options: options, logger: logger)
         let consumerDone = DispatchSemaphore(value: 0)
         let consumerError = Mutex<String?>(nil)
@@ -89,6 +90,7 @@ struct DemoCommand: ParsableCommand {
         Console.out("")
         Console.out(ExecutiveKPIs(snapshot).text)
         Console.out("")
+        Console.out("alerts: \(consumer.summary.alertsFiring) fired, \(consumer.summary.alertsResolved) resolved (see `undercurrent evaluate-alerts` for detection at scale)")
         Console.out("counted: \(produced.sent) events simulated, \(produced.delivered) delivered, \(consumed) consumed (offsets), \(snapshot.accepted) accepted, \(snapshot.duplicates) duplicates, \(snapshot.rejected) rejected; \(dropped) dropped by broker retention")
         if let export {
             try MartExporter.write(snapshot, offsets: offsets, to: URL(fileURLWithPath: export), json: false)

@@ -29,6 +29,10 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Option(help: "Dead-letter topic.") var dlqTopic = "events-dlq"
     @Option(help: "Write metrics in Prometheus text format to this file at each progress report (node_exporter textfile collector).") var metricsFile: String?
     @Option(help: "Seconds between progress reports.") var reportSeconds: Double = 5
+    @Option(help: "Alert rules (default: alerts.yaml in the config directory).") var alerts: String?
+    @Flag(help: "Do not evaluate failure-spike alerts.") var noAlerts = false
+    @Option(help: "Directory holding alerts.yaml.") var configDir: String?
+    @Option(help: "Topic for alerts.") var alertsTopic = "alerts"
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var common: CommonOptions
 
@@ -58,6 +62,8 @@ public struct MartsConsumerCommand: ParsableCommand {
         options.exitWhenIdle = exitWhenIdle.map { .milliseconds(Int64($0 * 1000)) }
         options.metricsFile = metricsFile.map { URL(fileURLWithPath: $0) }
         options.reportInterval = .milliseconds(Int64(reportSeconds * 1000))
+        options.alertsTopic = alertsTopic
+        if !noAlerts { options.alertRules = try AlertConfig.load(file: alerts, configDir: configDir) }
         let stop = StopSignal()
         let consumer = MartsConsumer(options: options, logger: logger)
         do {
@@ -71,7 +77,7 @@ public struct MartsConsumerCommand: ParsableCommand {
             throw ExitCode(2)
         }
         let s = consumer.summary
-        Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), \(s.checkpoints) checkpoints in \(String(format: "%.1f", s.seconds)) s\(stop.isStopped ? " (stopped by \(stop.receivedSignal ?? "signal"), final checkpoint taken)" : "")")
+        Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), alerts fired \(s.alertsFiring) / resolved \(s.alertsResolved), \(s.checkpoints) checkpoints in \(String(format: "%.1f", s.seconds)) s\(stop.isStopped ? " (stopped by \(stop.receivedSignal ?? "signal"), final checkpoint taken)" : "")")
     }
 }
 

@@ -28,6 +28,9 @@ public final class MartsConsumer: @unchecked Sendable {
         public var reportInterval: Duration = .seconds(5)
         /// Where to write the metrics (Prometheus text format) at each report, atomically.
         public var metricsFile: URL?
+        /// Failure-spike alert rules; nil disables alerting.
+        public var alertRules: AlertRules?
+        public var alertsTopic = "alerts"
         public init(stateDirectory: URL) { self.stateDirectory = stateDirectory }
     }
 
@@ -48,6 +51,8 @@ public final class MartsConsumer: @unchecked Sendable {
         public var duplicates = 0
         public var rejected = 0
         public var skippedAfterUntil = 0
+        public var alertsFiring = 0
+        public var alertsResolved = 0
         public var checkpoints = 0
         public var seconds = 0.0
     }
@@ -59,6 +64,9 @@ public final class MartsConsumer: @unchecked Sendable {
     private var rebuilt = Set<Int32>()
     private var loadError: CheckpointError?
     public private(set) var summary = Summary()
+    private var alertEngine: AlertEngine?
+    /// Alerts raised so far, in order (also sent to the alerts topic when consuming from Kafka).
+    public private(set) var alerts: [Alert] = []
     private let metricsSnapshot = Mutex(ConsumerMetrics())
     private var checkpointFailures = 0
     private var checkpointSeconds = 0.0
@@ -73,6 +81,7 @@ public final class MartsConsumer: @unchecked Sendable {
         self.options = options
         self.logger = logger
         for (t, name) in options.topics { topicOf[name] = t }
+        alertEngine = options.alertRules.map { AlertEngine(rules: $0) }
     }
 
     /// Loads (or creates) the state of a partition number; returns the offsets to start its topics at.
@@ -132,24 +141,35 @@ public final class MartsConsumer: @unchecked Sendable {
     }
 
     /// Applies one input message; returns the rejection to send to the dead-letter topic, if any.
-    func ingest(partition p: Int32, part: Partition, topic: InputTopic, message: KafkaMessage) -> Rejection? {
-        let (outcome, _) = part.state.ingest(value: message.value, topic: topic, key: message.key, until: options.until)
+    /// Applies one input message; returns the rejection to send to the dead-letter topic, if any, and the
+    /// alerts whose time came.
+    func ingest(partition p: Int32, part: Partition, topic: InputTopic, message: KafkaMessage) -> (Rejection?, [Alert]) {
+        let (outcome, event) = part.state.ingest(value: message.value, topic: topic, key: message.key, until: options.until)
         part.offsets[message.topic] = message.offset + 1
         part.sinceCheckpoint += 1
         ingested.add(1, ordering: .relaxed)
         switch outcome {
         case .accepted:
             summary.accepted += 1
-            return nil
+            guard topic == .payments, let event, var engine = alertEngine else { return (nil, []) }
+            let raised = engine.observe(event, source: Int(p))
+            alertEngine = engine
+            for a in raised {
+                if a.state == .firing { summary.alertsFiring += 1 } else { summary.alertsResolved += 1 }
+                logger.log(level: a.state == .firing ? .warning : .notice, "alert \(a.state.rawValue): \(a.rule) [\(a.scope)]",
+                           metadata: ["alert.at": "\(a.at)", "alert.observed_rate": "\(a.observedRate)", "alert.baseline_rate": "\(a.baselineRate)"])
+            }
+            alerts += raised
+            return (nil, raised)
         case .afterLimit:
             summary.skippedAfterUntil += 1
-            return nil
+            return (nil, [])
         case .duplicate:
             summary.duplicates += 1
-            return nil
+            return (nil, [])
         case let .rejected(r):
             summary.rejected += 1
-            return r
+            return (r, [])
         }
     }
 
@@ -191,7 +211,12 @@ public final class MartsConsumer: @unchecked Sendable {
             if !wasAssigned && !partitions.isEmpty { lastMessage = ContinuousClock.now }  // idle time counts from assignment
             for m in messages {
                 guard let part = partitions[m.partition], let topic = topicOf[m.topic] else { continue }
-                if let r = ingest(partition: m.partition, part: part, topic: topic, message: m) {
+                let (rejection, raised) = ingest(partition: m.partition, part: part, topic: topic, message: m)
+                for a in raised {
+                    try dlq.send(ProducerMessage(topic: options.alertsTopic, key: Array(a.rule.utf8), value: Array(a.json.utf8),
+                                                 headers: [KafkaHeader("alert-state", a.state.rawValue)], timestampMs: a.at.ms))
+                }
+                if let r = rejection {
                     try dlq.send(ProducerMessage(topic: options.deadLetterTopic, key: m.key.map { Array($0) }, value: Array(m.value),
                                                  headers: [KafkaHeader("dlq-reason", r.description), KafkaHeader("source-topic", m.topic),
                                                            KafkaHeader("source-partition", String(m.partition)),
@@ -246,6 +271,8 @@ public final class MartsConsumer: @unchecked Sendable {
         m.checkpointSecondsTotal = checkpointSeconds
         m.lastCheckpointSeconds = lastCheckpointSeconds
         m.kafkaClientErrors = consumer?.clientErrorCount ?? 0
+        m.alertsFiring = summary.alertsFiring
+        m.alertsResolved = summary.alertsResolved
         metricsSnapshot.withLock { $0 = m }
         if let file = options.metricsFile {
             do { try Data(m.prometheusText.utf8).write(to: file, options: .atomic) } catch {
@@ -284,7 +311,7 @@ public final class MartsConsumer: @unchecked Sendable {
             if offset < part.offsets[record.topic] ?? 0 { continue }  // already in the checkpoint
             let message = KafkaMessage(topic: record.topic, partition: p, offset: offset, key: record.key.map { $0[...] },
                                        value: record.value[...], timestampMs: record.timestamp?.ms)
-            if let r = ingest(partition: p, part: part, topic: topic, message: message) {
+            if let r = ingest(partition: p, part: part, topic: topic, message: message).0 {
                 logger.debug("rejected archive record: \(r)")
             }
             if part.sinceCheckpoint >= options.checkpointEvents { checkpointAll(dlq: nil, stop: stop) }

@@ -15,6 +15,7 @@ public struct Undercurrent: ParsableCommand {
             SimulateCommand.self,
             MartsCommand.self,
             CheckCommand.self,
+            EvaluateCommand.self,
         ]
     )
 
