@@ -132,6 +132,7 @@ extension BinaryWriter {
         for f in c.recentFailures { i64(f.time); bool(f.hard) }
         u32(UInt32(c.recentCancelIntents.count))
         for t in c.recentCancelIntents { i64(t) }
+        u8(c.announcedSegment.map { UInt8(RiskModel.Segment.allCases.firstIndex(of: $0)! + 1) } ?? 0)
     }
 }
 
@@ -197,6 +198,9 @@ extension BinaryReader {
         for _ in 0..<(try count()) { c.recentFeatureTimes.append(try i64()) }
         for _ in 0..<(try count()) { c.recentFailures.append((try i64(), try bool())) }
         for _ in 0..<(try count()) { c.recentCancelIntents.append(try i64()) }
+        let segment = Int(try u8())
+        guard segment <= RiskModel.Segment.allCases.count else { throw FormatError(message: "bad risk segment") }
+        c.announcedSegment = segment == 0 ? nil : RiskModel.Segment.allCases[segment - 1]
         return c
     }
 }

@@ -113,10 +113,11 @@ public struct AlertEngine: Sendable {
 
     /// Attempt and failure counts per minute and scope; scopes: 0 overall, 1-3 plans, 4... reasons.
     private var buckets: [Int64: [Int32]] = [:]
-    /// Running totals up to and including each evaluated minute, so any window's counts are one
-    /// subtraction (minutes are final once evaluated: later attempts for them are counted as late).
-    private var totals: [Int64: [Int64]] = [:]
-    private var firstMinute: Int64?
+    /// Running totals after each evaluated minute that had attempts, in minute order: the counts of any
+    /// window are one subtraction, and quiet minutes cost nothing (minutes are final once evaluated: later
+    /// attempts for them are counted as late).
+    private var points: [(minute: Int64, totals: [Int64])] = []
+    /// The newest event time seen from each source (partition); the watermark is the smallest.
     private var sourceTimes: [Int: Int64] = [:]
     /// The first minute not evaluated yet.
     private var nextEvaluation: Int64?
@@ -173,27 +174,57 @@ public struct AlertEngine: Sendable {
         guard var next = nextEvaluation else { return [] }
         var out: [Alert] = []
         let step = Int64(max(1, rules.evaluateEverySeconds / 60))
-        let lastBucket = buckets.keys.max() ?? next
-        while (next + 1) * Self.minute <= watermark && next <= lastBucket + 24 * 60 {
-            if firstMinute == nil { firstMinute = next }
-            var running = totals[next - 1] ?? Array(repeating: 0, count: Self.counterCount)
-            if let b = buckets.removeValue(forKey: next) { for i in running.indices { running[i] += Int64(b[i]) } }
-            totals[next] = running
-            if (next + 1) % step == 0 { out += evaluate(endingAt: next + 1) }
+        let longestShort = rules.rules.map { Int64($0.shortWindowMinutes) }.max() ?? 10
+        let minAttempts = rules.rules.map(\.minAttempts).min() ?? 1
+        let lastData = max(points.last?.minute ?? next, buckets.keys.max() ?? next)
+        let limit = min(watermark / Self.minute, lastData + 24 * 60)  // minutes [next, limit) may be evaluated
+        while next < limit {
+            if let b = buckets.removeValue(forKey: next) {
+                var running = points.last?.totals ?? Array(repeating: 0, count: Self.counterCount)
+                for i in running.indices { running[i] += Int64(b[i]) }
+                points.append((next, running))
+            }
+            let end = next + 1
+            if end % step == 0 && (!open.isEmpty || overallAttempts(end - longestShort, end) >= minAttempts) {
+                out += evaluate(endingAt: end)
+            }
             next += 1
+            // Nothing can fire while no window holds attempts: skip to the next minute with data.
+            if open.isEmpty, (points.last?.minute ?? .min) < next - longestShort {
+                next = max(next, min(buckets.keys.min() ?? limit, limit))
+            }
         }
         nextEvaluation = next
-        // Forget totals older than the longest window.
-        let keep = Int64(rules.rules.map { $0.longWindowHours * 60 + $0.shortWindowMinutes }.max() ?? 60) + 2
-        if totals.count > Int(keep) * 2 { totals = totals.filter { $0.key >= next - keep } }
+        prune(before: next - Int64(rules.rules.map { $0.longWindowHours * 60 + $0.shortWindowMinutes }.max() ?? 60) - 1)
         return out
+    }
+
+    /// Drops points older than `cut`, keeping the last one before it (a window's lower bound needs it).
+    private mutating func prune(before cut: Int64) {
+        guard points.count > 64, let first = points.firstIndex(where: { $0.minute >= cut }), first > 1 else { return }
+        points.removeFirst(first - 1)
+    }
+
+    /// Totals after minute m (zeros before the first point).
+    private func cumulative(_ m: Int64) -> [Int64]? {
+        var lo = 0, hi = points.count  // first index with minute > m
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if points[mid].minute <= m { lo = mid + 1 } else { hi = mid }
+        }
+        return lo == 0 ? nil : points[lo - 1].totals
+    }
+
+    /// Attempts of every kind in the minutes [from, to), over all scopes.
+    private func overallAttempts(_ from: Int64, _ to: Int64) -> Int {
+        let i = Self.scopeCount * 2  // "all attempts" set, scope 0
+        return Int((cumulative(to - 1)?[i] ?? 0) - (cumulative(from - 1)?[i] ?? 0))
     }
 
     /// Counts of the minutes in [from, to).
     private func sum(_ from: Int64, _ to: Int64) -> [Int64] {
-        let zero = [Int64](repeating: 0, count: Self.counterCount)
-        let upper = totals[to - 1] ?? zero
-        guard let first = firstMinute, from - 1 >= first, let lower = totals[from - 1] else { return upper }
+        let upper = cumulative(to - 1) ?? Array(repeating: 0, count: Self.counterCount)
+        guard let lower = cumulative(from - 1) else { return upper }
         return zip(upper, lower).map { $0 - $1 }
     }
 

@@ -91,6 +91,8 @@ public struct CustomerState: Sendable, Equatable {
     public var recentCancelIntents: [Int64] = []
     /// Bookkeeping of `MartState` for incremental checkpoints; not part of the customer's state.
     public var changedSinceCheckpoint = false
+    /// The risk segment last announced on the changelog (nil: none yet, read as `low`).
+    public var announcedSegment: RiskModel.Segment?
 
     public init() {}
 
@@ -105,7 +107,7 @@ public struct CustomerState: Sendable, Equatable {
             && a.recentFeatureTimes == b.recentFeatureTimes
             && a.recentFailures.map(\.time) == b.recentFailures.map(\.time)
             && a.recentFailures.map(\.hard) == b.recentFailures.map(\.hard)
-            && a.recentCancelIntents == b.recentCancelIntents
+            && a.recentCancelIntents == b.recentCancelIntents && a.announcedSegment == b.announcedSegment
     }
 
     // MARK: Derived values

@@ -68,6 +68,18 @@ public struct MartState: Sendable {
         return .accepted
     }
 
+    /// A customer's risk segment change since the last one announced, assessed at this partition's as-of
+    /// (its newest event time); nil when the segment is unchanged. Records the new segment as announced.
+    public mutating func riskChange(of customerID: String) -> RiskChange? {
+        guard let asOf = maxTime, var c = customers[customerID] else { return nil }
+        let assessment = RiskModel.assess(c, asOf: asOf)
+        let previous = c.announcedSegment ?? .low
+        guard assessment.segment != previous else { return nil }
+        c.announcedSegment = assessment.segment
+        customers[customerID] = c
+        return RiskChange(customerID: customerID, previous: previous, assessment: assessment, mrrCents: c.currentMrr, asOf: asOf)
+    }
+
     /// Applies the event to the customer; true when the customer was not yet marked changed.
     private static func update(_ c: inout CustomerState, _ event: Event, _ aggregates: inout Aggregates, _ asOf: Timestamp) -> Bool {
         Contributions.apply(event, to: &c, aggregates: &aggregates, asOf: asOf)

@@ -65,3 +65,30 @@ public enum RiskModel {
         return Assessment(score: score, segment: Segment(score: score), reasons: reasons)
     }
 }
+
+/// A record of the `customer-risk` changelog: a customer whose segment changed (key: customer id).
+public struct RiskChange: Sendable, Equatable {
+    public var customerID: String
+    public var previous: RiskModel.Segment
+    public var assessment: RiskModel.Assessment
+    public var mrrCents: Cents
+    public var asOf: Timestamp
+
+    /// `{"customer_id":…,"risk_score":…,"risk_segment":…,"previous_segment":…,"risk_reasons":[…],"mrr_cents":…,"as_of":…}`
+    public var json: String {
+        var w = EventEncoder.Writer(out: [])
+        w.raw("{\"customer_id\":")
+        w.string(customerID)
+        w.raw(",\"risk_score\":")
+        w.appendInt(Int64(assessment.score))
+        w.raw(",\"risk_segment\":\"" + assessment.segment.rawValue + "\",\"previous_segment\":\"" + previous.rawValue + "\",\"risk_reasons\":[")
+        for (i, r) in assessment.reasons.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.string(r)
+        }
+        w.raw("],\"mrr_cents\":")
+        w.appendInt(mrrCents)
+        w.raw(",\"as_of\":\"" + asOf.description + "\"}")
+        return String(decoding: w.out, as: UTF8.self)
+    }
+}

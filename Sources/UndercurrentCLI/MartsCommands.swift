@@ -77,7 +77,7 @@ public struct MartsConsumerCommand: ParsableCommand {
             throw ExitCode(2)
         }
         let s = consumer.summary
-        Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), alerts fired \(s.alertsFiring) / resolved \(s.alertsResolved), \(s.checkpoints) checkpoints in \(String(format: "%.1f", s.seconds)) s\(stop.isStopped ? " (stopped by \(stop.receivedSignal ?? "signal"), final checkpoint taken)" : "")")
+        Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), risk changes \(s.riskChanges), alerts fired \(s.alertsFiring) / resolved \(s.alertsResolved), \(s.checkpoints) checkpoints in \(String(format: "%.1f", s.seconds)) s\(stop.isStopped ? " (stopped by \(stop.receivedSignal ?? "signal"), final checkpoint taken)" : "")")
     }
 }
 

@@ -31,6 +31,8 @@ public final class MartsConsumer: @unchecked Sendable {
         /// Failure-spike alert rules; nil disables alerting.
         public var alertRules: AlertRules?
         public var alertsTopic = "alerts"
+        /// Changelog of risk segment changes, keyed by customer; nil disables it.
+        public var riskTopic: String? = "customer-risk"
         public init(stateDirectory: URL) { self.stateDirectory = stateDirectory }
     }
 
@@ -51,6 +53,7 @@ public final class MartsConsumer: @unchecked Sendable {
         public var duplicates = 0
         public var rejected = 0
         public var skippedAfterUntil = 0
+        public var riskChanges = 0
         public var alertsFiring = 0
         public var alertsResolved = 0
         public var checkpoints = 0
@@ -106,9 +109,9 @@ public final class MartsConsumer: @unchecked Sendable {
         return part
     }
 
-    func checkpoint(_ p: Int32, dlq: KafkaProducer?) throws {
+    func checkpoint(_ p: Int32, outputs: KafkaProducer?) throws {
         guard let part = partitions[p] else { return }
-        try dlq?.flush(timeout: .seconds(30))
+        try outputs?.flush(timeout: .seconds(30))
         let started = ContinuousClock.now
         var state = part.state
         try part.store.write(&state, offsets: part.offsets)
@@ -121,12 +124,12 @@ public final class MartsConsumer: @unchecked Sendable {
 
     /// Checkpoints every partition with changes; on failure (disk full, read-only) waits and retries,
     /// consuming nothing meanwhile, so offsets never move past un-checkpointed state.
-    func checkpointAll(dlq: KafkaProducer?, stop: StopSignal?, force: Bool = false) {
+    func checkpointAll(outputs: KafkaProducer?, stop: StopSignal?, force: Bool = false) {
         for p in partitions.keys.sorted() where force || partitions[p]!.sinceCheckpoint > 0 {
             var attempt = 0
             while true {
                 do {
-                    try checkpoint(p, dlq: dlq)
+                    try checkpoint(p, outputs: outputs)
                     if attempt > 0 { logger.notice("partition \(p): checkpoint written again after \(attempt) failures") }
                     break
                 } catch {
@@ -141,9 +144,9 @@ public final class MartsConsumer: @unchecked Sendable {
     }
 
     /// Applies one input message; returns the rejection to send to the dead-letter topic, if any.
-    /// Applies one input message; returns the rejection to send to the dead-letter topic, if any, and the
-    /// alerts whose time came.
-    func ingest(partition p: Int32, part: Partition, topic: InputTopic, message: KafkaMessage) -> (Rejection?, [Alert]) {
+    /// Applies one input message; returns the rejection to send to the dead-letter topic, if any, the
+    /// alerts whose time came and the customer's risk segment change.
+    func ingest(partition p: Int32, part: Partition, topic: InputTopic, message: KafkaMessage) -> (Rejection?, [Alert], RiskChange?) {
         let (outcome, event) = part.state.ingest(value: message.value, topic: topic, key: message.key, until: options.until)
         part.offsets[message.topic] = message.offset + 1
         part.sinceCheckpoint += 1
@@ -151,7 +154,12 @@ public final class MartsConsumer: @unchecked Sendable {
         switch outcome {
         case .accepted:
             summary.accepted += 1
-            guard topic == .payments, let event, var engine = alertEngine else { return (nil, []) }
+            var risk: RiskChange? = nil
+            if options.riskTopic != nil, let event {
+                risk = part.state.riskChange(of: event.customerID)
+                if risk != nil { summary.riskChanges += 1 }
+            }
+            guard topic == .payments, let event, var engine = alertEngine else { return (nil, [], risk) }
             let raised = engine.observe(event, source: Int(p))
             alertEngine = engine
             for a in raised {
@@ -160,16 +168,16 @@ public final class MartsConsumer: @unchecked Sendable {
                            metadata: ["alert.at": "\(a.at)", "alert.observed_rate": "\(a.observedRate)", "alert.baseline_rate": "\(a.baselineRate)"])
             }
             alerts += raised
-            return (nil, raised)
+            return (nil, raised, risk)
         case .afterLimit:
             summary.skippedAfterUntil += 1
-            return (nil, [])
+            return (nil, [], nil)
         case .duplicate:
             summary.duplicates += 1
-            return (nil, [])
+            return (nil, [], nil)
         case let .rejected(r):
             summary.rejected += 1
-            return (r, [])
+            return (r, [], nil)
         }
     }
 
@@ -180,7 +188,7 @@ public final class MartsConsumer: @unchecked Sendable {
         var config = kafka
         config["group.id"] = config["group.id"] ?? options.group
         logger.info("connecting to Kafka", metadata: ["kafka.config": "\(config.redacted.sorted { $0.key < $1.key })"])
-        let dlq = try KafkaProducer(config: kafka, logger: logger)
+        let outputs = try KafkaProducer(config: kafka, logger: logger)
         let handler = RebalanceHandler(onAssign: { [self] tps in
             var offsets: [TopicPartition: KafkaOffset] = [:]
             for tp in tps {
@@ -195,7 +203,7 @@ public final class MartsConsumer: @unchecked Sendable {
             return offsets
         }, onRevoke: { [self] tps in
             let numbers = Set(tps.map(\.partition))
-            checkpointAll(dlq: dlq, stop: nil)
+            checkpointAll(outputs: outputs, stop: nil)
             for p in numbers { partitions[p] = nil }
         })
         let consumer = try KafkaConsumer(config: config, logger: logger, rebalance: handler)
@@ -211,13 +219,17 @@ public final class MartsConsumer: @unchecked Sendable {
             if !wasAssigned && !partitions.isEmpty { lastMessage = ContinuousClock.now }  // idle time counts from assignment
             for m in messages {
                 guard let part = partitions[m.partition], let topic = topicOf[m.topic] else { continue }
-                let (rejection, raised) = ingest(partition: m.partition, part: part, topic: topic, message: m)
+                let (rejection, raised, risk) = ingest(partition: m.partition, part: part, topic: topic, message: m)
+                if let risk, let riskTopic = options.riskTopic {
+                    try outputs.send(ProducerMessage(topic: riskTopic, key: Array(risk.customerID.utf8), value: Array(risk.json.utf8),
+                                                 timestampMs: risk.asOf.ms))
+                }
                 for a in raised {
-                    try dlq.send(ProducerMessage(topic: options.alertsTopic, key: Array(a.rule.utf8), value: Array(a.json.utf8),
+                    try outputs.send(ProducerMessage(topic: options.alertsTopic, key: Array(a.rule.utf8), value: Array(a.json.utf8),
                                                  headers: [KafkaHeader("alert-state", a.state.rawValue)], timestampMs: a.at.ms))
                 }
                 if let r = rejection {
-                    try dlq.send(ProducerMessage(topic: options.deadLetterTopic, key: m.key.map { Array($0) }, value: Array(m.value),
+                    try outputs.send(ProducerMessage(topic: options.deadLetterTopic, key: m.key.map { Array($0) }, value: Array(m.value),
                                                  headers: [KafkaHeader("dlq-reason", r.description), KafkaHeader("source-topic", m.topic),
                                                            KafkaHeader("source-partition", String(m.partition)),
                                                            KafkaHeader("source-offset", String(m.offset))],
@@ -228,7 +240,7 @@ public final class MartsConsumer: @unchecked Sendable {
             if !messages.isEmpty { lastMessage = now }
             let due = partitions.values.contains { $0.sinceCheckpoint >= options.checkpointEvents }
             if due || now - lastCheckpoint >= options.checkpointInterval {
-                checkpointAll(dlq: dlq, stop: stop)
+                checkpointAll(outputs: outputs, stop: stop)
                 lastCheckpoint = ContinuousClock.now
             }
             if now - lastReport >= options.reportInterval {
@@ -246,8 +258,8 @@ public final class MartsConsumer: @unchecked Sendable {
             }
             if let idle = options.exitWhenIdle, !partitions.isEmpty, now - lastMessage >= idle { break }
         }
-        checkpointAll(dlq: dlq, stop: stop)
-        try dlq.flush(timeout: .seconds(30))
+        checkpointAll(outputs: outputs, stop: stop)
+        try outputs.flush(timeout: .seconds(30))
         _ = report(rate: 0, consumer: consumer)
         consumer.close()
         summary.seconds = (ContinuousClock.now - started).seconds
@@ -314,9 +326,9 @@ public final class MartsConsumer: @unchecked Sendable {
             if let r = ingest(partition: p, part: part, topic: topic, message: message).0 {
                 logger.debug("rejected archive record: \(r)")
             }
-            if part.sinceCheckpoint >= options.checkpointEvents { checkpointAll(dlq: nil, stop: stop) }
+            if part.sinceCheckpoint >= options.checkpointEvents { checkpointAll(outputs: nil, stop: stop) }
         }
-        checkpointAll(dlq: nil, stop: stop)
+        checkpointAll(outputs: nil, stop: stop)
         report(rate: 0, consumer: nil)
         summary.seconds = (ContinuousClock.now - started).seconds
     }

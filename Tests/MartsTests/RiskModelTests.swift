@@ -1,0 +1,65 @@
+import Events
+import Marts
+import Testing
+
+/// The risk model moves in the documented direction for each signal.
+@Suite struct RiskModelTests {
+    static let t0 = Timestamp(year: 2025, month: 1, day: 1)
+    var state = MartState()
+    var n = 0
+
+    mutating func add(_ days: Double, _ payload: Event.Payload) {
+        let e = Event(eventID: "e\(n)", occurredAt: Self.t0.adding(ms: Int64(days * 86_400_000)), customerID: "cus_1", payload: payload)
+        n += 1
+        _ = state.apply(e, valueHash: UInt64(n))
+    }
+
+    var score: Int { RiskModel.assess(state.customers["cus_1"]!, asOf: state.maxTime!).score }
+    var reasons: [String] { RiskModel.assess(state.customers["cus_1"]!, asOf: state.maxTime!).reasons }
+
+    /// An engaged, paying premium customer: signup, activation, subscription, a paid invoice, weekly use.
+    mutating func healthyCustomer() {
+        add(0, .customerSignedUp(plan: .free, industry: "SaaS", companySize: .smb, country: "US", channel: "organic"))
+        add(1, .featureUsed(feature: "dashboard_build", coreValue: true, sessionID: "s0"))
+        add(2, .subscriptionStarted(subscriptionID: "sub", plan: .standard, mrrCents: 4900))
+        add(2, .invoiceIssued(invoiceID: "in1", subscriptionID: "sub", plan: .standard, amountCents: 4900, currency: "USD",
+                              periodStart: Day(Self.t0), periodEnd: Day(Self.t0.adding(days: 30))))
+        add(2, .paymentSucceeded(paymentID: "p1", invoiceID: "in1", plan: .standard, amountCents: 4900, currency: "USD", attempt: 1))
+        add(2, .invoicePaid(invoiceID: "in1", plan: .standard, amountCents: 4900, currency: "USD", attempts: 1))
+        for week in 0..<16 { add(Double(3 + week * 7), .featureUsed(feature: "report_share", coreValue: true, sessionID: "w\(week)")) }
+    }
+
+    @Test mutating func aHardDeclineRaisesTheScore() {
+        healthyCustomer()
+        let before = score
+        add(115, .invoiceIssued(invoiceID: "in2", subscriptionID: "sub", plan: .standard, amountCents: 4900, currency: "USD",
+                                periodStart: Day(Self.t0.adding(days: 115)), periodEnd: Day(Self.t0.adding(days: 145))))
+        add(115, .paymentFailed(paymentID: "p2", invoiceID: "in2", plan: .standard, amountCents: 4900, currency: "USD", attempt: 1,
+                                failureReason: .expiredCard, nextRetryAt: nil))
+        #expect(score > before)
+        #expect(reasons.contains("hard_decline") && reasons.contains("past_due"))
+    }
+
+    @Test mutating func recoveredEngagementLowersTheScore() {
+        healthyCustomer()
+        // Two quiet months: use stops.
+        add(170, .paymentMethodUpdated(paymentMethod: .card))
+        let quiet = score
+        #expect(reasons.contains("inactive") || reasons.contains("engagement_drop"))
+        for d in 0..<6 { add(171 + Double(d), .featureUsed(feature: "dashboard_build", coreValue: true, sessionID: "back\(d)")) }
+        #expect(score < quiet)
+    }
+
+    @Test mutating func aCancelIntentRaisesTheScoreAndEachSegmentChangeIsAnnouncedOnce() {
+        healthyCustomer()
+        #expect(state.riskChange(of: "cus_1") == nil)  // low, as announced by default
+        add(116, .cancelIntent(source: .cancelPage))
+        add(116.5, .paymentFailed(paymentID: "p3", invoiceID: "in1x", plan: .standard, amountCents: 4900, currency: "USD", attempt: 1,
+                                  failureReason: .stolenCard, nextRetryAt: nil))
+        let change = state.riskChange(of: "cus_1")
+        #expect(change != nil)
+        #expect(change.map { $0.assessment.segment > $0.previous } == true)
+        #expect(state.riskChange(of: "cus_1") == nil)  // announced once
+        #expect(change?.json.contains("\"customer_id\":\"cus_1\"") == true)
+    }
+}
