@@ -57,9 +57,13 @@ public enum RiskModel {
         let last30 = c.featureEvents30d(asOf: asOf)
         let m = asOf.month.index
         let baseline = Double((1...3).reduce(0) { $0 + Int(c.months[m - Int32($1)]?.featureEvents ?? 0) }) / 3
-        if baseline >= 2 && Double(last30) < baseline / 2 { add(15, "engagement_drop") }
-        if last30 == 0 { add(10, "inactive") }
-        if c.ttvMilliseconds == nil { add(5, "not_activated") }
+        if baseline >= 1 {
+            // Graded: the further use fell below the customer's own level, the more points (up to 30).
+            let drop = max(0, 1 - Double(last30) / baseline)
+            if drop >= 0.3 { add(Int((drop * 30).rounded()), "engagement_drop") }
+        }
+        if last30 == 0 { add(15, "inactive") }
+        if c.ttvMilliseconds == nil { add(15, "not_activated") }
         if c.currentMrr >= highMrrCents { add(5, "high_mrr") }
         score = min(score, 100)
         return Assessment(score: score, segment: Segment(score: score), reasons: reasons)

@@ -110,3 +110,91 @@ struct EvaluateCommand: ParsableCommand {
         }
     }
 }
+
+/// Scores the risk model against ground truth: every paying customer is scored at a cut-off time from the
+/// events up to it, then labelled by whether it actually churns (either kind) in the following 60 days.
+public struct RiskEvaluation: Sendable {
+    public var customers: Int
+    public var churners: Int
+    public var auc: Double
+    public var top5Precision: Double
+    public var baseRate: Double
+    public var lift: Double { baseRate == 0 ? 0 : top5Precision / baseRate }
+    /// Per reason code: customers carrying it and how many of them churned.
+    public var reasons: [String: (churned: Int, customers: Int)]
+
+    public static func run(parameters: SimulationParameters, cutoff: Timestamp, horizonDays: Int64 = 60) throws -> RiskEvaluation {
+        var params = parameters
+        params.end = cutoff.adding(days: horizonDays)
+        var world = try World(params)
+        var state = MartState()
+        while let e = world.next() {
+            if e.occurredAt <= cutoff { _ = state.apply(e, valueHash: 0) }
+        }
+        let horizon = cutoff.adding(days: horizonDays)
+        let churnsBy = Dictionary(uniqueKeysWithValues: world.truth.map { t in
+            (t.customerID, t.churns.contains { $0.at > cutoff && $0.at <= horizon })
+        })
+        var scored: [(score: Int, churned: Bool, id: String)] = []
+        var reasonCounts: [String: (pos: Int, all: Int)] = [:]
+        for (id, c) in state.customers where c.status == .active || c.status == .pastDue {
+            let a = RiskModel.assess(c, asOf: cutoff)
+            let y = churnsBy[id] ?? false
+            scored.append((a.score, y, id))
+            for r in a.reasons { reasonCounts[r, default: (0, 0)].all += 1; if y { reasonCounts[r, default: (0, 0)].pos += 1 } }
+        }
+
+        let positives = scored.filter(\.churned).count, negatives = scored.count - positives
+        // AUC: the probability that a churner scores above a non-churner (ties count half).
+        var byScore: [Int: (pos: Int, neg: Int)] = [:]
+        for (s, y, _) in scored { byScore[s, default: (0, 0)].pos += y ? 1 : 0; byScore[s, default: (0, 0)].neg += y ? 0 : 1 }
+        var negBelow = 0.0, pairs = 0.0
+        for s in byScore.keys.sorted() {
+            let (p, n) = byScore[s]!
+            pairs += Double(p) * (negBelow + Double(n) / 2)
+            negBelow += Double(n)
+        }
+        let auc = positives == 0 || negatives == 0 ? 0 : pairs / (Double(positives) * Double(negatives))
+        // Precision among the top 5% by score (ties broken by customer id, so the figure is reproducible).
+        let top = scored.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }.prefix(max(1, scored.count / 20))
+        let precision = Double(top.filter(\.churned).count) / Double(top.count)
+        return RiskEvaluation(customers: scored.count, churners: positives, auc: auc, top5Precision: precision,
+                              baseRate: scored.isEmpty ? 0 : Double(positives) / Double(scored.count),
+                              reasons: reasonCounts.mapValues { ($0.pos, $0.all) })
+    }
+
+    public var report: String {
+        var lines = [String(format: "%d paying customers scored, %d churn within 60 days (base rate %.1f%%): ROC AUC %.3f; top 5%% precision %.1f%% (%.1f× random)",
+                            customers, churners, baseRate * 100, auc, top5Precision * 100, lift)]
+        for (r, v) in reasons.sorted(by: { $0.key < $1.key }) {
+            lines.append(String(format: "  %-18@ on %5d customers, %5.1f%% of them churned", r as NSString, v.customers,
+                                100 * Double(v.churned) / Double(max(v.customers, 1))))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+struct EvaluateRiskCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate-risk",
+        abstract: "Score the risk model against ground truth: ROC AUC and top-5% precision for churn in the 60 days after a cut-off."
+    )
+
+    @OptionGroup var simulation: SimulationOptions
+    @Option(help: "Cut-off date, YYYY-MM-DD (default: 60 days before the end of the simulated period).") var cutoff: String?
+    @Flag(help: "Exit non-zero unless AUC ≥ 0.80 and the top 5% is at least 3 times as precise as random.") var require = false
+
+    func run() throws {
+        let params = try simulation.parameters()
+        let cut: Timestamp
+        if let cutoff {
+            guard let d = Day(iso: Array(cutoff.utf8)) else { throw ValidationError("--cutoff: expected YYYY-MM-DD, got '\(cutoff)'") }
+            cut = Timestamp(ms: d.days * Timestamp.millisecondsPerDay)
+        } else {
+            cut = params.end.adding(days: -60)
+        }
+        let result = try RiskEvaluation.run(parameters: params, cutoff: cut)
+        Console.out("\(simulation.scenario), cut-off \(cut): \(result.report)")
+        if require && !(result.auc >= 0.8 && result.lift >= 3) { throw ExitCode(1) }
+    }
+}

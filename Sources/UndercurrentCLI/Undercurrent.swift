@@ -16,6 +16,7 @@ public struct Undercurrent: ParsableCommand {
             MartsCommand.self,
             CheckCommand.self,
             EvaluateCommand.self,
+            EvaluateRiskCommand.self,
         ]
     )
 
