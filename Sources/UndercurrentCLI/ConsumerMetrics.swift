@@ -4,21 +4,16 @@ import Kafka
 
 /// What the consumer reports about itself, rendered in Prometheus' text exposition format (for a scrape
 /// endpoint, or a file for node_exporter's textfile collector).
-public struct ConsumerMetrics: Sendable, Equatable {
-    public var accepted = 0
-    public var duplicates = 0
-    public var rejected = 0
-    public var skippedAfterUntil = 0
+public struct ConsumerMetrics: Sendable {
+    /// The consumer's counts so far.
+    public var summary = MartsConsumer.Summary()
     public var eventsPerSecond = 0.0
     public var asOf: Timestamp?
     public var lag: [TopicPartition: Int64] = [:]
-    public var checkpoints = 0
     public var checkpointFailures = 0
     public var checkpointSecondsTotal = 0.0
     public var lastCheckpointSeconds = 0.0
     public var kafkaClientErrors = 0
-    public var alertsFiring = 0
-    public var alertsResolved = 0
 
     public init() {}
 
@@ -31,17 +26,17 @@ public struct ConsumerMetrics: Sendable, Equatable {
             for (labels, value) in samples { out += "\(name)\(labels) \(value)\n" }
         }
         metric("undercurrent_input_messages_total", "counter", "Input messages by outcome.", [
-            ("{outcome=\"accepted\"}", "\(accepted)"), ("{outcome=\"duplicate\"}", "\(duplicates)"),
-            ("{outcome=\"rejected\"}", "\(rejected)"), ("{outcome=\"after_until\"}", "\(skippedAfterUntil)"),
+            ("{outcome=\"accepted\"}", "\(summary.accepted)"), ("{outcome=\"duplicate\"}", "\(summary.duplicates)"),
+            ("{outcome=\"rejected\"}", "\(summary.rejected)"), ("{outcome=\"after_until\"}", "\(summary.skippedAfterUntil)"),
         ])
-        metric("undercurrent_dlq_messages_total", "counter", "Messages sent to the dead-letter topic.", [("", "\(rejected)")])
+        metric("undercurrent_dlq_messages_total", "counter", "Messages sent to the dead-letter topic.", [("", "\(summary.rejected)")])
         metric("undercurrent_events_per_second", "gauge", "Input messages taken in per second over the last report interval.",
                [("", String(format: "%.1f", eventsPerSecond))])
         metric("undercurrent_as_of_timestamp_seconds", "gauge", "Largest event time accepted (the marts' as-of).",
                [("", asOf.map { String(format: "%.3f", Double($0.ms) / 1000) } ?? "NaN")])
         metric("undercurrent_consumer_lag_messages", "gauge", "Messages behind the end of each assigned partition.",
                lag.sorted { $0.key < $1.key }.map { ("{topic=\"\($0.key.topic)\",partition=\"\($0.key.partition)\"}", "\($0.value)") })
-        metric("undercurrent_checkpoints_total", "counter", "Checkpoints written.", [("", "\(checkpoints)")])
+        metric("undercurrent_checkpoints_total", "counter", "Checkpoints written.", [("", "\(summary.checkpoints)")])
         metric("undercurrent_checkpoint_failures_total", "counter", "Checkpoint writes that failed (and were retried).",
                [("", "\(checkpointFailures)")])
         metric("undercurrent_checkpoint_seconds_total", "counter", "Time spent writing checkpoints.",
@@ -49,7 +44,7 @@ public struct ConsumerMetrics: Sendable, Equatable {
         metric("undercurrent_checkpoint_last_seconds", "gauge", "Duration of the last checkpoint.",
                [("", String(format: "%.6f", lastCheckpointSeconds))])
         metric("undercurrent_alerts_total", "counter", "Failure-spike alerts by state change.",
-               [("{state=\"firing\"}", "\(alertsFiring)"), ("{state=\"resolved\"}", "\(alertsResolved)")])
+               [("{state=\"firing\"}", "\(summary.alertsFiring)"), ("{state=\"resolved\"}", "\(summary.alertsResolved)")])
         metric("undercurrent_kafka_client_errors_total", "counter", "Errors reported by the Kafka client (broker down, timeouts).",
                [("", "\(kafkaClientErrors)")])
         return out

@@ -248,8 +248,8 @@ public final class MartsConsumer: @unchecked Sendable {
                 let m = report(rate: Double(taken - reportedAccepted) / (now - lastReport).seconds, consumer: consumer)
                 let worst = m.lag.max { $0.value < $1.value }
                 logger.info("consuming", metadata: [
-                    "marts.events_per_second": "\(Int(m.eventsPerSecond))", "marts.accepted": "\(m.accepted)",
-                    "marts.duplicates": "\(m.duplicates)", "marts.dlq": "\(m.rejected)", "marts.as_of": "\(m.asOf?.description ?? "-")",
+                    "marts.events_per_second": "\(Int(m.eventsPerSecond))", "marts.accepted": "\(m.summary.accepted)",
+                    "marts.duplicates": "\(m.summary.duplicates)", "marts.dlq": "\(m.summary.rejected)", "marts.as_of": "\(m.asOf?.description ?? "-")",
                     "kafka.lag_total": "\(m.totalLag)", "kafka.lag_max": "\(worst.map { "\($0.key)=\($0.value)" } ?? "-")",
                     "kafka.partitions": "\(partitions.keys.sorted())",
                 ])
@@ -271,20 +271,15 @@ public final class MartsConsumer: @unchecked Sendable {
     @discardableResult
     func report(rate: Double, consumer: KafkaConsumer?) -> ConsumerMetrics {
         var m = ConsumerMetrics()
-        m.accepted = summary.accepted
-        m.duplicates = summary.duplicates
-        m.rejected = summary.rejected
-        m.skippedAfterUntil = summary.skippedAfterUntil
+        m.summary = summary
         m.eventsPerSecond = rate
         m.asOf = asOf
         m.lag = consumer?.lag() ?? [:]
-        m.checkpoints = summary.checkpoints
         m.checkpointFailures = checkpointFailures
         m.checkpointSecondsTotal = checkpointSeconds
         m.lastCheckpointSeconds = lastCheckpointSeconds
         m.kafkaClientErrors = consumer?.clientErrorCount ?? 0
-        m.alertsFiring = summary.alertsFiring
-        m.alertsResolved = summary.alertsResolved
+
         metricsSnapshot.withLock { $0 = m }
         if let file = options.metricsFile {
             do { try Data(m.prometheusText.utf8).write(to: file, options: .atomic) } catch {
