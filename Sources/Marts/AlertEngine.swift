@@ -93,6 +93,20 @@ public struct Alert: Sendable, Equatable {
     public var failures: Int
     public var windowMinutes: Int
 
+    public init(rule: String, scope: String, state: State, at: Timestamp, firingSince: Timestamp, observedRate: Double,
+                baselineRate: Double, attempts: Int, failures: Int, windowMinutes: Int) {
+        self.rule = rule
+        self.scope = scope
+        self.state = state
+        self.at = at
+        self.firingSince = firingSince
+        self.observedRate = observedRate
+        self.baselineRate = baselineRate
+        self.attempts = attempts
+        self.failures = failures
+        self.windowMinutes = windowMinutes
+    }
+
     /// The alert as one JSON object (the `alerts` topic's value, also the webhook body).
     public var json: String {
         func rate(_ r: Double) -> String { String(format: "%.6f", r) }

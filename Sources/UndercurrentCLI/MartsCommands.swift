@@ -33,6 +33,7 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Flag(help: "Do not evaluate failure-spike alerts.") var noAlerts = false
     @Option(help: "Directory holding alerts.yaml.") var configDir: String?
     @Option(help: "Topic for alerts.") var alertsTopic = "alerts"
+    @Option(help: "POST each alert as JSON to this URL (never stalls consumption; 3 tries, 2 s timeout each).") var alertWebhook: String?
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var common: CommonOptions
 
@@ -64,6 +65,12 @@ public struct MartsConsumerCommand: ParsableCommand {
         options.reportInterval = .milliseconds(Int64(reportSeconds * 1000))
         options.alertsTopic = alertsTopic
         if !noAlerts { options.alertRules = try AlertConfig.load(file: alerts, configDir: configDir) }
+        if let alertWebhook {
+            guard let url = URL(string: alertWebhook), url.scheme == "http" || url.scheme == "https" else {
+                throw ValidationError("--alert-webhook: expected an http(s) URL, got '\(alertWebhook)'")
+            }
+            options.alertWebhook = AlertWebhook(url: url)
+        }
         let stop = StopSignal()
         let consumer = MartsConsumer(options: options, logger: logger)
         do {
@@ -75,6 +82,11 @@ public struct MartsConsumerCommand: ParsableCommand {
         } catch let e as CheckpointError {
             Console.err("marts-consumer: error: \(e)")
             throw ExitCode(2)
+        }
+        if let hook = options.alertWebhook {
+            hook.close()
+            let c = hook.counters
+            Console.err("alert webhook: \(c.delivered) delivered, \(c.failed) failed after retries, \(c.dropped) dropped")
         }
         let s = consumer.summary
         Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), risk changes \(s.riskChanges), alerts fired \(s.alertsFiring) / resolved \(s.alertsResolved), \(s.checkpoints) checkpoints in \(String(format: "%.1f", s.seconds)) s\(stop.isStopped ? " (stopped by \(stop.receivedSignal ?? "signal"), final checkpoint taken)" : "")")

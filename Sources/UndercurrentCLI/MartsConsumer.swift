@@ -31,6 +31,8 @@ public final class MartsConsumer: @unchecked Sendable {
         /// Failure-spike alert rules; nil disables alerting.
         public var alertRules: AlertRules?
         public var alertsTopic = "alerts"
+        /// Optional HTTP endpoint that receives each alert as a JSON POST.
+        public var alertWebhook: AlertWebhook?
         /// Changelog of risk segment changes, keyed by customer; nil disables it.
         public var riskTopic: String? = "customer-risk"
         public init(stateDirectory: URL) { self.stateDirectory = stateDirectory }
@@ -168,6 +170,7 @@ public final class MartsConsumer: @unchecked Sendable {
                            metadata: ["alert.at": "\(a.at)", "alert.observed_rate": "\(a.observedRate)", "alert.baseline_rate": "\(a.baselineRate)"])
             }
             alerts += raised
+            if let hook = options.alertWebhook { for a in raised { hook.post(a) } }
             return (nil, raised, risk)
         case .afterLimit:
             summary.skippedAfterUntil += 1
