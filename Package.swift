@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // All C lives here: librdkafka's headers plus a shim for its variadic functions.
@@ -27,14 +28,19 @@ let package = Package(
             name: "Kafka",
             dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")]
         ),
+        // zlib's gzip functions, for compressed archives.
+        .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
         .target(name: "Events"),
+        // SVG charts for the dashboard, reports and load-test pages (pure functions).
+        .target(name: "Charts"),
         .target(name: "Simulation", dependencies: ["Events"]),
         .target(name: "Marts", dependencies: ["Events"]),
         .target(name: "Checkpoints", dependencies: ["Marts", "Events"]),
         .target(
             name: "UndercurrentCLI",
             dependencies: [
-                "Kafka", "Events", "Simulation", "Marts", "Checkpoints",
+                "Kafka", "Events", "Simulation", "Marts", "Checkpoints", "CZlib", "Charts",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

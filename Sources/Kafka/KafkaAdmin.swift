@@ -89,4 +89,24 @@ public final class KafkaAdmin: Sendable {
         }
     }
 
+    /// The earliest offset of each partition whose message timestamp is at or after the given time
+    /// (ListOffsets by timestamp); the partition's end offset where no message is that late.
+    /// Throws when the cluster cannot answer, e.g. the embedded broker, which lacks this lookup.
+    public func offsets(forTimes times: [TopicPartition: Int64], timeout: Duration = .seconds(10)) throws -> [TopicPartition: Int64] {
+        let keys = times.keys.sorted()
+        let list = PartitionList(keys, offsets: keys.map { KafkaOffset(times[$0]!) })
+        let err = list.withPointer { rd_kafka_offsets_for_times(client.handle, $0, KafkaConsumer.ms(timeout)) }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "offsets for times") }
+        var result: [TopicPartition: Int64] = [:]
+        for e in list.entries() {
+            if e.error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(e.error, context: "offset for time in \(e.partition)") }
+            if e.offset < 0 {
+                // No message at or after the time: start at the end.
+                result[e.partition] = try watermarks(e.partition, timeout: timeout).high
+            } else {
+                result[e.partition] = e.offset
+            }
+        }
+        return result
+    }
 }

@@ -126,7 +126,17 @@ public final class KafkaConsumer: Sendable {
         if let error = pendingError.withLock({ e -> KafkaError? in defer { e = nil }; return e }) { throw error }
         guard !closed.load(ordering: .relaxed) else { throw KafkaError(kind: .closed, message: "consumer is closed") }
         var buffer = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: maxMessages)
-        let count = rd_kafka_consume_batch_queue(queue.handle, Self.ms(timeout), &buffer, maxMessages)
+        // rd_kafka_consume_batch_queue with a timeout waits for a *full* batch; take what is queued now,
+        // else wait for one message and then take what came with it, so a quiet topic costs no latency.
+        let handle = queue.handle
+        let count = buffer.withUnsafeMutableBufferPointer { buf -> Int in
+            let now = rd_kafka_consume_batch_queue(handle, 0, buf.baseAddress, maxMessages)
+            if now != 0 { return now }
+            let first = rd_kafka_consume_batch_queue(handle, Self.ms(timeout), buf.baseAddress, 1)
+            guard first == 1, maxMessages > 1 else { return first }
+            let rest = rd_kafka_consume_batch_queue(handle, 0, buf.baseAddress! + 1, maxMessages - 1)
+            return rest < 0 ? 1 : 1 + rest
+        }
         if count < 0 { throw KafkaError(rd_kafka_last_error(), context: "consume") }
         guard count > 0 else { return [] }
         defer { for i in 0..<count { if let raw = buffer[i] { rd_kafka_message_destroy(raw) } } }

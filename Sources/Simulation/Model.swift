@@ -13,6 +13,7 @@ final class Model: Sendable {
     let midMarketPlans: Weighted<Plan>
     let reasons: Weighted<FailureReason>
     let incidents: [IncidentWindow]
+    let storm: StormControl?
     private let coreFeatures: [String]
     private let otherFeatures: [String]
 
@@ -56,6 +57,7 @@ final class Model: Sendable {
                                           plan: plan, reason: reason, failureRate: incident.failureRate))
         }
         incidents = windows
+        storm = p.storm
         coreFeatures = p.config.engagement.coreFeatures
         otherFeatures = p.config.engagement.otherFeatures
         guard !coreFeatures.isEmpty, !otherFeatures.isEmpty else {
@@ -92,6 +94,10 @@ final class Model: Sendable {
                       _ rng: inout Xoshiro) -> (Bool, FailureReason?) {
         for w in incidents where t >= w.start && t < w.end && (w.plan == nil || w.plan == plan) {
             if rng.chance(w.failureRate) { return (true, w.reason) }
+        }
+        if let storm {
+            let rate = storm.failureRate
+            if rate > 0 && rng.chance(rate) { return (true, storm.reason) }
         }
         let p: Double
         if afterCardUpdate { p = 1 - config.payments.successAfterCardUpdate }

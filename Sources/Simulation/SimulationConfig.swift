@@ -1,3 +1,4 @@
+import Synchronization
 import Events
 
 /// Every probability and price of the simulated business. Loaded from `config/baseline.yaml` with a
@@ -137,6 +138,14 @@ public struct SimulationParameters: Sendable, Equatable {
     /// Customers are split into `shardCount` disjoint sets; this run emits set `shardIndex`.
     public var shardIndex: Int
     public var shardCount: Int
+    /// A failure-rate storm switched on and off while the stream is generated (load tests); nil keeps
+    /// the stream a pure function of the other parameters.
+    public var storm: StormControl?
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.config == b.config && a.seed == b.seed && a.customers == b.customers && a.start == b.start && a.end == b.end
+            && a.shardIndex == b.shardIndex && a.shardCount == b.shardCount && a.storm === b.storm
+    }
 
     public init(config: SimulationConfig, seed: UInt64, customers: Int, start: Timestamp, end: Timestamp,
                 shardIndex: Int = 0, shardCount: Int = 1) {
@@ -147,5 +156,21 @@ public struct SimulationParameters: Sendable, Equatable {
         self.end = end
         self.shardIndex = shardIndex
         self.shardCount = shardCount
+    }
+}
+
+/// A payment failure storm that a load test turns on for a window of wall-clock time: while it is on,
+/// each payment attempt generated fails with `reason` with probability `failureRate` (on top of the
+/// normal failures). Safe to switch from another thread.
+public final class StormControl: Sendable {
+    private let bits = Atomic<UInt64>(0)
+    public let reason: FailureReason
+
+    public init(reason: FailureReason) { self.reason = reason }
+
+    /// The storm's failure rate (0: off).
+    public var failureRate: Double {
+        get { Double(bitPattern: bits.load(ordering: .relaxed)) }
+        set { bits.store(newValue.bitPattern, ordering: .relaxed) }
     }
 }

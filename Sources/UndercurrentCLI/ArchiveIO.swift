@@ -1,26 +1,35 @@
 import Events
 import Foundation
 
-/// Buffered writing of archive lines to a file (or stdout for "-").
+/// Buffered writing of archive lines to a file (gzip-compressed when its name ends in `.gz`), or stdout for "-".
 public final class ArchiveWriter {
-    private let handle: FileHandle
+    private enum Sink {
+        case handle(FileHandle)
+        case gzip(GzipFile)
+    }
+    private let sink: Sink
     private var buffer: [UInt8] = []
     private let path: String
     private let tempPath: String?
+    public private(set) var records = 0
 
     /// Writes to a temporary file renamed into place by `close()`, so an interrupted run never leaves a
     /// truncated archive under the final name.
     public init(path: String) throws {
         self.path = path
         if path == "-" {
-            handle = FileHandle.standardOutput
+            sink = .handle(FileHandle.standardOutput)
             tempPath = nil
         } else {
             let temp = path + ".partial"
-            guard FileManager.default.createFile(atPath: temp, contents: nil) else {
-                throw CLIError("cannot create \(temp)")
+            if path.hasSuffix(".gz") {
+                sink = .gzip(try GzipFile(path: temp, mode: "wb6"))
+            } else {
+                guard FileManager.default.createFile(atPath: temp, contents: nil) else {
+                    throw CLIError("cannot create \(temp)")
+                }
+                sink = .handle(try FileHandle(forWritingTo: URL(fileURLWithPath: temp)))
             }
-            handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temp))
             tempPath = temp
         }
         buffer.reserveCapacity(1 << 20)
@@ -28,44 +37,53 @@ public final class ArchiveWriter {
 
     public func write(_ record: ArchiveRecord) throws {
         record.appendLine(to: &buffer)
+        records += 1
         if buffer.count >= 1 << 20 { try flush() }
     }
 
     public func flush() throws {
         guard !buffer.isEmpty else { return }
-        try handle.write(contentsOf: buffer)
+        switch sink {
+        case let .handle(h): try h.write(contentsOf: buffer)
+        case let .gzip(g): try g.write(buffer)
+        }
         buffer.removeAll(keepingCapacity: true)
     }
 
     public func close() throws {
         try flush()
-        if let tempPath {
-            try handle.synchronize()
-            try handle.close()
-            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-            try FileManager.default.moveItem(atPath: tempPath, toPath: path)
+        guard let tempPath else { return }
+        switch sink {
+        case let .handle(h):
+            try h.synchronize()
+            try h.close()
+        case let .gzip(g): try g.close()
         }
+        if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+        try FileManager.default.moveItem(atPath: tempPath, toPath: path)
     }
 }
 
-/// Reads an archive line by line. A malformed line is reported with its line number.
+/// Reads an archive line by line, plain or gzip-compressed (detected from the content, whatever the name).
+/// A malformed line is reported with its line number.
 public struct ArchiveReader: Sequence {
     public let path: String
     public init(path: String) throws {
         guard FileManager.default.fileExists(atPath: path) else { throw CLIError("archive \(path) does not exist") }
+        _ = try GzipFile(path: path, mode: "rb").close()  // readable?
         self.path = path
     }
 
-    public func makeIterator() -> Iterator { Iterator(handle: FileHandle(forReadingAtPath: path)) }
+    public func makeIterator() -> Iterator { Iterator(file: try? GzipFile(path: path, mode: "rb")) }
 
     public struct Iterator: IteratorProtocol {
-        let handle: FileHandle?
+        let file: GzipFile?
         var buffer: [UInt8] = []
         var position = 0
         var eof = false
         public private(set) var lineNumber = 0
 
-        init(handle: FileHandle?) { self.handle = handle }
+        init(file: GzipFile?) { self.file = file }
 
         public mutating func next() -> Result<ArchiveRecord, CLIError>? {
             while true {
@@ -85,8 +103,13 @@ public struct ArchiveReader: Sequence {
                 }
                 buffer.removeFirst(position)
                 position = 0
-                let chunk = handle?.readData(ofLength: 1 << 20) ?? Data()
-                if chunk.isEmpty { eof = true } else { buffer.append(contentsOf: chunk) }
+                guard let file else { eof = true; continue }
+                do {
+                    if try file.read(into: &buffer, max: 1 << 20) == 0 { eof = true }
+                } catch {
+                    eof = true
+                    return .failure(CLIError("archive \(file.path): \(error)"))
+                }
             }
         }
     }

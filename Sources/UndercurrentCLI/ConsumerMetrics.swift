@@ -27,7 +27,7 @@ public struct ConsumerMetrics: Sendable {
         }
         metric("undercurrent_input_messages_total", "counter", "Input messages by outcome.", [
             ("{outcome=\"accepted\"}", "\(summary.accepted)"), ("{outcome=\"duplicate\"}", "\(summary.duplicates)"),
-            ("{outcome=\"rejected\"}", "\(summary.rejected)"), ("{outcome=\"after_until\"}", "\(summary.skippedAfterUntil)"),
+            ("{outcome=\"rejected\"}", "\(summary.rejected)"), ("{outcome=\"after_until\"}", "\(summary.skippedAfterUntil)"), ("{outcome=\"before_start\"}", "\(summary.skippedBeforeStart)"),
         ])
         metric("undercurrent_dlq_messages_total", "counter", "Messages sent to the dead-letter topic.", [("", "\(summary.rejected)")])
         metric("undercurrent_events_per_second", "gauge", "Input messages taken in per second over the last report interval.",

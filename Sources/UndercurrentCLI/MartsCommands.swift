@@ -25,6 +25,7 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Option(help: "Feed this archive (written by `undercurrent simulate` or `record`) through the engine instead of Kafka.") var fromArchive: String?
     @Option(help: "With --from-archive: partition count to assign records to (as the producers' murmur2 would).") var partitions = 6
     @Option(help: "Stop at this event time (RFC 3339, e.g. 2025-06-30T23:59:59.999Z), for as-of analysis.") var until: String?
+    @Option(help: "Start partitions that have no checkpoint at this time (RFC 3339 or YYYY-MM-DD): offsets are looked up by timestamp where the cluster can, else earlier messages are scanned and skipped.") var fromTime: String?
     @Option(help: "Exit after this many seconds without messages (batch runs).") var exitWhenIdle: Double?
     @Option(help: "Dead-letter topic.") var dlqTopic = "events-dlq"
     @Option(help: "Write metrics in Prometheus text format to this file at each progress report (node_exporter textfile collector).") var metricsFile: String?
@@ -47,6 +48,7 @@ public struct MartsConsumerCommand: ParsableCommand {
         if let until, Timestamp(rfc3339: until) == nil {
             throw ValidationError("--until: expected a time like 2025-06-30T23:59:59.999Z, got '\(until)'")
         }
+        if let fromTime { _ = try TimeArgument.parse(fromTime, option: "--from-time") }
         if let exitWhenIdle, !(exitWhenIdle > 0) { throw ValidationError("--exit-when-idle: expected a positive number of seconds") }
         guard reportSeconds > 0 else { throw ValidationError("--report-seconds: expected a positive number of seconds") }
     }
@@ -60,6 +62,7 @@ public struct MartsConsumerCommand: ParsableCommand {
         options.checkpointInterval = .milliseconds(checkpointMs)
         options.rebuild = rebuild || reset == "earliest"
         options.until = until.flatMap { Timestamp(rfc3339: $0) }
+        options.startTime = try fromTime.map { try TimeArgument.parse($0, option: "--from-time") }
         options.exitWhenIdle = exitWhenIdle.map { .milliseconds(Int64($0 * 1000)) }
         options.metricsFile = metricsFile.map { URL(fileURLWithPath: $0) }
         options.reportInterval = .milliseconds(Int64(reportSeconds * 1000))

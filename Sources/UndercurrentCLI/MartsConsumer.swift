@@ -6,6 +6,13 @@ import Logging
 import Marts
 import Synchronization
 
+/// Observes the consumer from the inside (load tests): every message once applied to the marts (or
+/// rejected), and every checkpoint's duration. Called on the consuming thread: keep it short.
+public protocol ConsumerProbe: AnyObject, Sendable {
+    func applied(_ message: KafkaMessage)
+    func checkpointed(seconds: Double)
+}
+
 /// The consumer: input partitions → per-partition mart states → checkpoints with their offsets.
 ///
 /// `@unchecked Sendable`: the rebalance callbacks that touch `partitions` run on the polling thread,
@@ -35,6 +42,11 @@ public final class MartsConsumer: @unchecked Sendable {
         public var alertWebhook: AlertWebhook?
         /// Changelog of risk segment changes, keyed by customer; nil disables it.
         public var riskTopic: String? = "customer-risk"
+        /// Start partitions without a checkpoint at this time (ListOffsets by timestamp); messages with an
+        /// earlier timestamp are skipped either way.
+        public var startTime: Timestamp?
+        /// Sees every applied message and every checkpoint (load tests).
+        public var probe: ConsumerProbe?
         public init(stateDirectory: URL) { self.stateDirectory = stateDirectory }
     }
 
@@ -55,6 +67,7 @@ public final class MartsConsumer: @unchecked Sendable {
         public var duplicates = 0
         public var rejected = 0
         public var skippedAfterUntil = 0
+        public var skippedBeforeStart = 0
         public var riskChanges = 0
         public var alertsFiring = 0
         public var alertsResolved = 0
@@ -79,6 +92,9 @@ public final class MartsConsumer: @unchecked Sendable {
     /// The latest metrics (refreshed at each report), safe to read from any thread.
     public var metrics: ConsumerMetrics { metricsSnapshot.withLock { $0 } }
     private let ingested = Atomic<Int>(0)
+    private let assignedFlag = Atomic<Bool>(false)
+    /// Whether the group gave this consumer partitions (safe to read from any thread).
+    public var isAssigned: Bool { assignedFlag.load(ordering: .acquiring) }
     /// Messages taken in so far (safe to read from any thread, for progress).
     public var progress: Int { ingested.load(ordering: .relaxed) }
 
@@ -122,6 +138,7 @@ public final class MartsConsumer: @unchecked Sendable {
         checkpointSeconds += lastCheckpointSeconds
         part.sinceCheckpoint = 0
         summary.checkpoints += 1
+        options.probe?.checkpointed(seconds: lastCheckpointSeconds)
     }
 
     /// Checkpoints every partition with changes; on failure (disk full, read-only) waits and retries,
@@ -192,12 +209,15 @@ public final class MartsConsumer: @unchecked Sendable {
         config["group.id"] = config["group.id"] ?? options.group
         logger.info("connecting to Kafka", metadata: ["kafka.config": "\(config.redacted.sorted { $0.key < $1.key })"])
         let outputs = try KafkaProducer(config: kafka, logger: logger)
+        let startOffsets = options.startTime.map { lookUpStartOffsets(at: $0, kafka: kafka) } ?? [:]
+        let startMs = options.startTime?.ms
         let handler = RebalanceHandler(onAssign: { [self] tps in
             var offsets: [TopicPartition: KafkaOffset] = [:]
+            if !tps.isEmpty { assignedFlag.store(true, ordering: .releasing) }
             for tp in tps {
                 do {
                     let part = try open(tp.partition)
-                    offsets[tp] = part.offsets[tp.topic].map { KafkaOffset($0) } ?? .beginning
+                    offsets[tp] = part.offsets[tp.topic].map { KafkaOffset($0) } ?? startOffsets[tp].map { KafkaOffset($0) } ?? .beginning
                 } catch let error as CheckpointError {
                     loadError = error
                     offsets[tp] = .end
@@ -217,11 +237,17 @@ public final class MartsConsumer: @unchecked Sendable {
         var reportedAccepted = 0
         while !stop.isStopped {
             let wasAssigned = !partitions.isEmpty
-            let messages = try consumer.poll(maxMessages: 5000, timeout: .milliseconds(100), includeHeaders: false)
+            let messages = try consumer.poll(maxMessages: 5000, timeout: .milliseconds(100), includeHeaders: options.probe != nil)
             if let loadError { throw loadError }
             if !wasAssigned && !partitions.isEmpty { lastMessage = ContinuousClock.now }  // idle time counts from assignment
             for m in messages {
                 guard let part = partitions[m.partition], let topic = topicOf[m.topic] else { continue }
+                if let startMs, let t = m.timestampMs, t < startMs {
+                    part.offsets[m.topic] = m.offset + 1
+                    part.sinceCheckpoint += 1
+                    summary.skippedBeforeStart += 1
+                    continue
+                }
                 let (rejection, raised, risk) = ingest(partition: m.partition, part: part, topic: topic, message: m)
                 if let risk, let riskTopic = options.riskTopic {
                     try outputs.send(ProducerMessage(topic: riskTopic, key: Array(risk.customerID.utf8), value: Array(risk.json.utf8),
@@ -238,6 +264,7 @@ public final class MartsConsumer: @unchecked Sendable {
                                                            KafkaHeader("source-offset", String(m.offset))],
                                                  timestampMs: m.timestampMs))
                 }
+                options.probe?.applied(m)
             }
             let now = ContinuousClock.now
             if !messages.isEmpty { lastMessage = now }
@@ -247,7 +274,7 @@ public final class MartsConsumer: @unchecked Sendable {
                 lastCheckpoint = ContinuousClock.now
             }
             if now - lastReport >= options.reportInterval {
-                let taken = summary.accepted + summary.duplicates + summary.rejected + summary.skippedAfterUntil
+                let taken = summary.accepted + summary.duplicates + summary.rejected + summary.skippedAfterUntil + summary.skippedBeforeStart
                 let m = report(rate: Double(taken - reportedAccepted) / (now - lastReport).seconds, consumer: consumer)
                 let worst = m.lag.max { $0.value < $1.value }
                 logger.info("consuming", metadata: [
@@ -266,6 +293,22 @@ public final class MartsConsumer: @unchecked Sendable {
         _ = report(rate: 0, consumer: consumer)
         consumer.close()
         summary.seconds = (ContinuousClock.now - started).seconds
+    }
+
+    /// Where each input partition starts at `time` (see `TimeSeek`); empty where the cluster cannot say,
+    /// and those partitions are scanned from the earliest offset with earlier messages skipped.
+    func lookUpStartOffsets(at time: Timestamp, kafka: KafkaConfig) -> [TopicPartition: Int64] {
+        var partitions: [TopicPartition] = []
+        do {
+            let admin = try KafkaAdmin(config: kafka, logger: logger)
+            for name in options.topics.values {
+                for p in try admin.metadata(topic: name).first?.partitions ?? [] { partitions.append(TopicPartition(name, p)) }
+            }
+        } catch {
+            logger.notice("cannot list the input partitions (\(error)); scanning from the earliest offset and skipping messages before \(time)")
+            return [:]
+        }
+        return TimeSeek.offsets(at: time, partitions: partitions, kafka: kafka, logger: logger) ?? [:]
     }
 
     public var asOf: Timestamp? { partitions.values.compactMap(\.state.maxTime).max() }

@@ -17,6 +17,9 @@ public struct Undercurrent: ParsableCommand {
             CheckCommand.self,
             EvaluateCommand.self,
             EvaluateRiskCommand.self,
+            RecordCommand.self,
+            ReplayCommand.self,
+            LoadTestCommand.self,
         ]
     )
 

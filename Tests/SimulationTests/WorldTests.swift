@@ -164,4 +164,32 @@ func events(_ p: SimulationParameters) throws -> [Event] { Array(try World(p)) }
         #expect(rin > 0.4, "gateway_timeout rate inside \(rin)")
         #expect(rout < 0.03, "gateway_timeout rate outside \(rout)")
     }
+
+    @Test func aStormSwitchedOnMidStreamFailsAttemptsFromThenOnAndLeavesEarlierOnesAlone() throws {
+        var p = parameters(customers: 800, months: 12)
+        let storm = StormControl(reason: .processingError)
+        p.storm = storm
+        var world = try World(p)
+        let plain = try events(parameters(customers: 800, months: 12))
+        var before: [Event] = [], after: [Event] = []
+        while let e = world.next() {
+            if before.count < plain.count / 2 { before.append(e) } else { after.append(e) }
+            if before.count == plain.count / 2 && storm.failureRate == 0 { storm.failureRate = 1 }
+        }
+        // Off: the stream is the stream without a storm.
+        #expect(before.map(\.eventID) == plain.prefix(before.count).map(\.eventID))
+        // On: after a short lead (actions already drawn), every attempt fails, most with the storm's reason.
+        let lead = after.drop { $0.occurredAt < before.last!.occurredAt.adding(ms: 40 * 86_400_000) }
+        var attempts = 0, succeeded = 0, stormFailures = 0
+        for e in lead {
+            switch e.payload {
+            case .paymentSucceeded: attempts += 1; succeeded += 1
+            case let .paymentFailed(_, _, _, _, _, _, r, _): attempts += 1; if r == .processingError { stormFailures += 1 }
+            default: break
+            }
+        }
+        #expect(attempts > 100)
+        #expect(succeeded == 0)
+        #expect(Double(stormFailures) / Double(attempts) > 0.9)
+    }
 }

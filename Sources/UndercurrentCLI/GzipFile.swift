@@ -1,0 +1,49 @@
+import CZlib
+
+/// A file read or written through zlib's gzip functions. Reading also accepts plain (uncompressed)
+/// files, so one reader serves `.ndjson` and `.ndjson.gz` archives.
+public final class GzipFile {
+    public let path: String
+    private var file: gzFile?
+
+    /// `mode` as zlib's gzopen: "rb", or "wb6" (write, compression level 6).
+    public init(path: String, mode: String) throws {
+        self.path = path
+        guard let f = gzopen(path, mode) else { throw CLIError("cannot open \(path)") }
+        file = f
+    }
+
+    deinit { if let file { gzclose(file) } }
+
+    /// Appends up to `max` decompressed bytes to `buffer`; returns how many (0 at the end of the file).
+    public func read(into buffer: inout [UInt8], max: Int) throws -> Int {
+        guard let file else { return 0 }
+        var chunk = [UInt8](repeating: 0, count: max)
+        let n = gzread(file, &chunk, UInt32(max))
+        if n < 0 { throw CLIError(lastError(file) ?? "corrupt compressed data") }
+        buffer.append(contentsOf: chunk.prefix(Int(n)))
+        return Int(n)
+    }
+
+    public func write(_ bytes: [UInt8]) throws {
+        guard let file, !bytes.isEmpty else { return }
+        var bytes = bytes
+        let n = gzwrite(file, &bytes, UInt32(bytes.count))
+        if n != Int32(bytes.count) { throw CLIError("writing \(path): \(lastError(file) ?? "write failed")") }
+    }
+
+    @discardableResult
+    public func close() throws -> Bool {
+        guard let f = file else { return true }
+        file = nil
+        let rc = gzclose(f)
+        if rc != Z_OK && rc != Z_BUF_ERROR { throw CLIError("closing \(path): zlib error \(rc)") }
+        return true
+    }
+
+    private func lastError(_ f: gzFile) -> String? {
+        var code: Int32 = 0
+        guard let msg = gzerror(f, &code), code != Z_OK else { return nil }
+        return String(cString: msg)
+    }
+}

@@ -1,0 +1,215 @@
+import Events
+import Foundation
+import Kafka
+import Marts
+import Simulation
+import Testing
+import UndercurrentCLI
+
+func prefixedTopics(_ prefix: String) -> [InputTopic: String] {
+    Dictionary(uniqueKeysWithValues: InputTopic.allCases.map { ($0, prefix + $0.rawValue) })
+}
+
+func createTopics(_ broker: EmbeddedBroker, prefix: String, partitions: Int) throws {
+    for t in Topics.inputs + Topics.outputs { try broker.createTopic(prefix + t, partitions: partitions) }
+}
+
+/// Consumes `prefix`-ed input topics into a fresh state directory; returns the consumer.
+func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? = nil,
+                   configure: (inout MartsConsumer.Options) -> Void = { _ in }) throws -> (MartsConsumer, URL) {
+    let dir = tempDir()
+    var options = MartsConsumer.Options(stateDirectory: dir)
+    options.group = "replay-\(UUID().uuidString)"
+    options.topics = prefixedTopics(prefix)
+    options.deadLetterTopic = prefix + Topics.deadLetter
+    options.alertsTopic = prefix + Topics.alerts
+    options.riskTopic = prefix + Topics.customerRisk
+    options.alertRules = rules
+    options.exitWhenIdle = .seconds(3)
+    configure(&options)
+    let consumer = MartsConsumer(options: options, logger: quiet)
+    try consumer.run(kafka: KafkaConfig(bootstrapServers: broker.bootstrapServers,
+                                        ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"]),
+                     stop: StopSignal(handleSignals: false))
+    return (consumer, dir)
+}
+
+@Suite(.serialized) struct ReplayTests {
+    @Test func gzipArchivesRoundTripAndAreReallyCompressed() throws {
+        let p = try smallWorld()
+        let dir = tempDir()
+        let plain = dir.appendingPathComponent("a.ndjson").path, packed = dir.appendingPathComponent("a.ndjson.gz").path
+        let n = try writeArchive(p, to: plain)
+        _ = try writeArchive(p, to: packed)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: packed))
+        #expect(bytes.prefix(2) == Data([0x1f, 0x8b]))
+        let plainSize = try FileManager.default.attributesOfItem(atPath: plain)[.size] as! Int
+        #expect(bytes.count * 4 < plainSize)
+        let a = try ArchiveReader(path: plain).map { try $0.get() }
+        let b = try ArchiveReader(path: packed).map { try $0.get() }
+        #expect(a.count == n)
+        #expect(a == b)
+        // A truncated compressed archive is reported, not silently cut short.
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: packed))
+        let items = Array(try ArchiveReader(path: packed))
+        #expect(items.contains { if case .failure = $0 { return true } else { return false } })
+    }
+
+    /// Produce → record (.gz) → replay into fresh topics → a fresh consumer: the marts equal the original's.
+    @Test func recordedAndReplayedHistoryGivesTheOriginalMarts() throws {
+        let p = try smallWorld()
+        let broker = try EmbeddedBrokerRunner(partitions: 3, addressFile: nil).start(logger: quiet)
+        try createTopics(broker, prefix: "r.", partitions: 3)
+        let delivered = try produce(p, to: broker)
+        let kafka = KafkaConfig(bootstrapServers: broker.bootstrapServers)
+        let (original, originalDir) = try consumeTopics(broker, prefix: "")
+        #expect(original.summary.accepted == delivered)
+
+        let archive = tempDir().appendingPathComponent("history.ndjson.gz").path
+        let writer = try ArchiveWriter(path: archive)
+        let recorded = try Recorder(topics: Topics.inputs).run(kafka: kafka, to: writer, stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        try writer.close()
+        #expect(recorded.recorded == delivered)
+        let records = try ArchiveReader(path: archive).map { try $0.get() }
+        #expect(records.allSatisfy { $0.partition != nil && $0.offset != nil && $0.headers.contains { $0.0 == "event-type" } })
+
+        var replayer = Replayer()
+        replayer.topicMap = ["billing": "r.billing", "payments": "r.payments", "engagement": "r.engagement"]
+        let producer = try KafkaProducer(config: kafka, logger: quiet)
+        let replayed = try replayer.run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        #expect(replayed.sent == delivered && replayed.delivered == delivered)
+
+        let (copy, copyDir) = try consumeTopics(broker, prefix: "r.")
+        #expect(copy.summary.accepted == delivered)
+        let (a, _) = try StateDirectory(originalDir.path).load()
+        let (b, _) = try StateDirectory(copyDir.path).load()
+        #expect(a.tables() == b.tables())
+
+        // The replayed messages kept keys, headers and timestamps.
+        let again = tempDir().appendingPathComponent("copy.ndjson").path
+        let w2 = try ArchiveWriter(path: again)
+        _ = try Recorder(topics: ["r.billing", "r.payments", "r.engagement"]).run(kafka: kafka, to: w2, stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        try w2.close()
+        func content(_ r: ArchiveRecord) -> String {
+            "\(r.topic.replacingOccurrences(of: "r.", with: ""))|\(r.partition!)|\(r.offset!)|\(String(decoding: r.key ?? [], as: UTF8.self))|\(r.timestamp!.ms)|\(r.headers.map { "\($0.0)=\($0.1)" })|\(String(decoding: r.value, as: UTF8.self))"
+        }
+        let copied = try ArchiveReader(path: again).map { content(try $0.get()) }
+        #expect(Set(copied) == Set(records.map(content)))
+    }
+
+    /// A replayed spike re-fires the alerts of the original run; time filters and pacing hold.
+    @Test func replayReFiresTheSameAlertsAndHonoursTimeRangeAndSpeed() throws {
+        let rules = try AlertConfig.load(file: nil, configDir: repoConfig.path)
+        let events = spikeEvents()
+        let archive = tempDir().appendingPathComponent("spike.ndjson.gz").path
+        let writer = try ArchiveWriter(path: archive)
+        for e in events { try writer.write(ArchiveRecord(event: e, value: EventEncoder.encode(e))) }
+        try writer.close()
+        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
+        let kafka = KafkaConfig(bootstrapServers: broker.bootstrapServers)
+        let producer = try KafkaProducer(config: kafka, logger: quiet)
+        let sent = try Replayer().run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        #expect(sent.delivered == events.count)
+        let (live, _) = try consumeTopics(broker, prefix: "", rules: rules)
+        var engine = AlertEngine(rules: rules)
+        var expected: [Alert] = []
+        for e in events { expected += engine.observe(e, source: Int(Murmur2.partition(for: Array(e.customerID.utf8), partitionCount: 4))) }
+        #expect(live.alerts == expected)
+        #expect(live.alerts.contains { $0.state == .firing && $0.scope == "reason:gateway_timeout" })
+
+        // Replaying the same archive into fresh topics fires the same alerts again.
+        try createTopics(broker, prefix: "again.", partitions: 4)
+        var r = Replayer()
+        r.topicMap = ["payments": "again.payments"]
+        _ = try r.run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        let (second, _) = try consumeTopics(broker, prefix: "again.", rules: rules)
+        #expect(second.alerts == live.alerts)
+
+        // --from-time / --until-time select exactly the records in range.
+        let from = events[1000].occurredAt, until = events[1999].occurredAt
+        try createTopics(broker, prefix: "range.", partitions: 4)
+        var ranged = Replayer()
+        ranged.fromTime = from
+        ranged.untilTime = until
+        ranged.topicMap = ["payments": "range.payments"]
+        let rs = try ranged.run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        let inRange = events.filter { $0.occurredAt >= from && $0.occurredAt <= until }.count
+        #expect(rs.sent == inRange && rs.skipped == events.count - inRange)
+
+        // --speed 7200: two hours of history take at least a second.
+        let paced = tempDir().appendingPathComponent("paced.ndjson").path
+        let w = try ArchiveWriter(path: paced)
+        for e in events.prefix(6 * 120 + 1) { try w.write(ArchiveRecord(event: e, value: EventEncoder.encode(e))) }
+        try w.close()
+        var fast = Replayer()
+        fast.speed = .times(7200)
+        fast.topicMap = ["payments": "range.payments"]
+        let started = ContinuousClock.now
+        _ = try fast.run(archive: paced, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        #expect(ContinuousClock.now - started >= .milliseconds(950))
+    }
+
+    /// Starting at a point in time on the embedded broker (no ListOffsets by time): earlier messages are
+    /// scanned and skipped, later ones counted.
+    @Test func consumerStartingAtATimeSkipsEarlierMessages() throws {
+        let p = try smallWorld()
+        let broker = try EmbeddedBrokerRunner(partitions: 2, addressFile: nil).start(logger: quiet)
+        let delivered = try produce(p, to: broker)
+        let cut = p.start.addingMonths(5)
+        let later = try World(p).filter { $0.occurredAt >= cut }.count
+        let (c, dir) = try consumeTopics(broker, prefix: "") { $0.startTime = cut }
+        #expect(c.summary.accepted == later)
+        #expect(c.summary.skippedBeforeStart == delivered - later)
+        // The skipped messages' offsets are checkpointed too: a restart does not scan them again.
+        let (snapshot, offsets) = try StateDirectory(dir.path).load()
+        #expect(snapshot.accepted == later)
+        #expect(offsets.values.reduce(0) { $0 + $1.values.reduce(0, +) } == Int64(delivered))
+    }
+}
+
+@Suite(.serialized) struct LoadTestTests {
+    @Test func sloAndRampArgumentsParseOrFailWithTheExpectedForm() throws {
+        let p99 = try SLO.parse("p99<50ms")
+        #expect(p99.metric == .p99 && p99.lessThan && abs(p99.threshold - 0.05) < 1e-12)
+        let rate = try SLO.parse("rate>90k")
+        #expect(rate.metric == .rate && !rate.lessThan && rate.threshold == 90_000)
+        #expect(throws: (any Error).self) { try SLO.parse("p98<5ms") }
+        #expect(throws: (any Error).self) { try SLO.parse("p99<fast") }
+        let ramp = try RateProfile.parseRamp("5000:200000:60s")
+        #expect(ramp.rate(at: 30) == 102_500 && ramp.rate(at: 90) == 200_000)
+        #expect(abs(ramp.total(until: 60) - (5000 + 200_000) / 2 * 60) < 1e-6)
+        #expect(abs(ramp.total(until: 70) - ((5000 + 200_000) / 2 * 60 + 200_000 * 10)) < 1e-6)
+        #expect(throws: (any Error).self) { try RateProfile.parseRamp("5000:200000") }
+    }
+
+    @Test func aShortLoadTestAppliesEverythingItSentAndReports() throws {
+        let broker = try EmbeddedBroker(brokers: 1, logger: quiet)
+        try createTopics(broker, prefix: "lt.", partitions: 3)
+        var test = LoadTest()
+        test.profile = .constant(3000)
+        test.duration = 3
+        test.topicPrefix = "lt."
+        test.storm = (1.0, 0, 3, .gatewayTimeout)
+        var params = try smallWorld()
+        params.customers = 600
+        let kafka = KafkaConfig(bootstrapServers: broker.bootstrapServers, ["fetch.wait.max.ms": "10"])
+        var report = try test.run(parameters: params, scenario: "payment-incident", kafka: kafka, partitions: 3, cluster: "embedded",
+                                  stateDirectory: tempDir(), stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        #expect(report.sent > 3000)
+        #expect(report.delivered == report.sent && report.applied == report.sent && report.accepted == report.sent)
+        #expect(report.drained && report.errors == 0)
+        #expect(report.endToEnd.count == UInt64(report.sent))
+        #expect(report.endToEnd.p50ms <= report.endToEnd.p99ms && report.endToEnd.p99ms <= report.endToEnd.maxms)
+        #expect(report.delivery.count == UInt64(report.sent))
+        #expect(report.samples.count >= 3)
+        #expect(report.samples.reduce(0) { $0 + Int($1.sentRate) } == report.sent)
+        #expect(report.checkpoints.count >= 1)
+        report.evaluate([try SLO.parse("p99<1us"), try SLO.parse("p99<10m"), try SLO.parse("errors<1")])
+        #expect(report.slos.map(\.met) == [false, true, true])
+        #expect(!report.slosMet)
+        let decoded = try JSONDecoder().decode(LoadReport.self, from: try JSONEncoder().encode(report))
+        #expect(decoded.sent == report.sent && decoded.samples.count == report.samples.count)
+        #expect(report.html.components(separatedBy: "<svg").count - 1 == 4)
+        #expect(report.summaryTable.contains("VIOLATED"))
+    }
+}
