@@ -98,3 +98,222 @@ enum Base64 {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+// MARK: Parsing
+
+extension ArchiveRecord {
+    /// Parses one archive line (any field order and whitespace; unknown fields are skipped).
+    /// Returns nil with a reason for anything that is not an archive record.
+    public static func parse(line: ArraySlice<UInt8>) -> Result<ArchiveRecord, ArchiveLineError> {
+        var p = LineParser(bytes: line)
+        do { return .success(try p.record()) } catch { return .failure(error) }
+    }
+}
+
+public struct ArchiveLineError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}
+
+/// A small JSON reader for archive lines: objects, strings (all escapes), integers; other values skipped.
+struct LineParser {
+    let bytes: ArraySlice<UInt8>
+    var i: Int
+
+    init(bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+        i = bytes.startIndex
+    }
+
+    func fail(_ why: String) -> ArchiveLineError { ArchiveLineError(description: why) }
+
+    mutating func ws() {
+        while i < bytes.endIndex, [0x20, 0x09, 0x0D, 0x0A].contains(bytes[i]) { i += 1 }
+    }
+
+    mutating func expect(_ c: UInt8) throws(ArchiveLineError) {
+        ws()
+        guard i < bytes.endIndex, bytes[i] == c else { throw fail("expected '\(Character(UnicodeScalar(c)))'") }
+        i += 1
+    }
+
+    mutating func peek() -> UInt8? {
+        ws()
+        return i < bytes.endIndex ? bytes[i] : nil
+    }
+
+    mutating func record() throws(ArchiveLineError) -> ArchiveRecord {
+        try expect(UInt8(ascii: "{"))
+        var topic: String?, partition: Int32?, offset: Int64?, key: [UInt8]?, timestamp: Timestamp?
+        var headers: [(String, String)] = [], value: [UInt8]?
+        if peek() == UInt8(ascii: "}") { i += 1 } else {
+            while true {
+                let name = String(decoding: try string(), as: UTF8.self)
+                try expect(UInt8(ascii: ":"))
+                switch name {
+                case "topic": topic = String(decoding: try string(), as: UTF8.self)
+                case "partition":
+                    guard let n = Int32(exactly: try integer()) else { throw fail("partition out of range") }
+                    partition = n
+                case "offset": offset = try integer()
+                case "key":
+                    if peek() == UInt8(ascii: "n") { try skip() } else { key = try string() }
+                case "timestamp":
+                    guard let t = Timestamp(rfc3339: try string()[...]) else { throw fail("bad timestamp") }
+                    timestamp = t
+                case "headers":
+                    try expect(UInt8(ascii: "{"))
+                    if peek() == UInt8(ascii: "}") { i += 1 } else {
+                        while true {
+                            let k = String(decoding: try string(), as: UTF8.self)
+                            try expect(UInt8(ascii: ":"))
+                            headers.append((k, String(decoding: try string(), as: UTF8.self)))
+                            if peek() == UInt8(ascii: ",") { i += 1; continue }
+                            try expect(UInt8(ascii: "}"))
+                            break
+                        }
+                    }
+                case "value": value = try string()
+                case "value_base64":
+                    guard let d = Base64.decode(try string()) else { throw fail("bad value_base64") }
+                    value = d
+                default: try skip()
+                }
+                if peek() == UInt8(ascii: ",") { i += 1; continue }
+                try expect(UInt8(ascii: "}"))
+                break
+            }
+        }
+        ws()
+        guard i == bytes.endIndex else { throw fail("text after the record") }
+        guard let topic else { throw fail("not an archive record (no topic)") }
+        guard let value else { throw fail("no value") }
+        return ArchiveRecord(topic: topic, partition: partition, offset: offset, key: key, timestamp: timestamp,
+                             headers: headers.sorted { $0.0 < $1.0 }, value: value)
+    }
+
+    mutating func integer() throws(ArchiveLineError) -> Int64 {
+        ws()
+        var neg = false
+        if i < bytes.endIndex, bytes[i] == UInt8(ascii: "-") { neg = true; i += 1 }
+        var n: Int64 = 0, digits = 0
+        while i < bytes.endIndex, (0x30...0x39).contains(bytes[i]) {
+            let (m, o1) = n.multipliedReportingOverflow(by: 10)
+            let (s, o2) = m.addingReportingOverflow(Int64(bytes[i] - 0x30))
+            if o1 || o2 { throw fail("number out of range") }
+            n = s
+            i += 1
+            digits += 1
+        }
+        guard digits > 0 else { throw fail("expected a number") }
+        return neg ? -n : n
+    }
+
+    /// A JSON string's bytes (UTF-8), escapes resolved.
+    mutating func string() throws(ArchiveLineError) -> [UInt8] {
+        try expect(0x22)
+        var out: [UInt8] = []
+        var start = i
+        while i < bytes.endIndex {
+            let c = bytes[i]
+            if c == 0x22 {
+                out.append(contentsOf: bytes[start..<i])
+                i += 1
+                return out
+            }
+            if c == 0x5C {
+                out.append(contentsOf: bytes[start..<i])
+                i += 1
+                guard i < bytes.endIndex else { break }
+                let e = bytes[i]
+                i += 1
+                switch e {
+                case 0x22, 0x5C, 0x2F: out.append(e)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "u"):
+                    var scalar = try hex4()
+                    if (0xD800..<0xDC00).contains(scalar), i + 1 < bytes.endIndex, bytes[i] == 0x5C, bytes[i + 1] == UInt8(ascii: "u") {
+                        i += 2
+                        let low = try hex4()
+                        guard (0xDC00..<0xE000).contains(low) else { throw fail("bad surrogate pair") }
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    }
+                    guard let u = Unicode.Scalar(scalar) else { throw fail("bad \\u escape") }
+                    out.append(contentsOf: Array(String(Character(u)).utf8))
+                default: throw fail("bad escape")
+                }
+                start = i
+                continue
+            }
+            if c < 0x20 { throw fail("control character in a string") }
+            i += 1
+        }
+        throw fail("unterminated string")
+    }
+
+    mutating func hex4() throws(ArchiveLineError) -> UInt32 {
+        guard i + 4 <= bytes.endIndex else { throw fail("bad \\u escape") }
+        var v: UInt32 = 0
+        for _ in 0..<4 {
+            let c = bytes[i]
+            let d: UInt8
+            switch c {
+            case 0x30...0x39: d = c - 0x30
+            case 0x41...0x46: d = c - 0x41 + 10
+            case 0x61...0x66: d = c - 0x61 + 10
+            default: throw fail("bad \\u escape")
+            }
+            v = v << 4 | UInt32(d)
+            i += 1
+        }
+        return v
+    }
+
+    /// Skips any JSON value.
+    mutating func skip(depth: Int = 0) throws(ArchiveLineError) {
+        guard depth < 32 else { throw fail("nested too deeply") }
+        guard let c = peek() else { throw fail("expected a value") }
+        switch c {
+        case 0x22: _ = try string()
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            let close = c == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            i += 1
+            if peek() == close { i += 1; return }
+            while true {
+                if c == UInt8(ascii: "{") { _ = try string(); try expect(UInt8(ascii: ":")) }
+                try skip(depth: depth + 1)
+                if peek() == UInt8(ascii: ",") { i += 1; continue }
+                try expect(close)
+                return
+            }
+        default:
+            let start = i
+            while i < bytes.endIndex, !([0x2C, 0x7D, 0x5D, 0x20, 0x09, 0x0D, 0x0A] as [UInt8]).contains(bytes[i]) { i += 1 }
+            guard i > start else { throw fail("expected a value") }
+        }
+    }
+}
+
+extension Base64 {
+    static func decode(_ text: [UInt8]) -> [UInt8]? {
+        var table = [UInt8](repeating: 255, count: 256)
+        for (i, c) in alphabet.enumerated() { table[Int(c)] = UInt8(i) }
+        let chars = text.filter { $0 != 61 }
+        guard text.count % 4 == 0 else { return nil }
+        var out: [UInt8] = [], acc: UInt32 = 0, bits = 0
+        for c in chars {
+            let v = table[Int(c)]
+            guard v != 255 else { return nil }
+            acc = acc << 6 | UInt32(v)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+            }
+        }
+        return out
+    }
+}

@@ -115,24 +115,7 @@ public struct ArchiveReader: Sequence {
     }
 
     static func parse(_ line: ArraySlice<UInt8>, lineNumber: Int) -> Result<ArchiveRecord, CLIError> {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-              let topic = object["topic"] as? String else {
-            return .failure(CLIError("archive line \(lineNumber): not an archive record"))
-        }
-        let value: [UInt8]
-        if let v = object["value"] as? String { value = Array(v.utf8) }
-        else if let b = object["value_base64"] as? String, let d = Data(base64Encoded: b) { value = Array(d) }
-        else { return .failure(CLIError("archive line \(lineNumber): no value")) }
-        var timestamp: Timestamp? = nil
-        if let t = object["timestamp"] as? String {
-            guard let parsed = Timestamp(rfc3339: t) else { return .failure(CLIError("archive line \(lineNumber): bad timestamp")) }
-            timestamp = parsed
-        }
-        let headers = ((object["headers"] as? [String: String]) ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        return .success(ArchiveRecord(topic: topic, partition: (object["partition"] as? NSNumber)?.int32Value,
-                                      offset: (object["offset"] as? NSNumber)?.int64Value,
-                                      key: (object["key"] as? String).map { Array($0.utf8) }, timestamp: timestamp,
-                                      headers: headers, value: value))
+        ArchiveRecord.parse(line: line).mapError { CLIError("archive line \(lineNumber): \($0)") }
     }
 }
 

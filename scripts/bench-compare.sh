@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Undercurrent against what a team would otherwise use, on the same events in one run:
+#  (a) a Python consumer with confluent-kafka updating the same marts (two of them) from the same topics;
+#  (b) the batch pipeline of the seed documents: DuckDB recomputing the same marts over the archive.
+# Also Undercurrent's consumer from Kafka and from the archive (all ten marts). Checks that all agree.
+# Usage: scripts/bench-compare.sh [CUSTOMERS] [MONTHS]   (needs: pip install confluent-kafka duckdb)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+python3 -c "import confluent_kafka, duckdb" 2>/dev/null || pip install -q confluent-kafka duckdb
+customers=${1:-20000}; months=${2:-24}
+swift build -c release >/dev/null
+bin=.build/release
+work=$(mktemp -d); trap 'kill $broker 2>/dev/null || true; rm -rf "$work"' EXIT
+export UNDERCURRENT_BROKER_FILE=$work/broker
+$bin/undercurrent broker --partitions 6 >"$work/broker.log" 2>&1 & broker=$!
+for _ in $(seq 50); do [ -s "$work/broker" ] && break; sleep 0.1; done
+sim=(--customers "$customers" --months "$months" --scenario baseline --seed 42)
+for p in billing payments engagement; do $bin/$p-producer "${sim[@]}" 2>&1 | tail -n1; done
+$bin/undercurrent simulate "${sim[@]}" --out "$work/archive.ndjson" 2>&1 | tail -n1
+events=$(wc -l <"$work/archive.ndjson")
+secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (b-a)/1e9}'; }
+
+t0=$(date +%s%N)
+$bin/marts-consumer --state-dir "$work/kafka-state" --exit-when-idle 1 --no-alerts -X fetch.wait.max.ms=10 --log-level warning 2>&1 | tail -n1
+t1=$(date +%s%N); ours_kafka=$(awk -v s="$(secs "$t0" "$t1")" 'BEGIN{print s-1}')   # minus the 1 s idle wait
+python3 Benchmarks/compare/python_consumer.py "$(cat "$work/broker")" "$events" "$work/python.json" 2>"$work/py.log"; cat "$work/py.log"
+t0=$(date +%s%N)
+$bin/marts-consumer --state-dir "$work/archive-state" --from-archive "$work/archive.ndjson" --no-alerts --log-level warning 2>&1 | tail -n1
+t1=$(date +%s%N); ours_archive=$(secs "$t0" "$t1")
+python3 Benchmarks/compare/duckdb_batch.py "$work/archive.ndjson" "$work/duckdb.json" 2>"$work/duck.log"; cat "$work/duck.log"
+$bin/undercurrent marts export --state-dir "$work/kafka-state" --out "$work/export" >/dev/null
+python3 Benchmarks/compare/compare_marts.py "$work/export" "$work/python.json" "$work/duckdb.json"
+
+py=$(sed -E 's/.*= ([0-9]+) msg.*/\1/' "$work/py.log"); duck_s=$(sed -E 's/.* in ([0-9.]+) s.*/\1/' "$work/duck.log")
+awk -v n="$events" -v k="$ours_kafka" -v a="$ours_archive" -v py="$py" -v d="$duck_s" 'BEGIN{
+  printf "events: %d\n", n
+  printf "undercurrent, from Kafka (10 marts):     %8.0f events/s (%.2f s, incl. group join)\n", n/k, k
+  printf "python confluent-kafka (2 marts):        %8.0f events/s  -> undercurrent is %.1fx\n", py, (n/k)/py
+  printf "undercurrent, from the archive (10 marts): %6.0f events/s (%.2f s)\n", n/a, a
+  printf "duckdb batch recompute (2 marts):        %8.0f events/s (%.2f s) -> undercurrent is %.1fx\n", n/d, d, (n/a)/(n/d)
+}'
