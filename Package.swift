@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // All C lives here: librdkafka's headers plus a shim for its variadic functions.
@@ -33,13 +34,16 @@ let package = Package(
         .target(name: "Events"),
         // SVG charts for the dashboard, reports and load-test pages (pure functions).
         .target(name: "Charts"),
+        // Dashboard pages, narrative and API payloads from the marts (pure; served by UndercurrentCLI).
+        .target(name: "Dashboard", dependencies: ["Marts", "Events", "Charts"]),
         .target(name: "Simulation", dependencies: ["Events"]),
         .target(name: "Marts", dependencies: ["Events"]),
         .target(name: "Checkpoints", dependencies: ["Marts", "Events"]),
         .target(
             name: "UndercurrentCLI",
             dependencies: [
-                "Kafka", "Events", "Simulation", "Marts", "Checkpoints", "CZlib", "Charts",
+                "Kafka", "Events", "Simulation", "Marts", "Checkpoints", "CZlib", "Charts", "Dashboard",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,17 +3,18 @@
 #  (a) a Python consumer with confluent-kafka updating the same marts (two of them) from the same topics;
 #  (b) the batch pipeline of the seed documents: DuckDB recomputing the same marts over the archive.
 # Also Undercurrent's consumer from Kafka and from the archive (all ten marts). Checks that all agree.
-# Usage: scripts/bench-compare.sh [CUSTOMERS] [MONTHS]   (needs: pip install confluent-kafka duckdb)
+# Usage: scripts/bench-compare.sh [CUSTOMERS] [MONTHS]  (default 5000 customers, 24 months: about 880k events)   (needs: pip install confluent-kafka duckdb)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 python3 -c "import confluent_kafka, duckdb" 2>/dev/null || pip install -q confluent-kafka duckdb
-customers=${1:-20000}; months=${2:-24}
+customers=${1:-5000}; months=${2:-24}
 swift build -c release >/dev/null
 bin=.build/release
 work=$(mktemp -d); trap 'kill $broker 2>/dev/null || true; rm -rf "$work"' EXIT
 export UNDERCURRENT_BROKER_FILE=$work/broker
-$bin/undercurrent broker --partitions 6 >"$work/broker.log" 2>&1 & broker=$!
+# Many partitions: the embedded broker keeps only 5 MiB per partition.
+$bin/undercurrent broker --partitions 64 >"$work/broker.log" 2>&1 & broker=$!
 for _ in $(seq 50); do [ -s "$work/broker" ] && break; sleep 0.1; done
 sim=(--customers "$customers" --months "$months" --scenario baseline --seed 42)
 for p in billing payments engagement; do $bin/$p-producer "${sim[@]}" 2>&1 | tail -n1; done
@@ -22,7 +23,9 @@ events=$(wc -l <"$work/archive.ndjson")
 secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (b-a)/1e9}'; }
 
 t0=$(date +%s%N)
-$bin/marts-consumer --state-dir "$work/kafka-state" --exit-when-idle 1 --no-alerts -X fetch.wait.max.ms=10 --log-level warning 2>&1 | tail -n1
+line=$($bin/marts-consumer --state-dir "$work/kafka-state" --exit-when-idle 1 --no-alerts -X fetch.wait.max.ms=10 --log-level warning 2>&1 | tail -n1)
+echo "$line"
+case "$line" in *"accepted $events,"*) ;; *) echo "error: the consumer did not see all $events events (broker retention?)" >&2; exit 1;; esac
 t1=$(date +%s%N); ours_kafka=$(awk -v s="$(secs "$t0" "$t1")" 'BEGIN{print s-1}')   # minus the 1 s idle wait
 python3 Benchmarks/compare/python_consumer.py "$(cat "$work/broker")" "$events" "$work/python.json" 2>"$work/py.log"; cat "$work/py.log"
 t0=$(date +%s%N)

@@ -33,6 +33,12 @@ public struct MartTable: Sendable, Equatable {
     public var columns: [String]
     public var rows: [[MartValue]]
 
+    public init(name: String, columns: [String], rows: [[MartValue]]) {
+        self.name = name
+        self.columns = columns
+        self.rows = rows
+    }
+
     public var csv: String {
         var out = columns.joined(separator: ",") + "\n"
         for row in rows { out += row.map(\.csv).joined(separator: ",") + "\n" }

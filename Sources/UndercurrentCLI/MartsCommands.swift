@@ -35,12 +35,16 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Option(help: "Directory holding alerts.yaml.") var configDir: String?
     @Option(help: "Topic for alerts.") var alertsTopic = "alerts"
     @Option(help: "POST each alert as JSON to this URL (never stalls consumption; 3 tries, 2 s timeout each).") var alertWebhook: String?
+    @Option(help: "Serve the dashboard and API on HOST:PORT while consuming (e.g. 127.0.0.1:8080).") var serve: String?
+    @Option(help: "With --serve: require this bearer token; default: $UNDERCURRENT_DASHBOARD_TOKEN.") var token: String?
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var common: CommonOptions
 
     public init() {}
 
     public func validate() throws {
+        if let serve { _ = try ListenAddress.parse(serve, option: "--serve") }
+        _ = try dashboardToken(token)
         if let reset, reset != "earliest" { throw ValidationError("--reset: expected 'earliest', got '\(reset)'") }
         guard checkpointEvents > 0 else { throw ValidationError("--checkpoint-events: expected a positive number") }
         guard checkpointMs > 0 else { throw ValidationError("--checkpoint-ms: expected a positive number") }
@@ -76,6 +80,8 @@ public struct MartsConsumerCommand: ParsableCommand {
         }
         let stop = StopSignal()
         let consumer = MartsConsumer(options: options, logger: logger)
+        let dashboard = try serve.map { try startDashboard($0, consumer: consumer, options: options) }
+        defer { dashboard?() }
         do {
             if let fromArchive {
                 try consumer.run(archive: fromArchive, partitionCount: partitions, stop: stop)
@@ -93,6 +99,30 @@ public struct MartsConsumerCommand: ParsableCommand {
         }
         let s = consumer.summary
         Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), risk changes \(s.riskChanges), alerts fired \(s.alertsFiring) / resolved \(s.alertsResolved), \(s.checkpoints) checkpoints in \(String(format: "%.1f", s.seconds)) s\(stop.isStopped ? " (stopped by \(stop.receivedSignal ?? "signal"), final checkpoint taken)" : "")")
+    }
+}
+
+extension MartsConsumerCommand {
+    /// Serves the dashboard from the consumer's own state directory and live metrics; returns its stop.
+    func startDashboard(_ listen: String, consumer: MartsConsumer, options: MartsConsumer.Options) throws -> () -> Void {
+        let address = try ListenAddress.parse(listen, option: "--serve")
+        let logger = common.makeLogger("dashboard")
+        try FileManager.default.createDirectory(at: options.stateDirectory, withIntermediateDirectories: true)
+        let source = StateDirectorySource(directory: options.stateDirectory, liveMetrics: { consumer.metrics.prometheusText })
+        source.startWatching(logger: logger)
+        let server = DashboardServer(source: source, host: address.host, port: address.port, token: try dashboardToken(token))
+        let stop = StopSignal(handleSignals: false)
+        let t = Thread {
+            do {
+                try server.run(logger: logger, stop: stop) { port in Console.err("dashboard: http://\(address.host):\(port)/") }
+            } catch { Console.err("\(error)") }
+        }
+        t.name = "dashboard"
+        t.start()
+        return {
+            stop.stop()
+            source.stop()
+        }
     }
 }
 

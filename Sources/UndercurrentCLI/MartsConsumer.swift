@@ -111,6 +111,7 @@ public final class MartsConsumer: @unchecked Sendable {
         let store = CheckpointStore(stateDirectory: options.stateDirectory, partition: p)
         if options.rebuild && !rebuilt.contains(p) {
             try? store.remove()
+            if rebuilt.isEmpty { try? FileManager.default.removeItem(at: options.stateDirectory.appendingPathComponent(AlertLog.fileName)) }
             rebuilt.insert(p)
             logger.notice("partition \(p): checkpoint discarded, rebuilding from the earliest offsets")
         }
@@ -187,6 +188,7 @@ public final class MartsConsumer: @unchecked Sendable {
                            metadata: ["alert.at": "\(a.at)", "alert.observed_rate": "\(a.observedRate)", "alert.baseline_rate": "\(a.baselineRate)"])
             }
             alerts += raised
+            appendAlerts(raised)
             if let hook = options.alertWebhook { for a in raised { hook.post(a) } }
             return (nil, raised, risk)
         case .afterLimit:
@@ -309,6 +311,23 @@ public final class MartsConsumer: @unchecked Sendable {
             return [:]
         }
         return TimeSeek.offsets(at: time, partitions: partitions, kafka: kafka, logger: logger) ?? [:]
+    }
+
+    /// Appends alerts to `alerts.ndjson` in the state directory, where the dashboard reads them.
+    func appendAlerts(_ raised: [Alert]) {
+        guard !raised.isEmpty else { return }
+        let url = options.stateDirectory.appendingPathComponent(AlertLog.fileName)
+        let text = raised.map { $0.json + "\n" }.joined()
+        do {
+            try FileManager.default.createDirectory(at: options.stateDirectory, withIntermediateDirectories: true)
+            if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
+            let h = try FileHandle(forWritingTo: url)
+            defer { try? h.close() }
+            try h.seekToEnd()
+            try h.write(contentsOf: Data(text.utf8))
+        } catch {
+            logger.warning("cannot append to \(url.path): \(error)")
+        }
     }
 
     public var asOf: Timestamp? { partitions.values.compactMap(\.state.maxTime).max() }

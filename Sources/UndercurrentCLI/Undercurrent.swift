@@ -20,6 +20,8 @@ public struct Undercurrent: ParsableCommand {
             RecordCommand.self,
             ReplayCommand.self,
             LoadTestCommand.self,
+            DashboardCommand.self,
+            ReportCommand.self,
         ]
     )
 

@@ -1,0 +1,134 @@
+import Charts
+import Events
+import Foundation
+import Marts
+
+/// Everything the dashboard shows, computed once per state change from the merged marts: pages, the API
+/// and the narrative all read these tables, so every number they show is a mart's number.
+public struct DashboardData: Sendable {
+    public let snapshot: MartSnapshot
+    public let tables: [String: MartTable]
+    public let kpis: ExecutiveKPIs
+    public let alerts: [Alert]
+    /// Identifies this state (as-of and counts), for live pages to notice a change.
+    public let version: String
+
+    public init(snapshot: MartSnapshot, alerts: [Alert] = []) {
+        self.snapshot = snapshot
+        var t: [String: MartTable] = [:]
+        for table in snapshot.tables() { t[table.name] = table }
+        tables = t
+        kpis = ExecutiveKPIs(snapshot)
+        self.alerts = alerts
+        version = "\(snapshot.asOf?.ms ?? 0)-\(snapshot.accepted)-\(snapshot.duplicates)-\(snapshot.rejected)-\(alerts.count)"
+    }
+
+    public func table(_ name: String) -> MartTable { tables[name] ?? MartTable(name: name, columns: [], rows: []) }
+
+    public var asOf: Timestamp? { snapshot.asOf }
+
+    /// The latest complete month (the one before as-of's), as the executive KPIs use.
+    public var latestCompleteMonth: String? { months.count >= 2 ? months[months.count - 2] : nil }
+
+    /// Every month of the range, in order; the last one holds as-of and is still running.
+    public var months: [String] {
+        table("mart_payment_reliability").rows.compactMap { if case let .text(m) = $0[0] { m } else { nil } }
+    }
+}
+
+// MARK: Reading tables
+
+extension MartTable {
+    /// The rows as dictionaries of column name → value.
+    public var records: [[String: MartValue]] {
+        rows.map { row in Dictionary(uniqueKeysWithValues: zip(columns, row).map { ($0, $1) }) }
+    }
+
+    /// Rows whose `month`-like first column and `plan` column match the filters (nil: any).
+    public func filtered(month: String?, plan: String?) -> MartTable {
+        var out = self
+        let monthColumn = columns.first { $0 == "month" || $0 == "signup_month" }.flatMap(column)
+        let planColumn = column("plan")
+        out.rows = rows.filter { row in
+            if let month, let i = monthColumn, row[i] != .text(month) { return false }
+            if let plan, let i = planColumn, row[i] != .text(plan) { return false }
+            return true
+        }
+        return out
+    }
+
+    /// The table as a JSON array of objects, values as in the CSV export (rates with 6 digits, null as null).
+    public var json: String {
+        var w = EventEncoder.Writer(out: [])
+        w.raw("[")
+        for (r, row) in rows.enumerated() {
+            if r > 0 { w.raw(",") }
+            w.raw("{")
+            for (i, c) in columns.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.string(c)
+                w.raw(":")
+                w.raw(row[i].json)
+            }
+            w.raw("}")
+        }
+        w.raw("]")
+        return String(decoding: w.out, as: UTF8.self)
+    }
+}
+
+extension MartValue {
+    public var json: String {
+        switch self {
+        case let .int(v): return String(v)
+        case let .rate(v): return v.map { String(format: "%.6f", $0) } ?? "null"
+        case let .text(s): return jsonString(s)
+        case let .bool(b): return b ? "true" : "false"
+        case let .time(t): return t.map { "\"\($0)\"" } ?? "null"
+        case .null: return "null"
+        }
+    }
+
+    public var int: Int64? { if case let .int(v) = self { v } else { nil } }
+    public var double: Double? {
+        switch self {
+        case let .int(v): Double(v)
+        case let .rate(v): v
+        default: nil
+        }
+    }
+    public var text: String? {
+        switch self {
+        case let .text(s): s
+        case let .time(t): t?.description
+        case let .bool(b): b ? "true" : "false"
+        default: nil
+        }
+    }
+}
+
+/// A JSON string literal (quotes included).
+public func jsonString(_ s: String) -> String {
+    var w = EventEncoder.Writer(out: [])
+    w.string(s)
+    return String(decoding: w.out, as: UTF8.self)
+}
+
+// MARK: Formatting
+
+public enum Format {
+    public static func money(_ cents: Int64) -> String {
+        let d = Double(cents) / 100
+        let sign = d < 0 ? "-" : ""
+        let a = abs(d)
+        if a >= 1_000_000 { return sign + String(format: "$%.2fM", a / 1_000_000) }
+        if a >= 10_000 { return sign + String(format: "$%.1fk", a / 1000) }
+        let whole = Int64(a), fraction = Int64(((a - Double(whole)) * 100).rounded())
+        let grouped = whole >= 1000 ? "\(whole / 1000),\(String(format: "%03d", whole % 1000))" : String(whole)
+        return sign + "$" + grouped + "." + String(format: "%02d", fraction)
+    }
+
+    public static func percent(_ r: Double?) -> String { r.map { String(format: "%.1f%%", $0 * 100) } ?? "n/a" }
+    public static func number(_ r: Double?, digits: Int = 2) -> String { r.map { String(format: "%.\(digits)f", $0) } ?? "n/a" }
+    public static func days(_ seconds: Int64?) -> String { seconds.map { String(format: "%.1f days", Double($0) / 86_400) } ?? "n/a" }
+}

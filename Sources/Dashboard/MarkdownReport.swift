@@ -1,0 +1,33 @@
+import Events
+import Foundation
+import Marts
+
+/// The report as Markdown: the KPIs, the narrative and the monthly tables behind them.
+public enum MarkdownReport {
+    public static func render(_ d: DashboardData) -> String {
+        var out = "# Undercurrent report\n\nAs of \(d.asOf?.description ?? "-"), \(d.snapshot.accepted) events.\n\n"
+        out += "```\n\(d.kpis.text)\n```\n\n"
+        out += Narrative(d).markdown + "\n"
+        func md(_ t: MartTable, _ columns: [String], last: Int = 12, filter: ([String: MartValue]) -> Bool = { _ in true }) -> String {
+            let recs = t.records.filter(filter).suffix(last)
+            var s = "| " + columns.joined(separator: " | ") + " |\n|" + columns.map { _ in " --- |" }.joined() + "\n"
+            for r in recs {
+                s += "| " + columns.map { c in (r[c]?.csv ?? "").replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ") }.joined(separator: " | ") + " |\n"
+            }
+            return s + "\n"
+        }
+        out += "## Revenue (all plans), last 12 months\n\n" + md(d.table("mart_revenue_monthly"),
+            ["month", "revenue_cents", "first_attempt_revenue_cents", "recovered_revenue_cents", "paying_customers", "revenue_growth_rate"]) { $0["plan"]?.text == "all" }
+        out += "## Payment reliability, last 12 months\n\n" + md(d.table("mart_payment_reliability"),
+            ["month", "attempts", "failed", "failure_rate", "first_attempt_failure_rate", "avg_attempts_per_invoice"])
+        out += "## MRR movements, last 12 months\n\n" + md(d.table("mart_mrr_movements"),
+            ["month", "starting_mrr_cents", "new_mrr_cents", "expansion_mrr_cents", "contraction_mrr_cents", "churned_voluntary_mrr_cents", "churned_involuntary_mrr_cents", "ending_mrr_cents", "net_mrr_churn_rate"])
+        let atRisk = PageRenderer(data: d).atRiskRows(limit: 20)
+        out += "## At-risk accounts (top 20 by MRR)\n\n"
+        out += md(MartTable(name: "at_risk", columns: d.table("mart_customer_360").columns,
+                            rows: atRisk.map { r in d.table("mart_customer_360").columns.map { r[$0] ?? .null } }),
+                  ["customer_id", "risk_segment", "risk_score", "mrr_cents", "plan", "status", "risk_reasons"], last: 20)
+        out += "## Alerts\n\n" + (d.alerts.isEmpty ? "None.\n" : d.alerts.map { "- \($0.state.rawValue) \($0.rule) [\($0.scope)] at \($0.at): observed \(Format.percent($0.observedRate)), baseline \(Format.percent($0.baselineRate))" }.joined(separator: "\n") + "\n")
+        return out
+    }
+}

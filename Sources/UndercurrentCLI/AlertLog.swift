@@ -1,0 +1,24 @@
+import Events
+import Foundation
+import Marts
+
+/// `alerts.ndjson` in a state directory: every alert the consumer raised, one JSON object per line (the
+/// `alerts` topic's format). A rebuild (`--rebuild`) starts it afresh; replays append the re-fired alerts.
+public enum AlertLog {
+    public static let fileName = "alerts.ndjson"
+
+    public static func read(stateDirectory: URL) -> [Alert] {
+        guard let data = FileManager.default.contents(atPath: stateDirectory.appendingPathComponent(fileName).path) else { return [] }
+        return data.split(separator: UInt8(ascii: "\n")).compactMap { line in
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                  let rule = o["rule"] as? String, let scope = o["scope"] as? String,
+                  let state = (o["state"] as? String).flatMap(Alert.State.init(rawValue:)),
+                  let at = (o["at"] as? String).flatMap(Timestamp.init(rfc3339:)),
+                  let since = (o["firing_since"] as? String).flatMap(Timestamp.init(rfc3339:)) else { return nil }
+            func num(_ k: String) -> Double { (o[k] as? NSNumber)?.doubleValue ?? 0 }
+            return Alert(rule: rule, scope: scope, state: state, at: at, firingSince: since, observedRate: num("observed_rate"),
+                         baselineRate: num("baseline_rate"), attempts: Int(num("attempts")), failures: Int(num("failures")),
+                         windowMinutes: Int(num("window_minutes")))
+        }
+    }
+}

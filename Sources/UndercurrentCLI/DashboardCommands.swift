@@ -1,0 +1,99 @@
+import ArgumentParser
+import Dashboard
+import Foundation
+import Marts
+
+/// Where to listen: `HOST:PORT`, loopback unless told otherwise.
+struct ListenAddress {
+    var host: String
+    var port: Int
+
+    static func parse(_ text: String, option: String) throws -> ListenAddress {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("\(option): expected HOST:PORT, e.g. 127.0.0.1:8080; got '\(text)'")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw ValidationError("\(option): expected HOST:PORT with a host, e.g. 127.0.0.1:8080; got '\(text)'") }
+        return ListenAddress(host: host, port: port)
+    }
+}
+
+/// The bearer token from a flag or, better (it stays out of `ps`), the environment.
+func dashboardToken(_ flag: String?) throws -> String? {
+    let token = flag ?? ProcessInfo.processInfo.environment["UNDERCURRENT_DASHBOARD_TOKEN"]
+    if let token, token.count < 16 || token.contains(where: { $0.isWhitespace || $0 == ";" }) {
+        throw ValidationError("--token: expected at least 16 characters without spaces or ';'")
+    }
+    return token
+}
+
+public struct DashboardCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "dashboard",
+        abstract: "Serve the dashboard, the narrative and the JSON API from a state directory.",
+        discussion: """
+        Reads the checkpoints (and alerts.ndjson) a marts-consumer writes to --state-dir and reloads them as they
+        change, so pages follow a running consumer. Pages: / (executive), /risk, /action, /product, /retention,
+        /growth, /alerts, /customers/ID. API: /api/kpis, /api/marts/NAME?month=&plan=, /api/customers/ID,
+        /api/at-risk?limit=, /api/alerts, /api/narrative, /api/version, /health, /metrics. Read-only; binds to
+        127.0.0.1 unless --listen says otherwise; --token (or UNDERCURRENT_DASHBOARD_TOKEN) requires a bearer token.
+        """
+    )
+
+    @Option(help: "State directory of a marts-consumer.") var stateDir: String
+    @Option(help: "HOST:PORT to listen on.") var listen = "127.0.0.1:8080"
+    @Option(help: "Require this bearer token (at least 16 characters); default: $UNDERCURRENT_DASHBOARD_TOKEN.") var token: String?
+    @Option(help: "Prometheus text to serve at /metrics (default: STATE_DIR/metrics.prom when present).") var metricsFile: String?
+    @OptionGroup var common: CommonOptions
+
+    public init() {}
+
+    public func validate() throws {
+        _ = try ListenAddress.parse(listen, option: "--listen")
+        _ = try dashboardToken(token)
+    }
+
+    public func run() throws {
+        let logger = common.makeLogger("dashboard")
+        guard FileManager.default.fileExists(atPath: stateDir) else { throw ValidationError("--state-dir: \(stateDir) does not exist") }
+        let address = try ListenAddress.parse(listen, option: "--listen")
+        let dir = URL(fileURLWithPath: stateDir)
+        let metrics = metricsFile.map { URL(fileURLWithPath: $0) } ?? dir.appendingPathComponent("metrics.prom")
+        let source = StateDirectorySource(directory: dir, metricsFile: metrics)
+        source.startWatching(logger: logger)
+        defer { source.stop() }
+        let server = DashboardServer(source: source, host: address.host, port: address.port, token: try dashboardToken(token))
+        let stop = StopSignal()
+        try server.run(logger: logger, stop: stop) { port in
+            Console.err("dashboard: http://\(address.host):\(port)/ (state \(dir.path)); Ctrl-C stops")
+        }
+    }
+}
+
+public struct ReportCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write every dashboard page into one self-contained HTML file (or Markdown) for sharing."
+    )
+
+    @Option(help: "State directory of a marts-consumer.") var stateDir: String
+    @Option(help: "File to write ('-' for stdout).") var out = "report.html"
+    @Option(help: "html or md.") var format = "html"
+
+    public init() {}
+
+    public func validate() throws {
+        guard ["html", "md"].contains(format) else { throw ValidationError("--format: expected html or md, got '\(format)'") }
+    }
+
+    public func run() throws {
+        let (snapshot, _) = try StateDirectory(stateDir).load()
+        let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: URL(fileURLWithPath: stateDir)))
+        let text = format == "md" ? MarkdownReport.render(data) : PageRenderer(data: data).report()
+        if out == "-" { print(text) } else {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: out), options: .atomic)
+            Console.err("report: \(out) (\(format), as of \(data.asOf?.description ?? "-"))")
+        }
+    }
+}

@@ -1,0 +1,261 @@
+import ArgumentParser
+import Charts
+import Dashboard
+import Events
+import Foundation
+import Hummingbird
+import Logging
+import Marts
+import NIOCore
+import Synchronization
+
+/// Where the dashboard's data comes from: a state directory's checkpoints (and alert log), reloaded when
+/// they change. Pages are served from the last loaded state; loading happens on a background thread.
+public final class StateDirectorySource: Sendable {
+    public let directory: URL
+    private let current = Mutex<DashboardData?>(nil)
+    private let signature = Mutex<String>("")
+    private let loadError = Mutex<String?>(nil)
+    private let reloads = Atomic<Int>(0)
+    private let stopped = Atomic<Bool>(false)
+    /// The consumer's metrics (Prometheus text) when served by the consumer itself.
+    let liveMetrics: (@Sendable () -> String)?
+    let metricsFile: URL?
+
+    public init(directory: URL, metricsFile: URL? = nil, liveMetrics: (@Sendable () -> String)? = nil) {
+        self.directory = directory
+        self.metricsFile = metricsFile
+        self.liveMetrics = liveMetrics
+    }
+
+    public var data: DashboardData { current.withLock { $0 } ?? DashboardData(snapshot: MartSnapshot()) }
+    public var isLoaded: Bool { current.withLock { $0 != nil } }
+    public var lastError: String? { loadError.withLock { $0 } }
+    public var reloadCount: Int { reloads.load(ordering: .relaxed) }
+
+    /// Sizes and modification times of every file under the directory: a change means a new checkpoint.
+    func fingerprint() -> String {
+        guard let e = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: [.contentModificationDateKey, .fileSizeKey]) else { return "" }
+        var parts: [String] = []
+        for case let url as URL in e {
+            let v = try? url.resourceValues(forKeys: [.contentModificationDateKey, .fileSizeKey])
+            parts.append("\(url.path):\(v?.fileSize ?? 0):\(v?.contentModificationDate?.timeIntervalSince1970 ?? 0)")
+        }
+        return parts.sorted().joined(separator: "|")
+    }
+
+    /// Loads the state if the files changed since the last load.
+    public func refresh(logger: Logger) {
+        let f = fingerprint()
+        guard f != signature.withLock({ $0 }) || !isLoaded else { return }
+        do {
+            let (snapshot, _) = try StateDirectory(directory.path).load()
+            let d = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: directory))
+            current.withLock { $0 = d }
+            signature.withLock { $0 = f }
+            loadError.withLock { $0 = nil }
+            reloads.add(1, ordering: .relaxed)
+        } catch {
+            // A checkpoint being rewritten can be read half-way; the next round reads it whole.
+            loadError.withLock { $0 = "\(error)" }
+            logger.warning("dashboard: cannot load \(directory.path): \(error)")
+        }
+    }
+
+    /// Reloads every `interval` on a thread of its own until `stop()`.
+    public func startWatching(every interval: Double = 1, logger: Logger) {
+        refresh(logger: logger)
+        let t = Thread { [self] in
+            while !stopped.load(ordering: .relaxed) {
+                Thread.sleep(forTimeInterval: interval)
+                refresh(logger: logger)
+            }
+        }
+        t.name = "dashboard-reload"
+        t.start()
+    }
+
+    public func stop() { stopped.store(true, ordering: .relaxed) }
+
+    public var metricsText: String {
+        var text = liveMetrics?() ?? metricsFile.flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? ""
+        text += "# HELP undercurrent_dashboard_reloads_total State reloads by the dashboard.\n# TYPE undercurrent_dashboard_reloads_total counter\n"
+        text += "undercurrent_dashboard_reloads_total \(reloadCount)\n"
+        let d = data
+        text += "# HELP undercurrent_dashboard_alerts Alerts in the alert log by state.\n# TYPE undercurrent_dashboard_alerts gauge\n"
+        text += "undercurrent_dashboard_alerts{state=\"firing\"} \(d.alerts.filter { $0.state == .firing }.count)\n"
+        text += "undercurrent_dashboard_alerts{state=\"resolved\"} \(d.alerts.filter { $0.state == .resolved }.count)\n"
+        return text
+    }
+}
+
+/// The HTTP side: pages, the JSON API, /health and /metrics. Read-only (GET only), loopback by default,
+/// optional bearer token (header, or a cookie set by visiting any page once with `?token=`).
+public struct DashboardServer: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var token: String?
+    public let source: StateDirectorySource
+
+    public init(source: StateDirectorySource, host: String = "127.0.0.1", port: Int = 8080, token: String? = nil) {
+        self.source = source
+        self.host = host
+        self.port = port
+        self.token = token
+    }
+
+    static func html(_ s: String, status: HTTPResponse.Status = .ok) -> Response {
+        var h = HTTPFields()
+        h[.contentType] = "text/html; charset=utf-8"
+        h[.contentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:"
+        h[.xContentTypeOptions] = "nosniff"
+        h[.cacheControl] = "no-store"
+        return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(string: s)))
+    }
+
+    static func json(_ s: String, status: HTTPResponse.Status = .ok) -> Response {
+        var h = HTTPFields()
+        h[.contentType] = "application/json; charset=utf-8"
+        h[.xContentTypeOptions] = "nosniff"
+        h[.cacheControl] = "no-store"
+        return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(string: s)))
+    }
+
+    static func text(_ s: String, type: String = "text/plain; version=0.0.4; charset=utf-8") -> Response {
+        var h = HTTPFields()
+        h[.contentType] = type
+        return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: s)))
+    }
+
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        if let token { router.add(middleware: BearerToken(token: token)) }
+        let source = self.source
+        for page in Page.allCases {
+            router.get(RouterPath(page.path)) { _, _ in Self.html(PageRenderer(data: source.data).document(page)) }
+        }
+        router.get("/customers/:id") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            guard let doc = PageRenderer(data: source.data).customerDocument(id) else {
+                return Self.html("<!doctype html><title>Not found</title><p>No customer \(escapeHTML(id)).</p>", status: .notFound)
+            }
+            return Self.html(doc)
+        }
+        router.get("/health") { _, _ in
+            let d = source.data
+            return Self.json("{\"status\":\"\(source.isLoaded ? "ok" : "loading")\",\"as_of\":\(d.asOf.map { "\"\($0)\"" } ?? "null"),\"accepted\":\(d.snapshot.accepted),\"last_error\":\(source.lastError.map(jsonString) ?? "null")}")
+        }
+        router.get("/metrics") { _, _ in Self.text(source.metricsText) }
+        router.get("/api/version") { _, _ in
+            let d = source.data
+            return Self.json("{\"version\":\(jsonString(d.version)),\"as_of\":\(d.asOf.map { "\"\($0)\"" } ?? "null")}")
+        }
+        router.get("/api/kpis") { _, _ in Self.json(DashboardAPI.kpis(source.data)) }
+        router.get("/api/narrative") { _, _ in Self.json(DashboardAPI.narrative(source.data)) }
+        router.get("/api/alerts") { _, _ in Self.json(DashboardAPI.alerts(source.data)) }
+        router.get("/api/at-risk") { request, _ in
+            let limit = request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 50
+            guard (1...10_000).contains(limit) else { return Self.json("{\"error\":\"limit: expected 1 to 10000\"}", status: .badRequest) }
+            return Self.json(DashboardAPI.atRisk(source.data, limit: limit))
+        }
+        router.get("/api/marts/:name") { request, context in
+            let name = context.parameters.get("name") ?? ""
+            let d = source.data
+            guard let table = d.tables[name] else {
+                return Self.json("{\"error\":\(jsonString("no mart \(name)")),\"marts\":[\(MartSnapshot.martNames.map(jsonString).joined(separator: ","))]}", status: .notFound)
+            }
+            let q = request.uri.queryParameters
+            return Self.json(table.filtered(month: q.get("month"), plan: q.get("plan")).json)
+        }
+        router.get("/api/customers/:id") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            guard let body = DashboardAPI.customer(source.data, id: id) else {
+                return Self.json("{\"error\":\(jsonString("no customer \(id)"))}", status: .notFound)
+            }
+            return Self.json(body)
+        }
+        return router
+    }
+
+    /// Serves until `stop` is set; `onBound` receives the bound port (useful with port 0).
+    public func run(logger: Logger, stop: StopSignal, onBound: @escaping @Sendable (Int) -> Void = { _ in }) throws {
+        let app = Application(router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "undercurrent"),
+                              onServerRunning: { channel in onBound(channel.localAddress?.port ?? 0) }, logger: logger)
+        let failure = Mutex<(any Error)?>(nil)
+        let done = Atomic<Bool>(false)
+        let task = Task {
+            do { try await app.run() } catch { failure.withLock { $0 = error } }
+            done.store(true, ordering: .releasing)
+        }
+        while !stop.isStopped && !done.load(ordering: .acquiring) { Thread.sleep(forTimeInterval: 0.1) }
+        task.cancel()
+        while !done.load(ordering: .acquiring) { Thread.sleep(forTimeInterval: 0.02) }
+        if let e = failure.withLock({ $0 }) { throw CLIError("dashboard: cannot serve on \(host):\(port): \(e)") }
+    }
+}
+
+func escapeHTML(_ s: String) -> String { Charts.escape(s) }
+
+/// Requires `Authorization: Bearer TOKEN`, or the `uc_token` cookie, which `?token=TOKEN` sets. `/health`
+/// stays open for probes.
+struct BearerToken<Context: RequestContext>: RouterMiddleware {
+    let token: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.uri.path == "/health" { return try await next(request, context) }
+        let header = request.headers[.authorization]
+        let cookie = request.headers[.cookie]?.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            .first { $0.hasPrefix("uc_token=") }.map { String($0.dropFirst("uc_token=".count)) }
+        if header == "Bearer \(token)" || cookie == token { return try await next(request, context) }
+        if request.uri.queryParameters.get("token") == token {
+            var response = try await next(request, context)
+            response.headers[.setCookie] = "uc_token=\(token); HttpOnly; SameSite=Strict; Path=/"
+            return response
+        }
+        var h = HTTPFields()
+        h[.wwwAuthenticate] = "Bearer"
+        h[.contentType] = "text/plain; charset=utf-8"
+        return Response(status: .unauthorized, headers: h, body: .init(byteBuffer: ByteBuffer(string: "unauthorized: a bearer token is required\n")))
+    }
+}
+
+/// The JSON API's payloads.
+public enum DashboardAPI {
+    public static func kpis(_ d: DashboardData) -> String {
+        func period(_ p: ExecutiveKPIs.Period) -> String {
+            func r(_ v: Double?) -> String { v.map { String(format: "%.6f", $0) } ?? "null" }
+            return "{\"label\":\(jsonString(p.label)),\"revenue_cents\":\(p.revenueCents),\"paying_customers\":\(p.payingCustomers),"
+                + "\"payment_failure_rate\":\(r(p.paymentFailureRate)),\"average_payment_attempts\":\(r(p.averagePaymentAttempts)),"
+                + "\"cancel_intent_rate\":\(r(p.cancelIntentRate)),\"net_mrr_churn_rate\":\(r(p.netMrrChurnRate)),\"activation_rate\":\(r(p.activationRate))}"
+        }
+        let k = d.kpis
+        return "{\"as_of\":\(k.asOf.map { "\"\($0)\"" } ?? "null"),\"latest_month\":\(k.latestMonth.map(period) ?? "null"),\"all_time\":\(period(k.allTime)),"
+            + "\"zombie_accounts\":\(k.zombieAccounts),\"mrr_at_risk_cents\":\(k.mrrAtRiskCents)}"
+    }
+
+    public static func narrative(_ d: DashboardData) -> String {
+        let n = Narrative(d)
+        let findings = n.findings.map { f in
+            "{\"id\":\(jsonString(f.id)),\"title\":\(jsonString(f.title)),\"text\":\(jsonString(f.text)),\"numbers\":{"
+                + f.numbers.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\($0.value)" }.joined(separator: ",") + "}}"
+        }
+        return "{\"insufficient\":\(n.insufficient.map(jsonString) ?? "null"),\"findings\":[\(findings.joined(separator: ","))],"
+            + "\"recommendations\":[\(n.recommendations.map(jsonString).joined(separator: ","))]}"
+    }
+
+    public static func alerts(_ d: DashboardData) -> String { "[" + d.alerts.map(\.json).joined(separator: ",") + "]" }
+
+    public static func atRisk(_ d: DashboardData, limit: Int) -> String {
+        let rows = PageRenderer(data: d).atRiskRows(limit: limit)
+        let table = d.table("mart_customer_360")
+        return MartTable(name: table.name, columns: table.columns, rows: rows.map { r in table.columns.map { r[$0] ?? .null } }).json
+    }
+
+    public static func customer(_ d: DashboardData, id: String) -> String? {
+        guard let state = d.snapshot.customers[id] else { return nil }
+        let table = d.table("mart_customer_360")
+        let row = MartTable(name: table.name, columns: table.columns, rows: table.rows.filter { $0.first == .text(id) }).json
+        let timeline = CustomerTimeline.entries(state).map { "{\"time\":\"\($0.time)\",\"what\":\(jsonString($0.text))}" }
+        return "{\"customer\":\(row.dropFirst().dropLast()),\"timeline\":[\(timeline.joined(separator: ","))]}"
+    }
+}
