@@ -61,6 +61,7 @@ let package = Package(
         .testTarget(name: "EventsTests", dependencies: ["Events"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Events", "UndercurrentCLI"]),
         .testTarget(name: "MartsTests", dependencies: ["Marts", "Events", "Simulation", "Checkpoints", "UndercurrentCLI"]),
+        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "UndercurrentCLI", "Marts", "Events", "Simulation"]),
         .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Kafka", "Marts", "Events", "Simulation", "Checkpoints", .product(name: "Yams", package: "Yams")]),
     ],
     swiftLanguageModes: [.v6]

@@ -94,13 +94,30 @@ public struct ChartStyle: Sendable {
 }
 
 private struct Frame {
-    let left = 58.0, right = 12.0, top = 26.0, bottom = 40.0
+    let left = 58.0, right = 12.0, top = 26.0
     let width: Double, height: Double
+    var legendRows = 1
+    var bottom: Double { 40 + Double(legendRows - 1) * 14 }
     let lo: Double, hi: Double
     var plotW: Double { width - left - right }
     var plotH: Double { height - top - bottom }
     func y(_ v: Double) -> Double { top + plotH * (1 - (v - lo) / (hi - lo)) }
 }
+
+/// Legend items laid out in rows that fit the width: (x, row) per series.
+private func legendLayout(_ series: [Series], width: Double) -> [(Double, Int)] {
+    guard series.count > 1 else { return [] }
+    var out: [(Double, Int)] = [], x = 58.0, row = 0
+    for s in series {
+        let w = 24 + Double(s.name.count) * 6.2
+        if x + w > width - 12 && x > 58 { x = 58; row += 1 }
+        out.append((x, row))
+        x += w
+    }
+    return out
+}
+
+private func legendRows(_ series: [Series], width: Double) -> Int { (legendLayout(series, width: width).map(\.1).max() ?? 0) + 1 }
 
 private func open(_ s: ChartStyle, kind: String, title: String) -> String {
     "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart \(kind)\" role=\"img\" aria-label=\"\(escape(title))\" viewBox=\"0 0 \(Int(s.width)) \(Int(s.height))\" width=\"\(Int(s.width))\" height=\"\(Int(s.height))\" font-family=\"system-ui,sans-serif\" font-size=\"11\">"
@@ -125,13 +142,14 @@ private func axes(_ f: Frame, _ s: ChartStyle, labels: [String], x: (Int) -> Dou
 }
 
 private func legend(_ series: [Series], _ f: Frame) -> String {
-    guard series.count > 1 else { return "" }
-    var out = "", x = f.left
-    for (i, s) in series.enumerated() {
+    var out = ""
+    let layout = legendLayout(series, width: f.width)
+    for (i, s) in series.enumerated() where i < layout.count {
         let c = s.color ?? palette[i % palette.count]
-        out += "<rect x=\"\(fmt(x))\" y=\"\(fmt(f.height - 14))\" width=\"10\" height=\"10\" fill=\"\(c)\"/>"
-        out += "<text x=\"\(fmt(x + 14))\" y=\"\(fmt(f.height - 5))\" fill=\"#333\">\(escape(s.name))</text>"
-        x += 24 + Double(s.name.count) * 6.2
+        let (x, row) = layout[i]
+        let y = f.height - 14 - Double(f.legendRows - 1 - row) * 14
+        out += "<rect x=\"\(fmt(x))\" y=\"\(fmt(y))\" width=\"10\" height=\"10\" fill=\"\(c)\"/>"
+        out += "<text x=\"\(fmt(x + 14))\" y=\"\(fmt(y + 9))\" fill=\"#333\">\(escape(s.name))</text>"
     }
     return out
 }
@@ -147,9 +165,12 @@ private func range(_ values: [Double], _ s: ChartStyle) -> (Double, Double) {
 
 /// A line chart over shared x labels (months, seconds …). Missing values break the line.
 public func lineChart(title: String, labels: [String], series: [Series], style: ChartStyle = ChartStyle()) -> String {
+    var style = style
+    let rows = legendRows(series, width: style.width)
+    style.height += Double(rows - 1) * 14
     let all = series.flatMap { $0.values.compactMap { $0 } }
     let (lo, hi) = range(all, style)
-    let f = Frame(width: style.width, height: style.height, lo: lo, hi: hi)
+    let f = Frame(width: style.width, height: style.height, legendRows: rows, lo: lo, hi: hi)
     let n = max(labels.count, 1)
     func x(_ i: Int) -> Double { n == 1 ? f.left + f.plotW / 2 : f.left + f.plotW * Double(i) / Double(n - 1) }
     var out = open(style, kind: "line", title: title) + "<title>\(escape(title))</title>" + axes(f, style, labels: labels, x: x)
@@ -174,6 +195,9 @@ public func lineChart(title: String, labels: [String], series: [Series], style: 
 /// Bars per label; several series are stacked (`stacked`) or side by side.
 public func barChart(title: String, labels: [String], series: [Series], stacked: Bool = false,
                      style: ChartStyle = ChartStyle()) -> String {
+    var style = style
+    let rows = legendRows(series, width: style.width)
+    style.height += Double(rows - 1) * 14
     let n = max(labels.count, 1)
     var totals: [Double] = []
     if stacked {
@@ -186,7 +210,7 @@ public func barChart(title: String, labels: [String], series: [Series], stacked:
         totals = series.flatMap { $0.values.compactMap { $0 } }
     }
     let (lo, hi) = range(totals + [0], ChartStyle(yMin: min(0, totals.min() ?? 0)))
-    let f = Frame(width: style.width, height: style.height, lo: lo, hi: hi)
+    let f = Frame(width: style.width, height: style.height, legendRows: rows, lo: lo, hi: hi)
     let slot = f.plotW / Double(n)
     func x(_ i: Int) -> Double { f.left + slot * (Double(i) + 0.5) }
     var out = open(style, kind: "bar", title: title) + "<title>\(escape(title))</title>" + axes(f, style, labels: labels, x: x)

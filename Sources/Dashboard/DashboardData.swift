@@ -123,7 +123,7 @@ public enum Format {
         let a = abs(d)
         if a >= 1_000_000 { return sign + String(format: "$%.2fM", a / 1_000_000) }
         if a >= 10_000 { return sign + String(format: "$%.1fk", a / 1000) }
-        let whole = Int64(a), fraction = Int64(((a - Double(whole)) * 100).rounded())
+        let whole = cents.magnitude / 100, fraction = cents.magnitude % 100
         let grouped = whole >= 1000 ? "\(whole / 1000),\(String(format: "%03d", whole % 1000))" : String(whole)
         return sign + "$" + grouped + "." + String(format: "%02d", fraction)
     }

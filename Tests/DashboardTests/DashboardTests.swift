@@ -1,0 +1,337 @@
+import Dashboard
+import Events
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Logging
+import Marts
+import Simulation
+import Synchronization
+import Testing
+import UndercurrentCLI
+
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let quietLogger: Logger = {
+    var l = Logger(label: "dashboard-test")
+    l.logLevel = .critical
+    return l
+}()
+
+func world(customers: Int = 1500, months: Int = 18, scenario: String = "payment-incident") throws -> SimulationParameters {
+    let config = try ConfigLoader.load(scenario: scenario, configDir: root.appendingPathComponent("config"))
+    let start = Timestamp(year: 2024, month: 1, day: 1)
+    return SimulationParameters(config: config, seed: 11, customers: customers, start: start, end: start.addingMonths(months))
+}
+
+func snapshot(_ p: SimulationParameters, shuffled: Bool = false) throws -> MartSnapshot {
+    var events = Array(try World(p))
+    if shuffled { events.shuffle() }
+    var state = MartState()
+    for e in events { _ = state.apply(e, valueHash: ValueHash.of(EventEncoder.encode(e))) }
+    return MartSnapshot([state])
+}
+
+/// A state directory written by the consumer from an archive of `p`.
+func stateDirectory(_ p: SimulationParameters) throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("uc-dash-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let archive = dir.appendingPathComponent("a.ndjson").path
+    var run = SimulateRun(world: try World(p))
+    let writer = try ArchiveWriter(path: archive)
+    _ = try run.write(to: writer)
+    try writer.close()
+    var options = MartsConsumer.Options(stateDirectory: dir.appendingPathComponent("state"))
+    options.alertRules = try AlertConfig.load(file: nil, configDir: root.appendingPathComponent("config").path)
+    let consumer = MartsConsumer(options: options, logger: quietLogger)
+    try consumer.run(archive: archive, partitionCount: 3, stop: StopSignal(handleSignals: false))
+    return dir.appendingPathComponent("state")
+}
+
+@Suite struct NarrativeTests {
+    @Test func everyNumberOfTheNarrativeIsTheMartsNumber() throws {
+        let d = DashboardData(snapshot: try snapshot(try world()))
+        let n = Narrative(d)
+        #expect(n.insufficient == nil)
+        let months = d.months
+        let latest = months[months.count - 2]
+        let recent = Set(months.dropLast().suffix(3))
+
+        let revenue = try #require(n.findings.first { $0.id == "revenue" })
+        let row = try #require(d.table("mart_revenue_monthly").records.first { $0["month"]?.text == latest && $0["plan"]?.text == "all" })
+        #expect(revenue.numbers["revenue_cents"] == row["revenue_cents"]?.double)
+        #expect(revenue.numbers["recovered_revenue_cents"] == row["recovered_revenue_cents"]?.double)
+        #expect(revenue.numbers["revenue_growth_rate"] == row["revenue_growth_rate"]?.double)
+        #expect(revenue.text.contains(Format.money(row["revenue_cents"]!.int!)))
+
+        let recoverable = try #require(n.findings.first { $0.id == "recoverable" })
+        let rec = d.table("mart_recovery_opportunity").records.filter { recent.contains($0["month"]!.text!) }
+        #expect(recoverable.numbers["lost_cents"] == rec.reduce(0) { $0 + $1["lost_cents"]!.double! })
+        #expect(recoverable.numbers["recovered_cents"] == rec.reduce(0) { $0 + $1["recovered_cents"]!.double! })
+        #expect(recoverable.text.contains(Format.money(Int64(recoverable.numbers["lost_cents"]!))))
+
+        let risk = try #require(n.findings.first { $0.id == "at_risk" })
+        let c360 = d.table("mart_customer_360").records
+        let atRisk = c360.filter { ["high", "critical"].contains($0["risk_segment"]!.text!) }
+        #expect(risk.numbers["customers"] == Double(atRisk.count))
+        #expect(risk.numbers["mrr_at_risk_cents"] == atRisk.reduce(0) { $0 + $1["mrr_cents"]!.double! })
+
+        let failure = try #require(n.findings.first { $0.id == "failure_rise" })
+        let rel = try #require(d.table("mart_payment_reliability").records.first { $0["month"]?.text == latest })
+        #expect(failure.numbers["latest_rate"] == rel["failure_rate"]?.double)
+    }
+
+    @Test func theNarrativeIsDeterministicWhateverTheArrivalOrder() throws {
+        let p = try world(customers: 800, months: 12)
+        let a = Narrative(DashboardData(snapshot: try snapshot(p)))
+        let b = Narrative(DashboardData(snapshot: try snapshot(p, shuffled: true)))
+        #expect(a.findings == b.findings)
+        #expect(a.recommendations == b.recommendations)
+        #expect(a.markdown == b.markdown)
+    }
+
+    @Test func tooLittleDataIsSaidNotGuessed() throws {
+        let d = DashboardData(snapshot: try snapshot(try world(customers: 20, months: 2)))
+        let n = Narrative(d)
+        #expect(n.insufficient?.hasPrefix("Too little data to conclude") == true)
+        #expect(n.findings.isEmpty && n.recommendations.isEmpty)
+        #expect(PageRenderer(data: d).document(.action).contains("Too little data to conclude"))
+        #expect(Narrative(DashboardData(snapshot: MartSnapshot())).insufficient != nil)
+    }
+}
+
+@Suite struct PageTests {
+    @Test func everyPageRendersItsChartsAndTheKPIsAreTheMarts() throws {
+        let d = DashboardData(snapshot: try snapshot(try world()))
+        let r = PageRenderer(data: d)
+        let expectedCharts: [Page: Int] = [.executive: 5, .risk: 6, .action: 2, .product: 3, .retention: 0, .growth: 3, .alerts: 0]
+        for page in Page.allCases {
+            let html = r.document(page)
+            #expect(html.hasPrefix("<!doctype html>"))
+            #expect(html.components(separatedBy: "<svg").count - 1 == expectedCharts[page], "\(page)")
+            #expect(html.contains("class=\"reading\"") || page == .alerts || page == .retention || page == .action)
+        }
+        let k = d.kpis
+        let exec = r.document(.executive)
+        #expect(exec.contains(Format.money(k.allTime.revenueCents)))
+        #expect(exec.contains(Format.percent(k.latestMonth!.paymentFailureRate)))
+        #expect(exec.contains(String(k.latestMonth!.payingCustomers)))
+        let report = r.report()
+        #expect(report.components(separatedBy: "<section id=").count - 1 == Page.allCases.count)
+        #expect(!report.contains("<script>"))
+        #expect(MarkdownReport.render(d).contains("## Executive narrative"))
+    }
+
+    @Test func hostileStringsComeOutEscaped() throws {
+        var s = try snapshot(try world(customers: 300, months: 8))
+        let hostile = "<script>alert('x')</script>\"&" + String(repeating: "A", count: 5000)
+        let victim = s.customers.first { $0.value.currentMrr > 0 }!.key
+        s.customers[hostile] = s.customers.removeValue(forKey: victim)
+        let alerts = [Alert(rule: "<img src=x onerror=alert(1)>", scope: "reason:\"><script>", state: .firing, at: Timestamp(ms: 1_700_000_000_000),
+                            firingSince: Timestamp(ms: 1_700_000_000_000), observedRate: 0.5, baselineRate: 0.1, attempts: 10, failures: 5, windowMinutes: 10)]
+        let d = DashboardData(snapshot: s, alerts: alerts)
+        let r = PageRenderer(data: d, live: false)
+        var all = Page.allCases.map { r.document($0) }.joined() + r.report() + (r.customerDocument(hostile) ?? "")
+        all += MarkdownReport.render(d).replacingOccurrences(of: "<", with: "")  // markdown is text; no markup survives above
+        #expect(!all.contains("<script>alert"))
+        #expect(!all.contains("<img src=x"))
+        #expect(all.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&quot;&amp;"))
+        #expect(r.customerDocument(hostile) != nil)
+        let api = try #require(DashboardAPI.customer(d, id: hostile))
+        let parsed = try JSONSerialization.jsonObject(with: Data(api.utf8)) as? [String: Any]
+        #expect((parsed?["customer"] as? [String: Any])?["customer_id"] as? String == hostile)
+        let alertsJSON = try JSONSerialization.jsonObject(with: Data(DashboardAPI.alerts(d).utf8)) as? [[String: Any]]
+        #expect(alertsJSON?.first?["rule"] as? String == alerts[0].rule)
+    }
+}
+
+/// A small HTTP client for the tests. Async: the server's handlers need the cooperative pool that a
+/// blocked test thread would hold.
+func get(_ url: String, headers: [String: String] = [:], method: String = "GET") async -> (Int, String, [String: String]) {
+    var request = URLRequest(url: URL(string: url)!)
+    request.httpMethod = method
+    request.timeoutInterval = 60
+    for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
+    return await withCheckedContinuation { continuation in
+        URLSession.shared.dataTask(with: request) { data, response, _ in
+            let r = response as? HTTPURLResponse
+            var fields: [String: String] = [:]
+            for (k, v) in r?.allHeaderFields ?? [:] { fields["\(k)"] = "\(v)" }
+            continuation.resume(returning: (r?.statusCode ?? 0, String(decoding: data ?? Data(), as: UTF8.self), fields))
+        }.resume()
+    }
+}
+
+/// Runs `undercurrent dashboard` over `dir` on a free port until the returned stop is called. A process of
+/// its own: the server then never competes with the test runner's threads.
+func serve(_ dir: URL, token: String? = nil) async throws -> (port: Int, stop: @Sendable () -> Void) {
+    let binary = root.appendingPathComponent(".build/debug/undercurrent")
+    guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+        throw CLIError("\(binary.path) is missing: build all products (swift build --build-tests) before the tests")
+    }
+    let log = FileManager.default.temporaryDirectory.appendingPathComponent("uc-dashboard-\(UUID().uuidString).log")
+    FileManager.default.createFile(atPath: log.path, contents: nil)
+    let p = Process()
+    p.executableURL = binary
+    p.arguments = ["dashboard", "--state-dir", dir.path, "--listen", "127.0.0.1:0", "--log-level", "warning"] + (token.map { ["--token", $0] } ?? [])
+    p.standardError = try FileHandle(forWritingTo: log)
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    nonisolated(unsafe) let process = p
+    let deadline = Date().addingTimeInterval(60)
+    while Date() < deadline && p.isRunning {
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        if let r = text.range(of: "http://127.0.0.1:"), let port = Int(text[r.upperBound...].prefix { $0.isNumber }) {
+            return (port, { process.terminate(); process.waitUntilExit() })
+        }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    p.terminate()
+    throw CLIError("the dashboard did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+}
+
+@Suite(.serialized) struct ServerTests {
+    @Test func handlersServeTheMartsNumbers() async throws {
+        let dir = try stateDirectory(try world(customers: 600, months: 12))
+        let (snapshot, _) = try StateDirectory(dir.path).load()
+        let d = DashboardData(snapshot: snapshot)
+        let (port, stop) = try await serve(dir)
+        defer { stop() }
+        try #require(port > 0)
+        let base = "http://127.0.0.1:\(port)"
+
+        let (hs, health, _) = await get(base + "/health")
+        #expect(hs == 200 && health.contains("\"status\":\"ok\""))
+        let (ks, kpis, _) = await get(base + "/api/kpis")
+        #expect(ks == 200)
+        let k = try #require(try JSONSerialization.jsonObject(with: Data(kpis.utf8)) as? [String: Any])
+        #expect((k["all_time"] as? [String: Any])?["revenue_cents"] as? Int64 == d.kpis.allTime.revenueCents)
+        #expect(k["mrr_at_risk_cents"] as? Int64 == d.kpis.mrrAtRiskCents)
+
+        let month = d.months[d.months.count - 2]
+        let (ms, mart, _) = await get(base + "/api/marts/mart_revenue_monthly?plan=premium&month=\(month)")
+        #expect(ms == 200)
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(mart.utf8)) as? [[String: Any]])
+        let expected = d.table("mart_revenue_monthly").records.first { $0["month"]?.text == month && $0["plan"]?.text == "premium" }!
+        #expect(rows.count == 1)
+        #expect(rows.first?["revenue_cents"] as? Int64 == expected["revenue_cents"]?.int)
+        let (allStatus, allRows, _) = await get(base + "/api/marts/mart_customer_360")
+        #expect(allStatus == 200)
+        #expect((try JSONSerialization.jsonObject(with: Data(allRows.utf8)) as? [Any])?.count == snapshot.customers.count)
+
+        let id = snapshot.customers.keys.sorted().first!
+        let (cs, customer, _) = await get(base + "/api/customers/\(id)")
+        #expect(cs == 200 && customer.contains("\"customer_id\":\"\(id)\"") && customer.contains("\"timeline\":[{"))
+        let (pageStatus, page, _) = await get(base + "/customers/\(id)")
+        #expect(pageStatus == 200 && page.contains("Timeline"))
+        let (rs, risk, _) = await get(base + "/api/at-risk?limit=3")
+        #expect(rs == 200)
+        let riskRows = try #require(try JSONSerialization.jsonObject(with: Data(risk.utf8)) as? [[String: Any]])
+        #expect(riskRows.count <= 3 && riskRows.allSatisfy { ["high", "critical"].contains($0["risk_segment"] as? String ?? "") })
+        #expect(await get(base + "/api/at-risk?limit=0").0 == 400)
+        #expect(await get(base + "/api/marts/nope").0 == 404)
+        #expect(await get(base + "/api/customers/cus_nobody").0 == 404)
+        #expect(await get(base + "/api/kpis", method: "POST").0 >= 400)
+        let (metricsStatus, metrics, _) = await get(base + "/metrics")
+        #expect(metricsStatus == 200 && metrics.contains("undercurrent_dashboard_reloads_total"))
+        for p in Page.allCases {
+            let (s, html, headers) = await get(base + p.path)
+            #expect(s == 200 && html.contains("<h1>\(p.title)</h1>"))
+            #expect(headers["Content-Security-Policy"]?.contains("default-src 'none'") == true)
+        }
+    }
+
+    @Test func aTokenIsRequiredWhenSetAndHealthStaysOpen() async throws {
+        let dir = try stateDirectory(try world(customers: 100, months: 4))
+        let token = "s3cret-token-0123456789"
+        let (port, stop) = try await serve(dir, token: token)
+        defer { stop() }
+        let base = "http://127.0.0.1:\(port)"
+        #expect(await get(base + "/api/kpis").0 == 401)
+        #expect(await get(base + "/").0 == 401)
+        #expect(await get(base + "/api/kpis", headers: ["Authorization": "Bearer wrong"]).0 == 401)
+        #expect(await get(base + "/api/kpis", headers: ["Authorization": "Bearer \(token)"]).0 == 200)
+        #expect(await get(base + "/health").0 == 200)
+        let (s, _, headers) = await get(base + "/?token=\(token)")
+        #expect(s == 200)
+        #expect(headers["Set-Cookie"]?.hasPrefix("uc_token=\(token)") == true)
+        #expect(await get(base + "/risk", headers: ["Cookie": "uc_token=\(token)"]).0 == 200)
+    }
+
+    @Test func pagesFollowTheStateAsTheConsumerCheckpoints() async throws {
+        let dir = try stateDirectory(try world(customers: 100, months: 4))
+        let (port, stop) = try await serve(dir)
+        defer { stop() }
+        let base = "http://127.0.0.1:\(port)"
+        let before = await get(base + "/api/version").1
+        // Another consumer run over a longer history into the same state directory: new checkpoints.
+        let longer = try stateDirectory(try world(customers: 100, months: 6))
+        for f in try FileManager.default.contentsOfDirectory(atPath: longer.path) {
+            let target = dir.appendingPathComponent(f)
+            try? FileManager.default.removeItem(at: target)
+            try FileManager.default.copyItem(at: longer.appendingPathComponent(f), to: target)
+        }
+        var after = before
+        let deadline = Date().addingTimeInterval(15)
+        while after == before && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(300))
+            after = await get(base + "/api/version").1
+        }
+        #expect(after != before)
+    }
+}
+
+/// Headless Chromium loads every page of a running instance: the charts are in the DOM, the console has no
+/// errors, and a screenshot of each page is saved under .build/test-artifacts/screenshots.
+@Suite(.serialized) struct BrowserTests {
+    static func chromium() -> String? {
+        ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    static func run(_ binary: String, _ args: [String]) async throws -> (String, String) {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("uc-chromium-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let outURL = tmp.appendingPathComponent("out"), errURL = tmp.appendingPathComponent("err")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+                       "--user-data-dir=\(tmp.appendingPathComponent("profile").path)"] + args
+        p.standardOutput = try FileHandle(forWritingTo: outURL)
+        p.standardError = try FileHandle(forWritingTo: errURL)
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        while p.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        if p.isRunning { p.terminate() }
+        return (try String(contentsOf: outURL, encoding: .utf8), (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+    }
+
+    @Test func everyPageRendersInARealBrowserWithoutConsoleErrors() async throws {
+        let binary = try #require(Self.chromium(), "headless Chromium is needed: scripts/test.sh installs Debian's chromium")
+        let dir = try stateDirectory(try world(customers: 800, months: 14))
+        let id = try StateDirectory(dir.path).load().0.customers.keys.sorted().first!
+        let (port, stop) = try await serve(dir)
+        defer { stop() }
+        try #require(port > 0)
+        let artifacts = root.appendingPathComponent(".build/test-artifacts/screenshots")
+        try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
+        let pages = Page.allCases.map { ($0.rawValue, $0.path) } + [("customer", "/customers/\(id)")]
+        for (name, path) in pages {
+            let url = "http://127.0.0.1:\(port)\(path)"
+            let (dom, log) = try await Self.run(binary, ["--enable-logging=stderr", "--v=0", "--virtual-time-budget=3000", "--dump-dom", url])
+            #expect(dom.contains("<h1>"), "\(name): no page")
+            if name != "alerts" && name != "retention" && name != "customer" {
+                #expect(dom.contains("<svg") && (dom.contains("<path") || dom.contains("<rect")), "\(name): no chart drawn")
+            }
+            let consoleErrors = log.split(separator: "\n").filter { $0.contains("CONSOLE") && ($0.contains("ERROR") || $0.contains("Uncaught")) }
+            #expect(consoleErrors.isEmpty, "\(name): \(consoleErrors)")
+            let shot = artifacts.appendingPathComponent("\(name).png")
+            try? FileManager.default.removeItem(at: shot)
+            _ = try await Self.run(binary, ["--window-size=1400,1800", "--screenshot=\(shot.path)", url])
+            let png = try Data(contentsOf: shot)
+            #expect(png.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]) && png.count > 20_000, "\(name): screenshot \(png.count) bytes")
+        }
+    }
+}
