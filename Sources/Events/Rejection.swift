@@ -16,6 +16,9 @@ public struct Rejection: Error, Sendable, Hashable, CustomStringConvertible {
         case invalidValue = "invalid_value"
         case invalidTime = "invalid_time"
         case conflictingDuplicate = "conflicting_duplicate"
+        /// A message without a key: state is kept per partition, so a customer's events must all carry the
+        /// key that keeps them in one partition.
+        case missingKey = "missing_key"
     }
 
     public var code: Code

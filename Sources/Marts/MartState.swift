@@ -31,7 +31,11 @@ public struct MartState: Sendable {
 
     /// Decodes, validates, de-duplicates and applies one message value. Events after `until` are not applied.
     public mutating func ingest(value: ArraySlice<UInt8>, topic: InputTopic?, key: ArraySlice<UInt8>?,
-                                until: Timestamp? = nil) -> (Outcome, Event?) {
+                                until: Timestamp? = nil, requireKey: Bool = false) -> (Outcome, Event?) {
+        if requireKey && key == nil {
+            rejected += 1
+            return (.rejected(Rejection(.missingKey, "no Kafka key: events are keyed by customer_id so that each customer stays in one partition")), nil)
+        }
         switch EventDecoder.decode(value, topic: topic, key: key) {
         case let .failure(r):
             rejected += 1

@@ -23,6 +23,8 @@ public final class MartsConsumer: @unchecked Sendable {
         public var group = "undercurrent-marts"
         public var topics: [InputTopic: String] = Dictionary(uniqueKeysWithValues: InputTopic.allCases.map { ($0, $0.rawValue) })
         public var deadLetterTopic = "events-dlq"
+        /// Larger values go to the dead-letter topic truncated to this size (with `dlq-truncated-from`).
+        public var deadLetterMaxBytes = 512 * 1024
         public var checkpointEvents = 50_000
         public var checkpointInterval: Duration = .seconds(2)
         /// Discard checkpoints and start from the earliest offsets.
@@ -167,7 +169,7 @@ public final class MartsConsumer: @unchecked Sendable {
     /// Applies one input message; returns the rejection to send to the dead-letter topic, if any, the
     /// alerts whose time came and the customer's risk segment change.
     func ingest(partition p: Int32, part: Partition, topic: InputTopic, message: KafkaMessage) -> (Rejection?, [Alert], RiskChange?) {
-        let (outcome, event) = part.state.ingest(value: message.value, topic: topic, key: message.key, until: options.until)
+        let (outcome, event) = part.state.ingest(value: message.value, topic: topic, key: message.key, until: options.until, requireKey: true)
         part.offsets[message.topic] = message.offset + 1
         part.sinceCheckpoint += 1
         ingested.add(1, ordering: .relaxed)
@@ -260,11 +262,17 @@ public final class MartsConsumer: @unchecked Sendable {
                                                  headers: [KafkaHeader("alert-state", a.state.rawValue)], timestampMs: a.at.ms))
                 }
                 if let r = rejection {
-                    try outputs.send(ProducerMessage(topic: options.deadLetterTopic, key: m.key.map { Array($0) }, value: Array(m.value),
-                                                 headers: [KafkaHeader("dlq-reason", r.description), KafkaHeader("source-topic", m.topic),
-                                                           KafkaHeader("source-partition", String(m.partition)),
-                                                           KafkaHeader("source-offset", String(m.offset))],
-                                                 timestampMs: m.timestampMs))
+                    // A value too large for the output producer goes in truncated, saying so, rather than stopping
+                    // the consumer; the source coordinates find the original.
+                    var headers = [KafkaHeader("dlq-reason", r.description), KafkaHeader("source-topic", m.topic),
+                                   KafkaHeader("source-partition", String(m.partition)), KafkaHeader("source-offset", String(m.offset))]
+                    var value = Array(m.value)
+                    if value.count > options.deadLetterMaxBytes {
+                        headers.append(KafkaHeader("dlq-truncated-from", String(value.count)))
+                        value = Array(value.prefix(options.deadLetterMaxBytes))
+                    }
+                    try outputs.send(ProducerMessage(topic: options.deadLetterTopic, key: m.key.map { Array($0) }, value: value,
+                                                 headers: headers, timestampMs: m.timestampMs))
                 }
                 options.probe?.applied(m)
             }
