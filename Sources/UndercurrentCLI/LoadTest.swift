@@ -117,6 +117,8 @@ final class LoadProbe: ConsumerProbe, @unchecked Sendable {
     }
     let histograms = Mutex(Histograms())
     let applied = Atomic<Int>(0)
+    /// Messages sent before this time (uptime ns) are warm-up: left out of the overall histogram.
+    let measureFrom = Atomic<UInt64>(0)
 
     func applied(_ message: KafkaMessage) {
         applied.add(1, ordering: .relaxed)
@@ -125,8 +127,9 @@ final class LoadProbe: ConsumerProbe, @unchecked Sendable {
         for b in h { sent = sent << 8 | UInt64(b) }
         let now = DispatchTime.now().uptimeNanoseconds
         let micros = now > sent ? (now - sent) / 1000 : 0
+        let measured = sent >= measureFrom.load(ordering: .relaxed)
         histograms.withLock {
-            _ = $0.e2e.record(micros)
+            if measured { _ = $0.e2e.record(micros) }
             _ = $0.e2eInterval.record(micros)
         }
     }
@@ -179,6 +182,7 @@ public struct LoadReport: Codable, Sendable {
     public var scenario: String
     public var profile: String
     public var durationSeconds: Double
+    public var warmupSeconds = 0.0
     public var customers: Int
     public var partitions: Int
     public var cluster: String
@@ -192,6 +196,8 @@ public struct LoadReport: Codable, Sendable {
     public var producerRate = 0.0
     public var simulationExhausted = false
     public var drained = false
+    /// Why the consumer stopped early, if it did (e.g. it fell so far behind that the broker dropped data).
+    public var consumerError: String?
     public var delivery: Percentiles
     public var endToEnd: Percentiles
     public var checkpoints: Percentiles
@@ -240,6 +246,9 @@ public struct LoadTest {
     public var storm: (rate: Double, at: Double, length: Double, reason: FailureReason)?
     public var topicPrefix = "loadtest."
     public var drainTimeout = 60.0
+    /// Seconds at the start whose messages are left out of the overall latency figures (group join,
+    /// first fetches); they still appear in the per-second samples.
+    public var warmup = 2.0
     public var alertRules: AlertRules?
     public var checkpointEvents = 50_000
     public var checkpointInterval = 2.0
@@ -284,12 +293,14 @@ public struct LoadTest {
         // each message's token is its send time.
         let delivery = Mutex((total: Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three),
                               interval: Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)))
+        let measureFrom = Atomic<UInt64>(UInt64.max)
         let producer = try KafkaProducer(config: kafka, logger: logger) { r in
             guard case .success = r.result else { return }
             let now = DispatchTime.now().uptimeNanoseconds
             let micros = now > UInt64(r.token) ? (now - UInt64(r.token)) / 1000 : 0
+            let measured = UInt64(r.token) >= measureFrom.load(ordering: .relaxed)
             delivery.withLock {
-                _ = $0.total.record(micros)
+                if measured { _ = $0.total.record(micros) }
                 _ = $0.interval.record(micros)
             }
         }
@@ -304,6 +315,7 @@ public struct LoadTest {
                              partitions: partitions, cluster: cluster, delivery: Percentiles(delivery.withLock { $0.total }),
                              endToEnd: Percentiles(probe.histograms.withLock { $0.e2e }),
                              checkpoints: Percentiles(probe.histograms.withLock { $0.checkpoints }))
+        rpt.warmupSeconds = max(0, min(warmup, duration / 2))
         if let storm { rpt.storm = "\(Int(storm.rate * 100))% \(storm.reason.rawValue) from \(compact(storm.at)) s for \(compact(storm.length)) s" }
         let names = options.topics
         var typeHeaders: [EventType: KafkaHeader] = [:]
@@ -314,6 +326,9 @@ public struct LoadTest {
         var sent = 0
         let start = ContinuousClock.now
         let startNs = DispatchTime.now().uptimeNanoseconds
+        let warmupEnd = startNs + UInt64(max(0, min(warmup, duration / 2)) * 1e9)
+        measureFrom.store(warmupEnd, ordering: .relaxed)
+        probe.measureFrom.store(warmupEnd, ordering: .relaxed)
         var nextSample = 1.0
         var lastSent = 0, lastApplied = 0
         var samples: [LoadSample] = []
@@ -408,8 +423,10 @@ public struct LoadTest {
         rpt.drained = probe.applied.load(ordering: .relaxed) >= sent
         consumerStop.stop()
         while !consumerDone.load(ordering: .acquiring) { Thread.sleep(forTimeInterval: 0.02) }
-        _ = startNs
-        if let e = consumerError.withLock({ $0 }) { throw e }
+        if let e = consumerError.withLock({ $0 }) {
+            rpt.consumerError = "\(e)"
+            logger.error("the consumer stopped: \(e)")
+        }
 
         let st = producer.statistics
         let cs = consumer.summary
@@ -427,7 +444,7 @@ public struct LoadTest {
         rpt.maxLagSeconds = samples.map(\.lagSeconds).max() ?? 0
         rpt.maxLagMessages = samples.map(\.lagMessages).max() ?? 0
         rpt.alerts = consumer.alerts.map { "\($0.state.rawValue) \($0.rule) [\($0.scope)] at \($0.at): observed \(String(format: "%.1f%%", $0.observedRate * 100)) vs baseline \(String(format: "%.1f%%", $0.baselineRate * 100))" }
-        rpt.errors = st.failed + cs.rejected + consumer.metrics.checkpointFailures + (rpt.drained ? 0 : 1)
+        rpt.errors = st.failed + cs.rejected + consumer.metrics.checkpointFailures + (rpt.drained ? 0 : 1) + (rpt.consumerError == nil ? 0 : 1)
         rpt.samples = samples
         return rpt
     }
@@ -448,12 +465,13 @@ extension LoadReport {
             row("producer throughput", "\(compact(producerRate)) events/s"),
             row("delivery latency", p(delivery)),
             row("applied to marts", "\(applied) (accepted \(accepted), dead-lettered \(deadLettered), duplicates \(duplicates))\(drained ? "" : "  NOT DRAINED")"),
-            row("end-to-end latency", p(endToEnd)),
+            row("end-to-end latency", p(endToEnd) + (warmupSeconds > 0 ? " (after \(compact(warmupSeconds)) s of warm-up)" : "")),
             row("max lag", "\(maxLagMessages) messages, \(String(format: "%.2f", maxLagSeconds)) s"),
             row("checkpoints", "\(checkpoints.count): p50 \(String(format: "%.1f", checkpoints.p50ms)) ms, max \(String(format: "%.1f", checkpoints.maxms)) ms"),
             row("errors", "\(errors)"),
         ]
         if let storm { lines.append(row("failure storm", storm)) }
+        if let consumerError { lines.append(row("consumer stopped", consumerError)) }
         if simulationExhausted { lines.append(row("note", "the simulation ran out of events early; raise --customers")) }
         lines.append(row("alerts", alerts.isEmpty ? "none" : "\(alerts.count)"))
         for a in alerts.prefix(10) { lines.append(row("", a)) }
@@ -523,7 +541,9 @@ public struct LoadTestCommand: ParsableCommand {
     @Option(help: "Embedded broker: partitions per topic.") var partitions = 6
     @Option(help: "Directory for the consumer's checkpoints (default: a temporary directory).") var stateDir: String?
     @Option(help: "Seconds to wait after the load for the consumer to catch up.") var drainTimeout: Double = 60
+    @Option(help: "Leave messages sent in this first stretch out of the overall latency figures (group join, first fetches).") var warmup = "2s"
     @Flag(help: "Do not evaluate failure-spike alerts in the consumer.") var noAlerts = false
+    @Option(help: "Alert rules (default: alerts.yaml in the config directory; config/alerts-small-business.yaml suits small simulated businesses).") var alerts: String?
     @OptionGroup var simulation: SimulationOptions
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var common: CommonOptions
@@ -567,6 +587,7 @@ public struct LoadTestCommand: ParsableCommand {
         guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout: expected seconds ≥ 0") }
         t.topicPrefix = topicPrefix
         t.drainTimeout = drainTimeout
+        t.warmup = try DurationArgument.parse(warmup, option: "--warmup")
         _ = try objectives()
         return t
     }
@@ -575,7 +596,7 @@ public struct LoadTestCommand: ParsableCommand {
         let logger = common.makeLogger("loadtest")
         var test = try plan()
         let objectives = try objectives()
-        if !noAlerts { test.alertRules = try AlertConfig.load(file: nil, configDir: simulation.configDir) }
+        if !noAlerts { test.alertRules = try AlertConfig.load(file: alerts, configDir: simulation.configDir) }
         var parameters = try simulation.parameters()
         // Size the simulated business to the planned load unless --customers was given.
         if !CommandLine.arguments.contains("--customers") {

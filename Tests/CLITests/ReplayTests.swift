@@ -189,6 +189,7 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         test.profile = .constant(3000)
         test.duration = 3
         test.topicPrefix = "lt."
+        test.warmup = 0
         test.storm = (1.0, 0, 3, .gatewayTimeout)
         var params = try smallWorld()
         params.customers = 600

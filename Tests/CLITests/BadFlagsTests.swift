@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+import UndercurrentCLI
+
+/// A wrong flag or config value: a non-zero exit and an error line that names the flag or key and the
+/// expected form (ArgumentParser adds its usage reminder below it).
+@Suite struct BadFlagsTests {
+    static func run(_ product: String, _ args: [String]) throws -> (Int32, String) {
+        let log = tempDir().appendingPathComponent("stderr")
+        let p = try launch(product, args, stderr: log)
+        p.waitUntilExit()
+        return (p.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+    }
+
+    static func badConfigDir(_ file: String, _ from: String, _ to: String) throws -> String {
+        let dir = tempDir()
+        try FileManager.default.removeItem(at: dir)
+        try FileManager.default.copyItem(at: repoConfig, to: dir)
+        let url = dir.appendingPathComponent(file)
+        let text = try String(contentsOf: url, encoding: .utf8)
+        #expect(text.contains(from))
+        try text.replacingOccurrences(of: from, with: to).write(to: url, atomically: true, encoding: .utf8)
+        return dir.path
+    }
+
+    @Test func wrongValuesAreNamedWithTheirExpectedForm() throws {
+        let state = tempDir().path
+        let cases: [(String, [String], String)] = [
+            ("undercurrent", ["simulate", "--out", "/dev/null", "--customers", "0"], "--customers: expected"),
+            ("undercurrent", ["simulate", "--out", "/dev/null", "--start", "yesterday"], "--start: expected a date"),
+            ("undercurrent", ["simulate", "--out", "/dev/null", "--shard", "3/2"], "--shard: expected i/n"),
+            ("undercurrent", ["loadtest", "--rate", "-5"], "--rate: expected a positive number"),
+            ("undercurrent", ["loadtest", "--ramp", "5000:200000"], "--ramp: expected FROM:TO:DURATION"),
+            ("undercurrent", ["loadtest", "--slo", "p98<5ms"], "--slo: expected METRIC"),
+            ("undercurrent", ["loadtest", "--duration", "soon"], "--duration: expected a duration"),
+            ("undercurrent", ["replay", "--from", "x.ndjson", "--speed", "fast"], "--speed: expected 'max' or a positive number"),
+            ("undercurrent", ["replay", "--from", "x.ndjson", "--topic-map", "billing"], "--topic-map: expected old=new"),
+            ("undercurrent", ["record", "--out", "x", "--from-time", "noon"], "--from-time: expected a time"),
+            ("undercurrent", ["dashboard", "--state-dir", state, "--listen", "anywhere"], "--listen: expected HOST:PORT"),
+            ("undercurrent", ["dashboard", "--state-dir", state, "--token", "short"], "--token: expected at least 16 characters"),
+            ("undercurrent", ["report", "--state-dir", state, "--format", "pdf"], "--format: expected html or md"),
+            ("marts-consumer", ["--state-dir", state, "--checkpoint-ms", "0"], "--checkpoint-ms: expected a positive number"),
+            ("marts-consumer", ["--state-dir", state, "-X", "nonsense"], "-X expects key=value"),
+            ("marts-consumer", ["--state-dir", state, "--from-time", "later"], "--from-time: expected a time"),
+            ("payments-producer", ["--rate", "0"], "--rate: expected a positive number"),
+            ("undercurrent", ["simulate", "--out", "/dev/null", "--config-dir", try Self.badConfigDir("baseline.yaml", "failureRate:", "failureRat:")],
+             "failureRat"),
+            ("undercurrent", ["simulate", "--out", "/dev/null", "--scenario", "no-such-scenario", "--config-dir", repoConfig.path], "no-such-scenario"),
+            ("marts-consumer", ["--state-dir", state, "--from-archive", "/dev/null", "--config-dir",
+                                try Self.badConfigDir("alerts.yaml", "minAttempts:", "minAttempts: -3 #")], "minAttempts"),
+        ]
+        for (product, args, expected) in cases {
+            let (status, stderr) = try Self.run(product, args)
+            let first = stderr.split(separator: "\n").first { $0.contains("rror") }.map(String.init) ?? ""
+            #expect(status != 0, "\(product) \(args.joined(separator: " ")) exited 0")
+            #expect(first.contains(expected), "\(product) \(args.joined(separator: " ")): \(stderr)")
+        }
+    }
+}
