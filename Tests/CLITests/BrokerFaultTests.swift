@@ -1,6 +1,7 @@
 import Events
 import Foundation
 import Kafka
+import Logging
 import Marts
 import Simulation
 import Synchronization
@@ -21,10 +22,12 @@ import UndercurrentCLI
         let state = tempDir()
         var options = MartsConsumer.Options(stateDirectory: state)
         options.group = "faults"
-        options.exitWhenIdle = .seconds(6)
+        options.exitWhenIdle = .seconds(20)  // longer than the outage and the reconnection after it
         options.checkpointEvents = 1000
         options.reportInterval = .milliseconds(300)
-        let consumer = MartsConsumer(options: options, logger: quiet)
+        var debugLogger = Logger(label: "faults")
+        debugLogger.logLevel = ProcessInfo.processInfo.environment["UC_DEBUG"] == nil ? .critical : .info
+        let consumer = MartsConsumer(options: options, logger: debugLogger)
         let consumerError = Mutex<String?>(nil)
         let consumerDone = Atomic<Bool>(false)
         Thread {

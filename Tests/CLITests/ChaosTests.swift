@@ -140,7 +140,7 @@ let worldFlags = ["--scenario", "payment-incident", "--seed", "3", "--customers"
         FileManager.default.createFile(atPath: blocker.path, contents: Data("not a directory".utf8))
         let log = state.deletingLastPathComponent().appendingPathComponent("consumer.log")
         let c = try launch("marts-consumer", ["--state-dir", state.path, "--checkpoint-events", "500", "--exit-when-idle", "4",
-                                              "--no-alerts", "--log-level", "warning", "--bootstrap-servers", broker.bootstrapServers], stderr: log)
+                                              "--no-alerts", "--log-level", "notice", "--bootstrap-servers", broker.bootstrapServers], stderr: log)
         // It reports the failure and holds.
         var text = ""
         let deadline = Date().addingTimeInterval(60)
