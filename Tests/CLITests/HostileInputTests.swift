@@ -101,4 +101,24 @@ func hostileCorpus(valid: Event) -> [(kind: String, topic: String, key: [UInt8]?
             #expect(reason.hasPrefix(c.code + ":"), "\(c.kind): \(reason)")
         }
     }
+
+    /// Memory stays bounded: the whole corpus fed 2,000 times leaves the state exactly as the valid events
+    /// alone leave it (no customer, no remembered id, no pending change from a rejected message).
+    @Test func rejectedMessagesLeaveNoTraceInTheState() throws {
+        let events = Array(try World(try smallWorld()).prefix(500))
+        let corpus = hostileCorpus(valid: events.first { $0.type == .customerSignedUp }!).filter { $0.code != "conflicting_duplicate" }
+        var state = MartState()
+        for e in events { _ = state.ingest(value: EventEncoder.encode(e)[...], topic: e.topic, key: Array(e.customerID.utf8)[...]) }
+        _ = state.takeChanges()
+        let before = (state.customers.count, state.seen.count, state.accepted)
+        for _ in 0..<2000 {
+            for c in corpus {
+                let (outcome, _) = state.ingest(value: c.value[...], topic: InputTopic(rawValue: c.topic), key: c.key?[...], requireKey: true)
+                guard case .rejected = outcome else { Issue.record("\(c.kind) was not rejected"); return }
+            }
+        }
+        #expect((state.customers.count, state.seen.count, state.accepted) == before)
+        #expect(state.rejected == corpus.count * 2000)
+        #expect(state.takeChanges().customers.isEmpty)
+    }
 }
