@@ -63,9 +63,11 @@ public final class StateDirectorySource: Sendable {
     }
 
     /// Reloads every `interval` on a thread of its own until `stop()`.
+    /// The first load happens on that thread too, so the server answers at once (`/health` says
+    /// `loading` until the state is in).
     public func startWatching(every interval: Double = 1, logger: Logger) {
-        refresh(logger: logger)
         let t = Thread { [self] in
+            refresh(logger: logger)
             while !stopped.load(ordering: .relaxed) {
                 Thread.sleep(forTimeInterval: interval)
                 refresh(logger: logger)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dashboard
 import Events
 import Foundation
 import Kafka
@@ -22,10 +23,13 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Partitions per topic on the embedded broker.") var partitions = 12
     @Option(help: "State directory for the consumer (emptied first).") var stateDir = ".undercurrent/demo-state"
     @Option(help: "Also export the marts as CSV into this directory.") var export: String?
+    @Option(help: "Also write the one-file HTML report (every dashboard page) here.") var report: String?
+    @Option(help: "Afterwards, serve the dashboard on HOST:PORT (e.g. 127.0.0.1:8080) until Ctrl-C.") var serve: String?
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
         guard (1...64).contains(partitions) else { throw ValidationError("--partitions: expected 1 to 64, got \(partitions)") }
+        if let serve { _ = try ListenAddress.parse(serve, option: "--serve") }
     }
 
     func run() throws {
@@ -100,11 +104,25 @@ struct DemoCommand: ParsableCommand {
             try MartExporter.write(snapshot, offsets: offsets, to: URL(fileURLWithPath: export), json: false)
             Console.out("marts exported to \(export)")
         }
+        if let report {
+            let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: stateURL))
+            try Data(PageRenderer(data: data).report().utf8).write(to: URL(fileURLWithPath: report), options: .atomic)
+            Console.out("report written to \(report)")
+        }
         withExtendedLifetime(broker) {}
         guard produced.failed == 0, produced.delivered == produced.sent, snapshot.accepted == produced.delivered,
               consumed == produced.delivered, dropped == 0 else {
             Console.err("demo: error: the counts above do not agree")
             throw ExitCode(1)
+        }
+        if let serve {
+            let address = try ListenAddress.parse(serve, option: "--serve")
+            let logger = common.makeLogger("dashboard")
+            let source = StateDirectorySource(directory: stateURL)
+            source.startWatching(logger: logger)
+            defer { source.stop() }
+            try DashboardServer(source: source, host: address.host, port: address.port)
+                .run(logger: logger, stop: StopSignal()) { port in Console.out("dashboard: http://\(address.host):\(port)/ (Ctrl-C stops)") }
         }
     }
 }

@@ -178,10 +178,14 @@ func serve(_ dir: URL, token: String? = nil) async throws -> (port: Int, stop: @
     p.standardOutput = FileHandle.nullDevice
     try p.run()
     nonisolated(unsafe) let process = p
-    let deadline = Date().addingTimeInterval(60)
+    let deadline = Date().addingTimeInterval(240)
     while Date() < deadline && p.isRunning {
         let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         if let r = text.range(of: "http://127.0.0.1:"), let port = Int(text[r.upperBound...].prefix { $0.isNumber }) {
+            // Serving; wait until the state is loaded (slow on a busy machine with a debug build).
+            while Date() < deadline, await !get("http://127.0.0.1:\(port)/health").1.contains("\"status\":\"ok\"") {
+                try await Task.sleep(for: .milliseconds(100))
+            }
             return (port, { process.terminate(); process.waitUntilExit() })
         }
         try await Task.sleep(for: .milliseconds(50))
