@@ -274,6 +274,7 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable {
     public var file: String
     public var problem: String
     public var description: String {
-        "checkpoint of partition \(partition) is unusable: \(file): \(problem). Start with --rebuild to rebuild it from the earliest offsets."
+        (partition < 0 ? "the alert engine's checkpoint is unusable" : "checkpoint of partition \(partition) is unusable")
+            + ": \(file): \(problem). Start with --rebuild to rebuild it from the earliest offsets."
     }
 }

@@ -155,6 +155,71 @@ public struct AlertEngine: Sendable {
 
     public init(rules: AlertRules) { self.rules = rules }
 
+    /// Everything the engine remembers, for checkpoints: restoring it and feeding the rest of the stream
+    /// gives the alerts an uninterrupted engine gives.
+    public struct State: Sendable, Equatable {
+        public struct OpenIncident: Sendable, Equatable {
+            public var key: String
+            public var since: Int64
+            public var quietEvaluations: Int
+            public var rate: Double, baseline: Double, attempts: Int, failures: Int
+            public init(key: String, since: Int64, quietEvaluations: Int, rate: Double, baseline: Double, attempts: Int, failures: Int) {
+                self.key = key
+                self.since = since
+                self.quietEvaluations = quietEvaluations
+                self.rate = rate
+                self.baseline = baseline
+                self.attempts = attempts
+                self.failures = failures
+            }
+        }
+        public var buckets: [(minute: Int64, counts: [Int32])]
+        public var points: [(minute: Int64, totals: [Int64])]
+        public var sourceTimes: [(source: Int, time: Int64)]
+        public var nextEvaluation: Int64?
+        public var open: [OpenIncident]
+        public var lateAttempts: Int
+
+        public init(buckets: [(minute: Int64, counts: [Int32])], points: [(minute: Int64, totals: [Int64])], sourceTimes: [(source: Int, time: Int64)],
+                    nextEvaluation: Int64?, open: [OpenIncident], lateAttempts: Int) {
+            self.buckets = buckets
+            self.points = points
+            self.sourceTimes = sourceTimes
+            self.nextEvaluation = nextEvaluation
+            self.open = open
+            self.lateAttempts = lateAttempts
+        }
+
+        public static func == (a: State, b: State) -> Bool {
+            a.buckets.map(\.minute) == b.buckets.map(\.minute) && a.buckets.map(\.counts) == b.buckets.map(\.counts)
+                && a.points.map(\.minute) == b.points.map(\.minute) && a.points.map(\.totals) == b.points.map(\.totals)
+                && a.sourceTimes.map(\.source) == b.sourceTimes.map(\.source) && a.sourceTimes.map(\.time) == b.sourceTimes.map(\.time)
+                && a.nextEvaluation == b.nextEvaluation && a.open == b.open && a.lateAttempts == b.lateAttempts
+        }
+    }
+
+    public var state: State {
+        State(buckets: buckets.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, points: points,
+              sourceTimes: sourceTimes.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, nextEvaluation: nextEvaluation,
+              open: open.sorted { $0.key < $1.key }.map { k, o in
+                  State.OpenIncident(key: k, since: o.since.ms, quietEvaluations: o.quietEvaluations, rate: o.last.rate,
+                                     baseline: o.last.baseline, attempts: o.last.attempts, failures: o.last.failures)
+              }, lateAttempts: lateAttempts)
+    }
+
+    public init(rules: AlertRules, state: State) {
+        self.rules = rules
+        for b in state.buckets { buckets[b.minute] = b.counts }
+        points = state.points
+        for s in state.sourceTimes { sourceTimes[s.source] = s.time }
+        nextEvaluation = state.nextEvaluation
+        for o in state.open {
+            open[o.key] = Open(since: Timestamp(ms: o.since), quietEvaluations: o.quietEvaluations,
+                               last: (o.rate, o.baseline, o.attempts, o.failures))
+        }
+        lateAttempts = state.lateAttempts
+    }
+
     /// Records a payment attempt from `source` (a partition) and returns alerts whose time has come.
     public mutating func observe(_ event: Event, source: Int) -> [Alert] {
         let plan: Plan, failure: FailureReason?, attempt: Int

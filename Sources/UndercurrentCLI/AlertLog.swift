@@ -3,13 +3,17 @@ import Foundation
 import Marts
 
 /// `alerts.ndjson` in a state directory: every alert the consumer raised, one JSON object per line (the
-/// `alerts` topic's format). A rebuild (`--rebuild`) starts it afresh; replays append the re-fired alerts.
+/// `alerts` topic's format). A rebuild (`--rebuild`) starts it afresh; reading drops repeated lines.
 public enum AlertLog {
     public static let fileName = "alerts.ndjson"
 
     public static func read(stateDirectory: URL) -> [Alert] {
         guard let data = FileManager.default.contents(atPath: stateDirectory.appendingPathComponent(fileName).path) else { return [] }
-        return data.split(separator: UInt8(ascii: "\n")).compactMap { line in
+        // A crash between raising an alert and the next checkpoint raises it again on restart: the same
+        // line twice. Each transition is shown once.
+        var seen = Set<Data>()
+        let lines = data.split(separator: UInt8(ascii: "\n")).filter { seen.insert(Data($0)).inserted }
+        return lines.compactMap { line in
             guard let o = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
                   let rule = o["rule"] as? String, let scope = o["scope"] as? String,
                   let state = (o["state"] as? String).flatMap(Alert.State.init(rawValue:)),

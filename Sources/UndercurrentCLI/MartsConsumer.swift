@@ -85,6 +85,11 @@ public final class MartsConsumer: @unchecked Sendable {
     private var loadError: CheckpointError?
     public private(set) var summary = Summary()
     private var alertEngine: AlertEngine?
+    /// The alert engine's checkpoint, and the offsets below which it has seen every message.
+    private var alertStore: AlertStateStore?
+    private var alertRulesFingerprint = ""
+    private var alertOffsets: [String: [Int32: Int64]] = [:]
+    private var alertLoadError: CheckpointError?
     /// Alerts raised so far, in order (also sent to the alerts topic when consuming from Kafka).
     public private(set) var alerts: [Alert] = []
     private let metricsSnapshot = Mutex(ConsumerMetrics())
@@ -105,6 +110,26 @@ public final class MartsConsumer: @unchecked Sendable {
         self.logger = logger
         for (t, name) in options.topics { topicOf[name] = t }
         alertEngine = options.alertRules.map { AlertEngine(rules: $0) }
+        if let rules = options.alertRules {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            alertRulesFingerprint = (try? encoder.encode(rules)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let store = AlertStateStore(stateDirectory: options.stateDirectory)
+            alertStore = store
+            if options.rebuild {
+                store.remove()
+            } else {
+                do {
+                    if let loaded = try store.load(rules: alertRulesFingerprint) {
+                        alertEngine = AlertEngine(rules: rules, state: loaded.state)
+                        alertOffsets = loaded.offsets
+                        logger.info("alert engine resumed from its checkpoint", metadata: ["alerts.open": "\(loaded.state.open.count)"])
+                    }
+                } catch let e as CheckpointError {
+                    alertLoadError = e
+                } catch {}
+            }
+        }
     }
 
     /// Loads (or creates) the state of a partition number; returns the offsets to start its topics at.
@@ -147,6 +172,24 @@ public final class MartsConsumer: @unchecked Sendable {
     /// Checkpoints every partition with changes; on failure (disk full, read-only) waits and retries,
     /// consuming nothing meanwhile, so offsets never move past un-checkpointed state.
     func checkpointAll(outputs: KafkaProducer?, stop: StopSignal?, force: Bool = false) {
+        // The alert engine first: if a crash follows before a partition's checkpoint, that partition
+        // resumes from older offsets and the engine skips what it has already seen.
+        if let store = alertStore, let engine = alertEngine, force || partitions.values.contains(where: { $0.sinceCheckpoint > 0 }) {
+            for (p, part) in partitions { for (topic, o) in part.offsets { alertOffsets[topic, default: [:]][p] = o } }
+            var attempt = 0
+            while true {
+                do {
+                    try store.write(engine.state, rules: alertRulesFingerprint, offsets: alertOffsets)
+                    break
+                } catch {
+                    attempt += 1
+                    checkpointFailures += 1
+                    logger.error("alert engine checkpoint failed (\(error)); not consuming until it succeeds")
+                    if stop?.isStopped == true && attempt > 3 { return }
+                    Thread.sleep(forTimeInterval: 1)
+                }
+            }
+        }
         for p in partitions.keys.sorted() where force || partitions[p]!.sinceCheckpoint > 0 {
             var attempt = 0
             while true {
@@ -182,6 +225,8 @@ public final class MartsConsumer: @unchecked Sendable {
                 if risk != nil { summary.riskChanges += 1 }
             }
             guard topic == .payments, let event, var engine = alertEngine else { return (nil, [], risk) }
+            // Seen by the engine before its checkpoint (this partition resumed from an older one).
+            if message.offset < alertOffsets[message.topic]?[p] ?? 0 { return (nil, [], risk) }
             let raised = engine.observe(event, source: Int(p))
             alertEngine = engine
             for a in raised {
@@ -208,6 +253,7 @@ public final class MartsConsumer: @unchecked Sendable {
     // MARK: Kafka
 
     public func run(kafka: KafkaConfig, stop: StopSignal) throws {
+        if let alertLoadError { throw alertLoadError }
         let started = ContinuousClock.now
         var config = kafka
         config["group.id"] = config["group.id"] ?? options.group
@@ -369,6 +415,7 @@ public final class MartsConsumer: @unchecked Sendable {
     /// offset gets its position among its topic-partition's records in the file, so a restarted run skips
     /// what its checkpoints already hold, exactly as a Kafka run resumes at its offsets.
     public func run(archive path: String, partitionCount: Int, stop: StopSignal) throws {
+        if let alertLoadError { throw alertLoadError }
         let started = ContinuousClock.now
         var positions: [TopicPartition: Int64] = [:]
         for item in try ArchiveReader(path: path) {

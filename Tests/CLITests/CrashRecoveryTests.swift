@@ -104,4 +104,65 @@ func writeArchive(_ p: SimulationParameters, to path: String) throws -> Int {
         let (snapshot, _) = try StateDirectory(state.path).load()
         #expect(snapshot.accepted == total)
     }
+
+    /// Alerts survive crashes: the engine's state is checkpointed with the offsets it covers, so a consumer
+    /// killed again and again during a spike ends with the alerts of an uninterrupted run (an alert raised
+    /// after the last checkpoint may be logged twice: alerts are delivered at least once).
+    @Test func alertsSurviveSIGKILLDuringASpike() throws {
+        let binary = try consumerBinary()
+        let dir = tempDir()
+        let archive = dir.appendingPathComponent("spike.ndjson").path
+        let events = spikeEvents()
+        let writer = try ArchiveWriter(path: archive)
+        for e in events { try writer.write(ArchiveRecord(event: e, value: EventEncoder.encode(e))) }
+        try writer.close()
+        let rules = try AlertConfig.load(file: nil, configDir: repoConfig.path)
+
+        let reference = dir.appendingPathComponent("reference")
+        var options = MartsConsumer.Options(stateDirectory: reference)
+        options.alertRules = rules
+        options.checkpointEvents = 300
+        let uninterrupted = MartsConsumer(options: options, logger: quiet)
+        try uninterrupted.run(archive: archive, partitionCount: 4, stop: StopSignal(handleSignals: false))
+        let expected = uninterrupted.alerts.map(\.json)
+        #expect(expected.count >= 2)
+
+        let state = dir.appendingPathComponent("crashed")
+        // First a run that stops 15 minutes before the spike: an engine that restarted empty would have too
+        // little baseline when the spike begins (and would learn the spike into it).
+        let spikeStart = events[2 * 24 * 60 * 6].occurredAt
+        let first = Process()
+        first.executableURL = binary
+        first.arguments = ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path, "--checkpoint-events", "300",
+                           "--until", spikeStart.adding(ms: -15 * 60_000).description, "--config-dir", repoConfig.path, "--log-level", "error"]
+        first.standardError = FileHandle.nullDevice
+        try first.run()
+        first.waitUntilExit()
+        #expect(first.terminationStatus == 0)
+        var rng = Xoshiro(seed: UInt64(Date().timeIntervalSince1970))
+        var kills = 0
+        for _ in 0..<10 {
+            let child = Process()
+            child.executableURL = binary
+            child.arguments = ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path, "--checkpoint-events", "300",
+                               "--config-dir", repoConfig.path, "--log-level", "error"]
+            child.standardError = FileHandle.nullDevice
+            try child.run()
+            Thread.sleep(forTimeInterval: rng.uniform(0.05, 1.2))
+            if child.isRunning {
+                kill(child.processIdentifier, SIGKILL)
+                kills += 1
+            }
+            child.waitUntilExit()
+        }
+        let last = Process()
+        last.executableURL = binary
+        last.arguments = ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path, "--config-dir", repoConfig.path, "--log-level", "error"]
+        last.standardError = FileHandle.nullDevice
+        try last.run()
+        last.waitUntilExit()
+        #expect(last.terminationStatus == 0)
+        #expect(kills >= 3, "only \(kills) runs were killed before they finished")
+        #expect(AlertLog.read(stateDirectory: state).map(\.json) == expected)
+    }
 }
