@@ -249,9 +249,27 @@ public struct AlertEngine: Sendable {
         }
         sourceTimes[source] = max(sourceTimes[source] ?? .min, t)
         if nextEvaluation == nil { nextEvaluation = minute }
-        let watermark = sourceTimes.values.min()! - Int64(rules.allowedLatenessSeconds) * 1000
-        return advance(to: watermark)
+        // A source held (expected, nothing from it yet) keeps event time still.
+        let oldest = sourceTimes.values.min()!
+        guard oldest != .min else { return [] }
+        return advance(to: oldest - Int64(rules.allowedLatenessSeconds) * 1000)
     }
+
+    /// Expects events from `source` (e.g. a partition just assigned): event time does not advance past
+    /// it until it sends one, or until `forget(source:)`. Without this, the first partition to deliver
+    /// would move event time alone and the others' attempts would arrive late.
+    public mutating func hold(source: Int) {
+        if sourceTimes[source] == nil { sourceTimes[source] = .min }
+    }
+
+    /// Stops waiting for `source` (revoked, or quiet for too long); true if it was held without events.
+    @discardableResult
+    public mutating func forget(source: Int) -> Bool {
+        sourceTimes.removeValue(forKey: source) == .min
+    }
+
+    /// Sources expected but silent so far.
+    public var heldSources: [Int] { sourceTimes.filter { $0.value == .min }.map(\.key).sorted() }
 
     /// Evaluates every minute that ends at or before `watermark` (the end of input: pass `.max`).
     public mutating func advance(to watermark: Int64) -> [Alert] {

@@ -47,6 +47,8 @@ public final class MartsConsumer: @unchecked Sendable {
         /// Start partitions without a checkpoint at this time (ListOffsets by timestamp); messages with an
         /// earlier timestamp are skipped either way.
         public var startTime: Timestamp?
+        /// How long alerting waits for an assigned payments partition that sends nothing (an empty one).
+        public var alertSourceWait: Duration = .seconds(10)
         /// Sees every applied message and every checkpoint (load tests).
         public var probe: ConsumerProbe?
         public init(stateDirectory: URL) { self.stateDirectory = stateDirectory }
@@ -90,6 +92,10 @@ public final class MartsConsumer: @unchecked Sendable {
     private var alertRulesFingerprint = ""
     private var alertOffsets: [String: [Int32: Int64]] = [:]
     private var alertLoadError: CheckpointError?
+    /// A checkpointed engine, used once it is known to cover exactly this process's payments partitions.
+    private var pendingAlertState: AlertStateStore.Loaded?
+    /// Payments partitions the alert engine waits for, since when.
+    private var heldSince: [Int: ContinuousClock.Instant] = [:]
     /// Alerts raised so far, in order (also sent to the alerts topic when consuming from Kafka).
     public private(set) var alerts: [Alert] = []
     private let metricsSnapshot = Mutex(ConsumerMetrics())
@@ -120,11 +126,7 @@ public final class MartsConsumer: @unchecked Sendable {
                 store.remove()
             } else {
                 do {
-                    if let loaded = try store.load(rules: alertRulesFingerprint) {
-                        alertEngine = AlertEngine(rules: rules, state: loaded.state)
-                        alertOffsets = loaded.offsets
-                        logger.info("alert engine resumed from its checkpoint", metadata: ["alerts.open": "\(loaded.state.open.count)"])
-                    }
+                    if let loaded = try store.load(rules: alertRulesFingerprint) { pendingAlertState = loaded }
                 } catch let e as CheckpointError {
                     alertLoadError = e
                 } catch {}
@@ -176,39 +178,49 @@ public final class MartsConsumer: @unchecked Sendable {
         // resumes from older offsets and the engine skips what it has already seen.
         if let store = alertStore, let engine = alertEngine, force || partitions.values.contains(where: { $0.sinceCheckpoint > 0 }) {
             for (p, part) in partitions { for (topic, o) in part.offsets { alertOffsets[topic, default: [:]][p] = o } }
-            var attempt = 0
-            while true {
-                do {
-                    try store.write(engine.state, rules: alertRulesFingerprint, offsets: alertOffsets)
-                    break
-                } catch {
-                    attempt += 1
-                    checkpointFailures += 1
-                    logger.error("alert engine checkpoint failed (\(error)); not consuming until it succeeds")
-                    if stop?.isStopped == true && attempt > 3 { return }
-                    Thread.sleep(forTimeInterval: 1)
-                }
-            }
+            let offsets = alertOffsets, rules = alertRulesFingerprint
+            guard retrying("alert engine", stop: stop, { try store.write(engine.state, rules: rules, offsets: offsets) }) else { return }
         }
         for p in partitions.keys.sorted() where force || partitions[p]!.sinceCheckpoint > 0 {
-            var attempt = 0
-            while true {
-                do {
-                    try checkpoint(p, outputs: outputs)
-                    if attempt > 0 { logger.notice("partition \(p): checkpoint written again after \(attempt) failures") }
-                    break
-                } catch {
-                    attempt += 1
-                    checkpointFailures += 1
-                    logger.error("partition \(p): checkpoint failed (\(error)); not consuming until it succeeds")
-                    if stop?.isStopped == true && attempt > 3 { return }
-                    Thread.sleep(forTimeInterval: 1)
-                }
+            guard retrying("partition \(p)", stop: stop, { try checkpoint(p, outputs: outputs) }) else { return }
+        }
+    }
+
+    /// Adopts the checkpointed alert engine if it covers exactly `partitions` of the payments topic (several
+    /// consumers sharing a state directory each have their own engine; after a rebalance it starts afresh).
+    func adoptAlertState(for partitions: Set<Int32>) {
+        guard let loaded = pendingAlertState, let rules = options.alertRules else { return }
+        pendingAlertState = nil
+        let covered = Set((loaded.offsets[options.topics[.payments] ?? "payments"] ?? [:]).keys)
+        guard covered == partitions else {
+            logger.notice("alert engine checkpoint covers payments partitions \(covered.sorted()), this consumer has \(partitions.sorted()): starting the engine afresh")
+            return
+        }
+        var engine = AlertEngine(rules: rules, state: loaded.state)
+        for s in engine.heldSources { engine.forget(source: s) }
+        alertEngine = engine
+        alertOffsets = loaded.offsets
+        logger.info("alert engine resumed from its checkpoint", metadata: ["alerts.open": "\(loaded.state.open.count)"])
+    }
+
+    /// Runs a checkpoint write until it succeeds, consuming nothing meanwhile; false when stopped while failing.
+    private func retrying(_ what: String, stop: StopSignal?, _ write: () throws -> Void) -> Bool {
+        var attempt = 0
+        while true {
+            do {
+                try write()
+                if attempt > 0 { logger.notice("\(what): checkpoint written again after \(attempt) failures") }
+                return true
+            } catch {
+                attempt += 1
+                checkpointFailures += 1
+                logger.error("\(what): checkpoint failed (\(error)); not consuming until it succeeds")
+                if stop?.isStopped == true && attempt > 3 { return false }
+                Thread.sleep(forTimeInterval: 1)
             }
         }
     }
 
-    /// Applies one input message; returns the rejection to send to the dead-letter topic, if any.
     /// Applies one input message; returns the rejection to send to the dead-letter topic, if any, the
     /// alerts whose time came and the customer's risk segment change.
     func ingest(partition p: Int32, part: Partition, topic: InputTopic, message: KafkaMessage) -> (Rejection?, [Alert], RiskChange?) {
@@ -264,6 +276,15 @@ public final class MartsConsumer: @unchecked Sendable {
         let handler = RebalanceHandler(onAssign: { [self] tps in
             var offsets: [TopicPartition: KafkaOffset] = [:]
             if !tps.isEmpty { assignedFlag.store(true, ordering: .releasing) }
+            adoptAlertState(for: Set(tps.filter { $0.topic == options.topics[.payments] }.map(\.partition)))
+            // Alerting waits for every assigned payments partition (or `alertSourceWait`) before event time moves.
+            if var engine = alertEngine {
+                for tp in tps where tp.topic == options.topics[.payments] {
+                    engine.hold(source: Int(tp.partition))
+                    heldSince[Int(tp.partition)] = ContinuousClock.now
+                }
+                alertEngine = engine
+            }
             for tp in tps {
                 do {
                     let part = try open(tp.partition)
@@ -277,6 +298,10 @@ public final class MartsConsumer: @unchecked Sendable {
         }, onRevoke: { [self] tps in
             let numbers = Set(tps.map(\.partition))
             checkpointAll(outputs: outputs, stop: nil)
+            if var engine = alertEngine {
+                for tp in tps where tp.topic == options.topics[.payments] { engine.forget(source: Int(tp.partition)) }
+                alertEngine = engine
+            }
             for p in numbers { partitions[p] = nil }
         })
         let consumer = try KafkaConsumer(config: config, logger: logger, rebalance: handler)
@@ -324,6 +349,17 @@ public final class MartsConsumer: @unchecked Sendable {
             }
             let now = ContinuousClock.now
             if !messages.isEmpty { lastMessage = now }
+            if !heldSince.isEmpty, var engine = alertEngine {
+                let held = Set(engine.heldSources)
+                for (source, since) in heldSince where !held.contains(source) || now - since >= options.alertSourceWait {
+                    if held.contains(source) {
+                        engine.forget(source: source)
+                        logger.notice("alerting stops waiting for payments partition \(source): nothing from it in \(options.alertSourceWait)")
+                    }
+                    heldSince[source] = nil
+                }
+                alertEngine = engine
+            }
             let due = partitions.values.contains { $0.sinceCheckpoint >= options.checkpointEvents }
             if due || now - lastCheckpoint >= options.checkpointInterval {
                 checkpointAll(outputs: outputs, stop: stop)
@@ -416,6 +452,10 @@ public final class MartsConsumer: @unchecked Sendable {
     /// what its checkpoints already hold, exactly as a Kafka run resumes at its offsets.
     public func run(archive path: String, partitionCount: Int, stop: StopSignal) throws {
         if let alertLoadError { throw alertLoadError }
+        if let loaded = pendingAlertState {
+            // One process reads the whole archive: the engine covers whichever partitions it had seen.
+            adoptAlertState(for: Set((loaded.offsets[options.topics[.payments] ?? "payments"] ?? [:]).keys))
+        }
         let started = ContinuousClock.now
         var positions: [TopicPartition: Int64] = [:]
         for item in try ArchiveReader(path: path) {

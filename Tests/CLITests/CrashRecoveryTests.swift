@@ -24,6 +24,26 @@ func writeArchive(_ p: SimulationParameters, to path: String) throws -> Int {
     return summary.events
 }
 
+/// Starts `binary` with `args` `rounds` times and kills each run with SIGKILL after a random delay up to
+/// `maxDelay` seconds (unless it finished first); returns how many runs were killed.
+func killRepeatedly(_ binary: URL, _ args: [String], rounds: Int, maxDelay: Double, rng: inout Xoshiro) throws -> Int {
+    var kills = 0
+    for _ in 0..<rounds {
+        let child = Process()
+        child.executableURL = binary
+        child.arguments = args
+        child.standardError = FileHandle.nullDevice
+        try child.run()
+        Thread.sleep(forTimeInterval: rng.uniform(0.05, maxDelay))
+        if child.isRunning {
+            kill(child.processIdentifier, SIGKILL)
+            kills += 1
+        }
+        child.waitUntilExit()
+    }
+    return kills
+}
+
 @Suite(.serialized) struct CrashRecoveryTests {
     @Test func consumerKilledWithSIGKILLManyTimesEndsWithTheUninterruptedMarts() throws {
         let binary = try consumerBinary()
@@ -42,21 +62,8 @@ func writeArchive(_ p: SimulationParameters, to path: String) throws -> Int {
         // one is written every 300 events) and restarted.
         let state = dir.appendingPathComponent("crashed")
         var rng = Xoshiro(seed: 99)
-        var kills = 0
-        for _ in 0..<12 {
-            let child = Process()
-            child.executableURL = binary
-            child.arguments = ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path,
-                               "--checkpoint-events", "300", "--log-level", "error"]
-            child.standardError = FileHandle.nullDevice
-            try child.run()
-            Thread.sleep(forTimeInterval: rng.uniform(0.05, 0.9))
-            if child.isRunning {
-                kill(child.processIdentifier, SIGKILL)
-                kills += 1
-            }
-            child.waitUntilExit()
-        }
+        let kills = try killRepeatedly(binary, ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path,
+                                                "--checkpoint-events", "300", "--log-level", "error"], rounds: 12, maxDelay: 0.9, rng: &rng)
         // A last run to the end.
         let last = Process()
         last.executableURL = binary
@@ -140,21 +147,8 @@ func writeArchive(_ p: SimulationParameters, to path: String) throws -> Int {
         first.waitUntilExit()
         #expect(first.terminationStatus == 0)
         var rng = Xoshiro(seed: UInt64(Date().timeIntervalSince1970))
-        var kills = 0
-        for _ in 0..<10 {
-            let child = Process()
-            child.executableURL = binary
-            child.arguments = ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path, "--checkpoint-events", "300",
-                               "--config-dir", repoConfig.path, "--log-level", "error"]
-            child.standardError = FileHandle.nullDevice
-            try child.run()
-            Thread.sleep(forTimeInterval: rng.uniform(0.05, 1.2))
-            if child.isRunning {
-                kill(child.processIdentifier, SIGKILL)
-                kills += 1
-            }
-            child.waitUntilExit()
-        }
+        let kills = try killRepeatedly(binary, ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path, "--checkpoint-events", "300",
+                                                "--config-dir", repoConfig.path, "--log-level", "error"], rounds: 10, maxDelay: 1.2, rng: &rng)
         let last = Process()
         last.executableURL = binary
         last.arguments = ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path, "--config-dir", repoConfig.path, "--log-level", "error"]

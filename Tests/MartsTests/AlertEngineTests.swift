@@ -93,3 +93,27 @@ func run(_ events: [Event], sources: Int = 1, rules: AlertRules = testRules) -> 
         #expect(throws: Never.self) { try testRules.validate() }
     }
 }
+
+@Suite struct AlertEngineSourceTests {
+    /// Event time waits for a source that is expected but silent, and moves on once it is forgotten.
+    @Test func aHeldSourceKeepsEventTimeStillUntilItSpeaksOrIsForgotten() {
+        let events = attempts(minutes: 3 * 60, perMinute: 8, seed: 9) { m in (120..<150).contains(m) ? 0.6 : 0.03 }
+        var engine = AlertEngine(rules: testRules)
+        engine.hold(source: 1)
+        var raised: [Alert] = []
+        for e in events { raised += engine.observe(e, source: 0) }
+        #expect(raised.isEmpty, "nothing is evaluated while source 1 is silent")
+        #expect(engine.heldSources == [1])
+        let wasHeld = engine.forget(source: 1)
+        #expect(wasHeld)
+        raised += engine.advance(to: .max)
+        #expect(raised == run(events, sources: 1), "once forgotten, the same alerts as a single-source run")
+
+        var speaking = AlertEngine(rules: testRules)
+        speaking.hold(source: 1)
+        _ = speaking.observe(events[0], source: 1)
+        #expect(speaking.heldSources.isEmpty)
+        let spokeHeld = speaking.forget(source: 1)
+        #expect(!spokeHeld, "a source that spoke was not held")
+    }
+}
