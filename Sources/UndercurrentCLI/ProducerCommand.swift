@@ -53,7 +53,28 @@ public struct ProducerRun {
         var typeHeaders: [EventType: KafkaHeader] = [:]
         for t in EventType.allCases { typeHeaders[t] = KafkaHeader("event-type", t.rawValue) }
         var simulated = simulationStart
-        while !stop.isStopped, let event = world.next() {
+        if pacing == .backfill {
+            // As fast as possible: simulate and encode on a thread of their own, send on this one.
+            let source = EncodedStream(world: world, topics: topics, stop: stop)
+            defer { source.cancel() }
+            while let batch = source.next() {
+                for m in batch {
+                    try producer.send(ProducerMessage(topic: names[m.topic]!, key: m.key, value: m.value,
+                                                      headers: [typeHeaders[m.type]!, schemaHeader], timestampMs: m.timestampMs))
+                    sent += 1
+                    simulated = Timestamp(ms: m.timestampMs)
+                }
+                let now = ContinuousClock.now
+                if now - lastReport >= .seconds(1) {
+                    let s = producer.statistics
+                    let rate = Double(sent - lastSent) / (now - lastReport).seconds
+                    report("\(label): \(sent) sent (\(Int(rate))/s), simulated \(simulated.description.prefix(10)), delivered \(s.delivered), failed \(s.failed), in flight \(s.inFlight)")
+                    lastReport = now
+                    lastSent = sent
+                }
+            }
+        }
+        while pacing != .backfill, !stop.isStopped, let event = world.next() {
             guard topics.contains(event.topic) else { continue }
             simulated = event.occurredAt
             switch pacing {
@@ -170,4 +191,80 @@ public struct EngagementProducer: TopicProducerCommand {
     public static let inputTopic = InputTopic.engagement
     @OptionGroup public var options: ProducerOptions
     public init() {}
+}
+
+/// The simulation, filtered to some topics and encoded, produced in batches by a thread of its own into a
+/// small bounded queue (simulation and sending then use both cores).
+final class EncodedStream: @unchecked Sendable {
+    struct Message: Sendable {
+        var topic: InputTopic
+        var type: EventType
+        var key: [UInt8]
+        var value: [UInt8]
+        var timestampMs: Int64
+    }
+
+    private let condition = NSCondition()
+    private var queue: [[Message]] = []
+    private var finished = false
+    private var cancelled = false
+    private let capacity = 8
+
+    /// The world moves to the simulation thread and is used there only.
+    private final class Owned: @unchecked Sendable {
+        var world: World
+        init(_ world: World) { self.world = world }
+    }
+
+    init(world: World, topics: Set<InputTopic>, stop: StopSignal, batchSize: Int = 2048) {
+        let owned = Owned(world)
+        let thread = Thread { [self] in
+            var batch: [Message] = []
+            batch.reserveCapacity(batchSize)
+            func flush() -> Bool {
+                condition.lock()
+                defer { condition.unlock() }
+                while queue.count >= capacity && !cancelled { condition.wait() }
+                if cancelled { return false }
+                queue.append(batch)
+                condition.broadcast()
+                return true
+            }
+            while !stop.isStopped, let event = owned.world.next() {
+                guard topics.contains(event.topic) else { continue }
+                batch.append(Message(topic: event.topic, type: event.type, key: Array(event.customerID.utf8),
+                                     value: EventEncoder.encode(event), timestampMs: event.occurredAt.ms))
+                if batch.count == batchSize {
+                    guard flush() else { break }
+                    batch.removeAll(keepingCapacity: true)
+                }
+            }
+            if !batch.isEmpty { _ = flush() }
+            condition.lock()
+            finished = true
+            condition.broadcast()
+            condition.unlock()
+        }
+        thread.name = "simulation"
+        thread.start()
+    }
+
+    /// The next batch, waiting for it; nil at the end.
+    func next() -> [Message]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty && !finished { condition.wait() }
+        guard !queue.isEmpty else { return nil }
+        let batch = queue.removeFirst()
+        condition.broadcast()
+        return batch
+    }
+
+    /// Stops the simulation thread (after an error on the sending side).
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        condition.broadcast()
+        condition.unlock()
+    }
 }
