@@ -53,6 +53,16 @@ public struct ProducerRun {
         var typeHeaders: [EventType: KafkaHeader] = [:]
         for t in EventType.allCases { typeHeaders[t] = KafkaHeader("event-type", t.rawValue) }
         var simulated = simulationStart
+        /// A progress line at most once a second.
+        func progress() {
+            let now = ContinuousClock.now
+            guard now - lastReport >= .seconds(1) else { return }
+            let s = producer.statistics
+            let rate = Double(sent - lastSent) / (now - lastReport).seconds
+            report("\(label): \(sent) sent (\(Int(rate))/s), simulated \(simulated.description.prefix(10)), delivered \(s.delivered), failed \(s.failed), in flight \(s.inFlight)")
+            lastReport = now
+            lastSent = sent
+        }
         if pacing == .backfill {
             // As fast as possible: simulate and encode on a thread of their own, send on this one.
             let source = EncodedStream(world: world, topics: topics, stop: stop)
@@ -64,14 +74,7 @@ public struct ProducerRun {
                     sent += 1
                     simulated = Timestamp(ms: m.timestampMs)
                 }
-                let now = ContinuousClock.now
-                if now - lastReport >= .seconds(1) {
-                    let s = producer.statistics
-                    let rate = Double(sent - lastSent) / (now - lastReport).seconds
-                    report("\(label): \(sent) sent (\(Int(rate))/s), simulated \(simulated.description.prefix(10)), delivered \(s.delivered), failed \(s.failed), in flight \(s.inFlight)")
-                    lastReport = now
-                    lastSent = sent
-                }
+                progress()
             }
         }
         while pacing != .backfill, !stop.isStopped, let event = world.next() {
@@ -95,16 +98,7 @@ public struct ProducerRun {
             try producer.send(ProducerMessage(topic: names[event.topic]!, key: Array(event.customerID.utf8), value: value,
                                               headers: [typeHeaders[event.type]!, schemaHeader], timestampMs: event.occurredAt.ms))
             sent += 1
-            if sent & 1023 == 0 {
-                let now = ContinuousClock.now
-                if now - lastReport >= .seconds(1) {
-                    let s = producer.statistics
-                    let rate = Double(sent - lastSent) / (now - lastReport).seconds
-                    report("\(label): \(sent) sent (\(Int(rate))/s), simulated \(simulated.description.prefix(10)), delivered \(s.delivered), failed \(s.failed), in flight \(s.inFlight)")
-                    lastReport = now
-                    lastSent = sent
-                }
-            }
+            if sent & 1023 == 0 { progress() }
         }
         let interrupted = stop.isStopped
         try producer.flush(timeout: .seconds(120))
