@@ -154,13 +154,13 @@ private func legend(_ series: [Series], _ f: Frame) -> String {
     return out
 }
 
-private func range(_ values: [Double], _ s: ChartStyle) -> (Double, Double) {
-    var lo = s.yMin ?? (values.min() ?? 0)
+/// The value range an axis covers: `yMin` (or the smallest value) up to the largest, widened to whole ticks.
+private func range(_ values: [Double], yMin: Double?) -> (Double, Double) {
+    let lo = yMin ?? values.min() ?? 0
     var hi = values.max() ?? 1
-    if let m = values.min(), s.yMin == nil { lo = m }
     if hi <= lo { hi = lo + 1 }
     let t = ticks(lo, hi)
-    return (min(lo, t.first ?? lo), max(hi, (t.last ?? hi) < hi ? hi : (t.last ?? hi)))
+    return (min(lo, t.first ?? lo), max(hi, t.last ?? hi))
 }
 
 /// A line chart over shared x labels (months, seconds …). Missing values break the line.
@@ -169,7 +169,7 @@ public func lineChart(title: String, labels: [String], series: [Series], style: 
     let rows = legendRows(series, width: style.width)
     style.height += Double(rows - 1) * 14
     let all = series.flatMap { $0.values.compactMap { $0 } }
-    let (lo, hi) = range(all, style)
+    let (lo, hi) = range(all, yMin: style.yMin)
     let f = Frame(width: style.width, height: style.height, legendRows: rows, lo: lo, hi: hi)
     let n = max(labels.count, 1)
     func x(_ i: Int) -> Double { n == 1 ? f.left + f.plotW / 2 : f.left + f.plotW * Double(i) / Double(n - 1) }
@@ -209,7 +209,7 @@ public func barChart(title: String, labels: [String], series: [Series], stacked:
     } else {
         totals = series.flatMap { $0.values.compactMap { $0 } }
     }
-    let (lo, hi) = range(totals + [0], ChartStyle(yMin: min(0, totals.min() ?? 0)))
+    let (lo, hi) = range(totals + [0], yMin: min(0, totals.min() ?? 0))
     let f = Frame(width: style.width, height: style.height, legendRows: rows, lo: lo, hi: hi)
     let slot = f.plotW / Double(n)
     func x(_ i: Int) -> Double { f.left + slot * (Double(i) + 0.5) }
@@ -244,7 +244,7 @@ public func waterfallChart(title: String, start: (String, Double), steps: [(Stri
     var levels = [start.1]
     var running = start.1
     for s in steps { running += s.1; levels.append(running) }
-    let (lo, hi) = range(levels + [0], ChartStyle(yMin: min(0, levels.min() ?? 0)))
+    let (lo, hi) = range(levels + [0], yMin: min(0, levels.min() ?? 0))
     let f = Frame(width: style.width, height: style.height, lo: lo, hi: hi)
     let labels = [start.0] + steps.map(\.0) + [endLabel]
     let slot = f.plotW / Double(labels.count)

@@ -74,13 +74,7 @@ public struct AlertStateStore: Sendable {
         file.u32(CRC32.of(w.bytes))
         file.bytes.append(contentsOf: w.bytes)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let temp = url.appendingPathExtension("tmp")
-        FileManager.default.createFile(atPath: temp.path, contents: nil)
-        let h = try FileHandle(forWritingTo: temp)
-        try h.write(contentsOf: file.bytes)
-        try h.synchronize()
-        try h.close()
-        guard rename(temp.path, url.path) == 0 else { throw CheckpointError(partition: -1, file: url.path, problem: "cannot rename into place (errno \(errno))") }
+        try writeAtomically([file.bytes], to: url)
     }
 
     /// nil when there is none or it was written for other rules; an error when it is damaged.

@@ -1,3 +1,4 @@
+import Foundation
 import Events
 import Marts
 
@@ -217,4 +218,22 @@ enum CRC32 {
         for b in bytes { crc = table[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
         return crc ^ 0xFFFF_FFFF
     }
+}
+
+/// Writes `parts` to a temporary file beside `url`, fsyncs it and renames it into place (rename(2) replaces
+/// atomically): a crash leaves the old file or the new one, never a mix.
+func writeAtomically(_ parts: [[UInt8]], to url: URL) throws {
+    let temp = url.appendingPathExtension("tmp")
+    FileManager.default.createFile(atPath: temp.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: temp)
+    for p in parts { try handle.write(contentsOf: p) }
+    try handle.synchronize()
+    try handle.close()
+    guard rename(temp.path, url.path) == 0 else { throw AtomicWriteError(path: url.path, errno: errno) }
+}
+
+struct AtomicWriteError: Error, CustomStringConvertible {
+    var path: String
+    var errno: Int32
+    var description: String { "cannot rename a new \(path) into place (errno \(errno))" }
 }

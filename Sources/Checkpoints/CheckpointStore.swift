@@ -116,16 +116,8 @@ public final class CheckpointStore {
         w.bytes.reserveCapacity(state.customers.count * 400 + state.seen.count * 16 + (1 << 20))
         encode(&w, offsets: offsets, state: state, customers: state.customers.map { ($0.key, $0.value) }, slots: state.seen.slots)
         let header = Self.header(kind: 1, sequence: sequence, payload: w.bytes)
-        let temp = directory.appendingPathComponent("snapshot.bin.tmp")
-        FileManager.default.createFile(atPath: temp.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: temp)
-        try handle.write(contentsOf: header)
-        try handle.write(contentsOf: w.bytes)
-        try handle.synchronize()
-        try handle.close()
-        // rename(2) replaces the old snapshot atomically.
-        guard rename(temp.path, snapshotURL.path) == 0 else {
-            throw CheckpointError(partition: partition, file: snapshotURL.path, problem: "cannot rename the new snapshot into place (errno \(errno))")
+        do { try writeAtomically([header, w.bytes], to: snapshotURL) } catch let e as AtomicWriteError {
+            throw CheckpointError(partition: partition, file: snapshotURL.path, problem: e.description)
         }
         snapshotBytes = header.count + w.bytes.count
         // The snapshot carries the log's last sequence number, so a crash before this truncation only

@@ -107,12 +107,6 @@ extension MartValue {
     }
 }
 
-/// A JSON string literal (quotes included).
-public func jsonString(_ s: String) -> String {
-    var w = EventEncoder.Writer(out: [])
-    w.string(s)
-    return String(decoding: w.out, as: UTF8.self)
-}
 
 // MARK: Formatting
 

@@ -128,3 +128,10 @@ public enum EventEncoder {
         }
     }
 }
+
+/// A JSON string literal (quotes included) for `s`, escaped as the encoder escapes event fields.
+public func jsonString(_ s: String) -> String {
+    var w = EventEncoder.Writer(out: [])
+    w.string(s)
+    return String(decoding: w.out, as: UTF8.self)
+}

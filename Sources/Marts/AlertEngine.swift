@@ -110,12 +110,7 @@ public struct Alert: Sendable, Equatable {
     /// The alert as one JSON object (the `alerts` topic's value, also the webhook body).
     public var json: String {
         func rate(_ r: Double) -> String { String(format: "%.6f", r) }
-        func quoted(_ s: String) -> String {
-            var w = EventEncoder.Writer(out: [])
-            w.string(s)
-            return String(decoding: w.out, as: UTF8.self)
-        }
-        return "{\"rule\":\(quoted(rule)),\"scope\":\(quoted(scope)),\"state\":\"\(state.rawValue)\",\"at\":\"\(at)\",\"firing_since\":\"\(firingSince)\","
+        return "{\"rule\":\(jsonString(rule)),\"scope\":\(jsonString(scope)),\"state\":\"\(state.rawValue)\",\"at\":\"\(at)\",\"firing_since\":\"\(firingSince)\","
             + "\"observed_rate\":\(rate(observedRate)),\"baseline_rate\":\(rate(baselineRate)),\"attempts\":\(attempts),"
             + "\"failures\":\(failures),\"window_minutes\":\(windowMinutes)}"
     }

@@ -139,7 +139,7 @@ public struct DashboardServer: Sendable {
         router.get("/customers/:id") { _, context in
             let id = context.parameters.get("id") ?? ""
             guard let doc = PageRenderer(data: source.data).customerDocument(id) else {
-                return Self.html("<!doctype html><title>Not found</title><p>No customer \(escapeHTML(id)).</p>", status: .notFound)
+                return Self.html("<!doctype html><title>Not found</title><p>No customer \(Charts.escape(id)).</p>", status: .notFound)
             }
             return Self.html(doc)
         }
@@ -195,8 +195,6 @@ public struct DashboardServer: Sendable {
         if let e = failure.withLock({ $0 }) { throw CLIError("dashboard: cannot serve on \(host):\(port): \(e)") }
     }
 }
-
-func escapeHTML(_ s: String) -> String { Charts.escape(s) }
 
 /// Requires `Authorization: Bearer TOKEN`, or the `uc_token` cookie, which `?token=TOKEN` sets. `/health`
 /// stays open for probes.

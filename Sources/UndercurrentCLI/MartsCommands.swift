@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoints
+import Dashboard
 import Events
 import Foundation
 import Kafka
@@ -152,11 +153,8 @@ public enum MartExporter {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         for table in snapshot.tables() {
             if json {
-                let rows = table.rows.map { row in
-                    Dictionary(uniqueKeysWithValues: zip(table.columns, row.map(jsonValue)))
-                }
-                let data = try JSONSerialization.data(withJSONObject: rows, options: [.sortedKeys])
-                try data.write(to: dir.appendingPathComponent("\(table.name).json"), options: .atomic)
+                // The API's form: an array of objects in column order, values as in the CSV.
+                try Data(table.json.utf8).write(to: dir.appendingPathComponent("\(table.name).json"), options: .atomic)
             } else {
                 try Data(table.csv.utf8).write(to: dir.appendingPathComponent("\(table.name).csv"), options: .atomic)
             }
@@ -169,17 +167,6 @@ public enum MartExporter {
         ]
         let data = try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys])
         try data.write(to: dir.appendingPathComponent("manifest.json"), options: .atomic)
-    }
-
-    static func jsonValue(_ v: MartValue) -> Any {
-        switch v {
-        case let .int(i): return i
-        case let .rate(r): return r.map { Double(String(format: "%.6f", $0))! } ?? NSNull()
-        case let .text(s): return s
-        case let .bool(b): return b
-        case let .time(t): return t?.description ?? NSNull()
-        case .null: return NSNull()
-        }
     }
 }
 

@@ -17,7 +17,7 @@ func hostileCorpus(valid: Event) -> [(kind: String, topic: String, key: [UInt8]?
     let id = valid.eventID, customer = valid.customerID
     let payment = #"{"schema":1,"event_id":"evt_hostile_PAY","type":"payment.succeeded","occurred_at":"2024-03-01T00:00:00.000Z","customer_id":"\#(customer)","payment_id":"p1","invoice_id":"i1","plan":"standard","amount_cents":AMOUNT,"currency":"USD","attempt":1}"#
     func pay(_ amount: String, _ n: Int) -> [UInt8] { Array(payment.replacingOccurrences(of: "AMOUNT", with: amount).replacingOccurrences(of: "PAY", with: "\(n)").utf8) }
-    var corpus: [(String, String, [UInt8]?, [UInt8], String)] = [
+    let corpus: [(String, String, [UInt8]?, [UInt8], String)] = [
         ("invalid UTF-8", topic, key, Array(good.utf8.prefix(20)) + [0xC3, 0x28, 0xFF] + Array(good.utf8.dropFirst(20)), "invalid_utf8"),
         ("truncated JSON", topic, key, Array(good.utf8.prefix(good.utf8.count / 2)), "invalid_json"),
         ("deeply nested JSON", topic, key, Array(("{\"schema\":1,\"x\":" + String(repeating: "{\"a\":", count: 10_000) + "1" + String(repeating: "}", count: 10_001)).utf8), "invalid_json"),
@@ -46,7 +46,6 @@ func hostileCorpus(valid: Event) -> [(kind: String, topic: String, key: [UInt8]?
         ("a byte-order mark", topic, key, [0xEF, 0xBB, 0xBF] + Array(good.utf8), "invalid_json"),
         ("no key", topic, nil, Array(good.utf8), "missing_key"),
     ]
-    corpus = corpus.map { ($0.0, $0.1, $0.2, $0.3, $0.4) }
     return corpus.map { (kind: $0.0, topic: $0.1, key: $0.2, value: $0.3, code: $0.4) }
 }
 
