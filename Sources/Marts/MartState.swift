@@ -18,6 +18,12 @@ public struct MartState: Sendable {
     /// Customers and fingerprints changed since `takeChanges()`, for incremental checkpoints.
     public private(set) var dirtyCustomers: [String] = []
     public private(set) var newSlots: [(UInt64, UInt64)] = []
+    /// When time alone may change a customer's risk segment: customers by the day to re-assess them, the
+    /// day each customer is due, and the last day swept. Derived from `customers`; rebuilt on the first
+    /// sweep after a restore, so not checkpointed.
+    private var riskChecks: [Int64: [String]] = [:]
+    private var riskCheckDay: [String: Int64] = [:]
+    private var riskSweptThrough: Int64?
 
     public init() {}
 
@@ -73,15 +79,64 @@ public struct MartState: Sendable {
     }
 
     /// A customer's risk segment change since the last one announced, assessed at this partition's as-of
-    /// (its newest event time); nil when the segment is unchanged. Records the new segment as announced.
+    /// (its newest event time); nil when the segment is unchanged. Records the new segment as announced, and
+    /// when time alone may next change the assessment (see `timeDrivenRiskChanges`).
     public mutating func riskChange(of customerID: String) -> RiskChange? {
         guard let asOf = maxTime, var c = customers[customerID] else { return nil }
         let assessment = RiskModel.assess(c, asOf: asOf)
+        scheduleRiskCheck(customerID, RiskModel.nextChange(c, asOf: asOf))
         let previous = c.announcedSegment ?? .low
         guard assessment.segment != previous else { return nil }
         c.announcedSegment = assessment.segment
+        if !c.changedSinceCheckpoint {  // the announcement is part of the checkpointed state
+            c.changedSinceCheckpoint = true
+            dirtyCustomers.append(customerID)
+        }
         customers[customerID] = c
         return RiskChange(customerID: customerID, previous: previous, assessment: assessment, mrrCents: c.currentMrr, asOf: asOf)
+    }
+
+    /// Segment changes caused by time alone (a failure or cancel intent ageing out of its window, use going
+    /// quiet): re-assesses the customers due since the last call, at most a day after the moment their
+    /// assessment could change. Cheap when nothing is due; call it after applying events.
+    public mutating func timeDrivenRiskChanges() -> [RiskChange] {
+        guard let asOf = maxTime else { return [] }
+        let today = asOf.ms / Timestamp.millisecondsPerDay
+        guard let swept = riskSweptThrough else {
+            // First sweep of this state (new, or restored from a checkpoint): schedule every customer.
+            riskSweptThrough = today
+            for (id, c) in customers { scheduleRiskCheck(id, RiskModel.nextChange(c, asOf: asOf)) }
+            return []
+        }
+        guard today > swept else { return [] }
+        riskSweptThrough = today
+        var due: [String] = []
+        if today - swept <= Int64(riskChecks.count) {
+            for day in (swept + 1)...today { due += takeRiskChecks(day) }
+        } else {
+            for day in riskChecks.keys.filter({ $0 <= today }).sorted() { due += takeRiskChecks(day) }
+        }
+        return due.compactMap { riskChange(of: $0) }
+    }
+
+    private mutating func takeRiskChecks(_ day: Int64) -> [String] {
+        guard let ids = riskChecks.removeValue(forKey: day) else { return [] }
+        return ids.filter { id in
+            guard riskCheckDay[id] == day else { return false }  // re-scheduled since
+            riskCheckDay[id] = nil
+            return true
+        }
+    }
+
+    private mutating func scheduleRiskCheck(_ id: String, _ at: Int64?) {
+        guard let at else {
+            riskCheckDay[id] = nil
+            return
+        }
+        let day = at / Timestamp.millisecondsPerDay + 1
+        guard riskCheckDay[id] != day else { return }
+        riskCheckDay[id] = day
+        riskChecks[day, default: []].append(id)
     }
 
     /// Applies the event to the customer; true when the customer was not yet marked changed.

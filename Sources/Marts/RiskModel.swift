@@ -5,16 +5,26 @@ import Events
 ///
 /// | code | signal | points |
 /// | --- | --- | --- |
-/// | `hard_decline` | a hard-declined payment in the last 30 days | 25 |
-/// | `payment_failures` | soft-declined payments in the last 30 days | 8 each, at most 24 |
-/// | `past_due` | an invoice with a failed payment and no outcome yet | 20 |
-/// | `cancel_intent` | a cancel intent in the last 30 days | 25 (a second one: +10) |
-/// | `zombie` | paying, but no core-value use in the last 30 days | 15 |
-/// | `engagement_drop` | feature use in the last 30 days under half of the customer's own monthly average of the 3 months before | 15 |
-/// | `inactive` | paying and no feature use at all in the last 30 days | 10 |
-/// | `not_activated` | never reached a core-value feature within 14 days of signup | 5 |
-/// | `high_mrr` | MRR at least the premium list price (more to lose) | 5 |
+/// | `past_due` | an invoice with a failed payment and no outcome yet | 31 |
+/// | `hard_decline` | past due, and the latest failure was a hard decline (the card must be replaced) | 24 |
+/// | `cancel_intent` | a cancel intent in the last 30 days | 29 |
+/// | `payment_failures` | a failed payment attempt in the last 90 days | 2 |
+/// | `inactive` | no feature use at all in the last 30 days | 14 |
+/// | `light_use` | 1-7 feature events in the last 30 days | 10 |
+/// | `moderate_use` | 8-15 feature events in the last 30 days | 6 |
+/// | `quiet_2_weeks` | no feature use in the last 14 days | 6 |
+/// | `zombie` | paying, but no core-value use in the last 30 days | 7 |
+/// | `low_lifetime_use` | under 4 feature events a month on average, from signup to 4 months before the last 30 days | 3 |
+/// | `engagement_drop` | use in the last 30 days under half the customer's own monthly average of the 3 months before | 3 |
+/// | `not_activated` | never reached a core-value feature within 14 days of signup | 2 |
 ///
+/// The points are ten times the coefficients of a logistic regression of "churns within 60 days" on these
+/// signals, fitted on the simulated `baseline` business (seed 1, 60,000 customers; the script is
+/// `Benchmarks/risk/fit_points.py`), rounded, so 10 points multiply the odds of churning by e. The fit
+/// gives `payment_failures` (1), `engagement_drop` and `not_activated` (0) almost no weight beyond the other
+/// signals; they keep 2-3 points so that the score follows recent failures, the customer's own baseline and
+/// onboarding as documented. Plan and MRR carry no information beyond use in the fit; they weigh the result
+/// instead, as MRR at risk.
 /// The score is the sum, capped at 100. Only `active` and `past_due` customers are scored (others: 0).
 /// Segments: `low` < 25 ≤ `medium` < 50 ≤ `high` < 75 ≤ `critical`.
 public enum RiskModel {
@@ -33,38 +43,123 @@ public enum RiskModel {
         public var reasons: [String]
     }
 
-    public static let highMrrCents: Cents = 14900
+
+    /// The measurements the score is made of, at `asOf` (also written by `evaluate-risk --signals-out`).
+    public struct Signals: Sendable, Equatable {
+        public var hardDeclines30d = 0
+        public var softFailures30d = 0
+        public var failures90d = 0
+        public var pastDue = false
+        /// Past due, and the latest failed attempt was a hard decline.
+        public var pastDueHard = false
+        public var cancelIntents30d = 0
+        public var zombie = false
+        public var featureEvents30d = 0
+        public var featureEvents14d = 0
+        /// Mean monthly feature events of the three calendar months before the month of (as-of − 30 days):
+        /// no overlap with the last 30 days.
+        public var priorMonthly = 0.0
+        /// Mean monthly feature events over the complete months from signup to 4 months before that month.
+        public var lifetimeMonthly = 0.0
+        public var activated = false
+        public var mrrCents: Cents = 0
+        public var tenureDays = 0.0
+        public var daysSinceActive = 0.0
+        /// Lifetime invoices, and those with at least one failed attempt.
+        public var invoices = 0
+        public var failedInvoices = 0
+
+        public static let csvHeader = "hard30,soft30,fail90,past_due,past_due_hard,intents30,zombie,events30,events14,prior,lifetime,"
+            + "activated,mrr,tenure_days,days_since_active,invoices,failed_invoices"
+        public var csv: String {
+            func b(_ v: Bool) -> String { v ? "1" : "0" }
+            let fields: [String] = [
+                "\(hardDeclines30d)", "\(softFailures30d)", "\(failures90d)", b(pastDue), b(pastDueHard), "\(cancelIntents30d)", b(zombie),
+                "\(featureEvents30d)", "\(featureEvents14d)", "\(priorMonthly)", "\(lifetimeMonthly)", b(activated), "\(mrrCents)",
+                "\(tenureDays)", "\(daysSinceActive)", "\(invoices)", "\(failedInvoices)",
+            ]
+            return fields.joined(separator: ",")
+        }
+    }
+
+    public static func signals(_ c: CustomerState, asOf: Timestamp) -> Signals {
+        let day = Timestamp.millisecondsPerDay
+        let from30 = asOf.ms - 30 * day, from90 = asOf.ms - 90 * day
+        var s = Signals()
+        for f in c.recentFailures where f.time <= asOf.ms {
+            if f.time > from90 { s.failures90d += 1 }
+            if f.time > from30 { if f.hard { s.hardDeclines30d += 1 } else { s.softFailures30d += 1 } }
+        }
+        s.pastDue = c.status == .pastDue
+        s.pastDueHard = s.pastDue && c.lastFailure?.reason.declineType == .hard
+        s.cancelIntents30d = c.recentCancelIntents.filter { $0 > from30 && $0 <= asOf.ms }.count
+        s.zombie = c.isZombie(asOf: asOf)
+        s.featureEvents30d = c.featureEvents30d(asOf: asOf)
+        s.featureEvents14d = c.recentFeatureTimes.reduce(0) { $0 + ($1 > asOf.ms - 14 * day && $1 <= asOf.ms ? 1 : 0) }
+        let pm = Timestamp(ms: from30).month.index
+        s.priorMonthly = Double((1...3).reduce(0) { $0 + Int(c.months[pm - Int32($1)]?.featureEvents ?? 0) }) / 3
+        if let signup = c.signedUpAt {
+            let first = signup.month.index + 1, last = pm - 4
+            if first <= last {
+                let total = (first...last).reduce(0) { $0 + Int(c.months[$1]?.featureEvents ?? 0) }
+                s.lifetimeMonthly = Double(total) / Double(last - first + 1)
+            }
+        }
+        s.activated = c.ttvMilliseconds != nil
+        s.mrrCents = c.currentMrr
+        s.tenureDays = c.signedUpAt.map { Double(asOf.ms - $0.ms) / Double(day) } ?? 0
+        s.daysSinceActive = c.lastActive.map { Double(asOf.ms - $0.ms) / Double(day) } ?? s.tenureDays
+        s.invoices = c.invoices.count
+        s.failedInvoices = c.invoices.values.reduce(0) { $0 + ($1.failed ? 1 : 0) }
+        return s
+    }
+
+    /// The earliest time after `asOf` at which the assessment may change without a new event of the
+    /// customer: a failure, cancel intent or feature use leaving its window, the 14-day quiet mark, or the
+    /// monthly baselines moving on. Nil for customers who are not scored.
+    public static func nextChange(_ c: CustomerState, asOf: Timestamp) -> Int64? {
+        let status = c.status
+        guard status == .active || status == .pastDue else { return nil }
+        let day = Timestamp.millisecondsPerDay
+        var next = Int64.max
+        func consider(_ t: Int64) { if t > asOf.ms && t < next { next = t } }
+        for f in c.recentFailures { consider(f.time + 90 * day) }
+        for t in c.recentCancelIntents { consider(t + 30 * day) }
+        for t in c.recentFeatureTimes { consider(t + 30 * day) }
+        if let t = c.lastActive { consider(t.ms + 14 * day) }
+        if let t = c.lastCoreUse { consider(t.ms + 30 * day) }
+        // The prior and lifetime averages move when as-of − 30 days enters a new month.
+        consider(Timestamp(ms: asOf.ms - 30 * day).month.next.start.ms + 30 * day)
+        return next
+    }
 
     public static func assess(_ c: CustomerState, asOf: Timestamp) -> Assessment {
         let status = c.status
         guard status == .active || status == .pastDue else { return Assessment(score: 0, segment: .low, reasons: []) }
-        let day = Timestamp.millisecondsPerDay
-        let from = asOf.ms - 30 * day
+        let s = signals(c, asOf: asOf)
         var score = 0
         var reasons: [String] = []
         func add(_ points: Int, _ code: String) {
             score += points
             reasons.append(code)
         }
-        let recent = c.recentFailures.filter { $0.time > from && $0.time <= asOf.ms }
-        if recent.contains(where: \.hard) { add(25, "hard_decline") }
-        let soft = recent.filter { !$0.hard }.count
-        if soft > 0 { add(min(8 * soft, 24), "payment_failures") }
-        if status == .pastDue { add(20, "past_due") }
-        let intents = c.recentCancelIntents.filter { $0 > from && $0 <= asOf.ms }.count
-        if intents > 0 { add(intents > 1 ? 35 : 25, "cancel_intent") }
-        if c.isZombie(asOf: asOf) { add(15, "zombie") }
-        let last30 = c.featureEvents30d(asOf: asOf)
-        let m = asOf.month.index
-        let baseline = Double((1...3).reduce(0) { $0 + Int(c.months[m - Int32($1)]?.featureEvents ?? 0) }) / 3
-        if baseline >= 1 {
-            // Graded: the further use fell below the customer's own level, the more points (up to 30).
-            let drop = max(0, 1 - Double(last30) / baseline)
-            if drop >= 0.3 { add(Int((drop * 30).rounded()), "engagement_drop") }
+        if s.pastDue {
+            add(31, "past_due")
+            if s.pastDueHard { add(24, "hard_decline") }
         }
-        if last30 == 0 { add(15, "inactive") }
-        if c.ttvMilliseconds == nil { add(15, "not_activated") }
-        if c.currentMrr >= highMrrCents { add(5, "high_mrr") }
+        if s.cancelIntents30d > 0 { add(29, "cancel_intent") }
+        if s.failures90d > 0 { add(2, "payment_failures") }
+        switch s.featureEvents30d {
+        case 0: add(14, "inactive")
+        case 1..<8: add(10, "light_use")
+        case 8..<16: add(6, "moderate_use")
+        default: break
+        }
+        if s.daysSinceActive >= 14 { add(6, "quiet_2_weeks") }
+        if s.zombie { add(7, "zombie") }
+        if s.lifetimeMonthly < 4 { add(3, "low_lifetime_use") }
+        if s.priorMonthly >= 2 && Double(s.featureEvents30d) < 0.5 * s.priorMonthly { add(3, "engagement_drop") }
+        if !s.activated { add(2, "not_activated") }
         score = min(score, 100)
         return Assessment(score: score, segment: Segment(score: score), reasons: reasons)
     }

@@ -18,6 +18,12 @@ struct CustomerSim {
     private(set) var firstCoreAt: Timestamp?
     let converts: Bool
     private var churnMultiplier = 1.0
+    /// Latent health: multiplies sessions per week; the voluntary hazard falls with it.
+    private let health: Double
+    /// Multiplier of this customer's first-attempt failure probability (fragile payment methods).
+    let failureMultiplier: Double
+    /// Multiplier of retry success and of card updates after a hard decline.
+    let recoveryMultiplier: Double
 
     // Subscription state.
     private var generation = 0
@@ -30,6 +36,9 @@ struct CustomerSim {
     private var paymentCount = 0
     private var openInvoice = false
     private var voluntaryChurnAt: Timestamp?
+    /// Latest feature use and latest core-value use (for usage-driven cancellations).
+    private var lastUseAt: Timestamp?
+    private var lastCoreUseAt: Timestamp?
     private var canceledAt: Timestamp?
 
     private var actions: [Action] = []
@@ -68,9 +77,24 @@ struct CustomerSim {
         } else if rng.chance(0.3) {
             firstCoreAt = signupAt.adding(ms: Int64(rng.uniform(15, 75) * 86_400_000))  // late, not "activated"
         }
-        converts = rng.chance(size == .midMarket ? cfg.conversion.midMarketPaidShare : cfg.conversion.paidShare)
+        // Customers who reach value convert more often; the configured shares stay the averages.
+        let share = size == .midMarket ? cfg.conversion.midMarketPaidShare : cfg.conversion.paidShare
+        let act = cfg.engagement.activationRate, m = cfg.conversion.activatedMultiplier
+        let norm = max(act * m + (1 - act), 1e-9)
+        converts = rng.chance(min(share * (activates ? m : 1) / norm, 0.95))
         if converts && rng.chance(cfg.engagement.zombieShare) { firstCoreAt = nil }
         if firstCoreAt == nil || !activates { churnMultiplier = cfg.churn.unactivatedMultiplier }
+        // log(health) ~ N(-σ²/2, σ²), so E[health] = 1; the hazard multiplier health^-k is divided by its
+        // mean exp(kσ²(k+1)/2) so that the configured voluntary churn stays the average.
+        let sigma = cfg.engagement.healthSigma, k = cfg.churn.healthElasticity
+        let logHealth = sigma * rng.normal() - sigma * sigma / 2
+        health = exp(logHealth)
+        churnMultiplier *= exp(-k * logHealth) / exp(k * sigma * sigma * (k + 1) / 2)
+        let fragile = rng.chance(cfg.payments.fragileShare)
+        let mean = cfg.payments.fragileShare * cfg.payments.fragileMultiplier + (1 - cfg.payments.fragileShare)
+        failureMultiplier = (fragile ? cfg.payments.fragileMultiplier : 1) / max(mean, 1e-9)
+        let a = cfg.payments.recoveryHealthElasticity
+        recoveryMultiplier = exp(a * logHealth) / exp(sigma * sigma * a * (a - 1) / 2)
         self.rng = rng
         self.truth = CustomerTruth(customerID: id, monthlyChurnPropensity: 0, churns: [], zombie: converts && firstCoreAt == nil)
         schedule(signupAt, .signup)
@@ -159,6 +183,8 @@ struct CustomerSim {
                     let core = firstCoreAt.map { at >= $0 } == true && rng.chance(cfg.engagement.coreShare)
                     let feature = core ? model.coreFeature(&rng) : model.otherFeature(&rng)
                     emit(at, .featureUsed(feature: feature, coreValue: core, sessionID: session))
+                    lastUseAt = at
+                    if core { lastCoreUseAt = at }
                     at = at.adding(ms: Int64(rng.uniform(20_000, 300_000)))
                 }
             }
@@ -167,6 +193,8 @@ struct CustomerSim {
 
         case .firstCoreUse:
             emit(t, .featureUsed(feature: model.coreFeature(&rng), coreValue: true, sessionID: "ses_\(index)_\(seq)"))
+            lastUseAt = t
+            lastCoreUseAt = t
 
         case .convert, .reactivate:
             if case .reactivate = action.kind, action.generation != generation || subscribed { return }
@@ -211,6 +239,7 @@ struct CustomerSim {
 
         case .monthlyTick:
             if subscribed {
+                usageReview(at: t)
                 let p = cfg.planChanges.monthlyUpgrade + cfg.planChanges.monthlyDowngrade
                 if rng.chance(p) { schedule(t.adding(ms: Int64(rng.uniform(0, 30) * 86_400_000)), .planChange) }
                 if rng.chance(cfg.payments.spontaneousMethodUpdateMonthly) {
@@ -228,7 +257,7 @@ struct CustomerSim {
 
     private func sessionsPerWeek(at t: Timestamp) -> Double {
         let e = model.config.engagement
-        var rate = (firstCoreAt.map { t >= $0 } == true) ? e.sessionsPerWeek : e.inactiveSessionsPerWeek
+        var rate = health * ((firstCoreAt.map { t >= $0 } == true) ? e.sessionsPerWeek : e.inactiveSessionsPerWeek)
         if let churn = voluntaryChurnAt, subscribed {
             let left = Double(churn.ms - t.ms) / 86_400_000
             if left < e.decayDays {
@@ -260,8 +289,28 @@ struct CustomerSim {
         voluntaryChurnAt = churnAt
         schedule(churnAt, .voluntaryChurn)
         if rng.chance(cfg.engagement.cancelIntentBeforeChurn) {
-            let before = churnAt.adding(ms: -Int64(rng.uniform(1, 10) * 86_400_000))
+            let before = churnAt.adding(ms: -Int64(rng.uniform(1, max(1, cfg.engagement.cancelIntentLeadDaysMax)) * 86_400_000))
             if before > t { schedule(before, .cancelIntent(.cancelPage)) }
+        }
+    }
+
+    /// A paying account that got no use out of the product in the last 30 days may decide to cancel:
+    /// idle accounts (no use at all) and zombies (no core-value use) with their own monthly chances.
+    private mutating func usageReview(at t: Timestamp) {
+        let cfg = model.config
+        let month = 30 * Timestamp.millisecondsPerDay
+        let idle = lastUseAt.map { t.ms - $0.ms > month } ?? true
+        let zombie = lastCoreUseAt.map { t.ms - $0.ms > month } ?? true
+        let planFactor = cfg.churn.unusedPlanMultiplier[plan.rawValue] ?? 1
+        let p = (idle ? cfg.churn.idleMonthly : zombie ? cfg.churn.zombieMonthly : 0) * planFactor
+        guard p > 0, rng.chance(p) else { return }
+        // Decided now, effective at a later date (notice period, end of the paid term).
+        let churnAt = t.adding(ms: Int64(rng.uniform(7, 35) * 86_400_000))
+        guard voluntaryChurnAt.map({ churnAt < $0 }) ?? true else { return }
+        voluntaryChurnAt = churnAt
+        schedule(churnAt, .voluntaryChurn)
+        if rng.chance(cfg.engagement.cancelIntentBeforeChurn) {
+            schedule(t.adding(ms: Int64(rng.uniform(0, 3) * 86_400_000)), .cancelIntent(.cancelPage))
         }
     }
 
@@ -299,7 +348,8 @@ struct CustomerSim {
         var afterCardUpdate = false
         while true {
             let (fails, forcedReason) = model.attemptFails(at: attemptAt, plan: plan, attempt: attempt,
-                                                          afterCardUpdate: afterCardUpdate, &rng)
+                                                          afterCardUpdate: afterCardUpdate, multiplier: failureMultiplier,
+                                                          recovery: recoveryMultiplier, &rng)
             paymentCount += 1
             let paymentID = "pay_\(index)_\(paymentCount)"
             if !fails {
@@ -321,7 +371,7 @@ struct CustomerSim {
             var next: Timestamp? = nil
             var cardUpdateAt: Timestamp? = nil
             if reason.declineType == .hard {
-                if !afterCardUpdate && rng.chance(cfg.payments.cardUpdateAfterHard) {
+                if !afterCardUpdate && rng.chance(min(cfg.payments.cardUpdateAfterHard * recoveryMultiplier, 0.95)) {
                     let update = attemptAt.adding(ms: Int64(rng.uniform(0.2, cfg.payments.cardUpdateDaysMax) * 86_400_000))
                     cardUpdateAt = update
                     next = update.adding(ms: 3_600_000)
@@ -341,7 +391,13 @@ struct CustomerSim {
                 afterCardUpdate = true
             }
             guard let next else {
-                outcomeAt = attemptAt.adding(ms: 1000)
+                if reason.declineType == .hard && cardUpdateAt == nil {
+                    // The dunning emails ask for a new card until the schedule's last day; none comes.
+                    let lastDay = cfg.payments.retryDays.last ?? 0
+                    outcomeAt = max(attemptAt.adding(ms: 1000), first.adding(ms: Int64(lastDay * 86_400_000)))
+                } else {
+                    outcomeAt = attemptAt.adding(ms: 1000)
+                }
                 break
             }
             attemptAt = next

@@ -90,8 +90,8 @@ final class Model: Sendable {
     }
 
     /// Whether an attempt fails, and the reason an incident forces (nil: draw one).
-    func attemptFails(at t: Timestamp, plan: Plan, attempt: Int, afterCardUpdate: Bool,
-                      _ rng: inout Xoshiro) -> (Bool, FailureReason?) {
+    func attemptFails(at t: Timestamp, plan: Plan, attempt: Int, afterCardUpdate: Bool, multiplier: Double,
+                      recovery: Double, _ rng: inout Xoshiro) -> (Bool, FailureReason?) {
         for w in incidents where t >= w.start && t < w.end && (w.plan == nil || w.plan == plan) {
             if rng.chance(w.failureRate) { return (true, w.reason) }
         }
@@ -101,8 +101,8 @@ final class Model: Sendable {
         }
         let p: Double
         if afterCardUpdate { p = 1 - config.payments.successAfterCardUpdate }
-        else if attempt == 1 { p = config.payments.failureRate[plan.rawValue] ?? 0.06 }
-        else { p = 1 - config.payments.softRetrySuccess }
+        else if attempt == 1 { p = min((config.payments.failureRate[plan.rawValue] ?? 0.06) * multiplier, 0.95) }
+        else { p = 1 - min(config.payments.softRetrySuccess * recovery, 0.95) }
         return (rng.chance(p), nil)
     }
 }

@@ -38,10 +38,12 @@ public struct Xoshiro: RandomNumberGenerator, Sendable {
     public mutating func exponential(mean: Double) -> Double { -log(1 - unit()) * mean }
 
     /// Log-normal with the given median and shape sigma.
-    public mutating func logNormal(median: Double, sigma: Double) -> Double {
+    public mutating func logNormal(median: Double, sigma: Double) -> Double { median * exp(sigma * normal()) }
+
+    /// Standard normal (Box-Muller).
+    public mutating func normal() -> Double {
         let u1 = max(unit(), 1e-300), u2 = unit()
-        let z = (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
-        return median * exp(sigma * z)
+        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
     }
 
     public mutating func int(_ range: ClosedRange<Int>) -> Int {

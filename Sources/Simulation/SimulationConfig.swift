@@ -42,6 +42,9 @@ public struct SimulationConfig: Codable, Sendable, Equatable {
         /// Share of signups that ever start a paid subscription.
         public var paidShare: Double
         public var midMarketPaidShare: Double
+        /// How many times as likely an activated customer is to convert as one that is not (the shares above
+        /// stay the averages).
+        public var activatedMultiplier: Double
         /// Days from signup to the paid start: uniform in [min, max].
         public var daysToConvertMin: Double
         public var daysToConvertMax: Double
@@ -73,6 +76,11 @@ public struct SimulationConfig: Codable, Sendable, Equatable {
         public var cancelIntentAfterFailure: Double
         /// Monthly probability of a cancel intent without either cause.
         public var cancelIntentBaseMonthly: Double
+        /// Days before a voluntary cancellation in which its cancel intent falls (uniform 1...max).
+        public var cancelIntentLeadDaysMax: Double
+        /// Spread of customers' latent health: a log-normal multiplier (mean 1, this sigma of its log) of
+        /// their sessions per week; the voluntary churn hazard falls with it (`churn.healthElasticity`).
+        public var healthSigma: Double
     }
 
     public struct Payments: Codable, Sendable, Equatable {
@@ -91,6 +99,13 @@ public struct SimulationConfig: Codable, Sendable, Equatable {
         public var successAfterCardUpdate: Double
         /// Monthly probability of an unprompted payment method update.
         public var spontaneousMethodUpdateMonthly: Double
+        /// Share of customers whose first attempts fail `fragileMultiplier` times as often as the others'
+        /// (the plan's `failureRate` stays the mean over all customers).
+        public var fragileShare: Double
+        public var fragileMultiplier: Double
+        /// Retry success and card updates after a hard decline scale with health^this (normalised to keep
+        /// the configured means): customers who use the product fix their payment; disengaged ones let it lapse.
+        public var recoveryHealthElasticity: Double
     }
 
     public struct Churn: Codable, Sendable, Equatable {
@@ -98,6 +113,15 @@ public struct SimulationConfig: Codable, Sendable, Equatable {
         public var monthlyVoluntary: [String: Double]
         /// Multiplier of the hazard for customers that never activated.
         public var unactivatedMultiplier: Double
+        /// The voluntary hazard is proportional to health^-elasticity (normalised so that the mean over
+        /// customers stays `monthlyVoluntary`): healthier, busier accounts churn less.
+        public var healthElasticity: Double
+        /// Monthly chance that a paying account with no feature use in the last 30 days cancels, and one
+        /// with use but no core-value use (a zombie); on top of the hazard above.
+        public var idleMonthly: Double
+        public var zombieMonthly: Double
+        /// Per plan, a multiplier of those two chances (an expensive unused plan is cut first).
+        public var unusedPlanMultiplier: [String: Double]
         /// Probability that a churned customer comes back, and months until then (uniform 1...max).
         public var reactivationShare: Double
         public var reactivationMonthsMax: Int

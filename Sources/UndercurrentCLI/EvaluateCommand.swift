@@ -123,7 +123,8 @@ public struct RiskEvaluation: Sendable {
     /// Per reason code: customers carrying it and how many of them churned.
     public var reasons: [String: (churned: Int, customers: Int)]
 
-    public static func run(parameters: SimulationParameters, cutoff: Timestamp, horizonDays: Int64 = 60) throws -> RiskEvaluation {
+    public static func run(parameters: SimulationParameters, cutoff: Timestamp, horizonDays: Int64 = 60,
+                           signals: ((String, CustomerState, Cancellation?) -> Void)? = nil) throws -> RiskEvaluation {
         var params = parameters
         params.end = cutoff.adding(days: horizonDays)
         var world = try World(params)
@@ -133,13 +134,15 @@ public struct RiskEvaluation: Sendable {
         }
         let horizon = cutoff.adding(days: horizonDays)
         let churnsBy = Dictionary(uniqueKeysWithValues: world.truth.map { t in
-            (t.customerID, t.churns.contains { $0.at > cutoff && $0.at <= horizon })
+            (t.customerID, t.churns.first { $0.at > cutoff && $0.at <= horizon }?.kind)
         })
         var scored: [(score: Int, churned: Bool, id: String)] = []
         var reasonCounts: [String: (pos: Int, all: Int)] = [:]
         for (id, c) in state.customers where c.status == .active || c.status == .pastDue {
             let a = RiskModel.assess(c, asOf: cutoff)
-            let y = churnsBy[id] ?? false
+            let kind = churnsBy[id] ?? nil
+            let y = kind != nil
+            signals?(id, c, kind)
             scored.append((a.score, y, id))
             for r in a.reasons { reasonCounts[r, default: (0, 0)].all += 1; if y { reasonCounts[r, default: (0, 0)].pos += 1 } }
         }
@@ -183,6 +186,7 @@ struct EvaluateRiskCommand: ParsableCommand {
     @OptionGroup var simulation: SimulationOptions
     @Option(help: "Cut-off date, YYYY-MM-DD (default: 60 days before the end of the simulated period).") var cutoff: String?
     @Flag(help: "Exit non-zero unless AUC ≥ 0.80 and the top 5% is at least 3 times as precise as random.") var require = false
+    @Option(help: "Also write every scored customer's raw signals and churn label to this CSV file, for analysis.") var signalsOut: String?
 
     func run() throws {
         let params = try simulation.parameters()
@@ -193,7 +197,15 @@ struct EvaluateRiskCommand: ParsableCommand {
         } else {
             cut = params.end.adding(days: -60)
         }
-        let result = try RiskEvaluation.run(parameters: params, cutoff: cut)
+        var rows = ["customer_id," + RiskModel.Signals.csvHeader + ",churned,involuntary"]
+        let result = try RiskEvaluation.run(parameters: params, cutoff: cut, signals: signalsOut == nil ? nil : { id, c, kind in
+            rows.append(id + "," + RiskModel.signals(c, asOf: cut).csv + (kind == nil ? ",0,0" : kind == .involuntary ? ",1,1" : ",1,0"))
+        })
+        if let signalsOut {
+            do { try (rows.joined(separator: "\n") + "\n").write(toFile: signalsOut, atomically: true, encoding: .utf8) } catch {
+                throw CLIError("cannot write \(signalsOut): \(error.localizedDescription)")
+            }
+        }
         Console.out("\(simulation.scenario), cut-off \(cut): \(result.report)")
         if require && !(result.auc >= 0.8 && result.lift >= 3) { throw ExitCode(1) }
     }

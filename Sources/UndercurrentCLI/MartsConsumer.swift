@@ -222,8 +222,8 @@ public final class MartsConsumer: @unchecked Sendable {
     }
 
     /// Applies one input message; returns the rejection to send to the dead-letter topic, if any, the
-    /// alerts whose time came and the customer's risk segment change.
-    func ingest(partition p: Int32, part: Partition, topic: InputTopic, message: KafkaMessage) -> (Rejection?, [Alert], RiskChange?) {
+    /// alerts whose time came and the risk segment changes (the customer's, and those time alone caused).
+    func ingest(partition p: Int32, part: Partition, topic: InputTopic, message: KafkaMessage) -> (Rejection?, [Alert], [RiskChange]) {
         let (outcome, event) = part.state.ingest(value: message.value, topic: topic, key: message.key, until: options.until, requireKey: true)
         part.offsets[message.topic] = message.offset + 1
         part.sinceCheckpoint += 1
@@ -231,10 +231,11 @@ public final class MartsConsumer: @unchecked Sendable {
         switch outcome {
         case .accepted:
             summary.accepted += 1
-            var risk: RiskChange? = nil
+            var risk: [RiskChange] = []
             if options.riskTopic != nil, let event {
-                risk = part.state.riskChange(of: event.customerID)
-                if risk != nil { summary.riskChanges += 1 }
+                if let change = part.state.riskChange(of: event.customerID) { risk.append(change) }
+                risk += part.state.timeDrivenRiskChanges()
+                summary.riskChanges += risk.count
             }
             guard topic == .payments, let event, var engine = alertEngine else { return (nil, [], risk) }
             // Seen by the engine before its checkpoint (this partition resumed from an older one).
@@ -252,13 +253,13 @@ public final class MartsConsumer: @unchecked Sendable {
             return (nil, raised, risk)
         case .afterLimit:
             summary.skippedAfterUntil += 1
-            return (nil, [], nil)
+            return (nil, [], [])
         case .duplicate:
             summary.duplicates += 1
-            return (nil, [], nil)
+            return (nil, [], [])
         case let .rejected(r):
             summary.rejected += 1
-            return (r, [], nil)
+            return (r, [], [])
         }
     }
 
@@ -324,9 +325,11 @@ public final class MartsConsumer: @unchecked Sendable {
                     continue
                 }
                 let (rejection, raised, risk) = ingest(partition: m.partition, part: part, topic: topic, message: m)
-                if let risk, let riskTopic = options.riskTopic {
-                    try outputs.send(ProducerMessage(topic: riskTopic, key: Array(risk.customerID.utf8), value: Array(risk.json.utf8),
-                                                 timestampMs: risk.asOf.ms))
+                if let riskTopic = options.riskTopic {
+                    for r in risk {
+                        try outputs.send(ProducerMessage(topic: riskTopic, key: Array(r.customerID.utf8), value: Array(r.json.utf8),
+                                                         timestampMs: r.asOf.ms))
+                    }
                 }
                 for a in raised {
                     try outputs.send(ProducerMessage(topic: options.alertsTopic, key: Array(a.rule.utf8), value: Array(a.json.utf8),

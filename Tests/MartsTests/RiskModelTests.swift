@@ -62,4 +62,27 @@ import Testing
         #expect(state.riskChange(of: "cus_1") == nil)  // announced once
         #expect(change?.json.contains("\"customer_id\":\"cus_1\"") == true)
     }
+
+    @Test mutating func aSegmentChangeCausedByTimeAloneIsAnnouncedOnceWithinADayOfBeingDue() {
+        healthyCustomer()
+        #expect(state.riskChange(of: "cus_1") == nil)
+        #expect(state.timeDrivenRiskChanges().isEmpty)  // the first sweep schedules
+        // cus_1 goes quiet while another customer's events move the as-of on, six hours at a time.
+        var announced: [RiskChange] = []
+        var firstDue: Timestamp? = nil
+        for step in 0..<(4 * 70) {
+            let at = Self.t0.adding(ms: Int64((116 + Double(step) / 4) * 86_400_000))
+            _ = state.apply(Event(eventID: "o\(step)", occurredAt: at, customerID: "cus_2",
+                                  payload: .featureUsed(feature: "login", coreValue: false, sessionID: "o")), valueHash: UInt64(step))
+            announced += state.timeDrivenRiskChanges()
+            if firstDue == nil && RiskModel.assess(state.customers["cus_1"]!, asOf: at).segment != .low { firstDue = at }
+        }
+        let mine = announced.filter { $0.customerID == "cus_1" }
+        #expect(mine.count == 1, "\(mine.map(\.json))")
+        guard let change = mine.first, let due = firstDue else { Issue.record("no time-driven change"); return }
+        #expect(change.previous == .low && change.assessment.segment > .low)
+        #expect(change.assessment.reasons.contains("inactive"))
+        #expect(change.asOf >= due && change.asOf.ms <= due.ms + 2 * 86_400_000, "due \(due), announced \(change.asOf)")
+        #expect(state.timeDrivenRiskChanges().isEmpty && state.riskChange(of: "cus_1") == nil)
+    }
 }
