@@ -9,7 +9,9 @@ import Marts
 /// log of deltas: the customers changed and event ids accepted since the previous record, plus the
 /// offsets, counters and aggregates). A checkpoint appends one delta and fsyncs it, so its cost grows with
 /// what changed, not with the state. When the log outgrows the snapshot it is compacted into a new
-/// snapshot (written to a temporary file, fsynced, renamed). Every record carries a format version, a
+/// snapshot (written to a temporary file, fsynced, renamed) on a background thread, from a copy-on-write
+/// copy of the state, while consumption and checkpoints go on; a later checkpoint then drops the log records
+/// the snapshot holds (rewriting the log atomically). Every record carries a format version, a
 /// sequence number and a CRC-32: a torn last record (a crash mid-write) is dropped, since its offsets were
 /// never acted on; any other damage is reported as corruption and the consumer refuses to start.
 public final class CheckpointStore {
@@ -24,6 +26,10 @@ public final class CheckpointStore {
     public private(set) var snapshotBytes = 0
     /// Compaction threshold: the log is folded into a snapshot once it is larger than this and the snapshot.
     public var compactAfterBytes = 8 << 20
+    /// The snapshot being written in the background, if any.
+    private var pending: PendingCompaction?
+    /// Whether the last compaction ran (true) or is still running.
+    public var isCompacting: Bool { pending != nil }
 
     public init(stateDirectory: URL, partition: Int32) {
         self.directory = stateDirectory.appendingPathComponent("partition-\(partition)")
@@ -40,8 +46,37 @@ public final class CheckpointStore {
         public var notes: [String]
     }
 
-    /// The stored state, or nil when there is none. Throws `CheckpointError` on corruption.
-    public func load() throws(CheckpointError) -> Loaded? {
+    /// The stored state, or nil when there is none. Throws `CheckpointError` on corruption. The owner of the
+    /// partition (`repair`) cuts a torn last record off the log; a reader (export, dashboard) only skips it,
+    /// since it may be a record the owner is writing right now.
+    public func load(repair: Bool = false) throws(CheckpointError) -> Loaded? {
+        // A reader in another process can race a compaction (new snapshot and shortened log between its
+        // two reads); the sequence numbers show it as a gap, and a second read sees a consistent pair.
+        var attempt = 0
+        while true {
+            do {
+                return try loadOnce(repair: repair)
+            } catch let gap as SequenceGap {
+                attempt += 1
+                if attempt >= 3 {
+                    throw CheckpointError(partition: partition, file: logURL.path,
+                                          problem: "log records are missing: sequence \(gap.expected) expected, \(gap.found) found")
+                }
+                Thread.sleep(forTimeInterval: 0.05)
+            } catch let e as CheckpointError {
+                throw e
+            } catch {
+                throw CheckpointError(partition: partition, file: logURL.path, problem: "\(error)")
+            }
+        }
+    }
+
+    private struct SequenceGap: Error {
+        var expected: UInt64
+        var found: UInt64
+    }
+
+    private func loadOnce(repair: Bool) throws -> Loaded? {
         let fm = FileManager.default
         guard fm.fileExists(atPath: snapshotURL.path) || fm.fileExists(atPath: logURL.path) else { return nil }
         var content = Content()
@@ -61,24 +96,28 @@ public final class CheckpointStore {
         if let data = fm.contents(atPath: logURL.path) {
             let bytes = [UInt8](data)
             var pos = 0
-            while pos < bytes.count {
+            reading: while pos < bytes.count {
                 let start = pos
                 switch try readRecord(bytes, &pos, file: "log.bin") {
                 case let .record(_, seq, payload, _):
                     if seq > snapshotSeq {
+                        guard seq == sequence + 1 else { throw SequenceGap(expected: sequence + 1, found: seq) }
                         try decode(payload, into: &content, file: "log.bin")
                         sequence = seq
                     }
+                case .tornTail where !repair:
+                    break reading
                 case .tornTail:
                     notes.append("partition \(partition): dropped an incomplete last checkpoint record (\(bytes.count - start) bytes) left by an interrupted write")
                     if let h = try? FileHandle(forWritingTo: logURL) {
                         try? h.truncate(atOffset: UInt64(start))
                         try? h.close()
                     }
-                    pos = bytes.count
+                    pos = start
+                    break reading
                 }
             }
-            logBytes = min(pos, bytes.count)
+            logBytes = pos
         }
         let state = MartState(counters: content.counters, aggregates: content.aggregates, customers: content.customers, seen: content.seen)
         return Loaded(state: state, offsets: content.offsets, notes: notes)
@@ -91,7 +130,7 @@ public final class CheckpointStore {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let changes = state.takeChanges()
         var w = BinaryWriter()
-        encode(&w, offsets: offsets, state: state, customers: changes.customers, slots: changes.slots)
+        Self.encode(&w, offsets: offsets, state: state, customers: changes.customers, slots: changes.slots)
         sequence += 1
         let header = Self.header(kind: 2, sequence: sequence, payload: w.bytes)
         if !FileManager.default.fileExists(atPath: logURL.path) {
@@ -105,21 +144,16 @@ public final class CheckpointStore {
         try handle.synchronize()
         let size = header.count + w.bytes.count
         logBytes += size
-        if logBytes > max(compactAfterBytes, snapshotBytes) { try compact(state, offsets: offsets) }
+        try settleCompaction(wait: false)
+        if pending == nil && logBytes > max(compactAfterBytes, snapshotBytes) { startCompaction(state, offsets: offsets) }
         return size
     }
 
-    /// Writes the whole state as a new snapshot and empties the log.
+    /// Writes the whole state as a new snapshot and empties the log, now (waiting for a background one first).
     public func compact(_ state: MartState, offsets: [String: Int64]) throws {
+        try settleCompaction(wait: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        var w = BinaryWriter()
-        w.bytes.reserveCapacity(state.customers.count * 400 + state.seen.count * 16 + (1 << 20))
-        encode(&w, offsets: offsets, state: state, customers: state.customers.map { ($0.key, $0.value) }, slots: state.seen.slots)
-        let header = Self.header(kind: 1, sequence: sequence, payload: w.bytes)
-        do { try writeAtomically([header, w.bytes], to: snapshotURL) } catch let e as AtomicWriteError {
-            throw CheckpointError(partition: partition, file: snapshotURL.path, problem: e.description)
-        }
-        snapshotBytes = header.count + w.bytes.count
+        snapshotBytes = try Self.writeSnapshot(state, offsets: offsets, sequence: sequence, to: snapshotURL, partition: partition).get()
         // The snapshot carries the log's last sequence number, so a crash before this truncation only
         // leaves log records that load() skips.
         if FileManager.default.fileExists(atPath: logURL.path) {
@@ -131,8 +165,62 @@ public final class CheckpointStore {
         logBytes = 0
     }
 
+    /// Waits for a background compaction to finish and drops the log records its snapshot holds. Call before
+    /// giving the partition up (a rebalance, shutdown) so that no thread writes to it afterwards.
+    public func finishCompaction() throws {
+        try settleCompaction(wait: true)
+    }
+
+    /// Starts writing `state` (as of the log's last record) as a snapshot on a thread of its own. The state
+    /// is a value: the copy handed over shares storage with the consumer's until the consumer changes it.
+    private func startCompaction(_ state: MartState, offsets: [String: Int64]) {
+        let job = PendingCompaction(logOffset: logBytes)
+        pending = job
+        let url = snapshotURL, partition = partition, sequence = sequence
+        Thread.detachNewThread {
+            job.complete(Self.writeSnapshot(state, offsets: offsets, sequence: sequence, to: url, partition: partition))
+        }
+    }
+
+    /// When the background snapshot is written (or at once with `wait`), keeps only the log records after
+    /// it: those appended since it started, rewritten atomically as the new log.
+    private func settleCompaction(wait: Bool) throws {
+        guard let job = pending, let outcome = wait ? job.wait() : job.poll() else { return }
+        pending = nil
+        snapshotBytes = try outcome.get()
+        let tail: Data
+        do {
+            let handle = try FileHandle(forReadingFrom: logURL)
+            defer { try? handle.close() }
+            try handle.seek(toOffset: UInt64(job.logOffset))
+            tail = try handle.readToEnd() ?? Data()
+        }
+        do { try writeAtomically([[UInt8](tail)], to: logURL) } catch let e as AtomicWriteError {
+            throw CheckpointError(partition: partition, file: logURL.path, problem: e.description)
+        }
+        logBytes = tail.count
+    }
+
+    private static func writeSnapshot(_ state: MartState, offsets: [String: Int64], sequence: UInt64, to url: URL,
+                                      partition: Int32) -> Result<Int, CheckpointError> {
+        var w = BinaryWriter()
+        w.bytes.reserveCapacity(state.customers.count * 400 + state.seen.count * 16 + (1 << 20))
+        encode(&w, offsets: offsets, state: state, customers: state.customers.map { ($0.key, $0.value) }, slots: state.seen.slots)
+        let header = Self.header(kind: 1, sequence: sequence, payload: w.bytes)
+        do {
+            try writeAtomically([header, w.bytes], to: url)
+        } catch let e as AtomicWriteError {
+            return .failure(CheckpointError(partition: partition, file: url.path, problem: e.description))
+        } catch {
+            return .failure(CheckpointError(partition: partition, file: url.path, problem: "cannot write the snapshot: \(error)"))
+        }
+        return .success(header.count + w.bytes.count)
+    }
+
     /// Deletes this partition's checkpoint (for --rebuild).
     public func remove() throws {
+        _ = pending?.wait()
+        pending = nil
         if FileManager.default.fileExists(atPath: directory.path) { try FileManager.default.removeItem(at: directory) }
         sequence = 0
         logBytes = 0
@@ -155,7 +243,7 @@ public final class CheckpointStore {
         var seen = SeenEvents()
     }
 
-    private func encode(_ w: inout BinaryWriter, offsets: [String: Int64], state: MartState,
+    private static func encode(_ w: inout BinaryWriter, offsets: [String: Int64], state: MartState,
                         customers: [(String, CustomerState)], slots: [(UInt64, UInt64)]) {
         w.u32(UInt32(offsets.count))
         for (t, o) in offsets.sorted(by: { $0.key < $1.key }) { w.string(t); w.i64(o) }
@@ -257,6 +345,30 @@ public final class CheckpointStore {
         }
         pos = start + length
         return .record(kind: kind, sequence: seq, payload: payload, next: pos)
+    }
+}
+
+/// A snapshot written on a background thread: its outcome (the snapshot's size), and where the log stood
+/// when it started.
+private final class PendingCompaction: @unchecked Sendable {
+    let logOffset: Int
+    private let lock = NSLock()
+    private var outcome: Result<Int, CheckpointError>?
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(logOffset: Int) { self.logOffset = logOffset }
+
+    func complete(_ result: Result<Int, CheckpointError>) {
+        lock.withLock { outcome = result }
+        finished.signal()
+    }
+
+    func poll() -> Result<Int, CheckpointError>? { lock.withLock { outcome } }
+
+    func wait() -> Result<Int, CheckpointError> {
+        finished.wait()
+        finished.signal()
+        return poll()!
     }
 }
 

@@ -145,7 +145,7 @@ public final class MartsConsumer: @unchecked Sendable {
             logger.notice("partition \(p): checkpoint discarded, rebuilding from the earliest offsets")
         }
         let part: Partition
-        if let loaded = try store.load() {
+        if let loaded = try store.load(repair: true) {
             for note in loaded.notes { logger.warning("\(note)") }
             part = Partition(state: loaded.state, store: store, offsets: loaded.offsets)
             logger.info("partition \(p): resumed from checkpoint", metadata: ["marts.accepted": "\(loaded.state.accepted)",
@@ -183,6 +183,14 @@ public final class MartsConsumer: @unchecked Sendable {
         }
         for p in partitions.keys.sorted() where force || partitions[p]!.sinceCheckpoint > 0 {
             guard retrying("partition \(p)", stop: stop, { try checkpoint(p, outputs: outputs) }) else { return }
+        }
+    }
+
+    /// Waits for background compactions before the process ends (the log holds everything meanwhile, so a
+    /// failure loses nothing; it is reported).
+    func finishCompactions() {
+        for (p, part) in partitions.sorted(by: { $0.key < $1.key }) {
+            do { try part.store.finishCompaction() } catch { logger.error("partition \(p): background compaction failed (\(error)); its log still holds every checkpoint") }
         }
     }
 
@@ -303,7 +311,10 @@ public final class MartsConsumer: @unchecked Sendable {
                 for tp in tps where tp.topic == options.topics[.payments] { engine.forget(source: Int(tp.partition)) }
                 alertEngine = engine
             }
-            for p in numbers { partitions[p] = nil }
+            for p in numbers {
+                do { try partitions[p]?.store.finishCompaction() } catch { logger.error("partition \(p): background compaction failed (\(error)); its log still holds every checkpoint") }
+                partitions[p] = nil
+            }
         })
         let consumer = try KafkaConsumer(config: config, logger: logger, rebalance: handler)
         try consumer.subscribe(options.topics.values.sorted())
@@ -384,6 +395,7 @@ public final class MartsConsumer: @unchecked Sendable {
             if let idle = options.exitWhenIdle, !partitions.isEmpty, now - lastMessage >= idle { break }
         }
         checkpointAll(outputs: outputs, stop: stop)
+        finishCompactions()
         try outputs.flush(timeout: .seconds(30))
         _ = report(rate: 0, consumer: consumer)
         consumer.close()
@@ -487,6 +499,7 @@ public final class MartsConsumer: @unchecked Sendable {
             if part.sinceCheckpoint >= options.checkpointEvents { checkpointAll(outputs: nil, stop: stop) }
         }
         checkpointAll(outputs: nil, stop: stop)
+        finishCompactions()
         report(rate: 0, consumer: nil)
         summary.seconds = (ContinuousClock.now - started).seconds
     }

@@ -32,6 +32,53 @@ func tempDir() -> URL {
         #expect(export([loaded.state]) == export([state]))
     }
 
+    /// Compactions run in the background while deltas keep coming; a reader that loads after any checkpoint
+    /// (as a restart after a crash there would) sees exactly the state checkpointed last.
+    @Test func backgroundCompactionsNeverLoseOrRepeatACheckpoint() throws {
+        let dir = tempDir()
+        let store = CheckpointStore(stateDirectory: dir, partition: 4)
+        store.compactAfterBytes = 50_000
+        var state = MartState()
+        var offset: Int64 = 0
+        var compactionsSeen = 0
+        for (i, e) in history.prefix(12_000).enumerated() {
+            _ = state.apply(e, valueHash: ValueHash.of(EventEncoder.encode(e)))
+            offset += 1
+            guard i % 499 == 0 else { continue }
+            try store.write(&state, offsets: ["billing": offset])
+            if store.isCompacting { compactionsSeen += 1 }
+            let loaded = try #require(try CheckpointStore(stateDirectory: dir, partition: 4).load())
+            #expect(loaded.offsets == ["billing": offset])
+            #expect(loaded.state.counters == state.counters)
+            #expect(loaded.state.customers == state.customers)
+        }
+        try store.write(&state, offsets: ["billing": offset])
+        try store.finishCompaction()
+        #expect(compactionsSeen > 0)
+        let loaded = try #require(try CheckpointStore(stateDirectory: dir, partition: 4).load())
+        #expect(export([loaded.state]) == export([state]))
+        #expect(loaded.state.seen == state.seen)
+    }
+
+    @Test func aMissingLogRecordIsReportedNotSkipped() throws {
+        let dir = tempDir()
+        let store = CheckpointStore(stateDirectory: dir, partition: 6)
+        var state = MartState()
+        var ends: [Int] = []
+        let log = dir.appendingPathComponent("partition-6/log.bin")
+        for (i, chunk) in stride(from: 0, to: 900, by: 300).enumerated() {
+            for e in history[chunk..<(chunk + 300)] { _ = state.apply(e, valueHash: ValueHash.of(EventEncoder.encode(e))) }
+            try store.write(&state, offsets: ["billing": Int64(i)])
+            ends.append(try Data(contentsOf: log).count)
+        }
+        // Cut the middle record out: records 1 and 3 remain, each intact.
+        let bytes = try Data(contentsOf: log)
+        try (bytes[0..<ends[0]] + bytes[ends[1]...]).write(to: log)
+        #expect { _ = try CheckpointStore(stateDirectory: dir, partition: 6).load() } throws: { error in
+            "\(error)".contains("missing")
+        }
+    }
+
     @Test func aSnapshotAloneRestoresTheState() throws {
         let dir = tempDir()
         var state = martState(Array(history.prefix(2000)))
@@ -55,10 +102,17 @@ func tempDir() -> URL {
         let log = dir.appendingPathComponent("partition-0/log.bin")
         let data = try Data(contentsOf: log)
         try data.prefix(data.count - 7).write(to: log)  // a crash in the middle of the second write
-        let loaded = try #require(try CheckpointStore(stateDirectory: dir, partition: 0).load())
+        // A reader (export, dashboard) skips the torn record and leaves the file alone: the owner may be
+        // writing it right now.
+        let read = try #require(try CheckpointStore(stateDirectory: dir, partition: 0).load())
+        #expect(read.offsets == ["payments": 10] && read.state.customers == before && read.notes.isEmpty)
+        #expect(try Data(contentsOf: log).count == data.count - 7)
+        // The owner cuts it off and says so.
+        let loaded = try #require(try CheckpointStore(stateDirectory: dir, partition: 0).load(repair: true))
         #expect(loaded.offsets == ["payments": 10])
         #expect(loaded.state.customers == before)
         #expect(loaded.notes.count == 1)
+        #expect(try Data(contentsOf: log).count < data.count - 7)
     }
 
     @Test func flippedBytesAreReportedAsCorruption() throws {
