@@ -171,6 +171,13 @@ public final class CheckpointStore {
         try settleCompaction(wait: true)
     }
 
+    /// Starts a compaction in the background now, whatever the log's size (after waiting for a running one).
+    /// `state` and `offsets` must be those of the last `write`.
+    public func compactInBackground(_ state: MartState, offsets: [String: Int64]) throws {
+        try settleCompaction(wait: true)
+        startCompaction(state, offsets: offsets)
+    }
+
     /// Starts writing `state` (as of the log's last record) as a snapshot on a thread of its own. The state
     /// is a value: the copy handed over shares storage with the consumer's until the consumer changes it.
     private func startCompaction(_ state: MartState, offsets: [String: Int64]) {

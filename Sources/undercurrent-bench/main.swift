@@ -180,10 +180,10 @@ func checkpointBench(customers: Int) throws {
     }
     // A compaction in the background: what the consuming thread waits for is the checkpoint that starts it
     // and the next changes (the first write to the shared state copies its tables).
-    store.compactAfterBytes = 0
     for i in stride(from: 4, to: customers, by: 100) { for e in events(i, 4) { _ = state.apply(e, valueHash: 7); n += 1 } }
     let t3 = ContinuousClock.now
     try store.write(&state, offsets: ["billing": Int64(n)])
+    try store.compactInBackground(state, offsets: ["billing": Int64(n)])
     let started = seconds(ContinuousClock.now - t3)
     let t4 = ContinuousClock.now
     for i in stride(from: 5, to: customers, by: 100) { for e in events(i, 5) { _ = state.apply(e, valueHash: 7); n += 1 } }
@@ -192,7 +192,6 @@ func checkpointBench(customers: Int) throws {
     try store.finishCompaction()
     print(String(format: "background compaction: the checkpoint starting it %.1f ms, the next 1%% of changes %.0f ms (copy-on-write), then %.2f s more until the snapshot was in place",
                  started * 1000, firstChanges * 1000, seconds(ContinuousClock.now - t5)))
-    store.compactAfterBytes = Int.max
     try store.write(&state, offsets: ["billing": Int64(n)])
     let t2 = ContinuousClock.now
     let loaded = try CheckpointStore(stateDirectory: dir, partition: 0).load()
