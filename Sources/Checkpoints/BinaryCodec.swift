@@ -206,16 +206,41 @@ extension BinaryReader {
     }
 }
 
-/// CRC-32 (IEEE), for detecting torn or corrupted checkpoint records.
-enum CRC32 {
-    static let table: [UInt32] = (0..<256).map { i in
-        var c = UInt32(i)
-        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-        return c
-    }
-    static func of<C: Collection<UInt8>>(_ bytes: C) -> UInt32 {
+/// CRC-32 (IEEE), for detecting torn or corrupted checkpoint records. Slicing-by-8: eight table look-ups per
+/// eight bytes instead of one per byte (about four times as fast on a restart's hundreds of megabytes).
+public enum CRC32 {
+    static let tables: [[UInt32]] = {
+        var t = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 8)
+        for i in 0..<256 {
+            var c = UInt32(i)
+            for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+            t[0][i] = c
+        }
+        for i in 0..<256 {
+            for k in 1..<8 { t[k][i] = (t[k - 1][i] >> 8) ^ t[0][Int(t[k - 1][i] & 0xFF)] }
+        }
+        return t
+    }()
+
+    public static func of(_ bytes: [UInt8]) -> UInt32 { of(bytes[...]) }
+
+    public static func of(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+        let t0 = tables[0], t1 = tables[1], t2 = tables[2], t3 = tables[3]
+        let t4 = tables[4], t5 = tables[5], t6 = tables[6], t7 = tables[7]
         var crc: UInt32 = 0xFFFF_FFFF
-        for b in bytes { crc = table[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
+        var i = bytes.startIndex
+        let end = bytes.endIndex
+        while end - i >= 8 {
+            let lo = crc ^ (UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
+            let hi = UInt32(bytes[i + 4]) | UInt32(bytes[i + 5]) << 8 | UInt32(bytes[i + 6]) << 16 | UInt32(bytes[i + 7]) << 24
+            crc = t7[Int(lo & 0xFF)] ^ t6[Int((lo >> 8) & 0xFF)] ^ t5[Int((lo >> 16) & 0xFF)] ^ t4[Int(lo >> 24)]
+                ^ t3[Int(hi & 0xFF)] ^ t2[Int((hi >> 8) & 0xFF)] ^ t1[Int((hi >> 16) & 0xFF)] ^ t0[Int(hi >> 24)]
+            i += 8
+        }
+        while i < end {
+            crc = t0[Int((crc ^ UInt32(bytes[i])) & 0xFF)] ^ (crc >> 8)
+            i += 1
+        }
         return crc ^ 0xFFFF_FFFF
     }
 }

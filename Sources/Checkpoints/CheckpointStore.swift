@@ -123,6 +123,24 @@ public final class CheckpointStore {
         return Loaded(state: state, offsets: content.offsets, notes: notes)
     }
 
+    /// Loads several partitions' checkpoints at once, one per core: a restart's time is their decoding.
+    /// Each store is used by one thread only; results come in the order of `stores`.
+    public static func loadAll(_ stores: [CheckpointStore], repair: Bool = false) -> [Result<Loaded?, CheckpointError>] {
+        final class Job: @unchecked Sendable {
+            let store: CheckpointStore
+            let repair: Bool
+            var result: Result<Loaded?, CheckpointError>?
+            init(_ store: CheckpointStore, _ repair: Bool) {
+                self.store = store
+                self.repair = repair
+            }
+            func run() { result = Result { () throws(CheckpointError) in try store.load(repair: repair) } }
+        }
+        let jobs = stores.map { Job($0, repair) }
+        DispatchQueue.concurrentPerform(iterations: jobs.count) { jobs[$0].run() }
+        return jobs.map { $0.result! }
+    }
+
     /// Appends a delta with what changed in `state` since the last checkpoint, and the offsets to resume
     /// from. Durable (fsynced) when it returns. Returns the bytes written.
     @discardableResult

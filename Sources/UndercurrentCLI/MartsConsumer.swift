@@ -137,6 +137,23 @@ public final class MartsConsumer: @unchecked Sendable {
     /// Loads (or creates) the state of a partition number; returns the offsets to start its topics at.
     func open(_ p: Int32) throws(CheckpointError) -> Partition {
         if let existing = partitions[p] { return existing }
+        let store = prepare(p)
+        return adopt(p, store: store, loaded: try store.load(repair: true))
+    }
+
+    /// Opens every partition of `numbers` not open yet, decoding their checkpoints in parallel (one per
+    /// core). A partition whose checkpoint is unusable stays closed; `open` then reports it.
+    func openAll(_ numbers: [Int32]) {
+        let missing = Set(numbers).filter { partitions[$0] == nil }.sorted()
+        guard missing.count > 1 else { return }
+        let stores = missing.map { prepare($0) }
+        for (p, (store, result)) in zip(missing, zip(stores, CheckpointStore.loadAll(stores, repair: true))) {
+            if case let .success(loaded) = result { _ = adopt(p, store: store, loaded: loaded) }
+        }
+    }
+
+    /// The store of a partition, emptied first when rebuilding.
+    private func prepare(_ p: Int32) -> CheckpointStore {
         let store = CheckpointStore(stateDirectory: options.stateDirectory, partition: p)
         if options.rebuild && !rebuilt.contains(p) {
             try? store.remove()
@@ -144,8 +161,12 @@ public final class MartsConsumer: @unchecked Sendable {
             rebuilt.insert(p)
             logger.notice("partition \(p): checkpoint discarded, rebuilding from the earliest offsets")
         }
+        return store
+    }
+
+    private func adopt(_ p: Int32, store: CheckpointStore, loaded: CheckpointStore.Loaded?) -> Partition {
         let part: Partition
-        if let loaded = try store.load(repair: true) {
+        if let loaded {
             for note in loaded.notes { logger.warning("\(note)") }
             part = Partition(state: loaded.state, store: store, offsets: loaded.offsets)
             logger.info("partition \(p): resumed from checkpoint", metadata: ["marts.accepted": "\(loaded.state.accepted)",
@@ -294,6 +315,7 @@ public final class MartsConsumer: @unchecked Sendable {
                 }
                 alertEngine = engine
             }
+            openAll(tps.map(\.partition))
             for tp in tps {
                 do {
                     let part = try open(tp.partition)

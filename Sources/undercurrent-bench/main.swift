@@ -131,34 +131,37 @@ func residentBytes() -> Int {
     return fields.count > 1 ? (Int(fields[1]) ?? 0) * 4096 : 0
 }
 
+/// Customer i's seven events (round 0: signup, subscription, invoice, payment, paid invoice, two feature uses),
+/// or one more feature use (round > 0), for the checkpoint and restart benchmarks.
+func benchEvents(_ i: Int, _ round: Int) -> [Event] {
+    let start = Timestamp(year: 2025, month: 1, day: 1)
+    let id = "cus_\(i)"
+    let t = start.adding(ms: Int64(i % 86_400_000))
+    if round > 0 {
+        return [Event(eventID: "\(id):r\(round)", occurredAt: t.adding(days: 40), customerID: id,
+                      payload: .featureUsed(feature: "report_share", coreValue: true, sessionID: "s\(round)"))]
+    }
+    return [
+        Event(eventID: "\(id):0", occurredAt: t, customerID: id,
+              payload: .customerSignedUp(plan: .free, industry: "SaaS", companySize: .smb, country: "US", channel: "organic")),
+        Event(eventID: "\(id):1", occurredAt: t.adding(days: 1), customerID: id, payload: .subscriptionStarted(subscriptionID: "sub_\(i)", plan: .standard, mrrCents: 4900)),
+        Event(eventID: "\(id):2", occurredAt: t.adding(days: 1), customerID: id,
+              payload: .invoiceIssued(invoiceID: "in_\(i)", subscriptionID: "sub_\(i)", plan: .standard, amountCents: 4900, currency: "USD",
+                                      periodStart: Day(t), periodEnd: Day(t.adding(days: 30)))),
+        Event(eventID: "\(id):3", occurredAt: t.adding(days: 1), customerID: id,
+              payload: .paymentSucceeded(paymentID: "pay_\(i)", invoiceID: "in_\(i)", plan: .standard, amountCents: 4900, currency: "USD", attempt: 1)),
+        Event(eventID: "\(id):4", occurredAt: t.adding(days: 1), customerID: id, payload: .invoicePaid(invoiceID: "in_\(i)", plan: .standard, amountCents: 4900, currency: "USD", attempts: 1)),
+        Event(eventID: "\(id):5", occurredAt: t.adding(days: 2), customerID: id, payload: .featureUsed(feature: "login", coreValue: false, sessionID: "s0")),
+        Event(eventID: "\(id):6", occurredAt: t.adding(days: 3), customerID: id, payload: .featureUsed(feature: "dashboard_build", coreValue: true, sessionID: "s1")),
+    ]
+}
+
 /// Checkpoint and restart costs of a state with `customers` customers, 1% of them changed.
 func checkpointBench(customers: Int) throws {
-    let start = Timestamp(year: 2025, month: 1, day: 1)
-    func events(_ i: Int, _ round: Int) -> [Event] {
-        let id = "cus_\(i)"
-        let t = start.adding(ms: Int64(i % 86_400_000))
-        if round > 0 {
-            return [Event(eventID: "\(id):r\(round)", occurredAt: t.adding(days: 40), customerID: id,
-                          payload: .featureUsed(feature: "report_share", coreValue: true, sessionID: "s\(round)"))]
-        }
-        return [
-            Event(eventID: "\(id):0", occurredAt: t, customerID: id,
-                  payload: .customerSignedUp(plan: .free, industry: "SaaS", companySize: .smb, country: "US", channel: "organic")),
-            Event(eventID: "\(id):1", occurredAt: t.adding(days: 1), customerID: id, payload: .subscriptionStarted(subscriptionID: "sub_\(i)", plan: .standard, mrrCents: 4900)),
-            Event(eventID: "\(id):2", occurredAt: t.adding(days: 1), customerID: id,
-                  payload: .invoiceIssued(invoiceID: "in_\(i)", subscriptionID: "sub_\(i)", plan: .standard, amountCents: 4900, currency: "USD",
-                                          periodStart: Day(t), periodEnd: Day(t.adding(days: 30)))),
-            Event(eventID: "\(id):3", occurredAt: t.adding(days: 1), customerID: id,
-                  payload: .paymentSucceeded(paymentID: "pay_\(i)", invoiceID: "in_\(i)", plan: .standard, amountCents: 4900, currency: "USD", attempt: 1)),
-            Event(eventID: "\(id):4", occurredAt: t.adding(days: 1), customerID: id, payload: .invoicePaid(invoiceID: "in_\(i)", plan: .standard, amountCents: 4900, currency: "USD", attempts: 1)),
-            Event(eventID: "\(id):5", occurredAt: t.adding(days: 2), customerID: id, payload: .featureUsed(feature: "login", coreValue: false, sessionID: "s0")),
-            Event(eventID: "\(id):6", occurredAt: t.adding(days: 3), customerID: id, payload: .featureUsed(feature: "dashboard_build", coreValue: true, sessionID: "s1")),
-        ]
-    }
     let before = residentBytes()
     var state = MartState()
     var n = 0
-    for i in 0..<customers { for e in events(i, 0) { _ = state.apply(e, valueHash: UInt64(n)); n += 1 } }
+    for i in 0..<customers { for e in benchEvents(i, 0) { _ = state.apply(e, valueHash: UInt64(n)); n += 1 } }
     let after = residentBytes()
     let seenBytes = state.seen.memoryBytes
     print(String(format: "state: %d customers, %d events; resident memory +%.0f MB = %.0f bytes per customer, of which the id table %.0f bytes (%.1f bytes per event)",
@@ -173,20 +176,20 @@ func checkpointBench(customers: Int) throws {
     try store.compact(state, offsets: ["billing": Int64(n)])
     print(String(format: "full snapshot: %.2f s, %.0f MB", seconds(ContinuousClock.now - t0), Double(store.snapshotBytes) / 1e6))
     for round in 1...3 {
-        for i in stride(from: round, to: customers, by: 100) { for e in events(i, round) { _ = state.apply(e, valueHash: 7); n += 1 } }
+        for i in stride(from: round, to: customers, by: 100) { for e in benchEvents(i, round) { _ = state.apply(e, valueHash: 7); n += 1 } }
         let t1 = ContinuousClock.now
         let bytes = try store.write(&state, offsets: ["billing": Int64(n)])
         print(String(format: "checkpoint with 1%% of customers changed: %.1f ms, %d bytes", seconds(ContinuousClock.now - t1) * 1000, bytes))
     }
     // A compaction in the background: what the consuming thread waits for is the checkpoint that starts it
     // and the next changes (the first write to the shared state copies its tables).
-    for i in stride(from: 4, to: customers, by: 100) { for e in events(i, 4) { _ = state.apply(e, valueHash: 7); n += 1 } }
+    for i in stride(from: 4, to: customers, by: 100) { for e in benchEvents(i, 4) { _ = state.apply(e, valueHash: 7); n += 1 } }
     let t3 = ContinuousClock.now
     try store.write(&state, offsets: ["billing": Int64(n)])
     try store.compactInBackground(state, offsets: ["billing": Int64(n)])
     let started = seconds(ContinuousClock.now - t3)
     let t4 = ContinuousClock.now
-    for i in stride(from: 5, to: customers, by: 100) { for e in events(i, 5) { _ = state.apply(e, valueHash: 7); n += 1 } }
+    for i in stride(from: 5, to: customers, by: 100) { for e in benchEvents(i, 5) { _ = state.apply(e, valueHash: 7); n += 1 } }
     let firstChanges = seconds(ContinuousClock.now - t4)
     let t5 = ContinuousClock.now
     try store.finishCompaction()
@@ -196,6 +199,29 @@ func checkpointBench(customers: Int) throws {
     let t2 = ContinuousClock.now
     let loaded = try CheckpointStore(stateDirectory: dir, partition: 0).load()
     print(String(format: "restart: loading the new snapshot + 1 delta: %.2f s (%d customers)", seconds(ContinuousClock.now - t2), loaded?.state.customers.count ?? 0))
+}
+
+/// Restart of a state spread over partitions: every partition's snapshot loaded one after the other, and
+/// all at once (one per core), as the consumer does on assignment.
+func restartBench(customers: Int, partitions: Int) throws {
+    var states = [MartState](repeating: MartState(), count: partitions)
+    var n = 0
+    for i in 0..<customers { for e in benchEvents(i, 0) { _ = states[i % partitions].apply(e, valueHash: UInt64(n)); n += 1 } }
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("uc-bench-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    for (p, state) in states.enumerated() {
+        try CheckpointStore(stateDirectory: dir, partition: Int32(p)).compact(state, offsets: ["billing": Int64(n)])
+    }
+    states = []
+    let stores = { (0..<partitions).map { CheckpointStore(stateDirectory: dir, partition: Int32($0)) } }
+    let t0 = ContinuousClock.now
+    var loaded = 0
+    for store in stores() { loaded += try store.load()?.state.customers.count ?? 0 }
+    let sequential = seconds(ContinuousClock.now - t0)
+    let t1 = ContinuousClock.now
+    let all = try CheckpointStore.loadAll(stores()).map { try $0.get()?.state.customers.count ?? 0 }.reduce(0, +)
+    print(String(format: "restart, %d customers in %d partitions: one after the other %.2f s (%d customers), in parallel %.2f s (%d customers)",
+                 customers, partitions, sequential, loaded, seconds(ContinuousClock.now - t1), all))
 }
 
 /// Simulation produced to the embedded broker (one producer, all topics), then consumed by the marts
@@ -251,6 +277,9 @@ case "marts":
     try martsBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 10_000)
 case "checkpoint":
     try checkpointBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 1_000_000)
+case "restart":
+    try restartBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 1_000_000,
+                     partitions: args.dropFirst(2).first.flatMap(Int.init) ?? 12)
 case "pipeline":
     try pipelineBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 5000,
                       partitions: args.dropFirst(2).first.flatMap(Int.init) ?? 12)
@@ -259,6 +288,6 @@ case "kafka":
     let p = args.dropFirst(2).first.flatMap(Int.init) ?? 6
     try kafkaBench(messages: n, partitions: p)
 default:
-    FileHandle.standardError.write(Data("usage: undercurrent-bench kafka [MESSAGES] [PARTITIONS] | sim [CUSTOMERS] | marts [CUSTOMERS] | checkpoint [CUSTOMERS] | pipeline [CUSTOMERS] [PARTITIONS]\n".utf8))
+    FileHandle.standardError.write(Data("usage: undercurrent-bench kafka [MESSAGES] [PARTITIONS] | sim [CUSTOMERS] | marts [CUSTOMERS] | checkpoint [CUSTOMERS] | restart [CUSTOMERS] [PARTITIONS] | pipeline [CUSTOMERS] [PARTITIONS]\n".utf8))
     exit(64)
 }

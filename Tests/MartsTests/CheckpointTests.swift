@@ -79,6 +79,25 @@ func tempDir() -> URL {
         }
     }
 
+    @Test func crc32IsTheStandardOneAtEveryLengthAndAlignment() {
+        #expect(CRC32.of(Array("123456789".utf8)) == 0xCBF4_3926)  // the published check value
+        func bytewise(_ b: ArraySlice<UInt8>) -> UInt32 {
+            var crc: UInt32 = 0xFFFF_FFFF
+            for x in b {
+                crc ^= UInt32(x)
+                for _ in 0..<8 { crc = crc & 1 != 0 ? 0xEDB8_8320 ^ (crc >> 1) : crc >> 1 }
+            }
+            return crc ^ 0xFFFF_FFFF
+        }
+        var rng = SystemRandomNumberGenerator()
+        let data = (0..<300).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        for start in 0..<9 {
+            for end in stride(from: start, through: data.count, by: 7) {
+                #expect(CRC32.of(data[start..<end]) == bytewise(data[start..<end]))
+            }
+        }
+    }
+
     @Test func aSnapshotAloneRestoresTheState() throws {
         let dir = tempDir()
         var state = martState(Array(history.prefix(2000)))
