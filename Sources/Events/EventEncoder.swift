@@ -79,6 +79,12 @@ public enum EventEncoder {
 
         public mutating func string(_ s: String) {
             out.append(0x22)
+            // Most values need no escaping: one bulk copy instead of a byte at a time.
+            if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+                out.append(contentsOf: s.utf8)
+                out.append(0x22)
+                return
+            }
             for c in s.utf8 {
                 switch c {
                 case 0x22: out.append(0x5C); out.append(0x22)

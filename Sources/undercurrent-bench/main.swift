@@ -270,24 +270,29 @@ func pipelineBench(customers: Int, partitions: Int) throws {
 }
 
 let args = CommandLine.arguments.dropFirst()
-switch args.first {
-case "sim":
-    try simBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 20_000)
-case "marts":
-    try martsBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 10_000)
-case "checkpoint":
-    try checkpointBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 1_000_000)
-case "restart":
-    try restartBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 1_000_000,
-                     partitions: args.dropFirst(2).first.flatMap(Int.init) ?? 12)
-case "pipeline":
-    try pipelineBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 5000,
-                      partitions: args.dropFirst(2).first.flatMap(Int.init) ?? 12)
-case "kafka":
-    let n = args.dropFirst().first.flatMap(Int.init) ?? 1_000_000
-    let p = args.dropFirst(2).first.flatMap(Int.init) ?? 6
-    try kafkaBench(messages: n, partitions: p)
-default:
-    FileHandle.standardError.write(Data("usage: undercurrent-bench kafka [MESSAGES] [PARTITIONS] | sim [CUSTOMERS] | marts [CUSTOMERS] | checkpoint [CUSTOMERS] | restart [CUSTOMERS] [PARTITIONS] | pipeline [CUSTOMERS] [PARTITIONS]\n".utf8))
-    exit(64)
+do {
+    switch args.first {
+    case "sim":
+        try simBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 20_000)
+    case "marts":
+        try martsBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 10_000)
+    case "checkpoint":
+        try checkpointBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 1_000_000)
+    case "restart":
+        try restartBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 1_000_000,
+                         partitions: args.dropFirst(2).first.flatMap(Int.init) ?? 12)
+    case "pipeline":
+        try pipelineBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 5000,
+                          partitions: args.dropFirst(2).first.flatMap(Int.init) ?? 12)
+    case "kafka":
+        let n = args.dropFirst().first.flatMap(Int.init) ?? 1_000_000
+        let p = args.dropFirst(2).first.flatMap(Int.init) ?? 6
+        try kafkaBench(messages: n, partitions: p)
+    default:
+        FileHandle.standardError.write(Data("usage: undercurrent-bench kafka [MESSAGES] [PARTITIONS] | sim [CUSTOMERS] | marts [CUSTOMERS] | checkpoint [CUSTOMERS] | restart [CUSTOMERS] [PARTITIONS] | pipeline [CUSTOMERS] [PARTITIONS]\n".utf8))
+        exit(64)
+    }
+} catch {
+    FileHandle.standardError.write(Data("undercurrent-bench: \(error)\n".utf8))
+    exit(1)
 }
