@@ -72,6 +72,21 @@ let samples: [Event] = [
         let e = try EventDecoder.decode(Array(json.utf8), topic: .engagement).get()
         #expect(e.payload == .featureUsed(feature: "café 😀 \"q\"", coreValue: false, sessionID: "s"))
     }
+
+    @Test(arguments: ["plain", "café 😀", "quote \" in", "back\\slash", "\"\\"])
+    func stringsThatNeedEscapingAndThoseThatDoNotRoundTrip(_ text: String) throws {
+        let event = Event(eventID: "e1", occurredAt: Timestamp(year: 2025, month: 3, day: 14), customerID: "c1",
+                          payload: .featureUsed(feature: text, coreValue: false, sessionID: "s"))
+        let bytes = EventEncoder.encode(event)
+        #expect(!bytes.contains { $0 < 0x20 }, "raw control byte in \(String(decoding: bytes, as: UTF8.self))")
+        #expect(try EventDecoder.decode(bytes, topic: .engagement).get() == event)
+    }
+
+    @Test func controlCharactersAreWrittenAsUnicodeEscapes() {
+        var w = EventEncoder.Writer(out: [])
+        w.string("a\tb\u{1}\"\\")
+        #expect(String(decoding: w.out, as: UTF8.self) == #""a\u0009b\u0001\"\\""#)
+    }
 }
 
 /// One case for each kind of bad input: the rejection code it must get.
