@@ -24,6 +24,9 @@ public struct MartState: Sendable {
     private var riskChecks: [Int64: [String]] = [:]
     private var riskCheckDay: [String: Int64] = [:]
     private var riskSweptThrough: Int64?
+    /// Customers still to schedule after a restore, a slice per sweep so that the first event after a
+    /// restart does not wait for all of them.
+    private var riskBacklog: [String] = []
 
     public init() {}
 
@@ -103,10 +106,14 @@ public struct MartState: Sendable {
         guard let asOf = maxTime else { return [] }
         let today = asOf.ms / Timestamp.millisecondsPerDay
         guard let swept = riskSweptThrough else {
-            // First sweep of this state (new, or restored from a checkpoint): schedule every customer.
+            // First sweep of this state (new, or restored from a checkpoint): every customer is to be scheduled.
             riskSweptThrough = today
-            for (id, c) in customers { scheduleRiskCheck(id, RiskModel.nextChange(c, asOf: asOf)) }
+            riskBacklog = Array(customers.keys)
             return []
+        }
+        for _ in 0..<min(riskBacklog.count, 4096) {
+            let id = riskBacklog.removeLast()
+            if riskCheckDay[id] == nil, let c = customers[id] { scheduleRiskCheck(id, RiskModel.nextChange(c, asOf: asOf)) }
         }
         guard today > swept else { return [] }
         riskSweptThrough = today

@@ -85,4 +85,19 @@ import Testing
         #expect(change.asOf >= due && change.asOf.ms <= due.ms + 2 * 86_400_000, "due \(due), announced \(change.asOf)")
         #expect(state.timeDrivenRiskChanges().isEmpty && state.riskChange(of: "cus_1") == nil)
     }
+
+    @Test mutating func aRestoredStateStillAnnouncesChangesCausedByTime() {
+        healthyCustomer()
+        #expect(state.riskChange(of: "cus_1") == nil)
+        // As after a restart: the same customers and counters, no schedule.
+        var restored = MartState(counters: state.counters, aggregates: state.aggregates, customers: state.customers, seen: state.seen)
+        var announced: [RiskChange] = []
+        for step in 0..<(4 * 70) {
+            let at = Self.t0.adding(ms: Int64((116 + Double(step) / 4) * 86_400_000))
+            _ = restored.apply(Event(eventID: "o\(step)", occurredAt: at, customerID: "cus_2",
+                                     payload: .featureUsed(feature: "login", coreValue: false, sessionID: "o")), valueHash: UInt64(step))
+            announced += restored.timeDrivenRiskChanges()
+        }
+        #expect(announced.filter { $0.customerID == "cus_1" }.count == 1)
+    }
 }
