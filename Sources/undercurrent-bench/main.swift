@@ -167,6 +167,8 @@ func checkpointBench(customers: Int) throws {
     print(String(format: "state: %d customers, %d events; resident memory +%.0f MB = %.0f bytes per customer, of which the id table %.0f bytes (%.1f bytes per event)",
                  customers, n, Double(after - before) / 1e6, Double(after - before) / Double(customers),
                  Double(seenBytes) / Double(customers), Double(seenBytes) / Double(n)))
+    print("inline sizes (stride, bytes): CustomerState \(MemoryLayout<CustomerState>.stride), InvoiceState \(MemoryLayout<InvoiceState>.stride), "
+          + "SubscriptionEvent \(MemoryLayout<SubscriptionEvent>.stride), MonthFlags \(MemoryLayout<MonthFlags>.stride)")
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("uc-bench-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: dir) }
     let store = CheckpointStore(stateDirectory: dir, partition: 0)
