@@ -417,7 +417,8 @@ struct CustomerSim {
 /// What no event shows: a customer's latent churn propensity and actual churns.
 public struct CustomerTruth: Sendable, Codable, Equatable {
     public var customerID: String
-    /// Monthly voluntary churn hazard of its latest subscription.
+    /// Monthly voluntary churn hazard of its latest subscription: the part no usage explains. Cancellations
+    /// decided at a usage review (idle or zombie accounts) come on top of it.
     public var monthlyChurnPropensity: Double
     public var churns: [ChurnTruth]
     public var zombie: Bool

@@ -207,10 +207,12 @@ public final class MartsConsumer: @unchecked Sendable {
         }
     }
 
-    /// Waits for background compactions before the process ends (the log holds everything meanwhile, so a
-    /// failure loses nothing; it is reported).
-    func finishCompactions() {
-        for (p, part) in partitions.sorted(by: { $0.key < $1.key }) {
+    /// Waits for the background compactions of `numbers` (default: every open partition) before they are
+    /// given up or the process ends. The log holds everything meanwhile, so a failure loses nothing; it is
+    /// reported.
+    func finishCompactions(_ numbers: [Int32]? = nil) {
+        for p in (numbers ?? Array(partitions.keys)).sorted() {
+            guard let part = partitions[p] else { continue }
             do { try part.store.finishCompaction() } catch { logger.error("partition \(p): background compaction failed (\(error)); its log still holds every checkpoint") }
         }
     }
@@ -333,10 +335,8 @@ public final class MartsConsumer: @unchecked Sendable {
                 for tp in tps where tp.topic == options.topics[.payments] { engine.forget(source: Int(tp.partition)) }
                 alertEngine = engine
             }
-            for p in numbers {
-                do { try partitions[p]?.store.finishCompaction() } catch { logger.error("partition \(p): background compaction failed (\(error)); its log still holds every checkpoint") }
-                partitions[p] = nil
-            }
+            finishCompactions(Array(numbers))
+            for p in numbers { partitions[p] = nil }
         })
         let consumer = try KafkaConsumer(config: config, logger: logger, rebalance: handler)
         try consumer.subscribe(options.topics.values.sorted())
