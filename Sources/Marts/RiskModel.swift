@@ -5,16 +5,16 @@ import Events
 ///
 /// | code | signal | points |
 /// | --- | --- | --- |
-/// | `past_due` | an invoice with a failed payment and no outcome yet | 31 |
-/// | `hard_decline` | past due, and the latest failure was a hard decline (the card must be replaced) | 24 |
-/// | `cancel_intent` | a cancel intent in the last 30 days | 29 |
+/// | `past_due` | an invoice with a failed payment and no outcome yet | 34 |
+/// | `hard_decline` | past due, and the latest failure was a hard decline (the card must be replaced) | 22 |
+/// | `cancel_intent` | a cancel intent in the last 30 days | 28 |
 /// | `payment_failures` | a failed payment attempt in the last 90 days | 2 |
-/// | `inactive` | no feature use at all in the last 30 days | 14 |
-/// | `light_use` | 1-7 feature events in the last 30 days | 10 |
-/// | `moderate_use` | 8-15 feature events in the last 30 days | 6 |
-/// | `quiet_2_weeks` | no feature use in the last 14 days | 6 |
-/// | `zombie` | paying, but no core-value use in the last 30 days | 7 |
-/// | `low_lifetime_use` | under 4 feature events a month on average, from signup to 4 months before the last 30 days | 3 |
+/// | `inactive` | no feature use at all in the last 30 days | 18 |
+/// | `light_use` | 1-7 feature events in the last 30 days | 12 |
+/// | `moderate_use` | 8-15 feature events in the last 30 days | 8 |
+/// | `quiet_2_weeks` | no feature use in the last 14 days | 5 |
+/// | `zombie` | paying, but no core-value use in the last 30 days | 4 |
+/// | `low_lifetime_use` | under 4 feature events a month on average, from signup to 4 months before the last 30 days | 4 |
 /// | `engagement_drop` | use in the last 30 days under half the customer's own monthly average of the 3 months before | 3 |
 /// | `not_activated` | never reached a core-value feature within 14 days of signup | 2 |
 ///
@@ -144,20 +144,20 @@ public enum RiskModel {
             reasons.append(code)
         }
         if s.pastDue {
-            add(31, "past_due")
-            if s.pastDueHard { add(24, "hard_decline") }
+            add(34, "past_due")
+            if s.pastDueHard { add(22, "hard_decline") }
         }
-        if s.cancelIntents30d > 0 { add(29, "cancel_intent") }
+        if s.cancelIntents30d > 0 { add(28, "cancel_intent") }
         if s.failures90d > 0 { add(2, "payment_failures") }
         switch s.featureEvents30d {
-        case 0: add(14, "inactive")
-        case 1..<8: add(10, "light_use")
-        case 8..<16: add(6, "moderate_use")
+        case 0: add(18, "inactive")
+        case 1..<8: add(12, "light_use")
+        case 8..<16: add(8, "moderate_use")
         default: break
         }
-        if s.daysSinceActive >= 14 { add(6, "quiet_2_weeks") }
-        if s.zombie { add(7, "zombie") }
-        if s.lifetimeMonthly < 4 { add(3, "low_lifetime_use") }
+        if s.daysSinceActive >= 14 { add(5, "quiet_2_weeks") }
+        if s.zombie { add(4, "zombie") }
+        if s.lifetimeMonthly < 4 { add(4, "low_lifetime_use") }
         if s.priorMonthly >= 2 && Double(s.featureEvents30d) < 0.5 * s.priorMonthly { add(3, "engagement_drop") }
         if !s.activated { add(2, "not_activated") }
         score = min(score, 100)
