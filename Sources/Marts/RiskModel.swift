@@ -82,7 +82,9 @@ public enum RiskModel {
         }
     }
 
-    public static func signals(_ c: CustomerState, asOf: Timestamp) -> Signals {
+    /// The signals at `asOf`. The score needs only some of them; `forAnalysis` also measures the rest (use in
+    /// the last 14 days, tenure, invoice history), which the per-event assessment does not pay for.
+    public static func signals(_ c: CustomerState, asOf: Timestamp, forAnalysis: Bool = false) -> Signals {
         let day = Timestamp.millisecondsPerDay
         let from30 = asOf.ms - 30 * day, from90 = asOf.ms - 90 * day
         var s = Signals()
@@ -95,7 +97,6 @@ public enum RiskModel {
         s.cancelIntents30d = c.recentCancelIntents.filter { $0 > from30 && $0 <= asOf.ms }.count
         s.zombie = c.isZombie(asOf: asOf)
         s.featureEvents30d = c.featureEvents30d(asOf: asOf)
-        s.featureEvents14d = c.recentFeatureTimes.reduce(0) { $0 + ($1 > asOf.ms - 14 * day && $1 <= asOf.ms ? 1 : 0) }
         let pm = Timestamp(ms: from30).month.index
         s.priorMonthly = Double((1...3).reduce(0) { $0 + Int(c.months[pm - Int32($1)]?.featureEvents ?? 0) }) / 3
         if let signup = c.signedUpAt {
@@ -109,8 +110,11 @@ public enum RiskModel {
         s.mrrCents = c.currentMrr
         s.tenureDays = c.signedUpAt.map { Double(asOf.ms - $0.ms) / Double(day) } ?? 0
         s.daysSinceActive = c.lastActive.map { Double(asOf.ms - $0.ms) / Double(day) } ?? s.tenureDays
-        s.invoices = c.invoices.count
-        s.failedInvoices = c.invoices.values.reduce(0) { $0 + ($1.failed ? 1 : 0) }
+        if forAnalysis {
+            s.featureEvents14d = c.recentFeatureTimes.reduce(0) { $0 + ($1 > asOf.ms - 14 * day && $1 <= asOf.ms ? 1 : 0) }
+            s.invoices = c.invoices.count
+            s.failedInvoices = c.invoices.values.reduce(0) { $0 + ($1.failed ? 1 : 0) }
+        }
         return s
     }
 

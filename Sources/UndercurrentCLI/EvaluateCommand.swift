@@ -199,7 +199,7 @@ struct EvaluateRiskCommand: ParsableCommand {
         }
         var rows = ["customer_id," + RiskModel.Signals.csvHeader + ",churned,involuntary"]
         let result = try RiskEvaluation.run(parameters: params, cutoff: cut, signals: signalsOut == nil ? nil : { id, c, kind in
-            rows.append(id + "," + RiskModel.signals(c, asOf: cut).csv + (kind == nil ? ",0,0" : kind == .involuntary ? ",1,1" : ",1,0"))
+            rows.append(id + "," + RiskModel.signals(c, asOf: cut, forAnalysis: true).csv + (kind == nil ? ",0,0" : kind == .involuntary ? ",1,1" : ",1,0"))
         })
         if let signalsOut {
             do { try (rows.joined(separator: "\n") + "\n").write(toFile: signalsOut, atomically: true, encoding: .utf8) } catch {
