@@ -15,7 +15,7 @@ import Marts
 /// sequence number and a CRC-32: a torn last record (a crash mid-write) is dropped, since its offsets were
 /// never acted on; any other damage is reported as corruption and the consumer refuses to start.
 public final class CheckpointStore {
-    public static let formatVersion: UInt16 = 1
+    public static let formatVersion: UInt16 = 2
     static let magic: [UInt8] = Array("UCCP".utf8)
     static let headerSize = 24
 
@@ -82,8 +82,7 @@ public final class CheckpointStore {
         var content = Content()
         var notes: [String] = []
         var snapshotSeq: UInt64 = 0
-        if let data = fm.contents(atPath: snapshotURL.path) {
-            let bytes = [UInt8](data)
+        if let bytes = readWholeFile(snapshotURL.path) {
             snapshotBytes = bytes.count
             var pos = 0
             guard case let .record(kind, seq, payload, next) = try readRecord(bytes, &pos, file: "snapshot.bin"), kind == 1, next == bytes.count else {
@@ -93,8 +92,7 @@ public final class CheckpointStore {
             snapshotSeq = seq
             sequence = seq
         }
-        if let data = fm.contents(atPath: logURL.path) {
-            let bytes = [UInt8](data)
+        if let bytes = readWholeFile(logURL.path) {
             var pos = 0
             reading: while pos < bytes.count {
                 let start = pos
@@ -148,7 +146,8 @@ public final class CheckpointStore {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let changes = state.takeChanges()
         var w = BinaryWriter()
-        Self.encode(&w, offsets: offsets, state: state, customers: changes.customers, slots: changes.slots)
+        Self.encode(&w, offsets: offsets, state: state, customers: changes.customers, customerCount: changes.customers.count,
+                    slots: changes.slots)
         sequence += 1
         let header = Self.header(kind: 2, sequence: sequence, payload: w.bytes)
         if !FileManager.default.fileExists(atPath: logURL.path) {
@@ -230,7 +229,8 @@ public final class CheckpointStore {
                                       partition: Int32) -> Result<Int, CheckpointError> {
         var w = BinaryWriter()
         w.bytes.reserveCapacity(state.customers.count * 400 + state.seen.count * 16 + (1 << 20))
-        encode(&w, offsets: offsets, state: state, customers: state.customers.map { ($0.key, $0.value) }, slots: state.seen.slots)
+        encode(&w, offsets: offsets, state: state, customers: state.customers.packedEntries, customerCount: state.customers.count,
+               slots: state.seen.slots)
         let header = Self.header(kind: 1, sequence: sequence, payload: w.bytes)
         do {
             try writeAtomically([header, w.bytes], to: url)
@@ -264,12 +264,12 @@ public final class CheckpointStore {
         var offsets: [String: Int64] = [:]
         var counters = MartState.Counters(accepted: 0, duplicates: 0, rejected: 0, minTime: nil, maxTime: nil)
         var aggregates = Aggregates()
-        var customers: [String: CustomerState] = [:]
+        var customers = CustomerTable()
         var seen = SeenEvents()
     }
 
     private static func encode(_ w: inout BinaryWriter, offsets: [String: Int64], state: MartState,
-                        customers: [(String, CustomerState)], slots: [(UInt64, UInt64)]) {
+                        customers: some Sequence<(String, [UInt8])>, customerCount: Int, slots: [(UInt64, UInt64)]) {
         w.u32(UInt32(offsets.count))
         for (t, o) in offsets.sorted(by: { $0.key < $1.key }) { w.string(t); w.i64(o) }
         let c = state.counters
@@ -285,8 +285,12 @@ public final class CheckpointStore {
             w.u32(UInt32(ttv.count))
             for (s, n) in ttv.sorted(by: { $0.key < $1.key }) { w.i64(s); w.i64(Int64(n)) }
         }
-        w.u32(UInt32(customers.count))
-        for (id, cs) in customers { w.string(id); w.customer(cs) }
+        w.u32(UInt32(customerCount))
+        for (id, packed) in customers {
+            w.string(id)
+            w.u32(UInt32(packed.count))
+            w.bytes.append(contentsOf: packed)
+        }
         w.u32(UInt32(slots.count))
         for (key, check) in slots { w.u64(key); w.u64(check) }
     }
@@ -314,7 +318,12 @@ public final class CheckpointStore {
             c.aggregates = a
             let customers = try r.count()
             c.customers.reserveCapacity(c.customers.count + customers)
-            for _ in 0..<customers { c.customers[try r.string()] = try r.customer() }
+            for _ in 0..<customers {
+                let id = try r.string()
+                let packed = try r.take(try r.count())
+                try CustomerCodec.validate(packed)
+                c.customers.setPacked(id, Array(packed))
+            }
             let slots = try r.count()
             c.seen.reserve(c.seen.count + slots)
             for _ in 0..<slots { c.seen.insert(key: try r.u64(), check: try r.u64()) }
@@ -354,7 +363,11 @@ public final class CheckpointStore {
         let version = try! r.u16()
         guard version <= Self.formatVersion else {
             throw CheckpointError(partition: partition, file: path,
-                                  problem: "written by a newer format version (\(version); this build reads up to \(Self.formatVersion))")
+                                  problem: "written by a newer format version (\(version); this build reads \(Self.formatVersion))")
+        }
+        guard version == Self.formatVersion else {
+            throw CheckpointError(partition: partition, file: path,
+                                  problem: "written by an older, incompatible format version (\(version); this build reads \(Self.formatVersion)); start again with --rebuild")
         }
         let kind = try! r.u8()
         _ = try! r.u8()

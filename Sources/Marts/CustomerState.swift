@@ -89,8 +89,6 @@ public struct CustomerState: Sendable, Equatable {
     /// Recent failures for the risk model: (time, hard decline).
     public var recentFailures: [(time: Int64, hard: Bool)] = []
     public var recentCancelIntents: [Int64] = []
-    /// Bookkeeping of `MartState` for incremental checkpoints; not part of the customer's state.
-    public var changedSinceCheckpoint = false
     /// The risk segment last announced on the changelog (nil: none yet, read as `low`).
     public var announcedSegment: RiskModel.Segment?
 
@@ -302,6 +300,15 @@ public struct InvoiceList: Sendable, Equatable {
     }
 
     public var count: Int { ids.count }
+    public mutating func reserveCapacity(_ n: Int) {
+        ids.reserveCapacity(n)
+        states.reserveCapacity(n)
+    }
+    /// Adds an invoice known not to be in the list yet (decoding).
+    mutating func append(_ id: String, _ state: InvoiceState) {
+        ids.append(id)
+        states.append(state)
+    }
     public var values: [InvoiceState] { states }
     /// (id, state) in id order.
     public var entries: [(String, InvoiceState)] { zip(ids, states).sorted { $0.0 < $1.0 } }

@@ -66,7 +66,8 @@ public struct MartSnapshot: Sendable {
 
     public mutating func add(_ s: MartState) {
         aggregates.merge(s.aggregates)
-        customers.merge(s.customers) { a, _ in a }
+        customers.reserveCapacity(customers.count + s.customers.count)
+        for (id, c) in s.customers where customers[id] == nil { customers[id] = c }
         accepted += s.accepted
         duplicates += s.duplicates
         rejected += s.rejected

@@ -6,7 +6,7 @@ import Events
 /// that depend on a customer's other events (reactivations, cohorts, failure-to-churn, recovery
 /// attribution) are kept as that customer's contribution, retracted and re-added when its events change.
 public struct MartState: Sendable {
-    public private(set) var customers: [String: CustomerState] = [:]
+    public private(set) var customers = CustomerTable()
     public private(set) var aggregates = Aggregates()
     /// Exact duplicate detection (see `SeenEvents`).
     public private(set) var seen = SeenEvents()
@@ -15,8 +15,8 @@ public struct MartState: Sendable {
     public private(set) var rejected = 0
     public private(set) var minTime: Timestamp?
     public private(set) var maxTime: Timestamp?
-    /// Customers and fingerprints changed since `takeChanges()`, for incremental checkpoints.
-    public private(set) var dirtyCustomers: [String] = []
+    /// Fingerprints accepted since `takeChanges()`, for incremental checkpoints (the customer table tracks
+    /// which customers changed).
     public private(set) var newSlots: [(UInt64, UInt64)] = []
     /// When time alone may change a customer's risk segment: customers by the day to re-assess them, the
     /// day each customer is due, and the last day swept. Derived from `customers`; rebuilt on the first
@@ -29,6 +29,12 @@ public struct MartState: Sendable {
     private var riskBacklog: [String] = []
 
     public init() {}
+
+    /// How many customers are kept unpacked at once (see `CustomerTable`).
+    public var hotCustomerCapacity: Int {
+        get { customers.hotCapacity }
+        set { customers.hotCapacity = newValue }
+    }
 
     public enum Outcome: Equatable, Sendable {
         case accepted
@@ -73,11 +79,9 @@ public struct MartState: Sendable {
         accepted += 1
         if minTime.map({ event.occurredAt < $0 }) ?? true { minTime = event.occurredAt }
         if maxTime.map({ event.occurredAt > $0 }) ?? true { maxTime = event.occurredAt }
-        // Mutated in place through the dictionary's modify accessor: copying the customer out and back
-        // would copy its nested collections on every event.
-        if Self.update(&customers[event.customerID, default: CustomerState()], event, &aggregates, maxTime!) {
-            dirtyCustomers.append(event.customerID)
-        }
+        // Mutated in place: copying the customer out and back would copy its nested collections on every event.
+        let asOf = maxTime!
+        customers.update(event.customerID, &aggregates) { c, a in Contributions.apply(event, to: &c, aggregates: &a, asOf: asOf) }
         return .accepted
     }
 
@@ -85,17 +89,12 @@ public struct MartState: Sendable {
     /// (its newest event time); nil when the segment is unchanged. Records the new segment as announced, and
     /// when time alone may next change the assessment (see `timeDrivenRiskChanges`).
     public mutating func riskChange(of customerID: String) -> RiskChange? {
-        guard let asOf = maxTime, var c = customers[customerID] else { return nil }
+        guard let asOf = maxTime, let c = customers[customerID] else { return nil }
         let assessment = RiskModel.assess(c, asOf: asOf)
         scheduleRiskCheck(customerID, RiskModel.nextChange(c, asOf: asOf))
         let previous = c.announcedSegment ?? .low
         guard assessment.segment != previous else { return nil }
-        c.announcedSegment = assessment.segment
-        if !c.changedSinceCheckpoint {  // the announcement is part of the checkpointed state
-            c.changedSinceCheckpoint = true
-            dirtyCustomers.append(customerID)
-        }
-        customers[customerID] = c
+        customers.update(customerID) { $0.announcedSegment = assessment.segment }  // checkpointed with the customer
         return RiskChange(customerID: customerID, previous: previous, assessment: assessment, mrrCents: c.currentMrr, asOf: asOf)
     }
 
@@ -146,23 +145,11 @@ public struct MartState: Sendable {
         riskChecks[day, default: []].append(id)
     }
 
-    /// Applies the event to the customer; true when the customer was not yet marked changed.
-    private static func update(_ c: inout CustomerState, _ event: Event, _ aggregates: inout Aggregates, _ asOf: Timestamp) -> Bool {
-        Contributions.apply(event, to: &c, aggregates: &aggregates, asOf: asOf)
-        defer { c.changedSinceCheckpoint = true }
-        return !c.changedSinceCheckpoint
-    }
-
     /// Hands over what changed since the last call (for a checkpoint) and starts a new change set.
-    public mutating func takeChanges() -> (customers: [(String, CustomerState)], slots: [(UInt64, UInt64)]) {
-        var changed: [(String, CustomerState)] = []
-        changed.reserveCapacity(dirtyCustomers.count)
-        for id in dirtyCustomers {
-            customers[id]!.changedSinceCheckpoint = false
-            changed.append((id, customers[id]!))
-        }
+    /// Customers come packed (`CustomerCodec`).
+    public mutating func takeChanges() -> (customers: [(String, [UInt8])], slots: [(UInt64, UInt64)]) {
+        let changed = customers.takeChanged()
         let slots = newSlots
-        dirtyCustomers.removeAll(keepingCapacity: true)
         newSlots.removeAll(keepingCapacity: true)
         return (changed, slots)
     }
@@ -187,7 +174,7 @@ public struct MartState: Sendable {
     }
 
     /// Rebuilds a state from checkpointed parts.
-    public init(counters: Counters, aggregates: Aggregates, customers: [String: CustomerState], seen: SeenEvents) {
+    public init(counters: Counters, aggregates: Aggregates, customers: CustomerTable, seen: SeenEvents) {
         self.customers = customers
         self.seen = seen
         self.aggregates = aggregates

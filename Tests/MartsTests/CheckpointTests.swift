@@ -149,7 +149,8 @@ func tempDir() -> URL {
         #expect(throws: CheckpointError.self) { _ = try CheckpointStore(stateDirectory: dir, partition: 1).load() }
     }
 
-    @Test func aNewerFormatVersionIsRefused() throws {
+    @Test(arguments: [(UInt8(99), "newer format version"), (UInt8(1), "older, incompatible format version")])
+    func anotherFormatVersionIsRefused(_ version: UInt8, _ message: String) throws {
         let dir = tempDir()
         let store = CheckpointStore(stateDirectory: dir, partition: 2)
         var state = MartState()
@@ -157,10 +158,10 @@ func tempDir() -> URL {
         try store.write(&state, offsets: [:])
         let log = dir.appendingPathComponent("partition-2/log.bin")
         var bytes = [UInt8](try Data(contentsOf: log))
-        bytes[4] = 99  // format version, little endian
+        bytes[4] = version  // format version, little endian
         try Data(bytes).write(to: log)
         let error = #expect(throws: CheckpointError.self) { _ = try CheckpointStore(stateDirectory: dir, partition: 2).load() }
-        #expect(error?.problem.contains("newer format version") == true)
+        #expect(error?.problem.contains(message) == true)
     }
 }
 
