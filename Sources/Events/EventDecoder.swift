@@ -84,46 +84,61 @@ enum FieldName: Int, CaseIterable {
     static let table: FieldTable = FieldTable()
 }
 
+/// From a key's bytes to its field, without copying them: every field name of events.md fits in 16 bytes,
+/// so a name is compared as two little-endian words, found by open addressing on their mix.
 struct FieldTable: Sendable {
     static let size = 128
-    /// Per slot: the name's hash, its bytes' range in `names` (empty: free slot) and the field.
-    private var hashes = [UInt32](repeating: 0, count: FieldTable.size)
-    private var ranges = [Range<Int>](repeating: 0..<0, count: FieldTable.size)
+    /// Per slot: the name's two words and length, and the field (-1: free slot).
+    private var words0 = [UInt64](repeating: 0, count: FieldTable.size)
+    private var words1 = [UInt64](repeating: 0, count: FieldTable.size)
+    private var lengths = [Int](repeating: -1, count: FieldTable.size)
     private var fields = [Int](repeating: -1, count: FieldTable.size)
-    private var names: [UInt8] = []
 
     init() {
+        precondition(FieldName.allCases.count == Fields().values.count, "Fields.values holds one value per field name")
         for f in FieldName.allCases {
             let name = Array(f.wireName.utf8)
-            var h: UInt32 = 2_166_136_261
-            for b in name { h = (h ^ UInt32(b)) &* 16_777_619 }
-            var i = Int(h) & (Self.size - 1)
+            precondition(name.count <= 16, "field names are at most 16 bytes")
+            let (w0, w1) = Self.words(name.span, 0..<name.count)
+            var i = Self.slot(w0, w1, name.count)
             while fields[i] >= 0 { i = (i + 1) & (Self.size - 1) }
-            hashes[i] = h
-            ranges[i] = names.count..<(names.count + name.count)
+            words0[i] = w0
+            words1[i] = w1
+            lengths[i] = name.count
             fields[i] = f.rawValue
-            names += name
         }
     }
 
-    /// The field whose name is `s[range]`, without copying the bytes.
+    @inline(__always) private static func words(_ s: borrowing Span<UInt8>, _ range: Range<Int>) -> (UInt64, UInt64) {
+        var w0: UInt64 = 0, w1: UInt64 = 0
+        var shift: UInt64 = 0
+        let split = min(range.lowerBound + 8, range.upperBound)
+        for i in range.lowerBound..<split {
+            w0 |= UInt64(s[i]) << shift
+            shift += 8
+        }
+        shift = 0
+        for i in split..<range.upperBound {
+            w1 |= UInt64(s[i]) << shift
+            shift += 8
+        }
+        return (w0, w1)
+    }
+
+    @inline(__always) private static func slot(_ w0: UInt64, _ w1: UInt64, _ count: Int) -> Int {
+        var z = w0 &* 0x9E37_79B9_7F4A_7C15 ^ w1 &* 0xC2B2_AE3D_27D4_EB4F ^ UInt64(count)
+        z ^= z >> 29
+        z = z &* 0xBF58_476D_1CE4_E5B9
+        return Int(truncatingIfNeeded: z >> 32) & (Self.size - 1)
+    }
+
+    /// The field whose name is `s[range]`.
     func lookup(_ s: borrowing Span<UInt8>, _ range: Range<Int>) -> Int? {
-        var h: UInt32 = 2_166_136_261
-        for i in range { h = (h ^ UInt32(s[i])) &* 16_777_619 }
-        var slot = Int(h) & (Self.size - 1)
+        guard range.count <= 16 else { return nil }
+        let (w0, w1) = Self.words(s, range)
+        var slot = Self.slot(w0, w1, range.count)
         while fields[slot] >= 0 {
-            if hashes[slot] == h && ranges[slot].count == range.count {
-                var equal = true
-                var j = ranges[slot].lowerBound
-                for i in range {
-                    if s[i] != names[j] {
-                        equal = false
-                        break
-                    }
-                    j += 1
-                }
-                if equal { return fields[slot] }
-            }
+            if words0[slot] == w0 && words1[slot] == w1 && lengths[slot] == range.count { return fields[slot] }
             slot = (slot + 1) & (Self.size - 1)
         }
         return nil
@@ -143,7 +158,8 @@ enum ScannedValue {
 }
 
 struct Fields {
-    var values = [ScannedValue?](repeating: nil, count: FieldName.allCases.count)
+    /// Kept inline (no allocation per message); indexed by `FieldName.rawValue`.
+    var values = InlineArray<33, ScannedValue?>(repeating: nil)
     var seen: UInt64 = 0
     var unknownKeys: Set<[UInt8]> = []
 }

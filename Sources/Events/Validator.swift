@@ -8,9 +8,9 @@ struct Validator {
             if fields.values[FieldName.schema.rawValue] == nil { throw Rejection(.missingField, "schema") }
             throw Rejection(.unsupportedSchema, "schema must be the integer 1")
         }
-        let typeName = try rawString(.type)
-        guard let type = EventType(rawValue: typeName) else {
-            throw Rejection(.unknownType, "unknown type \"\(printable(Array(typeName.utf8)))\"")
+        let typeName = try bytes(.type)
+        guard let type = WireTables.eventType.match(typeName) else {
+            throw Rejection(.unknownType, "unknown type \"\(printable(Array(typeName)))\"")
         }
         if let topic, type.topic != topic {
             throw Rejection(.wrongTopic, "\(type.rawValue) belongs on topic \(type.topic.rawValue), not \(topic.rawValue)")
@@ -27,37 +27,37 @@ struct Validator {
     private func payload(_ type: EventType) throws(Rejection) -> Event.Payload {
         switch type {
         case .customerSignedUp:
-            return .customerSignedUp(plan: try enumeration(.plan), industry: try text(.industry),
-                                     companySize: try enumeration(.companySize), country: try text(.country),
+            return .customerSignedUp(plan: try enumeration(.plan, WireTables.plan), industry: try text(.industry),
+                                     companySize: try enumeration(.companySize, WireTables.companySize), country: try text(.country),
                                      channel: try text(.channel))
         case .subscriptionStarted:
-            return .subscriptionStarted(subscriptionID: try text(.subscriptionID), plan: try enumeration(.plan),
+            return .subscriptionStarted(subscriptionID: try text(.subscriptionID), plan: try enumeration(.plan, WireTables.plan),
                                         mrrCents: try integer(.mrrCents))
         case .subscriptionPlanChanged:
-            return .subscriptionPlanChanged(subscriptionID: try text(.subscriptionID), fromPlan: try enumeration(.fromPlan),
-                                            toPlan: try enumeration(.toPlan), fromMrrCents: try integer(.fromMrrCents),
+            return .subscriptionPlanChanged(subscriptionID: try text(.subscriptionID), fromPlan: try enumeration(.fromPlan, WireTables.plan),
+                                            toPlan: try enumeration(.toPlan, WireTables.plan), fromMrrCents: try integer(.fromMrrCents),
                                             toMrrCents: try integer(.toMrrCents))
         case .subscriptionCanceled:
-            return .subscriptionCanceled(subscriptionID: try text(.subscriptionID), plan: try enumeration(.plan),
-                                         mrrCents: try integer(.mrrCents), cancellation: try enumeration(.cancellation))
+            return .subscriptionCanceled(subscriptionID: try text(.subscriptionID), plan: try enumeration(.plan, WireTables.plan),
+                                         mrrCents: try integer(.mrrCents), cancellation: try enumeration(.cancellation, WireTables.cancellation))
         case .invoiceIssued:
             return .invoiceIssued(invoiceID: try text(.invoiceID), subscriptionID: try text(.subscriptionID),
-                                  plan: try enumeration(.plan), amountCents: try integer(.amountCents),
+                                  plan: try enumeration(.plan, WireTables.plan), amountCents: try integer(.amountCents),
                                   currency: try text(.currency), periodStart: try day(.periodStart), periodEnd: try day(.periodEnd))
         case .invoicePaid:
-            return .invoicePaid(invoiceID: try text(.invoiceID), plan: try enumeration(.plan), amountCents: try integer(.amountCents),
+            return .invoicePaid(invoiceID: try text(.invoiceID), plan: try enumeration(.plan, WireTables.plan), amountCents: try integer(.amountCents),
                                 currency: try text(.currency), attempts: try count(.attempts))
         case .invoiceUncollectible:
-            return .invoiceUncollectible(invoiceID: try text(.invoiceID), plan: try enumeration(.plan),
+            return .invoiceUncollectible(invoiceID: try text(.invoiceID), plan: try enumeration(.plan, WireTables.plan),
                                          amountCents: try integer(.amountCents), currency: try text(.currency),
                                          attempts: try count(.attempts))
         case .paymentSucceeded:
-            return .paymentSucceeded(paymentID: try text(.paymentID), invoiceID: try text(.invoiceID), plan: try enumeration(.plan),
+            return .paymentSucceeded(paymentID: try text(.paymentID), invoiceID: try text(.invoiceID), plan: try enumeration(.plan, WireTables.plan),
                                      amountCents: try integer(.amountCents), currency: try text(.currency),
                                      attempt: try count(.attempt))
         case .paymentFailed:
-            let reason: FailureReason = try enumeration(.failureReason)
-            let decline: DeclineType = try enumeration(.declineType)
+            let reason: FailureReason = try enumeration(.failureReason, WireTables.failureReason)
+            let decline: DeclineType = try enumeration(.declineType, WireTables.declineType)
             guard reason.declineType == decline else {
                 throw Rejection(.invalidValue, "decline_type \"\(decline.rawValue)\" does not match failure_reason \"\(reason.rawValue)\" (\(reason.declineType.rawValue))")
             }
@@ -67,17 +67,17 @@ struct Validator {
             case .null?: next = nil
             default: next = try time(.nextRetryAt)
             }
-            return .paymentFailed(paymentID: try text(.paymentID), invoiceID: try text(.invoiceID), plan: try enumeration(.plan),
+            return .paymentFailed(paymentID: try text(.paymentID), invoiceID: try text(.invoiceID), plan: try enumeration(.plan, WireTables.plan),
                                   amountCents: try integer(.amountCents), currency: try text(.currency),
                                   attempt: try count(.attempt), failureReason: reason, nextRetryAt: next)
         case .paymentMethodUpdated:
-            return .paymentMethodUpdated(paymentMethod: try enumeration(.paymentMethod))
+            return .paymentMethodUpdated(paymentMethod: try enumeration(.paymentMethod, WireTables.paymentMethod))
         case .featureUsed:
             guard let v = fields.values[FieldName.coreValue.rawValue] else { throw Rejection(.missingField, "core_value") }
             guard case let .bool(core) = v else { throw Rejection(.wrongType, "core_value must be true or false") }
             return .featureUsed(feature: try text(.feature), coreValue: core, sessionID: try text(.sessionID))
         case .cancelIntent:
-            return .cancelIntent(source: try enumeration(.source))
+            return .cancelIntent(source: try enumeration(.source, WireTables.cancelSource))
         }
     }
 
@@ -97,10 +97,6 @@ struct Validator {
         let raw = input[(base + range.lowerBound)..<(base + range.upperBound)]
         guard escaped else { return raw }
         return try unescapeSlice(raw)[...]
-    }
-
-    private func rawString(_ f: FieldName) throws(Rejection) -> String {
-        String(decoding: try bytes(f), as: UTF8.self)
     }
 
     /// `event_id` and `customer_id`: 1 to `maxBytes` bytes of `A-Z a-z 0-9 _ - . :`.
@@ -137,10 +133,10 @@ struct Validator {
         return String(decoding: b, as: UTF8.self)
     }
 
-    private func enumeration<E: RawRepresentable>(_ f: FieldName) throws(Rejection) -> E where E.RawValue == String {
-        let s = try rawString(f)
-        guard let e = E(rawValue: s) else {
-            throw Rejection(.invalidValue, "\(f.wireName) \"\(printable(Array(s.utf8)))\" is not one of events.md's values")
+    private func enumeration<E>(_ f: FieldName, _ names: WireNames<E>) throws(Rejection) -> E {
+        let b = try bytes(f)
+        guard let e = names.match(b) else {
+            throw Rejection(.invalidValue, "\(f.wireName) \"\(printable(Array(b)))\" is not one of events.md's values")
         }
         return e
     }
@@ -178,6 +174,44 @@ struct Validator {
         }
         return d
     }
+}
+
+/// The cases of a string enumeration by their wire bytes, matched without building a `String`.
+struct WireNames<E: RawRepresentable & CaseIterable & Sendable>: Sendable where E.RawValue == String {
+    private let names: [[UInt8]]
+    private let cases: [E]
+
+    init() {
+        cases = Array(E.allCases)
+        names = cases.map { Array($0.rawValue.utf8) }
+    }
+
+    func match(_ b: ArraySlice<UInt8>) -> E? {
+        for i in names.indices where names[i].count == b.count {
+            var j = b.startIndex
+            var equal = true
+            for c in names[i] {
+                if c != b[j] {
+                    equal = false
+                    break
+                }
+                j += 1
+            }
+            if equal { return cases[i] }
+        }
+        return nil
+    }
+}
+
+enum WireTables {
+    static let eventType = WireNames<EventType>()
+    static let plan = WireNames<Plan>()
+    static let companySize = WireNames<CompanySize>()
+    static let cancellation = WireNames<Cancellation>()
+    static let failureReason = WireNames<FailureReason>()
+    static let declineType = WireNames<DeclineType>()
+    static let paymentMethod = WireNames<PaymentMethod>()
+    static let cancelSource = WireNames<CancelSource>()
 }
 
 /// Resolves the escapes of a string's raw content (already checked by the scanner).

@@ -118,6 +118,20 @@ public final class KafkaConsumer: Sendable {
         return out
     }
 
+    /// The low and high watermarks of these partitions, asked of their leaders now (one blocking request per
+    /// partition; `lag()` uses the cached ones). Partitions whose leader did not answer within `timeout` are
+    /// left out.
+    public func queryWatermarks(_ partitions: [TopicPartition], timeout: Duration = .seconds(2)) -> [TopicPartition: (low: Int64, high: Int64)] {
+        var out: [TopicPartition: (low: Int64, high: Int64)] = [:]
+        for tp in partitions {
+            var low: Int64 = -1, high: Int64 = -1
+            guard rd_kafka_query_watermark_offsets(client.handle, tp.topic, tp.partition, &low, &high, Self.ms(timeout))
+                    == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { continue }
+            out[tp] = (low, high)
+        }
+        return out
+    }
+
     /// Up to `maxMessages` messages, waiting at most `timeout` for the first. Serves rebalance callbacks.
     /// Transient broker errors are logged and counted, not thrown: librdkafka retries them itself.
     /// `includeHeaders: false` skips parsing headers, for callers that do not read them.

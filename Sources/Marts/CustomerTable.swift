@@ -18,6 +18,8 @@ public struct CustomerTable: Sendable {
 
     /// Row + 1 of the id hashed to each slot (0: empty); its count is a power of two.
     private var index: [Int32] = []
+    /// The seed of this table's id hash (see `hash`); the index is never stored, so it may differ per process.
+    private let seed = UInt64.random(in: 0...UInt64.max) | 1
     private var ids: [String] = []
     /// A packed customer's bytes; empty while the customer is hot.
     private var packed: [[UInt8]] = []
@@ -125,11 +127,21 @@ public struct CustomerTable: Sendable {
         changedRows.append(Int32(row))
     }
 
+    /// FNV-1a over the id's bytes, from a per-process random seed, with a final mix: cheaper than `Hasher` for
+    /// short ids, and the seed keeps crafted ids from predicting their slots.
+    @inline(__always) private static func hash(_ id: String, _ seed: UInt64) -> Int {
+        var h = seed
+        for b in id.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        h ^= h >> 33
+        h = h &* 0xff51_afd7_ed55_8ccd
+        return Int(truncatingIfNeeded: h ^ (h >> 33))
+    }
+
     /// The row of `id` if present, and the index slot where it is or would go.
     private func find(_ id: String) -> (row: Int?, slot: Int) {
         guard !index.isEmpty else { return (nil, -1) }
         let mask = index.count - 1
-        var i = id.hashValue & mask
+        var i = Self.hash(id, seed) & mask
         while true {
             let r = Int(index[i])
             if r == 0 { return (nil, i) }
@@ -160,7 +172,7 @@ public struct CustomerTable: Sendable {
         var fresh = [Int32](repeating: 0, count: size)
         let mask = size - 1
         for (row, id) in ids.enumerated() {
-            var i = id.hashValue & mask
+            var i = Self.hash(id, seed) & mask
             while fresh[i] != 0 { i = (i + 1) & mask }
             fresh[i] = Int32(row + 1)
         }

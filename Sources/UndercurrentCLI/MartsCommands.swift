@@ -21,6 +21,7 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Option(help: "Consumer group.") var group = "undercurrent-marts"
     @Option(help: "Checkpoint after this many events of a partition.") var checkpointEvents = 50_000
     @Option(help: "Checkpoint at least this often, in milliseconds.") var checkpointMs = 2000
+    @Option(help: "Threads applying each polled batch, partitions split between them (default: up to 2, one per core).") var threads: Int?
     @Option(help: "Start over: 'earliest' discards checkpoints and rebuilds from the earliest offsets.") var reset: String?
     @Flag(help: "Discard (possibly corrupt) checkpoints and rebuild from the earliest offsets.") var rebuild = false
     @Option(help: "Feed this archive (written by `undercurrent simulate` or `record`) through the engine instead of Kafka.") var fromArchive: String?
@@ -55,6 +56,7 @@ public struct MartsConsumerCommand: ParsableCommand {
         }
         if let fromTime { _ = try TimeArgument.parse(fromTime, option: "--from-time") }
         if let exitWhenIdle, !(exitWhenIdle > 0) { throw ValidationError("--exit-when-idle: expected a positive number of seconds") }
+        if let threads, !(1...64).contains(threads) { throw ValidationError("--threads: expected a number from 1 to 64") }
         guard reportSeconds > 0 else { throw ValidationError("--report-seconds: expected a positive number of seconds") }
     }
 
@@ -65,6 +67,7 @@ public struct MartsConsumerCommand: ParsableCommand {
         options.deadLetterTopic = dlqTopic
         options.checkpointEvents = checkpointEvents
         options.checkpointInterval = .milliseconds(checkpointMs)
+        if let threads { options.threads = threads }
         options.rebuild = rebuild || reset == "earliest"
         options.until = until.flatMap { Timestamp(rfc3339: $0) }
         options.startTime = try fromTime.map { try TimeArgument.parse($0, option: "--from-time") }

@@ -51,6 +51,11 @@ public final class MartsConsumer: @unchecked Sendable {
         public var alertSourceWait: Duration = .seconds(10)
         /// Sees every applied message and every checkpoint (load tests).
         public var probe: ConsumerProbe?
+        /// After this long without messages, the brokers are asked whether any partition has messages that
+        /// never came (a stalled fetch), and such partitions are restarted; also done before `exitWhenIdle`.
+        public var stallCheckInterval: Duration = .seconds(15)
+        /// Threads that apply a polled batch, partitions split between them (each partition on one thread).
+        public var threads = min(2, ProcessInfo.processInfo.activeProcessorCount)
         public init(stateDirectory: URL) { self.stateDirectory = stateDirectory }
     }
 
@@ -76,6 +81,8 @@ public final class MartsConsumer: @unchecked Sendable {
         public var alertsFiring = 0
         public var alertsResolved = 0
         public var checkpoints = 0
+        /// Partitions found behind their end after a quiet spell and restarted (see `stallCheckInterval`).
+        public var stalledPartitionRestarts = 0
         public var seconds = 0.0
     }
 
@@ -252,23 +259,44 @@ public final class MartsConsumer: @unchecked Sendable {
         }
     }
 
-    /// Applies one input message; returns the rejection to send to the dead-letter topic, if any, the
-    /// alerts whose time came and the risk segment changes (the customer's, and those time alone caused).
-    func ingest(partition p: Int32, part: Partition, topic: InputTopic, message: KafkaMessage) -> (Rejection?, [Alert], [RiskChange]) {
-        let (outcome, event) = part.state.ingest(value: message.value, topic: topic, key: message.key, until: options.until, requireKey: true)
+    /// What applying one message to its partition's state gave.
+    struct Applied {
+        /// nil: skipped, its timestamp before `startTime`.
+        var outcome: MartState.Outcome?
+        var event: Event?
+        var risk: [RiskChange] = []
+    }
+
+    /// The per-partition half of taking in a message: decodes it and applies it to its partition's state,
+    /// with the risk segment changes that gave. Touches nothing but `part`, so different partitions can run
+    /// on different threads.
+    func apply(part: Partition, topic: InputTopic, message: KafkaMessage, startMs: Int64? = nil) -> Applied {
         part.offsets[message.topic] = message.offset + 1
         part.sinceCheckpoint += 1
+        if let startMs, let t = message.timestampMs, t < startMs { return Applied(outcome: nil, event: nil) }
+        let (outcome, event) = part.state.ingest(value: message.value, topic: topic, key: message.key, until: options.until, requireKey: true)
+        var applied = Applied(outcome: outcome, event: event)
+        if outcome == .accepted, options.riskTopic != nil, let event {
+            if let change = part.state.riskChange(of: event.customerID) { applied.risk.append(change) }
+            applied.risk += part.state.timeDrivenRiskChanges()
+        }
+        return applied
+    }
+
+    /// The serial half: counts the outcome and feeds the alert engine (in message order); returns the
+    /// rejection to send to the dead-letter topic, if any, the alerts whose time came and the risk changes.
+    func account(partition p: Int32, topic: InputTopic, message: KafkaMessage, _ applied: Applied) -> (Rejection?, [Alert], [RiskChange]) {
         ingested.add(1, ordering: .relaxed)
+        guard let outcome = applied.outcome else {
+            summary.skippedBeforeStart += 1
+            return (nil, [], [])
+        }
         switch outcome {
         case .accepted:
             summary.accepted += 1
-            var risk: [RiskChange] = []
-            if options.riskTopic != nil, let event {
-                if let change = part.state.riskChange(of: event.customerID) { risk.append(change) }
-                risk += part.state.timeDrivenRiskChanges()
-                summary.riskChanges += risk.count
-            }
-            guard topic == .payments, let event, var engine = alertEngine else { return (nil, [], risk) }
+            let risk = applied.risk
+            summary.riskChanges += risk.count
+            guard topic == .payments, let event = applied.event, var engine = alertEngine else { return (nil, [], risk) }
             // Seen by the engine before its checkpoint (this partition resumed from an older one).
             if message.offset < alertOffsets[message.topic]?[p] ?? 0 { return (nil, [], risk) }
             let raised = engine.observe(event, source: Int(p))
@@ -294,6 +322,49 @@ public final class MartsConsumer: @unchecked Sendable {
         }
     }
 
+    /// Applies one input message (both halves on this thread).
+    func ingest(partition p: Int32, part: Partition, topic: InputTopic, message: KafkaMessage) -> (Rejection?, [Alert], [RiskChange]) {
+        account(partition: p, topic: topic, message: message, apply(part: part, topic: topic, message: message))
+    }
+
+    /// The per-partition half for a polled batch: partitions are split over up to `options.threads` threads
+    /// (balanced by message count); each partition's messages stay in order on one thread. Returns, per
+    /// message, what it gave (nil: not for a partition or topic of this consumer).
+    func applyBatch(_ messages: [KafkaMessage], startMs: Int64?) -> [Applied?] {
+        var byPartition: [Int32: [Int]] = [:]
+        for (i, m) in messages.enumerated() where partitions[m.partition] != nil && topicOf[m.topic] != nil {
+            byPartition[m.partition, default: []].append(i)
+        }
+        let groups = byPartition.values.sorted { $0.count > $1.count }
+        let threads = max(1, min(options.threads, groups.count, messages.count / 64))
+        var split = [[Int]](repeating: [], count: threads)
+        for g in groups {
+            let lane = split.indices.min { split[$0].count < split[$1].count }!
+            split[lane] += g
+        }
+        let lanes = split
+        let results = LaneResults(lanes: threads)
+        let work = { [self] (lane: Int) in
+            var out: [(Int, Applied)] = []
+            out.reserveCapacity(lanes[lane].count)
+            for i in lanes[lane] {
+                let m = messages[i]
+                out.append((i, apply(part: partitions[m.partition]!, topic: topicOf[m.topic]!, message: m, startMs: startMs)))
+            }
+            results.store(lane, out)
+        }
+        if threads == 1 {
+            work(0)
+        } else {
+            // Each lane touches only its own partitions' states (see `apply`) and its own result slot.
+            let box = UncheckedSendable(work)
+            DispatchQueue.concurrentPerform(iterations: threads) { box.value($0) }
+        }
+        var applied = [Applied?](repeating: nil, count: messages.count)
+        for lane in results.take() { for (i, a) in lane { applied[i] = a } }
+        return applied
+    }
+
     // MARK: Kafka
 
     public func run(kafka: KafkaConfig, stop: StopSignal) throws {
@@ -301,6 +372,12 @@ public final class MartsConsumer: @unchecked Sendable {
         let started = ContinuousClock.now
         var config = kafka
         config["group.id"] = config["group.id"] ?? options.group
+        // Prefetch: with librdkafka's default queued.min.messages (100,000) the fetcher of this consumer sat
+        // idle for 0.3-0.5 s about once a second while lag was in the hundreds of thousands (measured with
+        // `undercurrent-bench pipeline`); a deeper queue, bounded at 128 MiB, keeps it busy.
+        for (key, value) in [("queued.min.messages", "1000000"), ("queued.max.messages.kbytes", "131072")] where config[key] == nil {
+            config[key] = value
+        }
         logger.info("connecting to Kafka", metadata: ["kafka.config": "\(config.redacted.sorted { $0.key < $1.key })"])
         let outputs = try KafkaProducer(config: kafka, logger: logger)
         let startOffsets = options.startTime.map { lookUpStartOffsets(at: $0, kafka: kafka) } ?? [:]
@@ -343,21 +420,18 @@ public final class MartsConsumer: @unchecked Sendable {
         var lastCheckpoint = ContinuousClock.now
         var lastMessage = ContinuousClock.now
         var lastReport = ContinuousClock.now
+        var lastStallCheck = ContinuousClock.now
         var reportedAccepted = 0
         while !stop.isStopped {
             let wasAssigned = !partitions.isEmpty
             let messages = try consumer.poll(maxMessages: 5000, timeout: .milliseconds(100), includeHeaders: options.probe != nil)
             if let loadError { throw loadError }
             if !wasAssigned && !partitions.isEmpty { lastMessage = ContinuousClock.now }  // idle time counts from assignment
-            for m in messages {
-                guard let part = partitions[m.partition], let topic = topicOf[m.topic] else { continue }
-                if let startMs, let t = m.timestampMs, t < startMs {
-                    part.offsets[m.topic] = m.offset + 1
-                    part.sinceCheckpoint += 1
-                    summary.skippedBeforeStart += 1
-                    continue
-                }
-                let (rejection, raised, risk) = ingest(partition: m.partition, part: part, topic: topic, message: m)
+            let applied = applyBatch(messages, startMs: startMs)
+            for (m, a) in zip(messages, applied) {
+                guard let a, let topic = topicOf[m.topic] else { continue }
+                let (rejection, raised, risk) = account(partition: m.partition, topic: topic, message: m, a)
+                if a.outcome == nil { continue }  // before the start time
                 if let riskTopic = options.riskTopic {
                     for r in risk {
                         try outputs.send(ProducerMessage(topic: riskTopic, key: Array(r.customerID.utf8), value: Array(r.json.utf8),
@@ -414,7 +488,20 @@ public final class MartsConsumer: @unchecked Sendable {
                 lastReport = now
                 reportedAccepted = taken
             }
-            if let idle = options.exitWhenIdle, !partitions.isEmpty, now - lastMessage >= idle { break }
+            // A quiet spell: check with the brokers that every partition really is at its end. librdkafka's
+            // fetcher has been seen to stop on a partition after broker faults while its cached watermarks
+            // said it was caught up; a seek to the next offset to apply restarts it.
+            let quiet = now - lastMessage
+            let idleExit = options.exitWhenIdle.map { quiet >= $0 } ?? false
+            if !partitions.isEmpty && (idleExit || (quiet >= options.stallCheckInterval && now - lastStallCheck >= options.stallCheckInterval)) {
+                lastStallCheck = now
+                let restarted = restartStalledPartitions(consumer)
+                if restarted > 0 {
+                    lastMessage = ContinuousClock.now
+                } else if idleExit {
+                    break
+                }
+            }
         }
         checkpointAll(outputs: outputs, stop: stop)
         finishCompactions()
@@ -422,6 +509,27 @@ public final class MartsConsumer: @unchecked Sendable {
         _ = report(rate: 0, consumer: consumer)
         consumer.close()
         summary.seconds = (ContinuousClock.now - started).seconds
+    }
+
+    /// Asks the brokers for the end of every assigned partition and seeks each one that has messages beyond
+    /// the next offset to apply back to that offset; returns how many it restarted.
+    func restartStalledPartitions(_ consumer: KafkaConsumer) -> Int {
+        guard let assigned = try? consumer.assignment(), !assigned.isEmpty else { return 0 }
+        var restarted = 0
+        for (tp, marks) in consumer.queryWatermarks(assigned) {
+            guard let part = partitions[tp.partition] else { continue }
+            let next = part.offsets[tp.topic] ?? marks.low
+            guard marks.high > max(next, marks.low) else { continue }
+            logger.warning("\(tp) has \(marks.high - next) messages after offset \(next) but none came: restarting its fetch there")
+            do {
+                try consumer.seek(tp, to: KafkaOffset(max(next, marks.low)))
+                restarted += 1
+                summary.stalledPartitionRestarts += 1
+            } catch {
+                logger.warning("could not restart \(tp): \(error)")
+            }
+        }
+        return restarted
     }
 
     /// Where each input partition starts at `time` (see `TimeSeek`); empty where the cluster cannot say,
@@ -525,4 +633,18 @@ public final class MartsConsumer: @unchecked Sendable {
         report(rate: 0, consumer: nil)
         summary.seconds = (ContinuousClock.now - started).seconds
     }
+}
+
+/// Per-lane results of `applyBatch`, each lane written by one thread, read after they all finished.
+private final class LaneResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lanes: [[(Int, MartsConsumer.Applied)]]
+    init(lanes: Int) { self.lanes = Array(repeating: [], count: lanes) }
+    func store(_ lane: Int, _ results: [(Int, MartsConsumer.Applied)]) { lock.withLock { lanes[lane] = results } }
+    func take() -> [[(Int, MartsConsumer.Applied)]] { lock.withLock { lanes } }
+}
+
+private struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

@@ -99,17 +99,29 @@ func martsBench(customers: Int) throws {
     let world = try World(SimulationParameters(config: config, seed: 42, customers: customers, start: start, end: start.addingMonths(24)))
     var values: [(ArraySlice<UInt8>, InputTopic, ArraySlice<UInt8>)] = []
     for e in world { values.append((EventEncoder.encode(e)[...], e.topic, Array(e.customerID.utf8)[...])) }
-    var state = MartState()
-    let t0 = ContinuousClock.now
-    for (v, t, k) in values { _ = state.ingest(value: v, topic: t, key: k) }
-    let s = seconds(ContinuousClock.now - t0)
-    print(String(format: "decode+validate+marts: %d events in %.2f s = %.0f events/s (accepted %d)", values.count, s, Double(values.count) / s, state.accepted))
+    // Each measurement is the best of three rounds on a fresh state: this machine's neighbours add noise.
+    var best = (0.0, 0.0, 0.0)
+    var accepted = 0
     let decoded = values.map { try! EventDecoder.decode($0.0, topic: $0.1, key: $0.2).get() }
-    var state2 = MartState()
-    let t3 = ContinuousClock.now
-    for e in decoded { _ = state2.apply(e, valueHash: 1) }
-    let s3 = seconds(ContinuousClock.now - t3)
-    print(String(format: "marts only (pre-decoded events): %d events in %.2f s = %.0f events/s", decoded.count, s3, Double(decoded.count) / s3))
+    for _ in 0..<3 {
+        var state = MartState()
+        let t0 = ContinuousClock.now
+        for (v, t, k) in values { _ = state.ingest(value: v, topic: t, key: k) }
+        best.0 = max(best.0, Double(values.count) / seconds(ContinuousClock.now - t0))
+        accepted = state.accepted
+        var state2 = MartState()
+        let t3 = ContinuousClock.now
+        for e in decoded { _ = state2.apply(e, valueHash: 1) }
+        best.1 = max(best.1, Double(decoded.count) / seconds(ContinuousClock.now - t3))
+        let t2 = ContinuousClock.now
+        var decodedOnly = 0
+        for (v, t, k) in values { if case .success = EventDecoder.decode(v, topic: t, key: k) { decodedOnly += 1 } }
+        precondition(decodedOnly == values.count)
+        best.2 = max(best.2, Double(values.count) / seconds(ContinuousClock.now - t2))
+    }
+    print(String(format: "decode+validate+marts: %d events, best of 3: %.0f events/s (accepted %d)", values.count, best.0, accepted))
+    print(String(format: "marts only (pre-decoded events): best of 3: %.0f events/s", best.1))
+    print(String(format: "EventDecoder (decode+validate only): best of 3: %.0f events/s", best.2))
     let decoder = JSONDecoder()
     let sample = values.prefix(200_000)
     let t1 = ContinuousClock.now
@@ -117,11 +129,6 @@ func martsBench(customers: Int) throws {
     for (v, _, _) in sample { if (try? decoder.decode(FoundationEnvelope.self, from: Data(v))) != nil { ok += 1 } }
     let s1 = seconds(ContinuousClock.now - t1)
     print(String(format: "Foundation JSONDecoder (decode only, %d events): %.2f s = %.0f events/s", sample.count, s1, Double(sample.count) / s1))
-    let t2 = ContinuousClock.now
-    var decodedOnly = 0
-    for (v, t, k) in values { if case .success = EventDecoder.decode(v, topic: t, key: k) { decodedOnly += 1 } }
-    let s2 = seconds(ContinuousClock.now - t2)
-    print(String(format: "EventDecoder (decode+validate only): %d events in %.2f s = %.0f events/s", decodedOnly, s2, Double(decodedOnly) / s2))
 }
 
 /// Resident memory of this process, from /proc.
@@ -241,10 +248,27 @@ func pipelineBench(customers: Int, partitions: Int) throws {
                               stop: StopSignal(handleSignals: false)) { _ in }
     print(String(format: "simulate+produce (one producer, all topics, %d partitions): %d events delivered in %.2f s = %.0f events/s",
                  partitions, summary.delivered, summary.seconds, Double(summary.delivered) / summary.seconds))
+    // The ceiling: the same messages drained by a plain consumer that does nothing with them.
+    let drain = try KafkaConsumer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers, ["group.id": "drain-\(UUID().uuidString.prefix(6))", "auto.offset.reset": "earliest"]),
+                                  logger: logger)
+    try drain.subscribe(["billing", "payments", "engagement"])
+    var drained = 0
+    var drainStart: ContinuousClock.Instant?
+    let drainDeadline = ContinuousClock.now + .seconds(120)
+    while drained < summary.delivered && ContinuousClock.now < drainDeadline {
+        let batch = try drain.poll(maxMessages: 5000, timeout: .milliseconds(100), includeHeaders: false)
+        if !batch.isEmpty && drainStart == nil { drainStart = ContinuousClock.now }
+        drained += batch.count
+    }
+    let drainSeconds = drainStart.map { seconds(ContinuousClock.now - $0) } ?? 0
+    drain.close()
+    print(String(format: "drain (plain consumer, nothing applied): %d messages in %.2f s = %.0f messages/s", drained, drainSeconds,
+                 Double(drained) / drainSeconds))
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("uc-bench-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: dir) }
     var options = MartsConsumer.Options(stateDirectory: dir)
     options.exitWhenIdle = .seconds(2)
+    if let threads = ProcessInfo.processInfo.environment["BENCH_THREADS"].flatMap(Int.init) { options.threads = threads }
     options.group = "bench-\(UUID().uuidString.prefix(6))"
     let consumer = MartsConsumer(options: options, logger: logger)
     // Time from the first message to the last: watch the consumer's progress from another thread.
