@@ -421,6 +421,7 @@ public final class MartsConsumer: @unchecked Sendable {
         var lastMessage = ContinuousClock.now
         var lastReport = ContinuousClock.now
         var lastStallCheck = ContinuousClock.now
+        var fruitlessRestarts = 0  // stall restarts since messages last came
         var reportedAccepted = 0
         while !stop.isStopped {
             let wasAssigned = !partitions.isEmpty
@@ -458,7 +459,10 @@ public final class MartsConsumer: @unchecked Sendable {
                 options.probe?.applied(m)
             }
             let now = ContinuousClock.now
-            if !messages.isEmpty { lastMessage = now }
+            if !messages.isEmpty {
+                lastMessage = now
+                fruitlessRestarts = 0
+            }
             if !heldSince.isEmpty, var engine = alertEngine {
                 let held = Set(engine.heldSources)
                 for (source, since) in heldSince where !held.contains(source) || now - since >= options.alertSourceWait {
@@ -496,9 +500,11 @@ public final class MartsConsumer: @unchecked Sendable {
             if !partitions.isEmpty && (idleExit || (quiet >= options.stallCheckInterval && now - lastStallCheck >= options.stallCheckInterval)) {
                 lastStallCheck = now
                 let restarted = restartStalledPartitions(consumer)
-                if restarted > 0 {
+                if restarted > 0 && fruitlessRestarts < 3 {
+                    fruitlessRestarts += 1
                     lastMessage = ContinuousClock.now
                 } else if idleExit {
+                    if restarted > 0 { logger.error("partitions still behind after \(fruitlessRestarts) restarts; exiting as idle anyway") }
                     break
                 }
             }
