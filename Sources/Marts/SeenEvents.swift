@@ -6,15 +6,17 @@
 /// Two different ids collide with probability about n²/2⁹⁷ (10⁻¹¹ for 10⁹ ids); a re-sent id whose value
 /// differs is told from a duplicate unless the two values' 32-bit hashes collide (2⁻³²).
 public struct SeenEvents: Sendable {
-    private var keys: [UInt64]
-    private var checks: [UInt64]
+    /// Slot i is `table[2i]` (the key, 0 when free) and `table[2i + 1]` (the check): one cache line per probe.
+    private var table: [UInt64]
+    /// The number of slots (a power of two).
+    private var slotCount: Int
     public private(set) var count = 0
 
     public init(capacity: Int = 1024) {
         var n = 16
         while n < capacity { n <<= 1 }
-        keys = Array(repeating: 0, count: n)
-        checks = Array(repeating: 0, count: n)
+        table = Array(repeating: 0, count: 2 * n)
+        slotCount = n
     }
 
     public enum Outcome: Sendable, Equatable { case new, duplicate, conflict }
@@ -32,17 +34,18 @@ public struct SeenEvents: Sendable {
     /// Inserts a slot as stored in a checkpoint (or reports what it already was).
     @discardableResult
     public mutating func insert(key: UInt64, check: UInt64) -> Outcome {
-        if (count + 1) * 100 > keys.count * 85 { grow() }
-        let mask = keys.count - 1
+        if (count + 1) * 100 > slotCount * 85 { grow() }
+        let mask = slotCount - 1
         var i = Int(truncatingIfNeeded: Self.mix(key)) & mask
-        while keys[i] != 0 {
-            if keys[i] == key && checks[i] >> 32 == check >> 32 {
-                return checks[i] == check ? .duplicate : .conflict
+        while table[2 * i] != 0 {
+            let stored = table[2 * i + 1]
+            if table[2 * i] == key && stored >> 32 == check >> 32 {
+                return stored == check ? .duplicate : .conflict
             }
             i = (i + 1) & mask
         }
-        keys[i] = key
-        checks[i] = check
+        table[2 * i] = key
+        table[2 * i + 1] = check
         count += 1
         return .new
     }
@@ -51,27 +54,27 @@ public struct SeenEvents: Sendable {
     public var slots: [(UInt64, UInt64)] {
         var out: [(UInt64, UInt64)] = []
         out.reserveCapacity(count)
-        for i in keys.indices where keys[i] != 0 { out.append((keys[i], checks[i])) }
+        for i in 0..<slotCount where table[2 * i] != 0 { out.append((table[2 * i], table[2 * i + 1])) }
         return out
     }
 
-    public var memoryBytes: Int { keys.count * 16 }
+    public var memoryBytes: Int { slotCount * 16 }
 
     /// Makes room for `total` entries at once. Loading a checkpoint must reserve first: slots arrive in the
     /// order of a larger table, and inserting them into a growing smaller one piles them into long runs
     /// (linear probing's worst case).
     public mutating func reserve(_ total: Int) {
-        var n = keys.count
+        var n = slotCount
         while total * 100 > n * 85 { n <<= 1 }
-        if n > keys.count { rehash(to: n) }
+        if n > slotCount { rehash(to: n) }
     }
 
-    private mutating func grow() { rehash(to: keys.count * 2) }
+    private mutating func grow() { rehash(to: slotCount * 2) }
 
     private mutating func rehash(to size: Int) {
         let old = slots
-        keys = Array(repeating: 0, count: size)
-        checks = Array(repeating: 0, count: size)
+        table = Array(repeating: 0, count: 2 * size)
+        slotCount = size
         count = 0
         for (k, c) in old { insert(key: k, check: c) }
     }

@@ -21,6 +21,7 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Option(help: "Consumer group.") var group = "undercurrent-marts"
     @Option(help: "Checkpoint after this many events of a partition.") var checkpointEvents = 50_000
     @Option(help: "Checkpoint at least this often, in milliseconds.") var checkpointMs = 2000
+    @Option(help: "Customers kept unpacked in memory per partition; the rest are packed (about 250 bytes each) and unpacked when their next event comes (default: 8192).") var hotCustomers: Int?
     @Option(help: "Threads applying each polled batch, partitions split between them (default: up to 2, one per core).") var threads: Int?
     @Option(help: "Start over: 'earliest' discards checkpoints and rebuilds from the earliest offsets.") var reset: String?
     @Flag(help: "Discard (possibly corrupt) checkpoints and rebuild from the earliest offsets.") var rebuild = false
@@ -56,6 +57,7 @@ public struct MartsConsumerCommand: ParsableCommand {
         }
         if let fromTime { _ = try TimeArgument.parse(fromTime, option: "--from-time") }
         if let exitWhenIdle, !(exitWhenIdle > 0) { throw ValidationError("--exit-when-idle: expected a positive number of seconds") }
+        if let hotCustomers, !(1...10_000_000).contains(hotCustomers) { throw ValidationError("--hot-customers: expected a number from 1 to 10000000") }
         if let threads, !(1...64).contains(threads) { throw ValidationError("--threads: expected a number from 1 to 64") }
         guard reportSeconds > 0 else { throw ValidationError("--report-seconds: expected a positive number of seconds") }
     }
@@ -68,6 +70,7 @@ public struct MartsConsumerCommand: ParsableCommand {
         options.checkpointEvents = checkpointEvents
         options.checkpointInterval = .milliseconds(checkpointMs)
         if let threads { options.threads = threads }
+        options.hotCustomers = hotCustomers
         options.rebuild = rebuild || reset == "earliest"
         options.until = until.flatMap { Timestamp(rfc3339: $0) }
         options.startTime = try fromTime.map { try TimeArgument.parse($0, option: "--from-time") }

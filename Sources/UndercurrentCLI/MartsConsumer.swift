@@ -54,6 +54,8 @@ public final class MartsConsumer: @unchecked Sendable {
         /// After this long without messages, the brokers are asked whether any partition has messages that
         /// never came (a stalled fetch), and such partitions are restarted; also done before `exitWhenIdle`.
         public var stallCheckInterval: Duration = .seconds(15)
+        /// Customers kept unpacked per partition (see `CustomerTable`); nil: the default, 8,192.
+        public var hotCustomers: Int?
         /// Threads that apply a polled batch, partitions split between them (each partition on one thread).
         public var threads = min(2, ProcessInfo.processInfo.activeProcessorCount)
         public init(stateDirectory: URL) { self.stateDirectory = stateDirectory }
@@ -181,6 +183,7 @@ public final class MartsConsumer: @unchecked Sendable {
         } else {
             part = Partition(state: MartState(), store: store, offsets: [:])
         }
+        if let hot = options.hotCustomers { part.state.hotCustomerCapacity = hot }
         partitions[p] = part
         return part
     }

@@ -300,6 +300,19 @@ do {
     switch args.first {
     case "sim":
         try simBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 20_000)
+    case "ingest":
+        // Only `MartState.ingest`, five rounds on fresh states (for profilers).
+        let config = try ConfigLoader.load(scenario: "payment-incident", configDir: try ConfigLoader.directory(nil))
+        let start = Timestamp(year: 2024, month: 1, day: 1)
+        let world = try World(SimulationParameters(config: config, seed: 42, customers: 5000, start: start, end: start.addingMonths(24)))
+        var values: [(ArraySlice<UInt8>, InputTopic, ArraySlice<UInt8>)] = []
+        for e in world { values.append((EventEncoder.encode(e)[...], e.topic, Array(e.customerID.utf8)[...])) }
+        for _ in 0..<5 {
+            var state = MartState()
+            let t0 = ContinuousClock.now
+            for (v, t, k) in values { _ = state.ingest(value: v, topic: t, key: k) }
+            print(String(format: "ingest: %.0f events/s", Double(values.count) / seconds(ContinuousClock.now - t0)))
+        }
     case "marts":
         try martsBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 10_000)
     case "checkpoint":

@@ -41,6 +41,8 @@ import UndercurrentCLI
             ("undercurrent", ["report", "--state-dir", state, "--format", "pdf"], "--format: expected html or md"),
             ("marts-consumer", ["--state-dir", state, "--checkpoint-ms", "0"], "--checkpoint-ms: expected a positive number"),
             ("marts-consumer", ["--state-dir", state, "-X", "nonsense"], "-X expects key=value"),
+            ("marts-consumer", ["--state-dir", state, "--threads", "0"], "--threads: expected a number from 1 to 64"),
+            ("marts-consumer", ["--state-dir", state, "--hot-customers", "0"], "--hot-customers: expected a number from 1"),
             ("marts-consumer", ["--state-dir", state, "--from-time", "later"], "--from-time: expected a time"),
             ("payments-producer", ["--rate", "0"], "--rate: expected a positive number"),
             ("undercurrent", ["simulate", "--out", "/dev/null", "--config-dir", try Self.badConfigDir("baseline.yaml", "failureRate:", "failureRat:")],
