@@ -16,8 +16,9 @@ struct Validator {
             throw Rejection(.wrongTopic, "\(type.rawValue) belongs on topic \(type.topic.rawValue), not \(topic.rawValue)")
         }
         let eventID = try identifier(.eventID, maxBytes: 128)
-        let customerID = try identifier(.customerID, maxBytes: 64)
-        if let key, !key.elementsEqual(customerID.utf8) {
+        let customerBytes = try identifierBytes(.customerID, maxBytes: 64)
+        let customerID = String(decoding: customerBytes, as: UTF8.self)
+        if let key, key.count != customerBytes.count || !key.elementsEqual(customerBytes) {
             throw Rejection(.keyMismatch, "Kafka key \"\(printable(Array(key.prefix(64))))\" is not customer_id \"\(customerID)\"")
         }
         let occurredAt = try time(.occurredAt)
@@ -101,6 +102,10 @@ struct Validator {
 
     /// `event_id` and `customer_id`: 1 to `maxBytes` bytes of `A-Z a-z 0-9 _ - . :`.
     private func identifier(_ f: FieldName, maxBytes: Int) throws(Rejection) -> String {
+        String(decoding: try identifierBytes(f, maxBytes: maxBytes), as: UTF8.self)
+    }
+
+    private func identifierBytes(_ f: FieldName, maxBytes: Int) throws(Rejection) -> ArraySlice<UInt8> {
         let b = try bytes(f)
         guard !b.isEmpty, b.count <= maxBytes else {
             throw Rejection(.invalidValue, "\(f.wireName) must be 1 to \(maxBytes) bytes, got \(b.count)")
@@ -112,7 +117,7 @@ struct Validator {
                 throw Rejection(.invalidValue, "\(f.wireName) may hold only A-Z a-z 0-9 _ - . : (got \"\(printable(Array(b)))\")")
             }
         }
-        return String(decoding: b, as: UTF8.self)
+        return b
     }
 
     /// Other strings: 1 to 256 bytes, no control characters.

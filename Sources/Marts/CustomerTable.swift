@@ -131,7 +131,8 @@ public struct CustomerTable: Sendable {
     /// short ids, and the seed keeps crafted ids from predicting their slots.
     @inline(__always) private static func hash(_ id: String, _ seed: UInt64) -> Int {
         var h = seed
-        for b in id.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let bytes = id.utf8.span
+        for i in 0..<bytes.count { h = (h ^ UInt64(bytes[i])) &* 0x100_0000_01b3 }
         h ^= h >> 33
         h = h &* 0xff51_afd7_ed55_8ccd
         return Int(truncatingIfNeeded: h ^ (h >> 33))

@@ -198,13 +198,15 @@ public struct EventFingerprint: Hashable, Sendable {
     public init(_ id: String) {
         var h1: UInt64 = 0xcbf2_9ce4_8422_2325
         var h2: UInt64 = 0x9E37_79B9_7F4A_7C15
-        for byte in id.utf8 {
+        let bytes = id.utf8.span
+        for i in 0..<bytes.count {
+            let byte = bytes[i]
             h1 = (h1 ^ UInt64(byte)) &* 0x100_0000_01b3
             h2 = (h2 &+ UInt64(byte)) &* 0xff51_afd7_ed55_8ccd
             h2 ^= h2 >> 29
         }
         a = h1
-        b = h2 ^ UInt64(id.utf8.count)
+        b = h2 ^ UInt64(bytes.count)
     }
 }
 
