@@ -43,6 +43,8 @@ public struct CustomerTable: Sendable {
     /// How many customers are hot now.
     public var hotCount: Int { hotRow.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } }
 
+    public func contains(_ id: String) -> Bool { find(id).row != nil }
+
     public subscript(id: String) -> CustomerState? {
         find(id).row.map(state)
     }

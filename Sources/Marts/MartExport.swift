@@ -51,7 +51,8 @@ public struct MartTable: Sendable, Equatable {
 /// All partitions' states merged into the marts of marts.md.
 public struct MartSnapshot: Sendable {
     public var aggregates = Aggregates()
-    public var customers: [String: CustomerState] = [:]
+    /// Every partition's customers, kept packed as the states hold them (built one at a time when read).
+    public var customers = CustomerTable()
     public var accepted = 0
     public var duplicates = 0
     public var rejected = 0
@@ -67,7 +68,7 @@ public struct MartSnapshot: Sendable {
     public mutating func add(_ s: MartState) {
         aggregates.merge(s.aggregates)
         customers.reserveCapacity(customers.count + s.customers.count)
-        for (id, c) in s.customers where customers[id] == nil { customers[id] = c }
+        for (id, bytes) in s.customers.packedEntries where !customers.contains(id) { customers.setPacked(id, bytes) }
         accepted += s.accepted
         duplicates += s.duplicates
         rejected += s.rejected
@@ -189,7 +190,7 @@ public struct MartSnapshot: Sendable {
 
     public func customer360() -> MartTable {
         let asOf = self.asOf ?? Timestamp(ms: 0)
-        let ids = customers.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        let ids = customers.keys.sorted()  // ids are ASCII (events.md), so this is byte order
         let rows: [[MartValue]] = ids.map { id in
             let c = customers[id]!
             let risk = RiskModel.assess(c, asOf: asOf)

@@ -228,9 +228,20 @@ func restartBench(customers: Int, partitions: Int) throws {
     for store in stores() { loaded += try store.load()?.state.customers.count ?? 0 }
     let sequential = seconds(ContinuousClock.now - t0)
     let t1 = ContinuousClock.now
-    let all = try CheckpointStore.loadAll(stores()).map { try $0.get()?.state.customers.count ?? 0 }.reduce(0, +)
+    let loadedStates = try CheckpointStore.loadAll(stores()).compactMap { try $0.get()?.state }
+    let all = loadedStates.reduce(0) { $0 + $1.customers.count }
     print(String(format: "restart, %d customers in %d partitions: one after the other %.2f s (%d customers), in parallel %.2f s (%d customers)",
                  customers, partitions, sequential, loaded, seconds(ContinuousClock.now - t1), all))
+    // What `marts export` and the dashboard do next: merge the partitions into one snapshot, then build customer 360.
+    let rss0 = residentBytes()
+    let t2 = ContinuousClock.now
+    let snapshot = MartSnapshot(loadedStates)
+    let merged = seconds(ContinuousClock.now - t2)
+    let rss1 = residentBytes()
+    let t3 = ContinuousClock.now
+    let rows = snapshot.customer360().rows.count
+    print(String(format: "snapshot of %d customers: merged in %.2f s, +%d MB resident; customer 360 (%d rows) in %.2f s",
+                 snapshot.customers.count, merged, (rss1 - rss0) >> 20, rows, seconds(ContinuousClock.now - t3)))
 }
 
 /// Simulation produced to the embedded broker (one producer, all topics), then consumed by the marts

@@ -126,7 +126,9 @@ func stateDirectory(_ p: SimulationParameters) throws -> URL {
         var s = try snapshot(try world(customers: 300, months: 8))
         let hostile = "<script>alert('x')</script>\"&" + String(repeating: "A", count: 5000)
         let victim = s.customers.first { $0.value.currentMrr > 0 }!.key
-        s.customers[hostile] = s.customers.removeValue(forKey: victim)
+        var renamed = CustomerTable()
+        for (id, bytes) in s.customers.packedEntries { renamed.setPacked(id == victim ? hostile : id, bytes) }
+        s.customers = renamed
         let alerts = [Alert(rule: "<img src=x onerror=alert(1)>", scope: "reason:\"><script>", state: .firing, at: Timestamp(ms: 1_700_000_000_000),
                             firingSince: Timestamp(ms: 1_700_000_000_000), observedRate: 0.5, baselineRate: 0.1, attempts: 10, failures: 5, windowMinutes: 10)]
         let d = DashboardData(snapshot: s, alerts: alerts)
