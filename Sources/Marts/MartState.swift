@@ -90,10 +90,10 @@ public struct MartState: Sendable {
     /// when time alone may next change the assessment (see `timeDrivenRiskChanges`).
     public mutating func riskChange(of customerID: String) -> RiskChange? {
         guard let asOf = maxTime, let c = customers[customerID] else { return nil }
-        let assessment = RiskModel.assess(c, asOf: asOf)
         scheduleRiskCheck(customerID, RiskModel.nextChange(c, asOf: asOf))
         let previous = c.announcedSegment ?? .low
-        guard assessment.segment != previous else { return nil }
+        guard RiskModel.segment(c, asOf: asOf) != previous else { return nil }
+        let assessment = RiskModel.assess(c, asOf: asOf)
         customers.update(customerID) { $0.announcedSegment = assessment.segment }  // checkpointed with the customer
         return RiskChange(customerID: customerID, previous: previous, assessment: assessment, mrrCents: c.currentMrr, asOf: asOf)
     }

@@ -94,7 +94,7 @@ public enum RiskModel {
         }
         s.pastDue = c.status == .pastDue
         s.pastDueHard = s.pastDue && c.lastFailure?.reason.declineType == .hard
-        s.cancelIntents30d = c.recentCancelIntents.filter { $0 > from30 && $0 <= asOf.ms }.count
+        s.cancelIntents30d = c.recentCancelIntents.reduce(0) { $0 + ($1 > from30 && $1 <= asOf.ms ? 1 : 0) }
         s.zombie = c.isZombie(asOf: asOf)
         s.featureEvents30d = c.featureEvents30d(asOf: asOf)
         let pm = Timestamp(ms: from30).month.index
@@ -138,15 +138,31 @@ public enum RiskModel {
     }
 
     public static func assess(_ c: CustomerState, asOf: Timestamp) -> Assessment {
-        let status = c.status
-        guard status == .active || status == .pastDue else { return Assessment(score: 0, segment: .low, reasons: []) }
-        let s = signals(c, asOf: asOf)
         var score = 0
         var reasons: [String] = []
-        func add(_ points: Int, _ code: String) {
+        guard scored(c) else { return Assessment(score: 0, segment: .low, reasons: []) }
+        points(signals(c, asOf: asOf)) { points, code in
             score += points
             reasons.append(code)
         }
+        score = min(score, 100)
+        return Assessment(score: score, segment: Segment(score: score), reasons: reasons)
+    }
+
+    /// The segment `assess` gives, without collecting its reasons (no allocation): what the consumer checks
+    /// after every event, building the full assessment only when the segment changed.
+    public static func segment(_ c: CustomerState, asOf: Timestamp) -> Segment {
+        guard scored(c) else { return .low }
+        var score = 0
+        points(signals(c, asOf: asOf)) { points, _ in score += points }
+        return Segment(score: min(score, 100))
+    }
+
+    /// Only active and past-due subscriptions are scored.
+    private static func scored(_ c: CustomerState) -> Bool { c.status == .active || c.status == .pastDue }
+
+    /// The points table: calls `add` with each signal's points and reason code.
+    @inline(__always) private static func points(_ s: Signals, _ add: (Int, String) -> Void) {
         if s.pastDue {
             add(34, "past_due")
             if s.pastDueHard { add(22, "hard_decline") }
@@ -164,8 +180,6 @@ public enum RiskModel {
         if s.lifetimeMonthly < 4 { add(4, "low_lifetime_use") }
         if s.priorMonthly >= 2 && Double(s.featureEvents30d) < 0.5 * s.priorMonthly { add(3, "engagement_drop") }
         if !s.activated { add(2, "not_activated") }
-        score = min(score, 100)
-        return Assessment(score: score, segment: Segment(score: score), reasons: reasons)
     }
 }
 

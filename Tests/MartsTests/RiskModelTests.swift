@@ -29,6 +29,29 @@ import Testing
         for week in 0..<16 { add(Double(3 + week * 7), .featureUsed(feature: "report_share", coreValue: true, sessionID: "w\(week)")) }
     }
 
+    @Test func theSegmentShortcutAgreesWithTheFullAssessment() {
+        let events = simulatedEvents(customers: 300, months: 14, seed: 5)
+        var checked = 0
+        var segments = Set<RiskModel.Segment>()
+        var state = MartState()
+        for (i, e) in events.enumerated() {
+            _ = state.apply(e, valueHash: UInt64(i))
+            // After every 500th event, every customer, as of now and as of later days (signals ageing out).
+            guard i % 500 == 0, let asOf = state.maxTime else { continue }
+            for (_, c) in state.customers {
+                for days: Int64 in [0, 10, 31, 95] {
+                    let t = asOf.adding(days: days)
+                    let full = RiskModel.assess(c, asOf: t)
+                    #expect(RiskModel.segment(c, asOf: t) == full.segment)
+                    segments.insert(full.segment)
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked > 10_000)
+        #expect(segments.count >= 3, "the comparison covers several segments: \(segments)")
+    }
+
     @Test mutating func aHardDeclineRaisesTheScore() {
         healthyCustomer()
         let before = score
