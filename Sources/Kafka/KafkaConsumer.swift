@@ -119,13 +119,16 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// The low and high watermarks of these partitions, asked of their leaders now (one blocking request per
-    /// partition; `lag()` uses the cached ones). Partitions whose leader did not answer within `timeout` are
-    /// left out.
+    /// partition; `lag()` uses the cached ones). `timeout` bounds the whole call: once it is spent (a leader
+    /// down), the remaining partitions are left out, as are those whose leader answered with an error.
     public func queryWatermarks(_ partitions: [TopicPartition], timeout: Duration = .seconds(2)) -> [TopicPartition: (low: Int64, high: Int64)] {
         var out: [TopicPartition: (low: Int64, high: Int64)] = [:]
+        let deadline = ContinuousClock.now + timeout
         for tp in partitions {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { break }
             var low: Int64 = -1, high: Int64 = -1
-            guard rd_kafka_query_watermark_offsets(client.handle, tp.topic, tp.partition, &low, &high, Self.ms(timeout))
+            guard rd_kafka_query_watermark_offsets(client.handle, tp.topic, tp.partition, &low, &high, Self.ms(left))
                     == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { continue }
             out[tp] = (low, high)
         }

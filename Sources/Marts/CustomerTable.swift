@@ -129,15 +129,13 @@ public struct CustomerTable: Sendable {
         changedRows.append(Int32(row))
     }
 
-    /// FNV-1a over the id's bytes, from a per-process random seed, with a final mix: cheaper than `Hasher` for
-    /// short ids, and the seed keeps crafted ids from predicting their slots.
+    /// FNV-1a over the id's bytes, from a per-process random seed, then `SeenEvents.mix`: cheaper than
+    /// `Hasher` for short ids, and the seed keeps crafted ids from predicting their slots.
     @inline(__always) private static func hash(_ id: String, _ seed: UInt64) -> Int {
         var h = seed
         let bytes = id.utf8.span
         for i in 0..<bytes.count { h = (h ^ UInt64(bytes[i])) &* 0x100_0000_01b3 }
-        h ^= h >> 33
-        h = h &* 0xff51_afd7_ed55_8ccd
-        return Int(truncatingIfNeeded: h ^ (h >> 33))
+        return Int(truncatingIfNeeded: SeenEvents.mix(h))
     }
 
     /// The row of `id` if present, and the index slot where it is or would go.

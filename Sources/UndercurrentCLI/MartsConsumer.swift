@@ -83,6 +83,8 @@ public final class MartsConsumer: @unchecked Sendable {
         public var alertsFiring = 0
         public var alertsResolved = 0
         public var checkpoints = 0
+        /// Polled batches whose partitions were applied on more than one thread (see `Options.threads`).
+        public var parallelBatches = 0
         /// Partitions found behind their end after a quiet spell and restarted (see `stallCheckInterval`).
         public var stalledPartitionRestarts = 0
         public var seconds = 0.0
@@ -362,6 +364,7 @@ public final class MartsConsumer: @unchecked Sendable {
             // Each lane touches only its own partitions' states (see `apply`) and its own result slot.
             let box = UncheckedSendable(work)
             DispatchQueue.concurrentPerform(iterations: threads) { box.value($0) }
+            summary.parallelBatches += 1
         }
         var applied = [Applied?](repeating: nil, count: messages.count)
         for lane in results.take() { for (i, a) in lane { applied[i] = a } }
@@ -525,7 +528,7 @@ public final class MartsConsumer: @unchecked Sendable {
     func restartStalledPartitions(_ consumer: KafkaConsumer) -> Int {
         guard let assigned = try? consumer.assignment(), !assigned.isEmpty else { return 0 }
         var restarted = 0
-        for (tp, marks) in consumer.queryWatermarks(assigned) {
+        for (tp, marks) in consumer.queryWatermarks(assigned, timeout: .seconds(5)) {
             guard let part = partitions[tp.partition] else { continue }
             let next = part.offsets[tp.topic] ?? marks.low
             guard marks.high > max(next, marks.low) else { continue }

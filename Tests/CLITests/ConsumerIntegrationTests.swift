@@ -113,6 +113,8 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
         let (one, four) = (results[0], results[1])
         #expect(one.0.accepted == delivered && four.0.accepted == delivered)
         #expect(one.0.duplicates == 0 && four.0.duplicates == 0)
+        #expect(one.0.parallelBatches == 0)
+        #expect(four.0.parallelBatches > 0, "some batches were split between threads")
         // How many segment changes get announced depends on how the topics' messages interleave in a
         // partition (each is assessed as of the partition's newest event), which fetch timing decides; the
         // segments finally announced are in customer 360 and must agree.
