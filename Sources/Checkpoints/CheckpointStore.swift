@@ -15,7 +15,9 @@ import Marts
 /// sequence number and a CRC-32: a torn last record (a crash mid-write) is dropped, since its offsets were
 /// never acted on; any other damage is reported as corruption and the consumer refuses to start.
 public final class CheckpointStore {
-    public static let formatVersion: UInt16 = 2
+    /// 1: customers stored unpacked; 2: packed customers (`CustomerCodec`); 3: duplicate-detection slots
+    /// hold the 16-bytes-per-step `ValueHash` instead of byte-wise FNV-1a. Older versions are refused.
+    public static let formatVersion: UInt16 = 3
     static let magic: [UInt8] = Array("UCCP".utf8)
     static let headerSize = 24
 

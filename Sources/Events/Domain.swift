@@ -60,8 +60,10 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     }
 
     /// Parses exactly `YYYY-MM-DDTHH:MM:SS.mmmZ` with a real calendar time in the years 2000-2099.
-    public init?<S: Collection<UInt8>>(rfc3339 bytes: S) {
-        let b = Array(bytes)
+    public init?(rfc3339 bytes: [UInt8]) { self.init(rfc3339: bytes.span) }
+    public init?(rfc3339 bytes: ArraySlice<UInt8>) { self.init(rfc3339: bytes.span) }
+
+    public init?(rfc3339 b: borrowing Span<UInt8>) {
         guard b.count == 24, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x54, b[13] == 0x3A, b[16] == 0x3A,
               b[19] == 0x2E, b[23] == 0x5A,
               let year = digits(b, 0, 4), let month = digits(b, 5, 2), let day = digits(b, 8, 2),
@@ -104,7 +106,7 @@ public struct Month: Hashable, Comparable, Sendable, CustomStringConvertible, St
     }
 
     public init?(_ text: String) {
-        let b = Array(text.utf8)
+        let a = Array(text.utf8), b = a.span
         guard b.count == 7, b[4] == 0x2D, let y = digits(b, 0, 4), let m = digits(b, 5, 2), (1...12).contains(m) else { return nil }
         self.init(year: y, month: m)
     }
@@ -126,8 +128,10 @@ public struct Day: Hashable, Comparable, Sendable, CustomStringConvertible {
         return String(decoding: out, as: UTF8.self)
     }
 
-    public init?<S: Collection<UInt8>>(iso bytes: S) {
-        let b = Array(bytes)
+    public init?(iso bytes: [UInt8]) { self.init(iso: bytes.span) }
+    public init?(iso bytes: ArraySlice<UInt8>) { self.init(iso: bytes.span) }
+
+    public init?(iso b: borrowing Span<UInt8>) {
         guard b.count == 10, b[4] == 0x2D, b[7] == 0x2D,
               let y = digits(b, 0, 4), let m = digits(b, 5, 2), let d = digits(b, 8, 2),
               (2000...2099).contains(y), (1...12).contains(m), d >= 1, d <= CivilDate.daysIn(year: y, month: m)
@@ -232,7 +236,7 @@ enum CivilDate {
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
 }
 
-@inline(__always) func digits(_ b: [UInt8], _ at: Int, _ n: Int) -> Int? {
+@inline(__always) func digits(_ b: borrowing Span<UInt8>, _ at: Int, _ n: Int) -> Int? {
     var v = 0
     for i in at..<(at + n) {
         let c = b[i]

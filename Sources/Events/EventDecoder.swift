@@ -27,9 +27,10 @@ public enum EventDecoder {
         guard value.count <= maxValueBytes else {
             throw Rejection(.tooLarge, "value is \(value.count) bytes, more than \(maxValueBytes)")
         }
-        var fields = Fields()
-        try scanObject(value.span, base: value.startIndex, into: &fields)
-        return try Validator(input: value, fields: fields).event(topic: topic, key: key)
+        // The fields are scanned into the validator's own storage: copying them costs a kilobyte per message.
+        var validator = Validator(input: value)
+        try scanObject(value.span, base: value.startIndex, into: &validator.fields)
+        return try validator.event(topic: topic, key: key)
     }
 }
 
@@ -134,8 +135,17 @@ struct FieldTable: Sendable {
 
     /// The field whose name is `s[range]`.
     func lookup(_ s: borrowing Span<UInt8>, _ range: Range<Int>) -> Int? {
-        guard range.count <= 16 else { return nil }
-        let (w0, w1) = Self.words(s, range)
+        let n = range.count
+        guard n <= 16 else { return nil }
+        let w0: UInt64, w1: UInt64
+        if range.lowerBound + 16 <= s.count {
+            // Whole words, masked to the name's length: keys are followed by at least `":` and a value.
+            let lo = ByteWords.load(s, range.lowerBound), hi = ByteWords.load(s, range.lowerBound + 8)
+            w0 = n >= 8 ? lo : lo & ((1 << UInt64(n * 8)) &- 1)
+            w1 = n >= 16 ? hi : n <= 8 ? 0 : hi & ((1 << UInt64((n - 8) * 8)) &- 1)
+        } else {
+            (w0, w1) = Self.words(s, range)
+        }
         var slot = Self.slot(w0, w1, range.count)
         while fields[slot] >= 0 {
             if words0[slot] == w0 && words1[slot] == w1 && lengths[slot] == range.count { return fields[slot] }
@@ -250,6 +260,18 @@ private func scanString(_ s: borrowing Span<UInt8>, _ pos: inout Int) throws(Rej
     let start = pos
     var escaped = false
     while pos < s.count {
+        // Eight plain bytes (no quote, backslash, control character or non-ASCII byte) at a time; at the
+        // first other byte, fall through to handle it alone.
+        if pos + 8 <= s.count {
+            let w = ByteWords.load(s, pos)
+            let special = ByteWords.bytesEqual(w, 0x22) | ByteWords.bytesEqual(w, 0x5C) | ByteWords.bytesBelow(w, 0x20)
+                | (w & ByteWords.highs)
+            if special == 0 {
+                pos += 8
+                continue
+            }
+            pos += special.trailingZeroBitCount >> 3
+        }
         let c = s[pos]
         if c == 0x22 {
             let range = start..<pos

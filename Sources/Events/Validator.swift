@@ -1,7 +1,11 @@
 /// Applies events.md's validation rules to the scanned fields and builds the `Event`.
 struct Validator {
     let input: ArraySlice<UInt8>
-    let fields: Fields
+    var fields = Fields()
+
+    init(input: ArraySlice<UInt8>) {
+        self.input = input
+    }
 
     func event(topic: InputTopic?, key: ArraySlice<UInt8>?) throws(Rejection) -> Event {
         guard case .integer(1)? = fields.values[FieldName.schema.rawValue] else {

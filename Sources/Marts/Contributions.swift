@@ -24,7 +24,7 @@ enum Contributions {
 
         case let .subscriptionCanceled(_, _, mrr, kind):
             withSubscriptions(&c, &a) { $0.insertSubscription(SubscriptionEvent(key: key, kind: .canceled(kind, mrr: mrr))) }
-            withFailureToChurn(&c, &a, around: m) { c, a in
+            withFailureToChurn(&c, &a, months: (m - 2)...m) { c, a in
                 setFlag(&c, &a, m, MonthFlags.canceled)
                 if kind == .involuntary { setFlag(&c, &a, m, MonthFlags.canceledInvoluntary) }
             }
@@ -32,7 +32,7 @@ enum Contributions {
         case let .invoiceIssued(invoiceID, _, _, _, _, _, _):
             c.invoicesIssued += 1
             if c.invoices[invoiceID] == nil { c.invoices[invoiceID] = InvoiceState() }
-            withFailureToChurn(&c, &a, around: m) { c, a in setFlag(&c, &a, m, MonthFlags.billed) }
+            withFailureToChurn(&c, &a, months: m...m) { c, a in setFlag(&c, &a, m, MonthFlags.billed) }
 
         case let .invoicePaid(invoiceID, _, amount, _, attempts), let .invoiceUncollectible(invoiceID, _, amount, _, attempts):
             let paid = e.type == .invoicePaid
@@ -87,7 +87,7 @@ enum Contributions {
                 if let ff = inv.firstFailure, (ff.attempt, ff.key) < (attempt, key) { return }
                 inv.firstFailure = (attempt, key, reason)
             }
-            withFailureToChurn(&c, &a, around: m) { c, a in setFlag(&c, &a, m, MonthFlags.failed) }
+            withFailureToChurn(&c, &a, months: m...m) { c, a in setFlag(&c, &a, m, MonthFlags.failed) }
 
         case .paymentMethodUpdated:
             break
@@ -96,10 +96,16 @@ enum Contributions {
             var eng = Cell.zero
             eng[1] = 1; eng[2] = core ? 1 : 0
             a.engagement[CellKey(m, 0), default: .zero] &+= eng
-            withFailureToChurn(&c, &a, around: m) { c, a in
-                setFlag(&c, &a, m, MonthFlags.active)
-                if core { setFlag(&c, &a, m, MonthFlags.coreActive) }
-                c.months[m, default: MonthFlags()].featureEvents += 1
+            setFlag(&c, &a, m, MonthFlags.active)
+            if core { setFlag(&c, &a, m, MonthFlags.coreActive) }
+            c.months[m, default: MonthFlags()].featureEvents += 1
+            // Failure to churn reads a month's feature use only as the previous month's use of the row after it
+            // and the next month's use of the row before it: one more use adds one to each, where those rows exist.
+            if let next = c.months[m + 1], next.has(MonthFlags.billed) {
+                a.failureToChurn[CellKey(m + 1, next.has(MonthFlags.failed) ? 1 : 0), default: .zero] &+= unit(4)
+            }
+            if let previous = c.months[m - 1], previous.has(MonthFlags.billed) {
+                a.failureToChurn[CellKey(m - 1, previous.has(MonthFlags.failed) ? 1 : 0), default: .zero] &+= unit(5)
             }
             let t = e.occurredAt
             if c.lastActive.map({ $0 < t }) ?? true { c.lastActive = t }
@@ -119,7 +125,7 @@ enum Contributions {
             c.cancelIntents += 1
             c.recentCancelIntents.append(e.occurredAt.ms)
             c.recentCancelIntents.removeAll { $0 <= asOf.ms - 90 * Timestamp.millisecondsPerDay }
-            withFailureToChurn(&c, &a, around: m) { c, a in setFlag(&c, &a, m, MonthFlags.cancelIntent) }
+            withFailureToChurn(&c, &a, months: (m - 1)...m) { c, a in setFlag(&c, &a, m, MonthFlags.cancelIntent) }
         }
     }
 
@@ -174,22 +180,22 @@ enum Contributions {
         addCohort(c, &a, 1)
     }
 
-    /// A change in month x can change the cohorts of months x-2 ... x+1; only contributions that changed are
-    /// retracted and re-added (most events of customers without invoices touch none).
-    static func withFailureToChurn(_ c: inout CustomerState, _ a: inout Aggregates, around x: Int32,
+    /// Retracts and re-adds the failure-to-churn contributions of `months`, the months whose contribution
+    /// `body` can change; only contributions that changed are touched. A month's contribution reads its own
+    /// billed and failed flags, cancel intent in it or the next month, cancellations in it or the two next, and
+    /// feature use in the months either side; so a change in month x reaches x (billed, failed), x-1...x
+    /// (cancel intent) or x-2...x (cancellation); feature use is added directly (see `.featureUsed`).
+    static func withFailureToChurn(_ c: inout CustomerState, _ a: inout Aggregates, months: ClosedRange<Int32>,
                                    _ body: (inout CustomerState, inout Aggregates) -> Void) {
-        let before = (failureToChurn(c, x - 2), failureToChurn(c, x - 1), failureToChurn(c, x), failureToChurn(c, x + 1))
+        var before = InlineArray<3, (CellKey, Cell)?>(repeating: nil)
+        for (i, m) in months.enumerated() { before[i] = failureToChurn(c, m) }
         body(&c, &a)
-        let after = (failureToChurn(c, x - 2), failureToChurn(c, x - 1), failureToChurn(c, x), failureToChurn(c, x + 1))
-        func update(_ old: (CellKey, Cell)?, _ new: (CellKey, Cell)?) {
-            if old?.0 == new?.0 && old?.1 == new?.1 { return }
+        for (i, m) in months.enumerated() {
+            let old = before[i], new = failureToChurn(c, m)
+            if old?.0 == new?.0 && old?.1 == new?.1 { continue }
             if let old { a.failureToChurn[old.0, default: .zero] &-= old.1 }
             if let new { a.failureToChurn[new.0, default: .zero] &+= new.1 }
         }
-        update(before.0, after.0)
-        update(before.1, after.1)
-        update(before.2, after.2)
-        update(before.3, after.3)
     }
 
     static func withRecovery(_ c: inout CustomerState, _ a: inout Aggregates, _ invoiceID: String, _ body: (inout InvoiceState) -> Void) {

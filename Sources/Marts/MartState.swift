@@ -210,13 +210,44 @@ public struct EventFingerprint: Hashable, Sendable {
     }
 }
 
+/// A 64-bit hash of a message value's exact bytes, for the conflict rule: 16 bytes per step, each step one
+/// 64×64→128-bit multiply folded to 64 bits (the wyhash construction). Stored in checkpoints (the low 32 bits
+/// of each accepted event's slot), so changing it changes the checkpoint format version.
 public enum ValueHash {
-    /// 64-bit FNV-1a with a final mix, of a message value's exact bytes.
-    public static func of<C: Collection<UInt8>>(_ bytes: C) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        h ^= h >> 33
-        h = h &* 0xff51_afd7_ed55_8ccd
-        return h ^ (h >> 33)
+    private static let p0: UInt64 = 0xA076_1D64_78BD_642F
+    private static let p1: UInt64 = 0xE703_7ED1_A0B4_28DB
+    private static let p2: UInt64 = 0x8EBC_6AF0_9C88_C6E3
+    private static let p3: UInt64 = 0x5899_65CC_7537_4CC3
+
+    public static func of(_ bytes: [UInt8]) -> UInt64 { of(bytes.span) }
+    public static func of(_ bytes: ArraySlice<UInt8>) -> UInt64 { of(bytes.span) }
+
+    public static func of(_ s: borrowing Span<UInt8>) -> UInt64 {
+        let n = s.count
+        var h = p0 ^ UInt64(truncatingIfNeeded: n)
+        var i = 0
+        while i + 16 <= n {
+            h = mum(ByteWords.load(s, i) ^ p1 ^ h, ByteWords.load(s, i + 8) ^ p2)
+            i += 16
+        }
+        let w0: UInt64, w1: UInt64
+        if n >= 16 {
+            // The last 16 bytes, overlapping the blocks already hashed.
+            w0 = ByteWords.load(s, n - 16)
+            w1 = ByteWords.load(s, n - 8)
+        } else if n >= 8 {
+            w0 = ByteWords.load(s, 0)
+            w1 = ByteWords.loadPartial(s, 8, n - 8)
+        } else {
+            w0 = ByteWords.loadPartial(s, 0, n)
+            w1 = 0
+        }
+        h = mum(w0 ^ p3 ^ h, w1 ^ p1 ^ UInt64(truncatingIfNeeded: n))
+        return mum(h ^ p2, h ^ p0)
+    }
+
+    @inline(__always) private static func mum(_ x: UInt64, _ y: UInt64) -> UInt64 {
+        let (hi, lo) = x.multipliedFullWidth(by: y)
+        return hi ^ lo
     }
 }

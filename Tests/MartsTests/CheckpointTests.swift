@@ -149,7 +149,8 @@ func tempDir() -> URL {
         #expect(throws: CheckpointError.self) { _ = try CheckpointStore(stateDirectory: dir, partition: 1).load() }
     }
 
-    @Test(arguments: [(UInt8(99), "newer format version"), (UInt8(1), "older, incompatible format version")])
+    @Test(arguments: [(UInt8(99), "newer format version"), (UInt8(1), "older, incompatible format version"),
+                     (UInt8(2), "older, incompatible format version")])
     func anotherFormatVersionIsRefused(_ version: UInt8, _ message: String) throws {
         let dir = tempDir()
         let store = CheckpointStore(stateDirectory: dir, partition: 2)

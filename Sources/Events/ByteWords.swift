@@ -1,0 +1,48 @@
+/// Eight bytes at a time, without unsafe pointers: a bounds-checked slice of exactly eight bytes read as one
+/// little-endian word (the compiler turns the eight byte reads into one load).
+public enum ByteWords {
+    public static let ones: UInt64 = 0x0101_0101_0101_0101
+    public static let highs: UInt64 = 0x8080_8080_8080_8080
+
+    /// The eight bytes at `i...(i + 7)`, little-endian. The caller guarantees `i + 8 <= s.count`.
+    @inlinable @inline(__always)
+    public static func load(_ s: borrowing Span<UInt8>, _ i: Int) -> UInt64 {
+        let c = s.extracting(i..<(i + 8))
+        var w = UInt64(c[0])
+        w |= UInt64(c[1]) << 8
+        w |= UInt64(c[2]) << 16
+        w |= UInt64(c[3]) << 24
+        w |= UInt64(c[4]) << 32
+        w |= UInt64(c[5]) << 40
+        w |= UInt64(c[6]) << 48
+        w |= UInt64(c[7]) << 56
+        return w
+    }
+
+    /// The `n` bytes (0...8) at `i`, little-endian, zero above them.
+    @inlinable @inline(__always)
+    public static func loadPartial(_ s: borrowing Span<UInt8>, _ i: Int, _ n: Int) -> UInt64 {
+        if n == 8 { return load(s, i) }
+        var w: UInt64 = 0
+        var shift: UInt64 = 0
+        for k in i..<(i + n) {
+            w |= UInt64(s[k]) << shift
+            shift += 8
+        }
+        return w
+    }
+
+    /// The high bit set in each byte of `w` that equals `byte` (exact for the lowest such byte; a byte above
+    /// it may be flagged falsely, which callers that look at the lowest flag never see).
+    @inlinable @inline(__always)
+    public static func bytesEqual(_ w: UInt64, _ byte: UInt8) -> UInt64 {
+        let x = w ^ (ones &* UInt64(byte))
+        return (x &- ones) & ~x & highs
+    }
+
+    /// The high bit set in each byte of `w` below `bound` (at most 0x80), with the same caveat.
+    @inlinable @inline(__always)
+    public static func bytesBelow(_ w: UInt64, _ bound: UInt8) -> UInt64 {
+        (w &- ones &* UInt64(bound)) & ~w & highs
+    }
+}

@@ -1,0 +1,59 @@
+import Events
+import Testing
+
+/// The word-at-a-time paths (string scanning, key lookup) against byte-at-a-time answers.
+@Suite struct ByteWordsTests {
+    /// The lowest flagged byte of `bytesEqual`/`bytesBelow` is the first byte a plain scan finds.
+    @Test func theLowestFlagIsTheFirstMatchingByte() {
+        var rng = SplitMix64(seed: 11)
+        let interesting: [UInt8] = [0x00, 0x01, 0x1F, 0x20, 0x21, 0x22, 0x5B, 0x5C, 0x5D, 0x7F, 0x80, 0xFF]
+        for _ in 0..<20_000 {
+            let bytes = (0..<8).map { _ in rng.next() % 2 == 0 ? interesting[Int(rng.next() % 12)] : UInt8(truncatingIfNeeded: rng.next()) }
+            let w = ByteWords.load(bytes.span, 0)
+            #expect(w == bytes.enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+            for target: UInt8 in [0x22, 0x5C] {
+                let first = bytes.firstIndex(of: target)
+                let flags = ByteWords.bytesEqual(w, target)
+                #expect((flags == 0 ? nil : flags.trailingZeroBitCount / 8) == first, "\(bytes) == \(target)")
+            }
+            let firstControl = bytes.firstIndex { $0 < 0x20 }
+            let flags = ByteWords.bytesBelow(w, 0x20)
+            #expect((flags == 0 ? nil : flags.trailingZeroBitCount / 8) == firstControl, "\(bytes) < 0x20")
+        }
+    }
+
+    static func featureUsed(_ feature: [UInt8]) -> [UInt8] {
+        Array(#"{"schema":1,"event_id":"e1","type":"feature.used","occurred_at":"2025-03-14T10:22:31.123Z","customer_id":"c1","feature":""#.utf8)
+            + feature + Array(#"","core_value":false,"session_id":"s"}"#.utf8)
+    }
+
+    /// A special byte at every offset of a string, so that it falls at every position of a word.
+    @Test(arguments: 0..<20)
+    func aSpecialByteIsSeenAtEveryOffset(_ at: Int) throws {
+        let plain = Array("abcdefghijklmnopqrstuvwxyz".utf8)
+        func with(_ insert: [UInt8]) -> [UInt8] { Array(plain.prefix(at)) + insert + Array(plain.dropFirst(at)) }
+        let name = { (b: [UInt8]) -> String in String(decoding: b, as: UTF8.self) }
+        let decoded = { (b: [UInt8]) in EventDecoder.decode(Self.featureUsed(b), topic: .engagement) }
+        #expect(try decoded(with(Array(#"\""#.utf8))).get().payload == .featureUsed(feature: name(with([0x22])), coreValue: false, sessionID: "s"))
+        #expect(try decoded(with(Array("é😀".utf8))).get().payload == .featureUsed(feature: name(with(Array("é😀".utf8))), coreValue: false, sessionID: "s"))
+        #expect(decoded(with([0x09])).failureCode == .invalidJSON)
+        #expect(decoded(with([0xC3, 0x28])).failureCode == .invalidUTF8)
+        // An unescaped quote ends the string early: what follows is not JSON.
+        #expect(decoded(with([0x22, 0x41])).failureCode == .invalidJSON)
+    }
+
+    /// Keys near the end of a value (too close for whole-word loads) and keys that share a known name's first
+    /// bytes are told apart.
+    @Test func keysAreMatchedOnTheirWholeLength() throws {
+        let base = #"{"schema":1,"event_id":"e1","type":"cancel.intent","occurred_at":"2025-03-14T10:22:31.123Z","customer_id":"c1","source":"cancel_page""#
+        #expect(try EventDecoder.decode(Array((base + "}").utf8), topic: .engagement).get().payload == .cancelIntent(source: .cancelPage))
+        // Prefixes and extensions of known names are unknown keys (ignored), not the known field.
+        for key in ["sourc", "sources", "customer_i", "customer_idx", "occurred_at_", "next_retry_at_"] {
+            let json = base + ",\"\(key)\":0}"
+            #expect(try EventDecoder.decode(Array(json.utf8), topic: .engagement).get().payload == .cancelIntent(source: .cancelPage), "\(key)")
+        }
+        // A known name as the last key, with fewer than 16 bytes after its start.
+        let last = #"{"schema":1,"event_id":"e1","type":"cancel.intent","occurred_at":"2025-03-14T10:22:31.123Z","customer_id":"c1","source":"x"}"#
+        #expect(EventDecoder.decode(Array(last.utf8), topic: .engagement).failureCode == .invalidValue)
+    }
+}
