@@ -304,8 +304,8 @@ public final class CheckpointStore {
             c.counters = MartState.Counters(accepted: Int(try r.i64()), duplicates: Int(try r.i64()), rejected: Int(try r.i64()),
                                             minTime: try r.optI64(), maxTime: try r.optI64())
             var a = Aggregates()
-            func cells() throws -> [CellKey: Cell] {
-                var d: [CellKey: Cell] = [:]
+            func cells() throws -> CellMap {
+                var d = CellMap()
                 for _ in 0..<(try r.count()) { d[CellKey(try r.i32(), try r.i32())] = try r.cell() }
                 return d
             }

@@ -98,7 +98,7 @@ public struct MartSnapshot: Sendable {
     static let planNames: [(String, Int32)] = [("all", 0), ("enterprise", 3), ("premium", 2), ("standard", 1)]
     static let paidPlanNames: [(String, Int32)] = [("enterprise", 3), ("premium", 2), ("standard", 1)]
 
-    func cell(_ d: [CellKey: Cell], _ m: Month, _ sub: Int32 = 0) -> Cell { d[CellKey(m.index, sub)] ?? .zero }
+    func cell(_ d: CellMap, _ m: Month, _ sub: Int32 = 0) -> Cell { d[CellKey(m.index, sub)] ?? .zero }
 
     public func revenueMonthly() -> MartTable {
         var rows: [[MartValue]] = []

@@ -312,13 +312,15 @@ do {
     case "sim":
         try simBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 20_000)
     case "ingest":
-        // Only `MartState.ingest`, five rounds on fresh states (for profilers).
+        // Only `MartState.ingest`, ROUNDS (5) rounds on fresh states of CUSTOMERS (5000) customers, for profilers.
         let config = try ConfigLoader.load(scenario: "payment-incident", configDir: try ConfigLoader.directory(nil))
         let start = Timestamp(year: 2024, month: 1, day: 1)
-        let world = try World(SimulationParameters(config: config, seed: 42, customers: 5000, start: start, end: start.addingMonths(24)))
+        let customers = args.dropFirst().first.flatMap(Int.init) ?? 5000
+        let rounds = args.dropFirst(2).first.flatMap(Int.init) ?? 5
+        let world = try World(SimulationParameters(config: config, seed: 42, customers: customers, start: start, end: start.addingMonths(24)))
         var values: [(ArraySlice<UInt8>, InputTopic, ArraySlice<UInt8>)] = []
         for e in world { values.append((EventEncoder.encode(e)[...], e.topic, Array(e.customerID.utf8)[...])) }
-        for _ in 0..<5 {
+        for _ in 0..<rounds {
             var state = MartState()
             let t0 = ContinuousClock.now
             for (v, t, k) in values { _ = state.ingest(value: v, topic: t, key: k) }
@@ -339,7 +341,7 @@ do {
         let p = args.dropFirst(2).first.flatMap(Int.init) ?? 6
         try kafkaBench(messages: n, partitions: p)
     default:
-        FileHandle.standardError.write(Data("usage: undercurrent-bench kafka [MESSAGES] [PARTITIONS] | sim [CUSTOMERS] | marts [CUSTOMERS] | checkpoint [CUSTOMERS] | restart [CUSTOMERS] [PARTITIONS] | pipeline [CUSTOMERS] [PARTITIONS]\n".utf8))
+        FileHandle.standardError.write(Data("usage: undercurrent-bench kafka [MESSAGES] [PARTITIONS] | sim [CUSTOMERS] | ingest [CUSTOMERS] [ROUNDS] | marts [CUSTOMERS] | checkpoint [CUSTOMERS] | restart [CUSTOMERS] [PARTITIONS] | pipeline [CUSTOMERS] [PARTITIONS]\n".utf8))
         exit(64)
     }
 } catch {
