@@ -12,19 +12,32 @@ struct Validator {
             if fields.values[FieldName.schema.rawValue] == nil { throw Rejection(.missingField, "schema") }
             throw Rejection(.unsupportedSchema, "schema must be the integer 1")
         }
-        let typeName = try bytes(.type)
-        guard let type = WireTables.eventType.match(typeName) else {
-            throw Rejection(.unknownType, "unknown type \"\(printable(Array(typeName)))\"")
+        let type = try withBytes(.type) { (b) throws(Rejection) -> EventType in
+            guard let type = WireTables.eventType.match(b) else {
+                throw Rejection(.unknownType, "unknown type \"\(printable(copy(b)))\"")
+            }
+            return type
         }
         if let topic, type.topic != topic {
             throw Rejection(.wrongTopic, "\(type.rawValue) belongs on topic \(type.topic.rawValue), not \(topic.rawValue)")
         }
         let eventID = try identifier(.eventID, maxBytes: 128)
-        let customerBytes = try identifierBytes(.customerID, maxBytes: 64)
-        let customerID = String(decoding: customerBytes, as: UTF8.self)
-        if let key, key.count != customerBytes.count || !key.elementsEqual(customerBytes) {
-            throw Rejection(.keyMismatch, "Kafka key \"\(printable(Array(key.prefix(64))))\" is not customer_id \"\(customerID)\"")
+        let customer = try identifierContent(.customerID, maxBytes: 64)
+        if let key {
+            let matches = try withBytes(customer) { b in
+                guard key.count == b.count else { return false }
+                var i = 0
+                for k in key {
+                    if k != b[i] { return false }
+                    i += 1
+                }
+                return true
+            }
+            if !matches {
+                throw Rejection(.keyMismatch, "Kafka key \"\(printable(Array(key.prefix(64))))\" is not customer_id \"\(string(customer))\"")
+            }
         }
+        let customerID = string(customer)
         let occurredAt = try time(.occurredAt)
         return Event(eventID: eventID, occurredAt: occurredAt, customerID: customerID, payload: try payload(type))
     }
@@ -93,61 +106,95 @@ struct Validator {
         return v
     }
 
-    /// The string's bytes with escapes resolved.
-    private func bytes(_ f: FieldName) throws(Rejection) -> ArraySlice<UInt8> {
+    /// A string field's content: where it lies in the input when written without escapes (nearly always),
+    /// else its unescaped copy.
+    private enum Content {
+        case raw(Range<Int>)
+        case unescaped([UInt8])
+    }
+
+    private func content(_ f: FieldName) throws(Rejection) -> Content {
         guard case let .string(range, escaped) = try value(f) else {
             throw Rejection(.wrongType, "\(f.wireName) must be a string")
         }
+        guard escaped else { return .raw(range) }
         let base = input.startIndex
-        let raw = input[(base + range.lowerBound)..<(base + range.upperBound)]
-        guard escaped else { return raw }
-        return try unescapeSlice(raw)[...]
+        return .unescaped(try unescapeSlice(input[(base + range.lowerBound)..<(base + range.upperBound)]))
+    }
+
+    /// Calls `body` with the content's bytes, escapes resolved, without copying them out of the input.
+    private func withBytes<R>(_ c: Content, _ body: (borrowing Span<UInt8>) throws(Rejection) -> R) throws(Rejection) -> R {
+        switch c {
+        case let .raw(r): return try body(input.span.extracting(r))
+        case let .unescaped(u): return try body(u.span)
+        }
+    }
+
+    private func withBytes<R>(_ f: FieldName, _ body: (borrowing Span<UInt8>) throws(Rejection) -> R) throws(Rejection) -> R {
+        try withBytes(try content(f), body)
+    }
+
+    private func string(_ c: Content) -> String {
+        switch c {
+        case let .raw(r):
+            let base = input.startIndex
+            return String(decoding: input[(base + r.lowerBound)..<(base + r.upperBound)], as: UTF8.self)
+        case let .unescaped(u):
+            return String(decoding: u, as: UTF8.self)
+        }
     }
 
     /// `event_id` and `customer_id`: 1 to `maxBytes` bytes of `A-Z a-z 0-9 _ - . :`.
     private func identifier(_ f: FieldName, maxBytes: Int) throws(Rejection) -> String {
-        String(decoding: try identifierBytes(f, maxBytes: maxBytes), as: UTF8.self)
+        string(try identifierContent(f, maxBytes: maxBytes))
     }
 
-    private func identifierBytes(_ f: FieldName, maxBytes: Int) throws(Rejection) -> ArraySlice<UInt8> {
-        let b = try bytes(f)
-        guard !b.isEmpty, b.count <= maxBytes else {
-            throw Rejection(.invalidValue, "\(f.wireName) must be 1 to \(maxBytes) bytes, got \(b.count)")
-        }
-        for c in b {
-            let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-                || c == 0x5F || c == 0x2D || c == 0x2E || c == 0x3A
-            guard ok else {
-                throw Rejection(.invalidValue, "\(f.wireName) may hold only A-Z a-z 0-9 _ - . : (got \"\(printable(Array(b)))\")")
+    private func identifierContent(_ f: FieldName, maxBytes: Int) throws(Rejection) -> Content {
+        let c = try content(f)
+        try withBytes(c) { (b) throws(Rejection) in
+            guard b.count >= 1, b.count <= maxBytes else {
+                throw Rejection(.invalidValue, "\(f.wireName) must be 1 to \(maxBytes) bytes, got \(b.count)")
+            }
+            for i in 0..<b.count {
+                let c = b[i]
+                let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                    || c == 0x5F || c == 0x2D || c == 0x2E || c == 0x3A
+                guard ok else {
+                    throw Rejection(.invalidValue, "\(f.wireName) may hold only A-Z a-z 0-9 _ - . : (got \"\(printable(copy(b)))\")")
+                }
             }
         }
-        return b
+        return c
     }
 
     /// Other strings: 1 to 256 bytes, no control characters.
     private func text(_ f: FieldName) throws(Rejection) -> String {
-        let b = try bytes(f)
-        guard !b.isEmpty, b.count <= 256 else {
-            throw Rejection(.invalidValue, "\(f.wireName) must be 1 to 256 bytes, got \(b.count)")
-        }
-        // Control characters in (already validated) UTF-8: bytes below 0x20, 0x7F, and U+0080-U+009F
-        // (0xC2 followed by 0x80-0x9F).
-        var previous: UInt8 = 0
-        for c in b {
-            if c < 0x20 || c == 0x7F || (previous == 0xC2 && c < 0xA0 && c >= 0x80) {
-                throw Rejection(.invalidValue, "\(f.wireName) contains a control character")
+        let c = try content(f)
+        try withBytes(c) { (b) throws(Rejection) in
+            guard b.count >= 1, b.count <= 256 else {
+                throw Rejection(.invalidValue, "\(f.wireName) must be 1 to 256 bytes, got \(b.count)")
             }
-            previous = c
+            // Control characters in (already validated) UTF-8: bytes below 0x20, 0x7F, and U+0080-U+009F
+            // (0xC2 followed by 0x80-0x9F).
+            var previous: UInt8 = 0
+            for i in 0..<b.count {
+                let c = b[i]
+                if c < 0x20 || c == 0x7F || (previous == 0xC2 && c < 0xA0 && c >= 0x80) {
+                    throw Rejection(.invalidValue, "\(f.wireName) contains a control character")
+                }
+                previous = c
+            }
         }
-        return String(decoding: b, as: UTF8.self)
+        return string(c)
     }
 
     private func enumeration<E>(_ f: FieldName, _ names: WireNames<E>) throws(Rejection) -> E {
-        let b = try bytes(f)
-        guard let e = names.match(b) else {
-            throw Rejection(.invalidValue, "\(f.wireName) \"\(printable(Array(b)))\" is not one of events.md's values")
+        try withBytes(f) { (b) throws(Rejection) -> E in
+            guard let e = names.match(b) else {
+                throw Rejection(.invalidValue, "\(f.wireName) \"\(printable(copy(b)))\" is not one of events.md's values")
+            }
+            return e
         }
-        return e
     }
 
     /// An integer in 0...2^53 written without fraction or exponent.
@@ -169,20 +216,29 @@ struct Validator {
 
     private func time(_ f: FieldName) throws(Rejection) -> Timestamp {
         guard case .string = try value(f) else { throw Rejection(.wrongType, "\(f.wireName) must be a time string") }
-        let b = try bytes(f)
-        guard let t = Timestamp(rfc3339: b) else {
-            throw Rejection(.invalidTime, "\(f.wireName) \"\(printable(Array(b.prefix(40))))\" is not a time YYYY-MM-DDTHH:MM:SS.mmmZ in 2000-2099")
+        return try withBytes(f) { (b) throws(Rejection) -> Timestamp in
+            guard let t = Timestamp(rfc3339: b) else {
+                throw Rejection(.invalidTime, "\(f.wireName) \"\(printable(copy(b, limit: 40)))\" is not a time YYYY-MM-DDTHH:MM:SS.mmmZ in 2000-2099")
+            }
+            return t
         }
-        return t
     }
 
     private func day(_ f: FieldName) throws(Rejection) -> Day {
-        let b = try bytes(f)
-        guard let d = Day(iso: b) else {
-            throw Rejection(.invalidTime, "\(f.wireName) \"\(printable(Array(b.prefix(40))))\" is not a date YYYY-MM-DD in 2000-2099")
+        try withBytes(f) { (b) throws(Rejection) -> Day in
+            guard let d = Day(iso: b) else {
+                throw Rejection(.invalidTime, "\(f.wireName) \"\(printable(copy(b, limit: 40)))\" is not a date YYYY-MM-DD in 2000-2099")
+            }
+            return d
         }
-        return d
     }
+}
+
+/// The first `limit` bytes of a span, for messages.
+func copy(_ b: borrowing Span<UInt8>, limit: Int = 64) -> [UInt8] {
+    var out: [UInt8] = []
+    for i in 0..<min(b.count, limit) { out.append(b[i]) }
+    return out
 }
 
 /// The cases of a string enumeration by their wire bytes, matched without building a `String`.
@@ -195,10 +251,10 @@ struct WireNames<E: RawRepresentable & CaseIterable & Sendable>: Sendable where 
         names = cases.map { Array($0.rawValue.utf8) }
     }
 
-    func match(_ b: ArraySlice<UInt8>) -> E? {
+    func match(_ b: borrowing Span<UInt8>) -> E? {
         for i in names.indices where names[i].count == b.count {
-            var j = b.startIndex
             var equal = true
+            var j = 0
             for c in names[i] {
                 if c != b[j] {
                     equal = false

@@ -117,7 +117,11 @@ enum Contributions {
             }
             let from = asOf.ms - window30d
             if t.ms > from { c.recentFeatureTimes.append(t.ms) }
-            if let oldest = c.recentFeatureTimes.first, oldest <= from || c.recentFeatureTimes.count > 64 {
+            // Pruned a week late, so that a steady user's list is scanned about once a week rather than on every
+            // use (readers count only the times inside their window); and at each power of two from 64 on, which
+            // bounds it when uses arrive out of order.
+            let n = c.recentFeatureTimes.count
+            if let oldest = c.recentFeatureTimes.first, oldest <= from - 7 * Timestamp.millisecondsPerDay || (n >= 64 && n & (n - 1) == 0) {
                 c.recentFeatureTimes.removeAll { $0 <= from }
             }
 
