@@ -93,12 +93,22 @@ enum Contributions {
             break
 
         case let .featureUsed(_, core, _):
+            // One read and write of the month and one engagement update (the first use counts the customer active,
+            // the first core use core-active: what `setFlag` adds for those flags).
+            var flags = c.months[m] ?? MonthFlags()
             var eng = Cell.zero
             eng[1] = 1; eng[2] = core ? 1 : 0
+            if !flags.has(MonthFlags.active) {
+                flags.flags |= MonthFlags.active
+                eng[0] = 1
+            }
+            if core && !flags.has(MonthFlags.coreActive) {
+                flags.flags |= MonthFlags.coreActive
+                eng[3] = 1
+            }
+            flags.featureEvents += 1
+            c.months[m] = flags
             a.engagement[CellKey(m, 0), default: .zero] &+= eng
-            setFlag(&c, &a, m, MonthFlags.active)
-            if core { setFlag(&c, &a, m, MonthFlags.coreActive) }
-            c.months[m, default: MonthFlags()].featureEvents += 1
             // Failure to churn reads a month's feature use only as the previous month's use of the row after it
             // and the next month's use of the row before it: one more use adds one to each, where those rows exist.
             if let next = c.months[m + 1], next.has(MonthFlags.billed) {

@@ -46,7 +46,15 @@ public struct CustomerTable: Sendable {
     public func contains(_ id: String) -> Bool { find(id).row != nil }
 
     public subscript(id: String) -> CustomerState? {
-        find(id).row.map(state)
+        guard let row = find(id).row else { return nil }  // (not `.map(state)`: that closure copies the table)
+        return state(row)
+    }
+
+    /// Calls `body` with customer `id`'s state without copying it out of the table when it is hot.
+    public func read<R>(_ id: String, _ body: (borrowing CustomerState) -> R) -> R? {
+        guard let row = find(id).row else { return nil }
+        let s = Int(hotSlot[row])
+        return s >= 0 ? body(hot[s]) : body(CustomerCodec.decode(packed[row]))
     }
 
     /// Runs `body` on customer `id`'s state (an empty state when the customer is new), made hot, and marks

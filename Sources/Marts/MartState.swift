@@ -89,13 +89,16 @@ public struct MartState: Sendable {
     /// (its newest event time); nil when the segment is unchanged. Records the new segment as announced, and
     /// when time alone may next change the assessment (see `timeDrivenRiskChanges`).
     public mutating func riskChange(of customerID: String) -> RiskChange? {
-        guard let asOf = maxTime, let c = customers[customerID] else { return nil }
-        scheduleRiskCheck(customerID, RiskModel.nextChange(c, asOf: asOf))
-        let previous = c.announcedSegment ?? .low
-        guard RiskModel.segment(c, asOf: asOf) != previous else { return nil }
-        let assessment = RiskModel.assess(c, asOf: asOf)
+        guard let asOf = maxTime,
+              case let (next, segment, previous)? = customers.read(customerID, { c in
+                  (RiskModel.nextChange(c, asOf: asOf), RiskModel.segment(c, asOf: asOf), c.announcedSegment ?? .low)
+              })
+        else { return nil }
+        scheduleRiskCheck(customerID, next)
+        guard segment != previous else { return nil }
+        let (assessment, mrr) = customers.read(customerID) { c in (RiskModel.assess(c, asOf: asOf), c.currentMrr) }!
         customers.update(customerID) { $0.announcedSegment = assessment.segment }  // checkpointed with the customer
-        return RiskChange(customerID: customerID, previous: previous, assessment: assessment, mrrCents: c.currentMrr, asOf: asOf)
+        return RiskChange(customerID: customerID, previous: previous, assessment: assessment, mrrCents: mrr, asOf: asOf)
     }
 
     /// Segment changes caused by time alone (a failure or cancel intent ageing out of its window, use going
@@ -112,7 +115,9 @@ public struct MartState: Sendable {
         }
         for _ in 0..<min(riskBacklog.count, 4096) {
             let id = riskBacklog.removeLast()
-            if riskCheckDay[id] == nil, let c = customers[id] { scheduleRiskCheck(id, RiskModel.nextChange(c, asOf: asOf)) }
+            if riskCheckDay[id] == nil, let next = customers.read(id, { RiskModel.nextChange($0, asOf: asOf) }) {
+                scheduleRiskCheck(id, next)
+            }
         }
         guard today > swept else { return [] }
         riskSweptThrough = today

@@ -336,9 +336,19 @@ public final class MartsConsumer: @unchecked Sendable {
     /// (balanced by message count); each partition's messages stay in order on one thread. Returns, per
     /// message, what it gave (nil: not for a partition or topic of this consumer).
     func applyBatch(_ messages: [KafkaMessage], startMs: Int64?) -> [Applied?] {
+        // Each message's partition state and topic, looked up once (and only when they differ from the previous
+        // message's: messages come in runs of one topic-partition).
         var byPartition: [Int32: [Int]] = [:]
-        for (i, m) in messages.enumerated() where partitions[m.partition] != nil && topicOf[m.topic] != nil {
-            byPartition[m.partition, default: []].append(i)
+        var targets = [(part: Partition, topic: InputTopic)?](repeating: nil, count: messages.count)
+        var last: (partition: Int32, topicName: String, part: Partition?, topic: InputTopic?)? = nil
+        for i in messages.indices {
+            let partition = messages[i].partition, topicName = messages[i].topic
+            if last == nil || last!.partition != partition || last!.topicName != topicName {
+                last = (partition, topicName, partitions[partition], topicOf[topicName])
+            }
+            guard let part = last!.part, let topic = last!.topic else { continue }
+            targets[i] = (part, topic)
+            byPartition[partition, default: []].append(i)
         }
         let groups = byPartition.values.sorted { $0.count > $1.count }
         let threads = max(1, min(options.threads, groups.count, messages.count / 64))
@@ -347,14 +357,14 @@ public final class MartsConsumer: @unchecked Sendable {
             let lane = split.indices.min { split[$0].count < split[$1].count }!
             split[lane] += g
         }
-        let lanes = split
+        let lanes = split, resolved = targets
         let results = LaneResults(lanes: threads)
         let work = { [self] (lane: Int) in
             var out: [(Int, Applied)] = []
             out.reserveCapacity(lanes[lane].count)
             for i in lanes[lane] {
-                let m = messages[i]
-                out.append((i, apply(part: partitions[m.partition]!, topic: topicOf[m.topic]!, message: m, startMs: startMs)))
+                let (part, topic) = resolved[i]!
+                out.append((i, apply(part: part, topic: topic, message: messages[i], startMs: startMs)))
             }
             results.store(lane, out)
         }
