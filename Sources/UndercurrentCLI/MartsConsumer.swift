@@ -83,6 +83,8 @@ public final class MartsConsumer: @unchecked Sendable {
         public var alertsFiring = 0
         public var alertsResolved = 0
         public var checkpoints = 0
+        /// Time spent writing checkpoints (the consuming thread waits for them).
+        public var checkpointSeconds = 0.0
         /// Polled batches whose partitions were applied on more than one thread (see `Options.threads`).
         public var parallelBatches = 0
         /// Partitions found behind their end after a quiet spell and restarted (see `stallCheckInterval`).
@@ -199,6 +201,7 @@ public final class MartsConsumer: @unchecked Sendable {
         part.state = state
         lastCheckpointSeconds = (ContinuousClock.now - started).seconds
         checkpointSeconds += lastCheckpointSeconds
+        summary.checkpointSeconds += lastCheckpointSeconds
         part.sinceCheckpoint = 0
         summary.checkpoints += 1
         options.probe?.checkpointed(seconds: lastCheckpointSeconds)

@@ -302,8 +302,9 @@ func pipelineBench(customers: Int, partitions: Int) throws {
     watching.store(false, ordering: .relaxed)
     let (first, last) = firstAndLast.withLock { $0 }
     let span = seconds(last! - first!)
-    print(String(format: "consume into marts (decode, validate, marts, checkpoints every 2 s): %d events in %.2f s = %.0f events/s, %d checkpoints",
-                 consumer.summary.accepted, span, Double(consumer.summary.accepted) / span, consumer.summary.checkpoints))
+    print(String(format: "consume into marts (decode, validate, marts, checkpoints every 2 s): %d events in %.2f s = %.0f events/s, %d checkpoints (%.2f s), %d risk changes, %d batches on 2+ threads",
+                 consumer.summary.accepted, span, Double(consumer.summary.accepted) / span, consumer.summary.checkpoints,
+                 consumer.summary.checkpointSeconds, consumer.summary.riskChanges, consumer.summary.parallelBatches))
 }
 
 let args = CommandLine.arguments.dropFirst()
