@@ -13,35 +13,35 @@ public enum EventEncoder {
         w.raw("{\"schema\":1,\"event_id\":")
         w.string(event.eventID)
         w.raw(",\"type\":\"")
-        w.raw(event.type.rawValue)
+        w.raw(event.type.wireName)
         w.raw("\",\"occurred_at\":\"")
         event.occurredAt.appendRFC3339(to: &w.out)
         w.raw("\",\"customer_id\":")
         w.string(event.customerID)
         switch event.payload {
         case let .customerSignedUp(plan, industry, size, country, channel):
-            w.field("plan", plan.rawValue); w.field("industry", industry); w.field("company_size", size.rawValue)
+            w.field("plan", plan.wireName); w.field("industry", industry); w.field("company_size", size.rawValue)
             w.field("country", country); w.field("channel", channel)
         case let .subscriptionStarted(sub, plan, mrr):
-            w.field("subscription_id", sub); w.field("plan", plan.rawValue); w.field("mrr_cents", mrr)
+            w.field("subscription_id", sub); w.field("plan", plan.wireName); w.field("mrr_cents", mrr)
         case let .subscriptionPlanChanged(sub, from, to, fromMrr, toMrr):
             w.field("subscription_id", sub); w.field("from_plan", from.rawValue); w.field("to_plan", to.rawValue)
             w.field("from_mrr_cents", fromMrr); w.field("to_mrr_cents", toMrr)
         case let .subscriptionCanceled(sub, plan, mrr, cancellation):
-            w.field("subscription_id", sub); w.field("plan", plan.rawValue); w.field("mrr_cents", mrr)
+            w.field("subscription_id", sub); w.field("plan", plan.wireName); w.field("mrr_cents", mrr)
             w.field("cancellation", cancellation.rawValue)
         case let .invoiceIssued(inv, sub, plan, amount, currency, start, end):
-            w.field("invoice_id", inv); w.field("subscription_id", sub); w.field("plan", plan.rawValue)
+            w.field("invoice_id", inv); w.field("subscription_id", sub); w.field("plan", plan.wireName)
             w.field("amount_cents", amount); w.field("currency", currency)
             w.field("period_start", start.description); w.field("period_end", end.description)
         case let .invoicePaid(inv, plan, amount, currency, attempts), let .invoiceUncollectible(inv, plan, amount, currency, attempts):
-            w.field("invoice_id", inv); w.field("plan", plan.rawValue); w.field("amount_cents", amount)
+            w.field("invoice_id", inv); w.field("plan", plan.wireName); w.field("amount_cents", amount)
             w.field("currency", currency); w.field("attempts", Int64(attempts))
         case let .paymentSucceeded(pay, inv, plan, amount, currency, attempt):
-            w.field("payment_id", pay); w.field("invoice_id", inv); w.field("plan", plan.rawValue)
+            w.field("payment_id", pay); w.field("invoice_id", inv); w.field("plan", plan.wireName)
             w.field("amount_cents", amount); w.field("currency", currency); w.field("attempt", Int64(attempt))
         case let .paymentFailed(pay, inv, plan, amount, currency, attempt, reason, next):
-            w.field("payment_id", pay); w.field("invoice_id", inv); w.field("plan", plan.rawValue)
+            w.field("payment_id", pay); w.field("invoice_id", inv); w.field("plan", plan.wireName)
             w.field("amount_cents", amount); w.field("currency", currency); w.field("attempt", Int64(attempt))
             w.field("failure_reason", reason.rawValue); w.field("decline_type", reason.declineType.rawValue)
             w.raw(",\"next_retry_at\":")
@@ -79,9 +79,11 @@ public enum EventEncoder {
 
         public mutating func string(_ s: String) {
             out.append(0x22)
-            // Most values need no escaping: one bulk copy instead of a byte at a time. (Checked on the
-            // contiguous bytes: `String.UTF8View`'s own iteration is several times slower.)
+            // Most values need no escaping: copied as they are, checked on the way (on the contiguous bytes:
+            // `String.UTF8View`'s own iteration is several times slower); at the first byte that needs an
+            // escape, what was copied is taken back and the value written the slow way.
             let bytes = s.utf8.span
+            let start = out.count
             var clean = true
             for i in 0..<bytes.count {
                 let c = bytes[i]
@@ -89,12 +91,13 @@ public enum EventEncoder {
                     clean = false
                     break
                 }
+                out.append(c)
             }
             if clean {
-                out.append(contentsOf: s.utf8)
                 out.append(0x22)
                 return
             }
+            out.removeSubrange(start...)
             for c in s.utf8 {
                 switch c {
                 case 0x22: out.append(0x5C); out.append(0x22)
@@ -120,6 +123,14 @@ public enum EventEncoder {
         public mutating func field(_ name: StaticString, _ value: String) {
             memberName(name)
             string(value)
+        }
+
+        /// A value that needs no escaping (an enumeration's wire name).
+        public mutating func field(_ name: StaticString, _ value: StaticString) {
+            memberName(name)
+            out.append(0x22)
+            raw(value)
+            out.append(0x22)
         }
 
         public mutating func field(_ name: StaticString, _ value: Int64) {
@@ -150,4 +161,35 @@ public func jsonString(_ s: String) -> String {
     var w = EventEncoder.Writer(out: [])
     w.string(s)
     return String(decoding: w.out, as: UTF8.self)
+}
+
+extension EventType {
+    /// The wire name as a static string (the encoder copies it without checking for escapes).
+    public var wireName: StaticString {
+        switch self {
+        case .customerSignedUp: "customer.signed_up"
+        case .subscriptionStarted: "subscription.started"
+        case .subscriptionPlanChanged: "subscription.plan_changed"
+        case .subscriptionCanceled: "subscription.canceled"
+        case .invoiceIssued: "invoice.issued"
+        case .invoicePaid: "invoice.paid"
+        case .invoiceUncollectible: "invoice.uncollectible"
+        case .paymentSucceeded: "payment.succeeded"
+        case .paymentFailed: "payment.failed"
+        case .paymentMethodUpdated: "payment_method.updated"
+        case .featureUsed: "feature.used"
+        case .cancelIntent: "cancel.intent"
+        }
+    }
+}
+
+extension Plan {
+    public var wireName: StaticString {
+        switch self {
+        case .free: "free"
+        case .standard: "standard"
+        case .premium: "premium"
+        case .enterprise: "enterprise"
+        }
+    }
 }

@@ -44,8 +44,10 @@ struct CustomerSim {
     private var actions: [Action] = []
     /// Decided events, sorted by (time, sequence); `pending[head]` is the next. Events are mostly decided in
     /// time order, so an insertion is usually an append.
-    private var pending: [Event] = []
-    private var pendingSeq: [Int] = []
+    /// (An event is moved out when emitted, leaving nil: no copy. `pendingKeys` holds each one's time and
+    /// sequence number, for ordering without touching the events.)
+    private var pending: [Event?] = []
+    private var pendingKeys: [(time: Int64, seq: Int)] = []
     private var head = 0
 
     var truth: CustomerTruth
@@ -103,16 +105,16 @@ struct CustomerSim {
     /// Time of the next event this customer will emit, or nil when it has no more (before `end`).
     mutating func nextTime() -> Timestamp? {
         settle()
-        return head < pending.count ? pending[head].occurredAt : nil
+        return head < pending.count ? Timestamp(ms: pendingKeys[head].time) : nil
     }
 
     /// Removes and returns the next event. Call after `nextTime()` returned non-nil.
     mutating func popEvent() -> Event {
-        let event = pending[head]
+        let event = pending[head].take()!
         head += 1
         if head == pending.count {
             pending.removeAll(keepingCapacity: true)
-            pendingSeq.removeAll(keepingCapacity: true)
+            pendingKeys.removeAll(keepingCapacity: true)
             head = 0
         }
         return event
@@ -123,7 +125,7 @@ struct CustomerSim {
     private mutating func settle() {
         while let next = nextActionIndex() {
             let at = actions[next].at
-            if head < pending.count, pending[head].occurredAt <= at { return }
+            if head < pending.count, pendingKeys[head].time <= at.ms { return }
             let action = actions.remove(at: next)
             run(action)
         }
@@ -145,13 +147,13 @@ struct CustomerSim {
         let event = Event(eventID: "\(id):\(seq)", occurredAt: at, customerID: id, payload: payload)
         // Insert keeping (time, seq) descending.
         var i = pending.count
-        while i > head && (pending[i - 1].occurredAt > at || (pending[i - 1].occurredAt == at && pendingSeq[i - 1] > seq)) { i -= 1 }
+        while i > head && (pendingKeys[i - 1].time > at.ms || (pendingKeys[i - 1].time == at.ms && pendingKeys[i - 1].seq > seq)) { i -= 1 }
         if i == pending.count {
             pending.append(event)
-            pendingSeq.append(seq)
+            pendingKeys.append((at.ms, seq))
         } else {
             pending.insert(event, at: i)
-            pendingSeq.insert(seq, at: i)
+            pendingKeys.insert((at.ms, seq), at: i)
         }
         seq += 1
     }

@@ -82,6 +82,11 @@ let samples: [Event] = [
         #expect(try EventDecoder.decode(bytes, topic: .engagement).get() == event)
     }
 
+    @Test func staticWireNamesAreTheRawValues() {
+        for t in EventType.allCases { #expect(t.wireName.description == t.rawValue) }
+        for p in Plan.allCases { #expect(p.wireName.description == p.rawValue) }
+    }
+
     @Test func controlCharactersAreWrittenAsUnicodeEscapes() {
         var w = EventEncoder.Writer(out: [])
         w.string("a\tb\u{1}\"\\")
