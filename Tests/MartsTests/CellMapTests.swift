@@ -1,11 +1,12 @@
 @testable import Marts
+import Simulation
 import Testing
 
 @Suite struct CellMapTests {
     /// Random additions, assignments and reads agree with a `Dictionary` doing the same, through growth of
     /// the index; equality ignores the order keys were added in.
     @Test func behavesLikeADictionary() {
-        var rng = SplitMix(seed: 5)
+        var rng = Xoshiro(seed: 5)
         var map = CellMap()
         var model: [CellKey: Cell] = [:]
         for step in 0..<20_000 {
@@ -32,17 +33,5 @@ import Testing
         #expect(reversed == map)
         reversed[map.keys[0], default: .zero] &+= unit(0)
         #expect(reversed != map)
-    }
-}
-
-private struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
