@@ -280,6 +280,7 @@ func pipelineBench(customers: Int, partitions: Int) throws {
     var options = MartsConsumer.Options(stateDirectory: dir)
     options.exitWhenIdle = .seconds(2)
     if let threads = ProcessInfo.processInfo.environment["BENCH_THREADS"].flatMap(Int.init) { options.threads = threads }
+    if let batch = ProcessInfo.processInfo.environment["BENCH_POLL_BATCH"].flatMap(Int.init) { options.pollBatch = batch }
     options.group = "bench-\(UUID().uuidString.prefix(6))"
     let consumer = MartsConsumer(options: options, logger: logger)
     // Time from the first message to the last: watch the consumer's progress from another thread.
@@ -302,9 +303,10 @@ func pipelineBench(customers: Int, partitions: Int) throws {
     watching.store(false, ordering: .relaxed)
     let (first, last) = firstAndLast.withLock { $0 }
     let span = seconds(last! - first!)
-    print(String(format: "consume into marts (decode, validate, marts, checkpoints every 2 s): %d events in %.2f s = %.0f events/s, %d checkpoints (%.2f s), %d risk changes, %d batches on 2+ threads",
+    print(String(format: "consume into marts (decode, validate, marts, checkpoints every 2 s): %d events in %.2f s = %.0f events/s, %d checkpoints (%.2f s), %d risk changes, %d batches on 2+ threads (a thread idle %.2f s waiting for the other)",
                  consumer.summary.accepted, span, Double(consumer.summary.accepted) / span, consumer.summary.checkpoints,
-                 consumer.summary.checkpointSeconds, consumer.summary.riskChanges, consumer.summary.parallelBatches))
+                 consumer.summary.checkpointSeconds, consumer.summary.riskChanges, consumer.summary.parallelBatches,
+                 consumer.summary.idleLaneSeconds))
 }
 
 let args = CommandLine.arguments.dropFirst()
