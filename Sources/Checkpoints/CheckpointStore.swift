@@ -306,7 +306,7 @@ public final class CheckpointStore {
             var a = Aggregates()
             func cells() throws -> CellMap {
                 var d = CellMap()
-                for _ in 0..<(try r.count()) { d[CellKey(try r.i32(), try r.i32())] = try r.cell() }
+                for _ in 0..<(try r.count()) { d[CellKey(try r.i32(), try r.i32()), default: .zero] = try r.cell() }
                 return d
             }
             a.revenue = try cells(); a.reliability = try cells(); a.failureReasons = try cells(); a.engagement = try cells()

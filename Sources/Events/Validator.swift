@@ -14,7 +14,7 @@ struct Validator {
         }
         let type = try withBytes(.type) { (b) throws(Rejection) -> EventType in
             guard let type = WireTables.eventType.match(b) else {
-                throw Rejection(.unknownType, "unknown type \"\(printable(copy(b)))\"")
+                throw Rejection(.unknownType, "unknown type \"\(printable(leadingBytes(b)))\"")
             }
             return type
         }
@@ -160,7 +160,7 @@ struct Validator {
                 let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
                     || c == 0x5F || c == 0x2D || c == 0x2E || c == 0x3A
                 guard ok else {
-                    throw Rejection(.invalidValue, "\(f.wireName) may hold only A-Z a-z 0-9 _ - . : (got \"\(printable(copy(b)))\")")
+                    throw Rejection(.invalidValue, "\(f.wireName) may hold only A-Z a-z 0-9 _ - . : (got \"\(printable(leadingBytes(b)))\")")
                 }
             }
         }
@@ -191,7 +191,7 @@ struct Validator {
     private func enumeration<E>(_ f: FieldName, _ names: WireNames<E>) throws(Rejection) -> E {
         try withBytes(f) { (b) throws(Rejection) -> E in
             guard let e = names.match(b) else {
-                throw Rejection(.invalidValue, "\(f.wireName) \"\(printable(copy(b)))\" is not one of events.md's values")
+                throw Rejection(.invalidValue, "\(f.wireName) \"\(printable(leadingBytes(b)))\" is not one of events.md's values")
             }
             return e
         }
@@ -218,7 +218,7 @@ struct Validator {
         guard case .string = try value(f) else { throw Rejection(.wrongType, "\(f.wireName) must be a time string") }
         return try withBytes(f) { (b) throws(Rejection) -> Timestamp in
             guard let t = Timestamp(rfc3339: b) else {
-                throw Rejection(.invalidTime, "\(f.wireName) \"\(printable(copy(b, limit: 40)))\" is not a time YYYY-MM-DDTHH:MM:SS.mmmZ in 2000-2099")
+                throw Rejection(.invalidTime, "\(f.wireName) \"\(printable(leadingBytes(b, limit: 40)))\" is not a time YYYY-MM-DDTHH:MM:SS.mmmZ in 2000-2099")
             }
             return t
         }
@@ -227,7 +227,7 @@ struct Validator {
     private func day(_ f: FieldName) throws(Rejection) -> Day {
         try withBytes(f) { (b) throws(Rejection) -> Day in
             guard let d = Day(iso: b) else {
-                throw Rejection(.invalidTime, "\(f.wireName) \"\(printable(copy(b, limit: 40)))\" is not a date YYYY-MM-DD in 2000-2099")
+                throw Rejection(.invalidTime, "\(f.wireName) \"\(printable(leadingBytes(b, limit: 40)))\" is not a date YYYY-MM-DD in 2000-2099")
             }
             return d
         }
@@ -235,7 +235,7 @@ struct Validator {
 }
 
 /// The first `limit` bytes of a span, for messages.
-func copy(_ b: borrowing Span<UInt8>, limit: Int = 64) -> [UInt8] {
+func leadingBytes(_ b: borrowing Span<UInt8>, limit: Int = 64) -> [UInt8] {
     var out: [UInt8] = []
     for i in 0..<min(b.count, limit) { out.append(b[i]) }
     return out

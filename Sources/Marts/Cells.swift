@@ -113,14 +113,9 @@ public struct CellMap: Sendable, Sequence {
         }
     }
 
+    /// The cell of `key`, if it was ever added. (To set one, use the `default:` form: cells are never removed.)
     public subscript(key: CellKey) -> Cell? {
-        get { find(key).entry.map { values[$0] } }
-        set {
-            guard let newValue else {
-                preconditionFailure("cells are never removed")
-            }
-            if let e = find(key).entry { values[e] = newValue } else { _ = insert(key, newValue) }
-        }
+        find(key).entry.map { values[$0] }
     }
 
     public subscript(key: CellKey, default defaultValue: @autoclosure () -> Cell) -> Cell {

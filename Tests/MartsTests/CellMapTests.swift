@@ -18,7 +18,7 @@ import Testing
                 map[key, default: .zero] &+= add
                 model[key, default: .zero] &+= add
             case 1:
-                map[key] = Cell(repeating: v)
+                map[key, default: .zero] = Cell(repeating: v)
                 model[key] = Cell(repeating: v)
             default:
                 #expect(map[key] == model[key])
@@ -29,7 +29,7 @@ import Testing
         for (k, v) in map { #expect(model[k] == v) }
         #expect(Set(map.keys) == Set(model.keys))
         var reversed = CellMap()
-        for (k, v) in map.reversed() { reversed[k] = v }
+        for (k, v) in map.reversed() { reversed[k, default: .zero] = v }
         #expect(reversed == map)
         reversed[map.keys[0], default: .zero] &+= unit(0)
         #expect(reversed != map)
