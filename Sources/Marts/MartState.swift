@@ -145,8 +145,7 @@ public struct MartState: Sendable {
             return
         }
         let day = at / Timestamp.millisecondsPerDay + 1
-        guard riskCheckDay[id] != day else { return }
-        riskCheckDay[id] = day
+        guard riskCheckDay.updateValue(day, forKey: id) != day else { return }  // one hash lookup, not two
         riskChecks[day, default: []].append(id)
     }
 

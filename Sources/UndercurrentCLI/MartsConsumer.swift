@@ -345,19 +345,29 @@ public final class MartsConsumer: @unchecked Sendable {
     func applyBatch(_ messages: [KafkaMessage], startMs: Int64?) -> [Applied?] {
         // Each message's partition state and topic, looked up once (and only when they differ from the previous
         // message's: messages come in runs of one topic-partition).
-        var byPartition: [Int32: [Int]] = [:]
+        var groupOf: [Int32: Int] = [:]
+        var byPartition: [[Int]] = []
         var targets = [(part: Partition, topic: InputTopic)?](repeating: nil, count: messages.count)
-        var last: (partition: Int32, topicName: String, part: Partition?, topic: InputTopic?)? = nil
+        var last: (partition: Int32, topicName: String, part: Partition?, topic: InputTopic?, group: Int)? = nil
         for i in messages.indices {
             let partition = messages[i].partition, topicName = messages[i].topic
             if last == nil || last!.partition != partition || last!.topicName != topicName {
-                last = (partition, topicName, partitions[partition], topicOf[topicName])
+                let part = partitions[partition], topic = topicOf[topicName]
+                var group = -1
+                if part != nil && topic != nil {
+                    group = groupOf[partition] ?? byPartition.count
+                    if group == byPartition.count {
+                        groupOf[partition] = group
+                        byPartition.append([])
+                    }
+                }
+                last = (partition, topicName, part, topic, group)
             }
             guard let part = last!.part, let topic = last!.topic else { continue }
             targets[i] = (part, topic)
-            byPartition[partition, default: []].append(i)
+            byPartition[last!.group].append(i)
         }
-        let groups = byPartition.values.sorted { $0.count > $1.count }
+        let groups = byPartition.sorted { $0.count > $1.count }
         let threads = max(1, min(options.threads, groups.count, messages.count / 64))
         // Each thread takes the next partition's messages, largest first, until none are left: a thread that
         // finishes early takes more (a fixed split left one thread idle for 14% of the run, measured).
