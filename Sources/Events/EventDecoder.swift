@@ -110,20 +110,10 @@ struct FieldTable: Sendable {
         }
     }
 
+    /// A name of at most 16 bytes as two little-endian words, zero above its bytes.
     @inline(__always) private static func words(_ s: borrowing Span<UInt8>, _ range: Range<Int>) -> (UInt64, UInt64) {
-        var w0: UInt64 = 0, w1: UInt64 = 0
-        var shift: UInt64 = 0
-        let split = min(range.lowerBound + 8, range.upperBound)
-        for i in range.lowerBound..<split {
-            w0 |= UInt64(s[i]) << shift
-            shift += 8
-        }
-        shift = 0
-        for i in split..<range.upperBound {
-            w1 |= UInt64(s[i]) << shift
-            shift += 8
-        }
-        return (w0, w1)
+        let n = range.count
+        return (ByteWords.loadPartial(s, range.lowerBound, min(n, 8)), n > 8 ? ByteWords.loadPartial(s, range.lowerBound + 8, n - 8) : 0)
     }
 
     @inline(__always) private static func slot(_ w0: UInt64, _ w1: UInt64, _ count: Int) -> Int {
