@@ -50,8 +50,9 @@ public struct ProducerRun {
         var rateDue = started
         let names = Dictionary(uniqueKeysWithValues: InputTopic.allCases.map { ($0, topicNames[$0] ?? $0.rawValue) })
         let schemaHeader = KafkaHeader("schema", "1")
-        var typeHeaders: [EventType: KafkaHeader] = [:]
-        for t in EventType.allCases { typeHeaders[t] = KafkaHeader("event-type", t.rawValue) }
+        // Each type's two headers as one shared array: no array built per message.
+        var typeHeaders: [EventType: [KafkaHeader]] = [:]
+        for t in EventType.allCases { typeHeaders[t] = [KafkaHeader("event-type", t.rawValue), schemaHeader] }
         var simulated = simulationStart
         /// A progress line at most once a second.
         func progress() {
@@ -70,7 +71,7 @@ public struct ProducerRun {
             while let batch = source.next() {
                 for m in batch {
                     try producer.send(ProducerMessage(topic: names[m.topic]!, key: m.key, value: m.value,
-                                                      headers: [typeHeaders[m.type]!, schemaHeader], timestampMs: m.timestampMs))
+                                                      headers: typeHeaders[m.type]!, timestampMs: m.timestampMs))
                     sent += 1
                     simulated = Timestamp(ms: m.timestampMs)
                 }
@@ -96,7 +97,7 @@ public struct ProducerRun {
             value.removeAll(keepingCapacity: true)
             EventEncoder.encode(event, into: &value)
             try producer.send(ProducerMessage(topic: names[event.topic]!, key: Array(event.customerID.utf8), value: value,
-                                              headers: [typeHeaders[event.type]!, schemaHeader], timestampMs: event.occurredAt.ms))
+                                              headers: typeHeaders[event.type]!, timestampMs: event.occurredAt.ms))
             sent += 1
             if sent & 1023 == 0 { progress() }
         }

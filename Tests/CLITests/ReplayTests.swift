@@ -71,7 +71,12 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         try writer.close()
         #expect(recorded.recorded == delivered)
         let records = try ArchiveReader(path: archive).map { try $0.get() }
-        #expect(records.allSatisfy { $0.partition != nil && $0.offset != nil && $0.headers.contains { $0.0 == "event-type" } })
+        #expect(records.allSatisfy { $0.partition != nil && $0.offset != nil })
+        // The producers' headers (events.md): the value's own type, and the schema.
+        for r in records {
+            let type = try EventDecoder.decode(r.value, topic: nil).get().type
+            #expect(r.headers.map(\.0) == ["event-type", "schema"] && r.headers.map(\.1) == [type.rawValue, "1"], "\(r.headers)")
+        }
 
         var replayer = Replayer()
         replayer.topicMap = ["billing": "r.billing", "payments": "r.payments", "engagement": "r.engagement"]
