@@ -19,10 +19,12 @@ public enum ByteWords {
         return w
     }
 
-    /// The `n` bytes (0...8) at `i`, little-endian, zero above them.
+    /// The `n` bytes (0...8) at `i`, little-endian, zero above them: one masked word when eight bytes from
+    /// `i` lie inside the span, else byte by byte.
     @inlinable @inline(__always)
     public static func loadPartial(_ s: borrowing Span<UInt8>, _ i: Int, _ n: Int) -> UInt64 {
         if n == 8 { return load(s, i) }
+        if i + 8 <= s.count { return load(s, i) & ((1 << UInt64(n * 8)) &- 1) }
         var w: UInt64 = 0
         var shift: UInt64 = 0
         for k in i..<(i + n) {

@@ -127,15 +127,8 @@ struct FieldTable: Sendable {
     func lookup(_ s: borrowing Span<UInt8>, _ range: Range<Int>) -> Int? {
         let n = range.count
         guard n <= 16 else { return nil }
-        let w0: UInt64, w1: UInt64
-        if range.lowerBound + 16 <= s.count {
-            // Whole words, masked to the name's length: keys are followed by at least `":` and a value.
-            let lo = ByteWords.load(s, range.lowerBound), hi = ByteWords.load(s, range.lowerBound + 8)
-            w0 = n >= 8 ? lo : lo & ((1 << UInt64(n * 8)) &- 1)
-            w1 = n >= 16 ? hi : n <= 8 ? 0 : hi & ((1 << UInt64((n - 8) * 8)) &- 1)
-        } else {
-            (w0, w1) = Self.words(s, range)
-        }
+        // Whole words masked to the name's length (keys are followed by at least `":` and a value).
+        let (w0, w1) = Self.words(s, range)
         var i = Self.slot(w0, w1, n)
         while true {
             let slot = slots[i]

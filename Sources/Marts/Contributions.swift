@@ -93,29 +93,22 @@ enum Contributions {
             break
 
         case let .featureUsed(_, core, _):
-            // One read and write of the month and one engagement update (the first use counts the customer active,
-            // the first core use core-active: what `setFlag` adds for those flags).
+            // One read and write of the month and one engagement update for the use and the flags it sets.
             var flags = c.months[m] ?? MonthFlags()
             var eng = Cell.zero
             eng[1] = 1; eng[2] = core ? 1 : 0
-            if !flags.has(MonthFlags.active) {
-                flags.flags |= MonthFlags.active
-                eng[0] = 1
-            }
-            if core && !flags.has(MonthFlags.coreActive) {
-                flags.flags |= MonthFlags.coreActive
-                eng[3] = 1
-            }
+            eng &+= setting(MonthFlags.active, in: &flags) ?? .zero
+            if core { eng &+= setting(MonthFlags.coreActive, in: &flags) ?? .zero }
             flags.featureEvents += 1
             c.months[m] = flags
             a.engagement[CellKey(m, 0), default: .zero] &+= eng
             // Failure to churn reads a month's feature use only as the previous month's use of the row after it
             // and the next month's use of the row before it: one more use adds one to each, where those rows exist.
             if let next = c.months[m + 1], next.has(MonthFlags.billed) {
-                a.failureToChurn[CellKey(m + 1, next.has(MonthFlags.failed) ? 1 : 0), default: .zero] &+= unit(4)
+                a.failureToChurn[churnRow(m + 1, next), default: .zero] &+= unit(4)
             }
             if let previous = c.months[m - 1], previous.has(MonthFlags.billed) {
-                a.failureToChurn[CellKey(m - 1, previous.has(MonthFlags.failed) ? 1 : 0), default: .zero] &+= unit(5)
+                a.failureToChurn[churnRow(m - 1, previous), default: .zero] &+= unit(5)
             }
             let t = e.occurredAt
             if c.lastActive.map({ $0 < t }) ?? true { c.lastActive = t }
@@ -147,21 +140,28 @@ enum Contributions {
 
     static func setFlag(_ c: inout CustomerState, _ a: inout Aggregates, _ m: Int32, _ flag: UInt8) {
         var f = c.months[m] ?? MonthFlags()
-        guard !f.has(flag) else { return }
-        f.flags |= flag
+        guard let added = setting(flag, in: &f) else { return }
         c.months[m] = f
-        let k = CellKey(m, 0)
+        if added != .zero { a.engagement[CellKey(m, 0), default: .zero] &+= added }
+    }
+
+    /// Sets `flag` in a month's flags; returns what its first setting adds to that month's engagement row, or
+    /// nil when it was already set.
+    @inline(__always) static func setting(_ flag: UInt8, in f: inout MonthFlags) -> Cell? {
+        guard !f.has(flag) else { return nil }
+        f.flags |= flag
         switch flag {
-        case MonthFlags.active: a.engagement[k, default: .zero] &+= unit(0)
-        case MonthFlags.coreActive: a.engagement[k, default: .zero] &+= unit(3)
-        case MonthFlags.billed:
-            a.engagement[k, default: .zero] &+= unit(4)
-            if f.has(MonthFlags.cancelIntent) { a.engagement[k, default: .zero] &+= unit(6) }
-        case MonthFlags.cancelIntent:
-            a.engagement[k, default: .zero] &+= unit(5)
-            if f.has(MonthFlags.billed) { a.engagement[k, default: .zero] &+= unit(6) }
-        default: break
+        case MonthFlags.active: return unit(0)
+        case MonthFlags.coreActive: return unit(3)
+        case MonthFlags.billed: return unit(4) &+ (f.has(MonthFlags.cancelIntent) ? unit(6) : .zero)
+        case MonthFlags.cancelIntent: return unit(5) &+ (f.has(MonthFlags.billed) ? unit(6) : .zero)
+        default: return .zero
         }
+    }
+
+    /// The failure-to-churn row a billed month `m` with flags `f` counts in (second key: had a failure).
+    @inline(__always) static func churnRow(_ m: Int32, _ f: MonthFlags) -> CellKey {
+        CellKey(m, f.has(MonthFlags.failed) ? 1 : 0)
     }
 
     static func countAttempt(_ c: inout CustomerState, _ a: inout Aggregates, _ invoiceID: String, _ m: Int32, _ plan: Plan, _ rel: Cell) {
@@ -201,6 +201,7 @@ enum Contributions {
     /// (cancel intent) or x-2...x (cancellation); feature use is added directly (see `.featureUsed`).
     static func withFailureToChurn(_ c: inout CustomerState, _ a: inout Aggregates, months: ClosedRange<Int32>,
                                    _ body: (inout CustomerState, inout Aggregates) -> Void) {
+        assert(months.count <= 3, "at most three months")
         var before = InlineArray<3, (CellKey, Cell)?>(repeating: nil)
         for (i, m) in months.enumerated() { before[i] = failureToChurn(c, m) }
         body(&c, &a)
@@ -268,7 +269,7 @@ enum Contributions {
         cell[3] = (m...(m + 2)).contains { has($0, MonthFlags.canceledInvoluntary) } ? 1 : 0
         cell[4] = Int64(c.months[m - 1]?.featureEvents ?? 0)
         cell[5] = Int64(c.months[m + 1]?.featureEvents ?? 0)
-        return (CellKey(m, f.has(MonthFlags.failed) ? 1 : 0), cell)
+        return (churnRow(m, f), cell)
     }
 
     static func addRecovery(_ inv: InvoiceState, _ a: inout Aggregates, _ sign: Int64) {

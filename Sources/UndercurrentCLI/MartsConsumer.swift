@@ -56,7 +56,8 @@ public final class MartsConsumer: @unchecked Sendable {
         public var stallCheckInterval: Duration = .seconds(15)
         /// Customers kept unpacked per partition (see `CustomerTable`); nil: the default, 8,192.
         public var hotCustomers: Int?
-        /// Threads that apply a polled batch, partitions split between them (each partition on one thread).
+        /// Threads that apply a polled batch, each taking the next partition's messages as it comes free (each
+        /// partition on one thread).
         public var threads = min(2, ProcessInfo.processInfo.activeProcessorCount)
         /// Most messages taken by one poll (a batch split over `threads` by partition).
         public var pollBatch = 20_000
@@ -117,7 +118,6 @@ public final class MartsConsumer: @unchecked Sendable {
     public private(set) var alerts: [Alert] = []
     private let metricsSnapshot = Mutex(ConsumerMetrics())
     private var checkpointFailures = 0
-    private var checkpointSeconds = 0.0
     private var lastCheckpointSeconds = 0.0
     /// The latest metrics (refreshed at each report), safe to read from any thread.
     public var metrics: ConsumerMetrics { metricsSnapshot.withLock { $0 } }
@@ -204,7 +204,6 @@ public final class MartsConsumer: @unchecked Sendable {
         try part.store.write(&state, offsets: part.offsets)
         part.state = state
         lastCheckpointSeconds = (ContinuousClock.now - started).seconds
-        checkpointSeconds += lastCheckpointSeconds
         summary.checkpointSeconds += lastCheckpointSeconds
         part.sinceCheckpoint = 0
         summary.checkpoints += 1
@@ -615,7 +614,7 @@ public final class MartsConsumer: @unchecked Sendable {
         m.asOf = asOf
         m.lag = consumer?.lag() ?? [:]
         m.checkpointFailures = checkpointFailures
-        m.checkpointSecondsTotal = checkpointSeconds
+        m.checkpointSecondsTotal = summary.checkpointSeconds
         m.lastCheckpointSeconds = lastCheckpointSeconds
         m.kafkaClientErrors = consumer?.clientErrorCount ?? 0
 
