@@ -8,61 +8,90 @@ public enum EventEncoder {
     }
 
     /// Appends the event's JSON to `out` (reuse one buffer to avoid allocations).
+    ///
+    /// The bytes are written into the array's spare capacity through an `OutputSpan`: one capacity
+    /// reservation per event (a bound computed from its strings' lengths) instead of a capacity and
+    /// uniqueness check per byte.
     public static func encode(_ event: Event, into out: inout [UInt8]) {
-        var w = Writer(out: consume out)
-        w.raw("{\"schema\":1,\"event_id\":")
-        w.string(event.eventID)
-        w.raw(",\"type\":\"")
-        w.raw(event.type.wireName)
-        w.raw("\",\"occurred_at\":\"")
-        event.occurredAt.appendRFC3339(to: &w.out)
-        w.raw("\",\"customer_id\":")
-        w.string(event.customerID)
+        out.append(addingCapacity: capacityBound(event)) { o in write(event, to: &o) }
+    }
+
+    /// More than the event's JSON can take: every string escaped at the worst (6 bytes a byte) and
+    /// room for all names, punctuation, numbers (20 characters each) and timestamps of the longest type.
+    static func capacityBound(_ event: Event) -> Int {
+        var strings = event.eventID.utf8.count + event.customerID.utf8.count
+        switch event.payload {
+        case let .customerSignedUp(_, industry, _, country, channel):
+            strings += industry.utf8.count + country.utf8.count + channel.utf8.count
+        case let .subscriptionStarted(sub, _, _), let .subscriptionPlanChanged(sub, _, _, _, _), let .subscriptionCanceled(sub, _, _, _):
+            strings += sub.utf8.count
+        case let .invoiceIssued(inv, sub, _, _, currency, _, _):
+            strings += inv.utf8.count + sub.utf8.count + currency.utf8.count
+        case let .invoicePaid(inv, _, _, currency, _), let .invoiceUncollectible(inv, _, _, currency, _):
+            strings += inv.utf8.count + currency.utf8.count
+        case let .paymentSucceeded(pay, inv, _, _, currency, _), let .paymentFailed(pay, inv, _, _, currency, _, _, _):
+            strings += pay.utf8.count + inv.utf8.count + currency.utf8.count
+        case .paymentMethodUpdated, .cancelIntent:
+            break
+        case let .featureUsed(feature, _, session):
+            strings += feature.utf8.count + session.utf8.count
+        }
+        return 640 + 6 * strings
+    }
+
+    static func write(_ event: Event, to o: inout OutputSpan<UInt8>) {
+        o.raw("{\"schema\":1,\"event_id\":")
+        o.jsonString(event.eventID)
+        o.raw(",\"type\":\"")
+        o.raw(event.type.wireName)
+        o.raw("\",\"occurred_at\":\"")
+        event.occurredAt.appendRFC3339(to: &o)
+        o.raw("\",\"customer_id\":")
+        o.jsonString(event.customerID)
         switch event.payload {
         case let .customerSignedUp(plan, industry, size, country, channel):
-            w.field("plan", plan.wireName); w.field("industry", industry); w.field("company_size", size.rawValue)
-            w.field("country", country); w.field("channel", channel)
+            o.field("plan", plan.wireName); o.field("industry", industry); o.field("company_size", size.rawValue)
+            o.field("country", country); o.field("channel", channel)
         case let .subscriptionStarted(sub, plan, mrr):
-            w.field("subscription_id", sub); w.field("plan", plan.wireName); w.field("mrr_cents", mrr)
+            o.field("subscription_id", sub); o.field("plan", plan.wireName); o.field("mrr_cents", mrr)
         case let .subscriptionPlanChanged(sub, from, to, fromMrr, toMrr):
-            w.field("subscription_id", sub); w.field("from_plan", from.rawValue); w.field("to_plan", to.rawValue)
-            w.field("from_mrr_cents", fromMrr); w.field("to_mrr_cents", toMrr)
+            o.field("subscription_id", sub); o.field("from_plan", from.wireName); o.field("to_plan", to.wireName)
+            o.field("from_mrr_cents", fromMrr); o.field("to_mrr_cents", toMrr)
         case let .subscriptionCanceled(sub, plan, mrr, cancellation):
-            w.field("subscription_id", sub); w.field("plan", plan.wireName); w.field("mrr_cents", mrr)
-            w.field("cancellation", cancellation.rawValue)
+            o.field("subscription_id", sub); o.field("plan", plan.wireName); o.field("mrr_cents", mrr)
+            o.field("cancellation", cancellation.rawValue)
         case let .invoiceIssued(inv, sub, plan, amount, currency, start, end):
-            w.field("invoice_id", inv); w.field("subscription_id", sub); w.field("plan", plan.wireName)
-            w.field("amount_cents", amount); w.field("currency", currency)
-            w.field("period_start", start.description); w.field("period_end", end.description)
+            o.field("invoice_id", inv); o.field("subscription_id", sub); o.field("plan", plan.wireName)
+            o.field("amount_cents", amount); o.field("currency", currency)
+            o.field("period_start", start); o.field("period_end", end)
         case let .invoicePaid(inv, plan, amount, currency, attempts), let .invoiceUncollectible(inv, plan, amount, currency, attempts):
-            w.field("invoice_id", inv); w.field("plan", plan.wireName); w.field("amount_cents", amount)
-            w.field("currency", currency); w.field("attempts", Int64(attempts))
+            o.field("invoice_id", inv); o.field("plan", plan.wireName); o.field("amount_cents", amount)
+            o.field("currency", currency); o.field("attempts", Int64(attempts))
         case let .paymentSucceeded(pay, inv, plan, amount, currency, attempt):
-            w.field("payment_id", pay); w.field("invoice_id", inv); w.field("plan", plan.wireName)
-            w.field("amount_cents", amount); w.field("currency", currency); w.field("attempt", Int64(attempt))
+            o.field("payment_id", pay); o.field("invoice_id", inv); o.field("plan", plan.wireName)
+            o.field("amount_cents", amount); o.field("currency", currency); o.field("attempt", Int64(attempt))
         case let .paymentFailed(pay, inv, plan, amount, currency, attempt, reason, next):
-            w.field("payment_id", pay); w.field("invoice_id", inv); w.field("plan", plan.wireName)
-            w.field("amount_cents", amount); w.field("currency", currency); w.field("attempt", Int64(attempt))
-            w.field("failure_reason", reason.rawValue); w.field("decline_type", reason.declineType.rawValue)
-            w.raw(",\"next_retry_at\":")
+            o.field("payment_id", pay); o.field("invoice_id", inv); o.field("plan", plan.wireName)
+            o.field("amount_cents", amount); o.field("currency", currency); o.field("attempt", Int64(attempt))
+            o.field("failure_reason", reason.rawValue); o.field("decline_type", reason.declineType.rawValue)
+            o.raw(",\"next_retry_at\":")
             if let next {
-                w.out.append(0x22)
-                next.appendRFC3339(to: &w.out)
-                w.out.append(0x22)
+                o.append(0x22)
+                next.appendRFC3339(to: &o)
+                o.append(0x22)
             } else {
-                w.raw("null")
+                o.raw("null")
             }
         case let .paymentMethodUpdated(method):
-            w.field("payment_method", method.rawValue)
+            o.field("payment_method", method.rawValue)
         case let .featureUsed(feature, core, session):
-            w.field("feature", feature)
-            w.raw(core ? ",\"core_value\":true" : ",\"core_value\":false")
-            w.field("session_id", session)
+            o.field("feature", feature)
+            o.raw(core ? ",\"core_value\":true" : ",\"core_value\":false")
+            o.field("session_id", session)
         case let .cancelIntent(source):
-            w.field("source", source.rawValue)
+            o.field("source", source.rawValue)
         }
-        w.out.append(UInt8(ascii: "}"))
-        out = w.out
+        o.append(UInt8(ascii: "}"))
     }
 
     public struct Writer {
@@ -155,6 +184,99 @@ public enum EventEncoder {
         }
     }
 }
+
+extension OutputSpan<UInt8> {
+    @inline(__always)
+    mutating func raw(_ s: StaticString) {
+        s.withUTF8Buffer { for c in $0 { append(c) } }
+    }
+
+    /// A JSON string, escaped as `EventEncoder.Writer.string` escapes it.
+    @inline(__always)
+    mutating func jsonString(_ s: String) {
+        // Copied while checked, in a loop without an early exit, which the compiler vectorises; a value that
+        // needed an escape is taken back and written the slow way.
+        let bytes = s.utf8.span
+        append(0x22)
+        var bad = false
+        for i in bytes.indices {
+            let c = bytes[i]
+            bad = bad || c < 0x20 || c == 0x22 || c == 0x5C
+            append(c)
+        }
+        if bad {
+            removeLast(bytes.count + 1)
+            escapedString(s)
+            return
+        }
+        append(0x22)
+    }
+
+    mutating func escapedString(_ s: String) {
+        append(0x22)
+        for c in s.utf8 {
+            switch c {
+            case 0x22: append(0x5C); append(0x22)
+            case 0x5C: append(0x5C); append(0x5C)
+            case 0..<0x20:
+                append(0x5C); append(0x75); append(0x30); append(0x30)
+                append(hexDigit(c >> 4)); append(hexDigit(c & 15))
+            default: append(c)
+            }
+        }
+        append(0x22)
+    }
+
+    /// `,"name":`
+    @inline(__always)
+    mutating func memberName(_ name: StaticString) {
+        append(UInt8(ascii: ",")); append(0x22)
+        raw(name)
+        append(0x22); append(UInt8(ascii: ":"))
+    }
+
+    @inline(__always)
+    mutating func field(_ name: StaticString, _ value: String) {
+        memberName(name)
+        jsonString(value)
+    }
+
+    @inline(__always)
+    mutating func field(_ name: StaticString, _ value: StaticString) {
+        memberName(name)
+        append(0x22)
+        raw(value)
+        append(0x22)
+    }
+
+    @inline(__always)
+    mutating func field(_ name: StaticString, _ value: Day) {
+        memberName(name)
+        append(0x22)
+        value.appendISO(to: &self)
+        append(0x22)
+    }
+
+    @inline(__always)
+    mutating func field(_ name: StaticString, _ value: Int64) {
+        memberName(name)
+        appendInt(value)
+    }
+
+    mutating func appendInt(_ v: Int64) {
+        var x = v.magnitude
+        if v < 0 { append(UInt8(ascii: "-")) }
+        var div: UInt64 = 1
+        while div <= x / 10 { div *= 10 }
+        while div > 0 {
+            append(UInt8(truncatingIfNeeded: 0x30 + x / div))
+            x %= div
+            div /= 10
+        }
+    }
+}
+
+@inline(__always) private func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x57 + v }
 
 /// A JSON string literal (quotes included) for `s`, escaped as the encoder escapes event fields.
 public func jsonString(_ s: String) -> String {

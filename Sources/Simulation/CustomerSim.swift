@@ -7,6 +7,8 @@ import Events
 struct CustomerSim {
     let index: Int
     let id: String
+    /// `id:`, the prefix of every event id.
+    private let eventIDPrefix: IDText
     var rng: Xoshiro
     private let model: Model
     private var seq = 0
@@ -68,6 +70,12 @@ struct CustomerSim {
         self.model = model
         let padded = String(index)
         self.id = "cus_" + String(repeating: "0", count: max(0, 6 - padded.count)) + padded
+        var prefix = IDText()
+        if prefix.fits(id.utf8.count + 1) {  // else every event id falls back to interpolation
+            prefix.append(id)
+            prefix.append(ascii: ":")
+        }
+        self.eventIDPrefix = prefix
         var rng = Xoshiro(seed: model.seed ^ (UInt64(index) &* 0x9E37_79B9_7F4A_7C15))
         let cfg = model.config
         self.signupAt = model.signupTime(&rng)
@@ -144,7 +152,15 @@ struct CustomerSim {
 
     private mutating func emit(_ at: Timestamp, _ payload: Event.Payload) {
         guard at < model.end else { return }
-        let event = Event(eventID: "\(id):\(seq)", occurredAt: at, customerID: id, payload: payload)
+        var eventID = eventIDPrefix
+        let text: String
+        if eventID.count > 0, eventID.fits(IDText.digits(seq)) {
+            eventID.append(seq)
+            text = eventID.string
+        } else {
+            text = "\(id):\(seq)"
+        }
+        let event = Event(eventID: text, occurredAt: at, customerID: id, payload: payload)
         // Insert keeping (time, seq) descending.
         var i = pending.count
         while i > head && (pendingKeys[i - 1].time > at.ms || (pendingKeys[i - 1].time == at.ms && pendingKeys[i - 1].seq > seq)) { i -= 1 }
@@ -156,6 +172,21 @@ struct CustomerSim {
             pendingKeys.insert((at.ms, seq), at: i)
         }
         seq += 1
+    }
+
+    /// `prefix` and the numbers joined by `_`: `ids("in_", 42, 1, 3)` is `in_42_1_3`.
+    private func ids(_ prefix: String, _ a: Int, _ b: Int, _ c: Int? = nil) -> String {
+        let length = prefix.utf8.count + IDText.digits(a) + 1 + IDText.digits(b) + (c.map { 1 + IDText.digits($0) } ?? 0)
+        guard length <= IDText.capacity else { return c.map { "\(prefix)\(a)_\(b)_\($0)" } ?? "\(prefix)\(a)_\(b)" }
+        var text = IDText(prefix)
+        text.append(a)
+        text.append(ascii: "_")
+        text.append(b)
+        if let c {
+            text.append(ascii: "_")
+            text.append(c)
+        }
+        return text.string
     }
 
     // MARK: Actions
@@ -179,7 +210,7 @@ struct CustomerSim {
             let rate = sessionsPerWeek(at: t)
             if rate > 0 {
                 let n = rng.int(1...max(1, cfg.engagement.eventsPerSessionMax))
-                let session = "ses_\(index)_\(seq)"
+                let session = ids("ses_", index, seq)
                 var at = t
                 for _ in 0..<n {
                     let core = firstCoreAt.map { at >= $0 } == true && rng.chance(cfg.engagement.coreShare)
@@ -194,7 +225,7 @@ struct CustomerSim {
             schedule(t.adding(ms: Int64(rng.exponential(mean: 7 * 86_400_000 / effective))), .session)
 
         case .firstCoreUse:
-            emit(t, .featureUsed(feature: model.coreFeature(&rng), coreValue: true, sessionID: "ses_\(index)_\(seq)"))
+            emit(t, .featureUsed(feature: model.coreFeature(&rng), coreValue: true, sessionID: ids("ses_", index, seq)))
             lastUseAt = t
             lastCoreUseAt = t
 
@@ -278,7 +309,7 @@ struct CustomerSim {
         subscribed = true
         plan = size == .midMarket ? model.midMarketPlans.draw(&rng) : model.smbPlans.draw(&rng)
         mrr = cfg.prices.mrr(plan)
-        subscriptionID = "sub_\(index)_\(generation)"
+        subscriptionID = ids("sub_", index, generation)
         anchorDay = t.dayOfMonth
         invoiceCount = 0
         emit(t, .subscriptionStarted(subscriptionID: subscriptionID, plan: plan, mrrCents: mrr))
@@ -333,7 +364,7 @@ struct CustomerSim {
     private mutating func issueInvoice(at t: Timestamp) {
         let cfg = model.config
         invoiceCount += 1
-        let invoiceID = "in_\(index)_\(generation)_\(invoiceCount)"
+        let invoiceID = ids("in_", index, generation, invoiceCount)
         let amount = mrr
         let periodEnd = t.addingMonths(1, anchorDay: anchorDay)
         emit(t, .invoiceIssued(invoiceID: invoiceID, subscriptionID: subscriptionID, plan: plan, amountCents: amount,
@@ -353,7 +384,7 @@ struct CustomerSim {
                                                           afterCardUpdate: afterCardUpdate, multiplier: failureMultiplier,
                                                           recovery: recoveryMultiplier, &rng)
             paymentCount += 1
-            let paymentID = "pay_\(index)_\(paymentCount)"
+            let paymentID = ids("pay_", index, paymentCount)
             if !fails {
                 emit(attemptAt, .paymentSucceeded(paymentID: paymentID, invoiceID: invoiceID, plan: plan, amountCents: amount,
                                                   currency: cfg.prices.currency, attempt: attempt))

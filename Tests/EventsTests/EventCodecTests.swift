@@ -195,3 +195,88 @@ extension Result where Failure == Rejection {
         return nil
     }
 }
+
+/// The encoder writes into spare capacity reserved from a bound on the event's length; these check the bound
+/// holds for the worst strings and that both string writers escape alike.
+@Suite struct EncoderBoundTests {
+    static let idAlphabet = Array("abcXYZ019_-.:")
+    static let textAlphabet: [String] = ["a", "Z", "0", " ", "\"", "\\", "/", "é", "😀", "\u{a0}"]
+    static let anyAlphabet: [String] = textAlphabet + ["\u{0}", "\u{1f}", "\n", "\u{7f}", "\u{85}"]
+
+    static func random(_ alphabet: [String], _ lengths: ClosedRange<Int>, _ rng: inout Xorshift) -> String {
+        (0..<rng.int(lengths)).map { _ in alphabet[rng.int(0...(alphabet.count - 1))] }.joined()
+    }
+
+    static func event(_ rng: inout Xorshift, round: Int, text: (inout Xorshift) -> String, id: (inout Xorshift) -> String) -> Event {
+        let t = Timestamp(ms: Int64(rng.int(946_684_800_000...4_099_000_000_000)))
+        let amount = Int64(rng.int(0...(1 << 53)))
+        let payloads: [Event.Payload] = [
+            .customerSignedUp(plan: .free, industry: text(&rng), companySize: .smb, country: text(&rng), channel: text(&rng)),
+            .invoiceIssued(invoiceID: text(&rng), subscriptionID: text(&rng), plan: .standard, amountCents: amount, currency: text(&rng),
+                           periodStart: Day(t), periodEnd: Day(t.adding(days: 31))),
+            .paymentFailed(paymentID: text(&rng), invoiceID: text(&rng), plan: .enterprise, amountCents: amount, currency: text(&rng),
+                           attempt: rng.int(1...9), failureReason: .gatewayTimeout, nextRetryAt: round % 2 == 0 ? t : nil),
+            .featureUsed(feature: text(&rng), coreValue: true, sessionID: text(&rng)),
+        ]
+        return Event(eventID: id(&rng), occurredAt: t, customerID: id(&rng), payload: payloads[round % payloads.count])
+    }
+
+    @Test func validEventsWithAwkwardTextRoundTrip() throws {
+        var rng = Xorshift(seed: 5)
+        for round in 0..<4_000 {
+            let long = round % 10 == 0
+            let e = Self.event(&rng, round: round, text: { Self.random(Self.textAlphabet, 1...(long ? 60 : 12), &$0) },
+                               id: { r in String((0..<r.int(1...(long ? 64 : 16))).map { _ in Self.idAlphabet[r.int(0...12)] }) })
+            let bytes = EventEncoder.encode(e)
+            let decoded = try EventDecoder.decode(bytes, topic: e.topic, key: Array(e.customerID.utf8)).get()
+            #expect(decoded == e)
+        }
+    }
+
+    @Test func anyStringIsEscapedAsTheWriterEscapesIt() {
+        var rng = Xorshift(seed: 9)
+        for round in 0..<2_000 {
+            let any: (inout Xorshift) -> String = { Self.random(Self.anyAlphabet, 0...(round % 10 == 0 ? 400 : 24), &$0) }
+            let e = Self.event(&rng, round: round, text: any, id: any)
+            var out: [UInt8] = Array("prefix".utf8)
+            EventEncoder.encode(e, into: &out)
+            #expect(out.starts(with: Array("prefix".utf8)))
+            let bytes = Array(out.dropFirst(6))
+            #expect(bytes == EventEncoder.encode(e))
+            #expect(!bytes.contains { $0 < 0x20 })
+            let text = String(decoding: bytes, as: UTF8.self)
+            #expect(text.contains("\"event_id\":" + jsonString(e.eventID) + ","))
+            #expect(text.contains("\"customer_id\":" + jsonString(e.customerID)))
+        }
+    }
+
+    @Test func aValueOfControlCharactersOnlyFits() {
+        let worst = String(repeating: "\u{1}", count: 10_000)
+        let event = Event(eventID: worst, occurredAt: t0, customerID: worst,
+                          payload: .featureUsed(feature: worst, coreValue: false, sessionID: worst))
+        let bytes = EventEncoder.encode(event)
+        #expect(bytes.count > 4 * 6 * 10_000)
+        #expect(String(decoding: bytes, as: UTF8.self).contains("\"feature\":" + jsonString(worst)))
+    }
+
+    @Test func numbersAtTheirLimitsAreWrittenInFull() {
+        let event = Event(eventID: "e", occurredAt: t0, customerID: "c",
+                          payload: .invoicePaid(invoiceID: "i", plan: .premium, amountCents: .min, currency: "USD", attempts: .max))
+        let text = String(decoding: EventEncoder.encode(event), as: UTF8.self)
+        #expect(text.contains("\"amount_cents\":-9223372036854775808,"))
+        #expect(text.contains("\"attempts\":9223372036854775807}"))
+    }
+}
+
+/// A small seeded generator for the tests above (the Events module has no simulator).
+struct Xorshift {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
+    mutating func next() -> UInt64 {
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return state
+    }
+    mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(next() % UInt64(r.upperBound - r.lowerBound + 1)) }
+}

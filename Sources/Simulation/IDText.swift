@@ -1,0 +1,55 @@
+/// The simulator's identifiers (`cus_000042:17`, `ses_42_17`, `in_42_1_3` …), built in a fixed inline
+/// buffer: string interpolation cost about a tenth of the simulation's time.
+///
+/// Only whole strings and non-negative decimal numbers are appended, so the bytes are always valid UTF-8.
+/// It holds `capacity` bytes (small, since it is copied); callers check `fits` first.
+struct IDText {
+    static let capacity = 48
+    private var bytes = InlineArray<48, UInt8>(repeating: 0)
+    private(set) var count = 0
+
+    init() {}
+
+    init(_ s: String) { append(s) }
+
+    mutating func append(_ s: String) {
+        let span = s.utf8.span
+        for i in span.indices { bytes[count &+ i] = span[i] }
+        count += span.count
+    }
+
+    mutating func append(ascii c: Unicode.Scalar) {
+        bytes[count] = UInt8(ascii: c)
+        count += 1
+    }
+
+    /// Whether `bytes` more bytes fit.
+    func fits(_ bytes: Int) -> Bool { count + bytes <= Self.capacity }
+
+    /// The number of decimal digits of `v` (≥ 0).
+    static func digits(_ v: Int) -> Int {
+        let x = v.magnitude
+        var n = 1
+        var p: UInt = 10
+        while p <= x && n < 20 { p &*= 10; n += 1 }
+        return n
+    }
+
+    /// `v` in decimal (`v` ≥ 0).
+    mutating func append(_ v: Int) {
+        var x = v.magnitude
+        var k = count + Self.digits(v)
+        count = k
+        repeat {
+            k -= 1
+            bytes[k] = UInt8(truncatingIfNeeded: 0x30 &+ x % 10)
+            x /= 10
+        } while x > 0
+    }
+
+    var string: String {
+        // Never fails: only valid UTF-8 is appended.
+        guard let text = try? UTF8Span(validating: bytes.span.extracting(0..<count)) else { return "" }
+        return String(copying: text)
+    }
+}

@@ -1,0 +1,61 @@
+import Events
+import Testing
+
+@testable import Simulation
+
+@Suite struct IDTextTests {
+    @Test func numbersAndTextAreWrittenAsInterpolationWritesThem() {
+        var rng = Xoshiro(seed: 11)
+        for _ in 0..<5_000 {
+            let width = Int(rng.next() % 20)
+            let v = Int(rng.next() >> 1) >> width  // every digit count from 1 to 19
+            var t = IDText("cus_")
+            t.append(v)
+            t.append(ascii: ":")
+            t.append(width)
+            #expect(t.string == "cus_\(v):\(width)")
+            #expect(IDText.digits(v) == String(v).count)
+        }
+        var big = IDText()
+        big.append(Int.max)
+        #expect(big.string == String(Int.max))
+        #expect(IDText().string == "")
+    }
+
+    @Test func fitsReportsTheRoomLeft() {
+        var t = IDText(String(repeating: "x", count: IDText.capacity - 3))
+        #expect(t.fits(3))
+        #expect(!t.fits(4))
+        t.append(123)
+        #expect(t.string.count == IDText.capacity)
+        #expect(!t.fits(1))
+    }
+
+    /// The simulator's ids keep their documented shapes: `customer:n` with n counting each customer's events
+    /// from 0, and `ses_`/`sub_`/`in_`/`pay_` ids built from the customer's index.
+    @Test func simulatedIdsHaveTheirShapes() throws {
+        let p = parameters(customers: 60, months: 12, seed: 3)
+        var byCustomer: [String: [String]] = [:]
+        for e in try World(p) {
+            byCustomer[e.customerID, default: []].append(e.eventID)
+            let index = Int(e.customerID.dropFirst(4))!
+            switch e.payload {
+            case let .featureUsed(_, _, session): #expect(session.hasPrefix("ses_\(index)_"))
+            case let .subscriptionStarted(sub, _, _): #expect(sub.hasPrefix("sub_\(index)_"))
+            case let .invoiceIssued(inv, _, _, _, _, _, _): #expect(inv.hasPrefix("in_\(index)_"))
+            case let .paymentFailed(pay, _, _, _, _, _, _, _): #expect(pay.hasPrefix("pay_\(index)_"))
+            default: break
+            }
+        }
+        for (customer, ids) in byCustomer {
+            // Sequence numbers are assigned when events are decided, not in emission order.
+            let numbers = ids.map { id -> Int in
+                #expect(id.hasPrefix(customer + ":"))
+                return Int(id.dropFirst(customer.count + 1)) ?? -1
+            }
+            #expect(Set(numbers).count == numbers.count)
+            #expect(numbers.allSatisfy { $0 >= 0 })
+        }
+        #expect(byCustomer.count == 60)
+    }
+}
