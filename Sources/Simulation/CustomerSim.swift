@@ -45,14 +45,18 @@ struct CustomerSim {
 
     private var actions: [Action] = []
     /// Decided events, sorted by (time, sequence); `pending[head]` is the next. Events are mostly decided in
-    /// time order, so an insertion is usually an append.
-    /// (An event is moved out when emitted, leaving nil: no copy. `pendingKeys` holds each one's time and
-    /// sequence number, for ordering without touching the events.)
-    private var pending: [Event?] = []
-    private var pendingKeys: [(time: Int64, seq: Int)] = []
+    /// time order, so an insertion is usually an append. An event is moved out when emitted, leaving nil (no
+    /// copy). Keys and events share one buffer: one cold allocation to touch per event, not two.
+    private var pending: [Pending] = []
     private var head = 0
 
     var truth: CustomerTruth
+
+    struct Pending {
+        var time: Int64
+        var seq: Int
+        var event: Event?
+    }
 
     enum ActionKind {
         case signup, session, firstCoreUse, convert, invoice, voluntaryChurn, cancelIntent(CancelSource)
@@ -113,16 +117,15 @@ struct CustomerSim {
     /// Time of the next event this customer will emit, or nil when it has no more (before `end`).
     mutating func nextTime() -> Timestamp? {
         settle()
-        return head < pending.count ? Timestamp(ms: pendingKeys[head].time) : nil
+        return head < pending.count ? Timestamp(ms: pending[head].time) : nil
     }
 
     /// Removes and returns the next event. Call after `nextTime()` returned non-nil.
     mutating func popEvent() -> Event {
-        let event = pending[head].take()!
+        let event = pending[head].event.take()!
         head += 1
         if head == pending.count {
             pending.removeAll(keepingCapacity: true)
-            pendingKeys.removeAll(keepingCapacity: true)
             head = 0
         }
         return event
@@ -133,7 +136,7 @@ struct CustomerSim {
     private mutating func settle() {
         while let next = nextActionIndex() {
             let at = actions[next].at
-            if head < pending.count, pendingKeys[head].time <= at.ms { return }
+            if head < pending.count, pending[head].time <= at.ms { return }
             let action = actions.remove(at: next)
             run(action)
         }
@@ -163,13 +166,12 @@ struct CustomerSim {
         let event = Event(eventID: text, occurredAt: at, customerID: id, payload: payload)
         // Insert keeping (time, seq) descending.
         var i = pending.count
-        while i > head && (pendingKeys[i - 1].time > at.ms || (pendingKeys[i - 1].time == at.ms && pendingKeys[i - 1].seq > seq)) { i -= 1 }
+        while i > head && (pending[i - 1].time > at.ms || (pending[i - 1].time == at.ms && pending[i - 1].seq > seq)) { i -= 1 }
+        let entry = Pending(time: at.ms, seq: seq, event: event)
         if i == pending.count {
-            pending.append(event)
-            pendingKeys.append((at.ms, seq))
+            pending.append(entry)
         } else {
-            pending.insert(event, at: i)
-            pendingKeys.insert((at.ms, seq), at: i)
+            pending.insert(entry, at: i)
         }
         seq += 1
     }
