@@ -108,6 +108,40 @@ public final class KafkaProducer: Sendable {
         }
     }
 
+    /// Sends every message of `batch`, in order, as `send` sends one: message `i` goes to topic
+    /// `topics[batch.records[i].topic]` with the headers `headers[batch.records[i].headers]`. Topic handles
+    /// are looked up once per call and delivery reports served once per 256 messages. Returns when all are
+    /// enqueued; throws at the first message that could not be (those before it are enqueued).
+    public func send(_ batch: PackedMessages, topics: [String], headers: [[KafkaHeader]], maxWait: Duration = .seconds(300)) throws {
+        let handles = try topics.map { try topicHandle($0) }
+        try batch.bytes.withUnsafeBytes { bytes in
+            for (i, r) in batch.records.enumerated() {
+                guard handles.indices.contains(r.topic), headers.indices.contains(r.headers),
+                      0 <= r.keyStart, r.keyStart <= r.valueStart, r.valueStart <= r.end, r.end <= bytes.count
+                else { throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, context: "packed message \(i) is out of range") }
+                let key = UnsafeRawBufferPointer(rebasing: bytes[r.keyStart..<r.valueStart])
+                let value = UnsafeRawBufferPointer(rebasing: bytes[r.valueStart..<r.end])
+                var deadline: ContinuousClock.Instant? = nil
+                while true {
+                    let err = enqueue(key: key, value: value, headers: headers[r.headers], topic: handles[r.topic],
+                                      partition: RD_KAFKA_PARTITION_UA, timestampMs: r.timestampMs, token: 0)
+                    if err == RD_KAFKA_RESP_ERR_NO_ERROR { break }
+                    guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw KafkaError(err, context: "produce to \(topics[r.topic])") }
+                    backpressureWaits.add(1, ordering: .relaxed)
+                    let limit = deadline ?? ContinuousClock.now + maxWait
+                    deadline = limit
+                    if ContinuousClock.now >= limit {
+                        throw KafkaError(err, context: "produce to \(topics[r.topic]): in-flight queue still full after \(maxWait)")
+                    }
+                    _ = rd_kafka_poll(client.handle, 5)
+                }
+                enqueued.add(1, ordering: .relaxed)
+                if i & 255 == 255 { _ = rd_kafka_poll(client.handle, 0) }
+            }
+        }
+        _ = rd_kafka_poll(client.handle, 0)
+    }
+
     /// Like `send`, but waits without blocking a thread when the queue is full.
     public func sendAsync(_ message: ProducerMessage, token: UInt = 0) async throws {
         let topic = try topicHandle(message.topic)
@@ -141,27 +175,32 @@ public final class KafkaProducer: Sendable {
     }
 
     private func enqueue(_ message: ProducerMessage, topic: TopicHandle, token: UInt) -> rd_kafka_resp_err_t {
+        message.value.withUnsafeBytes { value in
+            if let key = message.key {
+                return key.withUnsafeBytes { k in
+                    enqueue(key: k, value: value, headers: message.headers, topic: topic,
+                            partition: message.partition ?? RD_KAFKA_PARTITION_UA, timestampMs: message.timestampMs ?? 0, token: token)
+                }
+            }
+            return enqueue(key: nil, value: value, headers: message.headers, topic: topic,
+                           partition: message.partition ?? RD_KAFKA_PARTITION_UA, timestampMs: message.timestampMs ?? 0, token: token)
+        }
+    }
+
+    private func enqueue(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, headers list: [KafkaHeader],
+                         topic: TopicHandle, partition: Int32, timestampMs: Int64, token: UInt) -> rd_kafka_resp_err_t {
         var headers: OpaquePointer? = nil
-        if !message.headers.isEmpty {
-            headers = rd_kafka_headers_new(message.headers.count)
-            for header in message.headers {
+        if !list.isEmpty {
+            headers = rd_kafka_headers_new(list.count)
+            for header in list {
                 header.value.withUnsafeBytes { v in
                     _ = rd_kafka_header_add(headers, header.name, -1, v.baseAddress, v.count)
                 }
             }
         }
-        let partition = message.partition ?? RD_KAFKA_PARTITION_UA
         let opaque = UnsafeMutableRawPointer(bitPattern: token)
-        return message.value.withUnsafeBytes { value in
-            if let key = message.key {
-                return key.withUnsafeBytes { k in
-                    uc_produce(client.handle, topic.handle, partition, k.baseAddress, k.count,
-                               value.baseAddress, value.count, headers, message.timestampMs ?? 0, opaque)
-                }
-            }
-            return uc_produce(client.handle, topic.handle, partition, nil, 0,
-                              value.baseAddress, value.count, headers, message.timestampMs ?? 0, opaque)
-        }
+        return uc_produce(client.handle, topic.handle, partition, key?.baseAddress, key?.count ?? 0,
+                          value.baseAddress, value.count, headers, timestampMs, opaque)
     }
 
     private func topicHandle(_ name: String) throws -> TopicHandle {

@@ -121,3 +121,44 @@ public struct Watermarks: Sendable, Equatable {
         self.high = high
     }
 }
+
+/// Messages whose keys and values lie back to back in one byte buffer: one allocation for a whole batch
+/// instead of two arrays per message. Sent with `KafkaProducer.send(_:topics:headers:)`, which names the
+/// topics and header sets that `topic` and `headers` index.
+public struct PackedMessages: Sendable {
+    public struct Record: Sendable, Equatable {
+        public var topic: Int
+        public var headers: Int
+        /// The key is `bytes[keyStart..<valueStart]`, the value `bytes[valueStart..<end]`.
+        public var keyStart: Int
+        public var valueStart: Int
+        public var end: Int
+        public var timestampMs: Int64
+    }
+
+    public private(set) var bytes: [UInt8] = []
+    public private(set) var records: [Record] = []
+
+    public init() {}
+
+    public var count: Int { records.count }
+    public var isEmpty: Bool { records.isEmpty }
+
+    /// Appends a message: `key`, then the value that `writeValue` appends to the buffer.
+    public mutating func append(topic: Int, headers: Int, key: String, timestampMs: Int64, value writeValue: (inout [UInt8]) -> Void) {
+        let keyStart = bytes.count
+        bytes.append(contentsOf: key.utf8)
+        let valueStart = bytes.count
+        writeValue(&bytes)
+        records.append(Record(topic: topic, headers: headers, keyStart: keyStart, valueStart: valueStart, end: bytes.count,
+                              timestampMs: timestampMs))
+    }
+
+    public func key(_ i: Int) -> ArraySlice<UInt8> { bytes[records[i].keyStart..<records[i].valueStart] }
+    public func value(_ i: Int) -> ArraySlice<UInt8> { bytes[records[i].valueStart..<records[i].end] }
+
+    public mutating func removeAll() {
+        bytes.removeAll(keepingCapacity: true)
+        records.removeAll(keepingCapacity: true)
+    }
+}

@@ -66,16 +66,16 @@ public struct ProducerRun {
         }
         if pacing == .backfill {
             // As fast as possible: simulate and encode on a thread of their own, send on this one.
+            let topicList = InputTopic.allCases.map { names[$0]! }
+            let headerSets = EventType.allCases.map { typeHeaders[$0]! }
             let source = EncodedStream(world: world, topics: topics, stop: stop)
             defer { source.cancel() }
-            while let batch = source.next() {
-                for m in batch {
-                    try producer.send(ProducerMessage(topic: names[m.topic]!, key: m.key, value: m.value,
-                                                      headers: typeHeaders[m.type]!, timestampMs: m.timestampMs))
-                    sent += 1
-                    simulated = Timestamp(ms: m.timestampMs)
-                }
+            while var batch = source.next() {
+                try producer.send(batch, topics: topicList, headers: headerSets)
+                sent += batch.count
+                if let last = batch.records.last { simulated = Timestamp(ms: last.timestampMs) }
                 progress()
+                source.recycle(&batch)
             }
         }
         while pacing != .backfill, !stop.isStopped, let event = world.next() {
@@ -191,16 +191,10 @@ public struct EngagementProducer: TopicProducerCommand {
 /// The simulation, filtered to some topics and encoded, produced in batches by a thread of its own into a
 /// small bounded queue (simulation and sending then use both cores).
 final class EncodedStream: @unchecked Sendable {
-    struct Message: Sendable {
-        var topic: InputTopic
-        var type: EventType
-        var key: [UInt8]
-        var value: [UInt8]
-        var timestampMs: Int64
-    }
-
     private let condition = NSCondition()
-    private var queue: [[Message]] = []
+    private var queue: [PackedMessages] = []
+    /// Sent batches handed back, so that their buffers are reused rather than allocated again.
+    private var spare: [PackedMessages] = []
     private var finished = false
     private var cancelled = false
     private let capacity = 8
@@ -211,27 +205,29 @@ final class EncodedStream: @unchecked Sendable {
         init(_ world: World) { self.world = world }
     }
 
+    /// Batches index `InputTopic.allCases` for their topic and `EventType.allCases` for their headers.
     init(world: World, topics: Set<InputTopic>, stop: StopSignal, batchSize: Int = 2048) {
         let owned = Owned(world)
+        let topicIndex = Dictionary(uniqueKeysWithValues: InputTopic.allCases.enumerated().map { ($1, $0) })
+        let typeIndex = Dictionary(uniqueKeysWithValues: EventType.allCases.enumerated().map { ($1, $0) })
         let thread = Thread { [self] in
-            var batch: [Message] = []
-            batch.reserveCapacity(batchSize)
+            var batch = PackedMessages()
             func flush() -> Bool {
                 condition.lock()
                 defer { condition.unlock() }
                 while queue.count >= capacity && !cancelled { condition.wait() }
                 if cancelled { return false }
                 queue.append(batch)
+                batch = spare.popLast() ?? PackedMessages()
                 condition.broadcast()
                 return true
             }
             while !stop.isStopped, let event = owned.world.next() {
                 guard topics.contains(event.topic) else { continue }
-                batch.append(Message(topic: event.topic, type: event.type, key: Array(event.customerID.utf8),
-                                     value: EventEncoder.encode(event), timestampMs: event.occurredAt.ms))
+                batch.append(topic: topicIndex[event.topic]!, headers: typeIndex[event.type]!, key: event.customerID,
+                             timestampMs: event.occurredAt.ms) { EventEncoder.encode(event, into: &$0) }
                 if batch.count == batchSize {
                     guard flush() else { break }
-                    batch.removeAll(keepingCapacity: true)
                 }
             }
             if !batch.isEmpty { _ = flush() }
@@ -245,7 +241,7 @@ final class EncodedStream: @unchecked Sendable {
     }
 
     /// The next batch, waiting for it; nil at the end.
-    func next() -> [Message]? {
+    func next() -> PackedMessages? {
         condition.lock()
         defer { condition.unlock() }
         while queue.isEmpty && !finished { condition.wait() }
@@ -253,6 +249,14 @@ final class EncodedStream: @unchecked Sendable {
         let batch = queue.removeFirst()
         condition.broadcast()
         return batch
+    }
+
+    /// Gives a sent batch back for its buffers to be reused.
+    func recycle(_ batch: inout PackedMessages) {
+        batch.removeAll()
+        condition.lock()
+        if spare.count < capacity { spare.append(batch) }
+        condition.unlock()
     }
 
     /// Stops the simulation thread (after an error on the sending side).

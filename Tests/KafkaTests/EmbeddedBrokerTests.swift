@@ -54,6 +54,54 @@ struct EmbeddedBrokerTests {
         consumer.close()
     }
 
+    @Test func packedBatchesArriveLikeSingleMessages() throws {
+        let broker = try EmbeddedBroker(brokers: 1, logger: testLogger)
+        try broker.createTopic("pa", partitions: 2)
+        try broker.createTopic("pb", partitions: 2)
+        let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: testLogger)
+        let base: Int64 = 1_741_947_751_123
+        let headerSets = [[KafkaHeader("event-type", "x"), KafkaHeader("schema", "1")], [KafkaHeader("event-type", "y")], []]
+        var batch = PackedMessages()
+        for i in 0..<300 {
+            // Values of different lengths, some empty, so that wrong offsets would show.
+            batch.append(topic: i % 2, headers: i % 3, key: "k\(i % 23)", timestampMs: base + Int64(i)) {
+                $0.append(contentsOf: String(repeating: "v", count: i % 5).utf8)
+                $0.append(contentsOf: ":\(i)".utf8)
+            }
+        }
+        #expect(batch.count == 300)
+        #expect(String(decoding: batch.key(7), as: UTF8.self) == "k7")
+        #expect(String(decoding: batch.value(7), as: UTF8.self) == "vv:7")
+        try producer.send(batch, topics: ["pa", "pb"], headers: headerSets)
+        try producer.flush()
+        #expect(producer.statistics.delivered == 300)
+
+        let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: testLogger)
+        try consumer.assign([TopicPartition("pa", 0): .beginning, TopicPartition("pa", 1): .beginning,
+                             TopicPartition("pb", 0): .beginning, TopicPartition("pb", 1): .beginning])
+        let got = try consume(consumer, count: 300)
+        #expect(got.count == 300)
+        var seen = Set<Int>()
+        for m in got {
+            let text = String(decoding: m.value, as: UTF8.self)
+            let i = Int(text.split(separator: ":").last!)!
+            seen.insert(i)
+            #expect(text == String(repeating: "v", count: i % 5) + ":\(i)")
+            #expect(m.topic == (i % 2 == 0 ? "pa" : "pb"))
+            #expect(m.key.map(Array.init) == Array("k\(i % 23)".utf8))
+            #expect(m.timestampMs == base + Int64(i))
+            #expect(m.header("event-type") == headerSets[i % 3].first.map(\.value))
+            #expect(m.header("schema") == (i % 3 == 0 ? Array("1".utf8) : nil))
+        }
+        #expect(seen.count == 300)
+        consumer.close()
+
+        // A record pointing past the buffer or at a missing topic is refused, not read.
+        var bad = PackedMessages()
+        bad.append(topic: 5, headers: 0, key: "k", timestampMs: base) { $0.append(1) }
+        #expect(throws: KafkaError.self) { try producer.send(bad, topics: ["pa"], headers: headerSets) }
+    }
+
     @Test func murmur2PartitionerMatchesJavaClient() throws {
         // The Java client's murmur2 partitioner puts these keys in these partitions of 6 (hash & 0x7fffffff) % 6.
         let broker = try EmbeddedBroker(brokers: 1, logger: testLogger)
