@@ -102,7 +102,7 @@ struct FieldTable: Sendable {
         precondition(FieldName.allCases.count == Fields().values.count, "Fields.values holds one value per field name")
         for f in FieldName.allCases {
             let name = Array(f.wireName.utf8)
-            precondition(name.count <= 16, "field names are at most 16 bytes")
+            precondition(name.count <= 15, "field names are at most 15 bytes (see scanKey)")
             let (w0, w1) = Self.words(name.span, 0..<name.count)
             var i = Self.slot(w0, w1, name.count)
             while slots[i].field >= 0 { i = (i + 1) & (Self.size - 1) }
@@ -129,6 +129,42 @@ struct FieldTable: Sendable {
         guard n <= 16 else { return nil }
         // Whole words masked to the name's length (keys are followed by at least `":` and a value).
         let (w0, w1) = Self.words(s, range)
+        return lookup(w0, w1, n)
+    }
+
+    /// A key read straight from the input, for the common case: the quote at `quote` opens a key of at most
+    /// 15 plain bytes (no escape, control or non-ASCII byte; events.md's longest name has 15), so that its
+    /// closing quote lies within the 16 bytes after it. Returns the key's range and its field (nil: not a name of events.md), or nil when the key
+    /// is not of that kind (the caller then scans it the general way).
+    @inline(__always)
+    func scanKey(_ s: borrowing Span<UInt8>, _ quote: Int) -> (range: Range<Int>, field: Int?)? {
+        let start = quote + 1
+        guard start + 16 <= s.count else { return nil }
+        var w0 = ByteWords.load(s, start)
+        var w1 = ByteWords.load(s, start + 8)
+        // The lowest flagged byte of each mask is exact, so the lowest of their union is the first quote or
+        // special byte.
+        func stops(_ w: UInt64) -> UInt64 {
+            ByteWords.bytesEqual(w, 0x22) | ByteWords.bytesEqual(w, 0x5C) | ByteWords.bytesBelow(w, 0x20) | (w & ByteWords.highs)
+        }
+        let m0 = stops(w0)
+        let n: Int
+        if m0 != 0 {
+            n = m0.trailingZeroBitCount >> 3
+            w0 &= n == 0 ? 0 : (1 << UInt64(n * 8)) &- 1
+            w1 = 0
+        } else {
+            let m1 = stops(w1)
+            guard m1 != 0 else { return nil }
+            n = 8 + m1.trailingZeroBitCount >> 3
+            w1 &= n == 8 ? 0 : (1 << UInt64((n - 8) * 8)) &- 1
+        }
+        guard s[start + n] == 0x22 else { return nil }
+        return (start..<(start + n), lookup(w0, w1, n))
+    }
+
+    @inline(__always)
+    private func lookup(_ w0: UInt64, _ w1: UInt64, _ n: Int) -> Int? {
         var i = Self.slot(w0, w1, n)
         while true {
             let slot = slots[i]
@@ -173,6 +209,7 @@ private func invalid(_ what: String, _ pos: Int) -> Rejection {
 }
 
 private func scanObject(_ s: borrowing Span<UInt8>, base: Int, into fields: inout Fields) throws(Rejection) {
+    let table = FieldName.table
     var pos = 0
     skipSpace(s, &pos)
     guard pos < s.count else { throw Rejection(.invalidJSON, "empty value") }
@@ -193,13 +230,22 @@ private func scanObject(_ s: borrowing Span<UInt8>, base: Int, into fields: inou
         while true {
             skipSpace(s, &pos)
             guard pos < s.count, s[pos] == 0x22 else { throw invalid("expected a key", pos) }
-            let (keyRange, keyEscaped) = try scanString(s, &pos)
+            let keyRange: Range<Int>
+            var keyEscaped = false
+            var known: Int?? = nil
+            if let (range, field) = table.scanKey(s, pos) {
+                keyRange = range
+                known = .some(field)
+                pos = range.upperBound + 1
+            } else {
+                (keyRange, keyEscaped) = try scanString(s, &pos)
+            }
             skipSpace(s, &pos)
             guard pos < s.count, s[pos] == UInt8(ascii: ":") else { throw invalid("expected ':'", pos) }
             pos += 1
             skipSpace(s, &pos)
             let value = try scanValue(s, &pos, depth: 1)
-            try record(s, base: base, keyRange: keyRange, keyEscaped: keyEscaped, value: value, into: &fields)
+            try record(s, base: base, keyRange: keyRange, keyEscaped: keyEscaped, known: known, value: value, into: &fields)
             skipSpace(s, &pos)
             guard pos < s.count else { throw invalid("unterminated object", pos) }
             if s[pos] == UInt8(ascii: ",") { pos += 1; continue }
@@ -211,12 +257,15 @@ private func scanObject(_ s: borrowing Span<UInt8>, base: Int, into fields: inou
     guard pos == s.count else { throw invalid("trailing bytes after the object", pos) }
 }
 
-private func record(_ s: borrowing Span<UInt8>, base: Int, keyRange: Range<Int>, keyEscaped: Bool, value: ScannedValue,
+/// `known`: the key's field when the caller already looked it up (`.some(nil)`: not a field of events.md).
+private func record(_ s: borrowing Span<UInt8>, base: Int, keyRange: Range<Int>, keyEscaped: Bool, known: Int??, value: ScannedValue,
                     into fields: inout Fields) throws(Rejection) {
     // A key written with escapes (rare) is resolved first; it can still name a known field.
     var field: Int? = nil
     var key: [UInt8] = []
-    if keyEscaped {
+    if let known {
+        field = known
+    } else if keyEscaped {
         for i in keyRange { key.append(s[i]) }
         key = try unescapeSlice(key[...])
         field = FieldName.allCases.first { Array($0.wireName.utf8) == key }?.rawValue

@@ -1,5 +1,6 @@
-import Events
 import Testing
+
+@testable import Events
 
 /// The word-at-a-time paths (string scanning, key lookup) against byte-at-a-time answers.
 @Suite struct ByteWordsTests {
@@ -55,5 +56,44 @@ import Testing
         // A known name as the last key, with fewer than 16 bytes after its start.
         let last = #"{"schema":1,"event_id":"e1","type":"cancel.intent","occurred_at":"2025-03-14T10:22:31.123Z","customer_id":"c1","source":"x"}"#
         #expect(EventDecoder.decode(Array(last.utf8), topic: .engagement).failureCode == .invalidValue)
+    }
+
+    /// The one-window key reader against a plain scan: on random bytes after a quote it either declines or
+    /// finds the same closing quote and the field the general lookup finds. (Keys of 16 bytes or more are
+    /// left to the general scan; no name of events.md is that long.)
+    @Test func keysReadInOneWindowMatchAPlainScan() {
+        var rng = SplitMix64(seed: 23)
+        let table = FieldName.table
+        let names = FieldName.allCases.map { Array($0.wireName.utf8) }
+        let odd: [UInt8] = [0x22, 0x5C, 0x00, 0x1F, 0x20, 0x7F, 0x80, 0xC3, 0xFF, 0x5F, 0x61]
+        var read = 0
+        for round in 0..<50_000 {
+            // A known name, a prefix or extension of one, or random bytes; then a quote or an odd byte.
+            var body: [UInt8]
+            switch round % 4 {
+            case 0: body = names[Int(rng.next() % UInt64(names.count))]
+            case 1: body = Array(names[Int(rng.next() % UInt64(names.count))].dropLast(Int(rng.next() % 3)))
+            case 2: body = names[Int(rng.next() % UInt64(names.count))] + [0x5F]
+            default: body = (0..<Int(rng.next() % 20)).map { _ in UInt8(0x61 + rng.next() % 26) }
+            }
+            if rng.next() % 5 == 0, !body.isEmpty { body[Int(rng.next() % UInt64(body.count))] = odd[Int(rng.next() % UInt64(odd.count))] }
+            let tail = (0..<Int(rng.next() % 24)).map { _ in odd[Int(rng.next() % UInt64(odd.count))] }
+            let input: [UInt8] = [0x22] + body + [0x22] + tail
+            let span = input.span
+            // The plain answer: the first byte after the opening quote that is a quote or special.
+            var end = 1
+            while end < input.count, input[end] != 0x22, input[end] != 0x5C, input[end] >= 0x20, input[end] < 0x80 { end += 1 }
+            let plainKey: Range<Int>? = end < input.count && input[end] == 0x22 && end - 1 <= 15 ? 1..<end : nil
+            if let (range, field) = table.scanKey(span, 0) {
+                read += 1
+                #expect(range == plainKey, "\(input)")
+                #expect(field == table.lookup(span, range), "\(input)")
+                #expect(field == names.firstIndex(of: Array(input[range])), "\(input)")
+            } else if let plainKey {
+                // Declining is allowed only when the 16-byte window does not fit in the input.
+                #expect(plainKey.lowerBound + 16 > input.count, "declined \(input)")
+            }
+        }
+        #expect(read > 10_000)
     }
 }
