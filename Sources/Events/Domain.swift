@@ -234,7 +234,27 @@ enum CivilDate {
         return era * 146_097 + doe - 719_468
     }
 
+    /// Days 10,957 (2000-01-01) to 47,481 (2099-12-31), where events.md's timestamps lie.
+    static let tableStart: Int64 = 10_957
+    /// (year << 9 | month << 5 | day) of every day from `tableStart`, for the hot paths (encoding, months).
+    static let table: [UInt32] = (0..<Int64(36_525)).map { i in
+        let (y, m, d) = computeFromDays(tableStart + i)
+        return UInt32(y) << 9 | UInt32(m) << 5 | UInt32(d)
+    }
+
+    /// (year, month, day) of a day number.
+    @inline(__always)
     static func fromDays(_ z0: Int64) -> (Int64, Int64, Int64) {
+        let i = z0 &- tableStart
+        if i >= 0 && i < 36_525 {
+            let v = table[Int(i)]
+            return (Int64(v >> 9), Int64(v >> 5 & 15), Int64(v & 31))
+        }
+        return computeFromDays(z0)
+    }
+
+    /// Howard Hinnant's days-to-civil algorithm.
+    static func computeFromDays(_ z0: Int64) -> (Int64, Int64, Int64) {
         let z = z0 + 719_468
         let era = floorDiv(z, 146_097)
         let doe = z - era * 146_097
