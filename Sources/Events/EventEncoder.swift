@@ -1,9 +1,13 @@
 /// Writes events as events.md's JSON: one object, fixed field order, no whitespace, no trailing newline.
 public enum EventEncoder {
+    /// The event's JSON in an array of its own, sized to fit (the encoder reserves a generous bound while
+    /// writing, which callers that keep many encoded events should not pay for in memory).
     public static func encode(_ event: Event) -> [UInt8] {
+        var scratch = [UInt8]()
+        encode(event, into: &scratch)
         var out = [UInt8]()
-        out.reserveCapacity(320)
-        encode(event, into: &out)
+        out.reserveCapacity(scratch.count)
+        out.append(contentsOf: scratch)
         return out
     }
 

@@ -280,3 +280,13 @@ struct Xorshift {
     }
     mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(next() % UInt64(r.upperBound - r.lowerBound + 1)) }
 }
+
+@Suite struct EncodedSizeTests {
+    /// An event encoded into an array of its own does not keep the writing bound's spare capacity.
+    @Test func standaloneEncodingIsSizedToFit() {
+        for e in samples {
+            let bytes = EventEncoder.encode(e)
+            #expect(bytes.capacity < bytes.count + 64, "capacity \(bytes.capacity) for \(bytes.count) bytes")
+        }
+    }
+}
