@@ -84,28 +84,10 @@ public final class KafkaProducer: Sendable {
     /// thread of your own, not from Swift's cooperative pool; `sendAsync` is the pool-friendly form.
     public func send(_ message: ProducerMessage, token: UInt = 0, maxWait: Duration = .seconds(300)) throws {
         let topic = try topicHandle(message.topic)
-        var deadline: ContinuousClock.Instant? = nil
-        while true {
-            let err = enqueue(message, topic: topic, token: token)
-            if err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                // Serving delivery reports on the sending thread now and then is cheaper than waking the
-                // poll thread for each batch of them.
-                enqueued.add(1, ordering: .relaxed)
-                _ = rd_kafka_poll(client.handle, 0)
-                return
-            }
-            guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else {
-                throw KafkaError(err, context: "produce to \(message.topic)")
-            }
-            backpressureWaits.add(1, ordering: .relaxed)
-            let limit = deadline ?? ContinuousClock.now + maxWait
-            deadline = limit
-            if ContinuousClock.now >= limit {
-                throw KafkaError(err, context: "produce to \(message.topic): in-flight queue still full after \(maxWait)")
-            }
-            // Serve delivery reports here too: it frees queue space sooner than waiting for the poll thread.
-            _ = rd_kafka_poll(client.handle, 5)
-        }
+        try enqueueWaiting(topic: message.topic, maxWait: maxWait) { enqueue(message, topic: topic, token: token) }
+        // Serving delivery reports on the sending thread now and then is cheaper than waking the poll thread
+        // for each batch of them.
+        _ = rd_kafka_poll(client.handle, 0)
     }
 
     /// Sends every message of `batch`, in order, as `send` sends one: message `i` goes to topic
@@ -121,25 +103,35 @@ public final class KafkaProducer: Sendable {
                 else { throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, context: "packed message \(i) is out of range") }
                 let key = UnsafeRawBufferPointer(rebasing: bytes[r.keyStart..<r.valueStart])
                 let value = UnsafeRawBufferPointer(rebasing: bytes[r.valueStart..<r.end])
-                var deadline: ContinuousClock.Instant? = nil
-                while true {
-                    let err = enqueue(key: key, value: value, headers: headers[r.headers], topic: handles[r.topic],
-                                      partition: RD_KAFKA_PARTITION_UA, timestampMs: r.timestampMs, token: 0)
-                    if err == RD_KAFKA_RESP_ERR_NO_ERROR { break }
-                    guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw KafkaError(err, context: "produce to \(topics[r.topic])") }
-                    backpressureWaits.add(1, ordering: .relaxed)
-                    let limit = deadline ?? ContinuousClock.now + maxWait
-                    deadline = limit
-                    if ContinuousClock.now >= limit {
-                        throw KafkaError(err, context: "produce to \(topics[r.topic]): in-flight queue still full after \(maxWait)")
-                    }
-                    _ = rd_kafka_poll(client.handle, 5)
+                try enqueueWaiting(topic: topics[r.topic], maxWait: maxWait) {
+                    enqueue(key: key, value: value, headers: headers[r.headers], topic: handles[r.topic],
+                            partition: RD_KAFKA_PARTITION_UA, timestampMs: r.timestampMs, token: 0)
                 }
-                enqueued.add(1, ordering: .relaxed)
                 if i & 255 == 255 { _ = rd_kafka_poll(client.handle, 0) }
             }
         }
         _ = rd_kafka_poll(client.handle, 0)
+    }
+
+    /// Runs `attempt` until librdkafka takes the message; while its in-flight queue is full, serves delivery
+    /// reports (which frees queue space sooner than waiting for the poll thread) for up to `maxWait`.
+    private func enqueueWaiting(topic: String, maxWait: Duration, _ attempt: () -> rd_kafka_resp_err_t) throws {
+        var deadline: ContinuousClock.Instant? = nil
+        while true {
+            let err = attempt()
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                enqueued.add(1, ordering: .relaxed)
+                return
+            }
+            guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw KafkaError(err, context: "produce to \(topic)") }
+            backpressureWaits.add(1, ordering: .relaxed)
+            let limit = deadline ?? ContinuousClock.now + maxWait
+            deadline = limit
+            if ContinuousClock.now >= limit {
+                throw KafkaError(err, context: "produce to \(topic): in-flight queue still full after \(maxWait)")
+            }
+            _ = rd_kafka_poll(client.handle, 5)
+        }
     }
 
     /// Like `send`, but waits without blocking a thread when the queue is full.
