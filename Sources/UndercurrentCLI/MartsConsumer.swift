@@ -593,7 +593,8 @@ public final class MartsConsumer: @unchecked Sendable {
         let text = raised.map { $0.json + "\n" }.joined()
         do {
             try FileManager.default.createDirectory(at: options.stateDirectory, withIntermediateDirectories: true)
-            if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
+            // A file that cannot be created makes the open below throw, which is reported.
+            if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
             let h = try FileHandle(forWritingTo: url)
             defer { try? h.close() }
             try h.seekToEnd()
