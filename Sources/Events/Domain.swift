@@ -39,27 +39,14 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     /// RFC 3339 UTC with milliseconds: `2025-03-14T10:22:31.123Z`.
     public var description: String { String(decoding: rfc3339Bytes, as: UTF8.self) }
 
-    public var rfc3339Bytes: [UInt8] {
-        var out = [UInt8]()
-        out.reserveCapacity(24)
-        appendRFC3339(to: &out)
-        return out
-    }
+    public var rfc3339Bytes: [UInt8] { [UInt8](capacity: 24) { appendRFC3339(to: &$0) } }
 
+    /// Appends the 24 bytes of `description`.
     public func appendRFC3339(to out: inout [UInt8]) {
-        let days = floorDiv(ms, Self.millisecondsPerDay)
-        let rem = ms - days * Self.millisecondsPerDay
-        let (y, m, d) = CivilDate.fromDays(days)
-        appendDigits(&out, Int(y), 4); out.append(UInt8(ascii: "-"))
-        appendDigits(&out, Int(m), 2); out.append(UInt8(ascii: "-"))
-        appendDigits(&out, Int(d), 2); out.append(UInt8(ascii: "T"))
-        appendDigits(&out, Int(rem / 3_600_000), 2); out.append(UInt8(ascii: ":"))
-        appendDigits(&out, Int(rem / 60_000 % 60), 2); out.append(UInt8(ascii: ":"))
-        appendDigits(&out, Int(rem / 1000 % 60), 2); out.append(UInt8(ascii: "."))
-        appendDigits(&out, Int(rem % 1000), 3); out.append(UInt8(ascii: "Z"))
+        out.append(addingCapacity: 24) { appendRFC3339(to: &$0) }
     }
 
-    /// The same 24 bytes, written into an output span (the event encoder's path).
+    /// The same bytes, into an output span (the event encoder's path).
     public func appendRFC3339(to o: inout OutputSpan<UInt8>) {
         let days = floorDiv(ms, Self.millisecondsPerDay)
         let rem = Int(ms - days * Self.millisecondsPerDay)
@@ -144,12 +131,7 @@ public struct Day: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        let (y, m, d) = CivilDate.fromDays(days)
-        var out = [UInt8]()
-        appendDigits(&out, Int(y), 4); out.append(UInt8(ascii: "-"))
-        appendDigits(&out, Int(m), 2); out.append(UInt8(ascii: "-"))
-        appendDigits(&out, Int(d), 2)
-        return String(decoding: out, as: UTF8.self)
+        String(decoding: [UInt8](capacity: 10) { appendISO(to: &$0) }, as: UTF8.self)
     }
 
     public init?(iso bytes: [UInt8]) { self.init(iso: bytes.span) }

@@ -110,81 +110,13 @@ public enum EventEncoder {
             out.append(contentsOf: s.utf8)
         }
 
+        /// A JSON string literal, escaped as event fields are.
         public mutating func string(_ s: String) {
-            out.append(0x22)
-            // Most values need no escaping: copied as they are, checked on the way (on the contiguous bytes:
-            // `String.UTF8View`'s own iteration is several times slower); at the first byte that needs an
-            // escape, what was copied is taken back and the value written the slow way.
-            let bytes = s.utf8.span
-            let start = out.count
-            var clean = true
-            for i in 0..<bytes.count {
-                let c = bytes[i]
-                if c < 0x20 || c == 0x22 || c == 0x5C {
-                    clean = false
-                    break
-                }
-                out.append(c)
-            }
-            if clean {
-                out.append(0x22)
-                return
-            }
-            out.removeSubrange(start...)
-            for c in s.utf8 {
-                switch c {
-                case 0x22: out.append(0x5C); out.append(0x22)
-                case 0x5C: out.append(0x5C); out.append(0x5C)
-                case 0..<0x20:
-                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                    out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 15)]])
-                default: out.append(c)
-                }
-            }
-            out.append(0x22)
-        }
-
-        /// `,"name":` before a member's value.
-        mutating func memberName(_ name: StaticString) {
-            out.append(UInt8(ascii: ","))
-            out.append(0x22)
-            raw(name)
-            out.append(0x22)
-            out.append(UInt8(ascii: ":"))
-        }
-
-        public mutating func field(_ name: StaticString, _ value: String) {
-            memberName(name)
-            string(value)
-        }
-
-        /// A value that needs no escaping (an enumeration's wire name).
-        public mutating func field(_ name: StaticString, _ value: StaticString) {
-            memberName(name)
-            out.append(0x22)
-            raw(value)
-            out.append(0x22)
-        }
-
-        public mutating func field(_ name: StaticString, _ value: Int64) {
-            memberName(name)
-            appendInt(value)
+            out.append(addingCapacity: 6 * s.utf8.count + 2) { $0.jsonString(s) }
         }
 
         public mutating func appendInt(_ v: Int64) {
-            if v < 0 {
-                out.append(UInt8(ascii: "-"))
-                appendInt(v == .min ? Int64.max : -v)  // never reached with valid events
-                return
-            }
-            var div: Int64 = 1
-            while div <= v / 10 { div *= 10 }
-            var x = v
-            while div > 0 {
-                out.append(UInt8(0x30 + x / div))
-                x %= div
-                div /= 10
-            }
+            out.append(addingCapacity: 20) { $0.appendInt(v) }
         }
     }
 }
@@ -195,7 +127,7 @@ extension OutputSpan<UInt8> {
         s.withUTF8Buffer { for c in $0 { append(c) } }
     }
 
-    /// A JSON string, escaped as `EventEncoder.Writer.string` escapes it.
+    /// A JSON string: `"`, `\\` and control characters escaped (the last as `\\u00XX`), everything else as it is.
     @inline(__always)
     mutating func jsonString(_ s: String) {
         // Copied while checked, in a loop without an early exit, which the compiler vectorises; a value that
