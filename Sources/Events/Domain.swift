@@ -100,11 +100,11 @@ public struct Month: Hashable, Comparable, Sendable, CustomStringConvertible, St
     public var start: Timestamp { Timestamp(year: year, month: month, day: 1) }
 
     public var description: String {
-        var out = [UInt8]()
-        appendDigits(&out, year, 4)
-        out.append(UInt8(ascii: "-"))
-        appendDigits(&out, month, 2)
-        return String(decoding: out, as: UTF8.self)
+        String(decoding: [UInt8](capacity: 7) { o in
+            appendFourDigits(&o, year)
+            o.append(UInt8(ascii: "-"))
+            appendTwoDigits(&o, month)
+        }, as: UTF8.self)
     }
 
     public init?(_ text: String) {
@@ -124,8 +124,7 @@ public struct Day: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// `YYYY-MM-DD` (years 0-9999), written into an output span.
     public func appendISO(to o: inout OutputSpan<UInt8>) {
         let (y, m, d) = CivilDate.fromDays(days)
-        let year = Int(y)
-        appendTwoDigits(&o, year / 100 % 100); appendTwoDigits(&o, year % 100); o.append(UInt8(ascii: "-"))
+        appendFourDigits(&o, Int(y)); o.append(UInt8(ascii: "-"))
         appendTwoDigits(&o, Int(m)); o.append(UInt8(ascii: "-"))
         appendTwoDigits(&o, Int(d))
     }
@@ -278,13 +277,8 @@ enum CivilDate {
     o.append(UInt8(truncatingIfNeeded: 0x30 + v % 10))
 }
 
-@inline(__always) func appendDigits(_ out: inout [UInt8], _ value: Int, _ width: Int) {
-    var div = 1
-    for _ in 1..<width { div *= 10 }
-    var v = value
-    for _ in 0..<width {
-        out.append(UInt8(0x30 + (v / div) % 10))
-        v %= div
-        div /= 10
-    }
+/// Four decimal digits of `v` (0-9999): a year.
+@inline(__always) func appendFourDigits(_ o: inout OutputSpan<UInt8>, _ v: Int) {
+    appendTwoDigits(&o, v / 100 % 100)
+    appendTwoDigits(&o, v % 100)
 }

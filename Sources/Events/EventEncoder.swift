@@ -130,8 +130,8 @@ extension OutputSpan<UInt8> {
     /// A JSON string: `"`, `\\` and control characters escaped (the last as `\\u00XX`), everything else as it is.
     @inline(__always)
     mutating func jsonString(_ s: String) {
-        // Copied while checked, in a loop without an early exit, which the compiler vectorises; a value that
-        // needed an escape is taken back and written the slow way.
+        // Copied while checked, in one loop without an early exit (the escape test does not branch); a value
+        // that needed an escape is taken back and written the slow way.
         let bytes = s.utf8.span
         append(0x22)
         var bad = false

@@ -74,11 +74,8 @@ struct CustomerSim {
         self.model = model
         let padded = String(index)
         self.id = "cus_" + String(repeating: "0", count: max(0, 6 - padded.count)) + padded
-        var prefix = IDText()
-        if prefix.fits(id.utf8.count + 1) {  // else every event id falls back to interpolation
-            prefix.append(id)
-            prefix.append(ascii: ":")
-        }
+        var prefix = IDText(id)
+        prefix.append(ascii: ":")
         self.eventIDPrefix = prefix
         var rng = Xoshiro(seed: model.seed ^ (UInt64(index) &* 0x9E37_79B9_7F4A_7C15))
         let cfg = model.config
@@ -156,14 +153,8 @@ struct CustomerSim {
     private mutating func emit(_ at: Timestamp, _ payload: Event.Payload) {
         guard at < model.end else { return }
         var eventID = eventIDPrefix
-        let text: String
-        if eventID.count > 0, eventID.fits(IDText.digits(seq)) {
-            eventID.append(seq)
-            text = eventID.string
-        } else {
-            text = "\(id):\(seq)"
-        }
-        let event = Event(eventID: text, occurredAt: at, customerID: id, payload: payload)
+        eventID.append(seq)
+        let event = Event(eventID: eventID.string, occurredAt: at, customerID: id, payload: payload)
         // Insert keeping (time, seq) descending.
         var i = pending.count
         while i > head && (pending[i - 1].time > at.ms || (pending[i - 1].time == at.ms && pending[i - 1].seq > seq)) { i -= 1 }
@@ -176,10 +167,8 @@ struct CustomerSim {
         seq += 1
     }
 
-    /// `prefix` and the numbers joined by `_`: `ids("in_", 42, 1, 3)` is `in_42_1_3`.
+    /// `prefix` (at most 4 bytes) and the numbers joined by `_`: `ids("in_", 42, 1, 3)` is `in_42_1_3`.
     private func ids(_ prefix: String, _ a: Int, _ b: Int, _ c: Int? = nil) -> String {
-        let length = prefix.utf8.count + IDText.digits(a) + 1 + IDText.digits(b) + (c.map { 1 + IDText.digits($0) } ?? 0)
-        guard length <= IDText.capacity else { return c.map { "\(prefix)\(a)_\(b)_\($0)" } ?? "\(prefix)\(a)_\(b)" }
         var text = IDText(prefix)
         text.append(a)
         text.append(ascii: "_")

@@ -1,14 +1,12 @@
 /// The simulator's identifiers (`cus_000042:17`, `ses_42_17`, `in_42_1_3` …), built in a fixed inline
-/// buffer: string interpolation cost about a tenth of the simulation's time.
+/// buffer: string interpolation cost about a tenth of the simulation's instructions.
 ///
 /// Only whole strings and non-negative decimal numbers are appended, so the bytes are always valid UTF-8.
-/// It holds `capacity` bytes (small, since it is copied); callers check `fits` first.
+/// 64 bytes hold every id the simulator makes: a prefix of at most 24 bytes (`cus_` and an index) and a
+/// number, or a 4-byte prefix and three numbers with their separators (an `Int` has at most 19 digits).
 struct IDText {
-    static let capacity = 48
-    private var bytes = InlineArray<48, UInt8>(repeating: 0)
-    private(set) var count = 0
-
-    init() {}
+    private var bytes = InlineArray<64, UInt8>(repeating: 0)
+    private var count = 0
 
     init(_ s: String) { append(s) }
 
@@ -22,9 +20,6 @@ struct IDText {
         bytes[count] = UInt8(ascii: c)
         count += 1
     }
-
-    /// Whether `bytes` more bytes fit.
-    func fits(_ bytes: Int) -> Bool { count + bytes <= Self.capacity }
 
     /// The number of decimal digits of `v` (≥ 0).
     static func digits(_ v: Int) -> Int {

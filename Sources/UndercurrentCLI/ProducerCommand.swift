@@ -66,8 +66,8 @@ public struct ProducerRun {
         }
         if pacing == .backfill {
             // As fast as possible: simulate and encode on a thread of their own, send on this one.
-            let topicList = InputTopic.allCases.map { names[$0]! }
-            let headerSets = EventType.allCases.map { typeHeaders[$0]! }
+            let topicList = EncodedStream.topics.map { names[$0]! }
+            let headerSets = EncodedStream.types.map { typeHeaders[$0]! }
             let source = EncodedStream(world: world, topics: topics, stop: stop)
             defer { source.cancel() }
             while var batch = source.next() {
@@ -205,11 +205,15 @@ final class EncodedStream: @unchecked Sendable {
         init(_ world: World) { self.world = world }
     }
 
-    /// Batches index `InputTopic.allCases` for their topic and `EventType.allCases` for their headers.
+    /// A batch's records index these: `topic` is the position of the event's topic, `headers` of its type
+    /// (the sender sends them with the topic names and header sets listed in the same order).
+    static let topics = InputTopic.allCases
+    static let types = EventType.allCases
+
     init(world: World, topics: Set<InputTopic>, stop: StopSignal, batchSize: Int = 2048) {
         let owned = Owned(world)
-        let topicIndex = Dictionary(uniqueKeysWithValues: InputTopic.allCases.enumerated().map { ($1, $0) })
-        let typeIndex = Dictionary(uniqueKeysWithValues: EventType.allCases.enumerated().map { ($1, $0) })
+        let topicIndex = Dictionary(uniqueKeysWithValues: Self.topics.enumerated().map { ($1, $0) })
+        let typeIndex = Dictionary(uniqueKeysWithValues: Self.types.enumerated().map { ($1, $0) })
         let thread = Thread { [self] in
             var batch = PackedMessages()
             func flush() -> Bool {

@@ -253,13 +253,13 @@ func pipelineBench(customers: Int, partitions: Int) throws {
     let start = Timestamp(year: 2024, month: 1, day: 1)
     let params = SimulationParameters(config: config, seed: 42, customers: customers, start: start, end: start.addingMonths(24))
     // BENCH_PRODUCER="key=value,…" overrides producer properties (e.g. compression.type=none), for comparisons.
-    var producerProperties: [String: String] = [:]
+    let kafka = KafkaConfig(bootstrapServers: broker.bootstrapServers)
+    var producerConfig = kafka
     for pair in (ProcessInfo.processInfo.environment["BENCH_PRODUCER"] ?? "").split(separator: ",") {
         let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
-        if kv.count == 2 { producerProperties[kv[0]] = kv[1] }
+        if kv.count == 2 { producerConfig[kv[0]] = kv[1] }
     }
-    let kafka = KafkaConfig(bootstrapServers: broker.bootstrapServers)
-    let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers, producerProperties), logger: logger)
+    let producer = try KafkaProducer(config: producerConfig, logger: logger)
     let run = ProducerRun(topics: Set(InputTopic.allCases), pacing: .backfill, label: "bench")
     let summary = try run.run(world: try World(params), simulationStart: start, producer: producer,
                               stop: StopSignal(handleSignals: false)) { _ in }

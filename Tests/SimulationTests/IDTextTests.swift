@@ -16,23 +16,25 @@ import Testing
             #expect(t.string == "cus_\(v):\(width)")
             #expect(IDText.digits(v) == String(v).count)
         }
-        var big = IDText()
+        var big = IDText("")
         big.append(Int.max)
         #expect(big.string == String(Int.max))
-        #expect(IDText().string == "")
     }
 
-    @Test func fitsReportsTheRoomLeft() {
-        var t = IDText(String(repeating: "x", count: IDText.capacity - 3))
-        #expect(t.fits(3))
-        #expect(!t.fits(4))
-        t.append(123)
-        #expect(t.string.count == IDText.capacity)
-        #expect(!t.fits(1))
+    /// The longest ids the simulator can make fit: a 4-byte prefix and three 19-digit numbers, and a customer
+    /// id of the largest index with a 19-digit sequence number.
+    @Test func theLongestIdsFit() {
+        var three = IDText("in_")
+        three.append(Int.max); three.append(ascii: "_"); three.append(Int.max); three.append(ascii: "_"); three.append(Int.max)
+        #expect(three.string == "in_\(Int.max)_\(Int.max)_\(Int.max)")
+        var event = IDText("cus_\(Int.max)")
+        event.append(ascii: ":")
+        event.append(Int.max)
+        #expect(event.string == "cus_\(Int.max):\(Int.max)")
     }
 
-    /// The simulator's ids keep their documented shapes: `customer:n` with n counting each customer's events
-    /// from 0, and `ses_`/`sub_`/`in_`/`pay_` ids built from the customer's index.
+    /// The simulator's ids keep their documented shapes: `customer:n` with n a number unique within the
+    /// customer, and `ses_`/`sub_`/`in_`/`pay_` ids built from the customer's index.
     @Test func simulatedIdsHaveTheirShapes() throws {
         let p = parameters(customers: 60, months: 12, seed: 3)
         var byCustomer: [String: [String]] = [:]
