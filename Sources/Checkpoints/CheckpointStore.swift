@@ -153,7 +153,8 @@ public final class CheckpointStore {
         sequence += 1
         let header = Self.header(kind: 2, sequence: sequence, payload: w.bytes)
         if !FileManager.default.fileExists(atPath: logURL.path) {
-            FileManager.default.createFile(atPath: logURL.path, contents: nil)
+            // A failure here shows as the FileHandle error below.
+            _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         }
         let handle = try FileHandle(forWritingTo: logURL)
         defer { try? handle.close() }

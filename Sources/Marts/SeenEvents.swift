@@ -50,6 +50,11 @@ public struct SeenEvents: Sendable {
         return .new
     }
 
+    /// The key stored where `key`'s probe starts (see `MartState.warm`).
+    @inline(__always) public func peek(key: UInt64) -> UInt64 {
+        table[2 * (Int(truncatingIfNeeded: Self.mix(key)) & (slotCount - 1))]
+    }
+
     /// Every stored slot, in table order.
     public var slots: [(UInt64, UInt64)] {
         var out: [(UInt64, UInt64)] = []

@@ -131,6 +131,31 @@ func martsBench(customers: Int) throws {
     print(String(format: "Foundation JSONDecoder (decode only, %d events): %.2f s = %.0f events/s", sample.count, s1, Double(sample.count) / s1))
 }
 
+struct BenchMessage {
+    let value: ArraySlice<UInt8>
+    let topic: InputTopic
+    let key: ArraySlice<UInt8>
+}
+
+/// `MartState.ingest` on each message in turn (`batch` ≤ 1), or in batches: prepared, warmed, committed.
+func ingestAll(_ state: inout MartState, _ messages: [BenchMessage], batch: Int) {
+    if batch <= 1 {
+        for m in messages { _ = state.ingest(value: m.value, topic: m.topic, key: m.key) }
+        return
+    }
+    var prepared: [MartState.Prepared] = []
+    prepared.reserveCapacity(batch)
+    var i = 0
+    while i < messages.count {
+        let end = min(i + batch, messages.count)
+        for j in i..<end { prepared.append(MartState.prepare(value: messages[j].value, topic: messages[j].topic, key: messages[j].key)) }
+        state.warm(prepared.span)
+        for j in prepared.indices { _ = state.commit(prepared[j]) }
+        prepared.removeAll(keepingCapacity: true)
+        i = end
+    }
+}
+
 /// Resident memory of this process, from /proc.
 func residentBytes() -> Int {
     guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
@@ -329,10 +354,12 @@ do {
         let world = try World(SimulationParameters(config: config, seed: 42, customers: customers, start: start, end: start.addingMonths(24)))
         var values: [(ArraySlice<UInt8>, InputTopic, ArraySlice<UInt8>)] = []
         for e in world { values.append((EventEncoder.encode(e)[...], e.topic, Array(e.customerID.utf8)[...])) }
+        let messages = values.map { BenchMessage(value: $0.0, topic: $0.1, key: $0.2) }
+        let batch = ProcessInfo.processInfo.environment["BENCH_BATCH"].flatMap(Int.init) ?? 32
         for _ in 0..<rounds {
             var state = MartState()
             let t0 = ContinuousClock.now
-            for (v, t, k) in values { _ = state.ingest(value: v, topic: t, key: k) }
+            ingestAll(&state, messages, batch: batch)
             print(String(format: "ingest: %.0f events/s", Double(values.count) / seconds(ContinuousClock.now - t0)))
         }
     case "marts":
