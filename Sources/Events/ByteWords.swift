@@ -45,4 +45,34 @@ public enum ByteWords {
     public static func bytesBelow(_ w: UInt64, _ bound: UInt8) -> UInt64 {
         (w &- ones &* UInt64(bound)) & ~w & highs
     }
+
+    /// Whether a byte of `w` is a control character: below 0x20 or 0x7F (exact: any flag is a real match).
+    @inlinable @inline(__always)
+    public static func hasASCIIControl(_ w: UInt64) -> Bool {
+        bytesBelow(w, 0x20) | bytesEqual(w, 0x7F) != 0
+    }
+
+    /// For a word of ASCII bytes only (`w & highs == 0`): the high bit set in each byte at least `bound`
+    /// (1...0x80), exactly (no byte's sum carries into the next).
+    @inlinable @inline(__always)
+    public static func asciiAtLeast(_ w: UInt64, _ bound: UInt8) -> UInt64 {
+        (w &+ ones &* UInt64(0x80 - bound)) & highs
+    }
+
+    /// For a word of ASCII bytes only: the high bit set in each byte equal to `byte` (below 0x80), exactly.
+    @inlinable @inline(__always)
+    public static func asciiEqual(_ w: UInt64, _ byte: UInt8) -> UInt64 {
+        let x = w ^ (ones &* UInt64(byte))
+        return ~((x &+ ones &* 0x7F) | x) & highs
+    }
+
+    /// Whether all eight bytes of `w` are identifier bytes of events.md: `A-Z a-z 0-9 _ - . :`.
+    @inlinable @inline(__always)
+    public static func allIdentifierBytes(_ w: UInt64) -> Bool {
+        guard w & highs == 0 else { return false }
+        let punctuationAndDigits = asciiAtLeast(w, 0x2D) & ~asciiAtLeast(w, 0x3B) & ~asciiEqual(w, 0x2F)  // - . 0-9 :
+        let upper = asciiAtLeast(w, 0x41) & ~asciiAtLeast(w, 0x5B)
+        let lower = asciiAtLeast(w, 0x61) & ~asciiAtLeast(w, 0x7B)
+        return punctuationAndDigits | upper | lower | asciiEqual(w, 0x5F) == highs
+    }
 }

@@ -261,14 +261,11 @@ private func scanObject(_ s: borrowing Span<UInt8>, base: Int, into fields: inou
 private func record(_ s: borrowing Span<UInt8>, base: Int, keyRange: Range<Int>, keyEscaped: Bool, known: Int??, value: ScannedValue,
                     into fields: inout Fields) throws(Rejection) {
     // A key written with escapes (rare) is resolved first; it can still name a known field.
-    var field: Int? = nil
-    var key: [UInt8] = []
+    let field: Int?
     if let known {
         field = known
     } else if keyEscaped {
-        for i in keyRange { key.append(s[i]) }
-        key = try unescapeSlice(key[...])
-        field = FieldName.allCases.first { Array($0.wireName.utf8) == key }?.rawValue
+        field = FieldName.allCases.first { Array($0.wireName.utf8) == (try? unescapedKey(s, keyRange)) }?.rawValue
     } else {
         field = FieldName.table.lookup(s, keyRange)
     }
@@ -281,10 +278,23 @@ private func record(_ s: borrowing Span<UInt8>, base: Int, keyRange: Range<Int>,
         fields.values[field] = value
         return
     }
-    if !keyEscaped { for i in keyRange { key.append(s[i]) } }
+    // Unknown keys (rare) are kept to catch repeats. (No key array is made on the common path above: even an
+    // empty one cost a retain and a release per key.)
+    let key = keyEscaped ? try unescapedKey(s, keyRange) : bytes(s, keyRange)
     if !fields.unknownKeys.insert(key).inserted {
         throw Rejection(.repeatedKey, "key \"\(printable(key))\" appears twice")
     }
+}
+
+private func bytes(_ s: borrowing Span<UInt8>, _ range: Range<Int>) -> [UInt8] {
+    var out: [UInt8] = []
+    for i in range { out.append(s[i]) }
+    return out
+}
+
+/// A key's bytes with its escapes resolved.
+private func unescapedKey(_ s: borrowing Span<UInt8>, _ keyRange: Range<Int>) throws(Rejection) -> [UInt8] {
+    try unescapeSlice(bytes(s, keyRange)[...])
 }
 
 /// Scans a string starting at its opening quote; returns the range of its content (without quotes).

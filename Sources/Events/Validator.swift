@@ -159,8 +159,11 @@ struct Validator {
             guard b.count >= 1, b.count <= maxBytes else {
                 throw Rejection(.invalidValue, "\(f.wireName) must be 1 to \(maxBytes) bytes, got \(b.count)")
             }
-            for i in 0..<b.count {
+            var i = 0
+            while i + 8 <= b.count && ByteWords.allIdentifierBytes(ByteWords.load(b, i)) { i += 8 }
+            while i < b.count {
                 let c = b[i]
+                i += 1
                 let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
                     || c == 0x5F || c == 0x2D || c == 0x2E || c == 0x3A
                 guard ok else {
@@ -180,13 +183,22 @@ struct Validator {
             }
             // Control characters in (already validated) UTF-8: bytes below 0x20, 0x7F, and U+0080-U+009F
             // (0xC2 followed by 0x80-0x9F).
-            var previous: UInt8 = 0
-            for i in 0..<b.count {
+            // Eight ASCII bytes at a time while they are ASCII, then byte by byte.
+            var i = 0
+            while i + 8 <= b.count {
+                let w = ByteWords.load(b, i)
+                guard w & ByteWords.highs == 0 else { break }
+                if ByteWords.hasASCIIControl(w) { throw Rejection(.invalidValue, "\(f.wireName) contains a control character") }
+                i += 8
+            }
+            var previous: UInt8 = 0  // (the byte before `i`, if any, is ASCII)
+            while i < b.count {
                 let c = b[i]
                 if c < 0x20 || c == 0x7F || (previous == 0xC2 && c < 0xA0 && c >= 0x80) {
                     throw Rejection(.invalidValue, "\(f.wireName) contains a control character")
                 }
                 previous = c
+                i += 1
             }
         }
         return string(c)

@@ -23,6 +23,64 @@ import Testing
         }
     }
 
+    /// The whole-word character-class tests against byte-by-byte answers, on words rich in boundary bytes.
+    @Test func characterClassWordsMatchByteChecks() {
+        var rng = SplitMix64(seed: 31)
+        let edges: [UInt8] = [0x00, 0x1F, 0x20, 0x2C, 0x2D, 0x2E, 0x2F, 0x30, 0x39, 0x3A, 0x3B, 0x40, 0x41, 0x5A, 0x5B,
+                              0x5E, 0x5F, 0x60, 0x61, 0x7A, 0x7B, 0x7E, 0x7F, 0x80, 0xC2, 0xFF]
+        func isIdentifier(_ c: UInt8) -> Bool {
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F || c == 0x2D || c == 0x2E || c == 0x3A
+        }
+        var identifiers = 0
+        for round in 0..<100_000 {
+            // Mostly identifier bytes with one or two others, so that every position and neighbour is tried.
+            var bytes = (0..<8).map { _ in UInt8(0x61 + rng.next() % 26) }
+            for _ in 0..<Int(rng.next() % 3) { bytes[Int(rng.next() % 8)] = round % 2 == 0 ? edges[Int(rng.next() % UInt64(edges.count))] : UInt8(truncatingIfNeeded: rng.next()) }
+            let w = ByteWords.load(bytes.span, 0)
+            #expect(ByteWords.allIdentifierBytes(w) == bytes.allSatisfy(isIdentifier), "\(bytes)")
+            #expect(ByteWords.hasASCIIControl(w) == bytes.contains { $0 < 0x20 || $0 == 0x7F }, "\(bytes)")
+            if bytes.allSatisfy(isIdentifier) { identifiers += 1 }
+            guard w & ByteWords.highs == 0 else { continue }
+            for bound: UInt8 in [0x01, 0x2D, 0x3B, 0x41, 0x5B, 0x61, 0x7B, 0x80] {
+                let flags = ByteWords.asciiAtLeast(w, bound)
+                #expect((0..<8).allSatisfy { (flags >> (8 * UInt64($0) + 7)) & 1 == (bytes[$0] >= bound ? 1 : 0) }, "\(bytes) >= \(bound)")
+            }
+            for byte: UInt8 in [0x00, 0x2F, 0x5F, 0x7F] {
+                let flags = ByteWords.asciiEqual(w, byte)
+                #expect((0..<8).allSatisfy { (flags >> (8 * UInt64($0) + 7)) & 1 == (bytes[$0] == byte ? 1 : 0) }, "\(bytes) == \(byte)")
+            }
+        }
+        #expect(identifiers > 10_000)
+    }
+
+    /// Identifiers and texts of every length, with a bad byte at every offset, are judged as byte by byte.
+    @Test func identifierAndTextChecksSeeEveryOffset() throws {
+        func event(id: [UInt8], feature: [UInt8]) -> [UInt8] {
+            Array(#"{"schema":1,"event_id":""#.utf8) + id + Array(#"","type":"feature.used","occurred_at":"2025-03-14T10:22:31.123Z","customer_id":"c1","feature":""#.utf8)
+                + feature + Array(#"","core_value":false,"session_id":"s"}"#.utf8)
+        }
+        let good = Array("Az09_-.:".utf8)
+        for length in 1...40 {
+            let id = (0..<length).map { good[$0 % good.count] }
+            #expect(try EventDecoder.decode(event(id: id, feature: id), topic: .engagement).get().eventID == String(decoding: id, as: UTF8.self))
+            for at in 0..<length {
+                for bad: UInt8 in [0x2F, 0x40, 0x5B, 0x60, 0x7B, 0x20, 0x2C] {
+                    var wrong = id
+                    wrong[at] = bad
+                    #expect(EventDecoder.decode(event(id: wrong, feature: id), topic: .engagement).failureCode == .invalidValue, "\(wrong)")
+                }
+                // A control character in a text, written as an escape (raw, it is not JSON): DEL, and U+0085.
+                for escape in [#"\u007f"#, #"\u0085"#, #"\u0001"#] {
+                    let feature = Array(id.prefix(at)) + Array(escape.utf8) + Array(id.dropFirst(at))
+                    #expect(EventDecoder.decode(event(id: id, feature: feature), topic: .engagement).failureCode == .invalidValue, "\(escape) at \(at)")
+                }
+                var raw = id
+                raw[at] = 0x7F
+                #expect(EventDecoder.decode(event(id: id, feature: raw), topic: .engagement).failureCode == .invalidValue)
+            }
+        }
+    }
+
     static func featureUsed(_ feature: [UInt8]) -> [UInt8] {
         Array(#"{"schema":1,"event_id":"e1","type":"feature.used","occurred_at":"2025-03-14T10:22:31.123Z","customer_id":"c1","feature":""#.utf8)
             + feature + Array(#"","core_value":false,"session_id":"s"}"#.utf8)
