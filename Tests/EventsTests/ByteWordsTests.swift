@@ -64,7 +64,7 @@ import Testing
             let id = (0..<length).map { good[$0 % good.count] }
             #expect(try EventDecoder.decode(event(id: id, feature: id), topic: .engagement).get().eventID == String(decoding: id, as: UTF8.self))
             for at in 0..<length {
-                for bad: UInt8 in [0x2F, 0x40, 0x5B, 0x60, 0x7B, 0x20, 0x2C] {
+                for bad: UInt8 in [0x2F, 0x3B, 0x40, 0x5B, 0x5E, 0x60, 0x7B, 0x20, 0x2C] {
                     var wrong = id
                     wrong[at] = bad
                     #expect(EventDecoder.decode(event(id: wrong, feature: id), topic: .engagement).failureCode == .invalidValue, "\(wrong)")
