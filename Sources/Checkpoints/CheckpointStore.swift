@@ -16,8 +16,9 @@ import Marts
 /// never acted on; any other damage is reported as corruption and the consumer refuses to start.
 public final class CheckpointStore {
     /// 1: customers stored unpacked; 2: packed customers (`CustomerCodec`); 3: duplicate-detection slots
-    /// hold the 16-bytes-per-step `ValueHash` instead of byte-wise FNV-1a. Older versions are refused.
-    public static let formatVersion: UInt16 = 3
+    /// hold the 16-bytes-per-step `ValueHash` instead of byte-wise FNV-1a; 4: event-id fingerprints
+    /// (`EventFingerprint`) hashed a word at a time. Older versions are refused.
+    public static let formatVersion: UInt16 = 4
     static let magic: [UInt8] = Array("UCCP".utf8)
     static let headerSize = 24
 

@@ -36,3 +36,37 @@ import Testing
         }
     }
 }
+
+@Suite struct EventFingerprintTests {
+    /// Ids of every length to 130 (events.md allows 128 bytes), each with one character changed at every
+    /// position, and a million ids shaped like the simulator's: no two share either half of a fingerprint.
+    /// Among the 8,645 ids of the first kind, none share the 32 bits of `b` that a duplicate-detection slot
+    /// keeps either (a million would, by the birthday bound).
+    @Test func distinctIdsGetDistinctFingerprints() {
+        var seenA: Set<UInt64> = [], seenB: Set<UInt64> = [], seenB32: Set<UInt32> = []
+        var count = 0
+        func add(_ id: String, high: Bool = false) {
+            let f = EventFingerprint(id)
+            #expect(seenA.insert(f.a).inserted, "a repeats for \(id)")
+            #expect(seenB.insert(f.b).inserted, "b repeats for \(id)")
+            if high { #expect(seenB32.insert(UInt32(truncatingIfNeeded: f.b >> 32)).inserted, "b's high half repeats for \(id)") }
+            count += 1
+        }
+        let alphabet = Array("abcXYZ019_-.:".utf8)
+        for n in 1...130 {
+            let base = (0..<n).map { alphabet[($0 * 7 + n) % alphabet.count] }
+            add(String(decoding: base, as: UTF8.self), high: true)
+            for i in 0..<n {
+                var v = base
+                v[i] = v[i] == 0x61 ? 0x62 : 0x61
+                add(String(decoding: v, as: UTF8.self), high: true)
+            }
+        }
+        for c in 0..<10_000 {
+            for k in 0..<100 { add("cus_\(String(repeating: "0", count: c < 10 ? 5 : c < 100 ? 4 : c < 1000 ? 3 : 2))\(c):\(k)") }
+        }
+        #expect(count == 130 + (1...130).reduce(0, +) + 1_000_000)
+        // A fingerprint depends on the id alone.
+        #expect(EventFingerprint("cus_000042:17") == EventFingerprint(String("xcus_000042:17".dropFirst())))
+    }
+}
