@@ -296,7 +296,9 @@ public struct EventFingerprint: Hashable, Sendable {
             i += 8
         }
         if i < n {
-            let w = ByteWords.loadPartial(s, i, n - i)
+            // The last n - i bytes, zero above: taken from the span's last eight bytes when there are eight
+            // (a partial load at the end of a span goes byte by byte).
+            let w = n >= 8 ? ByteWords.load(s, n - 8) >> UInt64(8 * (8 - (n - i))) : ByteWords.loadPartial(s, i, n - i)
             h1 = Self.mum(w ^ 0xA4C1_D3B7_E58F_9A86, h1 ^ 0xE703_7ED1_A0B4_28DB)
             h2 = Self.mum(w ^ 0xC6A9_F1B3_8DE5_97C2, h2 ^ 0x8EBC_6AF0_9C88_C6E3)
         }
