@@ -141,6 +141,8 @@ struct Validator {
     private mutating func string(_ c: Content) -> String {
         switch c {
         case let .raw(r):
+            // From the input's span: slicing `input` retained and released its storage per string.
+            if let text = try? UTF8Span(validating: input.span.extracting(r)) { return String(copying: text) }
             let base = input.startIndex
             return String(decoding: input[(base + r.lowerBound)..<(base + r.upperBound)], as: UTF8.self)
         case let .unescaped(u):

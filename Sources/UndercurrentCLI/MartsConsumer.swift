@@ -401,7 +401,8 @@ public final class MartsConsumer: @unchecked Sendable {
                 var k = 0
                 while k < group.count {
                     let slice = group[k..<min(k + Self.warmBatch, group.count)]
-                    for i in slice { prepared.append(prepare(topic: resolved[i]!.topic, message: messages[i], startMs: startMs)) }
+                    let m = messages.span  // (not `messages[i]`: that copies the message, a retain per field)
+                    for i in slice { prepared.append(prepare(topic: resolved[i]!.topic, message: m[i], startMs: startMs)) }
                     part.state.warm(prepared.span)
                     for (j, i) in slice.enumerated() { out.append((i, apply(part: part, message: messages[i], prepared[j]))) }
                     prepared.removeAll(keepingCapacity: true)

@@ -148,7 +148,8 @@ func ingestAll(_ state: inout MartState, _ messages: [BenchMessage], batch: Int)
     var i = 0
     while i < messages.count {
         let end = min(i + batch, messages.count)
-        for j in i..<end { prepared.append(MartState.prepare(value: messages[j].value, topic: messages[j].topic, key: messages[j].key)) }
+        let m = messages.span  // (read through a span: `messages[j]` copied each message, two retains and releases)
+        for j in i..<end { prepared.append(MartState.prepare(value: m[j].value, topic: m[j].topic, key: m[j].key)) }
         state.warm(prepared.span)
         for j in prepared.indices { _ = state.commit(prepared[j]) }
         prepared.removeAll(keepingCapacity: true)
