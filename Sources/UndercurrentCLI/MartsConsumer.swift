@@ -352,7 +352,7 @@ public final class MartsConsumer: @unchecked Sendable {
 
     /// Messages prepared before their duplicate-table lines are fetched together (see `MartState.warm`): 32
     /// gave 5-20% more events/s than one at a time in `undercurrent-bench ingest` (BENCHMARKS.md).
-    static let warmBatch = 32
+    public static let warmBatch = 32
 
     /// The per-partition half for a polled batch: partitions are shared out to up to `options.threads` threads
     /// as they come free; each partition's messages stay in order on one thread. Returns, per

@@ -103,10 +103,12 @@ func martsBench(customers: Int) throws {
     var best = (0.0, 0.0, 0.0)
     var accepted = 0
     let decoded = values.map { try! EventDecoder.decode($0.0, topic: $0.1, key: $0.2).get() }
+    let messages = values.map { BenchMessage(value: $0.0, topic: $0.1, key: $0.2) }
+    let batch = benchBatch()
     for _ in 0..<3 {
         var state = MartState()
         let t0 = ContinuousClock.now
-        for (v, t, k) in values { _ = state.ingest(value: v, topic: t, key: k) }
+        ingestAll(&state, messages, batch: batch)
         best.0 = max(best.0, Double(values.count) / seconds(ContinuousClock.now - t0))
         accepted = state.accepted
         var state2 = MartState()
@@ -119,7 +121,7 @@ func martsBench(customers: Int) throws {
         precondition(decodedOnly == values.count)
         best.2 = max(best.2, Double(values.count) / seconds(ContinuousClock.now - t2))
     }
-    print(String(format: "decode+validate+marts: %d events, best of 3: %.0f events/s (accepted %d)", values.count, best.0, accepted))
+    print(String(format: "decode+validate+marts (batches of %d): %d events, best of 3: %.0f events/s (accepted %d)", batch, values.count, best.0, accepted))
     print(String(format: "marts only (pre-decoded events): best of 3: %.0f events/s", best.1))
     print(String(format: "EventDecoder (decode+validate only): best of 3: %.0f events/s", best.2))
     let decoder = JSONDecoder()
@@ -136,6 +138,9 @@ struct BenchMessage {
     let topic: InputTopic
     let key: ArraySlice<UInt8>
 }
+
+/// Messages per prepared batch: BENCH_BATCH, else the consumer's.
+func benchBatch() -> Int { ProcessInfo.processInfo.environment["BENCH_BATCH"].flatMap(Int.init) ?? MartsConsumer.warmBatch }
 
 /// `MartState.ingest` on each message in turn (`batch` ≤ 1), or in batches: prepared, warmed, committed.
 func ingestAll(_ state: inout MartState, _ messages: [BenchMessage], batch: Int) {
@@ -356,7 +361,7 @@ do {
         var values: [(ArraySlice<UInt8>, InputTopic, ArraySlice<UInt8>)] = []
         for e in world { values.append((EventEncoder.encode(e)[...], e.topic, Array(e.customerID.utf8)[...])) }
         let messages = values.map { BenchMessage(value: $0.0, topic: $0.1, key: $0.2) }
-        let batch = ProcessInfo.processInfo.environment["BENCH_BATCH"].flatMap(Int.init) ?? 32
+        let batch = benchBatch()
         for _ in 0..<rounds {
             var state = MartState()
             let t0 = ContinuousClock.now
