@@ -40,6 +40,7 @@ public final class KafkaConsumer: Sendable {
     /// An error found mid-batch, thrown by the next `poll` after the good messages were returned.
     private let pendingError = Mutex<KafkaError?>(nil)
     private let closed = Atomic<Bool>(false)
+    private let subscribed = Atomic<Bool>(false)
 
     public init(config: KafkaConfig, logger: Logger, rebalance: RebalanceHandler? = nil) throws {
         var config = config.withDefaults(Self.defaults)
@@ -58,7 +59,10 @@ public final class KafkaConsumer: Sendable {
     }
 
     deinit {
-        if !closed.load(ordering: .relaxed) { _ = rd_kafka_consumer_close(client.handle) }
+        if !closed.load(ordering: .relaxed) {
+            leaveGroupBeforeClosing()
+            _ = rd_kafka_consumer_close(client.handle)
+        }
     }
 
     /// Joins the group for these topics.
@@ -66,6 +70,7 @@ public final class KafkaConsumer: Sendable {
         let list = PartitionList(topics.map { TopicPartition($0, RD_KAFKA_PARTITION_UA) })
         let err = list.withPointer { rd_kafka_subscribe(client.handle, $0) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "subscribe \(topics)") }
+        subscribed.store(true, ordering: .relaxed)
     }
 
     /// Assigns partitions by hand, each at its start offset (no group rebalancing).
@@ -235,9 +240,29 @@ public final class KafkaConsumer: Sendable {
     /// Leaves the group (revoking partitions through the handler) and stops fetching.
     public func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        leaveGroupBeforeClosing()
         let err = rd_kafka_consumer_close(client.handle)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             logger.warning("consumer close: \(String(cString: rd_kafka_err2str(err)))")
+        }
+    }
+
+    /// Leaves the group before `rd_kafka_consumer_close`. In librdkafka 2.0.2 the close can wait for ever when
+    /// the revoke it raises is answered from the rebalance callback while a rebalance is under way
+    /// (confluentinc/librdkafka#4884; seen here when a second member joined the group as the first closed). So
+    /// a subscribed consumer unsubscribes first and serves the resulting revoke (or a pending assignment, then
+    /// its revoke) through ordinary queue polls, until nothing is assigned or 10 s have passed; the close then
+    /// has nothing left to revoke. Messages polled meanwhile are dropped: they were not handed out, and
+    /// callers resume from their own checkpointed offsets.
+    private func leaveGroupBeforeClosing() {
+        guard subscribed.load(ordering: .relaxed) else { return }
+        _ = rd_kafka_unsubscribe(client.handle)
+        let deadline = ContinuousClock.now + .seconds(10)
+        var buffer = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: 256)
+        while ContinuousClock.now < deadline, !((try? assignment()) ?? []).isEmpty {
+            let handle = queue.handle
+            let n = buffer.withUnsafeMutableBufferPointer { rd_kafka_consume_batch_queue(handle, 100, $0.baseAddress, 256) }
+            for i in 0..<max(0, n) { if let raw = buffer[i] { rd_kafka_message_destroy(raw) } }
         }
     }
 

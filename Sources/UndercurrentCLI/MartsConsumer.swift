@@ -404,7 +404,7 @@ public final class MartsConsumer: @unchecked Sendable {
                     let m = messages.span  // (not `messages[i]`: that copies the message, a retain per field)
                     for i in slice { prepared.append(prepare(topic: resolved[i]!.topic, message: m[i], startMs: startMs)) }
                     part.state.warm(prepared.span)
-                    for (j, i) in slice.enumerated() { out.append((i, apply(part: part, message: messages[i], prepared[j]))) }
+                    for (j, i) in slice.enumerated() { out.append((i, apply(part: part, message: m[i], prepared[j]))) }
                     prepared.removeAll(keepingCapacity: true)
                     k = slice.endIndex
                 }
