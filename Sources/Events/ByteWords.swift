@@ -32,6 +32,16 @@ public enum ByteWords {
         return w
     }
 
+    /// The eight bytes at `i` when there are eight, else the bytes from `i` to the end, zero above: read
+    /// from the span's last eight bytes when it has eight (a partial load at the end of a span goes byte by
+    /// byte). The caller guarantees `i < s.count`.
+    @inlinable @inline(__always)
+    public static func loadWordOrTail(_ s: borrowing Span<UInt8>, _ i: Int) -> UInt64 {
+        let n = s.count
+        if i + 8 <= n { return load(s, i) }
+        return n >= 8 ? load(s, n - 8) >> UInt64(8 * (8 - (n - i))) : loadPartial(s, i, n - i)
+    }
+
     /// The high bit set in each byte of `w` that equals `byte` (exact for the lowest such byte; a byte above
     /// it may be flagged falsely, which callers that look at the lowest flag never see).
     @inlinable @inline(__always)

@@ -146,17 +146,11 @@ public struct CustomerTable: Sendable {
         let s = id.utf8.span
         let n = s.count
         var h = seed ^ UInt64(truncatingIfNeeded: n)
-        func step(_ w: UInt64) {
-            let (hi, lo) = (w ^ 0xA4C1_D3B7_E58F_9A86).multipliedFullWidth(by: h ^ 0xE703_7ED1_A0B4_28DB)
-            h = hi ^ lo
-        }
         var i = 0
-        while i + 8 <= n {
-            step(ByteWords.load(s, i))
+        while i < n {
+            h = mum(ByteWords.loadWordOrTail(s, i) ^ 0xA4C1_D3B7_E58F_9A86, h ^ 0xE703_7ED1_A0B4_28DB)
             i += 8
         }
-        // The tail from the span's last eight bytes when there are eight (see `EventFingerprint`).
-        if i < n { step(n >= 8 ? ByteWords.load(s, n - 8) >> UInt64(8 * (8 - (n - i))) : ByteWords.loadPartial(s, i, n - i)) }
         return Int(truncatingIfNeeded: SeenEvents.mix(h))
     }
 

@@ -49,21 +49,9 @@ public struct MartState: Sendable {
     /// Decodes, validates, de-duplicates and applies one message value. Events after `until` are not applied.
     public mutating func ingest(value: ArraySlice<UInt8>, topic: InputTopic?, key: ArraySlice<UInt8>?,
                                 until: Timestamp? = nil, requireKey: Bool = false) -> (Outcome, Event?) {
-        // (Not `commit(prepare(…))`: building and moving a `Prepared` costs about 230 instructions a message.)
-        if requireKey && key == nil {
-            rejected += 1
-            return (.rejected(Self.missingKey), nil)
-        }
-        switch EventDecoder.decode(value, topic: topic, key: key) {
-        case let .failure(r):
-            rejected += 1
-            return (.rejected(r), nil)
-        case let .success(event) where until.map({ event.occurredAt > $0 }) ?? false:
-            return (.afterLimit, event)
-        case let .success(event):
-            let outcome = apply(event, valueHash: ValueHash.of(value))
-            return (outcome, outcome == .accepted ? event : nil)
-        }
+        let prepared = Self.prepare(value: value, topic: topic, key: key, until: until, requireKey: requireKey)
+        let outcome = commit(prepared)
+        return (outcome, prepared.event(after: outcome))
     }
 
     private static let missingKey = Rejection(.missingKey, "no Kafka key: events are keyed by customer_id so that each customer stays in one partition")
@@ -289,27 +277,22 @@ public struct EventFingerprint: Hashable, Sendable {
         var h1: UInt64 = 0x243F_6A88_85A3_08D3 ^ UInt64(truncatingIfNeeded: n)
         var h2: UInt64 = 0x1319_8A2E_0370_7344 ^ (UInt64(truncatingIfNeeded: n) &* 0x9E37_79B9_7F4A_7C15)
         var i = 0
-        while i + 8 <= n {
-            let w = ByteWords.load(s, i)
-            h1 = Self.mum(w ^ 0xA4C1_D3B7_E58F_9A86, h1 ^ 0xE703_7ED1_A0B4_28DB)
-            h2 = Self.mum(w ^ 0xC6A9_F1B3_8DE5_97C2, h2 ^ 0x8EBC_6AF0_9C88_C6E3)
+        while i < n {
+            let w = ByteWords.loadWordOrTail(s, i)
+            h1 = mum(w ^ 0xA4C1_D3B7_E58F_9A86, h1 ^ 0xE703_7ED1_A0B4_28DB)
+            h2 = mum(w ^ 0xC6A9_F1B3_8DE5_97C2, h2 ^ 0x8EBC_6AF0_9C88_C6E3)
             i += 8
-        }
-        if i < n {
-            // The last n - i bytes, zero above: taken from the span's last eight bytes when there are eight
-            // (a partial load at the end of a span goes byte by byte).
-            let w = n >= 8 ? ByteWords.load(s, n - 8) >> UInt64(8 * (8 - (n - i))) : ByteWords.loadPartial(s, i, n - i)
-            h1 = Self.mum(w ^ 0xA4C1_D3B7_E58F_9A86, h1 ^ 0xE703_7ED1_A0B4_28DB)
-            h2 = Self.mum(w ^ 0xC6A9_F1B3_8DE5_97C2, h2 ^ 0x8EBC_6AF0_9C88_C6E3)
         }
         a = SeenEvents.mix(h1)
         b = SeenEvents.mix(h2 ^ 0x5899_65CC_7537_4CC3)
     }
+}
 
-    @inline(__always) private static func mum(_ x: UInt64, _ y: UInt64) -> UInt64 {
-        let (hi, lo) = x.multipliedFullWidth(by: y)
-        return hi ^ lo
-    }
+/// The 128-bit product of two words folded to 64 bits: the step of `ValueHash`, `EventFingerprint` and the
+/// customer index hash.
+@inline(__always) func mum(_ x: UInt64, _ y: UInt64) -> UInt64 {
+    let (hi, lo) = x.multipliedFullWidth(by: y)
+    return hi ^ lo
 }
 
 /// A 64-bit hash of a message value's exact bytes, for the conflict rule: 16 bytes per step, each step one
@@ -346,10 +329,5 @@ public enum ValueHash {
         }
         h = mum(w0 ^ p3 ^ h, w1 ^ p1 ^ UInt64(truncatingIfNeeded: n))
         return mum(h ^ p2, h ^ p0)
-    }
-
-    @inline(__always) private static func mum(_ x: UInt64, _ y: UInt64) -> UInt64 {
-        let (hi, lo) = x.multipliedFullWidth(by: y)
-        return hi ^ lo
     }
 }

@@ -53,6 +53,17 @@ import Testing
         #expect(identifiers > 10_000)
     }
 
+    /// A word or the tail of a span, for spans of every length to 24 and every start: the bytes a plain read gives.
+    @Test func wordOrTailReadsTheBytesFromThere() {
+        for n in 1...24 {
+            let bytes = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 53 &+ 7) }
+            for i in 0..<n {
+                let expected = bytes[i..<min(i + 8, n)].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+                #expect(ByteWords.loadWordOrTail(bytes.span, i) == expected, "n \(n), i \(i)")
+            }
+        }
+    }
+
     /// Identifiers and texts of every length, with a bad byte at every offset, are judged as byte by byte.
     @Test func identifierAndTextChecksSeeEveryOffset() throws {
         func event(id: [UInt8], feature: [UInt8]) -> [UInt8] {
