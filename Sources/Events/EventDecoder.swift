@@ -280,21 +280,15 @@ private func record(_ s: borrowing Span<UInt8>, base: Int, keyRange: Range<Int>,
     }
     // Unknown keys (rare) are kept to catch repeats. (No key array is made on the common path above: even an
     // empty one cost a retain and a release per key.)
-    let key = keyEscaped ? try unescapedKey(s, keyRange) : bytes(s, keyRange)
+    let key = keyEscaped ? try unescapedKey(s, keyRange) : bytes(s.extracting(keyRange))
     if !fields.unknownKeys.insert(key).inserted {
         throw Rejection(.repeatedKey, "key \"\(printable(key))\" appears twice")
     }
 }
 
-private func bytes(_ s: borrowing Span<UInt8>, _ range: Range<Int>) -> [UInt8] {
-    var out: [UInt8] = []
-    for i in range { out.append(s[i]) }
-    return out
-}
-
 /// A key's bytes with its escapes resolved.
 private func unescapedKey(_ s: borrowing Span<UInt8>, _ keyRange: Range<Int>) throws(Rejection) -> [UInt8] {
-    try unescapeSlice(bytes(s, keyRange)[...])
+    try unescapeSlice(bytes(s.extracting(keyRange))[...])
 }
 
 /// Scans a string starting at its opening quote; returns the range of its content (without quotes).

@@ -141,7 +141,9 @@ struct Validator {
     private mutating func string(_ c: Content) -> String {
         switch c {
         case let .raw(r):
-            // From the input's span: slicing `input` retained and released its storage per string.
+            // From the input's span: slicing `input` retained and released its storage per string. The scanner
+            // has already rejected invalid UTF-8, so the fallback below is never taken; it is there so that a
+            // mistake in the scanner gives repaired text instead of a crash.
             if let text = try? UTF8Span(validating: input.span.extracting(r)) { return String(copying: text) }
             let base = input.startIndex
             return String(decoding: input[(base + r.lowerBound)..<(base + r.upperBound)], as: UTF8.self)
@@ -254,8 +256,14 @@ struct Validator {
 
 /// The first `limit` bytes of a span, for messages.
 func leadingBytes(_ b: borrowing Span<UInt8>, limit: Int = 64) -> [UInt8] {
+    bytes(b.extracting(0..<min(b.count, limit)))
+}
+
+/// A span's bytes as an array.
+func bytes(_ b: borrowing Span<UInt8>) -> [UInt8] {
     var out: [UInt8] = []
-    for i in 0..<min(b.count, limit) { out.append(b[i]) }
+    out.reserveCapacity(b.count)
+    for i in 0..<b.count { out.append(b[i]) }
     return out
 }
 

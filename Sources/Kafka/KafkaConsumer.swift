@@ -259,8 +259,8 @@ public final class KafkaConsumer: Sendable {
         _ = rd_kafka_unsubscribe(client.handle)
         let deadline = ContinuousClock.now + .seconds(10)
         var buffer = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: 256)
+        let handle = queue.handle
         while ContinuousClock.now < deadline, !((try? assignment()) ?? []).isEmpty {
-            let handle = queue.handle
             let n = buffer.withUnsafeMutableBufferPointer { rd_kafka_consume_batch_queue(handle, 100, $0.baseAddress, 256) }
             for i in 0..<max(0, n) { if let raw = buffer[i] { rd_kafka_message_destroy(raw) } }
         }
