@@ -112,6 +112,39 @@ import Testing
         #expect(decoded(with([0x22, 0x41])).failureCode == .invalidJSON)
     }
 
+    /// The last string of a value, closer to its end than a word: the scanner reads its last bytes from the
+    /// input's last eight. Every length to 20, a special byte at every offset, with 0 to 9 bytes after it.
+    @Test func stringsAtTheEndOfAValueAreScannedExactly() throws {
+        func featureUsed(session: [UInt8], tail: [UInt8]) -> [UInt8] {
+            Array(#"{"schema":1,"event_id":"e1","type":"feature.used","occurred_at":"2025-03-14T10:22:31.123Z","customer_id":"c1","feature":"f","core_value":false,"session_id":""#.utf8)
+                + session + tail
+        }
+        let decoded = { (session: [UInt8], tail: [UInt8]) in EventDecoder.decode(featureUsed(session: session, tail: tail), topic: .engagement) }
+        let letters = Array("ABCDEFGHIJKLMNOPQRSTU".utf8)  // (no letter that can follow a backslash)
+        let closings: [[UInt8]] = [Array("\"}".utf8), Array("\" }".utf8), Array("\"}\n\n\n\n\n\n\n\n".utf8)]
+        for length in 1...20 {
+            let plain = Array(letters.prefix(length))
+            for closing in closings {
+                #expect(try decoded(plain, closing).get().payload == .featureUsed(feature: "f", coreValue: false, sessionID: String(decoding: plain, as: UTF8.self)))
+                // Unterminated: no closing quote, or the quote and nothing after it.
+                #expect(decoded(plain, []).failureCode == .invalidJSON)
+                #expect(decoded(plain, [0x22]).failureCode == .invalidJSON)
+            }
+            for at in 0...length {
+                func with(_ insert: [UInt8]) -> [UInt8] { Array(plain.prefix(at)) + insert + Array(plain.dropFirst(at)) }
+                for closing in closings {
+                    #expect(try decoded(with(Array(#"\""#.utf8)), closing).get().payload
+                            == .featureUsed(feature: "f", coreValue: false, sessionID: String(decoding: with([0x22]), as: UTF8.self)))
+                    #expect(try decoded(with(Array("é".utf8)), closing).get().payload
+                            == .featureUsed(feature: "f", coreValue: false, sessionID: String(decoding: with(Array("é".utf8)), as: UTF8.self)))
+                    #expect(decoded(with([0x01]), closing).failureCode == .invalidJSON, "control at \(at) of \(length)")
+                    #expect(decoded(with([0xC3]), closing).failureCode == .invalidUTF8, "cut UTF-8 at \(at) of \(length)")
+                    #expect(decoded(with([0x5C]), closing).failureCode == .invalidJSON, "lone backslash at \(at) of \(length)")
+                }
+            }
+        }
+    }
+
     /// Keys near the end of a value (too close for whole-word loads) and keys that share a known name's first
     /// bytes are told apart.
     @Test func keysAreMatchedOnTheirWholeLength() throws {
