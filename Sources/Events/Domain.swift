@@ -65,17 +65,19 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     public init?(rfc3339 bytes: [UInt8]) { self.init(rfc3339: bytes.span) }
     public init?(rfc3339 bytes: ArraySlice<UInt8>) { self.init(rfc3339: bytes.span) }
 
+    /// Read as three words: each one's separators compared at once and its digits checked and made values
+    /// together (`CivilDate.digitWord`), the day found in a table of month starts.
     public init?(rfc3339 b: borrowing Span<UInt8>) {
-        guard b.count == 24, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x54, b[13] == 0x3A, b[16] == 0x3A,
-              b[19] == 0x2E, b[23] == 0x5A,
-              let year = digits(b, 0, 4), let month = digits(b, 5, 2), let day = digits(b, 8, 2),
-              let hour = digits(b, 11, 2), let minute = digits(b, 14, 2), let second = digits(b, 17, 2),
-              let milli = digits(b, 20, 3),
-              (2000...2099).contains(year), (1...12).contains(month),
-              day >= 1, day <= CivilDate.daysIn(year: year, month: month),
-              hour < 24, minute < 60, second < 60
+        guard b.count == 24,
+              let w0 = CivilDate.digitWord(ByteWords.load(b, 0), digits: 0x00FF_FF00_FFFF_FFFF, literal: 0x2D00_002D_0000_0000),  // YYYY-MM-
+              let w1 = CivilDate.digitWord(ByteWords.load(b, 8), digits: 0xFFFF_00FF_FF00_FFFF, literal: 0x0000_3A00_0054_0000),  // DDTHH:MM
+              let w2 = CivilDate.digitWord(ByteWords.load(b, 16), digits: 0x00FF_FFFF_00FF_FF00, literal: 0x5A00_0000_2E00_003A)  // :SS.mmmZ
         else { return nil }
-        self.init(year: year, month: month, day: day, hour: hour, minute: minute, second: second, millisecond: milli)
+        let d = CivilDate.digit
+        let hour = d(w1, 3) * 10 + d(w1, 4), minute = d(w1, 6) * 10 + d(w1, 7), second = d(w2, 1) * 10 + d(w2, 2)
+        guard let day = CivilDate.dayNumber(w0, day: d(w1, 0) * 10 + d(w1, 1)), hour < 24, minute < 60, second < 60 else { return nil }
+        let milli = d(w2, 4) * 100 + d(w2, 5) * 10 + d(w2, 6)
+        ms = day * Self.millisecondsPerDay + Int64(hour * 3_600_000 + minute * 60_000 + second * 1000 + milli)
     }
 
     public init?(rfc3339 text: String) { self.init(rfc3339: Array(text.utf8)) }
@@ -137,11 +139,12 @@ public struct Day: Hashable, Comparable, Sendable, CustomStringConvertible {
     public init?(iso bytes: ArraySlice<UInt8>) { self.init(iso: bytes.span) }
 
     public init?(iso b: borrowing Span<UInt8>) {
-        guard b.count == 10, b[4] == 0x2D, b[7] == 0x2D,
-              let y = digits(b, 0, 4), let m = digits(b, 5, 2), let d = digits(b, 8, 2),
-              (2000...2099).contains(y), (1...12).contains(m), d >= 1, d <= CivilDate.daysIn(year: y, month: m)
+        guard b.count == 10,
+              let w0 = CivilDate.digitWord(ByteWords.load(b, 0), digits: 0x00FF_FF00_FFFF_FFFF, literal: 0x2D00_002D_0000_0000),  // YYYY-MM-
+              let w1 = CivilDate.digitWord(ByteWords.load(b, 2) >> 48, digits: 0xFFFF, literal: 0),  // DD
+              let day = CivilDate.dayNumber(w0, day: CivilDate.digit(w1, 0) * 10 + CivilDate.digit(w1, 1))
         else { return nil }
-        days = CivilDate.toDays(year: Int64(y), month: Int64(m), day: Int64(d))
+        days = day
     }
 }
 
@@ -214,6 +217,41 @@ enum CivilDate {
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         return era * 146_097 + doe - 719_468
     }
+
+    /// A word of a date or time: the bytes where `digits` is 0xFF must be ASCII digits, the others must equal
+    /// `literal`'s. Returns each digit's value (0-9) in its byte, the other bytes zero; nil if a byte is wrong.
+    @inline(__always)
+    static func digitWord(_ w: UInt64, digits mask: UInt64, literal: UInt64) -> UInt64? {
+        let highs = mask & ByteWords.highs
+        let d = w & mask
+        // A digit byte is below 0x80, at least 0x30 (adding 0x50 sets its high bit) and below 0x3A (adding
+        // 0x46 does not); below 0x80, neither sum carries into the next byte.
+        guard w & ~mask == literal, d & highs == 0, (d &+ (mask & 0x5050_5050_5050_5050)) & highs == highs,
+              (d &+ (mask & 0x4646_4646_4646_4646)) & highs == 0
+        else { return nil }
+        return d &- (mask & 0x3030_3030_3030_3030)
+    }
+
+    /// The value of byte `k` of a `digitWord`.
+    @inline(__always)
+    static func digit(_ v: UInt64, _ k: Int) -> Int { Int(truncatingIfNeeded: v >> UInt64(8 * k)) & 0xFF }
+
+    /// The day number of a date in 2000-2099 whose `YYYY-MM-` word `w0` `digitWord` has read, or nil if the
+    /// year, month or day is out of range.
+    @inline(__always)
+    static func dayNumber(_ w0: UInt64, day: Int) -> Int64? {
+        let year = digit(w0, 0) * 1000 + digit(w0, 1) * 100 + digit(w0, 2) * 10 + digit(w0, 3)
+        let month = digit(w0, 5) * 10 + digit(w0, 6)
+        let i = (year - 2000) * 12 + month - 1
+        guard year >= 2000, year <= 2099, month >= 1, month <= 12, day >= 1 else { return nil }
+        let starts = monthStarts
+        let first = Int64(starts[i])
+        guard Int64(day) <= Int64(starts[i + 1]) - first else { return nil }
+        return first + Int64(day - 1)
+    }
+
+    /// The day number of the first of every month from 2000-01 to 2100-01.
+    static let monthStarts: [Int32] = (0...1200).map { i in Int32(toDays(year: Int64(2000 + i / 12), month: Int64(i % 12 + 1), day: 1)) }
 
     /// Days 10,957 (2000-01-01) to 47,481 (2099-12-31), where events.md's timestamps lie.
     static let tableStart: Int64 = 10_957
