@@ -81,12 +81,12 @@ enum FieldName: Int, CaseIterable {
         }
     }
 
-    /// Open-addressing table from a key's bytes to its field, built once.
+    /// A perfect-hash table from a key's bytes to its field, built once.
     static let table: FieldTable = FieldTable()
 }
 
 /// From a key's bytes to its field, without copying them: every field name of events.md fits in 16 bytes,
-/// so a name is compared as two little-endian words, found by open addressing on their mix.
+/// so a name is compared as two little-endian words, found in the one slot their mix names.
 struct FieldTable: Sendable {
     static let size = 128
     /// A slot: the name's two words, its length and its field (-1: free slot), 24 bytes, read in one probe.
@@ -97,16 +97,25 @@ struct FieldTable: Sendable {
         var field: Int32 = -1
     }
     private var slots = [Slot](repeating: Slot(), count: FieldTable.size)
+    /// Chosen so that no two names share a slot: a lookup reads one slot (a perfect hash).
+    private var seed: UInt64 = 0
 
     init() {
         precondition(FieldName.allCases.count == Fields().values.count, "Fields.values holds one value per field name")
-        for f in FieldName.allCases {
-            let name = Array(f.wireName.utf8)
-            precondition(name.count <= 15, "field names are at most 15 bytes (see scanKey)")
-            let (w0, w1) = Self.words(name.span, 0..<name.count)
-            var i = Self.slot(w0, w1, name.count)
-            while slots[i].field >= 0 { i = (i + 1) & (Self.size - 1) }
-            slots[i] = Slot(w0: w0, w1: w1, length: Int32(name.count), field: Int32(f.rawValue))
+        let names = FieldName.allCases.map { Array($0.wireName.utf8) }
+        precondition(names.allSatisfy { $0.count <= 15 }, "field names are at most 15 bytes (see scanKey)")
+        // About one seed in 60 puts 33 names in 128 slots without a collision.
+        seeds: for candidate in UInt64(1)... {
+            var table = [Slot](repeating: Slot(), count: Self.size)
+            for (f, name) in zip(FieldName.allCases, names) {
+                let (w0, w1) = Self.words(name.span, 0..<name.count)
+                let i = Self.slot(w0, w1, name.count, seed: candidate)
+                guard table[i].field < 0 else { continue seeds }
+                table[i] = Slot(w0: w0, w1: w1, length: Int32(name.count), field: Int32(f.rawValue))
+            }
+            slots = table
+            seed = candidate
+            break
         }
     }
 
@@ -116,8 +125,8 @@ struct FieldTable: Sendable {
         return (ByteWords.loadPartial(s, range.lowerBound, min(n, 8)), n > 8 ? ByteWords.loadPartial(s, range.lowerBound + 8, n - 8) : 0)
     }
 
-    @inline(__always) private static func slot(_ w0: UInt64, _ w1: UInt64, _ count: Int) -> Int {
-        var z = w0 &* 0x9E37_79B9_7F4A_7C15 ^ w1 &* 0xC2B2_AE3D_27D4_EB4F ^ UInt64(count)
+    @inline(__always) private static func slot(_ w0: UInt64, _ w1: UInt64, _ count: Int, seed: UInt64) -> Int {
+        var z = w0 &* 0x9E37_79B9_7F4A_7C15 ^ w1 &* 0xC2B2_AE3D_27D4_EB4F ^ UInt64(count) ^ seed &* 0xD6E8_FEB8_6659_FD93
         z ^= z >> 29
         z = z &* 0xBF58_476D_1CE4_E5B9
         return Int(truncatingIfNeeded: z >> 32) & (Self.size - 1)
@@ -165,13 +174,8 @@ struct FieldTable: Sendable {
 
     @inline(__always)
     private func lookup(_ w0: UInt64, _ w1: UInt64, _ n: Int) -> Int? {
-        var i = Self.slot(w0, w1, n)
-        while true {
-            let slot = slots[i]
-            guard slot.field >= 0 else { return nil }
-            if slot.w0 == w0 && slot.w1 == w1 && Int(slot.length) == n { return Int(slot.field) }
-            i = (i + 1) & (Self.size - 1)
-        }
+        let slot = slots[Self.slot(w0, w1, n, seed: seed)]
+        return slot.w0 == w0 && slot.w1 == w1 && Int(slot.length) == n ? Int(slot.field) : nil
     }
 }
 

@@ -168,8 +168,11 @@ struct Validator {
             guard b.count >= 1, b.count <= maxBytes else {
                 throw Rejection(.invalidValue, "\(f.wireName) must be 1 to \(maxBytes) bytes, got \(b.count)")
             }
+            // Eight bytes at a time, the last eight (overlapping the word before) in one more word.
             var i = 0
             while i + 8 <= b.count && ByteWords.allIdentifierBytes(ByteWords.load(b, i)) { i += 8 }
+            // (Only when the loop ran out of whole words: a word that failed is looked at byte by byte below.)
+            if i < b.count && i + 8 > b.count && i >= 8 && ByteWords.allIdentifierBytes(ByteWords.load(b, b.count - 8)) { i = b.count }
             while i < b.count {
                 let c = b[i]
                 i += 1
@@ -199,6 +202,15 @@ struct Validator {
                 guard w & ByteWords.highs == 0 else { break }
                 if ByteWords.hasASCIIControl(w) { throw Rejection(.invalidValue, "\(f.wireName) contains a control character") }
                 i += 8
+            }
+            // The last bytes in one more word: the last eight, overlapping the word before (only when the loop
+            // ran out of whole words; after a non-ASCII word the bytes are looked at one by one below).
+            if i < b.count && i + 8 > b.count && i >= 8 {
+                let w = ByteWords.load(b, b.count - 8)
+                if w & ByteWords.highs == 0 {
+                    if ByteWords.hasASCIIControl(w) { throw Rejection(.invalidValue, "\(f.wireName) contains a control character") }
+                    return true
+                }
             }
             var previous: UInt8 = 0  // (the byte before `i`, if any, is ASCII)
             var all: UInt8 = 0
@@ -275,27 +287,50 @@ func bytes(_ b: borrowing Span<UInt8>) -> [UInt8] {
     return out
 }
 
-/// The cases of a string enumeration by their wire bytes, matched without building a `String`.
+/// The cases of a string enumeration by their wire bytes, matched without building a `String`: a name is
+/// compared a word at a time (its whole words, then its last eight bytes), only with names of its length.
 struct WireNames<E: RawRepresentable & CaseIterable & Sendable>: Sendable where E.RawValue == String {
-    private let names: [[UInt8]]
     private let cases: [E]
+    private let lengths: [Int]
+    /// Each name's words, `wordStarts[i]..<wordStarts[i + 1]`: see `Self.words`.
+    private let words: [UInt64]
+    private let wordStarts: [Int]
 
     init() {
         cases = Array(E.allCases)
-        names = cases.map { Array($0.rawValue.utf8) }
+        let names = cases.map { Array($0.rawValue.utf8) }
+        precondition(names.allSatisfy { !$0.isEmpty }, "wire names are not empty")
+        lengths = names.map(\.count)
+        var words: [UInt64] = [], starts = [0]
+        for name in names {
+            Self.words(name.span) { words.append($0) }
+            starts.append(words.count)
+        }
+        self.words = words
+        wordStarts = starts
+    }
+
+    /// The words of `b`: the whole eight-byte words from its start, then its last eight bytes when its length is
+    /// not a multiple of eight (or, under eight bytes, its bytes zero-filled).
+    @inline(__always)
+    private static func words(_ b: borrowing Span<UInt8>, _ body: (UInt64) -> Void) {
+        var i = 0
+        while i + 8 <= b.count { body(ByteWords.load(b, i)); i += 8 }
+        if i < b.count { body(ByteWords.loadWordOrTail(b, i >= 8 ? b.count - 8 : 0)) }
     }
 
     func match(_ b: borrowing Span<UInt8>) -> E? {
-        for i in names.indices where names[i].count == b.count {
+        let n = b.count
+        for i in lengths.indices where lengths[i] == n {
+            var w = wordStarts[i]
             var equal = true
-            var j = 0
-            for c in names[i] {
-                if c != b[j] {
-                    equal = false
-                    break
-                }
-                j += 1
+            var at = 0
+            while at + 8 <= n {
+                if ByteWords.load(b, at) != words[w] { equal = false; break }
+                w += 1
+                at += 8
             }
+            if equal && at < n && ByteWords.loadWordOrTail(b, at >= 8 ? n - 8 : 0) != words[w] { equal = false }
             if equal { return cases[i] }
         }
         return nil

@@ -145,6 +145,28 @@ import Testing
         }
     }
 
+    /// Enumerated values are matched on their whole bytes: each name matches its case, and a name with any
+    /// byte changed, cut short or extended matches nothing (or the case of the name it then equals).
+    @Test func enumeratedValuesAreMatchedOnTheirWholeBytes() {
+        func check<E: RawRepresentable & CaseIterable & Sendable & Equatable>(_ table: WireNames<E>) where E.RawValue == String {
+            let names = Dictionary(uniqueKeysWithValues: E.allCases.map { (Array($0.rawValue.utf8), $0) })
+            for (name, value) in names {
+                #expect(table.match(name.span) == value)
+                var variants: [[UInt8]] = [Array(name.dropLast()), name + [0x61], [0x61] + name]
+                for at in name.indices {
+                    for byte: UInt8 in [0x00, 0x5F, 0x61, 0x7A, 0xC3] where byte != name[at] {
+                        var v = name
+                        v[at] = byte
+                        variants.append(v)
+                    }
+                }
+                for v in variants { #expect(table.match(v.span) == names[v], "\(String(decoding: v, as: UTF8.self))") }
+            }
+        }
+        check(WireTables.eventType); check(WireTables.plan); check(WireTables.companySize); check(WireTables.cancellation)
+        check(WireTables.failureReason); check(WireTables.declineType); check(WireTables.paymentMethod); check(WireTables.cancelSource)
+    }
+
     /// Keys near the end of a value (too close for whole-word loads) and keys that share a known name's first
     /// bytes are told apart.
     @Test func keysAreMatchedOnTheirWholeLength() throws {
