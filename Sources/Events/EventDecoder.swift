@@ -193,7 +193,8 @@ enum ScannedValue {
 
 struct Fields {
     /// Kept inline (no allocation per message); indexed by `FieldName.rawValue`.
-    var values = InlineArray<33, ScannedValue?>(repeating: nil)
+    var values: InlineArray<33, ScannedValue?> = [nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
+                                                  nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil]
     var seen: UInt64 = 0
     var unknownKeys: Set<[UInt8]> = []
 }
