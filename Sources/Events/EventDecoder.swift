@@ -438,13 +438,13 @@ private func scanValue(_ s: borrowing Span<UInt8>, _ pos: inout Int, depth: Int)
         let (range, escaped) = try scanString(s, &pos)
         return .string(range, escaped: escaped)
     case UInt8(ascii: "t"):
-        try literal(s, &pos, "true")
+        try literal(s, &pos, Literal.trueWord, 4)
         return .bool(true)
     case UInt8(ascii: "f"):
-        try literal(s, &pos, "false")
+        try literal(s, &pos, Literal.falseWord, 5)
         return .bool(false)
     case UInt8(ascii: "n"):
-        try literal(s, &pos, "null")
+        try literal(s, &pos, Literal.nullWord, 4)
         return .null
     case UInt8(ascii: "-"), 0x30...0x39:
         return try scanNumber(s, &pos)
@@ -456,11 +456,17 @@ private func scanValue(_ s: borrowing Span<UInt8>, _ pos: inout Int, depth: Int)
     }
 }
 
-private func literal(_ s: borrowing Span<UInt8>, _ pos: inout Int, _ word: StaticString) throws(Rejection) {
-    let n = word.utf8CodeUnitCount
+/// The literals `true`, `false` and `null` as little-endian words.
+private enum Literal {
+    static let trueWord: UInt64 = 0x6575_7274, falseWord: UInt64 = 0x65_736C_6166, nullWord: UInt64 = 0x6C6C_756E
+}
+
+/// Reads the `n`-byte literal whose bytes are `word`'s (little-endian): compared in one word when eight bytes
+/// remain, else byte by byte.
+private func literal(_ s: borrowing Span<UInt8>, _ pos: inout Int, _ word: UInt64, _ n: Int) throws(Rejection) {
     guard pos + n <= s.count else { throw invalid("truncated literal", pos) }
-    let p = word.utf8Start
-    for i in 0..<n where s[pos + i] != p[i] { throw invalid("bad literal", pos) }
+    let actual = pos + 8 <= s.count ? ByteWords.load(s, pos) & ((1 << UInt64(8 * n)) &- 1) : ByteWords.loadPartial(s, pos, n)
+    guard actual == word else { throw invalid("bad literal", pos) }
     pos += n
 }
 

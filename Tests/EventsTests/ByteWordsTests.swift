@@ -167,6 +167,28 @@ import Testing
         check(WireTables.failureReason); check(WireTables.declineType); check(WireTables.paymentMethod); check(WireTables.cancelSource)
     }
 
+    /// `true`, `false` and `null` are read whole, in one word or (near the end of a value) byte by byte; a
+    /// literal cut short or with a byte changed is not JSON.
+    @Test func literalsAreReadWholeAtAnyDistanceFromTheEnd() throws {
+        let head = Array(#"{"schema":1,"event_id":"e1","type":"feature.used","occurred_at":"2025-03-14T10:22:31.123Z","customer_id":"c1","feature":"f","session_id":"s","core_value":"#.utf8)
+        for tail in ["}", "} ", "}\n\n\n\n\n\n\n\n\n"] {
+            for (literal, core) in [("true", true), ("false", false)] {
+                let value = head + Array(literal.utf8) + Array(tail.utf8)
+                #expect(try EventDecoder.decode(value, topic: .engagement).get().payload == .featureUsed(feature: "f", coreValue: core, sessionID: "s"))
+                for at in 0..<literal.utf8.count {
+                    var changed = Array(literal.utf8)
+                    changed[at] ^= 0x20
+                    #expect(EventDecoder.decode(head + changed + Array(tail.utf8), topic: .engagement).failureCode == .invalidJSON, "\(literal) changed at \(at)")
+                    #expect(EventDecoder.decode(head + Array(literal.utf8.prefix(at)) + Array(tail.utf8), topic: .engagement).failureCode == .invalidJSON)
+                }
+            }
+            // `null` is JSON, but not a boolean.
+            #expect(EventDecoder.decode(head + Array("null".utf8) + Array(tail.utf8), topic: .engagement).failureCode == .wrongType)
+            #expect(EventDecoder.decode(head + Array("nul".utf8) + Array(tail.utf8), topic: .engagement).failureCode == .invalidJSON)
+            #expect(EventDecoder.decode(head + Array("nulL".utf8) + Array(tail.utf8), topic: .engagement).failureCode == .invalidJSON)
+        }
+    }
+
     /// Keys near the end of a value (too close for whole-word loads) and keys that share a known name's first
     /// bytes are told apart.
     @Test func keysAreMatchedOnTheirWholeLength() throws {
