@@ -85,4 +85,19 @@ public enum ByteWords {
         let lower = asciiAtLeast(w, 0x61) & ~asciiAtLeast(w, 0x7B)
         return punctuationAndDigits | upper | lower | asciiEqual(w, 0x5F) == highs
     }
+
+    /// Whether two spans hold the same bytes: eight at a time, the last ones (at most eight) in one more word.
+    @inlinable @inline(__always)
+    public static func equal(_ a: borrowing Span<UInt8>, _ b: borrowing Span<UInt8>) -> Bool {
+        let n = a.count
+        guard n == b.count else { return false }
+        var i = 0
+        while i + 8 <= n {
+            if load(a, i) != load(b, i) { return false }
+            i += 8
+        }
+        if i == n { return true }
+        // The last eight bytes (overlapping the words compared), or under eight, all of them.
+        return n >= 8 ? load(a, n - 8) == load(b, n - 8) : loadPartial(a, 0, n) == loadPartial(b, 0, n)
+    }
 }

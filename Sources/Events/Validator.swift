@@ -28,15 +28,7 @@ struct Validator {
         let eventID = try identifier(.eventID, maxBytes: 128)
         let customer = try identifierContent(.customerID, maxBytes: 64)
         if let key {
-            let matches = try withBytes(customer) { b in
-                guard key.count == b.count else { return false }
-                var i = 0
-                for k in key {
-                    if k != b[i] { return false }
-                    i += 1
-                }
-                return true
-            }
+            let matches = try withBytes(customer) { b in ByteWords.equal(b, key.span) }
             if !matches {
                 throw Rejection(.keyMismatch, "Kafka key \"\(printable(Array(key.prefix(64))))\" is not customer_id \"\(string(customer))\"")
             }

@@ -189,6 +189,26 @@ import Testing
         }
     }
 
+    /// Span equality a word at a time against element-wise equality: every length to 40, a difference at
+    /// every position, and lengths that differ by one. (The Kafka key is compared with `customer_id` so.)
+    @Test func spansAreEqualExactlyWhenTheirBytesAre() {
+        func equal(_ a: [UInt8], _ b: ArraySlice<UInt8>) -> Bool { ByteWords.equal(a.span, b.span) }
+        for n in 0...40 {
+            let a = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            #expect(equal(a, a[...]))
+            #expect(!equal(a, (a + [0])[...]))
+            #expect(!equal(a + [0], a[...]))
+            for at in 0..<n {
+                var b = a
+                b[at] ^= UInt8(1 << (at % 8))
+                #expect(!equal(a, b[...]), "length \(n), difference at \(at)")
+                // The same bytes inside a larger array (a slice's span starts inside its storage).
+                let padded = [0xFF] + a + [0xFF]
+                #expect(equal(a, padded[1...n]))
+            }
+        }
+    }
+
     /// Keys near the end of a value (too close for whole-word loads) and keys that share a known name's first
     /// bytes are told apart.
     @Test func keysAreMatchedOnTheirWholeLength() throws {
