@@ -155,73 +155,91 @@ struct Validator {
     }
 
     private mutating func identifierContent(_ f: FieldName, maxBytes: Int) throws(Rejection) -> Content {
+        // Written without escapes (nearly always): checked in the input, with no closure or content to pass.
+        if case let .string(r, false)? = fields.values[f.rawValue] {
+            try Self.checkIdentifier(input.span.extracting(r), f, maxBytes: maxBytes)
+            return .raw(r)
+        }
         let c = try content(f)
-        try withBytes(c) { (b) throws(Rejection) in
-            guard b.count >= 1, b.count <= maxBytes else {
-                throw Rejection(.invalidValue, "\(f.wireName) must be 1 to \(maxBytes) bytes, got \(b.count)")
-            }
-            // Eight bytes at a time, the last eight (overlapping the word before) in one more word.
-            var i = 0
-            while i + 8 <= b.count && ByteWords.allIdentifierBytes(ByteWords.load(b, i)) { i += 8 }
-            // (Only when the loop ran out of whole words: a word that failed is looked at byte by byte below.)
-            if i < b.count && i + 8 > b.count && i >= 8 && ByteWords.allIdentifierBytes(ByteWords.load(b, b.count - 8)) { i = b.count }
-            while i < b.count {
-                let c = b[i]
-                i += 1
-                let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-                    || c == 0x5F || c == 0x2D || c == 0x2E || c == 0x3A
-                guard ok else {
-                    throw Rejection(.invalidValue, "\(f.wireName) may hold only A-Z a-z 0-9 _ - . : (got \"\(printable(leadingBytes(b)))\")")
-                }
+        try withBytes(c) { (b) throws(Rejection) in try Self.checkIdentifier(b, f, maxBytes: maxBytes) }
+        return c
+    }
+
+    @inline(__always)
+    private static func checkIdentifier(_ b: borrowing Span<UInt8>, _ f: FieldName, maxBytes: Int) throws(Rejection) {
+        guard b.count >= 1, b.count <= maxBytes else {
+            throw Rejection(.invalidValue, "\(f.wireName) must be 1 to \(maxBytes) bytes, got \(b.count)")
+        }
+        // Eight bytes at a time, the last eight (overlapping the word before) in one more word.
+        var i = 0
+        while i + 8 <= b.count && ByteWords.allIdentifierBytes(ByteWords.load(b, i)) { i += 8 }
+        // (Only when the loop ran out of whole words: a word that failed is looked at byte by byte below.)
+        if i < b.count && i + 8 > b.count && i >= 8 && ByteWords.allIdentifierBytes(ByteWords.load(b, b.count - 8)) { i = b.count }
+        while i < b.count {
+            let c = b[i]
+            i += 1
+            let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                || c == 0x5F || c == 0x2D || c == 0x2E || c == 0x3A
+            guard ok else {
+                throw Rejection(.invalidValue, "\(f.wireName) may hold only A-Z a-z 0-9 _ - . : (got \"\(printable(leadingBytes(b)))\")")
             }
         }
-        return c
     }
 
     /// Other strings: 1 to 256 bytes, no control characters.
     private mutating func text(_ f: FieldName) throws(Rejection) -> String {
-        let c = try content(f)
-        let ascii = try withBytes(c) { (b) throws(Rejection) -> Bool in
-            guard b.count >= 1, b.count <= 256 else {
-                throw Rejection(.invalidValue, "\(f.wireName) must be 1 to 256 bytes, got \(b.count)")
-            }
-            // Control characters in (already validated) UTF-8: bytes below 0x20, 0x7F, and U+0080-U+009F
-            // (0xC2 followed by 0x80-0x9F).
-            // Eight ASCII bytes at a time while they are ASCII, then byte by byte.
-            var i = 0
-            while i + 8 <= b.count {
-                let w = ByteWords.load(b, i)
-                guard w & ByteWords.highs == 0 else { break }
-                if ByteWords.hasASCIIControl(w) { throw Rejection(.invalidValue, "\(f.wireName) contains a control character") }
-                i += 8
-            }
-            // The last bytes in one more word: the last eight, overlapping the word before (only when the loop
-            // ran out of whole words; after a non-ASCII word the bytes are looked at one by one below).
-            if i < b.count && i + 8 > b.count && i >= 8 {
-                let w = ByteWords.load(b, b.count - 8)
-                if w & ByteWords.highs == 0 {
-                    if ByteWords.hasASCIIControl(w) { throw Rejection(.invalidValue, "\(f.wireName) contains a control character") }
-                    return true
-                }
-            }
-            var previous: UInt8 = 0  // (the byte before `i`, if any, is ASCII)
-            var all: UInt8 = 0
-            while i < b.count {
-                let c = b[i]
-                if c < 0x20 || c == 0x7F || (previous == 0xC2 && c < 0xA0 && c >= 0x80) {
-                    throw Rejection(.invalidValue, "\(f.wireName) contains a control character")
-                }
-                previous = c
-                all |= c
-                i += 1
-            }
-            return all < 0x80
+        // Written without escapes (nearly always): checked in the input, with no closure or content to pass.
+        if case let .string(r, false)? = fields.values[f.rawValue] {
+            let ascii = try Self.checkText(input.span.extracting(r), f)
+            return string(.raw(r), ascii: ascii)
         }
+        let c = try content(f)
+        let ascii = try withBytes(c) { (b) throws(Rejection) -> Bool in try Self.checkText(b, f) }
         return string(c, ascii: ascii)
     }
 
+    /// Checks a text's bytes; returns whether they are all ASCII.
+    @inline(__always)
+    private static func checkText(_ b: borrowing Span<UInt8>, _ f: FieldName) throws(Rejection) -> Bool {
+        guard b.count >= 1, b.count <= 256 else {
+            throw Rejection(.invalidValue, "\(f.wireName) must be 1 to 256 bytes, got \(b.count)")
+        }
+        // Control characters in (already validated) UTF-8: bytes below 0x20, 0x7F, and U+0080-U+009F
+        // (0xC2 followed by 0x80-0x9F).
+        // Eight ASCII bytes at a time while they are ASCII, then byte by byte.
+        var i = 0
+        while i + 8 <= b.count {
+            let w = ByteWords.load(b, i)
+            guard w & ByteWords.highs == 0 else { break }
+            if ByteWords.hasASCIIControl(w) { throw Rejection(.invalidValue, "\(f.wireName) contains a control character") }
+            i += 8
+        }
+        // The last bytes in one more word: the last eight, overlapping the word before (only when the loop
+        // ran out of whole words; after a non-ASCII word the bytes are looked at one by one below).
+        if i < b.count && i + 8 > b.count && i >= 8 {
+            let w = ByteWords.load(b, b.count - 8)
+            if w & ByteWords.highs == 0 {
+                if ByteWords.hasASCIIControl(w) { throw Rejection(.invalidValue, "\(f.wireName) contains a control character") }
+                return true
+            }
+        }
+        var previous: UInt8 = 0  // (the byte before `i`, if any, is ASCII)
+        var all: UInt8 = 0
+        while i < b.count {
+            let c = b[i]
+            if c < 0x20 || c == 0x7F || (previous == 0xC2 && c < 0xA0 && c >= 0x80) {
+                throw Rejection(.invalidValue, "\(f.wireName) contains a control character")
+            }
+            previous = c
+            all |= c
+            i += 1
+        }
+        return all < 0x80
+    }
+
     private mutating func enumeration<E>(_ f: FieldName, _ names: WireNames<E>) throws(Rejection) -> E {
-        try withBytes(f) { (b) throws(Rejection) -> E in
+        if case let .string(r, false)? = fields.values[f.rawValue], let e = names.match(input.span.extracting(r)) { return e }
+        return try withBytes(f) { (b) throws(Rejection) -> E in
             guard let e = names.match(b) else {
                 throw Rejection(.invalidValue, "\(f.wireName) \"\(printable(leadingBytes(b)))\" is not one of events.md's values")
             }
