@@ -16,12 +16,7 @@ struct Validator {
             if fields.values[FieldName.schema.rawValue] == nil { throw Rejection(.missingField, "schema") }
             throw Rejection(.unsupportedSchema, "schema must be the integer 1")
         }
-        let type = try withBytes(.type) { (b) throws(Rejection) -> EventType in
-            guard let type = WireTables.eventType.match(b) else {
-                throw Rejection(.unknownType, "unknown type \"\(printable(leadingBytes(b)))\"")
-            }
-            return type
-        }
+        let type = try eventType()
         if let topic, type.topic != topic {
             throw Rejection(.wrongTopic, "\(type.rawValue) belongs on topic \(type.topic.rawValue), not \(topic.rawValue)")
         }
@@ -36,6 +31,17 @@ struct Validator {
         let customerID = string(customer, ascii: true)
         let occurredAt = try time(.occurredAt)
         return Event(eventID: eventID, occurredAt: occurredAt, customerID: customerID, payload: try payload(type))
+    }
+
+    private mutating func eventType() throws(Rejection) -> EventType {
+        if case let .string(r, false)? = fields.values[FieldName.type.rawValue],
+           let type = WireTables.eventType.match(input.span.extracting(r)) { return type }
+        return try withBytes(.type) { (b) throws(Rejection) -> EventType in
+            guard let type = WireTables.eventType.match(b) else {
+                throw Rejection(.unknownType, "unknown type \"\(printable(leadingBytes(b)))\"")
+            }
+            return type
+        }
     }
 
     private mutating func payload(_ type: EventType) throws(Rejection) -> Event.Payload {
@@ -265,7 +271,8 @@ struct Validator {
     }
 
     private mutating func time(_ f: FieldName) throws(Rejection) -> Timestamp {
-        guard case .string = try value(f) else { throw Rejection(.wrongType, "\(f.wireName) must be a time string") }
+        guard case let .string(r, escaped) = try value(f) else { throw Rejection(.wrongType, "\(f.wireName) must be a time string") }
+        if !escaped, let t = Timestamp(rfc3339: input.span.extracting(r)) { return t }
         return try withBytes(f) { (b) throws(Rejection) -> Timestamp in
             guard let t = Timestamp(rfc3339: b) else {
                 throw Rejection(.invalidTime, "\(f.wireName) \"\(printable(leadingBytes(b, limit: 40)))\" is not a time YYYY-MM-DDTHH:MM:SS.mmmZ in 2000-2099")
