@@ -366,7 +366,7 @@ do {
             var state = MartState()
             let t0 = ContinuousClock.now
             ingestAll(&state, messages, batch: batch)
-            print(String(format: "ingest: %.0f events/s", Double(values.count) / seconds(ContinuousClock.now - t0)))
+            print(String(format: "ingest: %d events, %.0f events/s", values.count, Double(values.count) / seconds(ContinuousClock.now - t0)))
         }
     case "marts":
         try martsBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 10_000)
