@@ -80,16 +80,18 @@ func readWholeFile(_ path: String) -> [UInt8]? {
 /// atomically): a crash leaves the old file or the new one, never a mix.
 func writeAtomically(_ parts: [[UInt8]], to url: URL) throws {
     let temp = url.appendingPathExtension("tmp")
-    FileManager.default.createFile(atPath: temp.path, contents: nil)
+    guard FileManager.default.createFile(atPath: temp.path, contents: nil) else {
+        throw AtomicWriteError(problem: "cannot create \(temp.path)", errno: errno)
+    }
     let handle = try FileHandle(forWritingTo: temp)
     for p in parts { try handle.write(contentsOf: p) }
     try handle.synchronize()
     try handle.close()
-    guard rename(temp.path, url.path) == 0 else { throw AtomicWriteError(path: url.path, errno: errno) }
+    guard rename(temp.path, url.path) == 0 else { throw AtomicWriteError(problem: "cannot rename a new \(url.path) into place", errno: errno) }
 }
 
 struct AtomicWriteError: Error, CustomStringConvertible {
-    var path: String
+    var problem: String
     var errno: Int32
-    var description: String { "cannot rename a new \(path) into place (errno \(errno))" }
+    var description: String { "\(problem) (errno \(errno))" }
 }
