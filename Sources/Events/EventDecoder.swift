@@ -151,19 +151,14 @@ struct FieldTable: Sendable {
         guard start + 16 <= s.count else { return nil }
         var w0 = ByteWords.load(s, start)
         var w1 = ByteWords.load(s, start + 8)
-        // The lowest flagged byte of each mask is exact, so the lowest of their union is the first quote or
-        // special byte.
-        func stops(_ w: UInt64) -> UInt64 {
-            ByteWords.bytesEqual(w, 0x22) | ByteWords.bytesEqual(w, 0x5C) | ByteWords.bytesBelow(w, 0x20) | (w & ByteWords.highs)
-        }
-        let m0 = stops(w0)
+        let m0 = ByteWords.jsonStringStops(w0)
         let n: Int
         if m0 != 0 {
             n = m0.trailingZeroBitCount >> 3
             w0 &= n == 0 ? 0 : (1 << UInt64(n * 8)) &- 1
             w1 = 0
         } else {
-            let m1 = stops(w1)
+            let m1 = ByteWords.jsonStringStops(w1)
             guard m1 != 0 else { return nil }
             n = 8 + m1.trailingZeroBitCount >> 3
             w1 &= n == 8 ? 0 : (1 << UInt64((n - 8) * 8)) &- 1
@@ -331,8 +326,7 @@ private func scanStringQuickly(_ s: borrowing Span<UInt8>, _ pos: inout Int) thr
         } else {
             break
         }
-        let special = ByteWords.bytesEqual(w, 0x22) | ByteWords.bytesEqual(w, 0x5C) | ByteWords.bytesBelow(w, 0x20)
-            | (w & ByteWords.highs)
+        let special = ByteWords.jsonStringStops(w)
         if special == 0 {
             p += 8
             continue
@@ -357,8 +351,7 @@ private func scanString(_ s: borrowing Span<UInt8>, _ pos: inout Int) throws(Rej
         // first other byte, fall through to handle it alone.
         if pos + 8 <= s.count {
             let w = ByteWords.load(s, pos)
-            let special = ByteWords.bytesEqual(w, 0x22) | ByteWords.bytesEqual(w, 0x5C) | ByteWords.bytesBelow(w, 0x20)
-                | (w & ByteWords.highs)
+            let special = ByteWords.jsonStringStops(w)
             if special == 0 {
                 pos += 8
                 continue
