@@ -21,6 +21,24 @@ import Testing
         #expect(big.string == String(Int.max))
     }
 
+    /// A prefix with non-ASCII bytes (a configured one could have them) is kept as it is written, before and
+    /// after numbers, as is an ASCII one; the result is a valid string either way.
+    @Test func textWithNonASCIIBytesIsKeptWhole() {
+        for prefix in ["clienté_", "顧客-", "cus_", "ü"] {
+            var t = IDText(prefix)
+            t.append(42)
+            t.append(ascii: ":")
+            t.append(7)
+            t.append(prefix)
+            let expected = "\(prefix)42:7\(prefix)"
+            #expect(t.string == expected)
+            #expect(t.string.utf8.count == 2 * prefix.utf8.count + 4)
+            // Characters and scalars are counted right only if the string does not wrongly claim to be ASCII.
+            #expect(t.string.count == expected.count)
+            #expect(Array(t.string.unicodeScalars) == Array(expected.unicodeScalars))
+        }
+    }
+
     /// The longest ids the simulator can make fit: a 4-byte prefix and three 19-digit numbers, and a customer
     /// id of the largest index with a 19-digit sequence number.
     @Test func theLongestIdsFit() {
