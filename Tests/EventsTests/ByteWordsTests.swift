@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import Events
@@ -205,6 +206,40 @@ import Testing
                 // The same bytes inside a larger array (a slice's span starts inside its storage).
                 let padded = [0xFF] + a + [0xFF]
                 #expect(equal(a, padded[1...n]))
+            }
+        }
+    }
+
+    /// The decoder guesses each next key from the encoder's order and checks the guess against the input's
+    /// bytes. Any order of the same keys gives the same event, and a key that differs from the guessed name
+    /// in its last byte, or is one byte longer or shorter, is not taken for it.
+    @Test func keysAreFoundWhateverTheirOrder() throws {
+        let known = Set(FieldName.allCases.map(\.wireName))
+        for event in samples {
+            let encoded = EventEncoder.encode(event)
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(encoded)) as? [String: Any])
+            func json(_ pairs: [(String, Any)]) throws -> [UInt8] {
+                var out = Array("{".utf8)
+                for (i, (k, v)) in pairs.enumerated() {
+                    if i > 0 { out += Array(",".utf8) }
+                    out += Array("\"\(k)\":".utf8) + Array(try JSONSerialization.data(withJSONObject: v, options: .fragmentsAllowed))
+                }
+                return out + Array("}".utf8)
+            }
+            // The encoder's order (as `JSONSerialization` gives the keys back in no set order, read it from the bytes).
+            let text = String(decoding: encoded, as: UTF8.self)
+            let order = object.keys.sorted { text.range(of: "\"\($0)\":")!.lowerBound < text.range(of: "\"\($1)\":")!.lowerBound }
+            let pairs = order.map { ($0, object[$0]!) }
+            for arrangement in [pairs, pairs.reversed(), pairs.sorted { $0.0 < $1.0 }, Array(pairs.dropFirst(3) + pairs.prefix(3))] {
+                #expect(try EventDecoder.decode(try json(arrangement), topic: event.topic).get() == event)
+            }
+            for (i, (key, _)) in pairs.enumerated() {
+                for other in [key + "x", String(key.dropLast()), String(key.dropLast()) + "X"] where !known.contains(other) {
+                    var changed = pairs
+                    changed[i].0 = other
+                    let result = EventDecoder.decode(try json(changed), topic: event.topic)
+                    #expect(result.failureCode == .missingField, "\(key) written as \(other)")
+                }
             }
         }
     }
