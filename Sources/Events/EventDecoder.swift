@@ -99,8 +99,12 @@ struct FieldTable: Sendable {
     private var slots = [Slot](repeating: Slot(), count: FieldTable.size)
     /// Chosen so that no two names share a slot: a lookup reads one slot (a perfect hash).
     private var seed: UInt64 = 0
-    /// Each field's name as in its slot (indexed by `FieldName.rawValue`), for `matchesName`.
-    private var nameSlots: [Slot] = []
+    /// Each field's name as two words, the masks of its bytes in them and its length (indexed by
+    /// `FieldName.rawValue`), for `matchesName`.
+    private struct Name {
+        var w0: UInt64, w1: UInt64, m0: UInt64, m1: UInt64, length: Int
+    }
+    private var nameWords: [Name] = []
     /// The field that most likely follows each field (-1: none), as `EventEncoder` orders them, for the event
     /// types the simulator makes most of. Only speed depends on it: a wrong guess costs one comparison.
     let predictedNext: [Int]
@@ -135,9 +139,11 @@ struct FieldTable: Sendable {
         var next = [Int](repeating: -1, count: FieldName.allCases.count)
         for (a, b) in Self.successors { next[a.rawValue] = b.rawValue }
         predictedNext = next
-        nameSlots = zip(FieldName.allCases, names).map { f, name in
+        nameWords = names.map { name in
             let (w0, w1) = Self.words(name.span, 0..<name.count)
-            return Slot(w0: w0, w1: w1, length: Int32(name.count), field: Int32(f.rawValue))
+            let n = name.count
+            return Name(w0: w0, w1: w1, m0: n >= 8 ? ~0 : (1 << UInt64(8 * n)) &- 1,
+                        m1: n <= 8 ? 0 : (1 << UInt64(8 * (n - 8))) &- 1, length: n)
         }
     }
 
@@ -149,13 +155,10 @@ struct FieldTable: Sendable {
     func matchesName(_ s: borrowing Span<UInt8>, _ quote: Int, _ field: Int) -> Int? {
         let start = quote + 1
         guard start + 16 <= s.count else { return nil }
-        let name = nameSlots[field]
-        let n = Int(name.length)
-        let m0: UInt64 = n >= 8 ? ~0 : (1 << UInt64(8 * n)) &- 1
-        let m1: UInt64 = n >= 16 ? ~0 : n <= 8 ? 0 : (1 << UInt64(8 * (n - 8))) &- 1
-        guard ByteWords.load(s, start) & m0 == name.w0, ByteWords.load(s, start + 8) & m1 == name.w1,
-              s[start + n] == 0x22 else { return nil }
-        return start + n
+        let name = nameWords[field]
+        guard ByteWords.load(s, start) & name.m0 == name.w0, ByteWords.load(s, start + 8) & name.m1 == name.w1,
+              s[start + name.length] == 0x22 else { return nil }
+        return start + name.length
     }
 
     /// A name of at most 16 bytes as two little-endian words, zero above its bytes.
