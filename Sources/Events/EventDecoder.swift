@@ -229,7 +229,8 @@ enum ScannedValue {
 }
 
 struct Fields {
-    /// Kept inline (no allocation per message); indexed by `FieldName.rawValue`.
+    /// Kept inline (no allocation per message); indexed by `FieldName.rawValue`. Written as a literal:
+    /// `InlineArray(repeating: nil)` built a temporary and copied it, about 130 instructions a message.
     var values: InlineArray<33, ScannedValue?> = [nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
                                                   nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil]
     var seen: UInt64 = 0
@@ -292,8 +293,8 @@ private func scanObject(_ s: borrowing Span<UInt8>, base: Int, into fields: inou
             guard pos < s.count, s[pos] == UInt8(ascii: ":") else { throw invalid("expected ':'", pos) }
             pos += 1
             skipSpace(s, &pos)
-            // The common case in line: a string value, a key events.md names. (As calls, the value scan and
-            // the recording cost about 90 instructions a field in passing arguments and saving registers.)
+            // The common case here rather than in `scanValue` and `record`: a string value, a key events.md
+            // names. (As calls, they cost about 90 instructions a field in passing arguments and saving registers.)
             let value: ScannedValue
             if pos < s.count && s[pos] == 0x22 {
                 let (range, escaped) = try scanStringQuickly(s, &pos)
@@ -302,10 +303,7 @@ private func scanObject(_ s: borrowing Span<UInt8>, base: Int, into fields: inou
                 value = try scanValue(s, &pos, depth: 1)
             }
             if case let .some(.some(field)) = known {
-                let bit: UInt64 = 1 << UInt64(field)
-                if fields.seen & bit != 0 { throw repeatedKey(field) }
-                fields.seen |= bit
-                fields.values[field] = value
+                try store(field, value, into: &fields)
                 predicted = table.predictedNext[field]
             } else {
                 try record(s, base: base, keyRange: keyRange, keyEscaped: keyEscaped, known: known, value: value, into: &fields)
@@ -334,10 +332,7 @@ private func record(_ s: borrowing Span<UInt8>, base: Int, keyRange: Range<Int>,
         field = FieldName.table.lookup(s, keyRange)
     }
     if let field {
-        let bit: UInt64 = 1 << UInt64(field)
-        if fields.seen & bit != 0 { throw repeatedKey(field) }
-        fields.seen |= bit
-        fields.values[field] = value
+        try store(field, value, into: &fields)
         return
     }
     // Unknown keys (rare) are kept to catch repeats. (No key array is made on the common path above: even an
@@ -348,8 +343,15 @@ private func record(_ s: borrowing Span<UInt8>, base: Int, keyRange: Range<Int>,
     }
 }
 
-private func repeatedKey(_ field: Int) -> Rejection {
-    Rejection(.repeatedKey, "key \"\(FieldName(rawValue: field)!.wireName)\" appears twice")
+/// Keeps a known field's value; a field seen before is a repeated key.
+@inline(__always)
+private func store(_ field: Int, _ value: ScannedValue, into fields: inout Fields) throws(Rejection) {
+    let bit: UInt64 = 1 << UInt64(field)
+    if fields.seen & bit != 0 {
+        throw Rejection(.repeatedKey, "key \"\(FieldName(rawValue: field)!.wireName)\" appears twice")
+    }
+    fields.seen |= bit
+    fields.values[field] = value
 }
 
 /// A key's bytes with its escapes resolved.
@@ -357,7 +359,7 @@ private func unescapedKey(_ s: borrowing Span<UInt8>, _ keyRange: Range<Int>) th
     try unescapeSlice(bytes(s.extracting(keyRange))[...])
 }
 
-/// `scanString` for the common case, in line: a string of plain bytes (no escape, control or non-ASCII byte),
+/// `scanString` for the common case: a string of plain bytes (no escape, control or non-ASCII byte),
 /// eight at a time, the last ones read from the input's last eight bytes. At any other byte it hands over to
 /// `scanString`, which starts again at the opening quote.
 @inline(__always)
