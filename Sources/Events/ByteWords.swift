@@ -42,6 +42,13 @@ public enum ByteWords {
         return n >= 8 ? load(s, n - 8) >> UInt64(8 * (8 - (n - i))) : loadPartial(s, i, n - i)
     }
 
+    /// The span's last eight bytes, or all its bytes (zero above them) when it has fewer: the word that
+    /// finishes a word-at-a-time comparison, overlapping the whole words before it.
+    @inlinable @inline(__always)
+    public static func lastWord(_ s: borrowing Span<UInt8>) -> UInt64 {
+        s.count >= 8 ? load(s, s.count - 8) : loadPartial(s, 0, s.count)
+    }
+
     /// The high bit set in each byte of `w` that equals `byte` (exact for the lowest such byte; a byte above
     /// it may be flagged falsely, which callers that look at the lowest flag never see).
     @inlinable @inline(__always)
@@ -104,8 +111,6 @@ public enum ByteWords {
             if load(a, i) != load(b, i) { return false }
             i += 8
         }
-        if i == n { return true }
-        // The last eight bytes (overlapping the words compared), or under eight, all of them.
-        return n >= 8 ? load(a, n - 8) == load(b, n - 8) : loadPartial(a, 0, n) == loadPartial(b, 0, n)
+        return i == n || lastWord(a) == lastWord(b)
     }
 }

@@ -89,22 +89,16 @@ enum FieldName: Int, CaseIterable {
 /// so a name is compared as two little-endian words, found in the one slot their mix names.
 struct FieldTable: Sendable {
     static let size = 128
-    /// A slot: the name's two words, its length and its field (-1: free slot), 24 bytes, read in one probe.
-    private struct Slot {
-        var w0: UInt64 = 0
-        var w1: UInt64 = 0
-        var length: Int32 = -1
-        var field: Int32 = -1
-    }
-    private var slots = [Slot](repeating: Slot(), count: FieldTable.size)
+    /// The field whose name hashes to each slot (-1: none).
+    private var slots = [Int8](repeating: -1, count: FieldTable.size)
     /// Chosen so that no two names share a slot: a lookup reads one slot (a perfect hash).
     private var seed: UInt64 = 0
     /// Each field's name as two words, the masks of its bytes in them and its length (indexed by
-    /// `FieldName.rawValue`), for `matchesName`.
+    /// `FieldName.rawValue`): what a lookup and `matchesName` compare a key with.
     private struct Name {
         var w0: UInt64, w1: UInt64, m0: UInt64, m1: UInt64, length: Int
     }
-    private var nameWords: [Name] = []
+    private let nameWords: [Name]
     /// The field that most likely follows each field (-1: none), as `EventEncoder` orders them, for the event
     /// types the simulator makes most of. Only speed depends on it: a wrong guess costs one comparison.
     let predictedNext: [Int]
@@ -123,14 +117,19 @@ struct FieldTable: Sendable {
         precondition(FieldName.allCases.count == Fields().values.count, "Fields.values holds one value per field name")
         let names = FieldName.allCases.map { Array($0.wireName.utf8) }
         precondition(names.allSatisfy { $0.count <= 15 }, "field names are at most 15 bytes (see scanKey)")
+        nameWords = names.map { name in
+            let (w0, w1) = Self.words(name.span, 0..<name.count)
+            let n = name.count
+            return Name(w0: w0, w1: w1, m0: n >= 8 ? ~0 : (1 << UInt64(8 * n)) &- 1,
+                        m1: n <= 8 ? 0 : (1 << UInt64(8 * (n - 8))) &- 1, length: n)
+        }
         // About one seed in 60 puts 33 names in 128 slots without a collision.
         seeds: for candidate in UInt64(1)... {
-            var table = [Slot](repeating: Slot(), count: Self.size)
-            for (f, name) in zip(FieldName.allCases, names) {
-                let (w0, w1) = Self.words(name.span, 0..<name.count)
-                let i = Self.slot(w0, w1, name.count, seed: candidate)
-                guard table[i].field < 0 else { continue seeds }
-                table[i] = Slot(w0: w0, w1: w1, length: Int32(name.count), field: Int32(f.rawValue))
+            var table = [Int8](repeating: -1, count: Self.size)
+            for (f, name) in nameWords.enumerated() {
+                let i = Self.slot(name.w0, name.w1, name.length, seed: candidate)
+                guard table[i] < 0 else { continue seeds }
+                table[i] = Int8(f)
             }
             slots = table
             seed = candidate
@@ -139,12 +138,6 @@ struct FieldTable: Sendable {
         var next = [Int](repeating: -1, count: FieldName.allCases.count)
         for (a, b) in Self.successors { next[a.rawValue] = b.rawValue }
         predictedNext = next
-        nameWords = names.map { name in
-            let (w0, w1) = Self.words(name.span, 0..<name.count)
-            let n = name.count
-            return Name(w0: w0, w1: w1, m0: n >= 8 ? ~0 : (1 << UInt64(8 * n)) &- 1,
-                        m1: n <= 8 ? 0 : (1 << UInt64(8 * (n - 8))) &- 1, length: n)
-        }
     }
 
     /// Whether the quote at `quote` opens a key that is exactly `field`'s name: its bytes compared as two
@@ -211,8 +204,10 @@ struct FieldTable: Sendable {
 
     @inline(__always)
     private func lookup(_ w0: UInt64, _ w1: UInt64, _ n: Int) -> Int? {
-        let slot = slots[Self.slot(w0, w1, n, seed: seed)]
-        return slot.w0 == w0 && slot.w1 == w1 && Int(slot.length) == n ? Int(slot.field) : nil
+        let f = Int(slots[Self.slot(w0, w1, n, seed: seed)])
+        guard f >= 0 else { return nil }
+        let name = nameWords[f]
+        return name.w0 == w0 && name.w1 == w1 && name.length == n ? f : nil
     }
 }
 

@@ -327,13 +327,13 @@ struct WireNames<E: RawRepresentable & CaseIterable & Sendable>: Sendable where 
         wordStarts = starts
     }
 
-    /// The words of `b`: the whole eight-byte words from its start, then its last eight bytes when its length is
-    /// not a multiple of eight (or, under eight bytes, its bytes zero-filled).
+    /// The words of `b`: the whole eight-byte words from its start, then `ByteWords.lastWord` when its length
+    /// is not a multiple of eight.
     @inline(__always)
     private static func words(_ b: borrowing Span<UInt8>, _ body: (UInt64) -> Void) {
         var i = 0
         while i + 8 <= b.count { body(ByteWords.load(b, i)); i += 8 }
-        if i < b.count { body(ByteWords.loadWordOrTail(b, i >= 8 ? b.count - 8 : 0)) }
+        if i < b.count { body(ByteWords.lastWord(b)) }
     }
 
     func match(_ b: borrowing Span<UInt8>) -> E? {
@@ -347,7 +347,7 @@ struct WireNames<E: RawRepresentable & CaseIterable & Sendable>: Sendable where 
                 w += 1
                 at += 8
             }
-            if equal && at < n && ByteWords.loadWordOrTail(b, at >= 8 ? n - 8 : 0) != words[w] { equal = false }
+            if equal && at < n && ByteWords.lastWord(b) != words[w] { equal = false }
             if equal { return cases[i] }
         }
         return nil

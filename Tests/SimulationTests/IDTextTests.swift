@@ -33,7 +33,7 @@ import Testing
             let expected = "\(prefix)42:7\(prefix)"
             #expect(t.string == expected)
             #expect(t.string.utf8.count == 2 * prefix.utf8.count + 4)
-            // Characters and scalars are counted right only if the string does not wrongly claim to be ASCII.
+            // Whole characters and scalars, not bytes cut apart.
             #expect(t.string.count == expected.count)
             #expect(Array(t.string.unicodeScalars) == Array(expected.unicodeScalars))
         }
