@@ -16,13 +16,35 @@ public enum EventEncoder {
     /// The bytes are written into the array's spare capacity through an `OutputSpan`: one capacity
     /// reservation per event (a bound computed from its strings' lengths) instead of a capacity and
     /// uniqueness check per byte.
+    ///
+    /// Most events take the word-at-a-time path (`WordWriter`); one with a string that needs escaping is
+    /// written again a byte at a time.
     public static func encode(_ event: Event, into out: inout [UInt8]) {
+        let start = out.count
+        let bound = WordWriter.bound(event)
+        out.append(addingCapacity: bound) { $0.append(repeating: 0, count: bound) }
+        var span = out.mutableSpan
+        // `@unsafe` only because some element types have invalid bit patterns; every byte is a valid UInt8.
+        var region = unsafe span.mutableBytes
+        let end = WordWriter.write(event, to: &region, at: start)
+        out.removeSubrange((end ?? start)...)
+        if end == nil { encodeByteByByte(event, into: &out) }
+    }
+
+    /// The byte-at-a-time writer, which escapes strings (and checks the word writer in tests).
+    static func encodeByteByByte(_ event: Event, into out: inout [UInt8]) {
         out.append(addingCapacity: capacityBound(event)) { o in write(event, to: &o) }
     }
 
     /// More than the event's JSON can take: every string escaped at the worst (6 bytes a byte) and
     /// room for all names, punctuation, numbers (20 characters each) and timestamps of the longest type.
-    static func capacityBound(_ event: Event) -> Int {
+    static func capacityBound(_ event: Event) -> Int { 640 + 6 * stringBytes(event) }
+
+    /// The same without escapes: more than the event's JSON takes when no string needs one.
+    static func plainBound(_ event: Event) -> Int { 640 + stringBytes(event) }
+
+    /// The bytes of the event's strings.
+    static func stringBytes(_ event: Event) -> Int {
         var strings = event.eventID.utf8.count + event.customerID.utf8.count
         switch event.payload {
         case let .customerSignedUp(_, industry, _, country, channel):
@@ -40,7 +62,7 @@ public enum EventEncoder {
         case let .featureUsed(feature, _, session):
             strings += feature.utf8.count + session.utf8.count
         }
-        return 640 + 6 * strings
+        return strings
     }
 
     static func write(_ event: Event, to o: inout OutputSpan<UInt8>) {

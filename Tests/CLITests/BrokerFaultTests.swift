@@ -16,7 +16,11 @@ import UndercurrentCLI
         let p = try smallWorld()
         let events = Array(try World(p))
         let broker = try EmbeddedBrokerRunner(brokers: 1, partitions: 3, addressFile: nil).start(logger: quiet)
-        let kafka = KafkaConfig(bootstrapServers: broker.bootstrapServers, ["session.timeout.ms": "30000", "heartbeat.interval.ms": "500"])
+        // UC_DEBUG=1 logs the consumer's progress; UC_DEBUG=kafka adds librdkafka's fetch and delivery debugging.
+        let debug = ProcessInfo.processInfo.environment["UC_DEBUG"]
+        var settings = ["session.timeout.ms": "30000", "heartbeat.interval.ms": "500"]
+        if debug == "kafka" { settings["debug"] = "fetch,msg,topic,broker" }
+        let kafka = KafkaConfig(bootstrapServers: broker.bootstrapServers, settings)
 
         // The consumer runs throughout.
         let state = tempDir()
@@ -27,8 +31,10 @@ import UndercurrentCLI
         options.exitWhenIdle = .seconds(45)
         options.checkpointEvents = 1000
         options.reportInterval = .milliseconds(300)
+        let applied = AppliedOffsets()
+        options.probe = applied
         var debugLogger = Logger(label: "faults")
-        debugLogger.logLevel = ProcessInfo.processInfo.environment["UC_DEBUG"] == nil ? .critical : .info
+        debugLogger.logLevel = debug == nil ? .critical : debug == "kafka" ? .debug : .info
         let consumer = MartsConsumer(options: options, logger: debugLogger)
         let consumerError = Mutex<String?>(nil)
         let consumerDone = Atomic<Bool>(false)
@@ -52,7 +58,15 @@ import UndercurrentCLI
         }.start()
 
         // Production paced over about ten seconds, so every fault lands in the middle of it.
-        let producer = try KafkaProducer(config: kafka, logger: quiet)
+        //
+        // One produce request in flight: the embedded broker neither persists a batch it answers with an
+        // injected REQUEST_TIMED_OUT nor checks idempotent sequence numbers, so it appends the batch sent
+        // after it, and librdkafka then counts the first batch as delivered ("implicitly acked by subsequent
+        // batch success"): it was lost, 2 events in 1 run of 12. A real broker rejects that later batch as out
+        // of order, so this is a gap of the embedded broker, not of the producer.
+        var producerConfig = kafka
+        producerConfig["max.in.flight.requests.per.connection"] = "1"
+        let producer = try KafkaProducer(config: producerConfig, logger: debugLogger)
         let run = ProducerRun(topics: Set(InputTopic.allCases), pacing: .rate(Double(events.count) / 10), label: "faults")
         let sent = try run.run(world: try World(p), simulationStart: p.start, producer: producer, stop: StopSignal(handleSignals: false)) { _ in }
         #expect(sent.delivered == events.count && sent.failed == 0)
@@ -62,8 +76,22 @@ import UndercurrentCLI
         while !consumerDone.load(ordering: .acquiring) && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
         #expect(consumerError.withLock { $0 } == nil)
         let summary = consumer.summary
+
+        // Where any loss happened: what the broker's logs hold against what was produced (a write the broker
+        // lost), and which offsets of those logs the consumer never applied (a fetch that skipped ahead).
+        let log = try readBack(kafka: kafka, topics: InputTopic.allCases.map(\.rawValue), partitions: 3)
+        let expected = Set(events.map { EventEncoder.encode($0) })
+        let logged = Set(log.values.flatMap { $0.values })
+        let stored = log.values.reduce(0) { $0 + $1.count }
+        #expect(logged == expected, "the broker holds \(stored) messages; \(expected.subtracting(logged).count) produced events are missing")
+        let seen = applied.offsets.withLock { $0 }
+        let skipped = log.flatMap { tp, messages in messages.keys.filter { !(seen[tp]?.contains($0) ?? false) }.map { "\(tp)@\($0)" } }.sorted()
+        #expect(skipped.isEmpty, "offsets on the broker the consumer never applied: \(skipped.prefix(20))")
+
         #expect(summary.accepted == events.count, "stalled partitions restarted: \(summary.stalledPartitionRestarts)")
-        #expect(summary.duplicates == 0 && summary.rejected == 0)
+        // A batch retried after the outage may be stored twice (the embedded broker does not deduplicate
+        // idempotent retries); each extra copy is recognised as a duplicate, never applied twice.
+        #expect(summary.duplicates == stored - events.count && summary.rejected == 0)
         let metrics = consumer.metrics
         #expect(metrics.totalLag == 0)
         #expect(metrics.kafkaClientErrors > 0, "the outage shows in the consumer's error count")
@@ -73,4 +101,40 @@ import UndercurrentCLI
         for e in events { _ = reference.apply(e, valueHash: ValueHash.of(EventEncoder.encode(e))) }
         #expect(got.tables() == MartSnapshot([reference]).tables())
     }
+}
+
+/// The offsets the consumer applied, by topic-partition.
+final class AppliedOffsets: ConsumerProbe, Sendable {
+    let offsets = Mutex<[TopicPartition: Set<Int64>]>([:])
+    func applied(_ message: KafkaMessage) {
+        offsets.withLock { _ = $0[TopicPartition(message.topic, message.partition), default: []].insert(message.offset) }
+    }
+    func checkpointed(seconds: Double) {}
+}
+
+/// Every message of these topics' partitions, read from the beginning to the high watermark with a consumer of
+/// its own (no group): value by offset, by topic-partition.
+func readBack(kafka: KafkaConfig, topics: [String], partitions: Int32) throws -> [TopicPartition: [Int64: [UInt8]]] {
+    var config = kafka
+    config["group.id"] = "read-back-\(UUID().uuidString)"
+    let reader = try KafkaConsumer(config: config, logger: quiet)
+    defer { reader.close() }
+    let tps = topics.flatMap { t in (0..<partitions).map { TopicPartition(t, $0) } }
+    var ends = reader.queryWatermarks(tps, timeout: .seconds(20))
+    for _ in 0..<3 where ends.count < tps.count { ends.merge(reader.queryWatermarks(tps, timeout: .seconds(20))) { a, _ in a } }
+    try reader.assign(Dictionary(uniqueKeysWithValues: tps.map { ($0, KafkaOffset.beginning) }))
+    var out: [TopicPartition: [Int64: [UInt8]]] = [:]
+    func done() -> Bool {
+        tps.allSatisfy { tp in
+            guard let high = ends[tp]?.high else { return false }
+            return (out[tp]?.keys.max()).map { $0 + 1 >= high } ?? (high <= 0)
+        }
+    }
+    let deadline = Date().addingTimeInterval(60)
+    while !done() && Date() < deadline {
+        for m in try reader.poll(maxMessages: 10_000, timeout: .milliseconds(200), includeHeaders: false) {
+            out[TopicPartition(m.topic, m.partition), default: [:]][m.offset] = Array(m.value)
+        }
+    }
+    return out
 }

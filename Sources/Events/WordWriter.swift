@@ -1,0 +1,338 @@
+/// The event encoder's fast path: an event's JSON written into a zero-filled region a word (eight bytes) at a
+/// time instead of a byte at a time, without unsafe pointers.
+///
+/// Writes may store up to `slack` bytes past the position they report; the region is sized for that, and
+/// the next write overwrites them. Names, punctuation and type names come from a table of prepared words
+/// (`Pieces`); strings are copied a word at a time while checked for the bytes JSON escapes; numbers and
+/// times are assembled in registers and stored as whole words. A string that needs an escape, or a time
+/// outside the years 0-9999, marks the output unusable (`Cursor.clean`), and the encoder writes that event
+/// again a byte at a time.
+enum WordWriter {
+    /// The most a write stores past the position it reports (a name written as three words).
+    static let slack = 24
+
+    /// Where the next byte goes, whether everything so far was written exactly, and the pieces' words.
+    struct Cursor {
+        var at: Int
+        var clean = true
+        let words: [UInt64]
+    }
+
+    /// Writes `event` at `start` in `m`, which has at least `bound(event)` bytes from `start`; returns the
+    /// position after it, or nil when the event needs the byte-at-a-time writer.
+    static func write(_ event: Event, to m: inout MutableRawSpan, at start: Int) -> Int? {
+        var c = Cursor(at: start, words: Pieces.shared.words)
+        name(.head, &m, &c)
+        string(event.eventID, &m, &c)
+        piece(Pieces.typeHead(event.type), &m, &c)
+        timestamp(event.occurredAt, &m, &c)
+        name(.customer, &m, &c)
+        string(event.customerID, &m, &c)
+        switch event.payload {
+        case let .customerSignedUp(plan, industry, size, country, channel):
+            field(.plan, plan.rawValue, &m, &c); field(.industry, industry, &m, &c); field(.companySize, size.rawValue, &m, &c)
+            field(.country, country, &m, &c); field(.channel, channel, &m, &c)
+        case let .subscriptionStarted(sub, plan, mrr):
+            field(.subscriptionID, sub, &m, &c); field(.plan, plan.rawValue, &m, &c); field(.mrrCents, mrr, &m, &c)
+        case let .subscriptionPlanChanged(sub, from, to, fromMrr, toMrr):
+            field(.subscriptionID, sub, &m, &c); field(.fromPlan, from.rawValue, &m, &c); field(.toPlan, to.rawValue, &m, &c)
+            field(.fromMrrCents, fromMrr, &m, &c); field(.toMrrCents, toMrr, &m, &c)
+        case let .subscriptionCanceled(sub, plan, mrr, cancellation):
+            field(.subscriptionID, sub, &m, &c); field(.plan, plan.rawValue, &m, &c); field(.mrrCents, mrr, &m, &c)
+            field(.cancellation, cancellation.rawValue, &m, &c)
+        case let .invoiceIssued(inv, sub, plan, amount, currency, periodStart, periodEnd):
+            field(.invoiceID, inv, &m, &c); field(.subscriptionID, sub, &m, &c); field(.plan, plan.rawValue, &m, &c)
+            field(.amountCents, amount, &m, &c); field(.currency, currency, &m, &c)
+            field(.periodStart, periodStart, &m, &c); field(.periodEnd, periodEnd, &m, &c)
+        case let .invoicePaid(inv, plan, amount, currency, attempts), let .invoiceUncollectible(inv, plan, amount, currency, attempts):
+            field(.invoiceID, inv, &m, &c); field(.plan, plan.rawValue, &m, &c); field(.amountCents, amount, &m, &c)
+            field(.currency, currency, &m, &c); field(.attempts, Int64(attempts), &m, &c)
+        case let .paymentSucceeded(pay, inv, plan, amount, currency, attempt):
+            field(.paymentID, pay, &m, &c); field(.invoiceID, inv, &m, &c); field(.plan, plan.rawValue, &m, &c)
+            field(.amountCents, amount, &m, &c); field(.currency, currency, &m, &c); field(.attempt, Int64(attempt), &m, &c)
+        case let .paymentFailed(pay, inv, plan, amount, currency, attempt, reason, next):
+            field(.paymentID, pay, &m, &c); field(.invoiceID, inv, &m, &c); field(.plan, plan.rawValue, &m, &c)
+            field(.amountCents, amount, &m, &c); field(.currency, currency, &m, &c); field(.attempt, Int64(attempt), &m, &c)
+            field(.failureReason, reason.rawValue, &m, &c); field(.declineType, reason.declineType.rawValue, &m, &c)
+            if let next {
+                name(.nextRetryAt, &m, &c)
+                store(&m, c.at, byte: 0x22)
+                c.at &+= 1
+                timestamp(next, &m, &c)
+                store(&m, c.at, byte: 0x22)
+                c.at &+= 1
+            } else {
+                name(.nextRetryNull, &m, &c)
+            }
+        case let .paymentMethodUpdated(method):
+            field(.paymentMethod, method.rawValue, &m, &c)
+        case let .featureUsed(feature, core, session):
+            field(.feature, feature, &m, &c)
+            name(core ? .coreTrue : .coreFalse, &m, &c)
+            field(.sessionID, session, &m, &c)
+        case let .cancelIntent(source):
+            field(.source, source.rawValue, &m, &c)
+        }
+        store(&m, c.at, byte: UInt8(ascii: "}"))
+        return c.clean ? c.at + 1 : nil
+    }
+
+    /// More than `write` can need for this event: its strings unescaped, the longest type's names,
+    /// punctuation, numbers and times, and the slack of the last store.
+    static func bound(_ event: Event) -> Int { EventEncoder.plainBound(event) + slack }
+
+    // MARK: Pieces
+
+    @inline(__always)
+    static func field(_ n: Pieces.Piece, _ value: String, _ m: inout MutableRawSpan, _ c: inout Cursor) {
+        name(n, &m, &c)
+        string(value, &m, &c)
+    }
+
+    @inline(__always)
+    static func field(_ n: Pieces.Piece, _ value: Int64, _ m: inout MutableRawSpan, _ c: inout Cursor) {
+        name(n, &m, &c)
+        number(value, &m, &c)
+    }
+
+    @inline(__always)
+    static func field(_ n: Pieces.Piece, _ value: Day, _ m: inout MutableRawSpan, _ c: inout Cursor) {
+        name(n, &m, &c)
+        day(value, &m, &c)
+    }
+
+    /// A piece of at most 24 bytes (`Pieces` checks): three word stores.
+    @inline(__always)
+    static func name(_ p: Pieces.Piece, _ m: inout MutableRawSpan, _ c: inout Cursor) {
+        let base = p.rawValue &* Pieces.stride
+        let n = Int(truncatingIfNeeded: c.words[base])
+        store3(&m, c.at, c.words[base &+ 1], c.words[base &+ 2], c.words[base &+ 3])
+        c.at &+= n
+    }
+
+    /// Any piece (a type's head): as many word stores as it needs.
+    @inline(__always)
+    static func piece(_ index: Int, _ m: inout MutableRawSpan, _ c: inout Cursor) {
+        let base = index &* Pieces.stride
+        let n = Int(truncatingIfNeeded: c.words[base])
+        var k = 0
+        while k < n {
+            store(&m, c.at &+ k, c.words[base &+ 1 &+ k &>> 3])
+            k &+= 8
+        }
+        c.at &+= n
+    }
+
+    // MARK: Values
+
+    /// Eight bytes at `i`, little-endian: one bounds check and one store.
+    @inline(__always)
+    static func store(_ m: inout MutableRawSpan, _ i: Int, _ w: UInt64) {
+        m.storeBytes(of: w.littleEndian, toByteOffset: i, as: UInt64.self)
+    }
+
+    @inline(__always)
+    static func store(_ m: inout MutableRawSpan, _ i: Int, byte: UInt8) {
+        m.storeBytes(of: byte, toByteOffset: i, as: UInt8.self)
+    }
+
+    /// Twenty-four bytes at `i`: three words.
+    @inline(__always)
+    static func store3(_ m: inout MutableRawSpan, _ i: Int, _ a: UInt64, _ b: UInt64, _ c: UInt64) {
+        store(&m, i, a)
+        store(&m, i + 8, b)
+        store(&m, i + 16, c)
+    }
+
+    /// `"value"`, copied a word at a time and checked for a byte that needs escaping.
+    @inline(__always)
+    static func string(_ s: String, _ m: inout MutableRawSpan, _ c: inout Cursor) {
+        let bytes = s.utf8.span
+        let n = bytes.count
+        store(&m, c.at, byte: 0x22)
+        var k = 0
+        var stops: UInt64 = 0
+        while k < n {
+            let w = ByteWords.loadWordOrTail(bytes, k)
+            // Bytes past the end load as zero and flag as control characters; a flag is exact at the lowest
+            // match and only spreads upwards, so masking off those past the end leaves only real ones.
+            let valid = n &- k >= 8 ? ~UInt64(0) : (UInt64(1) &<< UInt64(8 &* (n &- k))) &- 1
+            stops |= (ByteWords.bytesEqual(w, 0x22) | ByteWords.bytesEqual(w, 0x5C) | ByteWords.bytesBelow(w, 0x20)) & valid
+            store(&m, c.at &+ 1 &+ k, w)
+            k &+= 8
+        }
+        store(&m, c.at &+ 1 &+ n, byte: 0x22)
+        c.at &+= n &+ 2
+        if stops != 0 { c.clean = false }
+    }
+
+    /// A decimal integer: up to eight digits assembled in one word, longer ones a byte at a time.
+    @inline(__always)
+    static func number(_ v: Int64, _ m: inout MutableRawSpan, _ c: inout Cursor) {
+        if v >= 0 && v < 100_000_000 {
+            var x = UInt64(v), w: UInt64 = 0, n = 0
+            repeat {
+                // Each digit found goes below the ones after it: the most significant ends in the lowest
+                // byte, the first one written.
+                w = w &<< 8 | (0x30 &+ x % 10)
+                x /= 10
+                n &+= 1
+            } while x > 0
+            store(&m, c.at, w)
+            c.at &+= n
+            return
+        }
+        if v < 0 {
+            store(&m, c.at, byte: UInt8(ascii: "-"))
+            c.at &+= 1
+        }
+        var x = v.magnitude, div: UInt64 = 1
+        while div <= x / 10 { div *= 10 }
+        while div > 0 {
+            store(&m, c.at, byte: UInt8(truncatingIfNeeded: 0x30 + x / div))
+            c.at &+= 1
+            x %= div
+            div /= 10
+        }
+    }
+
+    /// Two ASCII digits of `v` (0-99) in the low two bytes, tens first.
+    @inline(__always)
+    static func twoDigits(_ v: Int64) -> UInt64 {
+        let x = UInt64(truncatingIfNeeded: v)
+        let t = x / 10
+        return (0x30 &+ t) | (0x30 &+ x &- 10 &* t) &<< 8
+    }
+
+    /// `YYYY-MM-` as one word, for a year in 0-9999 (else the cursor is marked unusable).
+    @inline(__always)
+    static func yearMonth(_ y: Int64, _ month: Int64, _ c: inout Cursor) -> UInt64 {
+        if y < 0 || y > 9999 { c.clean = false }
+        return twoDigits(y / 100 % 100) | twoDigits(y % 100) &<< 16 | 0x2D &<< 32 | twoDigits(month) &<< 40 | 0x2D &<< 56
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`: three words.
+    @inline(__always)
+    static func timestamp(_ t: Timestamp, _ m: inout MutableRawSpan, _ c: inout Cursor) {
+        let days = floorDiv(t.ms, Timestamp.millisecondsPerDay)
+        let rem = t.ms &- days &* Timestamp.millisecondsPerDay
+        let (y, month, d) = CivilDate.fromDays(days)
+        let w0 = yearMonth(y, month, &c)
+        let milli = rem % 1000, seconds = rem / 1000
+        let w1 = twoDigits(d) | 0x54 &<< 16 | twoDigits(seconds / 3600) &<< 24 | 0x3A &<< 40 | twoDigits(seconds / 60 % 60) &<< 48
+        let hundreds = UInt64(truncatingIfNeeded: milli / 100)
+        let w2 = 0x3A | twoDigits(seconds % 60) &<< 8 | 0x2E &<< 24 | (0x30 &+ hundreds) &<< 32
+            | twoDigits(milli % 100) &<< 40 | 0x5A &<< 56
+        store3(&m, c.at, w0, w1, w2)
+        c.at &+= 24
+    }
+
+    /// `"YYYY-MM-DD"`.
+    @inline(__always)
+    static func day(_ value: Day, _ m: inout MutableRawSpan, _ c: inout Cursor) {
+        let (y, month, d) = CivilDate.fromDays(value.days)
+        let w0 = yearMonth(y, month, &c)
+        store3(&m, c.at, 0x22 | w0 &<< 8, w0 &>> 56 | twoDigits(d) &<< 8 | 0x22 &<< 24, 0)
+        c.at &+= 12
+    }
+}
+
+/// The fixed pieces of the encoder's JSON, each kept as the words that write it.
+struct Pieces: Sendable {
+    enum Piece: Int, CaseIterable {
+        case head, customer, nextRetryAt, nextRetryNull, coreTrue, coreFalse
+        case plan, industry, companySize, country, channel, subscriptionID, mrrCents, fromPlan, toPlan, fromMrrCents
+        case toMrrCents, cancellation, invoiceID, amountCents, currency, periodStart, periodEnd, attempts, paymentID
+        case attempt, failureReason, declineType, paymentMethod, feature, sessionID, source
+        /// The first of `EventType.allCases.count` pieces `,"type":"<type>","occurred_at":"`, in that order.
+        case typeHeads
+
+        var text: String {
+            switch self {
+            case .head: "{\"schema\":1,\"event_id\":"
+            case .customer: "\",\"customer_id\":"
+            case .nextRetryAt: ",\"next_retry_at\":"
+            case .nextRetryNull: ",\"next_retry_at\":null"
+            case .coreTrue: ",\"core_value\":true"
+            case .coreFalse: ",\"core_value\":false"
+            case .plan: ",\"plan\":"
+            case .industry: ",\"industry\":"
+            case .companySize: ",\"company_size\":"
+            case .country: ",\"country\":"
+            case .channel: ",\"channel\":"
+            case .subscriptionID: ",\"subscription_id\":"
+            case .mrrCents: ",\"mrr_cents\":"
+            case .fromPlan: ",\"from_plan\":"
+            case .toPlan: ",\"to_plan\":"
+            case .fromMrrCents: ",\"from_mrr_cents\":"
+            case .toMrrCents: ",\"to_mrr_cents\":"
+            case .cancellation: ",\"cancellation\":"
+            case .invoiceID: ",\"invoice_id\":"
+            case .amountCents: ",\"amount_cents\":"
+            case .currency: ",\"currency\":"
+            case .periodStart: ",\"period_start\":"
+            case .periodEnd: ",\"period_end\":"
+            case .attempts: ",\"attempts\":"
+            case .paymentID: ",\"payment_id\":"
+            case .attempt: ",\"attempt\":"
+            case .failureReason: ",\"failure_reason\":"
+            case .declineType: ",\"decline_type\":"
+            case .paymentMethod: ",\"payment_method\":"
+            case .feature: ",\"feature\":"
+            case .sessionID: ",\"session_id\":"
+            case .source: ",\"source\":"
+            case .typeHeads: ""
+            }
+        }
+    }
+
+    /// Per piece: its byte count, then seven words (56 bytes at most).
+    static let stride = 8
+    let words: [UInt64]
+
+    static let shared = Pieces()
+
+    init() {
+        let named = Piece.allCases.filter { $0 != .typeHeads }
+        // `WordWriter.name` writes these as three words.
+        for p in named {
+            precondition(p.text.utf8.count <= 24, "piece longer than three words: \(p.text)")
+        }
+        let texts = named.map(\.text) + EventType.allCases.map { ",\"type\":\"\($0.rawValue)\",\"occurred_at\":\"" }
+        var words: [UInt64] = []
+        for text in texts {
+            let bytes = Array(text.utf8)
+            precondition(bytes.count <= (Self.stride - 1) * 8, "piece too long: \(text)")
+            words.append(UInt64(bytes.count))
+            for i in 0..<(Self.stride - 1) {
+                var w: UInt64 = 0
+                for (k, b) in bytes.dropFirst(8 * i).prefix(8).enumerated() { w |= UInt64(b) << UInt64(8 * k) }
+                words.append(w)
+            }
+        }
+        self.words = words
+    }
+
+    /// The index of the piece `,"type":"<type>","occurred_at":"`.
+    static func typeHead(_ type: EventType) -> Int { Piece.typeHeads.rawValue + type.ordinal }
+}
+
+extension EventType {
+    /// The position in `allCases`.
+    var ordinal: Int {
+        switch self {
+        case .customerSignedUp: 0
+        case .subscriptionStarted: 1
+        case .subscriptionPlanChanged: 2
+        case .subscriptionCanceled: 3
+        case .invoiceIssued: 4
+        case .invoicePaid: 5
+        case .invoiceUncollectible: 6
+        case .paymentSucceeded: 7
+        case .paymentFailed: 8
+        case .paymentMethodUpdated: 9
+        case .featureUsed: 10
+        case .cancelIntent: 11
+        }
+    }
+}
