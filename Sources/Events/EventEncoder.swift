@@ -13,16 +13,13 @@ public enum EventEncoder {
 
     /// Appends the event's JSON to `out` (reuse one buffer to avoid allocations).
     ///
-    /// The bytes are written into the array's spare capacity through an `OutputSpan`: one capacity
-    /// reservation per event (a bound computed from its strings' lengths) instead of a capacity and
-    /// uniqueness check per byte.
-    ///
-    /// Most events take the word-at-a-time path (`WordWriter`); one with a string that needs escaping is
-    /// written again a byte at a time.
+    /// Most events are written a word at a time (`WordWriter`) into a fixed region of the array's spare
+    /// capacity, which is then cut to the bytes written. An event the word writer declines (a string that
+    /// needs escaping, strings too long for the region, a year outside 0-9999) is written a byte at a time.
     public static func encode(_ event: Event, into out: inout [UInt8]) {
+        // The region is appended outside the word writer's call: a closure that captured `event` copied it.
         let start = out.count
-        let bound = WordWriter.bound(event)
-        out.append(addingCapacity: bound) { $0.append(repeating: 0, count: bound) }
+        out.append(addingCapacity: WordWriter.region) { $0.append(repeating: 0, count: WordWriter.region) }
         var span = out.mutableSpan
         // `@unsafe` only because some element types have invalid bit patterns; every byte is a valid UInt8.
         var region = unsafe span.mutableBytes
@@ -32,16 +29,20 @@ public enum EventEncoder {
     }
 
     /// The byte-at-a-time writer, which escapes strings (and checks the word writer in tests).
+    ///
+    /// The bytes are written into the array's spare capacity through an `OutputSpan`: one capacity
+    /// reservation per event (a bound computed from its strings' lengths) instead of a capacity and
+    /// uniqueness check per byte.
     static func encodeByteByByte(_ event: Event, into out: inout [UInt8]) {
         out.append(addingCapacity: capacityBound(event)) { o in write(event, to: &o) }
     }
 
     /// More than the event's JSON can take: every string escaped at the worst (6 bytes a byte) and
     /// room for all names, punctuation, numbers (20 characters each) and timestamps of the longest type.
-    static func capacityBound(_ event: Event) -> Int { 640 + 6 * stringBytes(event) }
+    static func capacityBound(_ event: Event) -> Int { fixedBytes + 6 * stringBytes(event) }
 
-    /// The same without escapes: more than the event's JSON takes when no string needs one.
-    static func plainBound(_ event: Event) -> Int { 640 + stringBytes(event) }
+    /// More than everything but the strings can take in the longest type.
+    static let fixedBytes = 640
 
     /// The bytes of the event's strings.
     static func stringBytes(_ event: Event) -> Int {

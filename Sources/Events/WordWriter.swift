@@ -1,27 +1,34 @@
 /// The event encoder's fast path: an event's JSON written into a zero-filled region a word (eight bytes) at a
 /// time instead of a byte at a time, without unsafe pointers.
 ///
-/// Writes may store up to `slack` bytes past the position they report; the region is sized for that, and
+/// Writes may store up to `slack` bytes past the position they report; the region has room for that, and
 /// the next write overwrites them. Names, punctuation and type names come from a table of prepared words
 /// (`Pieces`); strings are copied a word at a time while checked for the bytes JSON escapes; numbers and
-/// times are assembled in registers and stored as whole words. A string that needs an escape, or a time
-/// outside the years 0-9999, marks the output unusable (`Cursor.clean`), and the encoder writes that event
-/// again a byte at a time.
+/// times are assembled in registers and stored as whole words. A string that needs an escape, strings longer
+/// than the region has room for, or a time outside the years 0-9999 mark the output unusable
+/// (`Cursor.clean`), and the encoder writes that event again a byte at a time.
 enum WordWriter {
     /// The most a write stores past the position it reports (a name written as three words).
     static let slack = 24
 
-    /// Where the next byte goes, whether everything so far was written exactly, and the pieces' words.
+    /// The region an event is written in: room for everything but its strings in the longest type
+    /// (`EventEncoder.fixedBytes`), the last store's slack, and 360 bytes of strings (an event with more is
+    /// declined).
+    static let region = 1024
+
+    /// Where the next byte goes, whether everything so far was written exactly, the string bytes the region
+    /// still has room for, and the pieces' words.
     struct Cursor {
         var at: Int
         var clean = true
+        var stringRoom: Int
         let words: [UInt64]
     }
 
-    /// Writes `event` at `start` in `m`, which has at least `bound(event)` bytes from `start`; returns the
+    /// Writes `event` at `start` in `m`, which has at least `region` bytes from `start`; returns the
     /// position after it, or nil when the event needs the byte-at-a-time writer.
     static func write(_ event: Event, to m: inout MutableRawSpan, at start: Int) -> Int? {
-        var c = Cursor(at: start, words: Pieces.shared.words)
+        var c = Cursor(at: start, stringRoom: region - EventEncoder.fixedBytes - slack, words: Pieces.shared.words)
         name(.head, &m, &c)
         string(event.eventID, &m, &c)
         piece(Pieces.typeHead(event.type), &m, &c)
@@ -30,30 +37,30 @@ enum WordWriter {
         string(event.customerID, &m, &c)
         switch event.payload {
         case let .customerSignedUp(plan, industry, size, country, channel):
-            field(.plan, plan.rawValue, &m, &c); field(.industry, industry, &m, &c); field(.companySize, size.rawValue, &m, &c)
+            field(.plan, enumeration: plan.rawValue, &m, &c); field(.industry, industry, &m, &c); field(.companySize, enumeration: size.rawValue, &m, &c)
             field(.country, country, &m, &c); field(.channel, channel, &m, &c)
         case let .subscriptionStarted(sub, plan, mrr):
-            field(.subscriptionID, sub, &m, &c); field(.plan, plan.rawValue, &m, &c); field(.mrrCents, mrr, &m, &c)
+            field(.subscriptionID, sub, &m, &c); field(.plan, enumeration: plan.rawValue, &m, &c); field(.mrrCents, mrr, &m, &c)
         case let .subscriptionPlanChanged(sub, from, to, fromMrr, toMrr):
-            field(.subscriptionID, sub, &m, &c); field(.fromPlan, from.rawValue, &m, &c); field(.toPlan, to.rawValue, &m, &c)
+            field(.subscriptionID, sub, &m, &c); field(.fromPlan, enumeration: from.rawValue, &m, &c); field(.toPlan, enumeration: to.rawValue, &m, &c)
             field(.fromMrrCents, fromMrr, &m, &c); field(.toMrrCents, toMrr, &m, &c)
         case let .subscriptionCanceled(sub, plan, mrr, cancellation):
-            field(.subscriptionID, sub, &m, &c); field(.plan, plan.rawValue, &m, &c); field(.mrrCents, mrr, &m, &c)
-            field(.cancellation, cancellation.rawValue, &m, &c)
+            field(.subscriptionID, sub, &m, &c); field(.plan, enumeration: plan.rawValue, &m, &c); field(.mrrCents, mrr, &m, &c)
+            field(.cancellation, enumeration: cancellation.rawValue, &m, &c)
         case let .invoiceIssued(inv, sub, plan, amount, currency, periodStart, periodEnd):
-            field(.invoiceID, inv, &m, &c); field(.subscriptionID, sub, &m, &c); field(.plan, plan.rawValue, &m, &c)
+            field(.invoiceID, inv, &m, &c); field(.subscriptionID, sub, &m, &c); field(.plan, enumeration: plan.rawValue, &m, &c)
             field(.amountCents, amount, &m, &c); field(.currency, currency, &m, &c)
             field(.periodStart, periodStart, &m, &c); field(.periodEnd, periodEnd, &m, &c)
         case let .invoicePaid(inv, plan, amount, currency, attempts), let .invoiceUncollectible(inv, plan, amount, currency, attempts):
-            field(.invoiceID, inv, &m, &c); field(.plan, plan.rawValue, &m, &c); field(.amountCents, amount, &m, &c)
+            field(.invoiceID, inv, &m, &c); field(.plan, enumeration: plan.rawValue, &m, &c); field(.amountCents, amount, &m, &c)
             field(.currency, currency, &m, &c); field(.attempts, Int64(attempts), &m, &c)
         case let .paymentSucceeded(pay, inv, plan, amount, currency, attempt):
-            field(.paymentID, pay, &m, &c); field(.invoiceID, inv, &m, &c); field(.plan, plan.rawValue, &m, &c)
+            field(.paymentID, pay, &m, &c); field(.invoiceID, inv, &m, &c); field(.plan, enumeration: plan.rawValue, &m, &c)
             field(.amountCents, amount, &m, &c); field(.currency, currency, &m, &c); field(.attempt, Int64(attempt), &m, &c)
         case let .paymentFailed(pay, inv, plan, amount, currency, attempt, reason, next):
-            field(.paymentID, pay, &m, &c); field(.invoiceID, inv, &m, &c); field(.plan, plan.rawValue, &m, &c)
+            field(.paymentID, pay, &m, &c); field(.invoiceID, inv, &m, &c); field(.plan, enumeration: plan.rawValue, &m, &c)
             field(.amountCents, amount, &m, &c); field(.currency, currency, &m, &c); field(.attempt, Int64(attempt), &m, &c)
-            field(.failureReason, reason.rawValue, &m, &c); field(.declineType, reason.declineType.rawValue, &m, &c)
+            field(.failureReason, enumeration: reason.rawValue, &m, &c); field(.declineType, enumeration: reason.declineType.rawValue, &m, &c)
             if let next {
                 name(.nextRetryAt, &m, &c)
                 store(&m, c.at, byte: 0x22)
@@ -65,27 +72,31 @@ enum WordWriter {
                 name(.nextRetryNull, &m, &c)
             }
         case let .paymentMethodUpdated(method):
-            field(.paymentMethod, method.rawValue, &m, &c)
+            field(.paymentMethod, enumeration: method.rawValue, &m, &c)
         case let .featureUsed(feature, core, session):
             field(.feature, feature, &m, &c)
             name(core ? .coreTrue : .coreFalse, &m, &c)
             field(.sessionID, session, &m, &c)
         case let .cancelIntent(source):
-            field(.source, source.rawValue, &m, &c)
+            field(.source, enumeration: source.rawValue, &m, &c)
         }
         store(&m, c.at, byte: UInt8(ascii: "}"))
         return c.clean ? c.at + 1 : nil
     }
-
-    /// More than `write` can need for this event: its strings unescaped, the longest type's names,
-    /// punctuation, numbers and times, and the slack of the last store.
-    static func bound(_ event: Event) -> Int { EventEncoder.plainBound(event) + slack }
 
     // MARK: Pieces
 
     @inline(__always)
     static func field(_ n: Pieces.Piece, _ value: String, _ m: inout MutableRawSpan, _ c: inout Cursor) {
         name(n, &m, &c)
+        string(value, &m, &c)
+    }
+
+    /// An enumeration's name: part of the fixed bytes, not of the room for strings.
+    @inline(__always)
+    static func field(_ n: Pieces.Piece, enumeration value: String, _ m: inout MutableRawSpan, _ c: inout Cursor) {
+        name(n, &m, &c)
+        c.stringRoom &+= value.utf8.count
         string(value, &m, &c)
     }
 
@@ -149,6 +160,11 @@ enum WordWriter {
     static func string(_ s: String, _ m: inout MutableRawSpan, _ c: inout Cursor) {
         let bytes = s.utf8.span
         let n = bytes.count
+        c.stringRoom &-= n
+        if c.stringRoom < 0 {
+            c.clean = false
+            return
+        }
         store(&m, c.at, byte: 0x22)
         var k = 0
         var stops: UInt64 = 0

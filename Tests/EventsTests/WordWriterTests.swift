@@ -6,7 +6,7 @@ import Testing
 @Suite struct WordWriterTests {
     /// The word writer's output alone, or nil where it declines.
     static func fast(_ e: Event, at start: Int = 0) -> [UInt8]? {
-        var out = [UInt8](repeating: 0xEE, count: start + WordWriter.bound(e))
+        var out = [UInt8](repeating: 0xEE, count: start + WordWriter.region)
         var span = out.mutableSpan
         var raw = unsafe span.mutableBytes
         guard let end = WordWriter.write(e, to: &raw, at: start) else { return nil }
@@ -130,13 +130,14 @@ import Testing
         }
     }
 
-    @Test func theBoundHoldsTheLongestEventOfEachType() {
-        // Every string 40 bytes, every number 20 characters, both times present: the longest of each type.
+    /// The longest event of each type (every number 20 characters, both times present, strings filling the
+    /// region's room for them) is written; one more string byte and it is declined, and still encoded right.
+    @Test func theRegionHoldsTheLongestEventOfEachTypeAndDeclinesLonger() {
         let s = String(repeating: "x", count: 40)
         let far = Timestamp(ms: 253_402_300_799_999)
-        let events: [Event] = samples.map { e in
-            var e = e
-            e.eventID = s
+        let room = WordWriter.region - EventEncoder.fixedBytes - WordWriter.slack
+        for sample in samples {
+            var e = sample
             e.customerID = s
             e.occurredAt = far
             switch e.payload {
@@ -155,12 +156,14 @@ import Testing
                 e.payload = .featureUsed(feature: s, coreValue: core, sessionID: s)
             default: break
             }
-            return e
-        }
-        for e in events {
+            e.eventID = ""
+            e.eventID = String(repeating: "y", count: room - EventEncoder.stringBytes(e))
             let bytes = Self.slow(e)
-            #expect(bytes.count + WordWriter.slack <= WordWriter.bound(e))
-            #expect(Self.fast(e) == bytes)
+            #expect(Self.fast(e) == bytes, "\(e.type)")
+            #expect(bytes.count + WordWriter.slack <= WordWriter.region)
+            e.eventID += "y"
+            #expect(Self.fast(e) == nil, "\(e.type)")
+            #expect(EventEncoder.encode(e) == Self.slow(e))
         }
     }
 }
