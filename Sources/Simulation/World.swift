@@ -65,17 +65,23 @@ public struct World: Sequence, IteratorProtocol {
         }
     }
 
+    /// Moves the entry at `start` down to its place: children move up into the hole it leaves, and it is
+    /// written once, where it stops. (Keys are unique, since slots are, so the order entries leave the heap
+    /// in is the order of their keys, whatever the heap's shape.)
     private mutating func siftDown(_ start: Int) {
+        var s = heap.mutableSpan
+        let n = s.count
         var i = start
-        let n = heap.count
+        let x = s[i]
         while true {
-            let l = 2 * i + 1, r = l + 1
-            var m = i
-            if l < n && Self.less(heap[l], heap[m]) { m = l }
-            if r < n && Self.less(heap[r], heap[m]) { m = r }
-            if m == i { return }
-            heap.swapAt(i, m)
+            let l = 2 &* i &+ 1
+            if l >= n { break }
+            var m = l
+            if l &+ 1 < n && Self.less(s[l &+ 1], s[l]) { m = l &+ 1 }
+            guard Self.less(s[m], x) else { break }
+            s[i] = s[m]
             i = m
         }
+        s[i] = x
     }
 }
