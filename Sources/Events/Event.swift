@@ -26,6 +26,35 @@ public enum EventType: String, Sendable, CaseIterable, Hashable {
 /// The three input topics (default names).
 public enum InputTopic: String, Sendable, CaseIterable, Hashable {
     case billing, payments, engagement
+
+    /// The position in `allCases` (for tables indexed by topic, without hashing).
+    public var ordinal: Int {
+        switch self {
+        case .billing: 0
+        case .payments: 1
+        case .engagement: 2
+        }
+    }
+}
+
+extension EventType {
+    /// The position in `allCases` (for tables indexed by type, without hashing).
+    public var ordinal: Int {
+        switch self {
+        case .customerSignedUp: 0
+        case .subscriptionStarted: 1
+        case .subscriptionPlanChanged: 2
+        case .subscriptionCanceled: 3
+        case .invoiceIssued: 4
+        case .invoicePaid: 5
+        case .invoiceUncollectible: 6
+        case .paymentSucceeded: 7
+        case .paymentFailed: 8
+        case .paymentMethodUpdated: 9
+        case .featureUsed: 10
+        case .cancelIntent: 11
+        }
+    }
 }
 
 /// One accepted event: the envelope plus its type's fields.

@@ -332,23 +332,3 @@ struct Pieces: Sendable {
     /// The index of the piece `,"type":"<type>","occurred_at":"`.
     static func typeHead(_ type: EventType) -> Int { Piece.typeHeads.rawValue + type.ordinal }
 }
-
-extension EventType {
-    /// The position in `allCases`.
-    var ordinal: Int {
-        switch self {
-        case .customerSignedUp: 0
-        case .subscriptionStarted: 1
-        case .subscriptionPlanChanged: 2
-        case .subscriptionCanceled: 3
-        case .invoiceIssued: 4
-        case .invoicePaid: 5
-        case .invoiceUncollectible: 6
-        case .paymentSucceeded: 7
-        case .paymentFailed: 8
-        case .paymentMethodUpdated: 9
-        case .featureUsed: 10
-        case .cancelIntent: 11
-        }
-    }
-}

@@ -212,8 +212,8 @@ final class EncodedStream: @unchecked Sendable {
 
     init(world: World, topics: Set<InputTopic>, stop: StopSignal, batchSize: Int = 2048) {
         let owned = Owned(world)
-        let topicIndex = Dictionary(uniqueKeysWithValues: Self.topics.enumerated().map { ($1, $0) })
-        let typeIndex = Dictionary(uniqueKeysWithValues: Self.types.enumerated().map { ($1, $0) })
+        // By topic position (`Self.topics` is `allCases`): whether it is produced. No hashing per event.
+        let wanted = Self.topics.map { topics.contains($0) }
         let thread = Thread { [self] in
             var batch = PackedMessages()
             func flush() -> Bool {
@@ -227,8 +227,9 @@ final class EncodedStream: @unchecked Sendable {
                 return true
             }
             while !stop.isStopped, let event = owned.world.next() {
-                guard topics.contains(event.topic) else { continue }
-                batch.append(topic: topicIndex[event.topic]!, headers: typeIndex[event.type]!, key: event.customerID,
+                let topic = event.topic.ordinal
+                guard wanted[topic] else { continue }
+                batch.append(topic: topic, headers: event.type.ordinal, key: event.customerID,
                              timestampMs: event.occurredAt.ms) { EventEncoder.encode(event, into: &$0) }
                 if batch.count == batchSize {
                     guard flush() else { break }

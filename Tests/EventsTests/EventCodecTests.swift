@@ -82,6 +82,11 @@ let samples: [Event] = [
         #expect(try EventDecoder.decode(bytes, topic: .engagement).get() == event)
     }
 
+    @Test func ordinalsArePositionsInAllCases() {
+        #expect(EventType.allCases.map(\.ordinal) == Array(EventType.allCases.indices))
+        #expect(InputTopic.allCases.map(\.ordinal) == Array(InputTopic.allCases.indices))
+    }
+
     @Test func staticWireNamesAreTheRawValues() {
         for t in EventType.allCases { #expect(t.wireName.description == t.rawValue) }
         for p in Plan.allCases { #expect(p.wireName.description == p.rawValue) }
