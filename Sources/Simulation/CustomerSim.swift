@@ -8,7 +8,10 @@ struct CustomerSim {
     let index: Int
     let id: String
     /// `id:`, the prefix of every event id.
-    private let eventIDPrefix: IDText
+    /// The id of the next event: `cus_000042:` and the sequence number, counted up with `seq`.
+    private var eventID: IDText
+    /// Where the sequence number's digits start in `eventID`.
+    private let eventIDDigits: Int
     var rng: Xoshiro
     private let model: Model
     private var seq = 0
@@ -76,7 +79,9 @@ struct CustomerSim {
         self.id = "cus_" + String(repeating: "0", count: max(0, 6 - padded.count)) + padded
         var prefix = IDText(id)
         prefix.append(ascii: ":")
-        self.eventIDPrefix = prefix
+        self.eventIDDigits = prefix.count
+        prefix.append(0)
+        self.eventID = prefix
         var rng = Xoshiro(seed: model.seed ^ (UInt64(index) &* 0x9E37_79B9_7F4A_7C15))
         let cfg = model.config
         self.signupAt = model.signupTime(&rng)
@@ -152,8 +157,6 @@ struct CustomerSim {
 
     private mutating func emit(_ at: Timestamp, _ payload: Event.Payload) {
         guard at < model.end else { return }
-        var eventID = eventIDPrefix
-        eventID.append(seq)
         let event = Event(eventID: eventID.string, occurredAt: at, customerID: id, payload: payload)
         // Insert keeping (time, seq) descending.
         var i = pending.count
@@ -165,6 +168,7 @@ struct CustomerSim {
             pending.insert(entry, at: i)
         }
         seq += 1
+        eventID.incrementNumber(digitsFrom: eventIDDigits)
     }
 
     /// `prefix` (at most 4 bytes) and the numbers joined by `_`: `ids("in_", 42, 1, 3)` is `in_42_1_3`.

@@ -6,7 +6,7 @@
 /// number, or a 4-byte prefix and three numbers with their separators (an `Int` has at most 19 digits).
 struct IDText {
     private var bytes = InlineArray<64, UInt8>(repeating: 0)
-    private var count = 0
+    private(set) var count = 0
     /// Whether every byte appended so far is ASCII (numbers always are; the strings, prefixes, nearly always).
     private var isASCII = true
 
@@ -47,6 +47,24 @@ struct IDText {
             bytes[k] = UInt8(truncatingIfNeeded: 0x30 &+ x % 10)
             x /= 10
         } while x > 0
+    }
+
+    /// Adds one to the decimal number that ends the text, whose digits start at `start`: the digits are
+    /// counted up in place, as an odometer does, with no division (an event id's sequence number).
+    mutating func incrementNumber(digitsFrom start: Int) {
+        var k = count - 1
+        while k >= start && bytes[k] == 0x39 {
+            bytes[k] = 0x30
+            k -= 1
+        }
+        if k >= start {
+            bytes[k] &+= 1
+            return
+        }
+        // All nines, now all zeros: one digit more.
+        bytes[start] = 0x31
+        bytes[count] = 0x30
+        count += 1
     }
 
     var string: String {

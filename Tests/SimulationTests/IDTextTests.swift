@@ -21,6 +21,21 @@ import Testing
         #expect(big.string == String(Int.max))
     }
 
+    /// Counting up in place gives the number's decimal text at every step, across every carry.
+    @Test func countingUpWritesEveryNumber() {
+        var t = IDText("cus_000042:")
+        let start = t.count
+        t.append(0)
+        for n in 1...120_000 {
+            t.incrementNumber(digitsFrom: start)
+            #expect(t.string == "cus_000042:\(n)")
+        }
+        var nines = IDText("x")
+        nines.append(99_999_999)
+        nines.incrementNumber(digitsFrom: 1)
+        #expect(nines.string == "x100000000")
+    }
+
     /// A prefix with non-ASCII bytes (a configured one could have them) is kept as it is written, before and
     /// after numbers, as is an ASCII one; the result is a valid string either way.
     @Test func textWithNonASCIIBytesIsKeptWhole() {
