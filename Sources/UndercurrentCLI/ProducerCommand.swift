@@ -48,11 +48,12 @@ public struct ProducerRun {
         var sent = 0
         var value = [UInt8]()
         var rateDue = started
-        let names = Dictionary(uniqueKeysWithValues: InputTopic.allCases.map { ($0, topicNames[$0] ?? $0.rawValue) })
+        // By topic and type position (`ordinal`): no hashing per event.
+        let names = InputTopic.allCases.map { topicNames[$0] ?? $0.rawValue }
+        let wanted = InputTopic.allCases.map { topics.contains($0) }
         let schemaHeader = KafkaHeader("schema", "1")
         // Each type's two headers as one shared array: no array built per message.
-        var typeHeaders: [EventType: [KafkaHeader]] = [:]
-        for t in EventType.allCases { typeHeaders[t] = [KafkaHeader("event-type", t.rawValue), schemaHeader] }
+        let typeHeaders = EventType.allCases.map { [KafkaHeader("event-type", $0.rawValue), schemaHeader] }
         var simulated = simulationStart
         /// A progress line at most once a second.
         func progress() {
@@ -66,8 +67,8 @@ public struct ProducerRun {
         }
         if pacing == .backfill {
             // As fast as possible: simulate and encode on a thread of their own, send on this one.
-            let topicList = EncodedStream.topics.map { names[$0]! }
-            let headerSets = EncodedStream.types.map { typeHeaders[$0]! }
+            let topicList = EncodedStream.topics.map { names[$0.ordinal] }
+            let headerSets = EncodedStream.types.map { typeHeaders[$0.ordinal] }
             let source = EncodedStream(world: world, topics: topics, stop: stop)
             defer { source.cancel() }
             while var batch = source.next() {
@@ -79,7 +80,7 @@ public struct ProducerRun {
             }
         }
         while pacing != .backfill, !stop.isStopped, let event = world.next() {
-            guard topics.contains(event.topic) else { continue }
+            guard wanted[event.topic.ordinal] else { continue }
             simulated = event.occurredAt
             switch pacing {
             case .backfill: break
@@ -96,8 +97,8 @@ public struct ProducerRun {
             }
             value.removeAll(keepingCapacity: true)
             EventEncoder.encode(event, into: &value)
-            try producer.send(ProducerMessage(topic: names[event.topic]!, key: Array(event.customerID.utf8), value: value,
-                                              headers: typeHeaders[event.type]!, timestampMs: event.occurredAt.ms))
+            try producer.send(ProducerMessage(topic: names[event.topic.ordinal], key: Array(event.customerID.utf8), value: value,
+                                              headers: typeHeaders[event.type.ordinal], timestampMs: event.occurredAt.ms))
             sent += 1
             if sent & 1023 == 0 { progress() }
         }
