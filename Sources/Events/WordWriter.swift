@@ -86,30 +86,18 @@ enum WordWriter {
 
     // MARK: Pieces
 
+    /// `,"name":` and the value.
     @inline(__always)
-    static func field(_ n: Pieces.Piece, _ value: String, _ m: inout MutableRawSpan, _ c: inout Cursor) {
+    static func field<V: WordWritable>(_ n: Pieces.Piece, _ value: V, _ m: inout MutableRawSpan, _ c: inout Cursor) {
         name(n, &m, &c)
-        string(value, &m, &c)
+        value.write(to: &m, &c)
     }
 
     /// An enumeration's name: part of the fixed bytes, not of the room for strings.
     @inline(__always)
     static func field(_ n: Pieces.Piece, enumeration value: String, _ m: inout MutableRawSpan, _ c: inout Cursor) {
-        name(n, &m, &c)
         c.stringRoom &+= value.utf8.count
-        string(value, &m, &c)
-    }
-
-    @inline(__always)
-    static func field(_ n: Pieces.Piece, _ value: Int64, _ m: inout MutableRawSpan, _ c: inout Cursor) {
-        name(n, &m, &c)
-        number(value, &m, &c)
-    }
-
-    @inline(__always)
-    static func field(_ n: Pieces.Piece, _ value: Day, _ m: inout MutableRawSpan, _ c: inout Cursor) {
-        name(n, &m, &c)
-        day(value, &m, &c)
+        field(n, value, &m, &c)
     }
 
     /// A piece of at most 24 bytes (`Pieces` checks): three word stores.
@@ -331,4 +319,21 @@ struct Pieces: Sendable {
 
     /// The index of the piece `,"type":"<type>","occurred_at":"`.
     static func typeHead(_ type: EventType) -> Int { Piece.typeHeads.rawValue + type.ordinal }
+}
+
+/// A field value the word writer writes.
+protocol WordWritable {
+    func write(to m: inout MutableRawSpan, _ c: inout WordWriter.Cursor)
+}
+
+extension String: WordWritable {
+    @inline(__always) func write(to m: inout MutableRawSpan, _ c: inout WordWriter.Cursor) { WordWriter.string(self, &m, &c) }
+}
+
+extension Int64: WordWritable {
+    @inline(__always) func write(to m: inout MutableRawSpan, _ c: inout WordWriter.Cursor) { WordWriter.number(self, &m, &c) }
+}
+
+extension Day: WordWritable {
+    @inline(__always) func write(to m: inout MutableRawSpan, _ c: inout WordWriter.Cursor) { WordWriter.day(self, &m, &c) }
 }
