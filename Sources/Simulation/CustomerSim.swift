@@ -7,7 +7,6 @@ import Events
 struct CustomerSim {
     let index: Int
     let id: String
-    /// `id:`, the prefix of every event id.
     /// The id of the next event: `cus_000042:` and the sequence number, counted up with `seq`.
     private var eventID: IDText
     /// Where the sequence number's digits start in `eventID`.
