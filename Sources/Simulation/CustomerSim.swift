@@ -121,9 +121,11 @@ struct CustomerSim {
         return head < pending.count ? Timestamp(ms: pending[head].time) : nil
     }
 
-    /// Removes and returns the next event. Call after `nextTime()` returned non-nil.
-    mutating func popEvent() -> Event {
-        let event = pending[head].event.take()!
+    /// Removes and returns the next event. Call after `nextTime()` returned non-nil. Returned as the optional
+    /// it is stored as: unwrapping it here and wrapping it again in `World.next()` cost two more copies of the
+    /// event (89 instructions an event).
+    mutating func popEvent() -> Event? {
+        let event = pending[head].event.take()
         head += 1
         if head == pending.count {
             pending.removeAll(keepingCapacity: true)
