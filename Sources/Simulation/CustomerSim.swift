@@ -156,13 +156,13 @@ struct CustomerSim {
         actions.append(Action(at: at, kind: kind, generation: generation))
     }
 
-    private mutating func emit(_ at: Timestamp, _ payload: Event.Payload) {
+    /// `payload` is consumed: moved into the event, not copied (callers build it for this call).
+    private mutating func emit(_ at: Timestamp, _ payload: consuming Event.Payload) {
         guard at < model.end else { return }
-        let event = Event(eventID: eventID.string, occurredAt: at, customerID: id, payload: payload)
         // Insert keeping (time, seq) descending.
         var i = pending.count
         while i > head && (pending[i - 1].time > at.ms || (pending[i - 1].time == at.ms && pending[i - 1].seq > seq)) { i -= 1 }
-        let entry = Pending(time: at.ms, seq: seq, event: event)
+        let entry = Pending(time: at.ms, seq: seq, event: Event(eventID: eventID.string, occurredAt: at, customerID: id, payload: payload))
         if i == pending.count {
             pending.append(entry)
         } else {
