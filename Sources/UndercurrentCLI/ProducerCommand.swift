@@ -47,6 +47,7 @@ public struct ProducerRun {
         var lastSent = 0
         var sent = 0
         var value = [UInt8]()
+        var encoder = EventEncoder.Reusable()
         var rateDue = started
         // By topic and type position (`ordinal`): no hashing per event.
         let names = InputTopic.allCases.map { topicNames[$0] ?? $0.rawValue }
@@ -96,7 +97,7 @@ public struct ProducerRun {
                 else if now - rateDue > .seconds(1) { rateDue = now }  // don't burst after a stall
             }
             value.removeAll(keepingCapacity: true)
-            EventEncoder.encode(event, into: &value)
+            encoder.encode(event, into: &value)
             try producer.send(ProducerMessage(topic: names[event.topic.ordinal], key: Array(event.customerID.utf8), value: value,
                                               headers: typeHeaders[event.type.ordinal], timestampMs: event.occurredAt.ms))
             sent += 1
@@ -217,6 +218,7 @@ final class EncodedStream: @unchecked Sendable {
         let wanted = Self.topics.map { topics.contains($0) }
         let thread = Thread { [self] in
             var batch = PackedMessages()
+            var encoder = EventEncoder.Reusable()
             func flush() -> Bool {
                 condition.lock()
                 defer { condition.unlock() }
@@ -231,7 +233,7 @@ final class EncodedStream: @unchecked Sendable {
                 let topic = event.topic.ordinal
                 guard wanted[topic] else { continue }
                 batch.append(topic: topic, headers: event.type.ordinal, key: event.customerID,
-                             timestampMs: event.occurredAt.ms) { EventEncoder.encode(event, into: &$0) }
+                             timestampMs: event.occurredAt.ms) { encoder.encode(event, into: &$0) }
                 if batch.count == batchSize {
                     guard flush() else { break }
                 }

@@ -65,9 +65,10 @@ func simBench(customers: Int) throws {
     buffer.reserveCapacity(1 << 16)
     var n = 0, bytes = 0
     let t0 = ContinuousClock.now
+    var encoder = EventEncoder.Reusable()
     while let e = world.next() {
         buffer.removeAll(keepingCapacity: true)
-        EventEncoder.encode(e, into: &buffer)
+        encoder.encode(e, into: &buffer)
         bytes += buffer.count
         n += 1
     }

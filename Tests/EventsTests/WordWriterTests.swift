@@ -90,6 +90,7 @@ import Testing
     @Test func everyTypeAndValueIsWrittenAsTheByteWriterWritesIt() {
         var rng = Xorshift(seed: 17)
         var taken = 0, declined = 0
+        var reusable = EventEncoder.Reusable()
         for round in 0..<30_000 {
             let e = Self.event(&rng)
             let expected = Self.slow(e)
@@ -104,6 +105,10 @@ import Testing
             var viaEncoder: [UInt8] = [1, 2, 3]
             EventEncoder.encode(e, into: &viaEncoder)
             #expect(viaEncoder == [1, 2, 3] + expected)
+            // The reusable encoder's region keeps the bytes of earlier, longer events past this one's end.
+            var viaReusable: [UInt8] = [4, 5]
+            reusable.encode(e, into: &viaReusable)
+            #expect(viaReusable == [4, 5] + expected)
         }
         #expect(taken > 20_000 && declined > 1_000)
     }
