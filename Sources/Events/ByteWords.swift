@@ -63,12 +63,19 @@ public enum ByteWords {
         (w &- ones &* UInt64(bound)) & ~w & highs
     }
 
-    /// The high bit set in each byte of `w` that ends a run of plain bytes in a JSON string: a quote, a
-    /// backslash, a control character or a non-ASCII byte. The lowest flag of each mask is exact, so the lowest
-    /// of their union is the first such byte (a flag above it may be false).
+    /// The high bit set in each byte of `w` that JSON writes escaped in a string: a quote, a backslash or a
+    /// control character. The lowest flag of each mask is exact, so the lowest of their union is the first such
+    /// byte (a flag above it may be false; none is set when there is no such byte).
+    @inlinable @inline(__always)
+    public static func jsonEscapes(_ w: UInt64) -> UInt64 {
+        bytesEqual(w, 0x22) | bytesEqual(w, 0x5C) | bytesBelow(w, 0x20)
+    }
+
+    /// The high bit set in each byte of `w` that ends a run of plain bytes in a JSON string: one JSON escapes
+    /// (`jsonEscapes`) or a non-ASCII byte, with the same caveat.
     @inlinable @inline(__always)
     public static func jsonStringStops(_ w: UInt64) -> UInt64 {
-        bytesEqual(w, 0x22) | bytesEqual(w, 0x5C) | bytesBelow(w, 0x20) | (w & highs)
+        jsonEscapes(w) | (w & highs)
     }
 
     /// Whether a byte of `w` is a control character: below 0x20 or 0x7F (exact: any flag is a real match).

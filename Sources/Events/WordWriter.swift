@@ -29,11 +29,11 @@ enum WordWriter {
     /// position after it, or nil when the event needs the byte-at-a-time writer.
     static func write(_ event: Event, to m: inout MutableRawSpan, at start: Int) -> Int? {
         var c = Cursor(at: start, stringRoom: region - EventEncoder.fixedBytes - slack, words: Pieces.shared.words)
-        name(.head, &m, &c)
+        short(Pieces.Fixed.head.index, &m, &c)
         string(event.eventID, &m, &c)
         piece(Pieces.typeHead(event.type), &m, &c)
         timestamp(event.occurredAt, &m, &c)
-        name(.customer, &m, &c)
+        short(Pieces.Fixed.customer.index, &m, &c)
         string(event.customerID, &m, &c)
         switch event.payload {
         case let .customerSignedUp(plan, industry, size, country, channel):
@@ -69,13 +69,13 @@ enum WordWriter {
                 store(&m, c.at, byte: 0x22)
                 c.at &+= 1
             } else {
-                name(.nextRetryNull, &m, &c)
+                short(Pieces.Fixed.nextRetryNull.index, &m, &c)
             }
         case let .paymentMethodUpdated(method):
             field(.paymentMethod, enumeration: method.rawValue, &m, &c)
         case let .featureUsed(feature, core, session):
             field(.feature, feature, &m, &c)
-            name(core ? .coreTrue : .coreFalse, &m, &c)
+            short((core ? Pieces.Fixed.coreTrue : .coreFalse).index, &m, &c)
             field(.sessionID, session, &m, &c)
         case let .cancelIntent(source):
             field(.source, enumeration: source.rawValue, &m, &c)
@@ -88,22 +88,26 @@ enum WordWriter {
 
     /// `,"name":` and the value.
     @inline(__always)
-    static func field<V: WordWritable>(_ n: Pieces.Piece, _ value: V, _ m: inout MutableRawSpan, _ c: inout Cursor) {
+    static func field<V: WordWritable>(_ n: FieldName, _ value: V, _ m: inout MutableRawSpan, _ c: inout Cursor) {
         name(n, &m, &c)
         value.write(to: &m, &c)
     }
 
     /// An enumeration's name: part of the fixed bytes, not of the room for strings.
     @inline(__always)
-    static func field(_ n: Pieces.Piece, enumeration value: String, _ m: inout MutableRawSpan, _ c: inout Cursor) {
+    static func field(_ n: FieldName, enumeration value: String, _ m: inout MutableRawSpan, _ c: inout Cursor) {
         c.stringRoom &+= value.utf8.count
         field(n, value, &m, &c)
     }
 
+    /// `,"name":`.
+    @inline(__always)
+    static func name(_ f: FieldName, _ m: inout MutableRawSpan, _ c: inout Cursor) { short(Pieces.name(f), &m, &c) }
+
     /// A piece of at most 24 bytes (`Pieces` checks): three word stores.
     @inline(__always)
-    static func name(_ p: Pieces.Piece, _ m: inout MutableRawSpan, _ c: inout Cursor) {
-        let base = p.rawValue &* Pieces.stride
+    static func short(_ index: Int, _ m: inout MutableRawSpan, _ c: inout Cursor) {
+        let base = index &* Pieces.stride
         let n = Int(truncatingIfNeeded: c.words[base])
         store3(&m, c.at, c.words[base &+ 1], c.words[base &+ 2], c.words[base &+ 3])
         c.at &+= n
@@ -161,7 +165,7 @@ enum WordWriter {
             // Bytes past the end load as zero and flag as control characters; a flag is exact at the lowest
             // match and only spreads upwards, so masking off those past the end leaves only real ones.
             let valid = n &- k >= 8 ? ~UInt64(0) : (UInt64(1) &<< UInt64(8 &* (n &- k))) &- 1
-            stops |= (ByteWords.bytesEqual(w, 0x22) | ByteWords.bytesEqual(w, 0x5C) | ByteWords.bytesBelow(w, 0x20)) & valid
+            stops |= ByteWords.jsonEscapes(w) & valid
             store(&m, c.at &+ 1 &+ k, w)
             k &+= 8
         }
@@ -241,53 +245,25 @@ enum WordWriter {
     }
 }
 
-/// The fixed pieces of the encoder's JSON, each kept as the words that write it.
+/// The fixed pieces of the encoder's JSON, each kept as the words that write it: `,"name":` for every field of
+/// `FieldName` (by its raw value), then the `Fixed` pieces, then `,"type":"<type>","occurred_at":"` for every
+/// event type (by `EventType.ordinal`).
 struct Pieces: Sendable {
-    enum Piece: Int, CaseIterable {
-        case head, customer, nextRetryAt, nextRetryNull, coreTrue, coreFalse
-        case plan, industry, companySize, country, channel, subscriptionID, mrrCents, fromPlan, toPlan, fromMrrCents
-        case toMrrCents, cancellation, invoiceID, amountCents, currency, periodStart, periodEnd, attempts, paymentID
-        case attempt, failureReason, declineType, paymentMethod, feature, sessionID, source
-        /// The first of `EventType.allCases.count` pieces `,"type":"<type>","occurred_at":"`, in that order.
-        case typeHeads
+    /// Pieces that are not a field's name alone.
+    enum Fixed: Int, CaseIterable {
+        case head, customer, nextRetryNull, coreTrue, coreFalse
 
         var text: String {
             switch self {
             case .head: "{\"schema\":1,\"event_id\":"
             case .customer: "\",\"customer_id\":"
-            case .nextRetryAt: ",\"next_retry_at\":"
             case .nextRetryNull: ",\"next_retry_at\":null"
             case .coreTrue: ",\"core_value\":true"
             case .coreFalse: ",\"core_value\":false"
-            case .plan: ",\"plan\":"
-            case .industry: ",\"industry\":"
-            case .companySize: ",\"company_size\":"
-            case .country: ",\"country\":"
-            case .channel: ",\"channel\":"
-            case .subscriptionID: ",\"subscription_id\":"
-            case .mrrCents: ",\"mrr_cents\":"
-            case .fromPlan: ",\"from_plan\":"
-            case .toPlan: ",\"to_plan\":"
-            case .fromMrrCents: ",\"from_mrr_cents\":"
-            case .toMrrCents: ",\"to_mrr_cents\":"
-            case .cancellation: ",\"cancellation\":"
-            case .invoiceID: ",\"invoice_id\":"
-            case .amountCents: ",\"amount_cents\":"
-            case .currency: ",\"currency\":"
-            case .periodStart: ",\"period_start\":"
-            case .periodEnd: ",\"period_end\":"
-            case .attempts: ",\"attempts\":"
-            case .paymentID: ",\"payment_id\":"
-            case .attempt: ",\"attempt\":"
-            case .failureReason: ",\"failure_reason\":"
-            case .declineType: ",\"decline_type\":"
-            case .paymentMethod: ",\"payment_method\":"
-            case .feature: ",\"feature\":"
-            case .sessionID: ",\"session_id\":"
-            case .source: ",\"source\":"
-            case .typeHeads: ""
             }
         }
+
+        var index: Int { FieldName.allCases.count + rawValue }
     }
 
     /// Per piece: its byte count, then seven words (56 bytes at most).
@@ -297,12 +273,10 @@ struct Pieces: Sendable {
     static let shared = Pieces()
 
     init() {
-        let named = Piece.allCases.filter { $0 != .typeHeads }
-        // `WordWriter.name` writes these as three words.
-        for p in named {
-            precondition(p.text.utf8.count <= 24, "piece longer than three words: \(p.text)")
-        }
-        let texts = named.map(\.text) + EventType.allCases.map { ",\"type\":\"\($0.rawValue)\",\"occurred_at\":\"" }
+        let short = FieldName.allCases.map { ",\"\($0.wireName)\":" } + Fixed.allCases.map(\.text)
+        // `WordWriter.short` writes these as three words.
+        for text in short { precondition(text.utf8.count <= 24, "piece longer than three words: \(text)") }
+        let texts = short + EventType.allCases.map { ",\"type\":\"\($0.rawValue)\",\"occurred_at\":\"" }
         var words: [UInt64] = []
         for text in texts {
             let bytes = Array(text.utf8)
@@ -317,8 +291,12 @@ struct Pieces: Sendable {
         self.words = words
     }
 
+    /// The index of the piece `,"name":`.
+    @inline(__always)
+    static func name(_ f: FieldName) -> Int { f.rawValue }
+
     /// The index of the piece `,"type":"<type>","occurred_at":"`.
-    static func typeHead(_ type: EventType) -> Int { Piece.typeHeads.rawValue + type.ordinal }
+    static func typeHead(_ type: EventType) -> Int { FieldName.allCases.count + Fixed.allCases.count + type.ordinal }
 }
 
 /// A field value the word writer writes.
