@@ -16,7 +16,7 @@ shift 3
 for b in "$old" "$new"; do [ -x "$b" ] || { echo "bench-ab: $b is not an executable" >&2; exit 2; }; done
 for i in $(seq "$rounds"); do
   for b in "$old" "$new"; do
-    echo "$b: $("$b" "$@" 2>/dev/null | grep -E 'events/s|msg/s' | tr '\n' ' ')"
+    echo "$b: $("$b" "$@" 2>/dev/null | grep -E 'events/s|msg/s|CPU time' | tr '\n' ' ')"
   done
 done
 ir_args=${IR_ARGS:-$*}

@@ -43,10 +43,11 @@ public final class KafkaProducer: Sendable {
             rd_kafka_conf_set_dr_msg_cb(conf, deliveryCallback)
         }
         let client = self.client
+        let delivery = client.context.delivery
         // Polls without blocking inside librdkafka: a thread parked in rd_kafka_poll(timeout) is woken for
         // every delivery batch, which costs more than a short sleep when nothing was served (≤ 1 ms latency).
         self.poller = PollThread(name: "kafka-producer-poll") {
-            if rd_kafka_poll(client.handle, 0) == 0 { usleep(1000) }
+            if delivery.batchSenders.load(ordering: .relaxed) > 0 || rd_kafka_poll(client.handle, 0) == 0 { usleep(1000) }
         }
     }
 
@@ -96,18 +97,30 @@ public final class KafkaProducer: Sendable {
     /// enqueued; throws at the first message that could not be (those before it are enqueued).
     public func send(_ batch: PackedMessages, topics: [String], headers: [[KafkaHeader]], maxWait: Duration = .seconds(300)) throws {
         let handles = try topics.map { try topicHandle($0) }
-        try batch.bytes.withUnsafeBytes { bytes in
-            for (i, r) in batch.records.enumerated() {
-                guard handles.indices.contains(r.topic), headers.indices.contains(r.headers),
-                      0 <= r.keyStart, r.keyStart <= r.valueStart, r.valueStart <= r.end, r.end <= bytes.count
-                else { throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, context: "packed message \(i) is out of range") }
-                let key = UnsafeRawBufferPointer(rebasing: bytes[r.keyStart..<r.valueStart])
-                let value = UnsafeRawBufferPointer(rebasing: bytes[r.valueStart..<r.end])
-                try enqueueWaiting(topic: topics[r.topic], maxWait: maxWait) {
-                    enqueue(key: key, value: value, headers: headers[r.headers], topic: handles[r.topic],
-                            partition: RD_KAFKA_PARTITION_UA, timestampMs: r.timestampMs, token: 0)
+        let senders = client.context.delivery
+        senders.batchSenders.add(1, ordering: .relaxed)
+        defer { senders.batchSenders.subtract(1, ordering: .relaxed) }
+        // Each header set is built once as a librdkafka header list and copied for each message
+        // (`rd_kafka_headers_copy`), rather than built from Swift strings and arrays per message.
+        let templates = headers.map(makeHeaders)
+        defer { for case let t? in templates { rd_kafka_headers_destroy(t) } }
+        try withExtendedLifetime(handles) {
+            let rkts = handles.map(\.handle)
+            try batch.bytes.withUnsafeBytes { bytes in
+                for (i, r) in batch.records.enumerated() {
+                    guard rkts.indices.contains(r.topic), templates.indices.contains(r.headers),
+                          0 <= r.keyStart, r.keyStart <= r.valueStart, r.valueStart <= r.end, r.end <= bytes.count
+                    else { throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, context: "packed message \(i) is out of range") }
+                    let key = UnsafeRawBufferPointer(rebasing: bytes[r.keyStart..<r.valueStart])
+                    let value = UnsafeRawBufferPointer(rebasing: bytes[r.valueStart..<r.end])
+                    let template = templates[r.headers], rkt = rkts[r.topic]
+                    try enqueueWaiting(topic: topics[r.topic], maxWait: maxWait) {
+                        uc_produce(client.handle, rkt, RD_KAFKA_PARTITION_UA, key.baseAddress, key.count,
+                                   value.baseAddress, value.count, template.map { rd_kafka_headers_copy($0) },
+                                   r.timestampMs, nil)
+                    }
+                    if i & 255 == 255 { _ = rd_kafka_poll(client.handle, 0) }
                 }
-                if i & 255 == 255 { _ = rd_kafka_poll(client.handle, 0) }
             }
         }
         _ = rd_kafka_poll(client.handle, 0)
@@ -115,7 +128,7 @@ public final class KafkaProducer: Sendable {
 
     /// Runs `attempt` until librdkafka takes the message; while its in-flight queue is full, serves delivery
     /// reports (which frees queue space sooner than waiting for the poll thread) for up to `maxWait`.
-    private func enqueueWaiting(topic: String, maxWait: Duration, _ attempt: () -> rd_kafka_resp_err_t) throws {
+    private func enqueueWaiting(topic: @autoclosure () -> String, maxWait: Duration, _ attempt: () -> rd_kafka_resp_err_t) throws {
         var deadline: ContinuousClock.Instant? = nil
         while true {
             let err = attempt()
@@ -123,12 +136,12 @@ public final class KafkaProducer: Sendable {
                 enqueued.add(1, ordering: .relaxed)
                 return
             }
-            guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw KafkaError(err, context: "produce to \(topic)") }
+            guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw KafkaError(err, context: "produce to \(topic())") }
             backpressureWaits.add(1, ordering: .relaxed)
             let limit = deadline ?? ContinuousClock.now + maxWait
             deadline = limit
             if ContinuousClock.now >= limit {
-                throw KafkaError(err, context: "produce to \(topic): in-flight queue still full after \(maxWait)")
+                throw KafkaError(err, context: "produce to \(topic()): in-flight queue still full after \(maxWait)")
             }
             _ = rd_kafka_poll(client.handle, 5)
         }
@@ -181,18 +194,22 @@ public final class KafkaProducer: Sendable {
 
     private func enqueue(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, headers list: [KafkaHeader],
                          topic: TopicHandle, partition: Int32, timestampMs: Int64, token: UInt) -> rd_kafka_resp_err_t {
-        var headers: OpaquePointer? = nil
-        if !list.isEmpty {
-            headers = rd_kafka_headers_new(list.count)
-            for header in list {
-                header.value.withUnsafeBytes { v in
-                    _ = rd_kafka_header_add(headers, header.name, -1, v.baseAddress, v.count)
-                }
-            }
-        }
+        let headers = makeHeaders(list)
         let opaque = UnsafeMutableRawPointer(bitPattern: token)
         return uc_produce(client.handle, topic.handle, partition, key?.baseAddress, key?.count ?? 0,
                           value.baseAddress, value.count, headers, timestampMs, opaque)
+    }
+
+    /// A librdkafka header list holding `list`, or nil when it is empty. The caller owns it.
+    private func makeHeaders(_ list: [KafkaHeader]) -> OpaquePointer? {
+        guard !list.isEmpty else { return nil }
+        let headers = rd_kafka_headers_new(list.count)
+        for header in list {
+            header.value.withUnsafeBytes { v in
+                _ = rd_kafka_header_add(headers, header.name, -1, v.baseAddress, v.count)
+            }
+        }
+        return headers
     }
 
     private func topicHandle(_ name: String) throws -> TopicHandle {
@@ -231,20 +248,25 @@ final class TopicHandle: @unchecked Sendable {
 
 private let deliveryCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
     _, message, opaque in
-    guard let message, let context = ClientContext.from(opaque) else { return }
-    let msg = message.pointee
-    let token = uc_message_token(message)
-    let result: Result<Int64, KafkaError>
-    if msg.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-        context.delivery.delivered.add(1, ordering: .relaxed)
-        result = .success(msg.offset)
-    } else {
-        context.delivery.failed.add(1, ordering: .relaxed)
-        let error = KafkaError(msg.err, context: "delivery failed")
-        context.delivery.firstFailure.withLock { if $0 == nil { $0 = error } }
-        result = .failure(error)
+    guard let message, let opaque else { return }
+    // The context outlives the client (NativeClient holds it until rd_kafka_destroy returns), so it is borrowed
+    // here without a retain: this runs once per message, on two threads, and a retain and release of one shared
+    // object from both was a contended atomic pair per message.
+    Unmanaged<ClientContext>.fromOpaque(opaque)._withUnsafeGuaranteedRef { context in
+        let msg = message.pointee
+        let result: Result<Int64, KafkaError>
+        if msg.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            context.delivery.delivered.add(1, ordering: .relaxed)
+            guard context.onDelivery != nil else { return }
+            result = .success(msg.offset)
+        } else {
+            context.delivery.failed.add(1, ordering: .relaxed)
+            let error = KafkaError(msg.err, context: "delivery failed")
+            context.delivery.firstFailure.withLock { if $0 == nil { $0 = error } }
+            result = .failure(error)
+        }
+        guard let onDelivery = context.onDelivery else { return }
+        let topic = msg.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        onDelivery(DeliveryReport(topic: topic, partition: msg.partition, token: uc_message_token(message), result: result))
     }
-    guard let onDelivery = context.onDelivery else { return }
-    let topic = msg.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
-    onDelivery(DeliveryReport(topic: topic, partition: msg.partition, token: token, result: result))
 }

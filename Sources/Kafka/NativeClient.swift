@@ -57,6 +57,10 @@ final class DeliveryCounters: Sendable {
     let delivered = Atomic<Int>(0)
     let failed = Atomic<Int>(0)
     let firstFailure = Mutex<KafkaError?>(nil)
+    /// Calls of `KafkaProducer.send(_:topics:headers:)` under way. While there are any, the sending thread
+    /// serves the delivery reports and the poll thread leaves them alone, so that a message is freed by the
+    /// thread that allocated it instead of by another contending for the same malloc arena.
+    let batchSenders = Atomic<Int>(0)
 }
 
 struct RebalanceState: Sendable {

@@ -278,7 +278,14 @@ func restartBench(customers: Int, partitions: Int) throws {
 
 /// Simulation produced to the embedded broker (one producer, all topics), then consumed by the marts
 /// consumer with checkpoints: events/s of each stage.
-func pipelineBench(customers: Int, partitions: Int) throws {
+/// User plus system CPU time of every thread of this process so far.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
+func pipelineBench(customers: Int, partitions: Int, consume: Bool = true) throws {
     let broker = try EmbeddedBroker(brokers: 1, logger: logger)
     for t in ["billing", "payments", "engagement", "events-dlq"] { try broker.createTopic(t, partitions: partitions) }
     let config = try ConfigLoader.load(scenario: "baseline", configDir: try ConfigLoader.directory(nil))
@@ -293,10 +300,18 @@ func pipelineBench(customers: Int, partitions: Int) throws {
     }
     let producer = try KafkaProducer(config: producerConfig, logger: logger)
     let run = ProducerRun(topics: Set(InputTopic.allCases), pacing: .backfill, label: "bench")
+    let cpuBefore = processCPUSeconds()
     let summary = try run.run(world: try World(params), simulationStart: start, producer: producer,
                               stop: StopSignal(handleSignals: false)) { _ in }
     print(String(format: "simulate+produce (one producer, all topics, %d partitions): %d events delivered in %.2f s = %.0f events/s",
                  partitions, summary.delivered, summary.seconds, Double(summary.delivered) / summary.seconds))
+    if !consume {
+        // CPU time of the whole process (every thread: simulation, sending, librdkafka's and the broker's), which
+        // drifts less with this shared machine than the wall-clock rate.
+        let cpu = processCPUSeconds() - cpuBefore
+        print(String(format: "process CPU time while producing: %.2f s (%.2f µs an event)", cpu, cpu * 1e6 / Double(summary.delivered)))
+        return
+    }
     // The ceiling: the same messages drained by a plain consumer that does nothing with them.
     let drain = try KafkaConsumer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers, ["group.id": "drain-\(UUID().uuidString.prefix(6))", "auto.offset.reset": "earliest"]),
                                   logger: logger)
@@ -379,12 +394,16 @@ do {
     case "pipeline":
         try pipelineBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 5000,
                           partitions: args.dropFirst(2).first.flatMap(Int.init) ?? 12)
+    case "produce":
+        // The pipeline's first stage alone (simulate + encode + produce), with the process's CPU time.
+        try pipelineBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 5000,
+                          partitions: args.dropFirst(2).first.flatMap(Int.init) ?? 12, consume: false)
     case "kafka":
         let n = args.dropFirst().first.flatMap(Int.init) ?? 1_000_000
         let p = args.dropFirst(2).first.flatMap(Int.init) ?? 6
         try kafkaBench(messages: n, partitions: p)
     default:
-        FileHandle.standardError.write(Data("usage: undercurrent-bench kafka [MESSAGES] [PARTITIONS] | sim [CUSTOMERS] | ingest [CUSTOMERS] [ROUNDS] | marts [CUSTOMERS] | checkpoint [CUSTOMERS] | restart [CUSTOMERS] [PARTITIONS] | pipeline [CUSTOMERS] [PARTITIONS]\n".utf8))
+        FileHandle.standardError.write(Data("usage: undercurrent-bench kafka [MESSAGES] [PARTITIONS] | sim [CUSTOMERS] | ingest [CUSTOMERS] [ROUNDS] | marts [CUSTOMERS] | checkpoint [CUSTOMERS] | restart [CUSTOMERS] [PARTITIONS] | pipeline [CUSTOMERS] [PARTITIONS] | produce [CUSTOMERS] [PARTITIONS]\n".utf8))
         exit(64)
     }
 } catch {
