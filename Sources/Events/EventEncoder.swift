@@ -36,6 +36,13 @@ public enum EventEncoder {
 
         public init() {}
 
+        /// `encode(_:into:)` for an event that lies in the caller's storage (an array's element, say), passed
+        /// `inout` only so that it is read where it lies: passed by value, the compiler copied it out first.
+        /// The event is not changed.
+        public mutating func encode(inPlace event: inout Event, into out: inout [UInt8]) {
+            encode(event, into: &out)
+        }
+
         /// Appends the event's JSON to `out`: the same bytes as `EventEncoder.encode(_:into:)`.
         public mutating func encode(_ event: Event, into out: inout [UInt8]) {
             var span = region.mutableSpan

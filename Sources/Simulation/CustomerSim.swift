@@ -47,8 +47,9 @@ struct CustomerSim {
 
     private var actions: [Action] = []
     /// Decided events, sorted by (time, sequence); `pending[head]` is the next. Events are mostly decided in
-    /// time order, so an insertion is usually an append. An event is moved out when emitted, leaving nil (no
-    /// copy). Keys and events share one buffer: one cold allocation to touch per event, not two.
+    /// time order, so an insertion is usually an append. An event stays where it lies when emitted, until the
+    /// queue is empty and cleared (keeping its capacity), so that `encodeNextEvent` can encode it in place.
+    /// Keys and events share one buffer: one cold allocation to touch per event, not two.
     private var pending: [Pending] = []
     private var head = 0
 
@@ -57,7 +58,9 @@ struct CustomerSim {
     struct Pending {
         var time: Int64
         var seq: Int
-        var event: Event?
+        /// The event's type, kept beside it so that `peekNext` need not read the event's payload.
+        var type: EventType
+        var event: Event
     }
 
     enum ActionKind {
@@ -121,17 +124,36 @@ struct CustomerSim {
         return head < pending.count ? Timestamp(ms: pending[head].time) : nil
     }
 
-    /// Removes and returns the next event. Call after `nextTime()` returned non-nil. Returned as the optional
-    /// it is stored as: unwrapping it here and wrapping it again in `World.next()` cost two more copies of the
-    /// event (89 instructions an event).
-    mutating func popEvent() -> Event? {
-        let event = pending[head].event.take()
+    /// Returns a copy of the next event and moves past it. Call after `nextTime()` returned non-nil.
+    mutating func popEvent() -> Event {
+        let event = pending[head].event
+        advance()
+        return event
+    }
+
+    /// The next event's type and time, without reading the event. Call after `nextTime()` returned non-nil.
+    func peekNext() -> (type: EventType, ms: Int64) {
+        (pending[head].type, pending[head].time)
+    }
+
+    /// Appends the next event's JSON to `out`, encoding it where it lies, and moves past it. Call after
+    /// `nextTime()` returned non-nil.
+    mutating func encodeNextEvent(_ encoder: inout EventEncoder.Reusable, into out: inout [UInt8]) {
+        encoder.encode(inPlace: &pending[head].event, into: &out)
+        advance()
+    }
+
+    /// Moves past the next event. Call after `nextTime()` returned non-nil.
+    mutating func skipNextEvent() {
+        advance()
+    }
+
+    private mutating func advance() {
         head += 1
         if head == pending.count {
             pending.removeAll(keepingCapacity: true)
             head = 0
         }
-        return event
     }
 
     /// Runs actions until the next decided event is earlier than every pending action: any action
@@ -162,7 +184,9 @@ struct CustomerSim {
         // Insert keeping (time, seq) descending.
         var i = pending.count
         while i > head && (pending[i - 1].time > at.ms || (pending[i - 1].time == at.ms && pending[i - 1].seq > seq)) { i -= 1 }
-        let entry = Pending(time: at.ms, seq: seq, event: Event(eventID: eventID.string, occurredAt: at, customerID: id, payload: payload))
+        let type = payload.type
+        let entry = Pending(time: at.ms, seq: seq, type: type,
+                            event: Event(eventID: eventID.string, occurredAt: at, customerID: id, payload: payload))
         if i == pending.count {
             pending.append(entry)
         } else {

@@ -236,11 +236,15 @@ final class EncodedStream: @unchecked Sendable {
                 condition.broadcast()
                 return true
             }
-            while !stop.isStopped, let event = world.next() {
+            // The event is read where it lies in the world (`peekNext`, `encodeNext`), not copied out of it.
+            while !stop.isStopped, let event = world.peekNext() {
                 let topic = event.topic.ordinal
-                guard wanted[topic] else { continue }
+                guard wanted[topic] else {
+                    _ = world.skipNext()
+                    continue
+                }
                 batch.append(topic: topic, headers: event.type.ordinal, key: event.customerID,
-                             timestampMs: event.occurredAt.ms) { encoder.encode(event, into: &$0) }
+                             timestampMs: event.occurredAt.ms) { _ = world.encodeNext(&encoder, into: &$0) }
                 if batch.count == batchSize {
                     guard flush() else { break }
                 }

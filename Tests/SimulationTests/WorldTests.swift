@@ -33,6 +33,55 @@ func events(_ p: SimulationParameters) throws -> [Event] { Array(try World(p)) }
         #expect(a != c)
     }
 
+    /// The producers' path (`peekNext`, then `encodeNext` or `skipNext`) against `next()` and the encoder:
+    /// the same events, routed by the same facts, encoded to the same bytes, whichever events are skipped.
+    @Test func encodingInPlaceGivesTheStreamThatNextGives() throws {
+        let p = parameters(customers: 300, months: 18)
+        let reference = try events(p)
+        for skipping in [nil, InputTopic.engagement, .payments] {
+            var world = try World(p)
+            var encoder = EventEncoder.Reusable()
+            var i = 0
+            while let next = world.peekNext() {
+                guard i < reference.count else { break }
+                let e = reference[i]
+                #expect(next == NextEvent(type: e.type, customerID: e.customerID, occurredAt: e.occurredAt))
+                if next.topic == skipping {
+                    let moved = world.skipNext()
+                    #expect(moved)
+                } else {
+                    var out: [UInt8] = [1, 2]  // appended to, not replaced
+                    let encoded = world.encodeNext(&encoder, into: &out)
+                    #expect(encoded)
+                    #expect(out == [1, 2] + EventEncoder.encode(e), "event \(i)")
+                }
+                i += 1
+            }
+            #expect(i == reference.count)
+            #expect(world.emitted == reference.count)
+            var out: [UInt8] = []
+            let encodedAtEnd = world.encodeNext(&encoder, into: &out), skippedAtEnd = world.skipNext()
+            #expect(!encodedAtEnd && out.isEmpty && !skippedAtEnd && world.peekNext() == nil)
+        }
+        // Mixed with `next()`: each call moves past one event.
+        var world = try World(p)
+        var encoder = EventEncoder.Reusable()
+        for (i, e) in reference.prefix(3000).enumerated() {
+            switch i % 3 {
+            case 0:
+                let got = world.next()
+                #expect(got == e)
+            case 1:
+                var out: [UInt8] = []
+                let encoded = world.encodeNext(&encoder, into: &out)
+                #expect(encoded && out == EventEncoder.encode(e))
+            default:
+                let moved = world.skipNext()
+                #expect(moved)
+            }
+        }
+    }
+
     @Test func shardsAreDisjointAndTheirUnionIsTheWhole() throws {
         let whole = try events(parameters())
         var union: [String: Event] = [:]
