@@ -33,7 +33,8 @@ public final class KafkaProducer: Sendable {
     private let enqueued = Atomic<Int>(0)
     private let backpressureWaits = Atomic<Int>(0)
 
-    /// - Parameter onDelivery: called once per message on the delivery thread; keep it short.
+    /// - Parameter onDelivery: called once per message, on the thread serving delivery reports (the producer's poll
+    ///   thread, or one calling `send`, which serves them now and then); keep it short.
     public init(config: KafkaConfig, logger: Logger,
                 onDelivery: (@Sendable (DeliveryReport) -> Void)? = nil) throws {
         let config = config.withDefaults(Self.defaults)
