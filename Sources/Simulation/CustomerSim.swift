@@ -58,9 +58,10 @@ struct CustomerSim {
     struct Pending {
         var time: Int64
         var seq: Int
-        /// The event's type, kept beside it so that `peekNext` need not read the event's payload.
-        var type: EventType
         var event: Event
+        /// The event's type, kept beside it so that `peekNext` need not read the event's payload. Declared
+        /// last, it fits in the event's tail padding: an entry stays 152 bytes.
+        var type: EventType
     }
 
     enum ActionKind {
@@ -185,8 +186,8 @@ struct CustomerSim {
         var i = pending.count
         while i > head && (pending[i - 1].time > at.ms || (pending[i - 1].time == at.ms && pending[i - 1].seq > seq)) { i -= 1 }
         let type = payload.type
-        let entry = Pending(time: at.ms, seq: seq, type: type,
-                            event: Event(eventID: eventID.string, occurredAt: at, customerID: id, payload: payload))
+        let entry = Pending(time: at.ms, seq: seq,
+                            event: Event(eventID: eventID.string, occurredAt: at, customerID: id, payload: payload), type: type)
         if i == pending.count {
             pending.append(entry)
         } else {
