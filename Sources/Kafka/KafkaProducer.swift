@@ -255,18 +255,16 @@ private let deliveryCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_k
     // object from both was a contended atomic pair per message.
     Unmanaged<ClientContext>.fromOpaque(opaque)._withUnsafeGuaranteedRef { context in
         let msg = message.pointee
-        let result: Result<Int64, KafkaError>
-        if msg.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+        let delivered = msg.err == RD_KAFKA_RESP_ERR_NO_ERROR
+        if delivered {
             context.delivery.delivered.add(1, ordering: .relaxed)
-            guard context.onDelivery != nil else { return }
-            result = .success(msg.offset)
         } else {
             context.delivery.failed.add(1, ordering: .relaxed)
             let error = KafkaError(msg.err, context: "delivery failed")
             context.delivery.firstFailure.withLock { if $0 == nil { $0 = error } }
-            result = .failure(error)
         }
         guard let onDelivery = context.onDelivery else { return }
+        let result: Result<Int64, KafkaError> = delivered ? .success(msg.offset) : .failure(KafkaError(msg.err, context: "delivery failed"))
         let topic = msg.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
         onDelivery(DeliveryReport(topic: topic, partition: msg.partition, token: uc_message_token(message), result: result))
     }
