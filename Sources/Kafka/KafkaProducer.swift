@@ -94,8 +94,9 @@ public final class KafkaProducer: Sendable {
 
     /// Sends every message of `batch`, in order, as `send` sends one: message `i` goes to topic
     /// `topics[batch.records[i].topic]` with the headers `headers[batch.records[i].headers]`. Topic handles
-    /// are looked up once per call and delivery reports served once per 256 messages. Returns when all are
-    /// enqueued; throws at the first message that could not be (those before it are enqueued).
+    /// are looked up and header sets built once per call, and delivery reports served by this thread once per
+    /// 256 messages (the poll thread leaves them alone meanwhile). Returns when all are enqueued; throws at the
+    /// first message that could not be (those before it are enqueued).
     public func send(_ batch: PackedMessages, topics: [String], headers: [[KafkaHeader]], maxWait: Duration = .seconds(300)) throws {
         let handles = try topics.map { try topicHandle($0) }
         let senders = client.context.delivery

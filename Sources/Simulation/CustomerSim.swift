@@ -3,7 +3,8 @@ import Events
 
 /// What happens to one customer: a small state machine that turns scheduled actions into events, in
 /// event-time order. It holds only the customer's state, a few pending actions and the events already
-/// decided but not yet emitted, so memory grows with customers, never with events.
+/// decided (those emitted stay until the rest are, see `pending`), so memory grows with customers, never with
+/// events.
 struct CustomerSim {
     let index: Int
     let id: String

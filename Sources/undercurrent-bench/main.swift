@@ -277,8 +277,6 @@ func restartBench(customers: Int, partitions: Int) throws {
                  snapshot.customers.count, merged, (rss1 - rss0) >> 20, rows, seconds(ContinuousClock.now - t3)))
 }
 
-/// Simulation produced to the embedded broker (one producer, all topics), then consumed by the marts
-/// consumer with checkpoints: events/s of each stage.
 /// User plus system CPU time of every thread of this process so far.
 func processCPUSeconds() -> Double {
     var usage = rusage()
@@ -286,6 +284,9 @@ func processCPUSeconds() -> Double {
     return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }
 
+/// Simulation produced to the embedded broker (one producer, all topics), then consumed by the marts
+/// consumer with checkpoints: events/s of each stage. With `consume` false, the first stage alone, with the
+/// process's CPU time while producing.
 func pipelineBench(customers: Int, partitions: Int, consume: Bool = true) throws {
     let broker = try EmbeddedBroker(brokers: 1, logger: logger)
     for t in ["billing", "payments", "engagement", "events-dlq"] { try broker.createTopic(t, partitions: partitions) }
