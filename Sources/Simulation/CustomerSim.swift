@@ -1,10 +1,9 @@
 import Foundation
 import Events
 
-/// What happens to one customer: a small state machine that turns scheduled actions into events, in
-/// event-time order. It holds only the customer's state, a few pending actions and the events already
-/// decided (those emitted stay until the rest are, see `pending`), so memory grows with customers, never with
-/// events.
+/// What happens to one customer: a small state machine that turns scheduled actions into events. `World`
+/// runs it one time window at a time (`advance`). It holds only the customer's state, a few pending actions
+/// and the events decided for later windows, so memory grows with customers, never with events.
 struct CustomerSim {
     let index: Int
     let id: String
@@ -47,21 +46,22 @@ struct CustomerSim {
     private var canceledAt: Timestamp?
 
     private var actions: [Action] = []
-    /// Decided events, sorted by (time, sequence); `pending[head]` is the next. Events are mostly decided in
-    /// time order, so an insertion is usually an append. An event stays where it lies when emitted, until the
-    /// queue is empty and cleared (keeping its capacity), so that `encodeNextEvent` can encode it in place.
-    /// Keys and events share one buffer: one cold allocation to touch per event, not two.
+    /// Events decided for a later window than the one being filled, sorted by (time, decision order).
+    /// Events are mostly decided in time order, so an insertion is usually an append.
     private var pending: [Pending] = []
-    private var head = 0
+    /// While `advance` runs: the window's buffer (swapped in, not copied), where events due before
+    /// `windowEnd` go straight away.
+    private var outbox: [Pending] = []
+    private var windowEnd = Int64.min
 
     var truth: CustomerTruth
 
+    /// A decided event and its time.
     struct Pending {
         var time: Int64
-        var seq: Int
         var event: Event
-        /// The event's type, kept beside it so that `peekNext` need not read the event's payload. Declared
-        /// last, it fits in the event's tail padding: an entry stays 152 bytes.
+        /// The event's type, kept beside it so that `World.peekNext` need not read the event's payload.
+        /// Declared last, it fits in the event's tail padding.
         var type: EventType
     }
 
@@ -120,53 +120,29 @@ struct CustomerSim {
         schedule(signupAt, .signup)
     }
 
-    /// Time of the next event this customer will emit, or nil when it has no more (before `end`).
-    mutating func nextTime() -> Timestamp? {
-        settle()
-        return head < pending.count ? Timestamp(ms: pending[head].time) : nil
-    }
-
-    /// Returns a copy of the next event and moves past it. Call after `nextTime()` returned non-nil.
-    mutating func popEvent() -> Event {
-        let event = pending[head].event
-        advance()
-        return event
-    }
-
-    /// The next event's type and time, without reading the event. Call after `nextTime()` returned non-nil.
-    func peekNext() -> (type: EventType, ms: Int64) {
-        (pending[head].type, pending[head].time)
-    }
-
-    /// Appends the next event's JSON to `out`, encoding it where it lies, and moves past it. Call after
-    /// `nextTime()` returned non-nil.
-    mutating func encodeNextEvent(_ encoder: inout EventEncoder.Reusable, into out: inout [UInt8]) {
-        encoder.encode(inPlace: &pending[head].event, into: &out)
-        advance()
-    }
-
-    /// Moves past the next event. Call after `nextTime()` returned non-nil.
-    mutating func skipNextEvent() {
-        advance()
-    }
-
-    private mutating func advance() {
-        head += 1
-        if head == pending.count {
-            pending.removeAll(keepingCapacity: true)
-            head = 0
+    /// Runs this customer up to `end` (exclusive): appends to `out`, in decision order, every event due
+    /// before `end`, and returns the time of its next pending event or action (`Int64.max` when it has none).
+    /// Any action creates events at or after its own time, so once every action before `end` has run, the
+    /// events before `end` are all decided.
+    mutating func advance(until end: Int64, into out: inout [Pending]) -> Int64 {
+        windowEnd = end
+        swap(&outbox, &out)
+        var due = 0
+        while due < pending.count && pending[due].time < end { due += 1 }
+        if due > 0 {
+            outbox.append(contentsOf: pending[0..<due])
+            pending.removeFirst(due)
         }
+        while let next = nextActionIndex(), actions[next].at.ms < end {
+            run(actions.remove(at: next))
+        }
+        swap(&outbox, &out)
+        return min(pending.first?.time ?? .max, nextActionTime)
     }
 
-    /// Runs actions until the next decided event is earlier than every pending action: any action
-    /// creates events at or after its own time, so that event can be emitted safely.
-    private mutating func settle() {
-        while let next = nextActionIndex() {
-            let at = actions[next].at
-            if head < pending.count, pending[head].time <= at.ms { return }
-            let action = actions.remove(at: next)
-            run(action)
-        }
+    /// The time of the earliest pending action (`Int64.max`: none).
+    var nextActionTime: Int64 {
+        nextActionIndex().map { actions[$0].at.ms } ?? .max
     }
 
     private func nextActionIndex() -> Int? {
@@ -183,19 +159,23 @@ struct CustomerSim {
     /// `payload` is consumed: moved into the event, not copied (callers build it for this call).
     private mutating func emit(_ at: Timestamp, _ payload: consuming Event.Payload) {
         guard at < model.end else { return }
-        // Insert keeping (time, seq) descending.
-        var i = pending.count
-        while i > head && (pending[i - 1].time > at.ms || (pending[i - 1].time == at.ms && pending[i - 1].seq > seq)) { i -= 1 }
         let type = payload.type
-        let entry = Pending(time: at.ms, seq: seq,
-                            event: Event(eventID: eventID.string, occurredAt: at, customerID: id, payload: payload), type: type)
+        let entry = Pending(time: at.ms, event: Event(eventID: eventID.string, occurredAt: at, customerID: id, payload: payload),
+                            type: type)
+        seq += 1
+        eventID.incrementNumber(digitsFrom: eventIDDigits)
+        if at.ms < windowEnd {
+            outbox.append(entry)
+            return
+        }
+        // After every event decided for the same time or earlier: decision order breaks ties.
+        var i = pending.count
+        while i > 0 && pending[i - 1].time > at.ms { i -= 1 }
         if i == pending.count {
             pending.append(entry)
         } else {
             pending.insert(entry, at: i)
         }
-        seq += 1
-        eventID.incrementNumber(digitsFrom: eventIDDigits)
     }
 
     /// `prefix` (at most 4 bytes) and the numbers joined by `_`: `ids("in_", 42, 1, 3)` is `in_42_1_3`.

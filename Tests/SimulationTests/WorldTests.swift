@@ -24,6 +24,12 @@ func parameters(customers: Int = 400, months: Int = 24, seed: UInt64 = 7, shard:
 
 func events(_ p: SimulationParameters) throws -> [Event] { Array(try World(p)) }
 
+/// Where two streams first differ (a short failure message, not two whole streams); nil when one is a
+/// prefix of the other.
+func firstDifference<T: Equatable>(_ a: [T], _ b: [T]) -> Int? {
+    zip(a, b).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+}
+
 @Suite struct WorldTests {
     @Test func sameSeedGivesByteIdenticalStreams() throws {
         let a = try events(parameters()).flatMap { EventEncoder.encode($0) }
@@ -79,6 +85,32 @@ func events(_ p: SimulationParameters) throws -> [Event] { Array(try World(p)) }
                 let moved = world.skipNext()
                 #expect(moved)
             }
+        }
+    }
+
+    /// A plain reference for the windowed merge: each customer simulated alone (a shard of one), and all
+    /// their events sorted by (time, customer index, place in the customer's own stream).
+    @Test func theStreamIsEveryCustomerAloneMergedByTimeThenCustomer() throws {
+        let n = 60
+        let whole = try events(parameters(customers: n))
+        var reference: [(Event, Int, Int)] = []
+        for c in 0..<n {
+            for (k, e) in try events(parameters(customers: n, shard: (c, n))).enumerated() { reference.append((e, c, k)) }
+        }
+        reference.sort { ($0.0.occurredAt.ms, $0.1, $0.2) < ($1.0.occurredAt.ms, $1.1, $1.2) }
+        #expect(whole.count == reference.count)
+        #expect(firstDifference(whole, reference.map(\.0)) == nil)
+    }
+
+    /// The window's size groups the work; the stream stays the same, down to windows of one event (whose
+    /// length falls to a second) and up to windows far longer than any gap between events.
+    @Test func theWindowSizeNeverChangesTheStream() throws {
+        let p = parameters(customers: 250, months: 14)
+        let reference = try events(p).map { EventEncoder.encode($0) }
+        for size in [1, 7, 200, 1_000_000] {
+            let got = Array(try World(p, windowEvents: size)).map { EventEncoder.encode($0) }
+            #expect(got.count == reference.count, "windows of \(size) events")
+            #expect(firstDifference(got, reference) == nil, "windows of \(size) events")
         }
     }
 
