@@ -120,8 +120,9 @@ struct CustomerSim {
         schedule(signupAt, .signup)
     }
 
-    /// Runs this customer up to `end` (exclusive): appends to `out`, in decision order, every event due
-    /// before `end`, and returns the time of its next pending event or action (`Int64.max` when it has none).
+    /// Runs this customer up to `end` (exclusive): appends to `out` every event due before `end` (events of
+    /// equal time in decision order), and returns the time of its next pending event or action (`Int64.max`
+    /// when it has none).
     /// Any action creates events at or after its own time, so once every action before `end` has run, the
     /// events before `end` are all decided.
     mutating func advance(until end: Int64, into out: inout [Pending]) -> Int64 {

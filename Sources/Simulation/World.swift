@@ -33,7 +33,8 @@ public struct World: Sequence, IteratorProtocol {
     private var nextTimes: [Int64]
     /// The earliest of `nextTimes`: where the next window starts.
     private var earliest: Int64
-    /// The current window's events, in customer then decision order, and their order in time.
+    /// The current window's events, customer after customer (a customer's events of equal time in decision
+    /// order).
     private var window: [CustomerSim.Pending] = []
     /// The window's events in time order (stably sorted: ties keep customer and decision order).
     private var order = TimeOrder()
