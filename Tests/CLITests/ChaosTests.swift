@@ -56,6 +56,16 @@ let worldFlags = ["--scenario", "payment-incident", "--seed", "3", "--customers"
             try launch(name, worldFlags + kafka + ["--rate", "1500"])
         }
         Thread.sleep(forTimeInterval: rng.uniform(0.5, 1.5))
+        // The executables allocate with jemalloc (Package.swift), librdkafka's allocations included.
+        var mapsRead = 0
+        for producer in producers where producer.isRunning {
+            // Read to the end: /proc files report a size of 0, and a read of that size stops early.
+            guard let file = FileHandle(forReadingAtPath: "/proc/\(producer.processIdentifier)/maps"),
+                  let bytes = try? file.readToEnd() else { continue }
+            mapsRead += 1
+            #expect(String(decoding: bytes, as: UTF8.self).contains("/libjemalloc.so"))
+        }
+        #expect(mapsRead > 0)
         if producers[1].isRunning { kill(producers[1].processIdentifier, SIGKILL) }
         producers[1].waitUntilExit()
         producers[1] = try launch("payments-producer", worldFlags + kafka + ["--rate", "3000"])
