@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 n=${1:-1000000}; rounds=${2:-3}
-gcc -O2 -o .build/raw_kafka_bench Benchmarks/raw_kafka_bench.c -lrdkafka
+# Linked with jemalloc like the Swift executables, so that both sides allocate alike.
+gcc -O2 -o .build/raw_kafka_bench Benchmarks/raw_kafka_bench.c -Wl,--no-as-needed -ljemalloc -Wl,--as-needed -lrdkafka
 swift build -c release --product undercurrent-bench >/dev/null
 out=$(mktemp)
 for i in $(seq "$rounds"); do
