@@ -134,11 +134,17 @@ struct CustomerSim {
             outbox.append(contentsOf: pending[0..<due])
             pending.removeFirst(due)
         }
-        while let next = nextActionIndex(), actions[next].at.ms < end {
+        var nextAction = Int64.max
+        while let next = nextActionIndex() {
+            let at = actions[next].at.ms
+            guard at < end else {
+                nextAction = at
+                break
+            }
             run(actions.remove(at: next))
         }
         swap(&outbox, &out)
-        return min(pending.first?.time ?? .max, nextActionTime)
+        return min(pending.first?.time ?? .max, nextAction)
     }
 
     /// The time of the earliest pending action (`Int64.max`: none).

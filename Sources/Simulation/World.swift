@@ -79,8 +79,7 @@ public struct World: Sequence, IteratorProtocol {
 
     public mutating func next() -> Event? {
         guard let i = nextIndex() else { return nil }
-        position += 1
-        emitted += 1
+        moveOn()
         return window[i].event
     }
 
@@ -98,17 +97,20 @@ public struct World: Sequence, IteratorProtocol {
     public mutating func encodeNext(_ encoder: inout EventEncoder.Reusable, into out: inout [UInt8]) -> Bool {
         guard let i = nextIndex() else { return false }
         encoder.encode(inPlace: &window[i].event, into: &out)
-        position += 1
-        emitted += 1
+        moveOn()
         return true
     }
 
     /// Moves past the next event (a producer skips the events of the topics it does not produce); false at the end.
     public mutating func skipNext() -> Bool {
         guard nextIndex() != nil else { return false }
+        moveOn()
+        return true
+    }
+
+    @inline(__always) private mutating func moveOn() {
         position += 1
         emitted += 1
-        return true
     }
 
     /// Ground truth of every customer so far (complete once the stream is exhausted).
