@@ -38,6 +38,10 @@ let package = Package(
         // zlib's gzip functions, for compressed archives.
         .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
         .target(name: "Events"),
+        // Event archives (NDJSON, plain or gzip): reading and writing.
+        .target(name: "Archives", dependencies: ["Events", "CZlib"]),
+        // The product's configuration files: the simulated business (baseline + scenarios) and alert rules.
+        .target(name: "Config", dependencies: ["Simulation", "Marts", .product(name: "Yams", package: "Yams")]),
         // SVG charts for the dashboard, reports and load-test pages (pure functions).
         .target(name: "Charts"),
         // Dashboard pages, narrative and API payloads from the marts (pure; served by UndercurrentCLI).
@@ -45,10 +49,16 @@ let package = Package(
         .target(name: "Simulation", dependencies: ["Events"]),
         .target(name: "Marts", dependencies: ["Events"]),
         .target(name: "Checkpoints", dependencies: ["Marts", "Events"]),
+        // The consumer: a core (partition states, outputs, checkpoint policy) fed by a Kafka and an archive
+        // driver, its outputs sent through sinks.
+        .target(
+            name: "Consumer",
+            dependencies: ["Kafka", "Events", "Marts", "Checkpoints", "Archives", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "UndercurrentCLI",
             dependencies: [
-                "Kafka", "Events", "Simulation", "Marts", "Checkpoints", "CZlib", "Charts", "Dashboard",
+                "Kafka", "Events", "Simulation", "Marts", "Checkpoints", "Archives", "Config", "Consumer", "Charts", "Dashboard",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -62,14 +72,14 @@ let package = Package(
         .executableTarget(name: "engagement-producer", dependencies: ["UndercurrentCLI"], linkerSettings: allocator),
         .executableTarget(name: "marts-consumer", dependencies: ["UndercurrentCLI"], linkerSettings: allocator),
         // Throughput harness for BENCHMARKS.md (build with -c release).
-        .executableTarget(name: "undercurrent-bench", dependencies: ["UndercurrentCLI", "Kafka", "Events", "Simulation", "Marts", "Checkpoints"],
+        .executableTarget(name: "undercurrent-bench", dependencies: ["UndercurrentCLI", "Config", "Consumer", "Kafka", "Events", "Simulation", "Marts", "Checkpoints"],
                           linkerSettings: allocator),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "EventsTests", dependencies: ["Events"]),
-        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Events", "UndercurrentCLI"]),
-        .testTarget(name: "MartsTests", dependencies: ["Marts", "Events", "Simulation", "Checkpoints", "UndercurrentCLI"]),
-        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "UndercurrentCLI", "Marts", "Events", "Simulation"]),
-        .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Kafka", "Marts", "Events", "Simulation", "Checkpoints", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Events", "Config"]),
+        .testTarget(name: "MartsTests", dependencies: ["Marts", "Events", "Simulation", "Checkpoints", "Config"]),
+        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "UndercurrentCLI", "Consumer", "Config", "Checkpoints", "Marts", "Events", "Simulation"]),
+        .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Consumer", "Config", "Archives", "Kafka", "Marts", "Events", "Simulation", "Checkpoints", .product(name: "Yams", package: "Yams")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -23,6 +23,10 @@ public struct AlertStateStore: Sendable {
     public struct Loaded: Sendable {
         public var state: AlertEngine.State
         public var offsets: [String: [Int32: Int64]]
+        public init(state: AlertEngine.State, offsets: [String: [Int32: Int64]]) {
+            self.state = state
+            self.offsets = offsets
+        }
     }
 
     public func write(_ state: AlertEngine.State, rules: String, offsets: [String: [Int32: Int64]]) throws {

@@ -47,6 +47,11 @@ public final class CheckpointStore {
         public var offsets: [String: Int64]
         /// Notes for the log, e.g. a torn last record that was dropped.
         public var notes: [String]
+        public init(state: MartState, offsets: [String: Int64], notes: [String]) {
+            self.state = state
+            self.offsets = offsets
+            self.notes = notes
+        }
     }
 
     /// The stored state, or nil when there is none. Throws `CheckpointError` on corruption. The owner of the
@@ -419,8 +424,14 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable {
     public var partition: Int32
     public var file: String
     public var problem: String
+    public init(partition: Int32, file: String, problem: String) {
+        self.partition = partition
+        self.file = file
+        self.problem = problem
+    }
+    /// What is unusable and why; the caller adds what the user can do about it.
     public var description: String {
         (partition < 0 ? "the alert engine's checkpoint is unusable" : "checkpoint of partition \(partition) is unusable")
-            + ": \(file): \(problem). Start with --rebuild to rebuild it from the earliest offsets."
+            + ": \(file): \(problem)"
     }
 }

@@ -1,5 +1,6 @@
 import CRdKafka
 import Logging
+import Synchronization
 
 /// librdkafka's mock cluster: a real Kafka-protocol server on loopback, for development, tests and the demo.
 ///
@@ -33,11 +34,38 @@ public final class EmbeddedBroker: @unchecked Sendable {
         self.cluster = cluster
         self.brokerCount = brokers
         self.bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
+        Self.running.withLock { _ = $0.insert(bootstrapServers) }
     }
 
     deinit {
+        Self.running.withLock { _ = $0.remove(bootstrapServers) }
         rd_kafka_mock_cluster_destroy(cluster)
         rd_kafka_destroy(owner)
+    }
+
+    /// Bootstrap addresses of the embedded brokers alive in this process.
+    private static let running = Mutex<Set<String>>([])
+
+    /// Whether `config` reaches an embedded broker: one alive in this process, or one that `config` says it
+    /// points at (`KafkaConfig.pointsAtEmbeddedBroker`, set by whoever read its address file).
+    public static func serves(_ config: KafkaConfig) -> Bool {
+        if config.pointsAtEmbeddedBroker { return true }
+        guard let servers = config["bootstrap.servers"] else { return false }
+        return running.withLock { $0.contains(servers) }
+    }
+
+    /// The embedded broker answers a fetch only when `fetch.wait.max.ms` (librdkafka's default 500 ms) expires,
+    /// where Kafka answers as soon as data arrives. Clients of an embedded broker set it to this unless the user
+    /// did, so replaying and consuming run at the pipeline's own speed.
+    public static let fetchWaitMs = "10"
+
+    /// `config` with `fetch.wait.max.ms` shortened when it reaches an embedded broker and the user did not set it;
+    /// also says whether it did.
+    public static func tuned(_ config: KafkaConfig) -> (KafkaConfig, changed: Bool) {
+        guard serves(config), config["fetch.wait.max.ms"] == nil else { return (config, false) }
+        var copy = config
+        copy["fetch.wait.max.ms"] = fetchWaitMs
+        return (copy, true)
     }
 
     /// Creates a topic with `partitions` partitions (replicated on up to `replicationFactor` brokers).

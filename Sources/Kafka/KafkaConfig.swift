@@ -7,6 +7,9 @@ import CRdKafka
 /// by librdkafka itself when a client is created; a rejected key is reported by name.
 public struct KafkaConfig: Sendable, Equatable {
     public private(set) var properties: [String: String]
+    /// Whether the bootstrap address is an embedded broker's (read from its address file); not a librdkafka
+    /// property. See `EmbeddedBroker.tuned`.
+    public var pointsAtEmbeddedBroker = false
 
     public init(_ properties: [String: String] = [:]) {
         self.properties = properties

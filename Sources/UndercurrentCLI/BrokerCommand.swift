@@ -1,19 +1,9 @@
+import Events
+import Consumer
 import ArgumentParser
 import Foundation
 import Kafka
 import Logging
-
-/// The topics of events.md with their default names.
-public enum Topics {
-    public static let billing = "billing"
-    public static let payments = "payments"
-    public static let engagement = "engagement"
-    public static let customerRisk = "customer-risk"
-    public static let alerts = "alerts"
-    public static let deadLetter = "events-dlq"
-    public static let inputs = [billing, payments, engagement]
-    public static let outputs = [customerRisk, alerts, deadLetter]
-}
 
 /// Starts the embedded broker (librdkafka's mock cluster) with the product's topics.
 public struct EmbeddedBrokerRunner {

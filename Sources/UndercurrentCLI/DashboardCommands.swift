@@ -1,3 +1,5 @@
+import Checkpoints
+import Consumer
 import ArgumentParser
 import Dashboard
 import Foundation

@@ -1,3 +1,6 @@
+import Checkpoints
+import Consumer
+import Config
 import ArgumentParser
 import Dashboard
 import Events

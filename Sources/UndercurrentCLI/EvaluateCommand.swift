@@ -3,22 +3,7 @@ import Events
 import Foundation
 import Marts
 import Simulation
-import Yams
-
-public enum AlertConfig {
-    /// Loads `alerts.yaml` from the config directory (or an explicit file) and validates it.
-    public static func load(file: String?, configDir: String?) throws -> AlertRules {
-        let path = try file ?? ConfigLoader.directory(configDir).appendingPathComponent("alerts.yaml").path
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw CLIError("cannot read alert rules \(path)") }
-        let rules: AlertRules
-        do { rules = try YAMLDecoder().decode(AlertRules.self, from: text) } catch let e as DecodingError {
-            throw CLIError("alert rules \(path): \(ConfigLoader.describe(e))")
-        }
-        do { try rules.validate() } catch { throw CLIError("alert rules \(path): \(error)") }
-        return rules
-    }
-}
+import Config
 
 /// Scores alerting against a scenario's ground truth: detection delay per injected incident, false alerts.
 public struct AlertEvaluation {

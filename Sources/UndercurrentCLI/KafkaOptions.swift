@@ -26,14 +26,17 @@ public struct KafkaOptions: ParsableArguments {
             let (k, v) = try KafkaConfig.parseAssignment(p)
             config[k] = v
         }
+        let embedded = BrokerAddressFile.read()
         if let servers = bootstrapServers {
             config["bootstrap.servers"] = servers
         } else if config["bootstrap.servers"] == nil {
-            guard let servers = BrokerAddressFile.read() else {
+            guard let embedded else {
                 throw ValidationError("no --bootstrap-servers given and no embedded broker address in \(BrokerAddressFile.defaultPath); start one with `undercurrent broker`")
             }
-            config["bootstrap.servers"] = servers
+            config["bootstrap.servers"] = embedded
         }
+        // The address `undercurrent broker` wrote: an embedded broker (see `EmbeddedBroker.tuned`).
+        config.pointsAtEmbeddedBroker = embedded != nil && config["bootstrap.servers"] == embedded
         return config
     }
 }

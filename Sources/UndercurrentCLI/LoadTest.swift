@@ -1,3 +1,5 @@
+import Consumer
+import Config
 import ArgumentParser
 import Charts
 import Events

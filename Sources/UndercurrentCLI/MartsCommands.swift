@@ -1,3 +1,5 @@
+import Consumer
+import Config
 import ArgumentParser
 import Checkpoints
 import Dashboard
@@ -96,7 +98,7 @@ public struct MartsConsumerCommand: ParsableCommand {
                 try consumer.run(kafka: try kafka.kafkaConfig(), stop: stop)
             }
         } catch let e as CheckpointError {
-            Console.err("marts-consumer: error: \(e)")
+            Console.err("marts-consumer: error: \(e). Start with --rebuild to rebuild it from the earliest offsets.")
             throw ExitCode(2)
         }
         if let hook = options.alertWebhook {
@@ -130,49 +132,6 @@ extension MartsConsumerCommand {
             stop.stop()
             source.stop()
         }
-    }
-}
-
-/// Loads every partition's checkpoint under a state directory and merges them.
-public struct StateDirectory {
-    public let url: URL
-    public init(_ path: String) throws {
-        url = URL(fileURLWithPath: path)
-        guard FileManager.default.fileExists(atPath: path) else { throw CLIError("state directory \(path) does not exist") }
-    }
-
-    public func load() throws -> (MartSnapshot, offsets: [String: [Int32: Int64]]) {
-        var snapshot = MartSnapshot()
-        var offsets: [String: [Int32: Int64]] = [:]
-        for p in CheckpointStore.partitions(in: url) {
-            guard let loaded = try CheckpointStore(stateDirectory: url, partition: p).load() else { continue }
-            snapshot.add(loaded.state)
-            for (t, o) in loaded.offsets { offsets[t, default: [:]][p] = o }
-        }
-        return (snapshot, offsets)
-    }
-}
-
-public enum MartExporter {
-    /// Writes one CSV per mart and manifest.json (or one JSON file per mart with `json`).
-    public static func write(_ snapshot: MartSnapshot, offsets: [String: [Int32: Int64]], to dir: URL, json: Bool) throws {
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        for table in snapshot.tables() {
-            if json {
-                // The API's form: an array of objects in column order, values as in the CSV.
-                try Data(table.json.utf8).write(to: dir.appendingPathComponent("\(table.name).json"), options: .atomic)
-            } else {
-                try Data(table.csv.utf8).write(to: dir.appendingPathComponent("\(table.name).csv"), options: .atomic)
-            }
-        }
-        let manifest: [String: Any] = [
-            "as_of": snapshot.asOf?.description ?? NSNull(),
-            "accepted": snapshot.accepted, "duplicates": snapshot.duplicates, "rejected": snapshot.rejected,
-            "offsets": offsets.mapValues { Dictionary(uniqueKeysWithValues: $0.map { (String($0.key), $0.value) }) },
-            "marts": MartSnapshot.martNames,
-        ]
-        let data = try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys])
-        try data.write(to: dir.appendingPathComponent("manifest.json"), options: .atomic)
     }
 }
 

@@ -1,3 +1,4 @@
+import Consumer
 import ArgumentParser
 import Events
 import Foundation

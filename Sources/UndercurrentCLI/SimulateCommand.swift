@@ -1,3 +1,5 @@
+import Consumer
+import Archives
 import ArgumentParser
 import Events
 import Foundation
@@ -75,8 +77,4 @@ struct SimulateCommand: ParsableCommand {
 public struct GroundTruth: Codable, Sendable {
     public var incidents: [IncidentWindow]
     public var customers: [CustomerTruth]
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -1,3 +1,4 @@
+import Config
 import ArgumentParser
 import Events
 import Foundation
@@ -49,7 +50,7 @@ public struct SimulationOptions: ParsableArguments {
     }
 
     public func parameters() throws -> SimulationParameters {
-        let config = try ConfigLoader.load(scenario: scenario, configDir: try ConfigLoader.directory(configDir))
+        let config = try ConfigFileError.asValidation { try ConfigLoader.load(scenario: scenario, configDir: try ConfigLoader.directory(configDir)) }
         let (i, n) = try shardPair()
         return SimulationParameters(config: config, seed: seed, customers: customers, start: try startTime(),
                                     end: try endTime(), shardIndex: i, shardCount: n)
@@ -57,5 +58,18 @@ public struct SimulationOptions: ParsableArguments {
 
     public func world() throws -> World {
         do { return try World(try parameters()) } catch let e as ConfigError { throw ValidationError(e.description) }
+    }
+}
+
+extension ConfigFileError {
+    /// Runs `body`, turning a configuration error into the command line's error (with what to pass).
+    static func asValidation<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as ConfigFileError {
+            switch e.code {
+            case .noDirectory: throw ValidationError("\(e); pass --config-dir")
+            case .unknownScenario: throw ValidationError("--scenario: \(e)")
+            case .unreadable, .invalid: throw ValidationError(e.description)
+            }
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Events
 import ArgumentParser
 import Foundation
 import Kafka

@@ -6,6 +6,8 @@ import Marts
 import Simulation
 import Checkpoints
 import Logging
+import Config
+import Consumer
 import UndercurrentCLI
 
 // Usage: undercurrent-bench kafka [MESSAGES] [PARTITIONS]

@@ -1,3 +1,6 @@
+import Archives
+import Config
+import Consumer
 import Events
 import Foundation
 import Kafka

@@ -1,3 +1,5 @@
+import Checkpoints
+import Consumer
 import Events
 import Foundation
 import Kafka

@@ -1,3 +1,5 @@
+import Config
+import Consumer
 import Checkpoints
 import Events
 import Foundation

@@ -1,3 +1,4 @@
+import Consumer
 import Checkpoints
 import Events
 import Foundation

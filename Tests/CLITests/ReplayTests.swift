@@ -1,3 +1,7 @@
+import Checkpoints
+import Archives
+import Config
+import Consumer
 import Events
 import Foundation
 import Kafka

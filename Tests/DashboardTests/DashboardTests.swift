@@ -1,3 +1,7 @@
+import Checkpoints
+import Archives
+import Config
+import Consumer
 import Dashboard
 import Events
 import Foundation

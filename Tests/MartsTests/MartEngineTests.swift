@@ -3,7 +3,7 @@ import Foundation
 import Marts
 import Simulation
 import Testing
-import UndercurrentCLI
+import Config
 
 let repoConfig = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().appendingPathComponent("config")

@@ -3,7 +3,7 @@ import Foundation
 import Marts
 import Simulation
 import Testing
-import UndercurrentCLI
+import Config
 
 /// The scenarios tell the stories their files promise, measured through the marts.
 @Suite struct ScenarioTests {

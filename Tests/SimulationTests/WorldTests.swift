@@ -2,7 +2,7 @@ import Events
 import Foundation
 import Simulation
 import Testing
-import UndercurrentCLI
+import Config
 
 let repoConfig = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().appendingPathComponent("config")

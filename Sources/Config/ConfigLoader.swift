@@ -1,5 +1,5 @@
-import ArgumentParser
 import Foundation
+import Marts
 import Simulation
 import Yams
 
@@ -15,7 +15,7 @@ public enum ConfigLoader {
         for c in candidates where FileManager.default.fileExists(atPath: c + "/baseline.yaml") {
             return URL(fileURLWithPath: c)
         }
-        throw ValidationError("no config directory with baseline.yaml found (looked in \(candidates.joined(separator: ", "))); pass --config-dir")
+        throw ConfigFileError(.noDirectory, "no config directory with baseline.yaml found (looked in \(candidates.joined(separator: ", ")))")
     }
 
     public static func scenarios(in dir: URL) -> [String] {
@@ -28,7 +28,7 @@ public enum ConfigLoader {
         let base = try loadMapping(baseURL)
         let scenarioURL = configDir.appendingPathComponent("scenarios/\(scenario).yaml")
         guard FileManager.default.fileExists(atPath: scenarioURL.path) else {
-            throw ValidationError("--scenario: unknown scenario '\(scenario)'; expected one of \(scenarios(in: configDir).joined(separator: ", "))")
+            throw ConfigFileError(.unknownScenario, "unknown scenario '\(scenario)'; expected one of \(scenarios(in: configDir).joined(separator: ", "))")
         }
         let overrides = try loadMapping(scenarioURL)
         let merged = try merge(base, overrides, file: scenarioURL.lastPathComponent)
@@ -36,23 +36,23 @@ public enum ConfigLoader {
             let yaml = try Yams.dump(object: merged)
             return try YAMLDecoder().decode(SimulationConfig.self, from: yaml)
         } catch let error as DecodingError {
-            throw ValidationError("config: \(describe(error))")
+            throw ConfigFileError(.invalid, "config: \(describe(error))")
         }
     }
 
     private static func loadMapping(_ url: URL) throws -> [String: Any] {
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw ValidationError("config: cannot read \(url.path): \(error.localizedDescription)")
+            throw ConfigFileError(.unreadable, "config: cannot read \(url.path): \(error.localizedDescription)")
         }
         do {
             guard let object = try Yams.load(yaml: text) else { return [:] }
             guard let mapping = object as? [String: Any] else {
-                throw ValidationError("config \(url.lastPathComponent): expected a mapping of keys at the top level")
+                throw ConfigFileError(.invalid, "config \(url.lastPathComponent): expected a mapping of keys at the top level")
             }
             return mapping
         } catch let error as YamlError {
-            throw ValidationError("config \(url.lastPathComponent): not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
+            throw ConfigFileError(.invalid, "config \(url.lastPathComponent): not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
         }
     }
 
@@ -61,13 +61,13 @@ public enum ConfigLoader {
         var out = base
         for (key, value) in overrides {
             guard let baseValue = base[key] else {
-                throw ValidationError("config \(file): unknown key '\(key)' (expected one of \(base.keys.sorted().joined(separator: ", ")))")
+                throw ConfigFileError(.invalid, "config \(file): unknown key '\(key)' (expected one of \(base.keys.sorted().joined(separator: ", ")))")
             }
             if let section = baseValue as? [String: Any], let over = value as? [String: Any] {
                 var merged = section
                 for (k, v) in over {
                     guard section[k] != nil else {
-                        throw ValidationError("config \(file): unknown key '\(key).\(k)' (expected one of \(section.keys.sorted().joined(separator: ", ")))")
+                        throw ConfigFileError(.invalid, "config \(file): unknown key '\(key).\(k)' (expected one of \(section.keys.sorted().joined(separator: ", ")))")
                     }
                     merged[k] = v
                 }
@@ -90,3 +90,42 @@ public enum ConfigLoader {
         }
     }
 }
+
+/// Loads and validates failure-spike alert rules (`alerts.yaml`).
+public enum AlertConfig {
+    /// Loads `alerts.yaml` from the config directory (or an explicit file) and validates it.
+    public static func load(file: String?, configDir: String?) throws -> AlertRules {
+        let path = try file ?? ConfigLoader.directory(configDir).appendingPathComponent("alerts.yaml").path
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw ConfigFileError(.unreadable, "cannot read alert rules \(path)") }
+        let rules: AlertRules
+        do { rules = try YAMLDecoder().decode(AlertRules.self, from: text) } catch let e as DecodingError {
+            throw ConfigFileError(.invalid, "alert rules \(path): \(ConfigLoader.describe(e))")
+        } catch {
+            throw ConfigFileError(.invalid, "alert rules \(path): not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
+        }
+        do { try rules.validate() } catch { throw ConfigFileError(.invalid, "alert rules \(path): \(error)") }
+        return rules
+    }
+}
+
+/// A configuration that cannot be used, in one line naming the file or key; `code` says which kind.
+public struct ConfigFileError: Error, CustomStringConvertible, Sendable {
+    public enum Code: Sendable {
+        /// No directory holds baseline.yaml.
+        case noDirectory
+        /// A scenario that has no file.
+        case unknownScenario
+        /// A file that cannot be read.
+        case unreadable
+        /// A file that is not valid YAML or has a wrong key or value.
+        case invalid
+    }
+    public var code: Code
+    public var description: String
+    public init(_ code: Code, _ description: String) {
+        self.code = code
+        self.description = description
+    }
+}
+

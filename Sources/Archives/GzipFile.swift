@@ -9,7 +9,7 @@ public final class GzipFile {
     /// `mode` as zlib's gzopen: "rb", or "wb6" (write, compression level 6).
     public init(path: String, mode: String) throws {
         self.path = path
-        guard let f = gzopen(path, mode) else { throw CLIError("cannot open \(path)") }
+        guard let f = gzopen(path, mode) else { throw ArchiveError("cannot open \(path)") }
         file = f
     }
 
@@ -20,7 +20,7 @@ public final class GzipFile {
         guard let file else { return 0 }
         var chunk = [UInt8](repeating: 0, count: max)
         let n = gzread(file, &chunk, UInt32(max))
-        if n < 0 { throw CLIError(lastError(file) ?? "corrupt compressed data") }
+        if n < 0 { throw ArchiveError(lastError(file) ?? "corrupt compressed data") }
         buffer.append(contentsOf: chunk.prefix(Int(n)))
         return Int(n)
     }
@@ -29,7 +29,7 @@ public final class GzipFile {
         guard let file, !bytes.isEmpty else { return }
         var bytes = bytes
         let n = gzwrite(file, &bytes, UInt32(bytes.count))
-        if n != Int32(bytes.count) { throw CLIError("writing \(path): \(lastError(file) ?? "write failed")") }
+        if n != Int32(bytes.count) { throw ArchiveError("writing \(path): \(lastError(file) ?? "write failed")") }
     }
 
     @discardableResult
@@ -37,7 +37,7 @@ public final class GzipFile {
         guard let f = file else { return true }
         file = nil
         let rc = gzclose(f)
-        if rc != Z_OK && rc != Z_BUF_ERROR { throw CLIError("closing \(path): zlib error \(rc)") }
+        if rc != Z_OK && rc != Z_BUF_ERROR { throw ArchiveError("closing \(path): zlib error \(rc)") }
         return true
     }
 

@@ -1,0 +1,117 @@
+import Events
+import Foundation
+import Kafka
+import Marts
+
+extension ConsumerCore {
+    /// Messages prepared before their duplicate-table lines are fetched together (see `MartState.warm`): 32
+    /// gave 5-20% more events/s than one at a time in `undercurrent-bench ingest` (BENCHMARKS.md).
+    public static let warmBatch = 32
+
+    /// The per-partition half of `apply` for a batch: partitions are shared out to up to `options.threads` threads
+    /// as they come free; each partition's messages stay in order on one thread. Returns, per
+    /// message, what it gave (nil: not for a partition or topic of this consumer).
+    func applyLanes(_ messages: [KafkaMessage], startMs: Int64?) -> [Applied?] {
+        // Each message's partition state and topic, looked up once (and only when they differ from the previous
+        // message's: messages come in runs of one topic-partition).
+        var groupOf: [Int32: Int] = [:]
+        var byPartition: [[Int]] = []
+        var targets = [(part: Partition, topic: InputTopic)?](repeating: nil, count: messages.count)
+        var last: (partition: Int32, topicName: String, part: Partition?, topic: InputTopic?, group: Int)? = nil
+        for i in messages.indices {
+            let partition = messages[i].partition, topicName = messages[i].topic
+            if last == nil || last!.partition != partition || last!.topicName != topicName {
+                let part = partitions[partition], topic = topicOf[topicName]
+                var group = -1
+                if part != nil && topic != nil {
+                    group = groupOf[partition] ?? byPartition.count
+                    if group == byPartition.count {
+                        groupOf[partition] = group
+                        byPartition.append([])
+                    }
+                }
+                last = (partition, topicName, part, topic, group)
+            }
+            guard let part = last!.part, let topic = last!.topic else { continue }
+            targets[i] = (part, topic)
+            byPartition[last!.group].append(i)
+        }
+        let groups = byPartition.sorted { $0.count > $1.count }
+        let threads = max(1, min(options.threads, groups.count, messages.count / 64))
+        // Each thread takes the next partition's messages, largest first, until none are left: a thread that
+        // finishes early takes more (a fixed split left one thread idle for 14% of the run, measured).
+        let resolved = targets
+        let results = LaneResults(lanes: threads, groups: groups.count)
+        let work = { [self] (lane: Int) in
+            let started = ContinuousClock.now
+            var out: [(Int, Applied)] = []
+            var prepared: [MartState.Prepared] = []
+            prepared.reserveCapacity(Self.warmBatch)
+            while let g = results.nextGroup() {
+                // A group is one partition's messages: prepared a slice at a time, the slice's duplicate-table
+                // lines fetched together (`MartState.warm`), then applied in order.
+                let group = groups[g]
+                let part = resolved[group[0]]!.part
+                var k = 0
+                while k < group.count {
+                    let slice = group[k..<min(k + Self.warmBatch, group.count)]
+                    let m = messages.span  // (not `messages[i]`: that copies the message, a retain per field)
+                    for i in slice { prepared.append(prepare(topic: resolved[i]!.topic, message: m[i], startMs: startMs)) }
+                    part.state.warm(prepared.span)
+                    for (j, i) in slice.enumerated() { out.append((i, apply(part: part, message: m[i], prepared[j]))) }
+                    prepared.removeAll(keepingCapacity: true)
+                    k = slice.endIndex
+                }
+            }
+            results.store(lane, out, seconds: (ContinuousClock.now - started).seconds)
+        }
+        if threads == 1 {
+            work(0)
+        } else {
+            // Each lane touches only its own partitions' states (see `apply`) and its own result slot.
+            let box = UncheckedSendable(work)
+            DispatchQueue.concurrentPerform(iterations: threads) { box.value($0) }
+            summary.parallelBatches += 1
+            summary.idleLaneSeconds += results.idleSeconds
+        }
+        var applied = [Applied?](repeating: nil, count: messages.count)
+        for lane in results.take() { for (i, a) in lane { applied[i] = a } }
+        return applied
+    }
+}
+
+/// Per-lane results of `applyLanes`, each lane written by one thread, read after they all finished.
+private final class LaneResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lanes: [[(Int, ConsumerCore.Applied)]]
+    private var seconds: [Double]
+    private let groups: Int
+    private var taken = 0
+    init(lanes: Int, groups: Int) {
+        self.lanes = Array(repeating: [], count: lanes)
+        seconds = Array(repeating: 0, count: lanes)
+        self.groups = groups
+    }
+    /// The next group of messages to apply, or nil when all are taken.
+    func nextGroup() -> Int? {
+        lock.withLock {
+            guard taken < groups else { return nil }
+            defer { taken += 1 }
+            return taken
+        }
+    }
+    func store(_ lane: Int, _ results: [(Int, ConsumerCore.Applied)], seconds s: Double) {
+        lock.withLock {
+            lanes[lane] = results
+            seconds[lane] = s
+        }
+    }
+    func take() -> [[(Int, ConsumerCore.Applied)]] { lock.withLock { lanes } }
+    /// How long the fastest lane waited for the slowest.
+    var idleSeconds: Double { lock.withLock { (seconds.max() ?? 0) - (seconds.min() ?? 0) } }
+}
+
+private struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,277 @@
+import Checkpoints
+import Events
+import Foundation
+import Kafka
+import Logging
+import Marts
+import Synchronization
+
+/// The consumer's core: the input partitions' mart states, the alert engine, and when to checkpoint them.
+///
+/// Drivers feed it (`KafkaDriver` from a consumer group, `ArchiveDriver` from a file): they open the
+/// partitions they are given, pass batches of messages to `apply`, hand the returned outputs to the sinks,
+/// and call `checkpoint` when `checkpointDue` says so. The core does no Kafka or network I/O; its
+/// checkpoints go through a `CheckpointStorage`, so it is tested with `MemoryCheckpointStorage`.
+///
+/// Not thread-safe: one driver thread calls it (the rebalance callbacks run inside the driver's poll).
+/// `apply` shares a batch's partitions out to `options.threads` threads itself.
+public final class ConsumerCore {
+    public struct Summary: Sendable {
+        public var accepted = 0
+        public var duplicates = 0
+        public var rejected = 0
+        public var skippedAfterUntil = 0
+        public var skippedBeforeStart = 0
+        public var riskChanges = 0
+        public var alertsFiring = 0
+        public var alertsResolved = 0
+        public var checkpoints = 0
+        /// Time spent writing checkpoints (the consuming thread waits for them).
+        public var checkpointSeconds = 0.0
+        /// Polled batches whose partitions were applied on more than one thread (see `Options.threads`).
+        public var parallelBatches = 0
+        /// Summed over those batches: how long the first thread to finish waited for the last.
+        public var idleLaneSeconds = 0.0
+        /// Partitions found behind their end after a quiet spell and restarted (see `stallCheckInterval`).
+        public var stalledPartitionRestarts = 0
+        public var seconds = 0.0
+        public init() {}
+        /// Every input message taken in, whatever its outcome.
+        public var taken: Int { accepted + duplicates + rejected + skippedAfterUntil + skippedBeforeStart }
+    }
+
+    /// One input partition number: its marts state and the next offset of each input topic with that number.
+    final class Partition {
+        var state: MartState
+        var offsets: [String: Int64]
+        var sinceCheckpoint = 0
+        init(state: MartState, offsets: [String: Int64]) {
+            self.state = state
+            self.offsets = offsets
+        }
+    }
+
+    public let options: ConsumerOptions
+    let storage: any CheckpointStorage
+    let logger: Logger
+    var partitions: [Int32: Partition] = [:]
+    let topicOf: [String: InputTopic]
+    private var rebuilt = Set<Int32>()
+    public internal(set) var summary = Summary()
+    public private(set) var checkpointFailures = 0
+    public private(set) var lastCheckpointSeconds = 0.0
+    var alerting: Alerting?
+    /// Alerts raised so far, in order.
+    public private(set) var alerts: [Alert] = []
+    private let taken = Atomic<Int>(0)
+    /// Messages taken in so far (safe to read from any thread, for progress).
+    public var progress: Int { taken.load(ordering: .relaxed) }
+
+    /// Drivers call `start()` next.
+    public init(options: ConsumerOptions, storage: any CheckpointStorage, logger: Logger) {
+        self.options = options
+        self.storage = storage
+        self.logger = logger
+        var topicOf: [String: InputTopic] = [:]
+        for (t, name) in options.topics { topicOf[name] = t }
+        self.topicOf = topicOf
+    }
+
+    // MARK: Partitions
+
+    /// The partition numbers open now.
+    public var openPartitions: [Int32] { partitions.keys.sorted() }
+
+    /// Opens (loads, or creates empty) every partition of `numbers` not open yet, decoding their checkpoints
+    /// in parallel. Throws the first unusable checkpoint; the others stay open.
+    public func open(_ numbers: [Int32]) throws(CheckpointError) {
+        let missing = Set(numbers).filter { partitions[$0] == nil }.sorted()
+        guard !missing.isEmpty else { return }
+        for p in missing where options.rebuild && !rebuilt.contains(p) {
+            try? storage.remove(p)
+            rebuilt.insert(p)
+            logger.notice("partition \(p): checkpoint discarded, rebuilding from the earliest offsets")
+        }
+        var failure: CheckpointError?
+        var resumed: [Int32] = []
+        for (p, result) in zip(missing, storage.load(missing)) {
+            switch result {
+            case let .success(loaded):
+                let part = Partition(state: loaded?.state ?? MartState(), offsets: loaded?.offsets ?? [:])
+                if let hot = options.hotCustomers { part.state.hotCustomerCapacity = hot }
+                partitions[p] = part
+                if let loaded {
+                    for note in loaded.notes { logger.warning("\(note)") }
+                    resumed.append(p)
+                }
+            case let .failure(e): failure = failure ?? e
+            }
+        }
+        if !resumed.isEmpty {
+            logger.info("resumed from checkpoints", metadata: [LogKey.partitions: "\(PartitionRanges(resumed))",
+                                                                LogKey.accepted: "\(resumed.reduce(0) { $0 + partitions[$1]!.state.accepted })"])
+        }
+        if let failure { throw failure }
+    }
+
+    /// The next offset to apply of a topic-partition, nil when the partition is not open or has none.
+    public func nextOffset(_ tp: TopicPartition) -> Int64? { partitions[tp.partition]?.offsets[tp.topic] }
+
+    /// Gives partitions up (a rebalance): checkpoints them first, then lets their storage settle.
+    public func close(_ numbers: Set<Int32>, sinks: [any ConsumerSink], stop: StopSignal?) {
+        checkpointAll(sinks: sinks, stop: stop)
+        alerting?.forget(sources: numbers)
+        release(numbers.sorted())
+        for p in numbers { partitions[p] = nil }
+    }
+
+    /// Waits for background work of `numbers` (default: every open partition) before they are given up or the
+    /// process ends. The log holds everything meanwhile, so a failure loses nothing; it is reported.
+    public func release(_ numbers: [Int32]? = nil) {
+        for p in (numbers ?? openPartitions) where partitions[p] != nil {
+            do { try storage.release(p) } catch { logger.error("partition \(p): background compaction failed (\(error)); its log still holds every checkpoint") }
+        }
+    }
+
+    /// The largest event time accepted so far (the marts' as-of).
+    public var asOf: Timestamp? { partitions.values.compactMap(\.state.maxTime).max() }
+
+    // MARK: Checkpoints
+
+    /// Whether a partition has taken `checkpointEvents` messages since its last checkpoint.
+    public var checkpointDueByCount: Bool { partitions.values.contains { $0.sinceCheckpoint >= options.checkpointEvents } }
+
+    /// Checkpoints the alert engine, then every partition with changes (all with `force`), after every sink
+    /// flushed. On failure (disk full, read-only) waits and retries, taking nothing in meanwhile, so offsets
+    /// never move past un-checkpointed state; false when stopped while failing.
+    @discardableResult
+    public func checkpointAll(sinks: [any ConsumerSink], stop: StopSignal?, force: Bool = false) -> Bool {
+        let changed = force || partitions.values.contains { $0.sinceCheckpoint > 0 }
+        guard changed else { return true }
+        guard retrying("outputs", stop: stop, { for s in sinks { try s.flush() } }) else { return false }
+        // The alert engine first: if a crash follows before a partition's checkpoint, that partition resumes
+        // from older offsets and the engine skips what it has already seen.
+        if var a = alerting {
+            for (p, part) in partitions { for (topic, o) in part.offsets { a.offsets[topic, default: [:]][p] = o } }
+            alerting = a
+            guard retrying("alert engine", stop: stop, { try storage.writeAlertEngine(a.engine.state, rules: a.fingerprint, offsets: a.offsets) }) else { return false }
+        }
+        for p in openPartitions where force || partitions[p]!.sinceCheckpoint > 0 {
+            guard retrying("partition \(p)", stop: stop, { try checkpoint(p) }) else { return false }
+        }
+        return true
+    }
+
+    private func checkpoint(_ p: Int32) throws {
+        guard let part = partitions[p] else { return }
+        let started = ContinuousClock.now
+        var state = part.state
+        try storage.write(p, state: &state, offsets: part.offsets)
+        part.state = state
+        lastCheckpointSeconds = (ContinuousClock.now - started).seconds
+        summary.checkpointSeconds += lastCheckpointSeconds
+        part.sinceCheckpoint = 0
+        summary.checkpoints += 1
+        options.probe?.checkpointed(seconds: lastCheckpointSeconds)
+    }
+
+    /// Runs a write until it succeeds; false when stopped while failing.
+    private func retrying(_ what: String, stop: StopSignal?, _ write: () throws -> Void) -> Bool {
+        var attempt = 0
+        while true {
+            do {
+                try write()
+                if attempt > 0 { logger.notice("\(what): checkpoint written again after \(attempt) failures") }
+                return true
+            } catch {
+                attempt += 1
+                checkpointFailures += 1
+                logger.error("\(what): checkpoint failed (\(error)); not consuming until it succeeds")
+                if stop?.isStopped == true && attempt > 3 { return false }
+                if let stop { stop.sleep(.seconds(1)) } else { Thread.sleep(forTimeInterval: 1) }
+            }
+        }
+    }
+
+    // MARK: Applying messages
+
+    /// What applying one message to its partition's state gave.
+    struct Applied {
+        /// nil: skipped, its timestamp before the start time.
+        var outcome: MartState.Outcome?
+        var event: Event?
+        var risk: [RiskChange] = []
+    }
+
+    /// Applies a batch of input messages (any topics and partitions, each partition's in offset order) and
+    /// returns what must leave the process because of them, in message order. Messages of partitions that
+    /// are not open, or of other topics, are ignored. Messages before `startMs` only move offsets.
+    public func apply(_ messages: [KafkaMessage], startMs: Int64? = nil) -> [ConsumerOutput] {
+        let applied = applyLanes(messages, startMs: startMs)
+        var outputs: [ConsumerOutput] = []
+        for (m, a) in zip(messages, applied) {
+            guard let a, let topic = topicOf[m.topic] else { continue }
+            account(partition: m.partition, topic: topic, message: m, a, into: &outputs)
+        }
+        return outputs
+    }
+
+    /// The per-partition half of taking in a message: decodes it and applies it to its partition's state,
+    /// with the risk segment changes that gave. Touches nothing but `part`, so different partitions can run
+    /// on different threads.
+    func apply(part: Partition, message: KafkaMessage, _ prepared: borrowing MartState.Prepared) -> Applied {
+        part.offsets[message.topic] = message.offset + 1
+        part.sinceCheckpoint += 1
+        if prepared.isIgnored { return Applied(outcome: nil, event: nil) }
+        let outcome = part.state.commit(prepared)
+        var applied = Applied(outcome: outcome, event: prepared.event(after: outcome))
+        if outcome == .accepted, options.riskTopic != nil, let event = applied.event {
+            if let change = part.state.riskChange(of: event.customerID) { applied.risk.append(change) }
+            applied.risk += part.state.timeDrivenRiskChanges()
+        }
+        return applied
+    }
+
+    /// The stateless part of applying: decoding and validation (`MartState.prepare`), or `.ignored` for a
+    /// message before `startMs`.
+    func prepare(topic: InputTopic, message: KafkaMessage, startMs: Int64?) -> MartState.Prepared {
+        if let startMs, let t = message.timestampMs, t < startMs { return .ignored }
+        return MartState.prepare(value: message.value, topic: topic, key: message.key, until: options.until, requireKey: true)
+    }
+
+    /// The serial half: counts the outcome, feeds the alert engine (in message order) and collects the
+    /// outputs: the rejection for the dead-letter topic, the risk changes, the alerts whose time came.
+    private func account(partition p: Int32, topic: InputTopic, message: KafkaMessage, _ applied: Applied, into outputs: inout [ConsumerOutput]) {
+        taken.add(1, ordering: .relaxed)
+        guard let outcome = applied.outcome else {
+            summary.skippedBeforeStart += 1
+            return
+        }
+        switch outcome {
+        case .accepted:
+            summary.accepted += 1
+            summary.riskChanges += applied.risk.count
+            for r in applied.risk { outputs.append(.riskChange(r)) }
+            guard topic == .payments, let event = applied.event, var a = alerting else { return }
+            // Seen by the engine before its checkpoint (this partition resumed from an older one).
+            if message.offset < a.offsets[message.topic]?[p] ?? 0 { return }
+            let raised = a.engine.observe(event, source: Int(p))
+            alerting = a
+            for alert in raised {
+                if alert.state == .firing { summary.alertsFiring += 1 } else { summary.alertsResolved += 1 }
+                logger.log(level: alert.state == .firing ? .warning : .notice, "alert \(alert.state.rawValue): \(alert.rule) [\(alert.scope)]",
+                           metadata: [LogKey.alertAt: "\(alert.at)", LogKey.alertObservedRate: "\(alert.observedRate)",
+                                      LogKey.alertBaselineRate: "\(alert.baselineRate)"])
+                outputs.append(.alert(alert))
+            }
+            alerts += raised
+        case .afterLimit:
+            summary.skippedAfterUntil += 1
+        case .duplicate:
+            summary.duplicates += 1
+        case let .rejected(r):
+            summary.rejected += 1
+            outputs.append(.deadLetter(r, message))
+        }
+    }
+}

@@ -1,0 +1,117 @@
+import Events
+import Foundation
+import Kafka
+import Logging
+import Marts
+
+/// What leaves the consumer because of one input message, as a value: the core returns these in message
+/// order and the driver hands them to every sink.
+public enum ConsumerOutput {
+    /// A message that failed validation, for the dead-letter topic.
+    case deadLetter(Rejection, KafkaMessage)
+    /// A customer's risk segment changed.
+    case riskChange(RiskChange)
+    /// A failure-spike alert fired or resolved.
+    case alert(Alert)
+}
+
+/// A place the consumer's outputs go to: a Kafka topic, a file, a webhook, a database. Sinks are called on
+/// the consuming thread in output order; one that does slow I/O queues it (see `WebhookSink`). A new
+/// destination is a new sink, not an edit of the core.
+public protocol ConsumerSink: AnyObject, Sendable {
+    /// Takes outputs in order. A throw stops the consumer (before its next checkpoint, so nothing is lost).
+    func send(_ outputs: [ConsumerOutput]) throws
+    /// Makes everything sent so far durable where it must be; called before each checkpoint, so that a
+    /// checkpoint never covers outputs that could still be lost.
+    func flush() throws
+    /// Called once at the end.
+    func close()
+}
+
+extension ConsumerSink {
+    public func flush() throws {}
+    public func close() {}
+}
+
+/// Appends every alert to `alerts.ndjson` in the state directory, where the dashboard reads them.
+public final class AlertLogSink: ConsumerSink, @unchecked Sendable {
+    let url: URL
+    let logger: Logger
+
+    public init(stateDirectory: URL, logger: Logger) {
+        url = stateDirectory.appendingPathComponent(AlertLog.fileName)
+        self.logger = logger
+    }
+
+    public func send(_ outputs: [ConsumerOutput]) throws {
+        var text = ""
+        for case let .alert(a) in outputs { text += a.json + "\n" }
+        guard !text.isEmpty else { return }
+        do {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            // A file that cannot be created makes the open below throw, which is reported.
+            if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
+            let h = try FileHandle(forWritingTo: url)
+            defer { try? h.close() }
+            try h.seekToEnd()
+            try h.write(contentsOf: Data(text.utf8))
+        } catch {
+            logger.warning("cannot append to \(url.path): \(error)")
+        }
+    }
+}
+
+/// Posts every alert to an HTTP endpoint (`AlertWebhook` queues them on a thread of its own).
+public final class WebhookSink: ConsumerSink {
+    public let webhook: AlertWebhook
+    public init(_ webhook: AlertWebhook) { self.webhook = webhook }
+    public func send(_ outputs: [ConsumerOutput]) throws {
+        for case let .alert(a) in outputs { webhook.post(a) }
+    }
+}
+
+/// The Kafka output topics: dead letters (with their reason and source coordinates), risk changes keyed by
+/// customer, alerts keyed by rule. `flush` waits for every message's delivery.
+public final class KafkaTopicsSink: ConsumerSink, @unchecked Sendable {
+    let producer: KafkaProducer
+    let deadLetterTopic: String
+    let deadLetterMaxBytes: Int
+    let riskTopic: String?
+    let alertsTopic: String
+
+    public init(producer: KafkaProducer, options: ConsumerOptions) {
+        self.producer = producer
+        deadLetterTopic = options.deadLetterTopic
+        deadLetterMaxBytes = options.deadLetterMaxBytes
+        riskTopic = options.riskTopic
+        alertsTopic = options.alertsTopic
+    }
+
+    public func send(_ outputs: [ConsumerOutput]) throws {
+        for output in outputs {
+            switch output {
+            case let .riskChange(r):
+                guard let riskTopic else { continue }
+                try producer.send(ProducerMessage(topic: riskTopic, key: Array(r.customerID.utf8), value: Array(r.json.utf8),
+                                                  timestampMs: r.asOf.ms))
+            case let .alert(a):
+                try producer.send(ProducerMessage(topic: alertsTopic, key: Array(a.rule.utf8), value: Array(a.json.utf8),
+                                                  headers: [KafkaHeader("alert-state", a.state.rawValue)], timestampMs: a.at.ms))
+            case let .deadLetter(r, m):
+                // A value too large for the output producer goes in truncated, saying so, rather than stopping
+                // the consumer; the source coordinates find the original.
+                var headers = [KafkaHeader("dlq-reason", r.description), KafkaHeader("source-topic", m.topic),
+                               KafkaHeader("source-partition", String(m.partition)), KafkaHeader("source-offset", String(m.offset))]
+                var value = Array(m.value)
+                if value.count > deadLetterMaxBytes {
+                    headers.append(KafkaHeader("dlq-truncated-from", String(value.count)))
+                    value = Array(value.prefix(deadLetterMaxBytes))
+                }
+                try producer.send(ProducerMessage(topic: deadLetterTopic, key: m.key.map { Array($0) }, value: value,
+                                                  headers: headers, timestampMs: m.timestampMs))
+            }
+        }
+    }
+
+    public func flush() throws { try producer.flush(timeout: .seconds(30)) }
+}

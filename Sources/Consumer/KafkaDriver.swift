@@ -1,0 +1,175 @@
+import Checkpoints
+import Events
+import Foundation
+import Kafka
+import Logging
+import Marts
+
+/// Feeds the core from a consumer group: joins it, opens the partitions it is given at their checkpointed
+/// offsets (or the start time's, or the earliest), polls batches into `ConsumerCore.apply`, hands the
+/// outputs to the sinks, checkpoints when due, and restarts partitions whose fetch stalled. Runs on the
+/// calling thread until `stop` (or `exitWhenIdle`).
+///
+/// `@unchecked Sendable`: the rebalance callbacks that touch it run on the polling thread, inside `poll`,
+/// which is the only thread that touches it otherwise.
+final class KafkaDriver: @unchecked Sendable {
+    let core: ConsumerCore
+    let options: ConsumerOptions
+    let logger: Logger
+    let reporter: ConsumerReporter
+    private var loadError: CheckpointError?
+    private var assigned = false
+
+    init(core: ConsumerCore, reporter: ConsumerReporter, logger: Logger) {
+        self.core = core
+        self.options = core.options
+        self.reporter = reporter
+        self.logger = logger
+    }
+
+    /// The consumer's client configuration: the user's, with the group and a deeper prefetch queue.
+    func consumerConfig(_ kafka: KafkaConfig) -> KafkaConfig {
+        var config = kafka
+        config["group.id"] = config["group.id"] ?? options.group
+        // Prefetch: with librdkafka's default queued.min.messages (100,000) the fetcher of this consumer sat
+        // idle for 0.3-0.5 s about once a second while lag was in the hundreds of thousands (measured with
+        // `undercurrent-bench pipeline`); a deeper queue, bounded at 128 MiB, keeps it busy.
+        return config.withDefaults(["queued.min.messages": "1000000", "queued.max.messages.kbytes": "131072"])
+    }
+
+    func run(kafka given: KafkaConfig, stop: StopSignal) throws {
+        try core.start()
+        let started = ContinuousClock.now
+        let (kafka, tuned) = EmbeddedBroker.tuned(given)
+        if tuned { logger.notice("embedded broker: fetch.wait.max.ms=\(EmbeddedBroker.fetchWaitMs) (set it with -X to override)") }
+        let config = consumerConfig(kafka)
+        logger.info("connecting to Kafka", metadata: [LogKey.config: "\(config.redacted.sorted { $0.key < $1.key })"])
+        let producer = try KafkaProducer(config: kafka, logger: logger)
+        let sinks: [any ConsumerSink] = [KafkaTopicsSink(producer: producer, options: options)] + reporter.alertSinks
+        let startOffsets = options.startTime.map { lookUpStartOffsets(at: $0, kafka: kafka) } ?? [:]
+        let startMs = options.startTime?.ms
+        let handler = RebalanceHandler(onAssign: { [self] tps in
+            assign(tps, startOffsets: startOffsets)
+        }, onRevoke: { [self] tps in
+            core.close(Set(tps.map(\.partition)), sinks: sinks, stop: nil)
+        })
+        let consumer = try KafkaConsumer(config: config, logger: logger, rebalance: handler)
+        try consumer.subscribe(options.topics.values.sorted())
+        var lastCheckpoint = ContinuousClock.now
+        var lastMessage = ContinuousClock.now
+        var lastReport = ContinuousClock.now
+        var lastStallCheck = ContinuousClock.now
+        var fruitlessRestarts = 0  // stall restarts since messages last came
+        var reportedTaken = 0
+        while !stop.isStopped {
+            let wasAssigned = !core.partitions.isEmpty
+            let messages = try consumer.poll(maxMessages: options.pollBatch, timeout: .milliseconds(100), includeHeaders: options.probe != nil)
+            if let loadError { throw loadError }
+            if !wasAssigned && !core.partitions.isEmpty { lastMessage = ContinuousClock.now }  // idle time counts from assignment
+            let outputs = core.apply(messages, startMs: startMs)
+            for sink in sinks { try sink.send(outputs) }
+            if let probe = options.probe { for m in messages { probe.applied(m) } }
+            let now = ContinuousClock.now
+            if !messages.isEmpty {
+                lastMessage = now
+                fruitlessRestarts = 0
+            }
+            core.releaseQuietAlertSources(now: now)
+            if core.checkpointDueByCount || now - lastCheckpoint >= options.checkpointInterval {
+                core.checkpointAll(sinks: sinks, stop: stop)
+                lastCheckpoint = ContinuousClock.now
+            }
+            if now - lastReport >= options.reportInterval {
+                let taken = core.summary.taken
+                let m = reporter.report(core, rate: Double(taken - reportedTaken) / (now - lastReport).seconds, consumer: consumer)
+                let worst = m.lag.max { $0.value < $1.value }
+                logger.info("consuming", metadata: [
+                    LogKey.eventsPerSecond: "\(Int(m.eventsPerSecond))", LogKey.accepted: "\(m.summary.accepted)",
+                    LogKey.duplicates: "\(m.summary.duplicates)", LogKey.deadLettered: "\(m.summary.rejected)", LogKey.asOf: "\(m.asOf?.description ?? "-")",
+                    LogKey.lagTotal: "\(m.totalLag)", LogKey.lagMax: "\(worst.map { "\($0.key)=\($0.value)" } ?? "-")",
+                    LogKey.partitions: "\(PartitionRanges(core.openPartitions))",
+                ])
+                lastReport = now
+                reportedTaken = taken
+            }
+            // A quiet spell: check with the brokers that every partition really is at its end. librdkafka's
+            // fetcher has been seen to stop on a partition after broker faults while its cached watermarks
+            // said it was caught up; a seek to the next offset to apply restarts it.
+            let quiet = now - lastMessage
+            let idleExit = options.exitWhenIdle.map { quiet >= $0 } ?? false
+            if !core.partitions.isEmpty && (idleExit || (quiet >= options.stallCheckInterval && now - lastStallCheck >= options.stallCheckInterval)) {
+                lastStallCheck = now
+                let restarted = restartStalledPartitions(consumer)
+                if restarted > 0 && fruitlessRestarts < 3 {
+                    fruitlessRestarts += 1
+                    lastMessage = ContinuousClock.now
+                } else if idleExit {
+                    if restarted > 0 { logger.error("partitions still behind after \(fruitlessRestarts) restarts; exiting as idle anyway") }
+                    break
+                }
+            }
+        }
+        core.checkpointAll(sinks: sinks, stop: stop)
+        core.release()
+        try producer.flush(timeout: .seconds(30))
+        reporter.report(core, rate: 0, consumer: consumer)
+        consumer.close()
+        core.summary.seconds = (ContinuousClock.now - started).seconds
+    }
+
+    /// The group gave this consumer partitions: opens them and says where each starts.
+    private func assign(_ tps: [TopicPartition], startOffsets: [TopicPartition: Int64]) -> [TopicPartition: KafkaOffset] {
+        if !tps.isEmpty { reporter.markAssigned() }
+        let payments = tps.filter { $0.topic == options.paymentsTopic }.map(\.partition)
+        core.adoptAlertState(for: Set(payments))
+        core.holdAlertSources(payments, now: .now)
+        do { try core.open(tps.map(\.partition)) } catch { loadError = error }
+        var offsets: [TopicPartition: KafkaOffset] = [:]
+        for tp in tps {
+            guard core.partitions[tp.partition] != nil else {
+                offsets[tp] = .end  // its checkpoint is unusable: the loop stops with `loadError`
+                continue
+            }
+            offsets[tp] = core.nextOffset(tp).map { KafkaOffset($0) } ?? startOffsets[tp].map { KafkaOffset($0) } ?? .beginning
+        }
+        logger.info("assigned", metadata: [LogKey.partitions: "\(TopicPartitionRanges(tps))"])
+        return offsets
+    }
+
+    /// Asks the brokers for the end of every assigned partition and seeks each one that has messages beyond
+    /// the next offset to apply back to that offset; returns how many it restarted.
+    func restartStalledPartitions(_ consumer: KafkaConsumer) -> Int {
+        guard let assigned = try? consumer.assignment(), !assigned.isEmpty else { return 0 }
+        var restarted = 0
+        for (tp, marks) in consumer.queryWatermarks(assigned, timeout: .seconds(5)) {
+            guard core.partitions[tp.partition] != nil else { continue }
+            let next = core.nextOffset(tp) ?? marks.low
+            guard marks.high > max(next, marks.low) else { continue }
+            logger.warning("\(tp) has \(marks.high - next) messages after offset \(next) but none came: restarting its fetch there")
+            do {
+                try consumer.seek(tp, to: KafkaOffset(max(next, marks.low)))
+                restarted += 1
+                core.summary.stalledPartitionRestarts += 1
+            } catch {
+                logger.warning("could not restart \(tp): \(error)")
+            }
+        }
+        return restarted
+    }
+
+    /// Where each input partition starts at `time` (see `TimeSeek`); empty where the cluster cannot say,
+    /// and those partitions are scanned from the earliest offset with earlier messages skipped.
+    func lookUpStartOffsets(at time: Timestamp, kafka: KafkaConfig) -> [TopicPartition: Int64] {
+        var partitions: [TopicPartition] = []
+        do {
+            let admin = try KafkaAdmin(config: kafka, logger: logger)
+            for name in options.topics.values {
+                for p in try admin.metadata(topic: name).first?.partitions ?? [] { partitions.append(TopicPartition(name, p)) }
+            }
+        } catch {
+            logger.notice("cannot list the input partitions (\(error)); scanning from the earliest offset and skipping messages before \(time)")
+            return [:]
+        }
+        return TimeSeek.offsets(at: time, partitions: partitions, kafka: kafka, logger: logger) ?? [:]
+    }
+}

@@ -1,0 +1,98 @@
+import Checkpoints
+import Events
+import Foundation
+import Kafka
+import Logging
+import Marts
+import Synchronization
+
+/// The consumer: input partitions → per-partition mart states → checkpoints with their offsets.
+///
+/// Wires a `ConsumerCore` (state, outputs, checkpoint policy) to its checkpoints in the state directory, its
+/// sinks (the alert log, the webhook, any in `options.sinks`; the Kafka topics when consuming from Kafka)
+/// and one of two drivers: `run(kafka:stop:)` or `run(archive:partitionCount:stop:)`.
+///
+/// `@unchecked Sendable`: the core is used by the one thread that runs a driver; other threads read only
+/// the reporter's snapshot and atomics.
+public final class MartsConsumer: @unchecked Sendable {
+    public typealias Options = ConsumerOptions
+    public typealias Summary = ConsumerCore.Summary
+
+    public let options: Options
+    let logger: Logger
+    let core: ConsumerCore
+    let reporter: ConsumerReporter
+
+    public init(options: Options, logger: Logger) {
+        self.options = options
+        self.logger = logger
+        core = ConsumerCore(options: options, storage: DirectoryCheckpointStorage(directory: options.stateDirectory), logger: logger)
+        var sinks: [any ConsumerSink] = [AlertLogSink(stateDirectory: options.stateDirectory, logger: logger)]
+        if let hook = options.alertWebhook { sinks.append(WebhookSink(hook)) }
+        reporter = ConsumerReporter(metricsFile: options.metricsFile, alertSinks: sinks + options.sinks, logger: logger)
+    }
+
+    /// Consumes from Kafka until stopped (or idle for `exitWhenIdle`), then takes a final checkpoint.
+    public func run(kafka: KafkaConfig, stop: StopSignal) throws {
+        try KafkaDriver(core: core, reporter: reporter, logger: logger).run(kafka: kafka, stop: stop)
+    }
+
+    /// Feeds an archive through the same core (see `ArchiveDriver`).
+    public func run(archive path: String, partitionCount: Int, stop: StopSignal) throws {
+        try ArchiveDriver(core: core, reporter: reporter, logger: logger).run(archive: path, partitionCount: partitionCount, stop: stop)
+    }
+
+    public var summary: Summary { core.summary }
+    /// Alerts raised so far, in order (also sent to the alerts topic when consuming from Kafka).
+    public var alerts: [Alert] { core.alerts }
+    public var asOf: Timestamp? { core.asOf }
+    /// The latest metrics (refreshed at each report), safe to read from any thread.
+    public var metrics: ConsumerMetrics { reporter.latest }
+    /// Whether the group gave this consumer partitions (safe to read from any thread).
+    public var isAssigned: Bool { reporter.isAssigned }
+    /// Messages taken in so far (safe to read from any thread, for progress).
+    public var progress: Int { core.progress }
+    /// Messages prepared before their duplicate-table lines are fetched together (see `MartState.warm`).
+    public static var warmBatch: Int { ConsumerCore.warmBatch }
+}
+
+/// The consumer's metrics snapshot (refreshed at each report, readable from any thread) and where else it
+/// goes: the metrics file. Also carries the sinks every driver uses.
+final class ConsumerReporter: Sendable {
+    private let snapshot = Mutex(ConsumerMetrics())
+    private let assigned = Atomic<Bool>(false)
+    let metricsFile: URL?
+    let alertSinks: [any ConsumerSink]
+    let logger: Logger
+
+    init(metricsFile: URL?, alertSinks: [any ConsumerSink], logger: Logger) {
+        self.metricsFile = metricsFile
+        self.alertSinks = alertSinks
+        self.logger = logger
+    }
+
+    var latest: ConsumerMetrics { snapshot.withLock { $0 } }
+    var isAssigned: Bool { assigned.load(ordering: .acquiring) }
+    func markAssigned() { assigned.store(true, ordering: .releasing) }
+
+    /// Refreshes the snapshot (and the metrics file) from the core and returns it.
+    @discardableResult
+    func report(_ core: ConsumerCore, rate: Double, consumer: KafkaConsumer?) -> ConsumerMetrics {
+        var m = ConsumerMetrics()
+        m.summary = core.summary
+        m.eventsPerSecond = rate
+        m.asOf = core.asOf
+        m.lag = consumer?.lag() ?? [:]
+        m.checkpointFailures = core.checkpointFailures
+        m.checkpointSecondsTotal = core.summary.checkpointSeconds
+        m.lastCheckpointSeconds = core.lastCheckpointSeconds
+        m.kafkaClientErrors = consumer?.clientErrorCount ?? 0
+        snapshot.withLock { $0 = m }
+        if let file = metricsFile {
+            do { try Data(m.prometheusText.utf8).write(to: file, options: .atomic) } catch {
+                logger.warning("cannot write metrics to \(file.path): \(error)")
+            }
+        }
+        return m
+    }
+}
