@@ -74,12 +74,19 @@ let package = Package(
         // Throughput harness for BENCHMARKS.md (build with -c release).
         .executableTarget(name: "undercurrent-bench", dependencies: ["UndercurrentCLI", "Config", "Consumer", "Kafka", "Events", "Simulation", "Marts", "Checkpoints"],
                           linkerSettings: allocator),
+        // Helpers every test target shares (temporary directories, the checkout's config, child processes).
+        .target(name: "TestSupport", dependencies: ["Config", "Events", "Marts", "Simulation", .product(name: "Logging", package: "swift-log")],
+                path: "Tests/TestSupport"),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "EventsTests", dependencies: ["Events"]),
-        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Events", "Config"]),
-        .testTarget(name: "MartsTests", dependencies: ["Marts", "Events", "Simulation", "Checkpoints", "Config"]),
-        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "UndercurrentCLI", "Consumer", "Config", "Checkpoints", "Marts", "Events", "Simulation"]),
-        .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Consumer", "Config", "Archives", "Kafka", "Marts", "Events", "Simulation", "Checkpoints", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Events", "Config", "TestSupport"]),
+        .testTarget(name: "MartsTests", dependencies: ["Marts", "Events", "Simulation", "Config", "TestSupport"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Marts", "Events", "TestSupport"]),
+        .testTarget(name: "ConsumerTests", dependencies: ["Consumer", "Config", "Simulation", "Kafka", "Marts", "Events", "Checkpoints", "TestSupport"]),
+        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "UndercurrentCLI", "Consumer", "Config", "Checkpoints", "Marts", "Events", "Simulation", "TestSupport",
+                                                          .product(name: "HummingbirdTesting", package: "hummingbird")]),
+        .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Consumer", "Config", "Archives", "Kafka", "Marts", "Events", "Simulation", "Checkpoints", "TestSupport",
+                                                    .product(name: "Yams", package: "Yams")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -617,9 +617,8 @@ public struct LoadTestCommand: ParsableCommand {
             config = KafkaConfig()
             for p in kafka.properties { let (k, v) = try KafkaConfig.parseAssignment(p); config[k] = v }
             config["bootstrap.servers"] = b.bootstrapServers
-            // The mock cluster answers a fetch only when fetch.wait.max.ms (default 500) expires, where Kafka
-            // answers as soon as data arrives; a short wait keeps the measured latency the pipeline's own.
-            if config["fetch.wait.max.ms"] == nil { config["fetch.wait.max.ms"] = "10" }
+            // A short fetch wait keeps the measured latency the pipeline's own (see `EmbeddedBroker.tuned`).
+            config = EmbeddedBroker.tuned(config).0
             cluster = "embedded broker (librdkafka mock cluster) at \(b.bootstrapServers)"
         } else {
             config = try kafka.kafkaConfig()

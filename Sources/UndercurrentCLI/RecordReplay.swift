@@ -62,7 +62,8 @@ public struct Recorder {
             for (tp, o) in found { starts[tp] = KafkaOffset(o) }
             summary.seekedByTime = true
         }
-        var config = kafka
+        var (config, tuned) = EmbeddedBroker.tuned(kafka)
+        if tuned { logger.notice("embedded broker: fetch.wait.max.ms=\(EmbeddedBroker.fetchWaitMs) (set it with -X to override)") }
         config["group.id"] = config["group.id"] ?? "undercurrent-record"
         config["enable.auto.commit"] = "false"
         let consumer = try KafkaConsumer(config: config, logger: logger)

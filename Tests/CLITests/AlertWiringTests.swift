@@ -7,28 +7,8 @@ import Kafka
 import Marts
 import Simulation
 import Testing
+import TestSupport
 import UndercurrentCLI
-
-/// Two days of normal first attempts, then an hour of gateway timeouts, then normal again.
-func spikeEvents() -> [Event] {
-    var rng = Xoshiro(seed: 4)
-    let start = Timestamp(year: 2025, month: 3, day: 1)
-    var events: [Event] = []
-    let spike = 2 * 24 * 60
-    for m in 0..<(spike + 4 * 60) {
-        for i in 0..<6 {
-            let id = "e\(m)_\(i)", customer = "cus_\(rng.int(0...499))"
-            let t = start.adding(ms: Int64(m) * 60_000 + Int64(i) * 10_000)
-            let failRate = (spike..<(spike + 60)).contains(m) ? 0.5 : 0.04
-            let payload: Event.Payload = rng.chance(failRate)
-                ? .paymentFailed(paymentID: id, invoiceID: id, plan: .premium, amountCents: 14900, currency: "USD", attempt: 1,
-                                 failureReason: failRate > 0.1 ? .gatewayTimeout : .insufficientFunds, nextRetryAt: nil)
-                : .paymentSucceeded(paymentID: id, invoiceID: id, plan: .premium, amountCents: 14900, currency: "USD", attempt: 1)
-            events.append(Event(eventID: id, occurredAt: t, customerID: customer, payload: payload))
-        }
-    }
-    return events
-}
 
 /// The consumer raises the alerts the engine computes for the same events, whatever their partitioning.
 @Suite struct AlertWiringTests {

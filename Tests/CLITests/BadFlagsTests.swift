@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import UndercurrentCLI
 
 /// A wrong flag or config value: a non-zero exit and an error line that names the flag or key and the

@@ -8,6 +8,7 @@ import Marts
 import Simulation
 import Synchronization
 import Testing
+import TestSupport
 import UndercurrentCLI
 
 /// Broker faults while producing and consuming: added latency, request errors (not leader, request timed

@@ -6,31 +6,8 @@ import Kafka
 import Marts
 import Simulation
 import Testing
+import TestSupport
 import UndercurrentCLI
-
-func binary(_ name: String) throws -> URL {
-    let url = repoRoot.appendingPathComponent(".build/debug/\(name)")
-    guard FileManager.default.isExecutableFile(atPath: url.path) else {
-        throw CLIError("\(url.path) is missing: build all products (swift build --build-tests) before the tests")
-    }
-    return url
-}
-
-/// Starts a product of this package as a child process.
-func launch(_ name: String, _ args: [String], stderr: URL? = nil) throws -> Process {
-    let p = Process()
-    p.executableURL = try binary(name)
-    p.arguments = args
-    if let stderr {
-        FileManager.default.createFile(atPath: stderr.path, contents: nil)
-        p.standardError = try FileHandle(forWritingTo: stderr)
-    } else {
-        p.standardError = FileHandle.nullDevice
-    }
-    p.standardOutput = FileHandle.nullDevice
-    try p.run()
-    return p
-}
 
 /// The simulated world of `smallWorld()` as producer flags.
 let worldFlags = ["--scenario", "payment-incident", "--seed", "3", "--customers", "120", "--start", "2024-01-01", "--months", "10",

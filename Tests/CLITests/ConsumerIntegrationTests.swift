@@ -9,22 +9,8 @@ import Marts
 import Simulation
 import Synchronization
 import Testing
+import TestSupport
 import UndercurrentCLI
-
-let quiet: Logger = {
-    var l = Logger(label: "test")
-    l.logLevel = .critical
-    return l
-}()
-
-let repoConfig = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("config")
-
-func tempDir() -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("uc-it-\(UUID().uuidString)")
-    try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
 
 func smallWorld() throws -> SimulationParameters {
     let config = try ConfigLoader.load(scenario: "payment-incident", configDir: repoConfig)

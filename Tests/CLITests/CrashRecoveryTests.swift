@@ -7,18 +7,11 @@ import Foundation
 import Marts
 import Simulation
 import Testing
+import TestSupport
 import UndercurrentCLI
 
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
 /// The `marts-consumer` executable built beside the tests.
-func consumerBinary() throws -> URL {
-    let url = repoRoot.appendingPathComponent(".build/debug/marts-consumer")
-    guard FileManager.default.isExecutableFile(atPath: url.path) else {
-        throw CLIError("\(url.path) is missing: build all products (swift build --build-tests) before the tests")
-    }
-    return url
-}
+func consumerBinary() throws -> URL { try binary("marts-consumer") }
 
 func writeArchive(_ p: SimulationParameters, to path: String) throws -> Int {
     var run = SimulateRun(world: try World(p))

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import Yams
 
 /// The machine that runs the tests has no Docker engine; these checks parse the files as far as possible.

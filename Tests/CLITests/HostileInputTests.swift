@@ -6,6 +6,7 @@ import Kafka
 import Marts
 import Simulation
 import Testing
+import TestSupport
 import UndercurrentCLI
 
 /// The hostile corpus: kinds of bad messages, each with the rejection code the dead-letter topic must name.

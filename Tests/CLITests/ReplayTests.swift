@@ -8,6 +8,7 @@ import Kafka
 import Marts
 import Simulation
 import Testing
+import TestSupport
 import UndercurrentCLI
 
 func prefixedTopics(_ prefix: String) -> [InputTopic: String] {

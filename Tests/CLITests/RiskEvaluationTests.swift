@@ -4,6 +4,7 @@ import Foundation
 import Marts
 import Simulation
 import Testing
+import TestSupport
 import UndercurrentCLI
 
 /// The risk model against the simulator's ground truth, small enough for a test: it must rank the customers

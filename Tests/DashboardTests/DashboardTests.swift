@@ -13,14 +13,11 @@ import Marts
 import Simulation
 import Synchronization
 import Testing
+import TestSupport
 import UndercurrentCLI
 
-let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-let quietLogger: Logger = {
-    var l = Logger(label: "dashboard-test")
-    l.logLevel = .critical
-    return l
-}()
+let root = repoRoot
+let quietLogger = quiet
 
 func world(customers: Int = 1500, months: Int = 18, scenario: String = "payment-incident") throws -> SimulationParameters {
     let config = try ConfigLoader.load(scenario: scenario, configDir: root.appendingPathComponent("config"))

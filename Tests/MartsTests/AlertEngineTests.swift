@@ -2,30 +2,7 @@ import Events
 import Marts
 import Simulation
 import Testing
-
-let testRules = AlertRules(evaluateEverySeconds: 60, allowedLatenessSeconds: 120, rules: [
-    .init(id: "overall", scope: .overall, shortWindowMinutes: 10, longWindowHours: 24, minAttempts: 30, minFailures: 8,
-          factor: 2, minIncrease: 0.08, resolveAfterEvaluations: 10),
-])
-
-/// A stream of attempts: `perMinute` attempts a minute, each failing with probability `failureRate(minute)`.
-func attempts(minutes: Int, perMinute: Int, seed: UInt64 = 1, failureRate: (Int) -> Double) -> [Event] {
-    var rng = Xoshiro(seed: seed)
-    let start = Timestamp(year: 2025, month: 1, day: 1)
-    var out: [Event] = []
-    for m in 0..<minutes {
-        for i in 0..<perMinute {
-            let t = start.adding(ms: Int64(m) * 60_000 + Int64(i * 60_000 / max(perMinute, 1)))
-            let id = "e\(m)_\(i)"
-            let payload: Event.Payload = rng.chance(failureRate(m))
-                ? .paymentFailed(paymentID: id, invoiceID: id, plan: .premium, amountCents: 100, currency: "USD", attempt: 1,
-                                 failureReason: .gatewayTimeout, nextRetryAt: nil)
-                : .paymentSucceeded(paymentID: id, invoiceID: id, plan: .premium, amountCents: 100, currency: "USD", attempt: 1)
-            out.append(Event(eventID: id, occurredAt: t, customerID: "c\(i)", payload: payload))
-        }
-    }
-    return out
-}
+import TestSupport
 
 func run(_ events: [Event], sources: Int = 1, rules: AlertRules = testRules) -> [Alert] {
     var engine = AlertEngine(rules: rules)

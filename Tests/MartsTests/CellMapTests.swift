@@ -1,6 +1,7 @@
 @testable import Marts
 import Simulation
 import Testing
+import TestSupport
 
 @Suite struct CellMapTests {
     /// Random additions, assignments and reads agree with a `Dictionary` doing the same, through growth of

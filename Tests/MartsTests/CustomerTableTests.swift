@@ -4,6 +4,7 @@ import Foundation
 import Marts
 import Simulation
 import Testing
+import TestSupport
 
 /// Feeds events the way the consumer does (apply, then the customer's and time's risk changes).
 func consume(_ events: [Event], hotCustomers: Int) -> (MartState, [RiskChange]) {

@@ -3,29 +3,10 @@ import Foundation
 import Marts
 import Simulation
 import Testing
+import TestSupport
 import Config
 
-let repoConfig = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("config")
 
-/// A simulated history with failures, retries, churn and reactivations.
-func simulatedEvents(customers: Int = 150, months: Int = 14, seed: UInt64 = 11, scenario: String = "payment-incident") -> [Event] {
-    var config = try! ConfigLoader.load(scenario: scenario, configDir: repoConfig)
-    config.payments.failureRate = ["standard": 0.2, "premium": 0.2, "enterprise": 0.2]  // plenty of dunning stories
-    config.conversion.paidShare = 0.6
-    config.churn.reactivationShare = 0.5
-    let start = Timestamp(year: 2024, month: 1, day: 1)
-    return Array(try! World(SimulationParameters(config: config, seed: seed, customers: customers, start: start,
-                                                 end: start.addingMonths(months))))
-}
-
-func martState(_ events: [Event]) -> MartState {
-    var s = MartState()
-    for e in events { _ = s.apply(e, valueHash: ValueHash.of(EventEncoder.encode(e))) }
-    return s
-}
-
-func export(_ states: [MartState]) -> [MartTable] { MartSnapshot(states).tables() }
 
 /// Splits events by customer into `n` partitions, as the co-partitioned topics do.
 func partitioned(_ events: [Event], _ n: Int) -> [[Event]] {
@@ -34,7 +15,6 @@ func partitioned(_ events: [Event], _ n: Int) -> [[Event]] {
     return parts
 }
 
-let history = simulatedEvents()
 
 @Suite struct MartEngineTests {
     @Test func historyExercisesEveryMart() {

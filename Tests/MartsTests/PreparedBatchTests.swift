@@ -2,6 +2,7 @@ import Events
 import Marts
 import Simulation
 import Testing
+import TestSupport
 
 /// `prepare`, `warm` and `commit` in batches must give, message by message, exactly what `ingest` gives.
 @Suite struct PreparedBatchTests {

@@ -1,6 +1,7 @@
 import Events
 import Marts
 import Testing
+import TestSupport
 
 /// The risk model moves in the documented direction for each signal.
 @Suite struct RiskModelTests {

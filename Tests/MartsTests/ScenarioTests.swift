@@ -3,6 +3,7 @@ import Foundation
 import Marts
 import Simulation
 import Testing
+import TestSupport
 import Config
 
 /// The scenarios tell the stories their files promise, measured through the marts.

@@ -1,5 +1,6 @@
 import Marts
 import Testing
+import TestSupport
 
 @Suite struct ValueHashTests {
     /// Every length from 0 to 80 (whole blocks, tails of every size, overlapping last blocks), and one byte

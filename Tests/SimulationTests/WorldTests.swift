@@ -2,10 +2,9 @@ import Events
 import Foundation
 import Simulation
 import Testing
+import TestSupport
 import Config
 
-let repoConfig = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("config")
 
 /// The repository's config/baseline.yaml, loaded as the CLI loads it, with a tweak on top.
 func testConfig(_ tweak: (inout SimulationConfig) -> Void = { _ in }) -> SimulationConfig {

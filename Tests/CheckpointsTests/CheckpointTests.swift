@@ -3,12 +3,8 @@ import Events
 import Foundation
 import Marts
 import Testing
+import TestSupport
 
-func tempDir() -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("uc-test-\(UUID().uuidString)")
-    try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
 
 @Suite struct CheckpointTests {
     @Test func deltasAndSnapshotsRestoreTheExactState() throws {

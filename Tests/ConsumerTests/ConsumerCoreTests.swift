@@ -1,0 +1,193 @@
+import Checkpoints
+import Config
+import Consumer
+import Events
+import Foundation
+import Kafka
+import Marts
+import Simulation
+import Synchronization
+import Testing
+import TestSupport
+
+/// The history as input messages: topic, murmur2 partition of the key (as the producers write them), and
+/// consecutive offsets per topic-partition.
+func messages(_ events: [Event], partitions: Int = 4) -> [KafkaMessage] {
+    var next: [TopicPartition: Int64] = [:]
+    return events.map { e in
+        let key = Array(e.customerID.utf8)
+        let tp = TopicPartition(e.topic.rawValue, Int32(Murmur2.partition(for: key, partitionCount: partitions)))
+        let offset = next[tp, default: 0]
+        next[tp] = offset + 1
+        return KafkaMessage(topic: tp.topic, partition: tp.partition, offset: offset, key: key[...],
+                            value: EventEncoder.encode(e)[...], timestampMs: e.occurredAt.ms)
+    }
+}
+
+/// Records what it is sent and when it was flushed, relative to the storage's writes.
+final class RecordingSink: ConsumerSink, @unchecked Sendable {
+    var outputs: [ConsumerOutput] = []
+    var flushedAtWrites: [Int] = []
+    let storage: MemoryCheckpointStorage
+    init(_ storage: MemoryCheckpointStorage) { self.storage = storage }
+    func send(_ outputs: [ConsumerOutput]) throws { self.outputs += outputs }
+    func flush() throws { flushedAtWrites.append(storage.writes) }
+}
+
+func core(_ storage: MemoryCheckpointStorage, threads: Int = 2, configure: (inout ConsumerOptions) -> Void = { _ in }) throws -> ConsumerCore {
+    var options = ConsumerOptions(stateDirectory: URL(fileURLWithPath: "/nonexistent"))
+    options.threads = threads
+    configure(&options)
+    let c = ConsumerCore(options: options, storage: storage, logger: quiet)
+    try c.start()
+    try c.open([0, 1, 2, 3])
+    return c
+}
+
+/// The marts of every open partition of `core`'s storage, merged.
+func marts(_ storage: MemoryCheckpointStorage) -> [MartTable] { export(storage.partitions.values.map(\.state)) }
+
+let input = messages(history)
+let reference = export([martState(history)])
+
+/// The core without Kafka or files: batches, duplicates, threads, checkpoints, restores, failures.
+@Suite struct ConsumerCoreTests {
+    @Test(arguments: [(1, UInt64(1)), (2, 2), (2, 3)])
+    func anyBatchingAndThreadCountGivesTheBatchMarts(threads: Int, seed: UInt64) throws {
+        let storage = MemoryCheckpointStorage()
+        let c = try core(storage, threads: threads)
+        var rng = Xoshiro(seed: seed)
+        var i = 0
+        var resent = 0
+        while i < input.count {
+            let n = Int(rng.next() % 3000) + 1
+            var batch = Array(input[i..<min(i + n, input.count)])
+            // A redelivered message (a producer retry): the same value at a later offset is a duplicate.
+            if let m = batch.last, rng.next() % 2 == 0 {
+                batch.append(KafkaMessage(topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value, timestampMs: m.timestampMs))
+                resent += 1
+            }
+            _ = c.apply(batch)
+            i += n
+        }
+        #expect(c.checkpointAll(sinks: [], stop: nil))
+        #expect(c.summary.accepted == history.count)
+        #expect(c.summary.duplicates == resent)
+        #expect(c.summary.rejected == 0)
+        #expect(c.progress == history.count + resent)
+        #expect(marts(storage) == reference)
+    }
+
+    @Test func rejectedMessagesBecomeDeadLettersInMessageOrder() throws {
+        let storage = MemoryCheckpointStorage()
+        let c = try core(storage)
+        let good = Array(input.prefix(200))
+        let bad = KafkaMessage(topic: "billing", partition: 1, offset: 10_000, key: Array("cus_x".utf8)[...],
+                               value: Array("{\"schema\":2}".utf8)[...], timestampMs: nil)
+        let outputs = c.apply(good + [bad] + Array(input[200..<400]))
+        let letters = outputs.compactMap { o -> KafkaMessage? in if case let .deadLetter(_, m) = o { m } else { nil } }
+        #expect(letters.map(\.offset) == [10_000])
+        #expect(c.summary.rejected == 1 && c.summary.accepted == 400)
+        // Risk changes come out as values too, one per change the accepted events caused.
+        let risk = outputs.filter { if case .riskChange = $0 { true } else { false } }.count
+        #expect(risk == c.summary.riskChanges && risk > 0)
+    }
+
+    @Test func aRestoredCoreResumesWhereItsCheckpointStopped() throws {
+        let storage = MemoryCheckpointStorage()
+        let first = try core(storage)
+        let half = input.count / 2
+        _ = first.apply(Array(input[..<half]))
+        #expect(first.checkpointAll(sinks: [], stop: nil))
+        // Not checkpointed: lost with the process, and applied again by the next one.
+        _ = first.apply(Array(input[half..<(half + 500)]))
+
+        let second = try core(storage)
+        let resumeAt = input.filter { m in second.nextOffset(m.topicPartition).map { m.offset >= $0 } ?? true }
+        #expect(resumeAt.count == input.count - half)
+        _ = second.apply(resumeAt)
+        #expect(second.checkpointAll(sinks: [], stop: nil))
+        #expect(marts(storage) == reference)
+        #expect(MartSnapshot(storage.partitions.values.map(\.state)).accepted == history.count)
+    }
+
+    @Test func sinksFlushBeforeEveryCheckpointWrite() throws {
+        let storage = MemoryCheckpointStorage()
+        let c = try core(storage) { $0.checkpointEvents = 1000 }
+        let sink = RecordingSink(storage)
+        var writesAfterEach: [Int] = []
+        var i = 0
+        while i < 6000 {
+            _ = c.apply(Array(input[i..<(i + 500)]))
+            if c.checkpointDueByCount {
+                c.checkpointAll(sinks: [sink], stop: nil)
+                writesAfterEach.append(storage.writes)
+            }
+            i += 500
+        }
+        #expect(writesAfterEach.count >= 2)
+        // Each checkpoint's flush saw only the writes of the checkpoints before it.
+        #expect(sink.flushedAtWrites == [0] + writesAfterEach.dropLast())
+        #expect(storage.writes > 0 && c.summary.checkpoints == storage.writes)
+    }
+
+    @Test func aFailingCheckpointIsRetriedUntilWrittenAndCounted() throws {
+        let storage = MemoryCheckpointStorage()
+        let c = try core(storage)
+        _ = c.apply(Array(input.prefix(1000)))
+        storage.failingWrites = 2
+        #expect(c.checkpointAll(sinks: [], stop: StopSignal(handleSignals: false)))
+        #expect(c.checkpointFailures == 2)
+        #expect(storage.partitions.values.reduce(0) { $0 + $1.state.accepted } == 1000)
+    }
+
+    @Test func aStoppedCoreGivesUpAFailingCheckpointWithoutMovingOffsets() throws {
+        let storage = MemoryCheckpointStorage()
+        let c = try core(storage)
+        _ = c.apply(Array(input.prefix(1000)))
+        storage.failingWrites = 1_000
+        let stop = StopSignal(handleSignals: false)
+        stop.stop()
+        #expect(!c.checkpointAll(sinks: [], stop: stop))
+        #expect(storage.partitions.isEmpty)
+    }
+
+    @Test func checkpointIsDueOnceAPartitionTookCheckpointEvents() throws {
+        let storage = MemoryCheckpointStorage()
+        let c = try core(storage) { $0.checkpointEvents = 300 }
+        let p0 = input.filter { $0.partition == 0 }
+        _ = c.apply(Array(p0.prefix(299)))
+        #expect(!c.checkpointDueByCount)
+        _ = c.apply(Array(p0[299..<300]))
+        #expect(c.checkpointDueByCount)
+        c.checkpointAll(sinks: [], stop: nil)
+        #expect(!c.checkpointDueByCount)
+    }
+
+    @Test func alertsComeOutOnceAndTheEngineResumesFromItsCheckpoint() throws {
+        let rules = try AlertConfig.load(file: nil, configDir: repoConfig.path)
+        let events = spikeEvents()
+        let sources = messages(events)
+        var engine = AlertEngine(rules: rules)
+        var expected: [Alert] = []
+        for (e, m) in zip(events, sources) { expected += engine.observe(e, source: Int(m.partition)) }
+        #expect(expected.contains { $0.state == .firing })
+
+        // Uninterrupted, and in two runs with a checkpoint between them: the same alerts, each raised once.
+        let whole = try core(MemoryCheckpointStorage()) { $0.alertRules = rules }
+        whole.adoptAlertState(for: nil)
+        let raised = whole.apply(sources).compactMap { o -> Alert? in if case let .alert(a) = o { a } else { nil } }
+        #expect(raised == expected && raised == whole.alerts)
+
+        let split = MemoryCheckpointStorage()
+        let first = try core(split) { $0.alertRules = rules }
+        first.adoptAlertState(for: nil)
+        let cut = sources.count * 3 / 4  // inside the spike
+        _ = first.apply(Array(sources[..<cut]))
+        first.checkpointAll(sinks: [], stop: nil)
+        let second = try core(split) { $0.alertRules = rules }
+        second.adoptAlertState(for: nil)
+        _ = second.apply(Array(sources[cut...]))
+        #expect(first.alerts + second.alerts == expected)
+    }
+}
