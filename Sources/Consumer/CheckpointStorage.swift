@@ -76,6 +76,8 @@ public final class MemoryCheckpointStorage: CheckpointStorage, @unchecked Sendab
     public private(set) var writes = 0
     /// Writes that fail (and are counted down) before writes succeed again.
     public var failingWrites = 0
+    /// Partitions whose writes fail, as a crash part-way through a checkpoint would leave them.
+    public var failingPartitions: Set<Int32> = []
 
     public init() {}
 
@@ -84,8 +86,8 @@ public final class MemoryCheckpointStorage: CheckpointStorage, @unchecked Sendab
     }
 
     public func write(_ partition: Int32, state: inout MartState, offsets: [String: Int64]) throws {
-        if failingWrites > 0 {
-            failingWrites -= 1
+        if failingWrites > 0 || failingPartitions.contains(partition) {
+            failingWrites = max(0, failingWrites - 1)
             throw CheckpointError(partition: partition, file: "memory", problem: "injected write failure")
         }
         _ = state.takeChanges()

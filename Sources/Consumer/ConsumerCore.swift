@@ -152,7 +152,11 @@ public final class ConsumerCore {
         // The alert engine first: if a crash follows before a partition's checkpoint, that partition resumes
         // from older offsets and the engine skips what it has already seen.
         if var a = alerting {
-            for (p, part) in partitions { for (topic, o) in part.offsets { a.offsets[topic, default: [:]][p] = o } }
+            // Never backwards: a partition that resumed from an older checkpoint than the engine's is behind what
+            // the engine has seen of it until it catches up, and the engine must go on skipping that stretch.
+            for (p, part) in partitions {
+                for (topic, o) in part.offsets { a.offsets[topic, default: [:]][p] = max(o, a.offsets[topic]?[p] ?? 0) }
+            }
             alerting = a
             guard retrying("alert engine", stop: stop, { try storage.writeAlertEngine(a.engine.state, rules: a.fingerprint, offsets: a.offsets) }) else { return false }
         }

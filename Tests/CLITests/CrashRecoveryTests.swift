@@ -21,24 +21,48 @@ func writeArchive(_ p: SimulationParameters, to path: String) throws -> Int {
     return summary.events
 }
 
-/// Starts `binary` with `args` `rounds` times and kills each run with SIGKILL after a random delay up to
-/// `maxDelay` seconds (unless it finished first); returns how many runs were killed.
-func killRepeatedly(_ binary: URL, _ args: [String], rounds: Int, maxDelay: Double, rng: inout Xoshiro) throws -> Int {
+/// What a state directory holds now: each file's path, size and modification time.
+func stateFingerprint(_ dir: URL) -> [String] {
+    guard let e = FileManager.default.enumerator(at: dir, includingPropertiesForKeys: [.fileSizeKey, .contentModificationDateKey]) else { return [] }
+    return e.compactMap { item -> String? in
+        guard let url = item as? URL, let v = try? url.resourceValues(forKeys: [.fileSizeKey, .contentModificationDateKey]) else { return nil }
+        return "\(url.path) \(v.fileSize ?? -1) \(v.contentModificationDate?.timeIntervalSince1970 ?? 0)"
+    }.sorted()
+}
+
+/// Runs `binary` with `args` again and again until a run finishes by itself, killing each run with SIGKILL
+/// once it has changed a file of `state` one to six times (checkpoint writes seen happening, not guessed from a delay, so
+/// the kills land as well on a fast machine as on a loaded one). Returns how many runs were killed and
+/// the exit status of the run that finished.
+func killOnProgress(_ binary: URL, _ args: [String], state: URL, rng: inout Xoshiro, maxRounds: Int = 200) throws -> (kills: Int, status: Int32?) {
     var kills = 0
-    for _ in 0..<rounds {
+    for _ in 0..<maxRounds {
         let child = Process()
         child.executableURL = binary
         child.arguments = args
         child.standardError = FileHandle.nullDevice
+        var seen = stateFingerprint(state)
         try child.run()
-        Thread.sleep(forTimeInterval: rng.uniform(0.05, maxDelay))
+        let wanted = 1 + Int(rng.next() % 6)
+        var changes = 0
+        while child.isRunning && changes < wanted {
+            usleep(300)
+            let now = stateFingerprint(state)
+            if now != seen {
+                changes += 1
+                seen = now
+            }
+        }
         if child.isRunning {
             kill(child.processIdentifier, SIGKILL)
+            child.waitUntilExit()
             kills += 1
+        } else {
+            child.waitUntilExit()
+            return (kills, child.terminationStatus)
         }
-        child.waitUntilExit()
     }
-    return kills
+    return (kills, nil)
 }
 
 @Suite(.serialized) struct CrashRecoveryTests {
@@ -56,20 +80,13 @@ func killRepeatedly(_ binary: URL, _ args: [String], rounds: Int, maxDelay: Doub
         let (expected, _) = try StateDirectory(reference.path).load()
 
         // The same run in a child process, killed at random moments (often in the middle of a checkpoint:
-        // one is written every 300 events) and restarted.
+        // one is written every 100 events of a partition) and restarted.
         let state = dir.appendingPathComponent("crashed")
         var rng = Xoshiro(seed: 99)
-        let kills = try killRepeatedly(binary, ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path,
-                                                "--checkpoint-events", "300", "--log-level", "error"], rounds: 12, maxDelay: 0.9, rng: &rng)
-        // A last run to the end.
-        let last = Process()
-        last.executableURL = binary
-        last.arguments = ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path, "--log-level", "error"]
-        last.standardError = FileHandle.nullDevice
-        try last.run()
-        last.waitUntilExit()
-        #expect(last.terminationStatus == 0)
-        #expect(kills >= 6, "only \(kills) runs were killed before they finished")
+        let (kills, status) = try killOnProgress(binary, ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path,
+                                                          "--checkpoint-events", "100", "--log-level", "error"], state: state, rng: &rng)
+        #expect(status == 0)
+        #expect(kills >= 6, "only \(kills) runs were killed before one finished")
 
         let (got, _) = try StateDirectory(state.path).load()
         // Nothing lost, nothing counted twice: every event accepted exactly once, no duplicates seen.
@@ -144,16 +161,11 @@ func killRepeatedly(_ binary: URL, _ args: [String], rounds: Int, maxDelay: Doub
         first.waitUntilExit()
         #expect(first.terminationStatus == 0)
         var rng = Xoshiro(seed: UInt64(Date().timeIntervalSince1970))
-        let kills = try killRepeatedly(binary, ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path, "--checkpoint-events", "300",
-                                                "--config-dir", repoConfig.path, "--log-level", "error"], rounds: 10, maxDelay: 1.2, rng: &rng)
-        let last = Process()
-        last.executableURL = binary
-        last.arguments = ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path, "--config-dir", repoConfig.path, "--log-level", "error"]
-        last.standardError = FileHandle.nullDevice
-        try last.run()
-        last.waitUntilExit()
-        #expect(last.terminationStatus == 0)
-        #expect(kills >= 3, "only \(kills) runs were killed before they finished")
+        // Checkpoints every 50 events of a partition, so the last two hours give the kills plenty of moments.
+        let (kills, status) = try killOnProgress(binary, ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path, "--checkpoint-events", "50",
+                                                          "--config-dir", repoConfig.path, "--log-level", "error"], state: state, rng: &rng)
+        #expect(status == 0)
+        #expect(kills >= 3, "only \(kills) runs were killed before one finished")
         #expect(AlertLog.read(stateDirectory: state).map(\.json) == expected)
     }
 }
