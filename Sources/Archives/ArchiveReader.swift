@@ -1,8 +1,9 @@
 import Events
 import Foundation
 
-/// Reads an archive line by line, plain or gzip-compressed (detected from the content, whatever the name).
-/// A malformed line is reported with its line number.
+/// Reads an archive, plain or gzip-compressed (detected from the content, whatever the name): record by record
+/// (`Sequence`), or as blocks of complete lines that a caller parses in parallel (`blocks()`). A malformed
+/// line is reported with its line number.
 public struct ArchiveReader: Sequence {
     public let path: String
     public init(path: String) throws {
@@ -11,41 +12,93 @@ public struct ArchiveReader: Sequence {
         self.path = path
     }
 
-    public func makeIterator() -> Iterator { Iterator(file: try? GzipFile(path: path, mode: "rb")) }
+    public func makeIterator() -> Iterator { Iterator(blocks: blocks(bytes: 1 << 20)) }
+
+    /// The archive's complete lines, about `bytes` at a time.
+    public func blocks(bytes: Int = 4 << 20) -> Blocks { Blocks(file: try? GzipFile(path: path, mode: "rb"), path: path, size: bytes) }
+
+    /// Lines of an archive as ranges of one buffer.
+    public struct Block: Sendable {
+        public let bytes: [UInt8]
+        /// Every line, empty ones included, without its newline.
+        public let lines: [Range<Int>]
+        /// The line number (from 1) of `lines[0]`.
+        public let firstLineNumber: Int
+    }
+
+    public struct Blocks: IteratorProtocol {
+        let file: GzipFile?
+        let path: String
+        let size: Int
+        var carry: [UInt8] = []
+        var eof = false
+        var lineNumber = 1
+
+        public mutating func next() -> Result<Block, ArchiveError>? {
+            while !eof {
+                var buffer = carry
+                buffer.reserveCapacity(carry.count + size)
+                guard let file else {
+                    eof = true
+                    break
+                }
+                do {
+                    if try file.read(into: &buffer, max: size) == 0 { eof = true }
+                } catch {
+                    eof = true
+                    return .failure(ArchiveError("archive \(path): \(error)"))
+                }
+                // Complete lines up to the last newline; the rest waits for the next read.
+                let lines = Self.lines(buffer, complete: eof)
+                let end = eof ? buffer.count : (lines.last.map { $0.upperBound + 1 } ?? 0)
+                carry = Array(buffer[end...])
+                guard !lines.isEmpty else { continue }
+                defer { lineNumber += lines.count }
+                return .success(Block(bytes: buffer, lines: lines, firstLineNumber: lineNumber))
+            }
+            return nil
+        }
+
+        /// The lines of `buffer` ending in a newline, and with `complete` the text after the last one too.
+        static func lines(_ buffer: [UInt8], complete: Bool) -> [Range<Int>] {
+            var lines: [Range<Int>] = []
+            buffer.withUnsafeBufferPointer { b in
+                guard let base = b.baseAddress else { return }
+                var start = 0
+                while start < b.count, let nl = memchr(base + start, 0x0A, b.count - start) {
+                    let end = base.distance(to: nl.assumingMemoryBound(to: UInt8.self))
+                    lines.append(start..<end)
+                    start = end + 1
+                }
+                if complete && start < b.count { lines.append(start..<b.count) }
+            }
+            return lines
+        }
+    }
 
     public struct Iterator: IteratorProtocol {
-        let file: GzipFile?
-        var buffer: [UInt8] = []
-        var position = 0
-        var eof = false
+        var blocks: Blocks
+        var block: Block?
+        var index = 0
         public private(set) var lineNumber = 0
 
-        init(file: GzipFile?) { self.file = file }
+        init(blocks: Blocks) { self.blocks = blocks }
 
         public mutating func next() -> Result<ArchiveRecord, ArchiveError>? {
             while true {
-                if let nl = buffer[position...].firstIndex(of: 0x0A) {
-                    let line = buffer[position..<nl]
-                    position = nl + 1
-                    lineNumber += 1
+                if let block, index < block.lines.count {
+                    let line = block.lines[index]
+                    lineNumber = block.firstLineNumber + index
+                    index += 1
                     if line.isEmpty { continue }
-                    return ArchiveReader.parse(line, lineNumber: lineNumber)
+                    return ArchiveReader.parse(block.bytes[line], lineNumber: lineNumber)
                 }
-                if eof {
-                    guard position < buffer.count else { return nil }
-                    let line = buffer[position...]
-                    position = buffer.count
-                    lineNumber += 1
-                    return ArchiveReader.parse(line, lineNumber: lineNumber)
-                }
-                buffer.removeFirst(position)
-                position = 0
-                guard let file else { eof = true; continue }
-                do {
-                    if try file.read(into: &buffer, max: 1 << 20) == 0 { eof = true }
-                } catch {
-                    eof = true
-                    return .failure(ArchiveError("archive \(file.path): \(error)"))
+                switch blocks.next() {
+                case nil: return nil
+                case let .failure(e): return .failure(e)
+                case let .success(b):
+                    block = b
+                    index = 0
                 }
             }
         }

@@ -105,9 +105,39 @@ extension ArchiveRecord {
     /// Parses one archive line (any field order and whitespace; unknown fields are skipped).
     /// Returns nil with a reason for anything that is not an archive record.
     public static func parse(line: ArraySlice<UInt8>) -> Result<ArchiveRecord, ArchiveLineError> {
-        var p = LineParser(bytes: line)
-        do { return .success(try p.record()) } catch { return .failure(error) }
+        var out: [UInt8] = []
+        switch parse(line: line, into: &out) {
+        case let .success(l):
+            return .success(ArchiveRecord(topic: l.topic, partition: l.partition, offset: l.offset, key: l.key.map { Array(out[$0]) },
+                                          timestamp: l.timestampMs.map { Timestamp(ms: $0) }, headers: l.headers,
+                                          value: Array(out[l.value])))
+        case let .failure(e): return .failure(e)
+        }
     }
+
+    /// Parses one archive line, appending its key and value bytes (escapes resolved) to `out`, where the
+    /// result's ranges point: a block of lines parsed into one buffer costs no allocation per line.
+    public static func parse(line: ArraySlice<UInt8>, into out: inout [UInt8]) -> Result<ArchiveLine, ArchiveLineError> {
+        var p = LineParser(bytes: line)
+        let mark = out.count
+        do { return .success(try p.record(into: &out)) } catch {
+            out.removeSubrange(mark...)
+            return .failure(error)
+        }
+    }
+}
+
+/// An archive line parsed into ranges of a caller's buffer (see `ArchiveRecord.parse(line:into:)`).
+public struct ArchiveLine: Sendable {
+    public var topic: String
+    public var partition: Int32?
+    public var offset: Int64?
+    /// The key's bytes in the buffer, nil without a key.
+    public var key: Range<Int>?
+    public var timestampMs: Int64?
+    public var headers: [(String, String)]
+    /// The value's bytes in the buffer.
+    public var value: Range<Int>
 }
 
 public struct ArchiveLineError: Error, Sendable, CustomStringConvertible {
@@ -127,7 +157,12 @@ struct LineParser {
     func fail(_ why: String) -> ArchiveLineError { ArchiveLineError(description: why) }
 
     mutating func ws() {
-        while i < bytes.endIndex, [0x20, 0x09, 0x0D, 0x0A].contains(bytes[i]) { i += 1 }
+        while i < bytes.endIndex {
+            switch bytes[i] {
+            case 0x20, 0x09, 0x0D, 0x0A: i += 1
+            default: return
+            }
+        }
     }
 
     mutating func expect(_ c: UInt8) throws(ArchiveLineError) {
@@ -141,26 +176,39 @@ struct LineParser {
         return i < bytes.endIndex ? bytes[i] : nil
     }
 
-    mutating func record() throws(ArchiveLineError) -> ArchiveRecord {
+    /// The topic names an archive normally holds, so that reading one allocates nothing.
+    static let knownTopics: [(bytes: [UInt8], name: String)] = (Topics.inputs + Topics.outputs).map { (Array($0.utf8), $0) }
+
+    mutating func record(into out: inout [UInt8]) throws(ArchiveLineError) -> ArchiveLine {
         try expect(UInt8(ascii: "{"))
-        var topic: String?, partition: Int32?, offset: Int64?, key: [UInt8]?, timestamp: Timestamp?
-        var headers: [(String, String)] = [], value: [UInt8]?
+        var topic: String?, partition: Int32?, offset: Int64?, key: Range<Int>?, timestamp: Int64?
+        var headers: [(String, String)] = [], value: Range<Int>?
         if peek() == UInt8(ascii: "}") { i += 1 } else {
+            var scratch: [UInt8] = []
             while true {
-                let name = String(decoding: try string(), as: UTF8.self)
+                scratch.removeAll(keepingCapacity: true)
+                let nameRange = try string(into: &scratch)
+                let name = scratch[nameRange]
                 try expect(UInt8(ascii: ":"))
-                switch name {
-                case "topic": topic = String(decoding: try string(), as: UTF8.self)
-                case "partition":
+                if name.elementsEqual("value".utf8) {
+                    value = try string(into: &out)
+                } else if name.elementsEqual("key".utf8) {
+                    if peek() == UInt8(ascii: "n") { try skip() } else { key = try string(into: &out) }
+                } else if name.elementsEqual("topic".utf8) {
+                    scratch.removeAll(keepingCapacity: true)
+                    let r = try string(into: &scratch)
+                    topic = Self.knownTopics.first { $0.bytes.elementsEqual(scratch[r]) }?.name ?? String(decoding: scratch[r], as: UTF8.self)
+                } else if name.elementsEqual("timestamp".utf8) {
+                    scratch.removeAll(keepingCapacity: true)
+                    let r = try string(into: &scratch)
+                    guard let t = Timestamp(rfc3339: scratch[r]) else { throw fail("bad timestamp") }
+                    timestamp = t.ms
+                } else if name.elementsEqual("partition".utf8) {
                     guard let n = Int32(exactly: try integer()) else { throw fail("partition out of range") }
                     partition = n
-                case "offset": offset = try integer()
-                case "key":
-                    if peek() == UInt8(ascii: "n") { try skip() } else { key = try string() }
-                case "timestamp":
-                    guard let t = Timestamp(rfc3339: try string()[...]) else { throw fail("bad timestamp") }
-                    timestamp = t
-                case "headers":
+                } else if name.elementsEqual("offset".utf8) {
+                    offset = try integer()
+                } else if name.elementsEqual("headers".utf8) {
                     try expect(UInt8(ascii: "{"))
                     if peek() == UInt8(ascii: "}") { i += 1 } else {
                         while true {
@@ -172,11 +220,13 @@ struct LineParser {
                             break
                         }
                     }
-                case "value": value = try string()
-                case "value_base64":
+                } else if name.elementsEqual("value_base64".utf8) {
                     guard let d = Base64.decode(try string()) else { throw fail("bad value_base64") }
-                    value = d
-                default: try skip()
+                    let start = out.count
+                    out.append(contentsOf: d)
+                    value = start..<out.count
+                } else {
+                    try skip()
                 }
                 if peek() == UInt8(ascii: ",") { i += 1; continue }
                 try expect(UInt8(ascii: "}"))
@@ -187,8 +237,8 @@ struct LineParser {
         guard i == bytes.endIndex else { throw fail("text after the record") }
         guard let topic else { throw fail("not an archive record (no topic)") }
         guard let value else { throw fail("no value") }
-        return ArchiveRecord(topic: topic, partition: partition, offset: offset, key: key, timestamp: timestamp,
-                             headers: headers.sorted { $0.0 < $1.0 }, value: value)
+        return ArchiveLine(topic: topic, partition: partition, offset: offset, key: key, timestampMs: timestamp,
+                           headers: headers.sorted { $0.0 < $1.0 }, value: value)
     }
 
     mutating func integer() throws(ArchiveLineError) -> Int64 {
@@ -210,15 +260,22 @@ struct LineParser {
 
     /// A JSON string's bytes (UTF-8), escapes resolved.
     mutating func string() throws(ArchiveLineError) -> [UInt8] {
-        try expect(0x22)
         var out: [UInt8] = []
+        _ = try string(into: &out)
+        return out
+    }
+
+    /// Appends a JSON string's bytes (UTF-8, escapes resolved) to `out`; returns where they are.
+    mutating func string(into out: inout [UInt8]) throws(ArchiveLineError) -> Range<Int> {
+        try expect(0x22)
+        let first = out.count
         var start = i
         while i < bytes.endIndex {
             let c = bytes[i]
             if c == 0x22 {
                 out.append(contentsOf: bytes[start..<i])
                 i += 1
-                return out
+                return first..<out.count
             }
             if c == 0x5C {
                 out.append(contentsOf: bytes[start..<i])
