@@ -81,6 +81,7 @@ let package = Package(
         .testTarget(name: "EventsTests", dependencies: ["Events"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Events", "Config", "TestSupport"]),
         .testTarget(name: "MartsTests", dependencies: ["Marts", "Events", "Simulation", "Config", "TestSupport"]),
+        .testTarget(name: "ArchivesTests", dependencies: ["Archives", "Events", "TestSupport"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Marts", "Events", "TestSupport"]),
         .testTarget(name: "ConsumerTests", dependencies: ["Consumer", "Config", "Simulation", "Kafka", "Marts", "Events", "Checkpoints", "TestSupport"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "UndercurrentCLI", "Consumer", "Config", "Checkpoints", "Marts", "Events", "Simulation", "TestSupport",

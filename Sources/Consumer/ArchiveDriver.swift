@@ -40,6 +40,7 @@ final class ArchiveDriver {
             batch.removeAll(keepingCapacity: true)
             if core.checkpointDueByCount { core.checkpointAll(sinks: sinks, stop: stop) }
         }
+        var lastTopic: (archived: String, name: String?) = ("", nil)
         var blocks = try ArchiveReader(path: path).blocks()
         reading: while let item = blocks.next() {
             let block: ArchiveReader.Block
@@ -63,7 +64,12 @@ final class ArchiveDriver {
                         continue
                     }
                     if let until = options.until, let t = line.timestampMs, t > until.ms { break reading }
-                    guard let topic = core.topicOf[line.topic] ?? InputTopic(rawValue: line.topic), let name = options.topics[topic] else { continue }
+                    // Lines come in runs of few topics: the name is looked up when it differs from the previous line's.
+                    if line.topic != lastTopic.archived {
+                        let topic = core.topicOf[line.topic] ?? InputTopic(rawValue: line.topic)
+                        lastTopic = (line.topic, topic.flatMap { options.topics[$0] })
+                    }
+                    guard let name = lastTopic.name else { continue }
                     let key = line.key.map { part.bytes[$0] }
                     let p = line.partition ?? Int32(Murmur2.partition(for: key ?? [], partitionCount: partitionCount))
                     let tp = TopicPartition(name, p)

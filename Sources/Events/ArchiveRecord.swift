@@ -265,50 +265,85 @@ struct LineParser {
         return out
     }
 
-    /// Appends a JSON string's bytes (UTF-8, escapes resolved) to `out`; returns where they are.
+    /// Appends a JSON string's bytes (UTF-8, escapes resolved) to `out`; returns where they are. Written
+    /// byte by byte into `out`'s spare capacity (the string is never longer than the rest of the line): no
+    /// slice is made, so no reference count moves per piece between escapes.
     mutating func string(into out: inout [UInt8]) throws(ArchiveLineError) -> Range<Int> {
         try expect(0x22)
         let first = out.count
-        var start = i
-        while i < bytes.endIndex {
-            let c = bytes[i]
-            if c == 0x22 {
-                out.append(contentsOf: bytes[start..<i])
-                i += 1
-                return first..<out.count
+        let base = bytes.startIndex
+        var k = i - base
+        var failure: ArchiveLineError?
+        let line = bytes  // (a span of `self.bytes` would hold `self` while `i` is set below)
+        let span = line.span
+        out.append(addingCapacity: bytes.endIndex - i) { o in
+            func hex4() -> UInt32? {
+                guard k + 4 <= span.count else { return nil }
+                var v: UInt32 = 0
+                for _ in 0..<4 {
+                    let c = span[k]
+                    let d: UInt8
+                    switch c {
+                    case 0x30...0x39: d = c - 0x30
+                    case 0x41...0x46: d = c - 0x41 + 10
+                    case 0x61...0x66: d = c - 0x61 + 10
+                    default: return nil
+                    }
+                    v = v << 4 | UInt32(d)
+                    k += 1
+                }
+                return v
             }
-            if c == 0x5C {
-                out.append(contentsOf: bytes[start..<i])
-                i += 1
-                guard i < bytes.endIndex else { break }
-                let e = bytes[i]
-                i += 1
+            while k < span.count {
+                let c = span[k]
+                k += 1
+                if c == 0x22 { return }
+                if c < 0x20 {
+                    failure = ArchiveLineError(description: "control character in a string")
+                    return
+                }
+                guard c == 0x5C else {
+                    o.append(c)
+                    continue
+                }
+                guard k < span.count else { break }
+                let e = span[k]
+                k += 1
                 switch e {
-                case 0x22, 0x5C, 0x2F: out.append(e)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
+                case 0x22, 0x5C, 0x2F: o.append(e)
+                case UInt8(ascii: "b"): o.append(0x08)
+                case UInt8(ascii: "f"): o.append(0x0C)
+                case UInt8(ascii: "n"): o.append(0x0A)
+                case UInt8(ascii: "r"): o.append(0x0D)
+                case UInt8(ascii: "t"): o.append(0x09)
                 case UInt8(ascii: "u"):
-                    var scalar = try hex4()
-                    if (0xD800..<0xDC00).contains(scalar), i + 1 < bytes.endIndex, bytes[i] == 0x5C, bytes[i + 1] == UInt8(ascii: "u") {
-                        i += 2
-                        let low = try hex4()
-                        guard (0xDC00..<0xE000).contains(low) else { throw fail("bad surrogate pair") }
+                    guard var scalar = hex4() else {
+                        failure = ArchiveLineError(description: "bad \\u escape")
+                        return
+                    }
+                    if (0xD800..<0xDC00).contains(scalar), k + 1 < span.count, span[k] == 0x5C, span[k + 1] == UInt8(ascii: "u") {
+                        k += 2
+                        guard let low = hex4(), (0xDC00..<0xE000).contains(low) else {
+                            failure = ArchiveLineError(description: "bad surrogate pair")
+                            return
+                        }
                         scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                     }
-                    guard let u = Unicode.Scalar(scalar) else { throw fail("bad \\u escape") }
-                    out.append(contentsOf: Array(String(Character(u)).utf8))
-                default: throw fail("bad escape")
+                    guard let u = Unicode.Scalar(scalar) else {
+                        failure = ArchiveLineError(description: "bad \\u escape")
+                        return
+                    }
+                    for b in String(Character(u)).utf8 { o.append(b) }  // at most 4 bytes, from at least 6
+                default:
+                    failure = ArchiveLineError(description: "bad escape")
+                    return
                 }
-                start = i
-                continue
             }
-            if c < 0x20 { throw fail("control character in a string") }
-            i += 1
+            failure = ArchiveLineError(description: "unterminated string")
         }
-        throw fail("unterminated string")
+        i = base + k
+        if let failure { throw failure }
+        return first..<out.count
     }
 
     mutating func hex4() throws(ArchiveLineError) -> UInt32 {

@@ -2,10 +2,15 @@
 /// which librdkafka's `murmur2_random` partitioner reproduces. Used to predict where a key lands.
 public enum Murmur2 {
     public static func hash<Bytes: Collection<UInt8>>(_ data: Bytes) -> UInt32 {
+        // Contiguous bytes (arrays and their slices, the usual keys) are read in place, without a copy.
+        if let h = data.withContiguousStorageIfAvailable({ hash(buffer: $0) }) { return h }
+        return Array(data).withUnsafeBufferPointer { hash(buffer: $0) }
+    }
+
+    static func hash(buffer bytes: UnsafeBufferPointer<UInt8>) -> UInt32 {
         let seed: UInt32 = 0x9747_b28c
         let m: UInt32 = 0x5bd1_e995
         let r: UInt32 = 24
-        let bytes = Array(data)
         let length = bytes.count
         var h = seed ^ UInt32(truncatingIfNeeded: length)
         var i = 0

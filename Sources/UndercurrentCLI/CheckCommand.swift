@@ -4,9 +4,9 @@ import ArgumentParser
 import Foundation
 import Marts
 
-/// marts.md's data-quality rules over the merged marts.
+/// The data-quality rules of docs/marts.md over the merged marts.
 struct CheckCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "check", abstract: "Run marts.md's data-quality rules on a state directory.")
+    static let configuration = CommandConfiguration(commandName: "check", abstract: "Run the data-quality rules of docs/marts.md on a state directory.")
     @Option(help: "The consumer's state directory.") var stateDir: String
 
     func run() throws {

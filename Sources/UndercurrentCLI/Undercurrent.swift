@@ -8,6 +8,7 @@ public struct Undercurrent: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "undercurrent",
         abstract: "Shows a subscription business the revenue its payments are quietly losing.",
+        discussion: "The event format is documented in docs/events.md, the marts in docs/marts.md, the design in docs/architecture.md.",
         subcommands: [
             BrokerCommand.self,
             DemoCommand.self,
