@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // Already in the graph through Hummingbird: long-lived parts run as services in one ServiceGroup.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // All C lives here: librdkafka's headers plus a shim for its variadic functions.
@@ -53,7 +55,8 @@ let package = Package(
         // driver, its outputs sent through sinks.
         .target(
             name: "Consumer",
-            dependencies: ["Kafka", "Events", "Marts", "Checkpoints", "Archives", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Kafka", "Events", "Marts", "Checkpoints", "Archives", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
         .target(
             name: "UndercurrentCLI",
@@ -64,6 +67,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(name: "undercurrent", dependencies: ["UndercurrentCLI"], linkerSettings: allocator),

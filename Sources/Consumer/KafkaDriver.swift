@@ -44,7 +44,7 @@ final class KafkaDriver: @unchecked Sendable {
         if tuned { logger.notice("embedded broker: fetch.wait.max.ms=\(EmbeddedBroker.fetchWaitMs) (set it with -X to override)") }
         let config = consumerConfig(kafka)
         logger.info("connecting to Kafka", metadata: [LogKey.config: "\(config.redacted.sorted { $0.key < $1.key })"])
-        let producer = try KafkaProducer(config: kafka, logger: logger)
+        let producer = try KafkaProducer(config: given, logger: logger)
         let sinks: [any ConsumerSink] = [KafkaTopicsSink(producer: producer, options: options)] + reporter.alertSinks
         let startOffsets = options.startTime.map { lookUpStartOffsets(at: $0, kafka: kafka) } ?? [:]
         let startMs = options.startTime?.ms

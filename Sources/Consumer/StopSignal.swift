@@ -2,10 +2,13 @@ import Foundation
 import Synchronization
 
 /// Turns SIGINT and SIGTERM into a flag that long-running loops check, so that every process can stop
-/// at a safe point (after a flush or a checkpoint) instead of dying mid-write.
+/// at a safe point (after a flush or a checkpoint) instead of dying mid-write. It is a process's one
+/// handler of those signals: a `ServiceGroup` hears of them through `onStop` (see `ServiceRunner`), so that a
+/// second signal can still end the process at once.
 public final class StopSignal: Sendable {
     private let stopped = Atomic<Bool>(false)
     private let signalName = Mutex<String?>(nil)
+    private let handlers = Mutex<[@Sendable () -> Void]>([])
     private nonisolated(unsafe) var sources: [DispatchSourceSignal] = []
 
     public init(handleSignals: Bool = true) {
@@ -20,6 +23,7 @@ public final class StopSignal: Sendable {
                     FileHandle.standardError.write(Data("second signal: exiting now\n".utf8))
                     exit(130)
                 }
+                notify()
             }
             source.resume()
             sources.append(source)
@@ -28,7 +32,23 @@ public final class StopSignal: Sendable {
 
     public var isStopped: Bool { stopped.load(ordering: .acquiring) }
     public var receivedSignal: String? { signalName.withLock { $0 } }
-    public func stop() { stopped.store(true, ordering: .releasing) }
+    public func stop() {
+        if !stopped.exchange(true, ordering: .acquiringAndReleasing) { notify() }
+    }
+
+    /// Calls `handler` once when the flag is set (at once if it already is), on the thread that set it.
+    public func onStop(_ handler: @escaping @Sendable () -> Void) {
+        let now = handlers.withLock { h -> Bool in
+            if isStopped { return true }
+            h.append(handler)
+            return false
+        }
+        if now { handler() }
+    }
+
+    private func notify() {
+        for h in handlers.withLock({ h -> [@Sendable () -> Void] in defer { h.removeAll() }; return h }) { h() }
+    }
 
     /// Sleeps in small steps until stopped or `duration` passed.
     public func sleep(_ duration: Duration) {

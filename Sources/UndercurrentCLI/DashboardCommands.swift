@@ -63,13 +63,10 @@ public struct DashboardCommand: ParsableCommand {
         let dir = URL(fileURLWithPath: stateDir)
         let metrics = metricsFile.map { URL(fileURLWithPath: $0) } ?? dir.appendingPathComponent("metrics.prom")
         let source = StateDirectorySource(directory: dir, metricsFile: metrics)
-        source.startWatching(logger: logger)
-        defer { source.stop() }
         let server = DashboardServer(source: source, host: address.host, port: address.port, token: try dashboardToken(token))
-        let stop = StopSignal()
-        try server.run(logger: logger, stop: stop) { port in
+        try ServiceRunner.run(server.services(logger: logger) { port in
             Console.err("dashboard: http://\(address.host):\(port)/ (state \(dir.path)); Ctrl-C stops")
-        }
+        }, stop: StopSignal(), logger: logger)
     }
 }
 

@@ -9,17 +9,17 @@ import Hummingbird
 import Logging
 import Marts
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 
 /// Where the dashboard's data comes from: a state directory's checkpoints (and alert log), reloaded when
-/// they change. Pages are served from the last loaded state; loading happens on a background thread.
+/// they change (`StateWatcher`). Pages are served from the last loaded state.
 public final class StateDirectorySource: Sendable {
     public let directory: URL
     private let current = Mutex<DashboardData?>(nil)
     private let signature = Mutex<String>("")
     private let loadError = Mutex<String?>(nil)
     private let reloads = Atomic<Int>(0)
-    private let stopped = Atomic<Bool>(false)
     /// The consumer's metrics (Prometheus text) when served by the consumer itself.
     let liveMetrics: (@Sendable () -> String)?
     let metricsFile: URL?
@@ -63,23 +63,6 @@ public final class StateDirectorySource: Sendable {
             logger.warning("dashboard: cannot load \(directory.path): \(error)")
         }
     }
-
-    /// Reloads every `interval` on a thread of its own until `stop()`.
-    /// The first load happens on that thread too, so the server answers at once (`/health` says
-    /// `loading` until the state is in).
-    public func startWatching(every interval: Double = 1, logger: Logger) {
-        let t = Thread { [self] in
-            refresh(logger: logger)
-            while !stopped.load(ordering: .relaxed) {
-                Thread.sleep(forTimeInterval: interval)
-                refresh(logger: logger)
-            }
-        }
-        t.name = "dashboard-reload"
-        t.start()
-    }
-
-    public func stop() { stopped.store(true, ordering: .relaxed) }
 
     public var metricsText: String {
         var text = liveMetrics?() ?? metricsFile.flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? ""
@@ -181,20 +164,54 @@ public struct DashboardServer: Sendable {
         return router
     }
 
-    /// Serves until `stop` is set; `onBound` receives the bound port (useful with port 0).
-    public func run(logger: Logger, stop: StopSignal, onBound: @escaping @Sendable (Int) -> Void = { _ in }) throws {
+    /// The dashboard's services, in start order: the HTTP server (`onBound` receives the bound port, useful with
+    /// port 0), then the state watcher. At graceful shutdown the watcher stops first, then the server.
+    public func services(logger: Logger, onBound: @escaping @Sendable (Int) -> Void = { _ in }) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         let app = Application(router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "undercurrent"),
                               onServerRunning: { channel in onBound(channel.localAddress?.port ?? 0) }, logger: logger)
-        let failure = Mutex<(any Error)?>(nil)
-        let done = Atomic<Bool>(false)
-        let task = Task {
-            do { try await app.run() } catch { failure.withLock { $0 = error } }
-            done.store(true, ordering: .releasing)
+        return [.init(service: app, serviceName: "dashboard http://\(host):\(port)"),
+                .init(service: StateWatcher(source: source, logger: logger), serviceName: "dashboard state watcher")]
+    }
+}
+
+/// Reloads a state directory every `interval` until graceful shutdown. The first load happens at once, so
+/// the server answers while it runs (`/health` says `loading` until the state is in); loading reads files,
+/// so it runs on a queue of its own, never on Swift's cooperative pool.
+public struct StateWatcher: Service {
+    let source: StateDirectorySource
+    var interval: Duration = .seconds(1)
+    let logger: Logger
+    private static let queue = DispatchQueue(label: "dashboard-reload")
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let (source, logger) = (source, logger)
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                Self.queue.async {
+                    source.refresh(logger: logger)
+                    done.resume()
+                }
+            }
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) } } catch { return }
         }
-        while !stop.isStopped && !done.load(ordering: .acquiring) { Thread.sleep(forTimeInterval: 0.1) }
-        task.cancel()
-        while !done.load(ordering: .acquiring) { Thread.sleep(forTimeInterval: 0.02) }
-        if let e = failure.withLock({ $0 }) { throw CLIError("dashboard: cannot serve on \(host):\(port): \(e)") }
+    }
+}
+
+/// Runs services in one `ServiceGroup` until they finish, or until `stop` is set (SIGINT / SIGTERM, which
+/// `StopSignal` handles for the whole process) shuts them down gracefully, in the reverse of their order.
+/// Called from a command's synchronous `run`, whose thread waits for the group.
+enum ServiceRunner {
+    static func run(_ services: [ServiceGroupConfiguration.ServiceConfiguration], stop: StopSignal, logger: Logger) throws {
+        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
+        stop.onStop { Task { await group.triggerGracefulShutdown() } }
+        let outcome = Mutex<Result<Void, any Error>>(.success(()))
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do { try await group.run() } catch { outcome.withLock { $0 = .failure(error) } }
+            done.signal()
+        }
+        done.wait()
+        try outcome.withLock { $0 }.get()
     }
 }
 

@@ -121,11 +121,9 @@ struct DemoCommand: ParsableCommand {
         if let serve {
             let address = try ListenAddress.parse(serve, option: "--serve")
             let logger = common.makeLogger("dashboard")
-            let source = StateDirectorySource(directory: stateURL)
-            source.startWatching(logger: logger)
-            defer { source.stop() }
-            try DashboardServer(source: source, host: address.host, port: address.port)
-                .run(logger: logger, stop: StopSignal()) { port in Console.out("dashboard: http://\(address.host):\(port)/ (Ctrl-C stops)") }
+            let server = DashboardServer(source: StateDirectorySource(directory: stateURL), host: address.host, port: address.port)
+            try ServiceRunner.run(server.services(logger: logger) { port in Console.out("dashboard: http://\(address.host):\(port)/ (Ctrl-C stops)") },
+                                  stop: stop, logger: logger)
         }
     }
 }

@@ -7,6 +7,7 @@ import Events
 import Foundation
 import Kafka
 import Marts
+import ServiceLifecycle
 
 public struct MartsConsumerCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -89,16 +90,24 @@ public struct MartsConsumerCommand: ParsableCommand {
             }
             options.alertWebhook = AlertWebhook(url: url)
         }
+        // SIGINT / SIGTERM set `stop`: the group shuts the consumer down first (a final checkpoint), then the
+        // dashboard; a second signal exits at once.
         let stop = StopSignal()
         let consumer = MartsConsumer(options: options, logger: logger)
-        let dashboard = try serve.map { try startDashboard($0, consumer: consumer, options: options) }
-        defer { dashboard?() }
-        do {
-            if let fromArchive {
-                try consumer.run(archive: fromArchive, partitionCount: partitions, stop: stop)
-            } else {
-                try consumer.run(kafka: try kafka.kafkaConfig(), stop: stop)
+        var services = try serve.map { try dashboardServices($0, consumer: consumer, options: options) } ?? []
+        let (archive, partitionCount, kafkaConfig) = (fromArchive, partitions, fromArchive == nil ? try kafka.kafkaConfig() : nil)
+        let run = ThreadService("marts-consumer", stop: stop) {
+            if let archive {
+                try consumer.run(archive: archive, partitionCount: partitionCount, stop: stop)
+            } else if let kafkaConfig {
+                try consumer.run(kafka: kafkaConfig, stop: stop)
             }
+        }
+        // When the consumer ends by itself (--exit-when-idle, an archive's end), so does the dashboard.
+        services.append(.init(service: run, successTerminationBehavior: .gracefullyShutdownGroup,
+                              failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "marts-consumer"))
+        do {
+            try ServiceRunner.run(services, stop: stop, logger: logger)
         } catch let e as CheckpointError {
             Console.err("marts-consumer: error: \(e). Start with --rebuild to rebuild it from the earliest offsets.")
             throw ExitCode(2)
@@ -114,26 +123,13 @@ public struct MartsConsumerCommand: ParsableCommand {
 }
 
 extension MartsConsumerCommand {
-    /// Serves the dashboard from the consumer's own state directory and live metrics; returns its stop.
-    func startDashboard(_ listen: String, consumer: MartsConsumer, options: MartsConsumer.Options) throws -> () -> Void {
+    /// The dashboard served from the consumer's own state directory and live metrics.
+    func dashboardServices(_ listen: String, consumer: MartsConsumer, options: MartsConsumer.Options) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
         let address = try ListenAddress.parse(listen, option: "--serve")
-        let logger = common.makeLogger("dashboard")
         try FileManager.default.createDirectory(at: options.stateDirectory, withIntermediateDirectories: true)
         let source = StateDirectorySource(directory: options.stateDirectory, liveMetrics: { consumer.metrics.prometheusText })
-        source.startWatching(logger: logger)
         let server = DashboardServer(source: source, host: address.host, port: address.port, token: try dashboardToken(token))
-        let stop = StopSignal(handleSignals: false)
-        let t = Thread {
-            do {
-                try server.run(logger: logger, stop: stop) { port in Console.err("dashboard: http://\(address.host):\(port)/") }
-            } catch { Console.err("\(error)") }
-        }
-        t.name = "dashboard"
-        t.start()
-        return {
-            stop.stop()
-            source.stop()
-        }
+        return server.services(logger: common.makeLogger("dashboard")) { port in Console.err("dashboard: http://\(address.host):\(port)/") }
     }
 }
 
