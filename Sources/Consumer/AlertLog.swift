@@ -13,16 +13,34 @@ public enum AlertLog {
         // line twice. Each transition is shown once.
         var seen = Set<Data>()
         let lines = data.split(separator: UInt8(ascii: "\n")).filter { seen.insert(Data($0)).inserted }
+        let decoder = JSONDecoder()
         return lines.compactMap { line in
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-                  let rule = o["rule"] as? String, let scope = o["scope"] as? String,
-                  let state = (o["state"] as? String).flatMap(Alert.State.init(rawValue:)),
-                  let at = (o["at"] as? String).flatMap(Timestamp.init(rfc3339:)),
-                  let since = (o["firing_since"] as? String).flatMap(Timestamp.init(rfc3339:)) else { return nil }
-            func num(_ k: String) -> Double { (o[k] as? NSNumber)?.doubleValue ?? 0 }
-            return Alert(rule: rule, scope: scope, state: state, at: at, firingSince: since, observedRate: num("observed_rate"),
-                         baselineRate: num("baseline_rate"), attempts: Int(num("attempts")), failures: Int(num("failures")),
-                         windowMinutes: Int(num("window_minutes")))
+            guard let l = try? decoder.decode(Line.self, from: Data(line)), let state = Alert.State(rawValue: l.state),
+                  let at = Timestamp(rfc3339: l.at), let since = Timestamp(rfc3339: l.firingSince) else { return nil }
+            return Alert(rule: l.rule, scope: l.scope, state: state, at: at, firingSince: since, observedRate: l.observedRate ?? 0,
+                         baselineRate: l.baselineRate ?? 0, attempts: l.attempts ?? 0, failures: l.failures ?? 0,
+                         windowMinutes: l.windowMinutes ?? 0)
+        }
+    }
+}
+
+extension AlertLog {
+    /// One line of the log, as `Alert.json` writes it (the `alerts` topic's format).
+    struct Line: Decodable {
+        var rule: String
+        var scope: String
+        var state: String
+        var at: String
+        var firingSince: String
+        var observedRate: Double?
+        var baselineRate: Double?
+        var attempts: Int?
+        var failures: Int?
+        var windowMinutes: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case rule, scope, state, at, attempts, failures
+            case firingSince = "firing_since", observedRate = "observed_rate", baselineRate = "baseline_rate", windowMinutes = "window_minutes"
         }
     }
 }

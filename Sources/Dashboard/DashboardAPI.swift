@@ -2,28 +2,111 @@ import Events
 import Foundation
 import Marts
 
-/// The JSON API's payloads.
+/// The JSON API's payloads: `Encodable` values written by `JSONEncoder` (mart rows and alerts keep the
+/// export's and the `alerts` topic's own writers, so that every place shows the same bytes).
 public enum DashboardAPI {
     public static func kpis(_ d: DashboardData) -> String {
-        func period(_ p: ExecutiveKPIs.Period) -> String {
-            func r(_ v: Double?) -> String { v.map { String(format: "%.6f", $0) } ?? "null" }
-            return "{\"label\":\(jsonString(p.label)),\"revenue_cents\":\(p.revenueCents),\"paying_customers\":\(p.payingCustomers),"
-                + "\"payment_failure_rate\":\(r(p.paymentFailureRate)),\"average_payment_attempts\":\(r(p.averagePaymentAttempts)),"
-                + "\"cancel_intent_rate\":\(r(p.cancelIntentRate)),\"net_mrr_churn_rate\":\(r(p.netMrrChurnRate)),\"activation_rate\":\(r(p.activationRate))}"
-        }
         let k = d.kpis
-        return "{\"as_of\":\(k.asOf.map { "\"\($0)\"" } ?? "null"),\"latest_month\":\(k.latestMonth.map(period) ?? "null"),\"all_time\":\(period(k.allTime)),"
-            + "\"zombie_accounts\":\(k.zombieAccounts),\"mrr_at_risk_cents\":\(k.mrrAtRiskCents)}"
+        return encode(KPIs(asOf: k.asOf?.description, latestMonth: k.latestMonth.map(Period.init), allTime: Period(k.allTime),
+                           zombieAccounts: k.zombieAccounts, mrrAtRiskCents: k.mrrAtRiskCents))
     }
 
     public static func narrative(_ d: DashboardData) -> String {
         let n = Narrative(d)
-        let findings = n.findings.map { f in
-            "{\"id\":\(jsonString(f.id)),\"title\":\(jsonString(f.title)),\"text\":\(jsonString(f.text)),\"numbers\":{"
-                + f.numbers.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\($0.value)" }.joined(separator: ",") + "}}"
+        return encode(NarrativePayload(insufficient: n.insufficient,
+                                       findings: n.findings.map { Finding(id: $0.id, title: $0.title, text: $0.text, numbers: $0.numbers.mapValues(Number.init)) },
+                                       recommendations: n.recommendations))
+    }
+
+    static func encode(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(value) else { return "null" }  // every payload here encodes (no non-finite numbers)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// A rate with six digits after the point, as in the CSV export; null when undefined.
+    struct Rate: Encodable {
+        let value: Double?
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.singleValueContainer()
+            if let v = value, v.isFinite, let d = Decimal(string: String(format: "%.6f", v)) { try c.encode(d) } else { try c.encodeNil() }
         }
-        return "{\"insufficient\":\(n.insufficient.map(jsonString) ?? "null"),\"findings\":[\(findings.joined(separator: ","))],"
-            + "\"recommendations\":[\(n.recommendations.map(jsonString).joined(separator: ","))]}"
+    }
+
+    /// A number of the narrative; null when not finite.
+    struct Number: Encodable {
+        let value: Double
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.singleValueContainer()
+            if value.isFinite { try c.encode(value) } else { try c.encodeNil() }
+        }
+    }
+
+    struct Period: Encodable {
+        var label: String
+        var revenueCents: Int64
+        var payingCustomers: Int64
+        var paymentFailureRate, averagePaymentAttempts, cancelIntentRate, netMrrChurnRate, activationRate: Rate
+        init(_ p: ExecutiveKPIs.Period) {
+            label = p.label
+            revenueCents = p.revenueCents
+            payingCustomers = p.payingCustomers
+            paymentFailureRate = Rate(value: p.paymentFailureRate)
+            averagePaymentAttempts = Rate(value: p.averagePaymentAttempts)
+            cancelIntentRate = Rate(value: p.cancelIntentRate)
+            netMrrChurnRate = Rate(value: p.netMrrChurnRate)
+            activationRate = Rate(value: p.activationRate)
+        }
+        enum CodingKeys: String, CodingKey {
+            case label, revenueCents = "revenue_cents", payingCustomers = "paying_customers", paymentFailureRate = "payment_failure_rate"
+            case averagePaymentAttempts = "average_payment_attempts", cancelIntentRate = "cancel_intent_rate"
+            case netMrrChurnRate = "net_mrr_churn_rate", activationRate = "activation_rate"
+        }
+    }
+
+    struct KPIs: Encodable {
+        var asOf: String?
+        var latestMonth: Period?
+        var allTime: Period
+        var zombieAccounts: Int
+        var mrrAtRiskCents: Int64
+        enum CodingKeys: String, CodingKey {
+            case asOf = "as_of", latestMonth = "latest_month", allTime = "all_time", zombieAccounts = "zombie_accounts", mrrAtRiskCents = "mrr_at_risk_cents"
+        }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(asOf, forKey: .asOf)  // null, not absent
+            try c.encode(latestMonth, forKey: .latestMonth)
+            try c.encode(allTime, forKey: .allTime)
+            try c.encode(zombieAccounts, forKey: .zombieAccounts)
+            try c.encode(mrrAtRiskCents, forKey: .mrrAtRiskCents)
+        }
+    }
+
+    struct Finding: Encodable {
+        var id: String
+        var title: String
+        var text: String
+        var numbers: [String: Number]
+    }
+
+    struct NarrativePayload: Encodable {
+        var insufficient: String?
+        var findings: [Finding]
+        var recommendations: [String]
+        enum CodingKeys: String, CodingKey { case insufficient, findings, recommendations }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(insufficient, forKey: .insufficient)  // null, not absent
+            try c.encode(findings, forKey: .findings)
+            try c.encode(recommendations, forKey: .recommendations)
+        }
+    }
+
+    struct TimelineEntry: Encodable {
+        var time: String
+        var what: String
     }
 
     public static func alerts(_ d: DashboardData) -> String { "[" + d.alerts.map(\.json).joined(separator: ",") + "]" }
@@ -38,7 +121,7 @@ public enum DashboardAPI {
         guard let state = d.snapshot.customers[id] else { return nil }
         let table = d.table("mart_customer_360")
         let row = MartTable(name: table.name, columns: table.columns, rows: table.rows.filter { $0.first == .text(id) }).json
-        let timeline = CustomerTimeline.entries(state).map { "{\"time\":\"\($0.time)\",\"what\":\(jsonString($0.text))}" }
-        return "{\"customer\":\(row.dropFirst().dropLast()),\"timeline\":[\(timeline.joined(separator: ","))]}"
+        let timeline = encode(CustomerTimeline.entries(state).map { TimelineEntry(time: $0.time.description, what: $0.text) })
+        return "{\"customer\":\(row.dropFirst().dropLast()),\"timeline\":\(timeline)}"
     }
 }

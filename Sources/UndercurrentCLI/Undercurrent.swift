@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Synchronization
 
 /// `undercurrent`: the root command. Each subcommand's logic lives in library code so tests call it
 /// without starting a process.
@@ -34,16 +35,22 @@ public struct CommonOptions: ParsableArguments {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     public var logLevel: String = "info"
 
+    @Option(name: .long, help: "Log format: text (one readable line per entry) or json (one JSON object per line, for log shippers).")
+    public var logFormat: String = "text"
+
     public init() {}
 
     public func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level: expected one of trace, debug, info, notice, warning, error, critical; got '\(logLevel)'")
         }
+        guard logFormat == "text" || logFormat == "json" else {
+            throw ValidationError("--log-format: expected text or json; got '\(logFormat)'")
+        }
     }
 
     public func makeLogger(_ label: String) -> Logger {
-        LoggingSetup.bootstrapOnce()
+        LoggingSetup.bootstrapOnce(json: logFormat == "json")
         var logger = Logger(label: label)
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         return logger
@@ -51,8 +58,52 @@ public struct CommonOptions: ParsableArguments {
 }
 
 enum LoggingSetup {
-    private static let once: Void = {
-        LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
-    }()
-    static func bootstrapOnce() { _ = once }
+    private static let format = Mutex<Bool?>(nil)
+    /// The first call chooses the format for the whole process (swift-log is bootstrapped once).
+    static func bootstrapOnce(json: Bool) {
+        let first = format.withLock { f -> Bool in
+            guard f == nil else { return false }
+            f = json
+            return true
+        }
+        guard first else { return }
+        LoggingSystem.bootstrap { label -> any LogHandler in json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label) }
+    }
+}
+
+/// Writes each entry as one JSON object per line to standard error: time, level, logger label, message,
+/// source module and metadata (values as strings).
+struct JSONLogHandler: LogHandler {
+    let label: String
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+    var metadataProvider: Logger.MetadataProvider?
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    struct Entry: Encodable {
+        var time: String
+        var level: String
+        var logger: String
+        var message: String
+        var source: String
+        var metadata: [String: String]?
+    }
+
+    func log(event: LogEvent) {
+        var all = metadata
+        if let provided = metadataProvider?.get() { all.merge(provided) { _, new in new } }
+        if let extra = event.metadata { all.merge(extra) { _, new in new } }
+        let entry = Entry(time: Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true)),
+                          level: event.level.rawValue, logger: label, message: "\(event.message)", source: event.source,
+                          metadata: all.isEmpty ? nil : all.mapValues { "\($0)" })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard var line = try? encoder.encode(entry) else { return }
+        line.append(0x0A)
+        FileHandle.standardError.write(line)
+    }
 }

@@ -1,3 +1,5 @@
+import Archives
+import Events
 import Foundation
 import Testing
 import TestSupport
@@ -46,6 +48,7 @@ import UndercurrentCLI
             ("marts-consumer", ["--state-dir", state, "--hot-customers", "0"], "--hot-customers: expected a number from 1"),
             ("marts-consumer", ["--state-dir", state, "--from-time", "later"], "--from-time: expected a time"),
             ("payments-producer", ["--rate", "0"], "--rate: expected a positive number"),
+            ("marts-consumer", ["--state-dir", state, "--log-format", "yaml"], "--log-format: expected text or json"),
             ("undercurrent", ["simulate", "--out", "/dev/null", "--config-dir", try Self.badConfigDir("baseline.yaml", "failureRate:", "failureRat:")],
              "failureRat"),
             ("undercurrent", ["simulate", "--out", "/dev/null", "--scenario", "no-such-scenario", "--config-dir", repoConfig.path], "no-such-scenario"),
@@ -58,5 +61,28 @@ import UndercurrentCLI
             #expect(status != 0, "\(product) \(args.joined(separator: " ")) exited 0")
             #expect(first.contains(expected), "\(product) \(args.joined(separator: " ")): \(stderr)")
         }
+    }
+
+    /// `--log-format json`: every line standard error gets from the logger is one JSON object with the fields
+    /// log shippers expect.
+    @Test func jsonLogsAreOneObjectPerLine() throws {
+        let dir = tempDir()
+        let archive = dir.appendingPathComponent("spike.ndjson").path
+        let writer = try ArchiveWriter(path: archive)
+        for e in history.prefix(2000) { try writer.write(ArchiveRecord(event: e, value: EventEncoder.encode(e))) }
+        try writer.close()
+        let state = dir.appendingPathComponent("state").path
+        _ = try Self.run("marts-consumer", ["--state-dir", state, "--from-archive", archive, "--no-alerts", "--checkpoint-events", "100"])
+        // The second run resumes: it logs at info with metadata.
+        let (status, stderr) = try Self.run("marts-consumer", ["--state-dir", state, "--from-archive", archive, "--no-alerts",
+                                                                 "--log-format", "json", "--log-level", "info"])
+        #expect(status == 0)
+        let lines = stderr.split(separator: "\n").filter { $0.hasPrefix("{") }
+        #expect(!lines.isEmpty, "\(stderr)")
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["level"] is String && object?["message"] is String && object?["time"] is String && object?["logger"] as? String == "marts-consumer")
+        }
+        #expect(lines.contains { $0.contains("\"kafka.partitions\"") && $0.contains("resumed from checkpoints") })
     }
 }

@@ -1,0 +1,144 @@
+import Consumer
+import Archives
+import ArgumentParser
+import Events
+import Foundation
+import Kafka
+import Logging
+
+/// Captures topics into an archive: keys, values, headers, timestamps, partitions and offsets.
+public struct Recorder {
+    public var topics: [String]
+    public var fromTime: Timestamp?
+    public var untilTime: Timestamp?
+    /// Keep recording after catching up (until stopped) instead of ending at the high watermarks seen at start.
+    public var follow = false
+
+    public init(topics: [String], fromTime: Timestamp? = nil, untilTime: Timestamp? = nil, follow: Bool = false) {
+        self.topics = topics
+        self.fromTime = fromTime
+        self.untilTime = untilTime
+        self.follow = follow
+    }
+
+    public struct Summary: Sendable {
+        public var recorded = 0
+        public var skipped = 0
+        public var seconds = 0.0
+        public var interrupted = false
+        /// Whether the start offsets came from a lookup by timestamp (false: scanned and skipped).
+        public var seekedByTime = false
+    }
+
+    public func run(kafka: KafkaConfig, to writer: ArchiveWriter, stop: StopSignal, logger: Logger,
+                    report: (String) -> Void = { Console.progress($0) }) throws -> Summary {
+        let started = ContinuousClock.now
+        var summary = Summary()
+        let admin = try KafkaAdmin(config: kafka, logger: logger)
+        var partitions: [TopicPartition] = []
+        for t in topics {
+            for p in try admin.metadata(topic: t).first?.partitions ?? [] { partitions.append(TopicPartition(t, p)) }
+        }
+        guard !partitions.isEmpty else { throw CLIError("no partitions found for topics \(topics.joined(separator: ","))") }
+        var ends: [TopicPartition: Int64] = [:]
+        var starts: [TopicPartition: KafkaOffset] = [:]
+        for tp in partitions {
+            let w = try admin.watermarks(tp)
+            ends[tp] = w.high
+            starts[tp] = KafkaOffset(w.low)
+        }
+        if let fromTime, let found = TimeSeek.offsets(at: fromTime, partitions: partitions, kafka: kafka, logger: logger) {
+            for (tp, o) in found { starts[tp] = KafkaOffset(o) }
+            summary.seekedByTime = true
+        }
+        var (config, tuned) = EmbeddedBroker.tuned(kafka)
+        if tuned { logger.notice("embedded broker: fetch.wait.max.ms=\(EmbeddedBroker.fetchWaitMs) (set it with -X to override)") }
+        config["group.id"] = config["group.id"] ?? "undercurrent-record"
+        config["enable.auto.commit"] = "false"
+        let consumer = try KafkaConsumer(config: config, logger: logger)
+        defer { consumer.close() }
+        try consumer.assign(starts)
+        var position: [TopicPartition: Int64] = [:]
+        for (tp, o) in starts { position[tp] = o.rawValue }
+        func caughtUp() -> Bool { !follow && partitions.allSatisfy { position[$0, default: 0] >= ends[$0, default: 0] } }
+        var lastReport = ContinuousClock.now
+        let total = partitions.reduce(Int64(0)) { $0 + max(0, ends[$1, default: 0] - (starts[$1]?.rawValue ?? 0)) }
+        while !stop.isStopped && !caughtUp() {
+            for m in try consumer.poll(maxMessages: 5000, timeout: .milliseconds(200), includeHeaders: true) {
+                let tp = m.topicPartition
+                position[tp] = m.offset + 1
+                if !follow, m.offset >= ends[tp, default: 0] { continue }  // arrived after the start: not ours
+                let ts = m.timestampMs.map { Timestamp(ms: $0) }
+                if let fromTime, let ts, ts < fromTime { summary.skipped += 1; continue }
+                if let untilTime, let ts, ts > untilTime { summary.skipped += 1; continue }
+                try writer.write(ArchiveRecord(topic: m.topic, partition: m.partition, offset: m.offset, key: m.key.map { Array($0) },
+                                               timestamp: ts, headers: m.headers.map { ($0.name, String(decoding: $0.value, as: UTF8.self)) },
+                                               value: Array(m.value)))
+                summary.recorded += 1
+            }
+            let now = ContinuousClock.now
+            if now - lastReport >= .seconds(1) {
+                let done = partitions.reduce(Int64(0)) { $0 + max(0, min(position[$1, default: 0], ends[$1, default: 0]) - (starts[$1]?.rawValue ?? 0)) }
+                report("record: \(summary.recorded) recorded, \(summary.skipped) outside the time range" + (follow ? " (following; Ctrl-C ends)" : ", \(total > 0 ? Int(100 * done / total) : 100)% of the backlog"))
+                lastReport = now
+            }
+        }
+        summary.interrupted = stop.isStopped
+        summary.seconds = (ContinuousClock.now - started).seconds
+        return summary
+    }
+}
+
+public struct RecordCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "record",
+        abstract: "Capture topics into an archive (NDJSON, gzip-compressed when the name ends in .gz).",
+        discussion: """
+        Records keys, values, headers, timestamps, partitions and offsets, from the earliest offset (or --from-time)
+        up to the end of each partition as it was at start, or with --follow until Ctrl-C. The archive is written
+        under FILE.partial and renamed into place when the recording ends, also on Ctrl-C.
+        """
+    )
+
+    @Option(help: "Comma-separated topics.") var topics = Topics.inputs.joined(separator: ",")
+    @Option(help: "Archive to write; '.gz' compresses, '-' writes to stdout.") var out: String
+    @Option(help: "Only messages at or after this time (RFC 3339 or YYYY-MM-DD).") var fromTime: String?
+    @Option(help: "Only messages at or before this time (RFC 3339 or YYYY-MM-DD).") var untilTime: String?
+    @Flag(help: "Keep recording new messages after catching up, until Ctrl-C.") var follow = false
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var common: CommonOptions
+
+    public init() {}
+
+    public func validate() throws {
+        guard !topicList.isEmpty else { throw ValidationError("--topics: expected a comma-separated list of topics") }
+        if let fromTime { _ = try TimeArgument.parse(fromTime, option: "--from-time") }
+        if let untilTime { _ = try TimeArgument.parse(untilTime, option: "--until-time") }
+    }
+
+    var topicList: [String] { topics.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+
+    public func run() throws {
+        let logger = common.makeLogger("record")
+        let stop = StopSignal()
+        let recorder = Recorder(topics: topicList, fromTime: try fromTime.map { try TimeArgument.parse($0, option: "--from-time") },
+                                untilTime: try untilTime.map { try TimeArgument.parse($0, option: "--until-time") }, follow: follow)
+        let writer = try ArchiveWriter(path: out)
+        let summary: Recorder.Summary
+        do {
+            summary = try recorder.run(kafka: try kafka.kafkaConfig(), to: writer, stop: stop, logger: logger)
+        } catch {
+            try? writer.close()
+            Console.endProgress()
+            Console.err("record: error: \(error)")
+            throw ExitCode(1)
+        }
+        try writer.close()
+        Console.endProgress()
+        Console.err("record: \(summary.recorded) messages to \(out) in \(String(format: "%.1f", summary.seconds)) s"
+                    + (summary.skipped > 0 ? ", \(summary.skipped) outside the time range skipped" : "")
+                    + (summary.interrupted ? " (interrupted; the archive holds what was recorded)" : ""))
+    }
+}
+
+// MARK: Replay

@@ -1,0 +1,59 @@
+import Dashboard
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Marts
+import Testing
+import TestSupport
+import Checkpoints
+import UndercurrentCLI
+
+/// The HTTP routes, served in process without a socket (HummingbirdTesting's router client).
+@Suite struct RouterTests {
+    static let state: URL = try! stateDirectory(try! world(customers: 300, months: 8))
+
+    func app(token: String? = nil) -> some ApplicationProtocol {
+        let source = StateDirectorySource(directory: Self.state)
+        source.refresh(logger: quiet)
+        return Application(router: DashboardServer(source: source, token: token).router())
+    }
+
+    @Test func apiAndPagesAnswerFromTheState() async throws {
+        let (snapshot, _) = try StateDirectory(Self.state.path).load()
+        try await app().test(.router) { client in
+            try await client.execute(uri: "/health", method: .get) { r in
+                #expect(r.status == .ok && String(buffer: r.body).contains("\"status\":\"ok\""))
+            }
+            try await client.execute(uri: "/api/kpis", method: .get) { r in
+                #expect(r.status == .ok)
+                let k = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [String: Any])
+                #expect(k["mrr_at_risk_cents"] as? Int64 == DashboardData(snapshot: snapshot).kpis.mrrAtRiskCents)
+                #expect(k.keys.contains("latest_month") && k.keys.contains("as_of"))
+                let rate = (k["all_time"] as? [String: Any])?["payment_failure_rate"] as? Double
+                #expect(rate.map { (0...1).contains($0) } == true)
+            }
+            try await client.execute(uri: "/api/narrative", method: .get) { r in
+                let n = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [String: Any])
+                #expect(n.keys.contains("insufficient") && n["findings"] is [Any] && n["recommendations"] is [Any])
+            }
+            let id = snapshot.customers.keys.sorted().first!
+            try await client.execute(uri: "/api/customers/\(id)", method: .get) { r in
+                #expect(r.status == .ok && String(buffer: r.body).contains("\"timeline\":[{"))
+            }
+            try await client.execute(uri: "/api/customers/cus_nobody", method: .get) { r in #expect(r.status == .notFound) }
+            try await client.execute(uri: "/api/marts/nope", method: .get) { r in #expect(r.status == .notFound) }
+            try await client.execute(uri: "/risk", method: .get) { r in
+                #expect(r.status == .ok && r.headers[.contentType]?.hasPrefix("text/html") == true)
+            }
+        }
+    }
+
+    @Test func aTokenGuardsEverythingButHealth() async throws {
+        let token = "0123456789abcdef-token"
+        try await app(token: token).test(.router) { client in
+            try await client.execute(uri: "/api/kpis", method: .get) { r in #expect(r.status == .unauthorized) }
+            try await client.execute(uri: "/health", method: .get) { r in #expect(r.status == .ok) }
+            try await client.execute(uri: "/api/kpis", method: .get, headers: [.authorization: "Bearer \(token)"]) { r in #expect(r.status == .ok) }
+        }
+    }
+}
