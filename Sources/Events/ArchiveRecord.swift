@@ -346,24 +346,6 @@ struct LineParser {
         return first..<out.count
     }
 
-    mutating func hex4() throws(ArchiveLineError) -> UInt32 {
-        guard i + 4 <= bytes.endIndex else { throw fail("bad \\u escape") }
-        var v: UInt32 = 0
-        for _ in 0..<4 {
-            let c = bytes[i]
-            let d: UInt8
-            switch c {
-            case 0x30...0x39: d = c - 0x30
-            case 0x41...0x46: d = c - 0x41 + 10
-            case 0x61...0x66: d = c - 0x61 + 10
-            default: throw fail("bad \\u escape")
-            }
-            v = v << 4 | UInt32(d)
-            i += 1
-        }
-        return v
-    }
-
     /// Skips any JSON value.
     mutating func skip(depth: Int = 0) throws(ArchiveLineError) {
         guard depth < 32 else { throw fail("nested too deeply") }
