@@ -156,7 +156,12 @@ extension TopicProducerCommand {
         var names: [InputTopic: String] = [:]
         if let t = options.topic { names[Self.inputTopic] = t }
         let run = ProducerRun(topics: [Self.inputTopic], topicNames: names, pacing: options.pacing, label: label)
-        let summary = try run.run(world: world, simulationStart: try options.simulation.startTime(), producer: producer, stop: stop)
+        let start = try options.simulation.startTime()
+        // The blocking send loop runs as a service on a thread of its own; SIGINT / SIGTERM set `stop`, and the
+        // loop flushes what it sent before it returns.
+        let summary = try ServiceRunner.runBlocking(label, stop: stop, logger: logger) {
+            try run.run(world: world, simulationStart: start, producer: producer, stop: stop)
+        }
         Console.endProgress()
         Console.err("\(label): sent \(summary.sent), delivered \(summary.delivered), failed \(summary.failed) in \(String(format: "%.1f", summary.seconds)) s\(summary.interrupted ? " (interrupted, flushed)" : "")")
         if summary.failed > 0 || summary.delivered != summary.sent {

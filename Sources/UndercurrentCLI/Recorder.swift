@@ -126,7 +126,10 @@ public struct RecordCommand: ParsableCommand {
         let writer = try ArchiveWriter(path: out)
         let summary: Recorder.Summary
         do {
-            summary = try recorder.run(kafka: try kafka.kafkaConfig(), to: writer, stop: stop, logger: logger)
+            let config = try kafka.kafkaConfig()
+            summary = try ServiceRunner.runBlocking("record", stop: stop, logger: logger) {
+                try recorder.run(kafka: config, to: writer, stop: stop, logger: logger)
+            }
         } catch {
             try? writer.close()
             Console.endProgress()

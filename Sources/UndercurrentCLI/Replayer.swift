@@ -157,7 +157,10 @@ public struct ReplayCommand: ParsableCommand {
         let logger = common.makeLogger("replay")
         let stop = StopSignal()
         let producer = try KafkaProducer(config: try kafka.kafkaConfig(), logger: logger)
-        let summary = try replayer().run(archive: from, producer: producer, stop: stop, logger: logger)
+        let replayer = try replayer()
+        let summary = try ServiceRunner.runBlocking("replay", stop: stop, logger: logger) {
+            try replayer.run(archive: from, producer: producer, stop: stop, logger: logger)
+        }
         Console.endProgress()
         Console.err("replay: sent \(summary.sent), delivered \(summary.delivered), failed \(summary.failed) in \(String(format: "%.1f", summary.seconds)) s"
                     + (summary.skipped > 0 ? ", \(summary.skipped) outside the time range" : "")
