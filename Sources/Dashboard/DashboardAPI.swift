@@ -18,6 +18,48 @@ public enum DashboardAPI {
                                        recommendations: n.recommendations))
     }
 
+    /// `/health`: whether the state is loaded, its as-of and accepted count, the last load error.
+    public static func health(loaded: Bool, _ d: DashboardData, lastError: String?) -> String {
+        encode(Health(status: loaded ? "ok" : "loading", asOf: d.asOf?.description, accepted: d.snapshot.accepted, lastError: lastError))
+    }
+
+    /// `/api/version`: changes whenever the state does (pages poll it to reload).
+    public static func version(_ d: DashboardData) -> String { encode(Version(version: d.version, asOf: d.asOf?.description)) }
+
+    /// An error answer, with the mart names when a mart was not found.
+    public static func error(_ message: String, marts: [String]? = nil) -> String { encode(ErrorPayload(error: message, marts: marts)) }
+
+    struct Health: Encodable {
+        var status: String
+        var asOf: String?
+        var accepted: Int
+        var lastError: String?
+        enum CodingKeys: String, CodingKey { case status, asOf = "as_of", accepted, lastError = "last_error" }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(status, forKey: .status)
+            try c.encode(asOf, forKey: .asOf)  // null, not absent
+            try c.encode(accepted, forKey: .accepted)
+            try c.encode(lastError, forKey: .lastError)
+        }
+    }
+
+    struct Version: Encodable {
+        var version: String
+        var asOf: String?
+        enum CodingKeys: String, CodingKey { case version, asOf = "as_of" }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(version, forKey: .version)
+            try c.encode(asOf, forKey: .asOf)
+        }
+    }
+
+    struct ErrorPayload: Encodable {
+        var error: String
+        var marts: [String]?
+    }
+
     static func encode(_ value: some Encodable) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -130,26 +130,26 @@ public struct DashboardServer: Sendable {
         }
         router.get("/health") { _, _ in
             let d = source.data
-            return Self.json("{\"status\":\"\(source.isLoaded ? "ok" : "loading")\",\"as_of\":\(d.asOf.map { "\"\($0)\"" } ?? "null"),\"accepted\":\(d.snapshot.accepted),\"last_error\":\(source.lastError.map(jsonString) ?? "null")}")
+            return Self.json(DashboardAPI.health(loaded: source.isLoaded, d, lastError: source.lastError))
         }
         router.get("/metrics") { _, _ in Self.text(source.metricsText) }
         router.get("/api/version") { _, _ in
             let d = source.data
-            return Self.json("{\"version\":\(jsonString(d.version)),\"as_of\":\(d.asOf.map { "\"\($0)\"" } ?? "null")}")
+            return Self.json(DashboardAPI.version(d))
         }
         router.get("/api/kpis") { _, _ in Self.json(DashboardAPI.kpis(source.data)) }
         router.get("/api/narrative") { _, _ in Self.json(DashboardAPI.narrative(source.data)) }
         router.get("/api/alerts") { _, _ in Self.json(DashboardAPI.alerts(source.data)) }
         router.get("/api/at-risk") { request, _ in
             let limit = request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 50
-            guard (1...10_000).contains(limit) else { return Self.json("{\"error\":\"limit: expected 1 to 10000\"}", status: .badRequest) }
+            guard (1...10_000).contains(limit) else { return Self.json(DashboardAPI.error("limit: expected 1 to 10000"), status: .badRequest) }
             return Self.json(DashboardAPI.atRisk(source.data, limit: limit))
         }
         router.get("/api/marts/:name") { request, context in
             let name = context.parameters.get("name") ?? ""
             let d = source.data
             guard let table = d.tables[name] else {
-                return Self.json("{\"error\":\(jsonString("no mart \(name)")),\"marts\":[\(MartSnapshot.martNames.map(jsonString).joined(separator: ","))]}", status: .notFound)
+                return Self.json(DashboardAPI.error("no mart \(name)", marts: MartSnapshot.martNames), status: .notFound)
             }
             let q = request.uri.queryParameters
             return Self.json(table.filtered(month: q.get("month"), plan: q.get("plan")).json)
@@ -157,7 +157,7 @@ public struct DashboardServer: Sendable {
         router.get("/api/customers/:id") { _, context in
             let id = context.parameters.get("id") ?? ""
             guard let body = DashboardAPI.customer(source.data, id: id) else {
-                return Self.json("{\"error\":\(jsonString("no customer \(id)"))}", status: .notFound)
+                return Self.json(DashboardAPI.error("no customer \(id)"), status: .notFound)
             }
             return Self.json(body)
         }
