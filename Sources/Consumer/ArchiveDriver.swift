@@ -28,7 +28,7 @@ final class ArchiveDriver {
         // One process reads the whole archive: the engine covers whichever partitions it had seen.
         core.adoptAlertState(for: nil)
         let started = ContinuousClock.now
-        let sinks = reporter.alertSinks
+        let sinks = reporter.sinks
         var positions: [TopicPartition: Int64] = [:]
         // Batches no larger than a checkpoint's worth of events, so checkpoints come as often as on the Kafka path.
         let batchSize = max(1, min(options.pollBatch, options.checkpointEvents))

@@ -45,7 +45,7 @@ final class KafkaDriver: @unchecked Sendable {
         let config = consumerConfig(kafka)
         logger.info("connecting to Kafka", metadata: [LogKey.config: "\(config.redacted.sorted { $0.key < $1.key })"])
         let producer = try KafkaProducer(config: given, logger: logger)
-        let sinks: [any ConsumerSink] = [KafkaTopicsSink(producer: producer, options: options)] + reporter.alertSinks
+        let sinks: [any ConsumerSink] = [KafkaTopicsSink(producer: producer, options: options)] + reporter.sinks
         let startOffsets = options.startTime.map { lookUpStartOffsets(at: $0, kafka: kafka) } ?? [:]
         let startMs = options.startTime?.ms
         let handler = RebalanceHandler(onAssign: { [self] tps in

@@ -29,7 +29,7 @@ public final class MartsConsumer: @unchecked Sendable {
         core = ConsumerCore(options: options, storage: DirectoryCheckpointStorage(directory: options.stateDirectory), logger: logger)
         var sinks: [any ConsumerSink] = [AlertLogSink(stateDirectory: options.stateDirectory, logger: logger)]
         if let hook = options.alertWebhook { sinks.append(WebhookSink(hook)) }
-        reporter = ConsumerReporter(metricsFile: options.metricsFile, alertSinks: sinks + options.sinks, logger: logger)
+        reporter = ConsumerReporter(metricsFile: options.metricsFile, sinks: sinks + options.sinks, logger: logger)
     }
 
     /// Consumes from Kafka until stopped (or idle for `exitWhenIdle`), then takes a final checkpoint.
@@ -57,17 +57,17 @@ public final class MartsConsumer: @unchecked Sendable {
 }
 
 /// The consumer's metrics snapshot (refreshed at each report, readable from any thread) and where else it
-/// goes: the metrics file. Also carries the sinks every driver uses.
+/// goes: the metrics file. Also carries the sinks every driver sends to (the Kafka driver adds the topics).
 final class ConsumerReporter: Sendable {
     private let snapshot = Mutex(ConsumerMetrics())
     private let assigned = Atomic<Bool>(false)
     let metricsFile: URL?
-    let alertSinks: [any ConsumerSink]
+    let sinks: [any ConsumerSink]
     let logger: Logger
 
-    init(metricsFile: URL?, alertSinks: [any ConsumerSink], logger: Logger) {
+    init(metricsFile: URL?, sinks: [any ConsumerSink], logger: Logger) {
         self.metricsFile = metricsFile
-        self.alertSinks = alertSinks
+        self.sinks = sinks
         self.logger = logger
     }
 

@@ -197,48 +197,6 @@ public struct StateWatcher: Service {
     }
 }
 
-/// Runs services in one `ServiceGroup` until they finish, or until `stop` is set (SIGINT / SIGTERM, which
-/// `StopSignal` handles for the whole process) shuts them down gracefully, in the reverse of their order.
-/// Called from a command's synchronous `run`, whose thread waits for the group.
-enum ServiceRunner {
-    static func run(_ services: [ServiceGroupConfiguration.ServiceConfiguration], stop: StopSignal, logger: Logger) throws {
-        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
-        stop.onStop { Task { await group.triggerGracefulShutdown() } }
-        let outcome = Mutex<Result<Void, any Error>>(.success(()))
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            do { try await group.run() } catch { outcome.withLock { $0 = .failure(error) } }
-            done.signal()
-        }
-        done.wait()
-        try outcome.withLock { $0 }.get()
-    }
-
-    /// Runs a blocking loop (a producer's, `record`'s, `replay`'s) as the one service of a group, on a thread of
-    /// its own, and returns what it returned. `body` must return soon after `stop` is set.
-    static func runBlocking<T>(_ name: String, stop: StopSignal, logger: Logger, _ body: @escaping () throws -> T) throws -> T {
-        let job = BlockingJob(body)
-        try run([.init(service: ThreadService(name, stop: stop) { try job.run() }, successTerminationBehavior: .gracefullyShutdownGroup,
-                       failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: name)], stop: stop, logger: logger)
-        return try job.result()
-    }
-}
-
-/// A job handed to the thread that runs it, and its result handed back.
-///
-/// `@unchecked Sendable`: `body` and `outcome` are used by the service's thread while it runs, and read by the
-/// caller only after the service group has returned.
-private final class BlockingJob<T>: @unchecked Sendable {
-    private let body: () throws -> T
-    private var outcome: Result<T, any Error>?
-    init(_ body: @escaping () throws -> T) { self.body = body }
-    func run() throws { outcome = Result { try body() } }
-    func result() throws -> T {
-        guard let outcome else { throw CLIError("stopped before it finished") }
-        return try outcome.get()
-    }
-}
-
 /// Requires `Authorization: Bearer TOKEN`, or the `uc_token` cookie, which `?token=TOKEN` sets. `/health`
 /// stays open for probes.
 struct BearerToken<Context: RequestContext>: RouterMiddleware {

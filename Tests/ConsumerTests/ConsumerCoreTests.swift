@@ -62,7 +62,7 @@ let reference = export([martState(history)])
         while i < input.count {
             let n = Int(rng.next() % 3000) + 1
             var batch = Array(input[i..<min(i + n, input.count)])
-            // A redelivered message (a producer retry): the same value at a later offset is a duplicate.
+            // The same message delivered again (a redelivery): counted as a duplicate, changing no mart.
             if let m = batch.last, rng.next() % 2 == 0 {
                 batch.append(KafkaMessage(topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value, timestampMs: m.timestampMs))
                 resent += 1
