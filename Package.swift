@@ -37,6 +37,10 @@ let package = Package(
             name: "Kafka",
             dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")]
         ),
+        // libpq, PostgreSQL's C client (Debian's libpq-dev), for the PostgreSQL sink.
+        .target(name: "CLibPQ", linkerSettings: [.linkedLibrary("pq")]),
+        // The only Swift module that imports CLibPQ: connections, statements, COPY.
+        .target(name: "Postgres", dependencies: ["CLibPQ"]),
         // zlib's gzip functions, for compressed archives.
         .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
         .target(name: "Events"),
@@ -58,10 +62,12 @@ let package = Package(
             dependencies: ["Kafka", "Events", "Marts", "Checkpoints", "Archives", .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
+        // Mirrors the marts into PostgreSQL after each checkpoint (a ConsumerSink).
+        .target(name: "PostgresSink", dependencies: ["Postgres", "Consumer", "Marts", "Events", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "UndercurrentCLI",
             dependencies: [
-                "Kafka", "Events", "Simulation", "Marts", "Checkpoints", "Archives", "Config", "Consumer", "Charts", "Dashboard",
+                "Kafka", "Events", "Simulation", "Marts", "Checkpoints", "Archives", "Config", "Consumer", "Charts", "Dashboard", "Postgres", "PostgresSink",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

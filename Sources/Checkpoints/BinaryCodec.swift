@@ -2,18 +2,6 @@ import Foundation
 import Events
 import Marts
 
-extension BinaryWriter {
-    mutating func cell(_ c: Cell) { for i in 0..<8 { i64(c[i]) } }
-}
-
-extension BinaryReader {
-    mutating func cell() throws -> Cell {
-        var c = Cell.zero
-        for i in 0..<8 { c[i] = try i64() }
-        return c
-    }
-}
-
 /// CRC-32 (IEEE), for detecting torn or corrupted checkpoint records. Slicing-by-8: eight table look-ups per
 /// eight bytes instead of one per byte (about four times as fast on a restart's hundreds of megabytes).
 public enum CRC32 {

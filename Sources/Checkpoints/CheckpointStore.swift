@@ -283,17 +283,7 @@ public final class CheckpointStore {
         for (t, o) in offsets.sorted(by: { $0.key < $1.key }) { w.string(t); w.i64(o) }
         let c = state.counters
         w.i64(Int64(c.accepted)); w.i64(Int64(c.duplicates)); w.i64(Int64(c.rejected)); w.optI64(c.minTime); w.optI64(c.maxTime)
-        let a = state.aggregates
-        for d in [a.revenue, a.reliability, a.failureReasons, a.engagement, a.mrr, a.failureToChurn, a.cohorts, a.recovery] {
-            w.u32(UInt32(d.count))
-            for (k, v) in d.sorted(by: { $0.key < $1.key }) { w.i32(k.month); w.i32(k.sub); w.cell(v) }
-        }
-        w.u32(UInt32(a.cohortTtv.count))
-        for (m, ttv) in a.cohortTtv.sorted(by: { $0.key < $1.key }) {
-            w.i32(m)
-            w.u32(UInt32(ttv.count))
-            for (s, n) in ttv.sorted(by: { $0.key < $1.key }) { w.i64(s); w.i64(Int64(n)) }
-        }
+        state.aggregates.encode(into: &w)
         w.u32(UInt32(customerCount))
         for (id, packed) in customers {
             w.string(id)
@@ -310,21 +300,7 @@ public final class CheckpointStore {
             for _ in 0..<(try r.count()) { c.offsets[try r.string()] = try r.i64() }
             c.counters = MartState.Counters(accepted: Int(try r.i64()), duplicates: Int(try r.i64()), rejected: Int(try r.i64()),
                                             minTime: try r.optI64(), maxTime: try r.optI64())
-            var a = Aggregates()
-            func cells() throws -> CellMap {
-                var d = CellMap()
-                for _ in 0..<(try r.count()) { d[CellKey(try r.i32(), try r.i32()), default: .zero] = try r.cell() }
-                return d
-            }
-            a.revenue = try cells(); a.reliability = try cells(); a.failureReasons = try cells(); a.engagement = try cells()
-            a.mrr = try cells(); a.failureToChurn = try cells(); a.cohorts = try cells(); a.recovery = try cells()
-            for _ in 0..<(try r.count()) {
-                let m = try r.i32()
-                var ttv: [Int64: Int] = [:]
-                for _ in 0..<(try r.count()) { ttv[try r.i64()] = Int(try r.i64()) }
-                a.cohortTtv[m] = ttv
-            }
-            c.aggregates = a
+            c.aggregates = try Aggregates(from: &r)
             let customers = try r.count()
             c.customers.reserveCapacity(c.customers.count + customers)
             for _ in 0..<customers {

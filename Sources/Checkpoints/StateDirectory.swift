@@ -1,4 +1,3 @@
-import Checkpoints
 import Events
 import Foundation
 import Marts

@@ -44,10 +44,13 @@ public final class ConsumerCore {
     final class Partition {
         var state: MartState
         var offsets: [String: Int64]
+        /// The offsets of the last checkpoint (or those the partition was opened at).
+        var checkpointedOffsets: [String: Int64]
         var sinceCheckpoint = 0
         init(state: MartState, offsets: [String: Int64]) {
             self.state = state
             self.offsets = offsets
+            checkpointedOffsets = offsets
         }
     }
 
@@ -147,7 +150,13 @@ public final class ConsumerCore {
     @discardableResult
     public func checkpointAll(sinks: [any ConsumerSink], stop: StopSignal?, force: Bool = false) -> Bool {
         let changed = force || partitions.values.contains { $0.sinceCheckpoint > 0 }
-        guard changed else { return true }
+        let mirrors = sinks.filter(\.mirrorsState)
+        guard changed || mirrors.contains(where: \.wantsCheckpoint) else { return true }
+        var previous: [Int32: (offsets: [String: Int64], changed: [String])] = [:]
+        guard changed else {
+            tellMirrors(mirrors, previous)
+            return true
+        }
         guard retrying("outputs", stop: stop, { for s in sinks { try s.flush() } }) else { return false }
         // The alert engine first: if a crash follows before a partition's checkpoint, that partition resumes
         // from older offsets and the engine skips what it has already seen.
@@ -161,9 +170,25 @@ public final class ConsumerCore {
             guard retrying("alert engine", stop: stop, { try storage.writeAlertEngine(a.engine.state, rules: a.fingerprint, offsets: a.offsets) }) else { return false }
         }
         for p in openPartitions where force || partitions[p]!.sinceCheckpoint > 0 {
+            let part = partitions[p]!
+            let before = (part.checkpointedOffsets, mirrors.isEmpty ? [] : part.state.changedCustomerIDs)
             guard retrying("partition \(p)", stop: stop, { try checkpoint(p) }) else { return false }
+            previous[p] = before
         }
+        tellMirrors(mirrors, previous)
         return true
+    }
+
+    /// Hands every open partition, as checkpointed, to the sinks that mirror the marts.
+    private func tellMirrors(_ mirrors: [any ConsumerSink], _ previous: [Int32: (offsets: [String: Int64], changed: [String])]) {
+        guard !mirrors.isEmpty else { return }
+        let view = openPartitions.filter { partitions[$0]!.sinceCheckpoint == 0 }.map { p in
+            let part = partitions[p]!
+            let before = previous[p]
+            return CheckpointedPartition(number: p, state: part.state, offsets: part.checkpointedOffsets,
+                                         previousOffsets: before?.offsets ?? part.checkpointedOffsets, changedCustomers: before?.changed ?? [])
+        }
+        for sink in mirrors { sink.checkpointed(view) }
     }
 
     private func checkpoint(_ p: Int32) throws {
@@ -172,6 +197,7 @@ public final class ConsumerCore {
         var state = part.state
         try storage.write(p, state: &state, offsets: part.offsets)
         part.state = state
+        part.checkpointedOffsets = part.offsets
         lastCheckpointSeconds = (ContinuousClock.now - started).seconds
         summary.checkpointSeconds += lastCheckpointSeconds
         part.sinceCheckpoint = 0

@@ -14,6 +14,8 @@ public struct ConsumerMetrics: Sendable {
     public var checkpointSecondsTotal = 0.0
     public var lastCheckpointSeconds = 0.0
     public var kafkaClientErrors = 0
+    /// Sinks that can fall behind (the PostgreSQL sink).
+    public var sinks: [SinkStatus] = []
 
     public init() {}
 
@@ -47,6 +49,16 @@ public struct ConsumerMetrics: Sendable {
                [("{state=\"firing\"}", "\(summary.alertsFiring)"), ("{state=\"resolved\"}", "\(summary.alertsResolved)")])
         metric("undercurrent_kafka_client_errors_total", "counter", "Errors reported by the Kafka client (broker down, timeouts).",
                [("", "\(kafkaClientErrors)")])
+        if !sinks.isEmpty {
+            func label(_ s: SinkStatus) -> String { "{sink=\"\(s.name)\"}" }
+            metric("undercurrent_sink_up", "gauge", "Whether the sink is connected (1) or retrying (0).",
+                   sinks.map { (label($0), $0.connected ? "1" : "0") })
+            metric("undercurrent_sink_lag_checkpoints", "gauge", "Checkpoints taken since the sink last caught up.",
+                   sinks.map { (label($0), "\($0.checkpointsBehind)") })
+            metric("undercurrent_sink_lag_seconds", "gauge", "Age of the oldest checkpoint the sink has not written; 0 when caught up.",
+                   sinks.map { (label($0), String(format: "%.3f", $0.secondsBehind)) })
+            metric("undercurrent_sink_commits_total", "counter", "Transactions the sink committed.", sinks.map { (label($0), "\($0.commits)") })
+        }
         return out
     }
 }

@@ -26,11 +26,63 @@ public protocol ConsumerSink: AnyObject, Sendable {
     func flush() throws
     /// Called once at the end.
     func close()
+    /// Whether the sink mirrors the marts (`checkpointed` is called, and the core tracks changed customers for it).
+    var mirrorsState: Bool { get }
+    /// Whether the sink wants `checkpointed` now although no partition changed: it is catching up after an
+    /// outage, or the marts' as-of moved elsewhere. Asked at every checkpoint opportunity.
+    var wantsCheckpoint: Bool { get }
+    /// Called at the end of each checkpoint, on the consuming thread, with every open partition as the
+    /// checkpoint left it. Failures are the sink's to report and retry: the checkpoint is already durable.
+    func checkpointed(_ partitions: [CheckpointedPartition])
+    /// How far behind the checkpoints the sink is, for metrics and `/health`; nil for sinks that keep up by
+    /// construction.
+    var sinkStatus: SinkStatus? { get }
+}
+
+/// A sink that can fall behind the checkpoints (a database that is away): how far, for metrics and /health.
+public struct SinkStatus: Sendable, Codable, Equatable {
+    public var name: String
+    public var connected: Bool
+    /// Checkpoints taken since the sink last caught up.
+    public var checkpointsBehind = 0
+    /// How long ago the oldest of them was taken; 0 when caught up.
+    public var secondsBehind = 0.0
+    /// Transactions committed since start.
+    public var commits = 0
+    public init(name: String, connected: Bool, checkpointsBehind: Int = 0, secondsBehind: Double = 0, commits: Int = 0) {
+        self.name = name
+        self.connected = connected
+        self.checkpointsBehind = checkpointsBehind
+        self.secondsBehind = secondsBehind
+        self.commits = commits
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, connected, checkpointsBehind = "checkpoints_behind", secondsBehind = "seconds_behind", commits
+    }
 }
 
 extension ConsumerSink {
     public func flush() throws {}
     public func close() {}
+    public var mirrorsState: Bool { false }
+    public var wantsCheckpoint: Bool { false }
+    public func checkpointed(_ partitions: [CheckpointedPartition]) {}
+    public var sinkStatus: SinkStatus? { nil }
+}
+
+/// One input partition as a checkpoint left it, for sinks that mirror the marts. The state is a copy that
+/// shares storage with the core's: read it during the call, never keep it (a kept copy makes the core's
+/// next change copy the whole state).
+public struct CheckpointedPartition {
+    public let number: Int32
+    public let state: MartState
+    /// The next offset of each input topic: the position the state reflects.
+    public let offsets: [String: Int64]
+    /// The position of the partition's previous checkpoint, or the one it was opened at.
+    public let previousOffsets: [String: Int64]
+    /// Customers changed between `previousOffsets` and `offsets`.
+    public let changedCustomers: [String]
 }
 
 /// Appends every alert to `alerts.ndjson` in the state directory, where the dashboard reads them.

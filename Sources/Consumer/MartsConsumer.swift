@@ -87,6 +87,7 @@ final class ConsumerReporter: Sendable {
         m.checkpointSecondsTotal = core.summary.checkpointSeconds
         m.lastCheckpointSeconds = core.lastCheckpointSeconds
         m.kafkaClientErrors = consumer?.clientErrorCount ?? 0
+        m.sinks = sinks.compactMap(\.sinkStatus)
         snapshot.withLock { $0 = m }
         if let file = metricsFile {
             do { try Data(m.prometheusText.utf8).write(to: file, options: .atomic) } catch {

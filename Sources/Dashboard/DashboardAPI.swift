@@ -19,8 +19,24 @@ public enum DashboardAPI {
     }
 
     /// `/health`: whether the state is loaded, its as-of and accepted count, the last load error.
-    public static func health(loaded: Bool, _ d: DashboardData, lastError: String?) -> String {
-        encode(Health(status: loaded ? "ok" : "loading", asOf: d.asOf?.description, accepted: d.snapshot.accepted, lastError: lastError))
+    public static func health(loaded: Bool, _ d: DashboardData, lastError: String?, sinks: [SinkHealth] = []) -> String {
+        encode(Health(status: loaded ? "ok" : "loading", asOf: d.asOf?.description, accepted: d.snapshot.accepted, lastError: lastError,
+                      sinks: sinks))
+    }
+
+    /// A sink that can fall behind the checkpoints (the PostgreSQL sink), in `/health`.
+    public struct SinkHealth: Codable, Sendable, Equatable {
+        public var name: String
+        public var connected: Bool
+        public var checkpointsBehind: Int
+        public var secondsBehind: Double
+        public init(name: String, connected: Bool, checkpointsBehind: Int, secondsBehind: Double) {
+            self.name = name
+            self.connected = connected
+            self.checkpointsBehind = checkpointsBehind
+            self.secondsBehind = secondsBehind
+        }
+        enum CodingKeys: String, CodingKey { case name, connected, checkpointsBehind = "checkpoints_behind", secondsBehind = "seconds_behind" }
     }
 
     /// `/api/version`: changes whenever the state does (pages poll it to reload).
@@ -34,13 +50,15 @@ public enum DashboardAPI {
         var asOf: String?
         var accepted: Int
         var lastError: String?
-        enum CodingKeys: String, CodingKey { case status, asOf = "as_of", accepted, lastError = "last_error" }
+        var sinks: [SinkHealth]
+        enum CodingKeys: String, CodingKey { case status, asOf = "as_of", accepted, lastError = "last_error", sinks }
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(status, forKey: .status)
             try c.encode(asOf, forKey: .asOf)  // null, not absent
             try c.encode(accepted, forKey: .accepted)
             try c.encode(lastError, forKey: .lastError)
+            if !sinks.isEmpty { try c.encode(sinks, forKey: .sinks) }
         }
     }
 

@@ -146,3 +146,46 @@ extension CellMap: Equatable {
         a.count == b.count && zip(a.keys, a.values).allSatisfy { b[$0.0] == $0.1 }
     }
 }
+
+extension Aggregates {
+    /// The binary form checkpoints and the PostgreSQL sink store: each cell map sorted by key, then the
+    /// time-to-value multisets.
+    public func encode(into w: inout BinaryWriter) {
+        for d in [revenue, reliability, failureReasons, engagement, mrr, failureToChurn, cohorts, recovery] {
+            w.u32(UInt32(d.count))
+            for (k, v) in d.sorted(by: { $0.key < $1.key }) {
+                w.i32(k.month); w.i32(k.sub)
+                for i in 0..<8 { w.i64(v[i]) }
+            }
+        }
+        w.u32(UInt32(cohortTtv.count))
+        for (m, ttv) in cohortTtv.sorted(by: { $0.key < $1.key }) {
+            w.i32(m)
+            w.u32(UInt32(ttv.count))
+            for (s, n) in ttv.sorted(by: { $0.key < $1.key }) { w.i64(s); w.i64(Int64(n)) }
+        }
+    }
+
+    /// Reads what `encode(into:)` wrote.
+    public init(from r: inout BinaryReader) throws {
+        func cells() throws -> CellMap {
+            var d = CellMap()
+            for _ in 0..<(try r.count()) {
+                let key = CellKey(try r.i32(), try r.i32())
+                var c = Cell.zero
+                for i in 0..<8 { c[i] = try r.i64() }
+                d[key, default: .zero] = c
+            }
+            return d
+        }
+        self.init()
+        revenue = try cells(); reliability = try cells(); failureReasons = try cells(); engagement = try cells()
+        mrr = try cells(); failureToChurn = try cells(); cohorts = try cells(); recovery = try cells()
+        for _ in 0..<(try r.count()) {
+            let m = try r.i32()
+            var ttv: [Int64: Int] = [:]
+            for _ in 0..<(try r.count()) { ttv[try r.i64()] = Int(try r.i64()) }
+            cohortTtv[m] = ttv
+        }
+    }
+}

@@ -99,6 +99,9 @@ public struct CustomerTable: Sendable {
         growIndex(for: n)
     }
 
+    /// The ids of the customers changed since the last `takeChanged`, without starting a new change set.
+    public var changedIDs: [String] { changedRows.map { ids[Int($0)] } }
+
     /// The customers changed since the last call, packed (for a checkpoint), and starts a new change set.
     public mutating func takeChanged() -> [(String, [UInt8])] {
         var out: [(String, [UInt8])] = []

@@ -188,27 +188,42 @@ public struct MartSnapshot: Sendable {
                                    "ending_mrr_cents", "net_mrr_churn_rate"], rows: rows)
     }
 
+    public static let customer360Columns = [
+        "customer_id", "signed_up_at", "plan", "status", "mrr_cents", "lifetime_revenue_cents", "invoices_issued", "invoices_paid",
+        "invoices_uncollectible", "payments_failed", "last_failure_reason", "last_failure_at", "first_core_use_at", "activated",
+        "ttv_seconds", "last_active_at", "feature_events_30d", "cancel_intents", "is_zombie", "risk_score", "risk_segment", "risk_reasons",
+    ]
+
     public func customer360() -> MartTable {
         let asOf = self.asOf ?? Timestamp(ms: 0)
         let ids = customers.keys.sorted()  // ids are ASCII (events.md), so this is byte order
-        let rows: [[MartValue]] = ids.map { id in
-            let c = customers[id]!
-            let risk = RiskModel.assess(c, asOf: asOf)
-            let ttv = c.ttvMilliseconds
-            return [.text(id), .time(c.signedUpAt), .text(c.currentPlan.rawValue), .text(c.status.rawValue), .int(c.currentMrr),
-                    .int(c.lifetimeRevenue), .int(Int64(c.invoicesIssued)), .int(Int64(c.invoicesPaid)), .int(Int64(c.invoicesUncollectible)),
-                    .int(Int64(c.paymentsFailed)), c.lastFailure.map { .text($0.reason.rawValue) } ?? .null,
-                    .time(c.lastFailure.map { Timestamp(ms: $0.key.time) }), .time(c.firstCoreUse), .bool(ttv != nil),
-                    ttv.map { .int($0 / 1000) } ?? .null, .time(c.lastActive), .int(Int64(c.featureEvents30d(asOf: asOf))),
-                    .int(Int64(c.cancelIntents)), .bool(c.isZombie(asOf: asOf)), .int(Int64(risk.score)), .text(risk.segment.rawValue),
-                    .text(risk.reasons.joined(separator: ";"))]
-        }
-        return MartTable(name: "mart_customer_360",
-                         columns: ["customer_id", "signed_up_at", "plan", "status", "mrr_cents", "lifetime_revenue_cents",
-                                   "invoices_issued", "invoices_paid", "invoices_uncollectible", "payments_failed",
-                                   "last_failure_reason", "last_failure_at", "first_core_use_at", "activated", "ttv_seconds",
-                                   "last_active_at", "feature_events_30d", "cancel_intents", "is_zombie", "risk_score",
-                                   "risk_segment", "risk_reasons"], rows: rows)
+        let rows: [[MartValue]] = ids.map { id in Self.customer360Row(id, customers[id]!, asOf: asOf) }
+        return MartTable(name: "mart_customer_360", columns: Self.customer360Columns, rows: rows)
+    }
+
+    /// One customer's row of mart_customer_360 at `asOf` (the marts' as-of: the latest event time of all).
+    public static func customer360Row(_ id: String, _ c: borrowing CustomerState, asOf: Timestamp) -> [MartValue] {
+        let risk = RiskModel.assess(c, asOf: asOf)
+        let ttv = c.ttvMilliseconds
+        return [.text(id), .time(c.signedUpAt), .text(c.currentPlan.rawValue), .text(c.status.rawValue), .int(c.currentMrr),
+                .int(c.lifetimeRevenue), .int(Int64(c.invoicesIssued)), .int(Int64(c.invoicesPaid)), .int(Int64(c.invoicesUncollectible)),
+                .int(Int64(c.paymentsFailed)), c.lastFailure.map { .text($0.reason.rawValue) } ?? .null,
+                .time(c.lastFailure.map { Timestamp(ms: $0.key.time) }), .time(c.firstCoreUse), .bool(ttv != nil),
+                ttv.map { .int($0 / 1000) } ?? .null, .time(c.lastActive), .int(Int64(c.featureEvents30d(asOf: asOf))),
+                .int(Int64(c.cancelIntents)), .bool(c.isZombie(asOf: asOf)), .int(Int64(risk.score)), .text(risk.segment.rawValue),
+                .text(risk.reasons.joined(separator: ";"))]
+    }
+
+    /// The earliest as-of after `asOf` at which the customer's row may differ with no new event (a feature use
+    /// leaving the 30-day window, the risk model's time-driven signals); nil when time alone never changes it.
+    /// A row computed at `asOf` is the row at any later as-of before that moment.
+    public static func customer360NextChange(_ c: borrowing CustomerState, asOf: Timestamp) -> Int64? {
+        let day = Timestamp.millisecondsPerDay
+        var next = RiskModel.nextChange(c, asOf: asOf) ?? Int64.max
+        for t in c.recentFeatureTimes where t + 30 * day > asOf.ms && t + 30 * day < next { next = t + 30 * day }
+        // Without any activity, days since active count from the sign-up.
+        if c.lastActive == nil, let s = c.signedUpAt, s.ms + 14 * day > asOf.ms, s.ms + 14 * day < next { next = s.ms + 14 * day }
+        return next == Int64.max ? nil : next
     }
 
     public func failureToChurn() -> MartTable {

@@ -215,6 +215,9 @@ public struct MartState: Sendable {
         riskChecks[day, default: []].append(id)
     }
 
+    /// The customers changed since the last `takeChanges()` (the last checkpoint), by id.
+    public var changedCustomerIDs: [String] { customers.changedIDs }
+
     /// Hands over what changed since the last call (for a checkpoint) and starts a new change set.
     /// Customers come packed (`CustomerCodec`).
     public mutating func takeChanges() -> (customers: [(String, [UInt8])], slots: [(UInt64, UInt64)]) {

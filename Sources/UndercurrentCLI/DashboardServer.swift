@@ -23,11 +23,15 @@ public final class StateDirectorySource: Sendable {
     /// The consumer's metrics (Prometheus text) when served by the consumer itself.
     let liveMetrics: (@Sendable () -> String)?
     let metricsFile: URL?
+    /// The consumer's sinks that can fall behind, when served by the consumer itself.
+    let liveSinks: (@Sendable () -> [DashboardAPI.SinkHealth])?
 
-    public init(directory: URL, metricsFile: URL? = nil, liveMetrics: (@Sendable () -> String)? = nil) {
+    public init(directory: URL, metricsFile: URL? = nil, liveMetrics: (@Sendable () -> String)? = nil,
+                liveSinks: (@Sendable () -> [DashboardAPI.SinkHealth])? = nil) {
         self.directory = directory
         self.metricsFile = metricsFile
         self.liveMetrics = liveMetrics
+        self.liveSinks = liveSinks
     }
 
     public var data: DashboardData { current.withLock { $0 } ?? DashboardData(snapshot: MartSnapshot()) }
@@ -130,7 +134,7 @@ public struct DashboardServer: Sendable {
         }
         router.get("/health") { _, _ in
             let d = source.data
-            return Self.json(DashboardAPI.health(loaded: source.isLoaded, d, lastError: source.lastError))
+            return Self.json(DashboardAPI.health(loaded: source.isLoaded, d, lastError: source.lastError, sinks: source.liveSinks?() ?? []))
         }
         router.get("/metrics") { _, _ in Self.text(source.metricsText) }
         router.get("/api/version") { _, _ in

@@ -5,6 +5,8 @@ import Checkpoints
 import Dashboard
 import Events
 import Foundation
+import Postgres
+import PostgresSink
 import Kafka
 import Marts
 import ServiceLifecycle
@@ -45,6 +47,7 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Option(help: "POST each alert as JSON to this URL (never stalls consumption; 3 tries, 2 s timeout each).") var alertWebhook: String?
     @Option(help: "Serve the dashboard and API on HOST:PORT while consuming (e.g. 127.0.0.1:8080).") var serve: String?
     @Option(help: "With --serve: require this bearer token; default: $UNDERCURRENT_DASHBOARD_TOKEN.") var token: String?
+    @Option(help: "Mirror the marts into PostgreSQL after each checkpoint, exactly once: a libpq URI such as postgresql://undercurrent@127.0.0.1:5432/analytics (password from PGPASSWORD or ~/.pgpass). Tables in schema 'undercurrent' (docs/architecture.md).") var postgres: String?
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var common: CommonOptions
 
@@ -65,6 +68,9 @@ public struct MartsConsumerCommand: ParsableCommand {
         if let hotCustomers, !(1...10_000_000).contains(hotCustomers) { throw ValidationError("--hot-customers: expected a number from 1 to 10000000") }
         if let threads, !(1...64).contains(threads) { throw ValidationError("--threads: expected a number from 1 to 64") }
         guard reportSeconds > 0 else { throw ValidationError("--report-seconds: expected a positive number of seconds") }
+        if let postgres {
+            do { try PostgresURI.validate(postgres) } catch { throw ValidationError("--postgres: \(error.message)") }
+        }
     }
 
     public func run() throws {
@@ -89,6 +95,17 @@ public struct MartsConsumerCommand: ParsableCommand {
                 throw ValidationError("--alert-webhook: expected an http(s) URL, got '\(alertWebhook)'")
             }
             options.alertWebhook = AlertWebhook(url: url)
+        }
+        if let postgres {
+            // Before any work: wrong credentials or a missing database end here; a server that is away does not.
+            var o = PostgresSink.Options(uri: postgres)
+            o.rebuild = options.rebuild
+            do {
+                options.sinks.append(try PostgresSink(options: o, logger: logger))
+            } catch {
+                Console.err("marts-consumer: error: --postgres \(PostgresURI.redacted(postgres)): \(error.message)")
+                throw ExitCode(2)
+            }
         }
         // SIGINT / SIGTERM set `stop`: the group shuts the consumer down first (a final checkpoint), then the
         // dashboard; a second signal exits at once.
@@ -127,7 +144,10 @@ extension MartsConsumerCommand {
     func dashboardServices(_ listen: String, consumer: MartsConsumer, options: MartsConsumer.Options) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
         let address = try ListenAddress.parse(listen, option: "--serve")
         try FileManager.default.createDirectory(at: options.stateDirectory, withIntermediateDirectories: true)
-        let source = StateDirectorySource(directory: options.stateDirectory, liveMetrics: { consumer.metrics.prometheusText })
+        let source = StateDirectorySource(directory: options.stateDirectory, liveMetrics: { consumer.metrics.prometheusText }, liveSinks: {
+            consumer.metrics.sinks.map { DashboardAPI.SinkHealth(name: $0.name, connected: $0.connected, checkpointsBehind: $0.checkpointsBehind,
+                                                                 secondsBehind: $0.secondsBehind) }
+        })
         let server = DashboardServer(source: source, host: address.host, port: address.port, token: try dashboardToken(token))
         return server.services(logger: common.makeLogger("dashboard")) { port in Console.err("dashboard: http://\(address.host):\(port)/") }
     }

@@ -1,0 +1,253 @@
+import Foundation
+import CLibPQ
+
+/// A failure talking to PostgreSQL: the server's message and, when the server sent one, its SQLSTATE.
+public struct PostgresError: Error, CustomStringConvertible, Sendable {
+    public enum Code: Sendable, Equatable {
+        /// The connection string cannot be parsed.
+        case invalidURI
+        /// The server cannot be reached now (refused, timed out, starting up or shutting down, connection
+        /// lost): worth retrying.
+        case unavailable
+        /// The server refused us for good: wrong credentials, no such database or role, no permission.
+        case rejected
+        /// A statement failed (see `sqlState`).
+        case statement
+    }
+
+    public var code: Code
+    public var message: String
+    /// The five-character SQLSTATE, e.g. `42P01` for an undefined table.
+    public var sqlState: String?
+
+    public init(code: Code, message: String, sqlState: String? = nil) {
+        self.code = code
+        self.message = message
+        self.sqlState = sqlState
+    }
+
+    public var description: String { sqlState.map { "\(message) (SQLSTATE \($0))" } ?? message }
+
+    /// Worth retrying later: the server or the connection went away, or it is busy starting or stopping.
+    public var isTransient: Bool {
+        switch code {
+        case .unavailable: return true
+        case .invalidURI, .rejected: return false
+        case .statement:
+            // Class 08: connection exceptions; 57P: operator intervention (shutdown, crash); 40: rollbacks.
+            guard let s = sqlState else { return true }  // no SQLSTATE: the connection broke mid-statement
+            return s.hasPrefix("08") || s.hasPrefix("57P") || s.hasPrefix("40") || s == "53300"
+        }
+    }
+}
+
+/// One libpq connection, used from one thread at a time. The only Swift code that calls libpq.
+public final class PostgresConnection {
+    private let conn: OpaquePointer
+    /// The URI as given, with any password replaced (safe to log).
+    public let redactedURI: String
+
+    /// Connects with a libpq connection URI or keyword string; the password comes from the URI,
+    /// `PGPASSWORD` or `~/.pgpass`, as libpq finds it. `connectTimeout` applies unless the URI sets one.
+    public init(uri: String, applicationName: String = "undercurrent", connectTimeout: Int = 5) throws(PostgresError) {
+        redactedURI = PostgresURI.redacted(uri)
+        try PostgresURI.validate(uri)
+        // Earlier keywords are overridden by what the expanded URI says.
+        let keys = ["connect_timeout", "application_name", "dbname"]
+        let values = [String(connectTimeout), applicationName, uri]
+        let c = withCStrings(keys) { k in withCStrings(values) { v in PQconnectdbParams(k, v, 1) } }
+        guard let c else { throw PostgresError(code: .unavailable, message: "out of memory connecting to PostgreSQL") }
+        guard PQstatus(c) == CONNECTION_OK else {
+            let message = Self.clean(String(cString: PQerrorMessage(c)))
+            PQfinish(c)
+            throw PostgresError(code: Self.isRejection(message) ? .rejected : .unavailable, message: message)
+        }
+        conn = c
+        // Notices (e.g. "relation already exists, skipping") are not ours to print.
+        PQsetNoticeProcessor(conn, { _, _ in }, nil)
+    }
+
+    deinit { PQfinish(conn) }
+
+    /// Whether the connection is still usable (not broken by a server restart).
+    public var isOpen: Bool { PQstatus(conn) == CONNECTION_OK }
+
+    /// The server's version number, e.g. 150018.
+    public var serverVersion: Int { Int(PQserverVersion(conn)) }
+
+    /// Runs one or more statements without parameters; returns the last one's result.
+    @discardableResult
+    public func execute(_ sql: String) throws(PostgresError) -> PostgresResult {
+        try take(PQexec(conn, sql))
+    }
+
+    /// Runs one statement with text parameters ($1, $2, …; nil is NULL).
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [String?]) throws(PostgresError) -> PostgresResult {
+        let result = withOptionalCStrings(parameters) { values in
+            PQexecParams(conn, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+        }
+        return try take(result)
+    }
+
+    /// Prepares a named statement for `executePrepared`.
+    public func prepare(_ name: String, _ sql: String, parameterCount: Int) throws(PostgresError) {
+        try take(PQprepare(conn, name, sql, Int32(parameterCount), nil))
+    }
+
+    /// Runs a statement prepared with `prepare`.
+    @discardableResult
+    public func executePrepared(_ name: String, _ parameters: [String?]) throws(PostgresError) -> PostgresResult {
+        let result = withOptionalCStrings(parameters) { values in
+            PQexecPrepared(conn, name, Int32(parameters.count), values, nil, nil, 0)
+        }
+        return try take(result)
+    }
+
+    /// Runs `COPY … FROM STDIN` (text format) with `data`: rows of tab-separated fields ended by newlines,
+    /// escaped as `CopyText` does. Returns the rows copied.
+    @discardableResult
+    public func copyIn(_ sql: String, data: [UInt8]) throws(PostgresError) -> Int {
+        guard let start = PQexec(conn, sql) else { throw failure() }
+        let status = PQresultStatus(start)
+        if status != PGRES_COPY_IN {
+            defer { PQclear(start) }
+            throw failure(start)
+        }
+        PQclear(start)
+        let chunk = 1 << 20
+        var offset = 0
+        var sendError: String?
+        data.withUnsafeBufferPointer { buf in
+            while offset < buf.count {
+                let n = min(chunk, buf.count - offset)
+                let sent = buf.baseAddress!.advanced(by: offset).withMemoryRebound(to: CChar.self, capacity: n) {
+                    PQputCopyData(conn, $0, Int32(n))
+                }
+                if sent != 1 {
+                    sendError = String(cString: PQerrorMessage(conn))
+                    return
+                }
+                offset += n
+            }
+        }
+        if PQputCopyEnd(conn, sendError) != 1 { sendError = sendError ?? String(cString: PQerrorMessage(conn)) }
+        var copied = 0
+        var firstError: PostgresError?
+        while let r = PQgetResult(conn) {
+            if PQresultStatus(r) == PGRES_COMMAND_OK {
+                copied = Int(String(cString: PQcmdTuples(r))) ?? 0
+            } else if firstError == nil {
+                firstError = failure(r)
+            }
+            PQclear(r)
+        }
+        if let firstError { throw firstError }
+        if let sendError { throw PostgresError(code: .statement, message: Self.clean(sendError)) }
+        return copied
+    }
+
+    // MARK: Results and errors
+
+    @discardableResult
+    private func take(_ result: OpaquePointer?) throws(PostgresError) -> PostgresResult {
+        guard let result else { throw failure() }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+            return PostgresResult(columns: [], rows: [], affected: Int(String(cString: PQcmdTuples(result))) ?? 0)
+        case PGRES_TUPLES_OK:
+            let nr = PQntuples(result), nc = PQnfields(result)
+            let columns = (0..<nc).map { String(cString: PQfname(result, $0)) }
+            var rows: [[String?]] = []
+            rows.reserveCapacity(Int(nr))
+            for r in 0..<nr {
+                rows.append((0..<nc).map { c in PQgetisnull(result, r, c) == 1 ? nil : String(cString: PQgetvalue(result, r, c)) })
+            }
+            return PostgresResult(columns: columns, rows: rows, affected: Int(nr))
+        default:
+            throw failure(result)
+        }
+    }
+
+    private func failure(_ result: OpaquePointer? = nil) -> PostgresError {
+        var state: String?
+        var message = String(cString: PQerrorMessage(conn))
+        if let result {
+            if let s = PQresultErrorField(result, Int32(UInt8(ascii: "C"))) { state = String(cString: s) }
+            if let m = PQresultErrorField(result, Int32(UInt8(ascii: "M"))) { message = String(cString: m) }
+        }
+        return PostgresError(code: PQstatus(conn) == CONNECTION_OK ? .statement : .unavailable, message: Self.clean(message), sqlState: state)
+    }
+
+    /// libpq's multi-line messages on one line.
+    static func clean(_ message: String) -> String {
+        message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: "; ")
+    }
+
+    /// A connection failure the server decided (credentials, database, role, permission), not the network.
+    static func isRejection(_ message: String) -> Bool {
+        let m = message.lowercased()
+        return ["authentication failed", "does not exist", "no password supplied", "permission denied", "not permitted",
+                "no pg_hba.conf entry", "password is required", "invalid", "role"].contains { m.contains($0) }
+            && !m.contains("starting up") && !m.contains("shutting down")
+    }
+}
+
+/// The rows of a query, as text (nil for NULL).
+public struct PostgresResult: Sendable {
+    public var columns: [String]
+    public var rows: [[String?]]
+    /// Rows returned, or affected by an INSERT / UPDATE / DELETE.
+    public var affected: Int
+}
+
+/// Connection strings: checking and redacting them.
+public enum PostgresURI {
+    /// Throws `.invalidURI` with libpq's reason when libpq cannot parse it.
+    public static func validate(_ uri: String) throws(PostgresError) {
+        var err: UnsafeMutablePointer<CChar>?
+        guard let options = PQconninfoParse(uri, &err) else {
+            let reason = err.map { String(cString: $0) } ?? "cannot be parsed"
+            if let err { PQfreemem(err) }
+            throw PostgresError(code: .invalidURI, message: "\(redacted(uri)): \(PostgresConnection.clean(reason))")
+        }
+        PQconninfoFree(options)
+    }
+
+    /// The URI with the password (in the authority or as `password=`) replaced by `***`.
+    public static func redacted(_ uri: String) -> String {
+        var s = uri
+        if let scheme = s.range(of: "://") {
+            let rest = s[scheme.upperBound...]
+            let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+            if let at = rest[..<authorityEnd].lastIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":") {
+                s.replaceSubrange(s.index(after: colon)..<at, with: "***")
+            }
+        }
+        // password=… as a query parameter or keyword, up to the next separator.
+        var out = ""
+        var rest = Substring(s)
+        while let r = rest.range(of: "password=") {
+            out += rest[..<r.upperBound]
+            rest = rest[r.upperBound...]
+            let end = rest.firstIndex(where: { $0 == "&" || $0 == " " }) ?? rest.endIndex
+            out += "***"
+            rest = rest[end...]
+        }
+        return out + rest
+    }
+}
+
+private func withCStrings<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    pointers.append(nil)
+    defer { for p in pointers { free(p) } }
+    return body(pointers.map { UnsafePointer($0) })
+}
+
+private func withOptionalCStrings<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    let pointers: [UnsafeMutablePointer<CChar>?] = strings.map { $0.map { strdup($0) } ?? nil }
+    defer { for p in pointers { free(p) } }
+    return body(pointers.map { UnsafePointer($0) })
+}

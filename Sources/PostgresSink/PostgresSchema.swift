@@ -1,0 +1,190 @@
+import Foundation
+import Marts
+import Postgres
+
+/// The sink's tables in schema `undercurrent`: one per mart (the export's name, columns and order, a primary
+/// key on the grain), the sink's own bookkeeping (`sink_*`), and views for BI tools. Created and migrated
+/// by `ensure`; version 1 is the only one so far.
+enum PostgresSchema {
+    static let schema = "undercurrent"
+    static let version = 1
+    /// The role BI tools are granted (read-only); created when the sink's user may create roles.
+    static let readerRole = "undercurrent_reader"
+    /// The key of the advisory lock every sink write takes, so that consumers sharing a database write
+    /// one at a time (each transaction sees the others' committed partitions).
+    static let lockKey: Int64 = 0x756E_6465_7263_7572  // "undercur"
+
+    enum Kind: String {
+        case text, bigint, double = "double precision", boolean, timestamptz
+    }
+
+    /// A mart's columns in export order, with their SQL kind and the grain (primary key).
+    struct Table {
+        var name: String
+        var columns: [(name: String, kind: Kind)]
+        var key: [String]
+        var qualified: String { "\(schema).\(name)" }
+    }
+
+    static let grains: [String: [String]] = [
+        "mart_revenue_monthly": ["month", "plan"], "mart_payment_reliability": ["month"],
+        "mart_payment_reliability_plan_monthly": ["month", "plan"], "mart_failure_reason_monthly": ["month", "failure_reason"],
+        "mart_engagement": ["month"], "mart_mrr_movements": ["month"], "mart_customer_360": ["customer_id"],
+        "mart_failure_to_churn_signal": ["month", "had_failure"], "mart_activation_cohort": ["signup_month"],
+        "mart_recovery_opportunity": ["month", "failure_reason"],
+    ]
+
+    /// The kind of an export column, by its name (a test checks every value of a real snapshot fits).
+    static func kind(of column: String) -> Kind {
+        if column.hasSuffix("_at") { return .timestamptz }
+        if ["month", "signup_month", "plan", "status", "customer_id", "failure_reason", "decline_type", "last_failure_reason",
+            "risk_segment", "risk_reasons"].contains(column) { return .text }
+        if ["had_failure", "activated", "is_zombie"].contains(column) { return .boolean }
+        if column.hasSuffix("_rate") || column.hasPrefix("avg_") || column.hasPrefix("engagement_")
+            || ["events_per_active_customer", "share_of_failures"].contains(column) { return .double }
+        return .bigint
+    }
+
+    /// Every mart, from an empty snapshot's table definitions plus customer 360's.
+    static let tables: [Table] = {
+        var names: [(String, [String])] = MartSnapshot().tables().map { ($0.name, $0.columns) }
+        if let i = names.firstIndex(where: { $0.0 == "mart_customer_360" }) { names[i].1 = MartSnapshot.customer360Columns }
+        return names.map { name, columns in
+            Table(name: name, columns: columns.map { ($0, kind(of: $0)) }, key: grains[name]!)
+        }
+    }()
+
+    static var customer360: Table { tables.first { $0.name == "mart_customer_360" }! }
+
+    static func createTable(_ t: Table) -> String {
+        let cols = t.columns.map { "\($0.name) \($0.kind.rawValue)\(t.key.contains($0.name) ? " NOT NULL" : "")" }
+        var sql = "CREATE TABLE \(t.qualified) (\(cols.joined(separator: ", ")), PRIMARY KEY (\(t.key.joined(separator: ", "))));\n"
+        if let docs = MartComments.tables[t.name] {
+            sql += "COMMENT ON TABLE \(t.qualified) IS \(literal(docs.table));\n"
+            for c in t.columns {
+                if let text = docs.columns[c.name] { sql += "COMMENT ON COLUMN \(t.qualified).\(c.name) IS \(literal(text));\n" }
+            }
+        }
+        return sql + "GRANT SELECT ON \(t.qualified) TO \(readerRole);\n"
+    }
+
+    static let bookkeeping = """
+        CREATE TABLE IF NOT EXISTS \(schema).sink_positions (
+            partition integer PRIMARY KEY,
+            offsets jsonb NOT NULL,
+            accepted bigint NOT NULL,
+            duplicates bigint NOT NULL,
+            rejected bigint NOT NULL,
+            min_event_time timestamptz,
+            max_event_time timestamptz,
+            rows_as_of timestamptz,
+            written_at timestamptz NOT NULL,
+            version bigint NOT NULL,
+            aggregates bytea NOT NULL);
+        COMMENT ON TABLE \(schema).sink_positions IS 'The checkpoint position each input partition''s rows reflect: next offset per input topic, its counts, event-time range, the as-of its customer rows were computed at, and its additive aggregates (binary).';
+        CREATE SEQUENCE IF NOT EXISTS \(schema).sink_version;
+        CREATE TABLE IF NOT EXISTS \(schema).sink_customer_partition (
+            customer_id text PRIMARY KEY,
+            partition integer NOT NULL);
+        COMMENT ON TABLE \(schema).sink_customer_partition IS 'Which input partition owns each mart_customer_360 row.';
+        CREATE INDEX IF NOT EXISTS sink_customer_partition_partition ON \(schema).sink_customer_partition (partition);
+
+        """
+
+    static let views = """
+        CREATE OR REPLACE VIEW \(schema).kpi_monthly AS
+        SELECT r.month,
+               r.revenue_cents,
+               r.paying_customers,
+               p.failure_rate AS payment_failure_rate,
+               p.avg_attempts_per_invoice AS average_payment_attempts,
+               e.cancel_intent_rate,
+               m.net_mrr_churn_rate,
+               a.activation_rate
+        FROM \(schema).mart_revenue_monthly r
+        JOIN \(schema).mart_payment_reliability p ON p.month = r.month
+        JOIN \(schema).mart_engagement e ON e.month = r.month
+        JOIN \(schema).mart_mrr_movements m ON m.month = r.month
+        LEFT JOIN \(schema).mart_activation_cohort a ON a.signup_month = r.month
+        WHERE r.plan = 'all';
+        COMMENT ON VIEW \(schema).kpi_monthly IS 'The dashboard''s executive KPIs, one row per month (docs/marts.md, Executive KPIs). The current month is incomplete.';
+        CREATE OR REPLACE VIEW \(schema).kpi_current AS
+        SELECT (SELECT max(max_event_time) FROM \(schema).sink_positions) AS as_of,
+               count(*) FILTER (WHERE is_zombie) AS zombie_accounts,
+               coalesce(sum(mrr_cents) FILTER (WHERE risk_segment IN ('high', 'critical')), 0)::bigint AS mrr_at_risk_cents,
+               count(*) FILTER (WHERE risk_segment IN ('high', 'critical')) AS customers_at_risk
+        FROM \(schema).mart_customer_360;
+        COMMENT ON VIEW \(schema).kpi_current IS 'KPIs of the current state: zombie accounts and the MRR of high and critical risk customers.';
+        CREATE OR REPLACE VIEW \(schema).sink_status AS
+        SELECT count(*) AS partitions,
+               sum(accepted) AS accepted,
+               max(max_event_time) AS as_of,
+               min(rows_as_of) AS oldest_rows_as_of,
+               bool_and(rows_as_of IS NOT DISTINCT FROM (SELECT max(max_event_time) FROM \(schema).sink_positions)) AS rows_current,
+               max(written_at) AS last_write
+        FROM \(schema).sink_positions;
+        COMMENT ON VIEW \(schema).sink_status IS 'What the tables reflect: partitions written, as-of, whether every partition''s customer rows are computed at that as-of, the last write.';
+
+        """
+
+    static func literal(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
+
+    /// Creates the schema and whatever is missing, or checks what exists; a table whose columns are not the
+    /// expected ones (altered or dropped by someone) is recreated, and then every partition's position is
+    /// cleared so that every consumer rewrites its rows. Returns the tables recreated.
+    @discardableResult
+    static func ensure(_ db: PostgresConnection) throws(PostgresError) -> [String] {
+        try db.execute("BEGIN")
+        do throws(PostgresError) {
+            try db.query("SELECT pg_advisory_xact_lock($1)", [String(lockKey)])
+            try db.execute("CREATE SCHEMA IF NOT EXISTS \(schema)")
+            // The role is optional: a user without CREATEROLE still gets its tables.
+            let role = try db.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [readerRole])
+            if role.rows.isEmpty {
+                try db.execute("SAVEPOINT role")
+                do { try db.execute("CREATE ROLE \(readerRole) NOLOGIN") } catch { try db.execute("ROLLBACK TO SAVEPOINT role") }
+            }
+            let hasRole = !(try db.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [readerRole])).rows.isEmpty
+            try db.execute("CREATE TABLE IF NOT EXISTS \(schema).sink_schema_version (version integer NOT NULL)")
+            let v = try db.execute("SELECT version FROM \(schema).sink_schema_version")
+            if let found = v.rows.first?[0].flatMap({ Int($0) }), found > version {
+                throw PostgresError(code: .statement, message: "schema \(schema) is at version \(found), newer than this sink's \(version); upgrade undercurrent")
+            }
+            if v.rows.isEmpty { try db.execute("INSERT INTO \(schema).sink_schema_version VALUES (\(version))") }
+            try db.execute(bookkeeping)
+            // Columns as they are now.
+            let existing = try db.query("""
+                SELECT table_name, string_agg(column_name || ' ' || data_type, ',' ORDER BY ordinal_position)
+                FROM information_schema.columns WHERE table_schema = $1 GROUP BY table_name
+                """, [schema])
+            var found: [String: String] = [:]
+            for row in existing.rows { found[row[0]!] = row[1] ?? "" }
+            var recreated: [String] = []
+            for t in tables {
+                let expected = t.columns.map { "\($0.name) \($0.kind.rawValue == "timestamptz" ? "timestamp with time zone" : $0.kind.rawValue)" }.joined(separator: ",")
+                guard found[t.name] != expected else { continue }
+                if found[t.name] != nil { try db.execute("DROP TABLE \(t.qualified) CASCADE") }
+                var ddl = createTable(t)
+                if !hasRole { ddl = ddl.split(separator: "\n").filter { !$0.hasPrefix("GRANT") }.joined(separator: "\n") }
+                try db.execute(ddl)
+                recreated.append(t.name)
+            }
+            if !recreated.isEmpty {
+                // Rows must be written again: no partition's position holds any more.
+                try db.execute("DELETE FROM \(schema).sink_positions; DELETE FROM \(schema).sink_customer_partition")
+            }
+            try db.execute(views)
+            if hasRole {
+                try db.execute("""
+                    GRANT USAGE ON SCHEMA \(schema) TO \(readerRole);
+                    GRANT SELECT ON ALL TABLES IN SCHEMA \(schema) TO \(readerRole);
+                    """)
+            }
+            try db.execute("COMMIT")
+            return recreated
+        } catch {
+            _ = try? db.execute("ROLLBACK")
+            throw error
+        }
+    }
+}

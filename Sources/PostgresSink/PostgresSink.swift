@@ -1,0 +1,475 @@
+import Consumer
+import Events
+import Foundation
+import Logging
+import Marts
+import Postgres
+import Synchronization
+
+/// Mirrors the marts into PostgreSQL after every checkpoint, exactly once (see docs/architecture.md,
+/// "The PostgreSQL sink").
+///
+/// Each input partition owns its rows: its customers' rows of `mart_customer_360` and its additive
+/// aggregates; a write puts what changed since the partition's position in the database, and the new
+/// position, in one transaction. The monthly marts are recomputed in that transaction from every
+/// partition's aggregates in the database, so that consumers sharing a database (several in one group)
+/// give the same tables as one. A position in the database that is not the one the changes start from
+/// (a crash between the local checkpoint and the commit, a restored database, tables recreated) makes the
+/// partition's rows be written whole.
+///
+/// Called on the consuming thread after each checkpoint. When the server is away the consumer goes on;
+/// the sink retries every `retryInterval`, logs the outage once a minute, and catches up when it returns.
+public final class PostgresSink: ConsumerSink, @unchecked Sendable {
+    public struct Options: Sendable {
+        public var uri: String
+        /// Clear every partition's position at start, so that all rows are written again (`--rebuild`).
+        public var rebuild = false
+        /// How long to wait before connecting again after a failure.
+        public var retryInterval: Duration = .seconds(2)
+        /// How often an idle consumer checks whether the marts' as-of moved (other consumers' partitions).
+        public var refreshInterval: Duration = .seconds(5)
+        public init(uri: String) { self.uri = uri }
+    }
+
+    /// What one partition's rows in the database are known to be.
+    struct Tracked {
+        /// The partition's position in the database after our last commit; nil until verified against it.
+        var written: [String: Int64]?
+        /// The position the pending changes start from (valid while `written` is nil).
+        var base: [String: Int64]
+        /// Customers changed since that position.
+        var dirty: Set<String> = []
+        /// For every customer written: the as-of at which its row may next change by time alone
+        /// (Int64.max: never), bucketed by day in `due`.
+        var next: [String: Int64] = [:]
+        var due: [Int64: [String]] = [:]
+        /// The as-of its customer rows were computed at.
+        var rowsAsOf: Int64?
+        /// Offsets at the latest checkpoint handed over.
+        var offsets: [String: Int64] = [:]
+    }
+
+    public let options: Options
+    let logger: Logger
+    var db: PostgresConnection?
+    var tracked: [Int32: Tracked] = [:]
+    /// Every partition's aggregates as last read or written, by the version the database gave them.
+    var aggregatesCache: [Int32: (version: Int64, aggregates: Aggregates)] = [:]
+    private var lastAttempt: ContinuousClock.Instant?
+    private var lastRefresh = ContinuousClock.now
+    private var lastOutageLog: ContinuousClock.Instant?
+    private var outageSince: ContinuousClock.Instant?
+    /// Checkpoints handed over since the last commit, and when the oldest of them was taken.
+    private var behind = 0
+    private var behindSince: Date?
+    private let status = Mutex(SinkStatus(name: "postgres", connected: false))
+    /// The event-time range over every partition the monthly marts were last computed for.
+    private var lastWindow: (Int64?, Int64?)?
+    public private(set) var commits = 0
+    /// Rows of mart_customer_360 written so far (for benchmarks and tests).
+    public private(set) var customerRowsWritten = 0
+
+    /// Connects and creates or migrates the schema. A server that is not reachable is not an error here (the
+    /// sink catches up when it is); wrong credentials, a missing database or an unusable URI are.
+    public init(options: Options, logger: Logger) throws(PostgresError) {
+        self.options = options
+        self.logger = logger
+        try PostgresURI.validate(options.uri)
+        do {
+            try connect()
+            if options.rebuild { try db!.execute("DELETE FROM \(PostgresSchema.schema).sink_positions") }
+        } catch where error.isTransient {
+            noteOutage(error)
+        }
+    }
+
+    public var redactedURI: String { PostgresURI.redacted(options.uri) }
+
+    private func connect() throws(PostgresError) {
+        lastAttempt = .now
+        let c = try PostgresConnection(uri: options.uri, applicationName: "undercurrent-marts-consumer")
+        let recreated = try PostgresSchema.ensure(c)
+        if !recreated.isEmpty && commits > 0 {
+            logger.warning("postgres: tables \(recreated.joined(separator: ", ")) were missing or altered; recreated, refilling")
+        }
+        db = c
+        if let since = outageSince {
+            logger.notice("postgres: connected again after \(Int((ContinuousClock.now - since).seconds)) s", metadata: ["uri": "\(redactedURI)"])
+            outageSince = nil
+            lastOutageLog = nil
+        }
+        // Everything is verified against the database again.
+        for p in tracked.keys { unverify(p) }
+        aggregatesCache = [:]
+    }
+
+    // MARK: ConsumerSink
+
+    public func send(_ outputs: [ConsumerOutput]) throws {}
+    public var mirrorsState: Bool { true }
+
+    public var wantsCheckpoint: Bool {
+        if behind > 0 || tracked.values.contains(where: { $0.written == nil }) { return true }
+        return ContinuousClock.now - lastRefresh >= options.refreshInterval
+    }
+
+    public func checkpointed(_ partitions: [CheckpointedPartition]) {
+        let open = Set(partitions.map(\.number))
+        for p in tracked.keys where !open.contains(p) { tracked[p] = nil }
+        var changed = false
+        for p in partitions {
+            if tracked[p.number] == nil {
+                tracked[p.number] = Tracked(written: nil, base: p.previousOffsets, dirty: Set(p.changedCustomers), offsets: p.offsets)
+                changed = changed || p.offsets != p.previousOffsets
+                continue
+            }
+            if !p.changedCustomers.isEmpty || p.offsets != tracked[p.number]!.offsets {
+                tracked[p.number]!.dirty.formUnion(p.changedCustomers)
+                tracked[p.number]!.offsets = p.offsets
+                changed = true
+            }
+        }
+        if changed {
+            behind += 1
+            if behindSince == nil { behindSince = Date() }
+        }
+        lastRefresh = .now
+        if db == nil {
+            if let last = lastAttempt, ContinuousClock.now - last < options.retryInterval {
+                publishStatus()
+                return
+            }
+            do { try connect() } catch {
+                noteOutage(error)
+                publishStatus()
+                return
+            }
+        }
+        write(partitions, retryAfterRepair: true)
+        publishStatus()
+    }
+
+    public func close() { db = nil }
+
+    public var sinkStatus: SinkStatus? { status.withLock { $0 } }
+
+    // MARK: Writing
+
+    private func write(_ partitions: [CheckpointedPartition], retryAfterRepair: Bool) {
+        guard let db else { return }
+        do {
+            try transaction(db, partitions)
+            commits += 1
+            behind = 0
+            behindSince = nil
+        } catch {
+            for p in tracked.keys { unverify(p) }
+            _ = try? db.execute("ROLLBACK")
+            if error.isTransient || !db.isOpen {
+                self.db = nil
+                noteOutage(error)
+                return
+            }
+            // A table dropped or altered under us: recreate it (positions cleared) and write everything again.
+            if retryAfterRepair, let state = error.sqlState, state.hasPrefix("42") {
+                logger.warning("postgres: \(error); checking the schema")
+                do {
+                    let recreated = try PostgresSchema.ensure(db)
+                    if !recreated.isEmpty { logger.warning("postgres: recreated \(recreated.joined(separator: ", ")); refilling") }
+                    aggregatesCache = [:]
+                    write(partitions, retryAfterRepair: false)
+                } catch {
+                    logger.error("postgres: cannot repair the schema: \(error)")
+                }
+                return
+            }
+            logger.error("postgres: write failed: \(error); retrying at the next checkpoint")
+        }
+    }
+
+    /// After a failed or unknown write: the database's position is checked again before the next one.
+    private func unverify(_ p: Int32) {
+        guard var t = tracked[p] else { return }
+        if let w = t.written { t.base = w }
+        t.written = nil
+        tracked[p] = t
+    }
+
+    private func noteOutage(_ error: PostgresError) {
+        if outageSince == nil { outageSince = .now }
+        let now = ContinuousClock.now
+        if lastOutageLog.map({ now - $0 >= .seconds(60) }) ?? true {
+            lastOutageLog = now
+            logger.error("postgres: \(error.message); consuming on, tables catch up when the server is back",
+                         metadata: ["uri": "\(redactedURI)", "behind_checkpoints": "\(behind)"])
+        }
+    }
+
+    private func publishStatus() {
+        let s = SinkStatus(name: "postgres", connected: db != nil, checkpointsBehind: behind,
+                           secondsBehind: behindSince.map { Date().timeIntervalSince($0) } ?? 0, commits: commits)
+        status.withLock { $0 = s }
+    }
+
+    struct Position {
+        var offsets: [String: Int64]
+        var minTime: Int64?
+        var maxTime: Int64?
+        var rowsAsOf: Int64?
+        var version: Int64
+    }
+
+    private func transaction(_ db: PostgresConnection, _ partitions: [CheckpointedPartition]) throws(PostgresError) {
+        let s = PostgresSchema.schema
+        try db.execute("BEGIN")
+        try db.query("SELECT pg_advisory_xact_lock($1)", [String(PostgresSchema.lockKey)])
+        var inDB: [Int32: Position] = [:]
+        let rows = try db.execute("""
+            SELECT partition, offsets::text, (extract(epoch from min_event_time) * 1000)::bigint,
+                   (extract(epoch from max_event_time) * 1000)::bigint, (extract(epoch from rows_as_of) * 1000)::bigint, version
+            FROM \(s).sink_positions
+            """)
+        for r in rows.rows {
+            inDB[Int32(r[0]!)!] = Position(offsets: Self.decodeOffsets(r[1]!), minTime: r[2].flatMap { Int64($0) },
+                                           maxTime: r[3].flatMap { Int64($0) }, rowsAsOf: r[4].flatMap { Int64($0) }, version: Int64(r[5]!)!)
+        }
+        let mine = Set(partitions.map(\.number))
+        // The marts' as-of and first event time over every partition: ours as checkpointed, the others' as written.
+        var minTime: Int64? = nil, asOf: Int64? = nil
+        func widen(_ lo: Int64?, _ hi: Int64?) {
+            if let lo { minTime = min(minTime ?? lo, lo) }
+            if let hi { asOf = max(asOf ?? hi, hi) }
+        }
+        for (p, pos) in inDB where !mine.contains(p) { widen(pos.minTime, pos.maxTime) }
+        for p in partitions { widen(p.state.minTime?.ms, p.state.maxTime?.ms) }
+        let g = asOf ?? 0
+
+        // Customer rows: what changed, what time changed, or everything of a partition whose position is not ours.
+        var copy = CopyText(capacity: 1 << 20)
+        var whole: [Int32] = []
+        var positionsChanged: [CheckpointedPartition] = []
+        var nextTracked = tracked
+        for p in partitions {
+            var t = nextTracked[p.number]!
+            let db = inDB[p.number]
+            if let w = t.written, w == db?.offsets, w == p.offsets, t.dirty.isEmpty, db?.rowsAsOf == g { continue }
+            enum Mode { case incremental, scan(from: Int64?, dirty: Bool), whole }
+            let mode: Mode
+            if let w = t.written, let db, w == db.offsets {
+                mode = .incremental
+            } else if let db, db.offsets == p.offsets {
+                mode = .scan(from: db.rowsAsOf, dirty: false)  // its rows are this state's, at an older as-of
+            } else if let db, db.offsets == t.base {
+                mode = .scan(from: db.rowsAsOf, dirty: true)
+            } else {
+                mode = .whole
+            }
+            var ids: [String] = []
+            switch mode {
+            case .incremental:
+                var set = t.dirty
+                let today = g / Timestamp.millisecondsPerDay
+                for day in t.due.keys where day <= today {
+                    for id in t.due[day]! where (t.next[id] ?? 0) <= g { set.insert(id) }
+                }
+                ids = Array(set)
+            case let .scan(from, dirty):
+                t.next = [:]
+                t.due = [:]
+                var set = dirty ? t.dirty : []
+                for (id, c) in p.state.customers {
+                    guard !set.contains(id) else { continue }
+                    let n = from.map { MartSnapshot.customer360NextChange(c, asOf: Timestamp(ms: $0)) ?? Int64.max } ?? 0
+                    if n <= g { set.insert(id) } else { Self.schedule(&t, id, n) }
+                }
+                ids = Array(set)
+            case .whole:
+                t.next = [:]
+                t.due = [:]
+                ids = p.state.customers.keys
+                whole.append(p.number)
+            }
+            let at = Timestamp(ms: g)
+            for id in ids {
+                let isNew = t.next[id] == nil
+                guard let (row, n) = p.state.customers.read(id, { c in
+                    (MartSnapshot.customer360Row(id, c, asOf: at), MartSnapshot.customer360NextChange(c, asOf: at))
+                }) else { continue }
+                Self.append(row, to: &copy)
+                if isNew { copy.int(Int64(p.number)) } else { copy.null() }
+                copy.endRow()
+                Self.schedule(&t, id, n ?? Int64.max)
+            }
+            t.dirty = []
+            t.rowsAsOf = g
+            nextTracked[p.number] = t
+            if db?.offsets != p.offsets || db == nil { positionsChanged.append(p) }
+        }
+
+        let c360 = PostgresSchema.customer360
+        let cols = c360.columns.map(\.name)
+        try db.execute("CREATE TEMP TABLE sink_stage_customer (LIKE \(c360.qualified), owner integer) ON COMMIT DROP")
+        if copy.rows > 0 {
+            try db.copyIn("COPY sink_stage_customer FROM STDIN", data: copy.bytes)
+            let set = cols.dropFirst().map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+            let distinct = "(\(cols.dropFirst().map { "t.\($0)" }.joined(separator: ", "))) IS DISTINCT FROM (\(cols.dropFirst().map { "EXCLUDED.\($0)" }.joined(separator: ", ")))"
+            try db.execute("""
+                INSERT INTO \(c360.qualified) AS t SELECT \(cols.joined(separator: ", ")) FROM sink_stage_customer
+                ON CONFLICT (customer_id) DO UPDATE SET \(set) WHERE \(distinct);
+                INSERT INTO \(s).sink_customer_partition SELECT customer_id, owner FROM sink_stage_customer WHERE owner IS NOT NULL
+                ON CONFLICT (customer_id) DO UPDATE SET partition = EXCLUDED.partition WHERE sink_customer_partition.partition <> EXCLUDED.partition;
+                """)
+        }
+        if !whole.isEmpty {
+            // Rows the partition owned that its state no longer has (a rebuilt or replaced history).
+            let list = whole.map(String.init).joined(separator: ",")
+            try db.execute("""
+                CREATE TEMP TABLE sink_gone ON COMMIT DROP AS
+                  SELECT o.customer_id FROM \(s).sink_customer_partition o
+                  WHERE o.partition IN (\(list)) AND NOT EXISTS (SELECT 1 FROM sink_stage_customer x WHERE x.customer_id = o.customer_id);
+                DELETE FROM \(c360.qualified) t USING sink_gone g WHERE t.customer_id = g.customer_id;
+                DELETE FROM \(s).sink_customer_partition o USING sink_gone g WHERE o.customer_id = g.customer_id;
+                """)
+        }
+
+        // Nothing of ours changed and nothing of the others: the tables are as they were.
+        var stale: [Int32] = []
+        for (p, pos) in inDB where !mine.contains(p) && aggregatesCache[p]?.version != pos.version { stale.append(p) }
+        let unchanged = copy.rows == 0 && whole.isEmpty && positionsChanged.isEmpty && stale.isEmpty
+            && partitions.allSatisfy { inDB[$0.number]?.rowsAsOf == g } && lastWindow.map { $0 == (minTime, asOf) } == true
+        if unchanged {
+            try db.execute("COMMIT")
+            tracked = nextTracked
+            for p in partitions { tracked[p.number]!.written = p.offsets }
+            return
+        }
+
+        // Positions: every partition of ours, its aggregates where its offsets moved.
+        let now = Timestamp(ms: Int64(Date().timeIntervalSince1970 * 1000)).description
+        let still = partitions.filter { p in !positionsChanged.contains { $0.number == p.number } }.map(\.number)
+        if !still.isEmpty {
+            try db.query("UPDATE \(s).sink_positions SET rows_as_of = $1, written_at = $2 WHERE partition = ANY($3::integer[])",
+                         [Timestamp(ms: g).description, now, "{" + still.map(String.init).joined(separator: ",") + "}"])
+        }
+        for p in positionsChanged {
+            do {
+                var w = BinaryWriter()
+                p.state.aggregates.encode(into: &w)
+                let r = try db.query("""
+                    INSERT INTO \(s).sink_positions AS t VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, nextval('\(s).sink_version'), decode($10, 'hex'))
+                    ON CONFLICT (partition) DO UPDATE SET offsets = EXCLUDED.offsets, accepted = EXCLUDED.accepted, duplicates = EXCLUDED.duplicates,
+                      rejected = EXCLUDED.rejected, min_event_time = EXCLUDED.min_event_time, max_event_time = EXCLUDED.max_event_time,
+                      rows_as_of = EXCLUDED.rows_as_of, written_at = EXCLUDED.written_at, version = EXCLUDED.version, aggregates = EXCLUDED.aggregates
+                    RETURNING version
+                    """, [String(p.number), Self.encodeOffsets(p.offsets), String(p.state.accepted), String(p.state.duplicates), String(p.state.rejected),
+                          p.state.minTime?.description, p.state.maxTime?.description, Timestamp(ms: g).description, now, Self.hex(w.bytes)])
+                aggregatesCache[p.number] = (Int64(r.rows[0][0]!)!, p.state.aggregates)
+            }
+        }
+
+        // The monthly marts, from every partition's aggregates.
+        for p in aggregatesCache.keys where inDB[p] == nil && !mine.contains(p) { aggregatesCache[p] = nil }
+        if !stale.isEmpty {
+            let r = try db.execute("SELECT partition, version, encode(aggregates, 'hex') FROM \(s).sink_positions WHERE partition IN (\(stale.map(String.init).joined(separator: ",")))")
+            for row in r.rows {
+                var reader = BinaryReader(Self.unhex(row[2]!))
+                guard let a = try? Aggregates(from: &reader) else {
+                    throw PostgresError(code: .statement, message: "partition \(row[0]!)'s aggregates in \(s).sink_positions are unreadable")
+                }
+                aggregatesCache[Int32(row[0]!)!] = (Int64(row[1]!)!, a)
+            }
+        }
+        var snapshot = MartSnapshot()
+        for (_, entry) in aggregatesCache { snapshot.aggregates.merge(entry.aggregates) }
+        snapshot.minTime = minTime.map { Timestamp(ms: $0) }
+        snapshot.asOf = asOf.map { Timestamp(ms: $0) }
+        var sql = ""
+        for table in snapshot.tables() where table.name != c360.name {
+            let t = PostgresSchema.tables.first { $0.name == table.name }!
+            let stage = "sink_stage_\(t.name)"
+            let names = t.columns.map(\.name)
+            let nonKey = names.filter { !t.key.contains($0) }
+            sql += "CREATE TEMP TABLE \(stage) (LIKE \(t.qualified)) ON COMMIT DROP;\n"
+            if !table.rows.isEmpty {
+                sql += "INSERT INTO \(stage) VALUES " + table.rows.map { "(" + $0.map(Self.literal).joined(separator: ",") + ")" }.joined(separator: ",\n") + ";\n"
+            }
+            let keyMatch = t.key.map { "x.\($0) = t.\($0)" }.joined(separator: " AND ")
+            sql += "DELETE FROM \(t.qualified) t WHERE NOT EXISTS (SELECT 1 FROM \(stage) x WHERE \(keyMatch));\n"
+            sql += "INSERT INTO \(t.qualified) AS t SELECT * FROM \(stage) ON CONFLICT (\(t.key.joined(separator: ", "))) DO UPDATE SET "
+                + nonKey.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+                + " WHERE (\(nonKey.map { "t.\($0)" }.joined(separator: ", "))) IS DISTINCT FROM (\(nonKey.map { "EXCLUDED.\($0)" }.joined(separator: ", ")));\n"
+        }
+        try db.execute(sql)
+        try db.execute("COMMIT")
+        for p in partitions {
+            nextTracked[p.number]!.written = p.offsets
+        }
+        tracked = nextTracked
+        customerRowsWritten += copy.rows
+        lastWindow = (minTime, asOf)
+    }
+
+    // MARK: Encoding
+
+    private static func schedule(_ t: inout Tracked, _ id: String, _ n: Int64) {
+        t.next[id] = n
+        if n != Int64.max { t.due[n / Timestamp.millisecondsPerDay, default: []].append(id) }
+    }
+
+    static func append(_ row: [MartValue], to copy: inout CopyText) {
+        for v in row {
+            switch v {
+            case let .int(i): copy.int(i)
+            case let .rate(r): if let r { copy.double(r) } else { copy.null() }
+            case let .text(s): copy.text(s)
+            case let .bool(b): copy.bool(b)
+            case let .time(t): if let t { copy.plain(t.description) } else { copy.null() }
+            case .null: copy.null()
+            }
+        }
+    }
+
+    /// A value as a SQL literal (quoted, so that the column's type reads it: doubles exactly).
+    static func literal(_ v: MartValue) -> String {
+        switch v {
+        case let .int(i): return String(i)
+        case let .rate(r): return r.map { "'\($0.description)'" } ?? "NULL"
+        case let .text(s): return PostgresSchema.literal(s)
+        case let .bool(b): return b ? "true" : "false"
+        case let .time(t): return t.map { "'\($0.description)'" } ?? "NULL"
+        case .null: return "NULL"
+        }
+    }
+
+    static func encodeOffsets(_ offsets: [String: Int64]) -> String {
+        "{" + offsets.sorted { $0.key < $1.key }.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ") + "}"
+    }
+
+    static func decodeOffsets(_ json: String) -> [String: Int64] {
+        guard let data = json.data(using: .utf8), let any = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
+        var out: [String: Int64] = [:]
+        for (k, v) in any { if let n = v as? NSNumber { out[k] = n.int64Value } }
+        return out
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func unhex(_ s: String) -> [UInt8] {
+        func v(_ c: UInt8) -> UInt8 { c >= 0x61 ? c - 0x61 + 10 : c >= 0x41 ? c - 0x41 + 10 : c - 0x30 }
+        let u = Array(s.utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(u.count / 2)
+        var i = 0
+        while i + 1 < u.count {
+            out.append(v(u[i]) << 4 | v(u[i + 1]))
+            i += 2
+        }
+        return out
+    }
+}
