@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(name: "undercurrent-bench", dependencies: ["UndercurrentCLI", "Config", "Consumer", "Kafka", "Events", "Simulation", "Marts", "Checkpoints"],
                           linkerSettings: allocator),
         // Helpers every test target shares (temporary directories, the checkout's config, child processes).
-        .target(name: "TestSupport", dependencies: ["Config", "Events", "Marts", "Simulation", .product(name: "Logging", package: "swift-log")],
+        .target(name: "TestSupport", dependencies: ["Config", "Events", "Marts", "Simulation", "Kafka", .product(name: "Logging", package: "swift-log")],
                 path: "Tests/TestSupport"),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "EventsTests", dependencies: ["Events"]),
@@ -94,6 +94,7 @@ let package = Package(
         .testTarget(name: "ArchivesTests", dependencies: ["Archives", "Events", "TestSupport"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Marts", "Events", "TestSupport"]),
         .testTarget(name: "ConsumerTests", dependencies: ["Consumer", "Config", "Simulation", "Kafka", "Marts", "Events", "Checkpoints", "TestSupport"]),
+        .testTarget(name: "PostgresSinkTests", dependencies: ["PostgresSink", "Postgres", "Consumer", "Marts", "Events", "Kafka", "TestSupport"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "UndercurrentCLI", "Consumer", "Config", "Checkpoints", "Marts", "Events", "Simulation", "TestSupport",
                                                           .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Consumer", "Config", "Archives", "Kafka", "Marts", "Events", "Simulation", "Checkpoints", "TestSupport",

@@ -35,11 +35,11 @@ enum PostgresSchema {
     ]
 
     /// The kind of an export column, by its name (a test checks every value of a real snapshot fits).
-    static func kind(of column: String) -> Kind {
+    static func kind(of column: String, in table: String) -> Kind {
         if column.hasSuffix("_at") { return .timestamptz }
         if ["month", "signup_month", "plan", "status", "customer_id", "failure_reason", "decline_type", "last_failure_reason",
             "risk_segment", "risk_reasons"].contains(column) { return .text }
-        if ["had_failure", "activated", "is_zombie"].contains(column) { return .boolean }
+        if ["had_failure", "is_zombie"].contains(column) || (column == "activated" && table == "mart_customer_360") { return .boolean }
         if column.hasSuffix("_rate") || column.hasPrefix("avg_") || column.hasPrefix("engagement_")
             || ["events_per_active_customer", "share_of_failures"].contains(column) { return .double }
         return .bigint
@@ -50,7 +50,7 @@ enum PostgresSchema {
         var names: [(String, [String])] = MartSnapshot().tables().map { ($0.name, $0.columns) }
         if let i = names.firstIndex(where: { $0.0 == "mart_customer_360" }) { names[i].1 = MartSnapshot.customer360Columns }
         return names.map { name, columns in
-            Table(name: name, columns: columns.map { ($0, kind(of: $0)) }, key: grains[name]!)
+            Table(name: name, columns: columns.map { ($0, kind(of: $0, in: name)) }, key: grains[name]!)
         }
     }()
 

@@ -66,6 +66,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
     /// The event-time range over every partition the monthly marts were last computed for.
     private var lastWindow: (Int64?, Int64?)?
     public private(set) var commits = 0
+    private var calledOnce = false
     /// Rows of mart_customer_360 written so far (for benchmarks and tests).
     public private(set) var customerRowsWritten = 0
 
@@ -109,11 +110,13 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
     public var mirrorsState: Bool { true }
 
     public var wantsCheckpoint: Bool {
-        if behind > 0 || tracked.values.contains(where: { $0.written == nil }) { return true }
+        // Until the first call the database has not been compared with the checkpoints at all.
+        if !calledOnce || behind > 0 || tracked.values.contains(where: { $0.written == nil }) { return true }
         return ContinuousClock.now - lastRefresh >= options.refreshInterval
     }
 
     public func checkpointed(_ partitions: [CheckpointedPartition]) {
+        calledOnce = true
         let open = Set(partitions.map(\.number))
         for p in tracked.keys where !open.contains(p) { tracked[p] = nil }
         var changed = false

@@ -10,20 +10,6 @@ import Synchronization
 import Testing
 import TestSupport
 
-/// The history as input messages: topic, murmur2 partition of the key (as the producers write them), and
-/// consecutive offsets per topic-partition.
-func messages(_ events: [Event], partitions: Int = 4) -> [KafkaMessage] {
-    var next: [TopicPartition: Int64] = [:]
-    return events.map { e in
-        let key = Array(e.customerID.utf8)
-        let tp = TopicPartition(e.topic.rawValue, Int32(Murmur2.partition(for: key, partitionCount: partitions)))
-        let offset = next[tp, default: 0]
-        next[tp] = offset + 1
-        return KafkaMessage(topic: tp.topic, partition: tp.partition, offset: offset, key: key[...],
-                            value: EventEncoder.encode(e)[...], timestampMs: e.occurredAt.ms)
-    }
-}
-
 /// Records what it is sent and when it was flushed, relative to the storage's writes.
 final class RecordingSink: ConsumerSink, @unchecked Sendable {
     var outputs: [ConsumerOutput] = []

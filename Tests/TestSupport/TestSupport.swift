@@ -1,6 +1,7 @@
 import Config
 import Events
 import Foundation
+import Kafka
 import Logging
 import Marts
 import Simulation
@@ -127,3 +128,18 @@ public func attempts(minutes: Int, perMinute: Int, seed: UInt64 = 1, failureRate
     }
     return out
 }
+
+/// The history as input messages: topic, murmur2 partition of the key (as the producers write them), and
+/// consecutive offsets per topic-partition.
+public func messages(_ events: [Event], partitions: Int = 4) -> [KafkaMessage] {
+    var next: [TopicPartition: Int64] = [:]
+    return events.map { e in
+        let key = Array(e.customerID.utf8)
+        let tp = TopicPartition(e.topic.rawValue, Int32(Murmur2.partition(for: key, partitionCount: partitions)))
+        let offset = next[tp, default: 0]
+        next[tp] = offset + 1
+        return KafkaMessage(topic: tp.topic, partition: tp.partition, offset: offset, key: key[...],
+                            value: EventEncoder.encode(e)[...], timestampMs: e.occurredAt.ms)
+    }
+}
+

@@ -1,0 +1,273 @@
+import Consumer
+import Events
+import Foundation
+import Kafka
+import Marts
+import Postgres
+@testable import PostgresSink
+import Simulation
+import Testing
+import TestSupport
+
+/// A mart table's rows as the export writes its values (6-digit rates, RFC 3339 times, empty null), sorted.
+func exported(_ t: MartTable) -> [[String]] {
+    t.rows.map { row in
+        row.map { v in
+            switch v {
+            case let .int(i): String(i)
+            case let .rate(r): r.map { String(format: "%.6f", $0) } ?? ""
+            case let .text(s): s
+            case let .bool(b): b ? "true" : "false"
+            case let .time(t): t?.description ?? ""
+            case .null: ""
+            }
+        }
+    }.sorted { $0.lexicographicallyPrecedes($1) }
+}
+
+/// The same table read back from PostgreSQL, in the same form.
+func fromDatabase(_ db: PostgresConnection, _ name: String) throws -> [[String]] {
+    let t = PostgresSchema.tables.first { $0.name == name }!
+    let select = t.columns.map { c -> String in
+        switch c.kind {
+        case .timestamptz: "to_char(\(c.name) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+        case .boolean: "CASE WHEN \(c.name) THEN 'true' WHEN NOT \(c.name) THEN 'false' END"
+        default: "\(c.name)::text"
+        }
+    }.joined(separator: ", ")
+    let r = try db.execute("SELECT \(select) FROM \(t.qualified)")
+    return r.rows.map { row in
+        zip(row, t.columns).map { v, c in
+            guard let v else { return "" }
+            return c.kind == .double ? String(format: "%.6f", Double(v)!) : v
+        }
+    }.sorted { $0.lexicographicallyPrecedes($1) }
+}
+
+/// Every mart in the database equals the export of `states`, row for row and value for value.
+func expectDatabaseEquals(_ states: [MartState], _ db: PostgresConnection, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    for table in MartSnapshot(states).tables() {
+        let want = exported(table)
+        let got = try fromDatabase(db, table.name)
+        #expect(got.count == want.count, "\(table.name): \(got.count) rows, export has \(want.count)", sourceLocation: sourceLocation)
+        if got != want {
+            let diff = zip(got, want).first { $0 != $1 }
+            Issue.record("\(table.name) differs from the export; first difference: \(String(describing: diff))", sourceLocation: sourceLocation)
+        }
+    }
+}
+
+/// A consumer core over partitions `open` with the sink, checkpoints kept in memory.
+func sinkCore(_ storage: MemoryCheckpointStorage, open: [Int32]) throws -> ConsumerCore {
+    var options = ConsumerOptions(stateDirectory: URL(fileURLWithPath: "/nonexistent"))
+    options.riskTopic = nil
+    let c = ConsumerCore(options: options, storage: storage, logger: quiet)
+    try c.start()
+    try c.open(open)
+    return c
+}
+
+func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink {
+    var o = PostgresSink.Options(uri: uri)
+    o.refreshInterval = refresh
+    o.retryInterval = .zero
+    return try PostgresSink(options: o, logger: quiet)
+}
+
+/// Real PostgreSQL (a private cluster per test): the sink's tables are the export's, exactly once.
+@Suite(.serialized) struct PostgresSinkTests {
+    @Test func everyCommitEqualsTheExportOfItsCheckpointUnderShuffleAndDuplicates() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        var rng = Xoshiro(seed: 7)
+        var events = history
+        events.shuffle(using: &rng)
+        let input = messages(events)
+        let storage = MemoryCheckpointStorage()
+        let core = try sinkCore(storage, open: [0, 1, 2, 3])
+        let pg = try sink(server.uri())
+        let db = try PostgresConnection(uri: server.uri())
+        var i = 0, commits = 0
+        while i < input.count {
+            let n = Int(rng.next() % 9000) + 500
+            var batch = Array(input[i..<min(i + n, input.count)])
+            batch += batch.prefix(Int(rng.next() % 50))  // redelivered: duplicates change nothing
+            _ = core.apply(batch)
+            i += n
+            #expect(core.checkpointAll(sinks: [pg], stop: nil))
+            #expect(pg.commits == commits + 1, "a write per checkpoint")
+            commits = pg.commits
+            // What a reader sees after the commit is the whole checkpoint.
+            try expectDatabaseEquals(storage.partitions.values.map(\.state), db)
+        }
+        #expect(pg.customerRowsWritten < 4 * Set(history.map(\.customerID)).count, "only changed rows are written")
+        let positions = try db.execute("SELECT count(*) FROM undercurrent.sink_positions").rows[0][0]
+        #expect(positions == "4")
+        // A checkpoint that changed nothing writes nothing.
+        #expect(core.checkpointAll(sinks: [pg], stop: nil))
+        #expect(pg.commits == commits)
+    }
+
+    @Test func consumersSharingADatabaseGiveTheTablesOfOne() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        let input = messages(history)
+        let sa = MemoryCheckpointStorage(), sb = MemoryCheckpointStorage()
+        let a = try sinkCore(sa, open: [0, 1]), b = try sinkCore(sb, open: [2, 3])
+        let pa = try sink(server.uri(), refresh: .zero), pb = try sink(server.uri(), refresh: .zero)
+        // B runs ahead of A in event time, then A catches up: each write sees the other's partitions.
+        let split = input.count / 3
+        _ = b.apply(Array(input[..<(2 * split)]))
+        #expect(b.checkpointAll(sinks: [pb], stop: nil))
+        _ = a.apply(Array(input[..<split]))
+        #expect(a.checkpointAll(sinks: [pa], stop: nil))
+        _ = b.apply(Array(input[(2 * split)...]))
+        #expect(b.checkpointAll(sinks: [pb], stop: nil))
+        _ = a.apply(Array(input[split...]))
+        #expect(a.checkpointAll(sinks: [pa], stop: nil))
+        // B's customer rows were computed at an older as-of; its next chance brings them to A's.
+        #expect(b.checkpointAll(sinks: [pb], stop: nil))
+        let db = try PostgresConnection(uri: server.uri())
+        #expect(try db.execute("SELECT rows_current FROM undercurrent.sink_status").rows[0][0] == "t")
+        try expectDatabaseEquals(Array(sa.partitions.values.map(\.state)) + sb.partitions.values.map(\.state), db)
+    }
+
+    @Test func aDatabaseBehindOrAheadOfTheCheckpointsIsRewrittenToThem() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        let input = messages(history)
+        let db = try PostgresConnection(uri: server.uri())
+        // The whole history written.
+        let s1 = MemoryCheckpointStorage()
+        let c1 = try sinkCore(s1, open: [0, 1, 2, 3])
+        _ = c1.apply(input)
+        #expect(c1.checkpointAll(sinks: [try sink(server.uri())], stop: nil))
+        // A consumer with a rebuilt, shorter history (its checkpoints lost): every partition's position
+        // differs, so its rows are written whole and customers it has not seen yet leave the tables.
+        let s2 = MemoryCheckpointStorage()
+        let c2 = try sinkCore(s2, open: [0, 1, 2, 3])
+        _ = c2.apply(Array(input.prefix(input.count / 2)))
+        let p2 = try sink(server.uri())
+        #expect(c2.checkpointAll(sinks: [p2], stop: nil))
+        try expectDatabaseEquals(s2.partitions.values.map(\.state), db)
+        // The same consumer restarted (a new sink, as a new process): positions match, nothing is rewritten.
+        let p3 = try sink(server.uri())
+        let c3 = try sinkCore(s2, open: [0, 1, 2, 3])
+        #expect(c3.checkpointAll(sinks: [p3], stop: nil))
+        #expect(p3.customerRowsWritten == 0)
+        // Its checkpoints move on while the database does not hear of it (a crash before the commit):
+        // the next sink finds the database behind and catches up.
+        _ = c3.apply(Array(input[(input.count / 2)..<(3 * input.count / 4)]))
+        #expect(c3.checkpointAll(sinks: [], stop: nil))
+        let p4 = try sink(server.uri())
+        #expect(c3.checkpointAll(sinks: [p4], stop: nil))
+        try expectDatabaseEquals(s2.partitions.values.map(\.state), db)
+    }
+
+    @Test func serverAwayThenBackCatchesUpAndTablesDroppedOrAlteredAreRefilled() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        let input = messages(history)
+        let storage = MemoryCheckpointStorage()
+        let core = try sinkCore(storage, open: [0, 1, 2, 3])
+        let pg = try sink(server.uri())
+        _ = core.apply(Array(input.prefix(2000)))
+        #expect(core.checkpointAll(sinks: [pg], stop: nil))
+        try server.stopServer()
+        // Down: checkpoints go on, the sink counts how far behind it is.
+        _ = core.apply(Array(input[2000..<6000]))
+        #expect(core.checkpointAll(sinks: [pg], stop: nil))
+        _ = core.apply(Array(input[6000..<9000]))
+        #expect(core.checkpointAll(sinks: [pg], stop: nil))
+        let down = try #require(pg.sinkStatus)
+        #expect(!down.connected)
+        #expect(down.checkpointsBehind == 2)
+        #expect(pg.wantsCheckpoint)
+        try server.start()
+        // Nothing new: the next checkpoint opportunity catches the tables up.
+        #expect(core.checkpointAll(sinks: [pg], stop: nil))
+        #expect(pg.sinkStatus?.checkpointsBehind == 0)
+        #expect(pg.sinkStatus?.connected == true)
+        let db = try PostgresConnection(uri: server.uri())
+        try expectDatabaseEquals(storage.partitions.values.map(\.state), db)
+        // Someone drops one table and alters another.
+        try server.psql("DROP TABLE undercurrent.mart_customer_360 CASCADE; ALTER TABLE undercurrent.mart_engagement DROP COLUMN feature_events")
+        _ = core.apply(Array(input[9000...]))
+        #expect(core.checkpointAll(sinks: [pg], stop: nil))
+        try expectDatabaseEquals(storage.partitions.values.map(\.state), db)
+        // Restarted under the sink (an immediate shutdown, as a crash): the next write reconnects.
+        try server.restartImmediately()
+        _ = core.apply(input.suffix(10))  // duplicates only: nothing changes, the sink still verifies
+        #expect(core.checkpointAll(sinks: [pg], stop: nil, force: true))
+        #expect(core.checkpointAll(sinks: [pg], stop: nil, force: true))
+        let db2 = try PostgresConnection(uri: server.uri())
+        try expectDatabaseEquals(storage.partitions.values.map(\.state), db2)
+    }
+
+    @Test func wrongCredentialsOrNoDatabaseFailAtStartWithoutThePassword() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        let wrong = "postgresql://postgres:not-the-password@127.0.0.1:\(server.port)/postgres"
+        #expect {
+            _ = try sink(wrong)
+        } throws: { e in
+            let e = e as! PostgresError
+            return e.code == .rejected && !e.description.contains("not-the-password") && e.message.contains("password authentication failed")
+        }
+        #expect(PostgresURI.redacted(wrong) == "postgresql://postgres:***@127.0.0.1:\(server.port)/postgres")
+        #expect(throws: PostgresError.self) { _ = try sink(server.uri("nosuchdb")) }
+        #expect(throws: PostgresError.self) { _ = try sink("postgresql://[broken") }
+        // A server that is not there is not an error at start: the consumer goes on without it.
+        let away = try sink("postgresql://postgres@127.0.0.1:1/postgres")
+        #expect(away.sinkStatus?.connected == false)
+    }
+
+    @Test func schemaHasCommentsFromTheDocsKPIViewsAndTheExportsColumnKinds() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        let storage = MemoryCheckpointStorage()
+        let core = try sinkCore(storage, open: [0, 1, 2, 3])
+        _ = core.apply(messages(history))
+        #expect(core.checkpointAll(sinks: [try sink(server.uri())], stop: nil))
+        let db = try PostgresConnection(uri: server.uri())
+        // Every column has a comment, and it is docs/marts.md's text.
+        let docs = try String(contentsOf: repoRoot.appendingPathComponent("docs/marts.md"), encoding: .utf8)
+        let comments = try db.execute("""
+            SELECT c.table_name, c.column_name, col_description(('undercurrent.' || c.table_name)::regclass, c.ordinal_position)
+            FROM information_schema.columns c WHERE c.table_schema = 'undercurrent' AND c.table_name LIKE 'mart_%'
+            """)
+        #expect(comments.rows.count == PostgresSchema.tables.reduce(0) { $0 + $1.columns.count })
+        for row in comments.rows {
+            let text = try #require(row[2], "\(row[0]!).\(row[1]!) has no comment")
+            #expect(docs.contains(text) || text.hasSuffix("."), "\(row[0]!).\(row[1]!)")
+        }
+        // The kind each column was given fits every value the export has for it.
+        let snapshot = MartSnapshot(storage.partitions.values.map(\.state))
+        for table in snapshot.tables() {
+            let t = PostgresSchema.tables.first { $0.name == table.name }!
+            #expect(t.columns.map(\.name) == table.columns)
+            for row in table.rows {
+                for (v, c) in zip(row, t.columns) {
+                    switch (v, c.kind) {
+                    case (.int, .bigint), (.rate, .double), (.text, .text), (.bool, .boolean), (.time, .timestamptz), (.null, _): break
+                    default: Issue.record("\(table.name).\(c.name): \(v) in a \(c.kind) column")
+                    }
+                }
+            }
+        }
+        // The KPI view's month is the dashboard's latest complete month.
+        let kpis = ExecutiveKPIs(snapshot)
+        let month = try #require(kpis.latestMonth)
+        let row = try db.query("SELECT revenue_cents, paying_customers, payment_failure_rate, average_payment_attempts, cancel_intent_rate, net_mrr_churn_rate, activation_rate FROM undercurrent.kpi_monthly WHERE month = $1", [month.label]).rows[0]
+        #expect(row[0] == String(month.revenueCents))
+        #expect(row[1] == String(month.payingCustomers))
+        #expect(row[2].flatMap(Double.init) == month.paymentFailureRate)
+        #expect(row[3].flatMap(Double.init) == month.averagePaymentAttempts)
+        #expect(row[4].flatMap(Double.init) == month.cancelIntentRate)
+        #expect(row[5].flatMap(Double.init) == month.netMrrChurnRate)
+        #expect(row[6].flatMap(Double.init) == month.activationRate)
+        let current = try db.execute("SELECT zombie_accounts, mrr_at_risk_cents FROM undercurrent.kpi_current").rows[0]
+        #expect(current[0] == String(kpis.zombieAccounts))
+        #expect(current[1] == String(kpis.mrrAtRiskCents))
+    }
+}
