@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(name: "undercurrent-bench", dependencies: ["UndercurrentCLI", "Config", "Consumer", "Kafka", "Events", "Simulation", "Marts", "Checkpoints"],
                           linkerSettings: allocator),
         // Helpers every test target shares (temporary directories, the checkout's config, child processes).
-        .target(name: "TestSupport", dependencies: ["Config", "Events", "Marts", "Simulation", "Kafka", .product(name: "Logging", package: "swift-log")],
+        .target(name: "TestSupport", dependencies: ["Config", "Events", "Marts", "Simulation", "Kafka", "Postgres", "PostgresSink", .product(name: "Logging", package: "swift-log")],
                 path: "Tests/TestSupport"),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "EventsTests", dependencies: ["Events"]),
@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "PostgresSinkTests", dependencies: ["PostgresSink", "Postgres", "Consumer", "Marts", "Events", "Kafka", "TestSupport"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "UndercurrentCLI", "Consumer", "Config", "Checkpoints", "Marts", "Events", "Simulation", "TestSupport",
                                                           .product(name: "HummingbirdTesting", package: "hummingbird")]),
-        .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Consumer", "Config", "Archives", "Kafka", "Marts", "Events", "Simulation", "Checkpoints", "TestSupport",
+        .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Consumer", "Postgres", "PostgresSink", "Config", "Archives", "Kafka", "Marts", "Events", "Simulation", "Checkpoints", "TestSupport",
                                                     .product(name: "Yams", package: "Yams")]),
     ],
     swiftLanguageModes: [.v6]

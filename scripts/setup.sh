@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the build needs when it is missing: librdkafka (headers + mock cluster), zlib (compressed archives),
-# jemalloc (the executables' allocator) and pkg-config.
+# jemalloc (the executables' allocator), libpq (the PostgreSQL sink's client) and pkg-config.
 set -euo pipefail
 need=()
 [ -f /usr/include/librdkafka/rdkafka_mock.h ] || need+=(librdkafka-dev)
 [ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
 [ -f /usr/include/jemalloc/jemalloc.h ] || need+=(libjemalloc-dev)
+[ -f /usr/include/postgresql/libpq-fe.h ] || need+=(libpq-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2

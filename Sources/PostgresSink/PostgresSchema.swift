@@ -5,8 +5,8 @@ import Postgres
 /// The sink's tables in schema `undercurrent`: one per mart (the export's name, columns and order, a primary
 /// key on the grain), the sink's own bookkeeping (`sink_*`), and views for BI tools. Created and migrated
 /// by `ensure`; version 1 is the only one so far.
-enum PostgresSchema {
-    static let schema = "undercurrent"
+public enum PostgresSchema {
+    public static let schema = "undercurrent"
     static let version = 1
     /// The role BI tools are granted (read-only); created when the sink's user may create roles.
     static let readerRole = "undercurrent_reader"
@@ -14,16 +14,16 @@ enum PostgresSchema {
     /// one at a time (each transaction sees the others' committed partitions).
     static let lockKey: Int64 = 0x756E_6465_7263_7572  // "undercur"
 
-    enum Kind: String {
+    public enum Kind: String, Sendable {
         case text, bigint, double = "double precision", boolean, timestamptz
     }
 
     /// A mart's columns in export order, with their SQL kind and the grain (primary key).
-    struct Table {
-        var name: String
-        var columns: [(name: String, kind: Kind)]
-        var key: [String]
-        var qualified: String { "\(schema).\(name)" }
+    public struct Table: Sendable {
+        public var name: String
+        public var columns: [(name: String, kind: Kind)]
+        public var key: [String]
+        public var qualified: String { "\(schema).\(name)" }
     }
 
     static let grains: [String: [String]] = [
@@ -46,7 +46,7 @@ enum PostgresSchema {
     }
 
     /// Every mart, from an empty snapshot's table definitions plus customer 360's.
-    static let tables: [Table] = {
+    public static let tables: [Table] = {
         var names: [(String, [String])] = MartSnapshot().tables().map { ($0.name, $0.columns) }
         if let i = names.firstIndex(where: { $0.0 == "mart_customer_360" }) { names[i].1 = MartSnapshot.customer360Columns }
         return names.map { name, columns in
