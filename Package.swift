@@ -82,7 +82,7 @@ let package = Package(
         .executableTarget(name: "engagement-producer", dependencies: ["UndercurrentCLI"], linkerSettings: allocator),
         .executableTarget(name: "marts-consumer", dependencies: ["UndercurrentCLI"], linkerSettings: allocator),
         // Throughput harness for BENCHMARKS.md (build with -c release).
-        .executableTarget(name: "undercurrent-bench", dependencies: ["UndercurrentCLI", "Config", "Consumer", "Kafka", "Events", "Simulation", "Marts", "Checkpoints"],
+        .executableTarget(name: "undercurrent-bench", dependencies: ["UndercurrentCLI", "Config", "Consumer", "Postgres", "PostgresSink", "Kafka", "Events", "Simulation", "Marts", "Checkpoints"],
                           linkerSettings: allocator),
         // Helpers every test target shares (temporary directories, the checkout's config, child processes).
         .target(name: "TestSupport", dependencies: ["Config", "Events", "Marts", "Simulation", "Kafka", "Postgres", "PostgresSink", .product(name: "Logging", package: "swift-log")],

@@ -17,5 +17,11 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
 fi
+# dbt-postgres for the dbt project's test, in a virtual environment of its own.
+if [ ! -x .build/venv/bin/dbt ]; then
+  echo "installing: dbt-postgres into .build/venv (for the dbt project's test)" >&2
+  python3 -m venv .build/venv
+  .build/venv/bin/pip install -q "dbt-core~=1.9.0" "dbt-postgres~=1.9.0"  # 2.x fetches a parser from GitHub at install
+fi
 swift build --build-tests
 swift test --skip-build "$@"

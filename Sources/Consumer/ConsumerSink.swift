@@ -83,6 +83,14 @@ public struct CheckpointedPartition {
     public let previousOffsets: [String: Int64]
     /// Customers changed between `previousOffsets` and `offsets`.
     public let changedCustomers: [String]
+
+    public init(number: Int32, state: MartState, offsets: [String: Int64], previousOffsets: [String: Int64], changedCustomers: [String]) {
+        self.number = number
+        self.state = state
+        self.offsets = offsets
+        self.previousOffsets = previousOffsets
+        self.changedCustomers = changedCustomers
+    }
 }
 
 /// Appends every alert to `alerts.ndjson` in the state directory, where the dashboard reads them.

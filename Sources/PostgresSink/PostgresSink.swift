@@ -89,6 +89,8 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
     private func connect() throws(PostgresError) {
         lastAttempt = .now
         let c = try PostgresConnection(uri: options.uri, applicationName: "undercurrent-marts-consumer")
+        // Staging tables of a large checkpoint stay in memory (the default, 8 MB, spills them to disk).
+        try c.execute("SET temp_buffers = '512MB'")
         let recreated = try PostgresSchema.ensure(c)
         if !recreated.isEmpty && commits > 0 {
             logger.warning("postgres: tables \(recreated.joined(separator: ", ")) were missing or altered; recreated, refilling")
@@ -222,7 +224,17 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         var version: Int64
     }
 
+    /// Seconds spent in each phase of the writes so far (for benchmarks).
+    public private(set) var phaseSeconds: [String: Double] = [:]
+    private var phaseStart = ContinuousClock.now
+    private func phase(_ name: String) {
+        let now = ContinuousClock.now
+        phaseSeconds[name, default: 0] += (now - phaseStart).seconds
+        phaseStart = now
+    }
+
     private func transaction(_ db: PostgresConnection, _ partitions: [CheckpointedPartition]) throws(PostgresError) {
+        phaseStart = .now
         let s = PostgresSchema.schema
         try db.execute("BEGIN")
         try db.query("SELECT pg_advisory_xact_lock($1)", [String(PostgresSchema.lockKey)])
@@ -236,6 +248,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             inDB[Int32(r[0]!)!] = Position(offsets: Self.decodeOffsets(r[1]!), minTime: r[2].flatMap { Int64($0) },
                                            maxTime: r[3].flatMap { Int64($0) }, rowsAsOf: r[4].flatMap { Int64($0) }, version: Int64(r[5]!)!)
         }
+        phase("begin")
         let mine = Set(partitions.map(\.number))
         // The marts' as-of and first event time over every partition: ours as checkpointed, the others' as written.
         var minTime: Int64? = nil, asOf: Int64? = nil
@@ -309,20 +322,26 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             if db?.offsets != p.offsets || db == nil { positionsChanged.append(p) }
         }
 
+        phase("rows")
         let c360 = PostgresSchema.customer360
         let cols = c360.columns.map(\.name)
         try db.execute("CREATE TEMP TABLE sink_stage_customer (LIKE \(c360.qualified), owner integer) ON COMMIT DROP")
         if copy.rows > 0 {
             try db.copyIn("COPY sink_stage_customer FROM STDIN", data: copy.bytes)
+            phase("copy")
             let set = cols.dropFirst().map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
             let distinct = "(\(cols.dropFirst().map { "t.\($0)" }.joined(separator: ", "))) IS DISTINCT FROM (\(cols.dropFirst().map { "EXCLUDED.\($0)" }.joined(separator: ", ")))"
             try db.execute("""
                 INSERT INTO \(c360.qualified) AS t SELECT \(cols.joined(separator: ", ")) FROM sink_stage_customer
                 ON CONFLICT (customer_id) DO UPDATE SET \(set) WHERE \(distinct);
+                """)
+            phase("upsert")
+            try db.execute("""
                 INSERT INTO \(s).sink_customer_partition SELECT customer_id, owner FROM sink_stage_customer WHERE owner IS NOT NULL
                 ON CONFLICT (customer_id) DO UPDATE SET partition = EXCLUDED.partition WHERE sink_customer_partition.partition <> EXCLUDED.partition;
                 """)
         }
+        phase("merge")
         if !whole.isEmpty {
             // Rows the partition owned that its state no longer has (a rebuilt or replaced history).
             let list = whole.map(String.init).joined(separator: ",")
@@ -370,6 +389,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             }
         }
 
+        phase("positions")
         // The monthly marts, from every partition's aggregates.
         for p in aggregatesCache.keys where inDB[p] == nil && !mine.contains(p) { aggregatesCache[p] = nil }
         if !stale.isEmpty {
@@ -403,7 +423,9 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
                 + " WHERE (\(nonKey.map { "t.\($0)" }.joined(separator: ", "))) IS DISTINCT FROM (\(nonKey.map { "EXCLUDED.\($0)" }.joined(separator: ", ")));\n"
         }
         try db.execute(sql)
+        phase("monthly")
         try db.execute("COMMIT")
+        phase("commit")
         for p in partitions {
             nextTracked[p.number]!.written = p.offsets
         }

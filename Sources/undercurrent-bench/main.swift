@@ -9,6 +9,8 @@ import Logging
 import Config
 import Consumer
 import UndercurrentCLI
+import Postgres
+import PostgresSink
 
 // Usage: undercurrent-bench kafka [MESSAGES] [PARTITIONS]
 // Mirrors Benchmarks/raw_kafka_bench.c message for message, through the Swift layer.
@@ -366,6 +368,87 @@ func pipelineBench(customers: Int, partitions: Int, consume: Bool = true) throws
                  consumer.summary.idleLaneSeconds))
 }
 
+/// The PostgreSQL sink against a real server: the first full load of `customers` customers over
+/// `partitions` partitions, then checkpoints with 1% and 10% of the customers changed (checkpoint to
+/// visible = the sink's commit), and the same changed rows written row by row (a prepared
+/// `INSERT … ON CONFLICT` per row, one transaction) as the baseline.
+func postgresBench(uri: String, customers: Int, partitions: Int) throws {
+    var states = Array(repeating: MartState(), count: partitions)
+    var n = Array(repeating: Int64(0), count: partitions)
+    let t0 = ContinuousClock.now
+    for i in 0..<customers {
+        for e in benchEvents(i, 0) { _ = states[i % partitions].apply(e, valueHash: UInt64(n[i % partitions])); n[i % partitions] += 1 }
+    }
+    for p in 0..<partitions { _ = states[p].takeChanges() }
+    print(String(format: "states: %d customers in %d partitions built in %.1f s", customers, partitions, seconds(ContinuousClock.now - t0)))
+    let db = try PostgresConnection(uri: uri)
+    try db.execute("DROP SCHEMA IF EXISTS undercurrent CASCADE")
+    let sink = try PostgresSink(options: PostgresSink.Options(uri: uri), logger: logger)
+    func view(previous: [Int64], changed: [[String]]) -> [CheckpointedPartition] {
+        (0..<partitions).map { p in
+            CheckpointedPartition(number: Int32(p), state: states[p], offsets: ["billing": n[p]], previousOffsets: ["billing": previous[p]],
+                                  changedCustomers: changed[p])
+        }
+    }
+    let t1 = ContinuousClock.now
+    sink.checkpointed(view(previous: Array(repeating: -1, count: partitions), changed: Array(repeating: [], count: partitions)))
+    let load = seconds(ContinuousClock.now - t1)
+    guard sink.commits == 1 else { throw CLIError("the first load did not commit") }
+    print(String(format: "first full load: %d customer rows in %.2f s = %.0f rows/s", sink.customerRowsWritten, load, Double(sink.customerRowsWritten) / load))
+    var round = 0
+    var sinkRate: [Int: Double] = [:]
+    for share in [100, 10, 100, 10] {
+        round += 1
+        let before = n
+        let at = Timestamp(year: 2025, month: 1, day: 5).adding(ms: Int64(round) * 60_000)
+        for i in stride(from: round % share, to: customers, by: share) {
+            let e = Event(eventID: "cus_\(i):r\(round)", occurredAt: at, customerID: "cus_\(i)",
+                          payload: .featureUsed(feature: "report_share", coreValue: true, sessionID: "r\(round)"))
+            _ = states[i % partitions].apply(e, valueHash: UInt64(1000 + round))
+            n[i % partitions] += 1
+        }
+        let changed = (0..<partitions).map { states[$0].changedCustomerIDs }
+        for p in 0..<partitions { _ = states[p].takeChanges() }
+        let rowsBefore = sink.customerRowsWritten
+        let t2 = ContinuousClock.now
+        sink.checkpointed(view(previous: before, changed: changed))
+        let took = seconds(ContinuousClock.now - t2)
+        let rows = sink.customerRowsWritten - rowsBefore
+        sinkRate[share] = max(sinkRate[share] ?? 0, Double(rows) / took)
+        print(String(format: "checkpoint with %d%% changed: %d rows, checkpoint to visible %.0f ms = %.0f changed rows/s",
+                     100 / share, rows, took * 1000, Double(rows) / took))
+    }
+    print("sink phases (s): " + sink.phaseSeconds.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.2f", $0.value))" }.joined(separator: ", "))
+    // The baseline: the last round's changed rows again, one prepared statement per row.
+    let cols = MartSnapshot.customer360Columns
+    let placeholders = (1...cols.count).map { "$\($0)" }.joined(separator: ", ")
+    let set = cols.dropFirst().map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+    try db.prepare("row", "INSERT INTO undercurrent.mart_customer_360 VALUES (\(placeholders)) ON CONFLICT (customer_id) DO UPDATE SET \(set)",
+                   parameterCount: cols.count)
+    let asOf = states.compactMap(\.maxTime).max()!
+    var rows: [[String?]] = []
+    for i in stride(from: 0, to: customers, by: 10) {
+        let row = states[i % partitions].customers.read("cus_\(i)") { MartSnapshot.customer360Row("cus_\(i)", $0, asOf: asOf) }!
+        rows.append(row.map { v -> String? in
+            switch v {
+            case let .int(x): String(x)
+            case let .rate(r): r.map { $0.description }
+            case let .text(s): s
+            case let .bool(b): b ? "true" : "false"
+            case let .time(t): t?.description
+            case .null: nil
+            }
+        })
+    }
+    let t3 = ContinuousClock.now
+    try db.execute("BEGIN")
+    for r in rows { try db.executePrepared("row", r) }
+    try db.execute("COMMIT")
+    let baseline = Double(rows.count) / seconds(ContinuousClock.now - t3)
+    print(String(format: "baseline, row by row: %d rows in %.2f s = %.0f rows/s; the sink's bulk path (10%% changed) %.0f rows/s = %.1fx",
+                 rows.count, seconds(ContinuousClock.now - t3), baseline, sinkRate[10] ?? 0, (sinkRate[10] ?? 0) / baseline))
+}
+
 let args = CommandLine.arguments.dropFirst()
 do {
     switch args.first {
@@ -402,12 +485,16 @@ do {
         // The pipeline's first stage alone (simulate + encode + produce), with the process's CPU time.
         try pipelineBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 5000,
                           partitions: args.dropFirst(2).first.flatMap(Int.init) ?? 12, consume: false)
+    case "postgres":
+        guard let uri = args.dropFirst().first else { throw CLIError("usage: undercurrent-bench postgres URI [CUSTOMERS] [PARTITIONS]") }
+        try postgresBench(uri: uri, customers: args.dropFirst(2).first.flatMap(Int.init) ?? 1_000_000,
+                          partitions: args.dropFirst(3).first.flatMap(Int.init) ?? 12)
     case "kafka":
         let n = args.dropFirst().first.flatMap(Int.init) ?? 1_000_000
         let p = args.dropFirst(2).first.flatMap(Int.init) ?? 6
         try kafkaBench(messages: n, partitions: p)
     default:
-        FileHandle.standardError.write(Data("usage: undercurrent-bench kafka [MESSAGES] [PARTITIONS] | sim [CUSTOMERS] | ingest [CUSTOMERS] [ROUNDS] | marts [CUSTOMERS] | checkpoint [CUSTOMERS] | restart [CUSTOMERS] [PARTITIONS] | pipeline [CUSTOMERS] [PARTITIONS] | produce [CUSTOMERS] [PARTITIONS]\n".utf8))
+        FileHandle.standardError.write(Data("usage: undercurrent-bench kafka [MESSAGES] [PARTITIONS] | sim [CUSTOMERS] | ingest [CUSTOMERS] [ROUNDS] | marts [CUSTOMERS] | checkpoint [CUSTOMERS] | restart [CUSTOMERS] [PARTITIONS] | pipeline [CUSTOMERS] [PARTITIONS] | produce [CUSTOMERS] [PARTITIONS] | postgres URI [CUSTOMERS] [PARTITIONS]\n".utf8))
         exit(64)
     }
 } catch {
