@@ -26,6 +26,15 @@ import Yams
             let command = try #require(s["command"] as? [String])
             #expect(command.first == name)
         }
-        #expect(FileManager.default.fileExists(atPath: Self.root.appendingPathComponent("Dockerfile").path))
+        // The consumer mirrors the marts into the PostgreSQL service, the password from the environment.
+        let consumer = try #require(services["marts-consumer"] as? [String: Any])
+        let command = try #require(consumer["command"] as? [String])
+        let uri = try #require(command.firstIndex(of: "--postgres").map { command[$0 + 1] })
+        #expect(uri.hasPrefix("postgresql://") && uri.contains("@postgres:5432/") && !uri.contains(":undercurrent@"))
+        #expect((consumer["environment"] as? [String: Any])?["PGPASSWORD"] != nil)
+        #expect(((consumer["depends_on"] as? [String: Any])?["postgres"] as? [String: Any])?["condition"] as? String == "service_healthy")
+        #expect((services["postgres"] as? [String: Any])?["healthcheck"] != nil)
+        let dockerfile = try String(contentsOf: Self.root.appendingPathComponent("Dockerfile"), encoding: .utf8)
+        #expect(dockerfile.contains("libpq-dev") && dockerfile.contains("libpq5"))
     }
 }
