@@ -66,6 +66,9 @@ public struct CopyText: Sendable {
     /// A double in the shortest form that reads back as the same value.
     public mutating func double(_ v: Double) { plain(v.description) }
 
+    /// Forgets the bytes (after sending them), keeping the row count and the capacity.
+    public mutating func removeBytes() { bytes.removeAll(keepingCapacity: true) }
+
     public mutating func endRow() {
         bytes.append(0x0A)
         rows += 1

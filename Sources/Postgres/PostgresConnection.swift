@@ -46,6 +46,7 @@ public final class PostgresConnection {
     private let conn: OpaquePointer
     /// The URI as given, with any password replaced (safe to log).
     public let redactedURI: String
+    private var copyError: String?
 
     /// Connects with a libpq connection URI or keyword string; the password comes from the URI,
     /// `PGPASSWORD` or `~/.pgpass`, as libpq finds it. `connectTimeout` applies unless the URI sets one.
@@ -108,16 +109,25 @@ public final class PostgresConnection {
     /// escaped as `CopyText` does. Returns the rows copied.
     @discardableResult
     public func copyIn(_ sql: String, data: [UInt8]) throws(PostgresError) -> Int {
+        try beginCopy(sql)
+        try putCopyData(data)
+        return try endCopy()
+    }
+
+    /// Starts `COPY … FROM STDIN`; send rows with `putCopyData` (as they are made: the server parses one
+    /// chunk while the next is built), then `endCopy`. No other statement may run in between.
+    public func beginCopy(_ sql: String) throws(PostgresError) {
         guard let start = PQexec(conn, sql) else { throw failure() }
-        let status = PQresultStatus(start)
-        if status != PGRES_COPY_IN {
-            defer { PQclear(start) }
-            throw failure(start)
-        }
-        PQclear(start)
+        defer { PQclear(start) }
+        guard PQresultStatus(start) == PGRES_COPY_IN else { throw failure(start) }
+        copyError = nil
+    }
+
+    /// Sends rows of an open COPY. A failure is kept and reported by `endCopy`.
+    public func putCopyData(_ data: [UInt8]) throws(PostgresError) {
+        guard copyError == nil, !data.isEmpty else { return }
         let chunk = 1 << 20
         var offset = 0
-        var sendError: String?
         data.withUnsafeBufferPointer { buf in
             while offset < buf.count {
                 let n = min(chunk, buf.count - offset)
@@ -125,13 +135,18 @@ public final class PostgresConnection {
                     PQputCopyData(conn, $0, Int32(n))
                 }
                 if sent != 1 {
-                    sendError = String(cString: PQerrorMessage(conn))
+                    copyError = String(cString: PQerrorMessage(conn))
                     return
                 }
                 offset += n
             }
         }
-        if PQputCopyEnd(conn, sendError) != 1 { sendError = sendError ?? String(cString: PQerrorMessage(conn)) }
+    }
+
+    /// Ends an open COPY; returns the rows copied.
+    @discardableResult
+    public func endCopy() throws(PostgresError) -> Int {
+        if PQputCopyEnd(conn, copyError) != 1 { copyError = copyError ?? String(cString: PQerrorMessage(conn)) }
         var copied = 0
         var firstError: PostgresError?
         while let r = PQgetResult(conn) {
@@ -143,7 +158,7 @@ public final class PostgresConnection {
             PQclear(r)
         }
         if let firstError { throw firstError }
-        if let sendError { throw PostgresError(code: .statement, message: Self.clean(sendError)) }
+        if let copyError { throw PostgresError(code: .statement, message: Self.clean(copyError)) }
         return copied
     }
 

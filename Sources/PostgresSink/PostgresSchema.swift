@@ -130,6 +130,18 @@ public enum PostgresSchema {
 
         """
 
+    /// The session's staging tables (emptied at each commit): one per mart, the customers' with the owning
+    /// partition of new rows. Made again after the schema was repaired.
+    static func createStages(_ db: PostgresConnection) throws(PostgresError) {
+        var sql = ""
+        for t in tables {
+            let extra = t.name == "mart_customer_360" ? ", owner integer" : ""
+            let stage = t.name == "mart_customer_360" ? "sink_stage_customer" : "sink_stage_\(t.name)"
+            sql += "DROP TABLE IF EXISTS pg_temp.\(stage); CREATE TEMP TABLE \(stage) (LIKE \(t.qualified)\(extra)) ON COMMIT DELETE ROWS;\n"
+        }
+        try db.execute(sql)
+    }
+
     static func literal(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
 
     /// Creates the schema and whatever is missing, or checks what exists; a table whose columns are not the

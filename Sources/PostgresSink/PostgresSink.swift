@@ -92,6 +92,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         // Staging tables of a large checkpoint stay in memory (the default, 8 MB, spills them to disk).
         try c.execute("SET temp_buffers = '512MB'")
         let recreated = try PostgresSchema.ensure(c)
+        try PostgresSchema.createStages(c)
         if !recreated.isEmpty && commits > 0 {
             logger.warning("postgres: tables \(recreated.joined(separator: ", ")) were missing or altered; recreated, refilling")
         }
@@ -180,6 +181,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
                 logger.warning("postgres: \(error); checking the schema")
                 do {
                     let recreated = try PostgresSchema.ensure(db)
+                    try PostgresSchema.createStages(db)
                     if !recreated.isEmpty { logger.warning("postgres: recreated \(recreated.joined(separator: ", ")); refilling") }
                     aggregatesCache = [:]
                     write(partitions, retryAfterRepair: false)
@@ -261,22 +263,24 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         let g = asOf ?? 0
 
         // Customer rows: what changed, what time changed, or everything of a partition whose position is not ours.
+        // They stream into the staging table as they are made.
         var copy = CopyText(capacity: 1 << 20)
+        try db.beginCopy("COPY sink_stage_customer FROM STDIN")
         var whole: [Int32] = []
         var positionsChanged: [CheckpointedPartition] = []
         var nextTracked = tracked
         for p in partitions {
             var t = nextTracked[p.number]!
-            let db = inDB[p.number]
-            if let w = t.written, w == db?.offsets, w == p.offsets, t.dirty.isEmpty, db?.rowsAsOf == g { continue }
+            let stored = inDB[p.number]
+            if let w = t.written, w == stored?.offsets, w == p.offsets, t.dirty.isEmpty, stored?.rowsAsOf == g { continue }
             enum Mode { case incremental, scan(from: Int64?, dirty: Bool), whole }
             let mode: Mode
-            if let w = t.written, let db, w == db.offsets {
+            if let w = t.written, let stored, w == stored.offsets {
                 mode = .incremental
-            } else if let db, db.offsets == p.offsets {
-                mode = .scan(from: db.rowsAsOf, dirty: false)  // its rows are this state's, at an older as-of
-            } else if let db, db.offsets == t.base {
-                mode = .scan(from: db.rowsAsOf, dirty: true)
+            } else if let stored, stored.offsets == p.offsets {
+                mode = .scan(from: stored.rowsAsOf, dirty: false)  // its rows are this state's, at an older as-of
+            } else if let stored, stored.offsets == t.base {
+                mode = .scan(from: stored.rowsAsOf, dirty: true)
             } else {
                 mode = .whole
             }
@@ -314,21 +318,24 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
                 Self.append(row, to: &copy)
                 if isNew { copy.int(Int64(p.number)) } else { copy.null() }
                 copy.endRow()
+                if copy.bytes.count >= 1 << 20 {
+                    try db.putCopyData(copy.bytes)
+                    copy.removeBytes()
+                }
                 Self.schedule(&t, id, n ?? Int64.max)
             }
             t.dirty = []
             t.rowsAsOf = g
             nextTracked[p.number] = t
-            if db?.offsets != p.offsets || db == nil { positionsChanged.append(p) }
+            if stored?.offsets != p.offsets { positionsChanged.append(p) }
         }
 
-        phase("rows")
+        try db.putCopyData(copy.bytes)
+        try db.endCopy()
+        phase("rows+copy")
         let c360 = PostgresSchema.customer360
         let cols = c360.columns.map(\.name)
-        try db.execute("CREATE TEMP TABLE sink_stage_customer (LIKE \(c360.qualified), owner integer) ON COMMIT DROP")
         if copy.rows > 0 {
-            try db.copyIn("COPY sink_stage_customer FROM STDIN", data: copy.bytes)
-            phase("copy")
             let set = cols.dropFirst().map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
             let distinct = "(\(cols.dropFirst().map { "t.\($0)" }.joined(separator: ", "))) IS DISTINCT FROM (\(cols.dropFirst().map { "EXCLUDED.\($0)" }.joined(separator: ", ")))"
             try db.execute("""
@@ -412,7 +419,6 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             let stage = "sink_stage_\(t.name)"
             let names = t.columns.map(\.name)
             let nonKey = names.filter { !t.key.contains($0) }
-            sql += "CREATE TEMP TABLE \(stage) (LIKE \(t.qualified)) ON COMMIT DROP;\n"
             if !table.rows.isEmpty {
                 sql += "INSERT INTO \(stage) VALUES " + table.rows.map { "(" + $0.map(Self.literal).joined(separator: ",") + ")" }.joined(separator: ",\n") + ";\n"
             }
