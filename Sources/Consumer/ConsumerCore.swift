@@ -136,6 +136,13 @@ public final class ConsumerCore {
         }
     }
 
+    /// The offsets the open partitions' checkpoints reflect, by input topic-partition.
+    public var checkpointedPositions: [TopicPartition: Int64] {
+        var out: [TopicPartition: Int64] = [:]
+        for (p, part) in partitions { for (topic, o) in part.checkpointedOffsets { out[TopicPartition(topic, p)] = o } }
+        return out
+    }
+
     /// The largest event time accepted so far (the marts' as-of).
     public var asOf: Timestamp? { partitions.values.compactMap(\.state.maxTime).max() }
 

@@ -18,6 +18,8 @@ final class KafkaDriver: @unchecked Sendable {
     let logger: Logger
     let reporter: ConsumerReporter
     private var loadError: CheckpointError?
+    /// What was last committed to the group, per topic-partition.
+    private var committedPositions: [TopicPartition: Int64] = [:]
     private var assigned = false
 
     init(core: ConsumerCore, reporter: ConsumerReporter, logger: Logger) {
@@ -52,6 +54,7 @@ final class KafkaDriver: @unchecked Sendable {
             assign(tps, startOffsets: startOffsets)
         }, onRevoke: { [self] tps in
             core.close(Set(tps.map(\.partition)), sinks: sinks, stop: nil)
+            for tp in tps { committedPositions[tp] = nil }
         })
         let consumer = try KafkaConsumer(config: config, logger: logger, rebalance: handler)
         try consumer.subscribe(options.topics.values.sorted())
@@ -77,6 +80,7 @@ final class KafkaDriver: @unchecked Sendable {
             core.releaseQuietAlertSources(now: now)
             if core.checkpointDueByCount || now - lastCheckpoint >= options.checkpointInterval {
                 core.checkpointAll(sinks: sinks, stop: stop)
+                commitForMonitoring(consumer)
                 lastCheckpoint = ContinuousClock.now
             }
             if now - lastReport >= options.reportInterval {
@@ -110,11 +114,26 @@ final class KafkaDriver: @unchecked Sendable {
             }
         }
         core.checkpointAll(sinks: sinks, stop: stop)
+        commitForMonitoring(consumer, wait: true)
         core.release()
         try producer.flush(timeout: .seconds(30))
         reporter.report(core, rate: 0, consumer: consumer)
         consumer.close()
         core.summary.seconds = (ContinuousClock.now - started).seconds
+    }
+
+    /// Commits the checkpointed offsets to the group (when they moved), for lag tools; the checkpoints stay
+    /// what the consumer starts from. A failure is logged, never fatal.
+    private func commitForMonitoring(_ consumer: KafkaConsumer, wait: Bool = false) {
+        let positions = core.checkpointedPositions
+        let moved = positions.filter { committedPositions[$0.key] != $0.value }
+        guard !moved.isEmpty else { return }
+        do {
+            try consumer.commit(moved, wait: wait)
+            committedPositions.merge(moved) { $1 }
+        } catch {
+            logger.notice("cannot commit offsets to the group for monitoring: \(error)")
+        }
     }
 
     /// The group gave this consumer partitions: opens them and says where each starts.

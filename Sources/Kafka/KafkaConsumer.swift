@@ -105,6 +105,28 @@ public final class KafkaConsumer: Sendable {
         return list.entries().map(\.partition).sorted()
     }
 
+    /// Commits `offsets` (the next offset to read of each partition) to the group, without waiting for the
+    /// answer unless `wait`, so that the group's lag shows in `kafka-consumer-groups --describe`, Burrow or kafka_exporter.
+    /// Where a partition starts is still the application's to say (see `RebalanceHandler`).
+    public func commit(_ offsets: [TopicPartition: Int64], wait: Bool = false) throws {
+        guard !offsets.isEmpty else { return }
+        let tps = offsets.keys.sorted()
+        let list = PartitionList(tps, offsets: tps.map { KafkaOffset(offsets[$0]!) })
+        let err = list.withPointer { rd_kafka_commit(client.handle, $0, wait ? 0 : 1) }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "commit") }
+    }
+
+    /// The group's committed offsets of `partitions`, asked of the group coordinator; partitions without a
+    /// committed offset are left out.
+    public func committed(_ partitions: [TopicPartition], timeout: Duration = .seconds(10)) throws -> [TopicPartition: Int64] {
+        let list = PartitionList(partitions)
+        let err = list.withPointer { rd_kafka_committed(client.handle, $0, Int32(timeout.components.seconds * 1000)) }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "committed offsets") }
+        var out: [TopicPartition: Int64] = [:]
+        for e in list.entries() where e.offset >= 0 && e.error == RD_KAFKA_RESP_ERR_NO_ERROR { out[e.partition] = e.offset }
+        return out
+    }
+
     /// Messages behind the end of each assigned partition: high watermark minus the consume position, from
     /// the watermarks librdkafka caches with each fetch (no request to the broker). Partitions without a
     /// position yet are left out.

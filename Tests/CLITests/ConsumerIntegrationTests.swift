@@ -68,12 +68,21 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
         let lagLines = metrics.split(separator: "\n").filter { $0.hasPrefix("undercurrent_consumer_lag_messages{") }
         #expect(lagLines.count == 12)  // 3 topics × 4 partitions
         #expect(lagLines.allSatisfy { $0.hasSuffix(" 0") })
-        let (snapshot, _) = try StateDirectory(dir.path).load()
+        let (snapshot, checkpointed) = try StateDirectory(dir.path).load()
 
         var reference = MartState()
         for e in try World(p) { _ = reference.apply(e, valueHash: ValueHash.of(EventEncoder.encode(e))) }
         #expect(snapshot.tables() == MartSnapshot([reference]).tables())
         #expect(DataQuality.check(snapshot).isEmpty)
+
+        // The checkpointed offsets are the group's committed offsets, as a second client (a lag tool) reads them.
+        var want: [TopicPartition: Int64] = [:]
+        for (topic, parts) in checkpointed { for (p, o) in parts { want[TopicPartition(topic, p)] = o } }
+        #expect(want.count == 12)
+        var readerConfig = KafkaConfig(bootstrapServers: broker.bootstrapServers)
+        readerConfig["group.id"] = "it-1"
+        let reader = try KafkaConsumer(config: readerConfig, logger: quiet)
+        #expect(try reader.committed(Array(want.keys)) == want)
 
         // The malformed message went to the dead-letter topic with its reason.
         let dlq = try KafkaConsumer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: quiet)

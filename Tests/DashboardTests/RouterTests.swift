@@ -6,6 +6,7 @@ import Marts
 import Testing
 import TestSupport
 import Checkpoints
+import Consumer
 import UndercurrentCLI
 
 /// The HTTP routes, served in process without a socket (HummingbirdTesting's router client).
@@ -16,6 +17,35 @@ import UndercurrentCLI
         let source = StateDirectorySource(directory: Self.state)
         source.refresh(logger: quiet)
         return Application(router: DashboardServer(source: source, token: token).router())
+    }
+
+    @Test func healthAndMetricsSayHowFarBehindASinkIs() async throws {
+        let lagging = SinkStatus(name: "postgres", connected: false, checkpointsBehind: 3, secondsBehind: 12.5, commits: 7)
+        var metrics = ConsumerMetrics()
+        metrics.sinks = [lagging]
+        let text = metrics.prometheusText
+        #expect(text.contains("undercurrent_sink_up{sink=\"postgres\"} 0\n"))
+        #expect(text.contains("undercurrent_sink_lag_checkpoints{sink=\"postgres\"} 3\n"))
+        #expect(text.contains("undercurrent_sink_lag_seconds{sink=\"postgres\"} 12.500\n"))
+        #expect(text.contains("undercurrent_sink_commits_total{sink=\"postgres\"} 7\n"))
+        #expect(!ConsumerMetrics().prometheusText.contains("undercurrent_sink_"), "no sink, no sink metrics")
+        let source = StateDirectorySource(directory: Self.state, liveMetrics: { text }, liveSinks: {
+            [DashboardAPI.SinkHealth(name: "postgres", connected: false, checkpointsBehind: 3, secondsBehind: 12.5)]
+        })
+        source.refresh(logger: quiet)
+        try await Application(router: DashboardServer(source: source).router()).test(.router) { client in
+            try await client.execute(uri: "/health", method: .get) { r in
+                let h = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [String: Any])
+                let sinks = try #require(h["sinks"] as? [[String: Any]])
+                #expect(sinks.first?["name"] as? String == "postgres")
+                #expect(sinks.first?["connected"] as? Bool == false)
+                #expect(sinks.first?["checkpoints_behind"] as? Int == 3)
+                #expect(sinks.first?["seconds_behind"] as? Double == 12.5)
+            }
+            try await client.execute(uri: "/metrics", method: .get) { r in
+                #expect(String(buffer: r.body).contains("undercurrent_sink_lag_checkpoints"))
+            }
+        }
     }
 
     @Test func apiAndPagesAnswerFromTheState() async throws {

@@ -102,6 +102,14 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
         let p2 = try sink(server.uri())
         #expect(c2.checkpointAll(sinks: [p2], stop: nil))
         try expectDatabaseEquals(s2.partitions.values.map(\.state), db)
+        // --rebuild: every row is written again.
+        var rebuild = PostgresSink.Options(uri: server.uri())
+        rebuild.rebuild = true
+        let rebuilt = try PostgresSink(options: rebuild, logger: quiet)
+        let again = try sinkCore(s2, open: [0, 1, 2, 3])
+        #expect(again.checkpointAll(sinks: [rebuilt], stop: nil))
+        #expect(rebuilt.customerRowsWritten == MartSnapshot(s2.partitions.values.map(\.state)).customers.count)
+        try expectDatabaseEquals(s2.partitions.values.map(\.state), db)
         // The same consumer restarted (a new sink, as a new process): positions match, nothing is rewritten.
         let p3 = try sink(server.uri())
         let c3 = try sinkCore(s2, open: [0, 1, 2, 3])
@@ -207,6 +215,12 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
                 }
             }
         }
+        // BI users read through the read-only role.
+        for t in PostgresSchema.tables.map(\.qualified) + ["undercurrent.kpi_monthly", "undercurrent.kpi_current", "undercurrent.sink_positions"] {
+            #expect(try db.query("SELECT has_table_privilege('undercurrent_reader', $1, 'SELECT')", [t]).rows[0][0] == "t", "\(t)")
+            #expect(try db.query("SELECT has_table_privilege('undercurrent_reader', $1, 'INSERT')", [t]).rows[0][0] == "f", "\(t)")
+        }
+        #expect(try db.execute("SELECT version FROM undercurrent.sink_schema_version").rows == [["1"]])
         // The KPI view's month is the dashboard's latest complete month.
         let kpis = ExecutiveKPIs(snapshot)
         let month = try #require(kpis.latestMonth)
