@@ -9,13 +9,7 @@ public enum DataQuality {
         public var description: String { "\(mart): \(rule) — e.g. \(example)" }
     }
 
-    static let grains: [String: [String]] = [
-        "mart_revenue_monthly": ["month", "plan"], "mart_payment_reliability": ["month"],
-        "mart_payment_reliability_plan_monthly": ["month", "plan"], "mart_failure_reason_monthly": ["month", "failure_reason"],
-        "mart_engagement": ["month"], "mart_mrr_movements": ["month"], "mart_customer_360": ["customer_id"],
-        "mart_failure_to_churn_signal": ["month", "had_failure"], "mart_activation_cohort": ["signup_month"],
-        "mart_recovery_opportunity": ["month", "failure_reason"],
-    ]
+    static var grains: [String: [String]] { MartSnapshot.grains }
     /// Columns allowed outside [0, 1] / below 0.
     static let signed: Set<String> = ["revenue_growth_rate", "net_mrr_churn_rate"]
     static let unboundedRatios: Set<String> = ["avg_attempts_per_invoice", "events_per_active_customer", "engagement_before", "engagement_after"]

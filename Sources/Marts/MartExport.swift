@@ -87,6 +87,15 @@ public struct MartSnapshot: Sendable {
         "mart_failure_to_churn_signal", "mart_activation_cohort", "mart_recovery_opportunity",
     ]
 
+    /// Each mart's grain: the columns that identify a row (its primary key in PostgreSQL).
+    public static let grains: [String: [String]] = [
+        "mart_revenue_monthly": ["month", "plan"], "mart_payment_reliability": ["month"],
+        "mart_payment_reliability_plan_monthly": ["month", "plan"], "mart_failure_reason_monthly": ["month", "failure_reason"],
+        "mart_engagement": ["month"], "mart_mrr_movements": ["month"], "mart_customer_360": ["customer_id"],
+        "mart_failure_to_churn_signal": ["month", "had_failure"], "mart_activation_cohort": ["signup_month"],
+        "mart_recovery_opportunity": ["month", "failure_reason"],
+    ]
+
     public func tables() -> [MartTable] {
         [revenueMonthly(), reliability(), reliabilityByPlan(), failureReasons(), engagement(), mrrMovements(),
          customer360(), failureToChurn(), activationCohorts(), recoveryOpportunity()]

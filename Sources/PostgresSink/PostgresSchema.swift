@@ -26,14 +26,6 @@ public enum PostgresSchema {
         public var qualified: String { "\(schema).\(name)" }
     }
 
-    static let grains: [String: [String]] = [
-        "mart_revenue_monthly": ["month", "plan"], "mart_payment_reliability": ["month"],
-        "mart_payment_reliability_plan_monthly": ["month", "plan"], "mart_failure_reason_monthly": ["month", "failure_reason"],
-        "mart_engagement": ["month"], "mart_mrr_movements": ["month"], "mart_customer_360": ["customer_id"],
-        "mart_failure_to_churn_signal": ["month", "had_failure"], "mart_activation_cohort": ["signup_month"],
-        "mart_recovery_opportunity": ["month", "failure_reason"],
-    ]
-
     /// The kind of an export column, by its name (a test checks every value of a real snapshot fits).
     static func kind(of column: String, in table: String) -> Kind {
         if column.hasSuffix("_at") { return .timestamptz }
@@ -50,7 +42,7 @@ public enum PostgresSchema {
         var names: [(String, [String])] = MartSnapshot().tables().map { ($0.name, $0.columns) }
         if let i = names.firstIndex(where: { $0.0 == "mart_customer_360" }) { names[i].1 = MartSnapshot.customer360Columns }
         return names.map { name, columns in
-            Table(name: name, columns: columns.map { ($0, kind(of: $0, in: name)) }, key: grains[name]!)
+            Table(name: name, columns: columns.map { ($0, kind(of: $0, in: name)) }, key: MartSnapshot.grains[name]!)
         }
     }()
 
