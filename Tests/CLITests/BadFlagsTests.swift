@@ -1,6 +1,8 @@
 import Archives
 import Events
 import Foundation
+import Kafka
+import ArgumentParser
 import Testing
 import TestSupport
 import UndercurrentCLI
@@ -84,5 +86,43 @@ import UndercurrentCLI
             #expect(object?["level"] is String && object?["message"] is String && object?["time"] is String && object?["logger"] as? String == "marts-consumer")
         }
         #expect(lines.contains { $0.contains("\"kafka.partitions\"") && $0.contains("resumed from checkpoints") })
+    }
+}
+
+/// Where a command's Kafka settings come from: flags, a properties file, the environment.
+@Suite struct KafkaSettingsTests {
+    @Test func propertiesFileThenFlagsThenTheEnvironmentInThatOrderOfStrength() throws {
+        let dir = tempDir()
+        let file = dir.appendingPathComponent("client.properties")
+        try Data("""
+            # a secured cluster
+            security.protocol = SASL_SSL
+            sasl.mechanism=PLAIN
+            sasl.username=svc
+            sasl.password=s3cr=t
+
+            """.utf8).write(to: file)
+        let fromFile = try KafkaOptions.parse(["--kafka-config", file.path]).kafkaConfig(environment: ["UNDERCURRENT_BOOTSTRAP_SERVERS": "env:9092"])
+        #expect(fromFile["sasl.password"] == "s3cr=t")
+        #expect(fromFile["security.protocol"] == "SASL_SSL")
+        #expect(fromFile["bootstrap.servers"] == "env:9092")
+        #expect(!"\(fromFile.redacted)".contains("s3cr=t"), "secrets stay out of logs")
+        let overridden = try KafkaOptions.parse(["--kafka-config", file.path, "-X", "sasl.mechanism=SCRAM-SHA-512", "--bootstrap-servers", "flag:9092"])
+            .kafkaConfig(environment: ["UNDERCURRENT_BOOTSTRAP_SERVERS": "env:9092"])
+        #expect(overridden["sasl.mechanism"] == "SCRAM-SHA-512")
+        #expect(overridden["bootstrap.servers"] == "flag:9092")
+    }
+
+    @Test func unusablePropertiesFileIsOneLineBeforeAnyWork() throws {
+        let dir = tempDir()
+        let bad = dir.appendingPathComponent("bad.properties")
+        try Data("bootstrap.servers=x:9092\nthis line has no equals sign\n".utf8).write(to: bad)
+        #expect(throws: (any Error).self) { _ = try KafkaOptions.parse(["--kafka-config", bad.path]) }
+        do { _ = try KafkaOptions.parse(["--kafka-config", bad.path]) } catch {
+            #expect(KafkaOptions.message(for: error).contains("line 2: expected key=value"))
+        }
+        do { _ = try KafkaOptions.parse(["--kafka-config", dir.appendingPathComponent("missing").path]) } catch {
+            #expect(KafkaOptions.message(for: error).contains("cannot read it"))
+        }
     }
 }
