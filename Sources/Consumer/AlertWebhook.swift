@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Marts
+import ServiceLifecycle
 import Synchronization
 
 /// Posts alerts to an HTTP endpoint from a thread of its own, so a slow or dead webhook never stalls
@@ -20,7 +21,7 @@ public final class AlertWebhook: Sendable {
     private let timeout: Duration
     private let attempts: Int
     private let capacity: Int
-    private let state = Mutex<(queue: [Alert], counters: Counters, stopped: Bool)>(([], Counters(), false))
+    private let state = Mutex<(queue: [Alert], counters: Counters, stopped: Bool, closed: Bool)>(([], Counters(), false, false))
     private let wake = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
     private let session: URLSession
@@ -50,8 +51,13 @@ public final class AlertWebhook: Sendable {
     public var counters: Counters { state.withLock { $0.counters } }
 
     /// Stops after the queue is empty or `wait` passed (alerts still queued then are counted as dropped).
+    /// Calls after the first return at once.
     public func close(wait: Duration = .seconds(5)) {
-        state.withLock { $0.stopped = true }
+        let first = state.withLock { s -> Bool in
+            defer { s.stopped = true; s.closed = true }
+            return !s.closed
+        }
+        guard first else { return }
         wake.signal()
         if done.wait(timeout: .now() + wait.seconds) == .timedOut {
             state.withLock { $0.counters.dropped += $0.queue.count; $0.queue.removeAll() }
@@ -97,5 +103,15 @@ public final class AlertWebhook: Sendable {
             return false
         }
         return status.withLock { $0.map { (200..<300).contains($0) } ?? false }
+    }
+}
+
+/// The sender as a member of the process's `ServiceGroup`: it runs until the group shuts down gracefully,
+/// then drains its queue for at most 5 s. Started before the consumer, it stops after it, so the alerts of
+/// the consumer's final checkpoint still go out.
+extension AlertWebhook: Service {
+    public func run() async throws {
+        try? await gracefulShutdown()
+        close()
     }
 }

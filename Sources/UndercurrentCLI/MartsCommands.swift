@@ -111,7 +111,10 @@ public struct MartsConsumerCommand: ParsableCommand {
         // dashboard; a second signal exits at once.
         let stop = StopSignal()
         let consumer = MartsConsumer(options: options, logger: logger)
-        var services = try serve.map { try dashboardServices($0, consumer: consumer, options: options) } ?? []
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        // Started first, stopped last: the webhook drains what the consumer's final checkpoint raised.
+        if let hook = options.alertWebhook { services.append(.init(service: hook, serviceName: "alert-webhook")) }
+        services += try serve.map { try dashboardServices($0, consumer: consumer, options: options) } ?? []
         let (archive, partitionCount, kafkaConfig) = (fromArchive, partitions, fromArchive == nil ? try kafka.kafkaConfig() : nil)
         let run = ThreadService("marts-consumer", stop: stop) {
             if let archive {
