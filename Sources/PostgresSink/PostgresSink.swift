@@ -274,7 +274,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             let stored = inDB[p.number]
             if let w = t.written, w == stored?.offsets, w == p.offsets, t.dirty.isEmpty, stored?.rowsAsOf == g { continue }
             enum Mode { case incremental, scan(from: Int64?, dirty: Bool), whole }
-            let mode: Mode
+            var mode: Mode
             if let w = t.written, let stored, w == stored.offsets {
                 mode = .incremental
             } else if let stored, stored.offsets == p.offsets {
@@ -283,6 +283,11 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
                 mode = .scan(from: stored.rowsAsOf, dirty: true)
             } else {
                 mode = .whole
+            }
+            // Rows computed at a later as-of than the marts' now (positions cleared elsewhere, a shorter history):
+            // none of them can be trusted to be the row at this as-of.
+            if let at = stored?.rowsAsOf, at > g {
+                if case .whole = mode {} else { mode = .scan(from: nil, dirty: false) }
             }
             var ids: [String] = []
             switch mode {

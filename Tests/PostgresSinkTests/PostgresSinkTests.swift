@@ -82,6 +82,20 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
         let db = try PostgresConnection(uri: server.uri())
         #expect(try db.execute("SELECT rows_current FROM undercurrent.sink_status").rows[0][0] == "t")
         try expectDatabaseEquals(Array(sa.partitions.values.map(\.state)) + sb.partitions.values.map(\.state), db)
+
+        // The consumer with the latest events loses its checkpoints and starts over: its partitions are rewritten
+        // with a shorter history, the marts' as-of goes back, and the other's rows, computed at the later as-of,
+        // are computed again at its next chance.
+        let aAhead = (a.asOf ?? Timestamp(ms: 0)) > (b.asOf ?? Timestamp(ms: 0))
+        let (keptStorage, keptCore, keptSink) = aAhead ? (sb, b, pb) : (sa, a, pa)
+        let restarted = MemoryCheckpointStorage()
+        let fresh = try sinkCore(restarted, open: aAhead ? [0, 1] : [2, 3])
+        _ = fresh.apply(Array(input[..<(input.count / 2)]))
+        #expect(fresh.checkpointAll(sinks: [try sink(server.uri(), refresh: .zero)], stop: nil))
+        let asOfNow = [fresh.asOf, keptCore.asOf].compactMap { $0 }.max()!
+        #expect(asOfNow < max(a.asOf!, b.asOf!), "the marts' as-of went back")
+        #expect(keptCore.checkpointAll(sinks: [keptSink], stop: nil))
+        try expectDatabaseEquals(Array(keptStorage.partitions.values.map(\.state)) + restarted.partitions.values.map(\.state), db)
     }
 
     @Test func aDatabaseBehindOrAheadOfTheCheckpointsIsRewrittenToThem() throws {
