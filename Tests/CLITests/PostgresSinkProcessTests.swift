@@ -4,6 +4,7 @@ import Postgres
 import Simulation
 import Testing
 import TestSupport
+import UndercurrentCLI
 
 /// `marts-consumer --postgres` as a process, against a private PostgreSQL cluster.
 @Suite(.serialized) struct PostgresSinkProcessTests {
@@ -56,5 +57,50 @@ import TestSupport
         let bad = try launch("marts-consumer", ["--from-archive", archive, "--state-dir", dir.appendingPathComponent("s").path, "--postgres", "postgresql://[x"], stderr: err)
         bad.waitUntilExit()
         #expect(bad.terminationStatus == 64)
+    }
+}
+
+/// Two `marts-consumer` processes in one consumer group, sharing a state directory and a database.
+@Suite(.serialized) struct PostgresSinkGroupTests {
+    @Test func twoConsumersInOneGroupWriteTheTablesOfOne() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        let p = try smallWorld()
+        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
+        let dir = tempDir()
+        let state = dir.appendingPathComponent("state")
+        let logs = [dir.appendingPathComponent("c1.log"), dir.appendingPathComponent("c2.log")]
+        let children = try logs.map { log in
+            try launch("marts-consumer", ["--bootstrap-servers", broker.bootstrapServers, "--group", "sink-group", "--state-dir", state.path,
+                                          "--postgres", server.uri(), "--checkpoint-events", "200", "--checkpoint-ms", "500", "--no-alerts",
+                                          "--log-level", "info"], stderr: log)
+        }
+        defer { for c in children where c.isRunning { kill(c.processIdentifier, SIGKILL) } }
+        // Both have joined the group and been given partitions (seen in their logs) before any event is produced.
+        func assignedIn(_ log: URL) -> Bool { ((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("assigned") }
+        let joinDeadline = ContinuousClock.now + .seconds(120)
+        while !logs.allSatisfy(assignedIn) && ContinuousClock.now < joinDeadline && children.allSatisfy(\.isRunning) { usleep(100_000) }
+        #expect(logs.allSatisfy(assignedIn), "both consumers should have been assigned partitions")
+        let delivered = try produce(p, to: broker)
+        // Wait for what the database shows: every event accepted and every partition's rows at the marts' as-of.
+        let db = try PostgresConnection(uri: server.uri())
+        func caughtUp() -> Bool {
+            guard let row = try? db.execute("SELECT accepted::text, rows_current::text, partitions::text FROM undercurrent.sink_status").rows.first else { return false }
+            return row[0] == String(delivered) && row[1] == "true" && row[2] == "4"
+        }
+        let deadline = ContinuousClock.now + .seconds(180)
+        while !caughtUp() && ContinuousClock.now < deadline && children.allSatisfy(\.isRunning) { usleep(200_000) }
+        #expect(caughtUp(), "the database should show all \(delivered) events")
+        for c in children { kill(c.processIdentifier, SIGTERM) }
+        for c in children { c.waitUntilExit() }
+        #expect(children.allSatisfy { $0.terminationStatus == 0 })
+        let (snapshot, _) = try StateDirectory(state.path).load()
+        #expect(snapshot.accepted == delivered)
+        for table in snapshot.tables() {
+            #expect(try fromDatabase(db, table.name) == exported(table), "\(table.name)")
+        }
+        // Both wrote: each process's partitions are in the positions table.
+        let writers = logs.map { (try? String(contentsOf: $0, encoding: .utf8)) ?? "" }
+        #expect(writers.allSatisfy { !$0.contains("postgres: write failed") })
     }
 }
