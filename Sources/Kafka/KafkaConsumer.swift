@@ -406,7 +406,7 @@ private let rebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err
     if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
         let offsets = state.handler.onAssign(tps)
         list.setOffsets(offsets)
-        context.logger.info("partitions assigned: \(tps.sorted().map(\.description).joined(separator: ", "))")
+        context.logger.info("partitions assigned: \(TopicPartitionRanges(tps))")
         list.withPointer { ptr in
             if cooperative {
                 if let e = rd_kafka_incremental_assign(rk, ptr) { rd_kafka_error_destroy(e) }
@@ -416,7 +416,7 @@ private let rebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err
         }
     } else {
         state.handler.onRevoke(tps)
-        context.logger.info("partitions revoked: \(tps.sorted().map(\.description).joined(separator: ", "))")
+        context.logger.info("partitions revoked: \(TopicPartitionRanges(tps))")
         if cooperative {
             if let e = rd_kafka_incremental_unassign(rk, partitions) { rd_kafka_error_destroy(e) }
         } else {

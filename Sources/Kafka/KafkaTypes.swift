@@ -162,3 +162,30 @@ public struct PackedMessages: Sendable {
         records.removeAll(keepingCapacity: true)
     }
 }
+
+/// Partition numbers as ranges, `0-63,65`, so that a log line about 192 partitions stays one short line.
+public struct PartitionRanges: CustomStringConvertible, Sendable {
+    public let numbers: [Int32]
+    public init(_ numbers: some Sequence<Int32>) { self.numbers = Set(numbers).sorted() }
+
+    public var description: String {
+        var parts: [String] = []
+        var i = 0
+        while i < numbers.count {
+            var j = i
+            while j + 1 < numbers.count && numbers[j + 1] == numbers[j] + 1 { j += 1 }
+            parts.append(i == j ? "\(numbers[i])" : "\(numbers[i])-\(numbers[j])")
+            i = j + 1
+        }
+        return parts.joined(separator: ",")
+    }
+}
+
+/// Topic-partitions grouped by topic, `billing[0-63] payments[0-63]`.
+public struct TopicPartitionRanges: CustomStringConvertible, Sendable {
+    public let byTopic: [(String, PartitionRanges)]
+    public init(_ partitions: some Sequence<TopicPartition>) {
+        byTopic = Dictionary(grouping: partitions, by: \.topic).sorted { $0.key < $1.key }.map { ($0.key, PartitionRanges($0.value.map(\.partition))) }
+    }
+    public var description: String { byTopic.map { "\($0.0)[\($0.1)]" }.joined(separator: " ") }
+}
