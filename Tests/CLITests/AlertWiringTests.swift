@@ -10,16 +10,22 @@ import Testing
 import TestSupport
 import UndercurrentCLI
 
+/// `events` as an archive `spike.ndjson` in `dir`; returns its path.
+func writeArchive(_ events: [Event], in dir: URL) throws -> String {
+    let archive = dir.appendingPathComponent("spike.ndjson").path
+    let writer = try ArchiveWriter(path: archive)
+    for e in events { try writer.write(ArchiveRecord(event: e, value: EventEncoder.encode(e))) }
+    try writer.close()
+    return archive
+}
+
 /// The consumer raises the alerts the engine computes for the same events, whatever their partitioning.
 @Suite struct AlertWiringTests {
     @Test func consumerRaisesTheEngineAlertsForAnArchiveWithASpike() throws {
         let rules = try AlertConfig.load(file: nil, configDir: repoConfig.path)
         let events = spikeEvents()
         let dir = tempDir()
-        let archive = dir.appendingPathComponent("spike.ndjson").path
-        let writer = try ArchiveWriter(path: archive)
-        for e in events { try writer.write(ArchiveRecord(event: e, value: EventEncoder.encode(e))) }
-        try writer.close()
+        let archive = try writeArchive(events, in: dir)
 
         var engine = AlertEngine(rules: rules)
         var expected: [Alert] = []
@@ -44,10 +50,7 @@ import UndercurrentCLI
     @Test func theProcessPostsEveryAlertBeforeItExits() throws {
         let events = spikeEvents()
         let dir = tempDir()
-        let archive = dir.appendingPathComponent("spike.ndjson").path
-        let writer = try ArchiveWriter(path: archive)
-        for e in events { try writer.write(ArchiveRecord(event: e, value: EventEncoder.encode(e))) }
-        try writer.close()
+        let archive = try writeArchive(events, in: dir)
         let receiver = try HTTPReceiver()
         defer { receiver.stop() }
         let state = dir.appendingPathComponent("state")
