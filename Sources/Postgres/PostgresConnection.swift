@@ -44,14 +44,11 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
 /// One libpq connection, used from one thread at a time. The only Swift code that calls libpq.
 public final class PostgresConnection {
     private let conn: OpaquePointer
-    /// The URI as given, with any password replaced (safe to log).
-    public let redactedURI: String
     private var copyError: String?
 
     /// Connects with a libpq connection URI or keyword string; the password comes from the URI,
     /// `PGPASSWORD` or `~/.pgpass`, as libpq finds it. `connectTimeout` applies unless the URI sets one.
     public init(uri: String, applicationName: String = "undercurrent", connectTimeout: Int = 5) throws(PostgresError) {
-        redactedURI = PostgresURI.redacted(uri)
         try PostgresURI.validate(uri)
         // Earlier keywords are overridden by what the expanded URI says.
         let keys = ["connect_timeout", "application_name", "dbname"]
@@ -72,9 +69,6 @@ public final class PostgresConnection {
 
     /// Whether the connection is still usable (not broken by a server restart).
     public var isOpen: Bool { PQstatus(conn) == CONNECTION_OK }
-
-    /// The server's version number, e.g. 150018.
-    public var serverVersion: Int { Int(PQserverVersion(conn)) }
 
     /// Runs one or more statements without parameters; returns the last one's result.
     @discardableResult

@@ -353,7 +353,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
                 ON CONFLICT (customer_id) DO UPDATE SET partition = EXCLUDED.partition WHERE sink_customer_partition.partition <> EXCLUDED.partition;
                 """)
         }
-        phase("merge")
+        phase("owners")
         if !whole.isEmpty {
             // Rows the partition owned that its state no longer has (a rebuilt or replaced history).
             let list = whole.map(String.init).joined(separator: ",")
