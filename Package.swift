@@ -25,6 +25,10 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         // Already in the graph through Hummingbird: long-lived parts run as services in one ServiceGroup.
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // Metrics: instruments through swift-metrics' API, exposed by swift-prometheus' registry (Hummingbird
+        // already brings swift-metrics; swift-prometheus adds itself and swift-atomics).
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // All C lives here: librdkafka's headers plus a shim for its variadic functions.
@@ -44,6 +48,9 @@ let package = Package(
         // zlib's gzip functions, for compressed archives.
         .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
         .target(name: "Events"),
+        // Each process's metrics (a Prometheus registry behind swift-metrics' instruments) and lag in seconds.
+        .target(name: "Telemetry", dependencies: [.product(name: "CoreMetrics", package: "swift-metrics"),
+                                                  .product(name: "Prometheus", package: "swift-prometheus")]),
         // Event archives (NDJSON, plain or gzip): reading and writing.
         .target(name: "Archives", dependencies: ["Events", "CZlib"]),
         // The product's configuration files: the simulated business (baseline + scenarios) and alert rules.
@@ -59,7 +66,7 @@ let package = Package(
         // driver, its outputs sent through sinks.
         .target(
             name: "Consumer",
-            dependencies: ["Kafka", "Events", "Marts", "Checkpoints", "Archives", .product(name: "Logging", package: "swift-log"),
+            dependencies: ["Kafka", "Events", "Marts", "Checkpoints", "Archives", "Telemetry", .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
         // Mirrors the marts into PostgreSQL after each checkpoint (a ConsumerSink).
@@ -67,7 +74,7 @@ let package = Package(
         .target(
             name: "UndercurrentCLI",
             dependencies: [
-                "Kafka", "Events", "Simulation", "Marts", "Checkpoints", "Archives", "Config", "Consumer", "Charts", "Dashboard", "Postgres", "PostgresSink",
+                "Kafka", "Events", "Simulation", "Marts", "Checkpoints", "Archives", "Config", "Consumer", "Charts", "Dashboard", "Postgres", "PostgresSink", "Telemetry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -88,6 +95,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Config", "Events", "Marts", "Simulation", "Kafka", "Postgres", "PostgresSink", .product(name: "Logging", package: "swift-log")],
                 path: "Tests/TestSupport"),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
+        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "TestSupport"]),
         .testTarget(name: "EventsTests", dependencies: ["Events"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Events", "Config", "TestSupport"]),
         .testTarget(name: "MartsTests", dependencies: ["Marts", "Events", "Simulation", "Config", "TestSupport"]),
@@ -95,9 +103,9 @@ let package = Package(
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Marts", "Events", "TestSupport"]),
         .testTarget(name: "ConsumerTests", dependencies: ["Consumer", "Config", "Simulation", "Kafka", "Marts", "Events", "Checkpoints", "TestSupport"]),
         .testTarget(name: "PostgresSinkTests", dependencies: ["PostgresSink", "Postgres", "Consumer", "Marts", "Events", "Kafka", "TestSupport"]),
-        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "UndercurrentCLI", "Consumer", "Config", "Checkpoints", "Marts", "Events", "Simulation", "TestSupport",
+        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "UndercurrentCLI", "Telemetry", "Consumer", "Config", "Checkpoints", "Marts", "Events", "Simulation", "TestSupport",
                                                           .product(name: "HummingbirdTesting", package: "hummingbird")]),
-        .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Consumer", "Postgres", "PostgresSink", "Config", "Archives", "Kafka", "Marts", "Events", "Simulation", "Checkpoints", "TestSupport",
+        .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Consumer", "Telemetry", "Postgres", "PostgresSink", "Config", "Archives", "Kafka", "Marts", "Events", "Simulation", "Checkpoints", "TestSupport",
                                                     .product(name: "Yams", package: "Yams")]),
     ],
     swiftLanguageModes: [.v6]

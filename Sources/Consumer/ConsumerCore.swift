@@ -63,6 +63,8 @@ public final class ConsumerCore {
     public internal(set) var summary = Summary()
     public private(set) var checkpointFailures = 0
     public private(set) var lastCheckpointSeconds = 0.0
+    /// Each checkpoint's duration since the last report took them (for the duration histogram).
+    var checkpointDurations: [Double] = []
     var alerting: Alerting?
     /// Alerts raised so far, in order.
     public private(set) var alerts: [Alert] = []
@@ -207,6 +209,7 @@ public final class ConsumerCore {
         part.checkpointedOffsets = part.offsets
         lastCheckpointSeconds = (ContinuousClock.now - started).seconds
         summary.checkpointSeconds += lastCheckpointSeconds
+        if checkpointDurations.count < 100_000 { checkpointDurations.append(lastCheckpointSeconds) }
         part.sinceCheckpoint = 0
         summary.checkpoints += 1
         options.probe?.checkpointed(seconds: lastCheckpointSeconds)

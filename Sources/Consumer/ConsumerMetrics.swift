@@ -1,18 +1,23 @@
+import CoreMetrics
 import Events
 import Foundation
 import Kafka
+import Synchronization
+import Telemetry
 
-/// What the consumer reports about itself, rendered in Prometheus' text exposition format (for a scrape
-/// endpoint, or a file for node_exporter's textfile collector).
+/// What the consumer reports about itself at each progress report (also for `/health` and the progress line).
 public struct ConsumerMetrics: Sendable {
     /// The consumer's counts so far.
     public var summary = MartsConsumer.Summary()
+    /// Input messages taken in per second over the last report interval (for the progress line; Prometheus
+    /// gets the counters and computes rates itself).
     public var eventsPerSecond = 0.0
     public var asOf: Timestamp?
+    /// Messages behind the end of each assigned partition.
     public var lag: [TopicPartition: Int64] = [:]
+    /// How long ago the next message of each assigned partition was written (see `LagClock`).
+    public var lagSeconds: [TopicPartition: Double] = [:]
     public var checkpointFailures = 0
-    public var checkpointSecondsTotal = 0.0
-    public var lastCheckpointSeconds = 0.0
     public var kafkaClientErrors = 0
     /// Sinks that can fall behind (the PostgreSQL sink).
     public var sinks: [SinkStatus] = []
@@ -20,45 +25,91 @@ public struct ConsumerMetrics: Sendable {
     public init() {}
 
     public var totalLag: Int64 { lag.values.reduce(0, +) }
+}
 
-    public var prometheusText: String {
-        var out = ""
-        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-            for (labels, value) in samples { out += "\(name)\(labels) \(value)\n" }
+/// The consumer's instruments in its process's `MetricsRegistry`, brought up to date from each report's
+/// `ConsumerMetrics`. Per-partition series appear on assignment and go with revocation.
+public final class ConsumerTelemetry: Sendable {
+    public let registry: MetricsRegistry
+    private let accepted, duplicates, rejected, afterUntil, beforeStart, deadLettered: TotalCounter
+    private let checkpoints, checkpointFailures, alertsFiring, alertsResolved, clientErrors: TotalCounter
+    private let checkpointDuration: CoreMetrics.Timer
+    private let asOf: Meter
+    private let partitions = Mutex<[TopicPartition: (messages: Meter, seconds: Meter)]>([:])
+    private let sinks = Mutex<[String: (up: Meter, checkpoints: Meter, seconds: Meter, commits: TotalCounter)]>([:])
+
+    public init(registry: MetricsRegistry) {
+        self.registry = registry
+        func input(_ outcome: String) -> TotalCounter {
+            TotalCounter(registry.counter("undercurrent_input_messages_total", help: "Input messages by outcome.", labels: [("outcome", outcome)]))
         }
-        metric("undercurrent_input_messages_total", "counter", "Input messages by outcome.", [
-            ("{outcome=\"accepted\"}", "\(summary.accepted)"), ("{outcome=\"duplicate\"}", "\(summary.duplicates)"),
-            ("{outcome=\"rejected\"}", "\(summary.rejected)"), ("{outcome=\"after_until\"}", "\(summary.skippedAfterUntil)"), ("{outcome=\"before_start\"}", "\(summary.skippedBeforeStart)"),
-        ])
-        metric("undercurrent_dlq_messages_total", "counter", "Messages sent to the dead-letter topic.", [("", "\(summary.rejected)")])
-        metric("undercurrent_events_per_second", "gauge", "Input messages taken in per second over the last report interval.",
-               [("", String(format: "%.1f", eventsPerSecond))])
-        metric("undercurrent_as_of_timestamp_seconds", "gauge", "Largest event time accepted (the marts' as-of).",
-               [("", asOf.map { String(format: "%.3f", Double($0.ms) / 1000) } ?? "NaN")])
-        metric("undercurrent_consumer_lag_messages", "gauge", "Messages behind the end of each assigned partition.",
-               lag.sorted { $0.key < $1.key }.map { ("{topic=\"\($0.key.topic)\",partition=\"\($0.key.partition)\"}", "\($0.value)") })
-        metric("undercurrent_checkpoints_total", "counter", "Checkpoints written.", [("", "\(summary.checkpoints)")])
-        metric("undercurrent_checkpoint_failures_total", "counter", "Checkpoint writes that failed (and were retried).",
-               [("", "\(checkpointFailures)")])
-        metric("undercurrent_checkpoint_seconds_total", "counter", "Time spent writing checkpoints.",
-               [("", String(format: "%.6f", checkpointSecondsTotal))])
-        metric("undercurrent_checkpoint_last_seconds", "gauge", "Duration of the last checkpoint.",
-               [("", String(format: "%.6f", lastCheckpointSeconds))])
-        metric("undercurrent_alerts_total", "counter", "Failure-spike alerts by state change.",
-               [("{state=\"firing\"}", "\(summary.alertsFiring)"), ("{state=\"resolved\"}", "\(summary.alertsResolved)")])
-        metric("undercurrent_kafka_client_errors_total", "counter", "Errors reported by the Kafka client (broker down, timeouts).",
-               [("", "\(kafkaClientErrors)")])
-        if !sinks.isEmpty {
-            func label(_ s: SinkStatus) -> String { "{sink=\"\(s.name)\"}" }
-            metric("undercurrent_sink_up", "gauge", "Whether the sink is connected (1) or retrying (0).",
-                   sinks.map { (label($0), $0.connected ? "1" : "0") })
-            metric("undercurrent_sink_lag_checkpoints", "gauge", "Checkpoints taken since the sink last caught up.",
-                   sinks.map { (label($0), "\($0.checkpointsBehind)") })
-            metric("undercurrent_sink_lag_seconds", "gauge", "Age of the oldest checkpoint the sink has not written; 0 when caught up.",
-                   sinks.map { (label($0), String(format: "%.3f", $0.secondsBehind)) })
-            metric("undercurrent_sink_commits_total", "counter", "Transactions the sink committed.", sinks.map { (label($0), "\($0.commits)") })
+        accepted = input("accepted")
+        duplicates = input("duplicate")
+        rejected = input("rejected")
+        afterUntil = input("after_until")
+        beforeStart = input("before_start")
+        deadLettered = TotalCounter(registry.counter("undercurrent_dlq_messages_total", help: "Messages sent to the dead-letter topic."))
+        checkpoints = TotalCounter(registry.counter("undercurrent_checkpoints_total", help: "Partition checkpoints written."))
+        checkpointFailures = TotalCounter(registry.counter("undercurrent_checkpoint_failures_total", help: "Checkpoint writes that failed (and were retried)."))
+        checkpointDuration = registry.histogram("undercurrent_checkpoint_duration_seconds", help: "Time to write one partition's checkpoint.",
+                                                buckets: MetricsRegistry.durationBuckets)
+        func alerts(_ state: String) -> TotalCounter {
+            TotalCounter(registry.counter("undercurrent_alerts_total", help: "Failure-spike alerts by state change.", labels: [("state", state)]))
         }
-        return out
+        alertsFiring = alerts("firing")
+        alertsResolved = alerts("resolved")
+        clientErrors = TotalCounter(registry.counter("undercurrent_kafka_client_errors_total", help: "Errors reported by the Kafka client (broker down, timeouts)."))
+        asOf = registry.gauge("undercurrent_as_of_timestamp_seconds", help: "Largest event time accepted (the marts' as-of), as a Unix time.")
+        asOf.set(Double.nan)
+    }
+
+    public func publish(_ m: ConsumerMetrics, checkpointDurations: [Double] = []) {
+        let s = m.summary
+        accepted.update(s.accepted)
+        duplicates.update(s.duplicates)
+        rejected.update(s.rejected)
+        afterUntil.update(s.skippedAfterUntil)
+        beforeStart.update(s.skippedBeforeStart)
+        deadLettered.update(s.rejected)
+        checkpoints.update(s.checkpoints)
+        checkpointFailures.update(m.checkpointFailures)
+        for seconds in checkpointDurations { checkpointDuration.recordNanoseconds(Int64(seconds * 1e9)) }
+        alertsFiring.update(s.alertsFiring)
+        alertsResolved.update(s.alertsResolved)
+        clientErrors.update(m.kafkaClientErrors)
+        asOf.set(m.asOf.map { Double($0.ms) / 1000 } ?? .nan)
+        partitions.withLock { series in
+            for (tp, gauges) in series where m.lag[tp] == nil {
+                gauges.messages.destroy()
+                gauges.seconds.destroy()
+                series[tp] = nil
+            }
+            for (tp, lag) in m.lag {
+                let labels = [("topic", tp.topic), ("partition", "\(tp.partition)")]
+                let gauges = series[tp] ?? (
+                    registry.gauge("undercurrent_consumer_lag_messages", help: "Messages behind the end of each assigned partition.", labels: labels),
+                    registry.gauge("undercurrent_consumer_lag_seconds",
+                                   help: "How long ago the next message of each assigned partition was written (0 at the end), estimated from its end offsets over time.",
+                                   labels: labels))
+                series[tp] = gauges
+                gauges.messages.set(Double(lag))
+                gauges.seconds.set(m.lagSeconds[tp] ?? 0)
+            }
+        }
+        sinks.withLock { series in
+            for status in m.sinks {
+                let labels = [("sink", status.name)]
+                let gauges = series[status.name] ?? (
+                    registry.gauge("undercurrent_sink_up", help: "Whether the sink is connected (1) or retrying (0).", labels: labels),
+                    registry.gauge("undercurrent_sink_lag_checkpoints", help: "Checkpoints taken since the sink last caught up.", labels: labels),
+                    registry.gauge("undercurrent_sink_lag_seconds", help: "Age of the oldest checkpoint the sink has not written; 0 when caught up.", labels: labels),
+                    TotalCounter(registry.counter("undercurrent_sink_commits_total", help: "Transactions the sink committed.", labels: labels)))
+                series[status.name] = gauges
+                gauges.up.set(status.connected ? 1.0 : 0.0)
+                gauges.checkpoints.set(Double(status.checkpointsBehind))
+                gauges.seconds.set(status.secondsBehind)
+                gauges.commits.update(status.commits)
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Events
 import Foundation
+import Telemetry
 import Kafka
 import Marts
 
@@ -31,6 +32,8 @@ public struct ConsumerOptions: Sendable {
     public var reportInterval: Duration = .seconds(5)
     /// Where to write the metrics (Prometheus text format) at each report, atomically.
     public var metricsFile: URL?
+    /// The process's metrics, where the consumer's instruments go (served on `/metrics` by the executables).
+    public var metrics = MetricsRegistry()
     /// Failure-spike alert rules; nil disables alerting.
     public var alertRules: AlertRules?
     public var alertsTopic = Topics.alerts

@@ -5,6 +5,7 @@ import Kafka
 import Logging
 import Marts
 import Synchronization
+import Telemetry
 
 /// The consumer: input partitions → per-partition mart states → checkpoints with their offsets.
 ///
@@ -29,7 +30,7 @@ public final class MartsConsumer: @unchecked Sendable {
         core = ConsumerCore(options: options, storage: DirectoryCheckpointStorage(directory: options.stateDirectory), logger: logger)
         var sinks: [any ConsumerSink] = [AlertLogSink(stateDirectory: options.stateDirectory, logger: logger)]
         if let hook = options.alertWebhook { sinks.append(WebhookSink(hook)) }
-        reporter = ConsumerReporter(metricsFile: options.metricsFile, sinks: sinks + options.sinks, logger: logger)
+        reporter = ConsumerReporter(metricsFile: options.metricsFile, registry: options.metrics, sinks: sinks + options.sinks, logger: logger)
     }
 
     /// Consumes from Kafka until stopped (or idle for `exitWhenIdle`), then takes a final checkpoint.
@@ -57,16 +58,20 @@ public final class MartsConsumer: @unchecked Sendable {
 }
 
 /// The consumer's metrics snapshot (refreshed at each report, readable from any thread) and where else it
-/// goes: the metrics file. Also carries the sinks every driver sends to (the Kafka driver adds the topics).
+/// goes: the process's metrics registry and the metrics file. Also carries the sinks every driver sends to
+/// (the Kafka driver adds the topics).
 final class ConsumerReporter: Sendable {
     private let snapshot = Mutex(ConsumerMetrics())
     private let assigned = Atomic<Bool>(false)
+    private let lagClock = Mutex(LagClock<TopicPartition>())
     let metricsFile: URL?
+    let telemetry: ConsumerTelemetry
     let sinks: [any ConsumerSink]
     let logger: Logger
 
-    init(metricsFile: URL?, sinks: [any ConsumerSink], logger: Logger) {
+    init(metricsFile: URL?, registry: MetricsRegistry, sinks: [any ConsumerSink], logger: Logger) {
         self.metricsFile = metricsFile
+        self.telemetry = ConsumerTelemetry(registry: registry)
         self.sinks = sinks
         self.logger = logger
     }
@@ -75,22 +80,30 @@ final class ConsumerReporter: Sendable {
     var isAssigned: Bool { assigned.load(ordering: .acquiring) }
     func markAssigned() { assigned.store(true, ordering: .releasing) }
 
-    /// Refreshes the snapshot (and the metrics file) from the core and returns it.
+    /// Refreshes the snapshot, the registry and the metrics file from the core, and returns the snapshot.
     @discardableResult
     func report(_ core: ConsumerCore, rate: Double, consumer: KafkaConsumer?) -> ConsumerMetrics {
         var m = ConsumerMetrics()
         m.summary = core.summary
         m.eventsPerSecond = rate
         m.asOf = core.asOf
-        m.lag = consumer?.lag() ?? [:]
+        let positions = consumer?.positions() ?? [:]
+        let now = Date().timeIntervalSince1970
+        lagClock.withLock { clock in
+            for (tp, p) in positions {
+                clock.record(tp, end: p.end, at: now)
+                m.lag[tp] = max(0, p.end - p.position)
+                m.lagSeconds[tp] = clock.lagSeconds(tp, position: p.position, now: now)
+            }
+        }
         m.checkpointFailures = core.checkpointFailures
-        m.checkpointSecondsTotal = core.summary.checkpointSeconds
-        m.lastCheckpointSeconds = core.lastCheckpointSeconds
         m.kafkaClientErrors = consumer?.clientErrorCount ?? 0
         m.sinks = sinks.compactMap(\.sinkStatus)
         snapshot.withLock { $0 = m }
+        telemetry.publish(m, checkpointDurations: core.checkpointDurations)
+        core.checkpointDurations.removeAll()
         if let file = metricsFile {
-            do { try Data(m.prometheusText.utf8).write(to: file, options: .atomic) } catch {
+            do { try Data(telemetry.registry.exposition().utf8).write(to: file, options: .atomic) } catch {
                 logger.warning("cannot write metrics to \(file.path): \(error)")
             }
         }

@@ -35,10 +35,13 @@ public final class KafkaProducer: Sendable {
 
     /// - Parameter onDelivery: called once per message, on the thread serving delivery reports (the producer's poll
     ///   thread, or one calling `send`, which serves them now and then); keep it short.
+    /// - Parameter onLatency: called on the same thread for each delivered message with its latency in
+    ///   microseconds, from `send` to the broker's acknowledgement (librdkafka's `rd_kafka_message_latency`).
     public init(config: KafkaConfig, logger: Logger,
-                onDelivery: (@Sendable (DeliveryReport) -> Void)? = nil) throws {
+                onDelivery: (@Sendable (DeliveryReport) -> Void)? = nil,
+                onLatency: (@Sendable (_ microseconds: Int64) -> Void)? = nil) throws {
         let config = config.withDefaults(Self.defaults)
-        let context = ClientContext(logger: logger, onDelivery: onDelivery)
+        let context = ClientContext(logger: logger, onDelivery: onDelivery, onLatency: onLatency)
         self.logger = logger
         self.client = try NativeClient(type: RD_KAFKA_PRODUCER, config: config, context: context) { conf in
             rd_kafka_conf_set_dr_msg_cb(conf, deliveryCallback)
@@ -259,6 +262,10 @@ private let deliveryCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_k
         let delivered = msg.err == RD_KAFKA_RESP_ERR_NO_ERROR
         if delivered {
             context.delivery.delivered.add(1, ordering: .relaxed)
+            if let onLatency = context.onLatency {
+                let latency = rd_kafka_message_latency(message)
+                if latency >= 0 { onLatency(latency) }
+            }
         } else {
             context.delivery.failed.add(1, ordering: .relaxed)
             let error = KafkaError(msg.err, context: "delivery failed")

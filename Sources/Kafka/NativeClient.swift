@@ -39,12 +39,15 @@ final class ClientContext: Sendable {
     let lastError = Mutex<KafkaError?>(nil)
     let errorCount = Atomic<Int>(0)
     let onDelivery: (@Sendable (DeliveryReport) -> Void)?
+    /// Receives each delivered message's latency, in microseconds from `send` to the broker's acknowledgement.
+    let onLatency: (@Sendable (Int64) -> Void)?
     let delivery = DeliveryCounters()
     let rebalance = Mutex<RebalanceState?>(nil)
 
-    init(logger: Logger, onDelivery: (@Sendable (DeliveryReport) -> Void)? = nil) {
+    init(logger: Logger, onDelivery: (@Sendable (DeliveryReport) -> Void)? = nil, onLatency: (@Sendable (Int64) -> Void)? = nil) {
         self.logger = logger
         self.onDelivery = onDelivery
+        self.onLatency = onLatency
     }
 
     static func from(_ opaque: UnsafeMutableRawPointer?) -> ClientContext? {

@@ -47,6 +47,7 @@ public struct DashboardCommand: ParsableCommand {
     @Option(help: "HOST:PORT to listen on.") var listen = "127.0.0.1:8080"
     @Option(help: "Require this bearer token (at least 16 characters); default: $UNDERCURRENT_DASHBOARD_TOKEN.") var token: String?
     @Option(help: "Prometheus text to serve at /metrics (default: STATE_DIR/metrics.prom when present).") var metricsFile: String?
+    @OptionGroup var metrics: MetricsOptions
     @OptionGroup var common: CommonOptions
 
     public init() {}
@@ -64,7 +65,8 @@ public struct DashboardCommand: ParsableCommand {
         let metrics = metricsFile.map { URL(fileURLWithPath: $0) } ?? dir.appendingPathComponent("metrics.prom")
         let source = StateDirectorySource(directory: dir, metricsFile: metrics)
         let server = DashboardServer(source: source, host: address.host, port: address.port, token: try dashboardToken(token))
-        try ServiceRunner.run(server.services(logger: logger) { port in
+        let endpoint = try self.metrics.services(exposition: { source.metricsText }, logger: logger)
+        try ServiceRunner.run(endpoint + server.services(logger: logger) { port in
             Console.err("dashboard: http://\(address.host):\(port)/ (state \(dir.path)); Ctrl-C stops")
         }, stop: StopSignal(), logger: logger)
     }

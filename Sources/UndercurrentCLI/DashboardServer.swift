@@ -11,6 +11,7 @@ import Marts
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+import Telemetry
 
 /// Where the dashboard's data comes from: a state directory's checkpoints (and alert log), reloaded when
 /// they change (`StateWatcher`). Pages are served from the last loaded state.
@@ -20,18 +21,29 @@ public final class StateDirectorySource: Sendable {
     private let signature = Mutex<String>("")
     private let loadError = Mutex<String?>(nil)
     private let reloads = Atomic<Int>(0)
-    /// The consumer's metrics (Prometheus text) when served by the consumer itself.
-    let liveMetrics: (@Sendable () -> String)?
+    /// The process's metrics: the consumer's own when it serves the dashboard, and the dashboard's.
+    public let metrics: MetricsRegistry
+    /// A consumer's metrics file, served ahead of the registry's (a dashboard run apart from its consumer).
     let metricsFile: URL?
     /// The consumer's sinks that can fall behind, when served by the consumer itself.
     let liveSinks: (@Sendable () -> [DashboardAPI.SinkHealth])?
 
-    public init(directory: URL, metricsFile: URL? = nil, liveMetrics: (@Sendable () -> String)? = nil,
+    public init(directory: URL, metricsFile: URL? = nil, metrics: MetricsRegistry = MetricsRegistry(),
                 liveSinks: (@Sendable () -> [DashboardAPI.SinkHealth])? = nil) {
         self.directory = directory
         self.metricsFile = metricsFile
-        self.liveMetrics = liveMetrics
+        self.metrics = metrics
         self.liveSinks = liveSinks
+        let reloaded = TotalCounter(metrics.counter("undercurrent_dashboard_reloads_total", help: "State reloads by the dashboard."))
+        let firing = metrics.gauge("undercurrent_dashboard_alerts", help: "Alerts in the alert log by state.", labels: [("state", "firing")])
+        let resolved = metrics.gauge("undercurrent_dashboard_alerts", help: "Alerts in the alert log by state.", labels: [("state", "resolved")])
+        metrics.onCollect { [weak self] in
+            guard let self else { return }
+            reloaded.update(reloadCount)
+            let alerts = data.alerts
+            firing.set(Double(alerts.filter { $0.state == .firing }.count))
+            resolved.set(Double(alerts.filter { $0.state == .resolved }.count))
+        }
     }
 
     public var data: DashboardData { current.withLock { $0 } ?? DashboardData(snapshot: MartSnapshot()) }
@@ -68,15 +80,28 @@ public final class StateDirectorySource: Sendable {
         }
     }
 
+    /// What `/metrics` serves: the metrics file's families (those this process does not export itself), then
+    /// the registry's.
     public var metricsText: String {
-        var text = liveMetrics?() ?? metricsFile.flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? ""
-        text += "# HELP undercurrent_dashboard_reloads_total State reloads by the dashboard.\n# TYPE undercurrent_dashboard_reloads_total counter\n"
-        text += "undercurrent_dashboard_reloads_total \(reloadCount)\n"
-        let d = data
-        text += "# HELP undercurrent_dashboard_alerts Alerts in the alert log by state.\n# TYPE undercurrent_dashboard_alerts gauge\n"
-        text += "undercurrent_dashboard_alerts{state=\"firing\"} \(d.alerts.filter { $0.state == .firing }.count)\n"
-        text += "undercurrent_dashboard_alerts{state=\"resolved\"} \(d.alerts.filter { $0.state == .resolved }.count)\n"
-        return text
+        let own = metrics.exposition()
+        guard let metricsFile, let file = try? String(contentsOf: metricsFile, encoding: .utf8) else { return own }
+        let ownFamilies = Set(own.split(separator: "\n").compactMap(Self.family))
+        let kept = file.split(separator: "\n", omittingEmptySubsequences: false).filter { line in
+            guard let family = Self.family(line) else { return true }
+            return !ownFamilies.contains(family)
+        }
+        return kept.joined(separator: "\n") + (file.hasSuffix("\n") || file.isEmpty ? "" : "\n") + own
+    }
+
+    /// The metric family a line of the text format belongs to (`# HELP name`, `# TYPE name`, or a sample of
+    /// it or of its `_bucket` / `_sum` / `_count` series).
+    static func family(_ line: Substring) -> Substring? {
+        if line.hasPrefix("# HELP ") || line.hasPrefix("# TYPE ") {
+            return line.dropFirst(7).split(separator: " ", maxSplits: 1).first
+        }
+        guard !line.hasPrefix("#"), let name = line.split(whereSeparator: { $0 == "{" || $0 == " " }).first else { return nil }
+        for suffix in ["_bucket", "_sum", "_count"] where name.hasSuffix(suffix) { return name.dropLast(suffix.count) }
+        return name
     }
 }
 
@@ -120,6 +145,7 @@ public struct DashboardServer: Sendable {
 
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: RequestMetrics(registry: source.metrics))
         if let token { router.add(middleware: BearerToken(token: token)) }
         let source = self.source
         for page in Page.allCases {

@@ -10,6 +10,7 @@ import PostgresSink
 import Kafka
 import Marts
 import ServiceLifecycle
+import Telemetry
 
 public struct MartsConsumerCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -48,6 +49,7 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Option(help: "Serve the dashboard and API on HOST:PORT while consuming (e.g. 127.0.0.1:8080).") var serve: String?
     @Option(help: "With --serve: require this bearer token; default: $UNDERCURRENT_DASHBOARD_TOKEN.") var token: String?
     @Option(help: "Mirror the marts into PostgreSQL after each checkpoint, exactly once: a libpq URI such as postgresql://undercurrent@127.0.0.1:5432/analytics (password from PGPASSWORD or ~/.pgpass). Tables in schema 'undercurrent' (docs/architecture.md).") var postgres: String?
+    @OptionGroup var metrics: MetricsOptions
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var common: CommonOptions
 
@@ -87,6 +89,7 @@ public struct MartsConsumerCommand: ParsableCommand {
         options.startTime = try fromTime.map { try TimeArgument.parse($0, option: "--from-time") }
         options.exitWhenIdle = exitWhenIdle.map { .milliseconds(Int64($0 * 1000)) }
         options.metricsFile = metricsFile.map { URL(fileURLWithPath: $0) }
+        options.metrics = MetricsRegistry()
         options.reportInterval = .milliseconds(Int64(reportSeconds * 1000))
         options.alertsTopic = alertsTopic
         if !noAlerts { options.alertRules = try AlertConfig.load(file: alerts, configDir: configDir) }
@@ -114,6 +117,7 @@ public struct MartsConsumerCommand: ParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         // Started first, stopped last: the webhook drains what the consumer's final checkpoint raised.
         if let hook = options.alertWebhook { services.append(.init(service: hook, serviceName: "alert-webhook")) }
+        services += try metrics.services(options.metrics, logger: logger)
         services += try serve.map { try dashboardServices($0, consumer: consumer, options: options) } ?? []
         let (archive, partitionCount, kafkaConfig) = (fromArchive, partitions, fromArchive == nil ? try kafka.kafkaConfig() : nil)
         let run = ThreadService("marts-consumer", stop: stop) {
@@ -147,7 +151,7 @@ extension MartsConsumerCommand {
     func dashboardServices(_ listen: String, consumer: MartsConsumer, options: MartsConsumer.Options) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
         let address = try ListenAddress.parse(listen, option: "--serve")
         try FileManager.default.createDirectory(at: options.stateDirectory, withIntermediateDirectories: true)
-        let source = StateDirectorySource(directory: options.stateDirectory, liveMetrics: { consumer.metrics.prometheusText }, liveSinks: {
+        let source = StateDirectorySource(directory: options.stateDirectory, metrics: options.metrics, liveSinks: {
             consumer.metrics.sinks.map { DashboardAPI.SinkHealth(name: $0.name, connected: $0.connected, checkpointsBehind: $0.checkpointsBehind,
                                                                  secondsBehind: $0.secondsBehind) }
         })

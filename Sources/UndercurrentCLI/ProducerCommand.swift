@@ -5,6 +5,7 @@ import Foundation
 import Kafka
 import Logging
 import Simulation
+import Telemetry
 
 /// How fast a producer emits.
 public enum Pacing: Sendable, Equatable {
@@ -121,6 +122,7 @@ public struct ProducerOptions: ParsableArguments {
     @Option(help: "With --realtime: simulated seconds per wall-clock second (1 is live).") public var speed: Double = 1
     @Option(help: "At most this many events per second.") public var rate: Double?
     @Option(help: "Topic name to produce to (default: the contract's name).") public var topic: String?
+    @OptionGroup public var metrics: MetricsOptions
     @OptionGroup public var common: CommonOptions
 
     public init() {}
@@ -152,14 +154,17 @@ extension TopicProducerCommand {
         let stop = StopSignal()
         let world = try options.simulation.world()
         let config = try options.kafka.kafkaConfig()
-        let producer = try KafkaProducer(config: config, logger: logger)
+        let telemetry = ProducerTelemetry(registry: MetricsRegistry())
+        let producer = try KafkaProducer(config: config, logger: logger, onLatency: telemetry.onLatency)
+        telemetry.observe(producer)
         var names: [InputTopic: String] = [:]
         if let t = options.topic { names[Self.inputTopic] = t }
         let run = ProducerRun(topics: [Self.inputTopic], topicNames: names, pacing: options.pacing, label: label)
         let start = try options.simulation.startTime()
         // The blocking send loop runs as a service on a thread of its own; SIGINT / SIGTERM set `stop`, and the
         // loop flushes what it sent before it returns.
-        let summary = try ServiceRunner.runBlocking(label, stop: stop, logger: logger) {
+        let endpoint = try options.metrics.services(telemetry.registry, logger: logger)
+        let summary = try ServiceRunner.runBlocking(label, stop: stop, logger: logger, with: endpoint) {
             try run.run(world: world, simulationStart: start, producer: producer, stop: stop)
         }
         Console.endProgress()

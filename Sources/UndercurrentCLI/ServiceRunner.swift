@@ -21,11 +21,13 @@ enum ServiceRunner {
         try outcome.withLock { $0 }.get()
     }
 
-    /// Runs a blocking loop (a producer's, `record`'s, `replay`'s) as the one service of a group, on a thread of
-    /// its own, and returns what it returned. `body` must return soon after `stop` is set.
-    static func runBlocking<T>(_ name: String, stop: StopSignal, logger: Logger, _ body: @escaping () throws -> T) throws -> T {
+    /// Runs a blocking loop (a producer's, `record`'s, `replay`'s) as a service of a group, on a thread of its own,
+    /// after `services` (a metrics endpoint), and returns what it returned. `body` must return soon after `stop`
+    /// is set; when it returns, the other services stop.
+    static func runBlocking<T>(_ name: String, stop: StopSignal, logger: Logger, with services: [ServiceGroupConfiguration.ServiceConfiguration] = [],
+                               _ body: @escaping () throws -> T) throws -> T {
         let job = BlockingJob(body)
-        try run([.init(service: ThreadService(name, stop: stop) { try job.run() }, successTerminationBehavior: .gracefullyShutdownGroup,
+        try run(services + [.init(service: ThreadService(name, stop: stop) { try job.run() }, successTerminationBehavior: .gracefullyShutdownGroup,
                        failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: name)], stop: stop, logger: logger)
         return try job.result()
     }

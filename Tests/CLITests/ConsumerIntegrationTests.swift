@@ -67,7 +67,11 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
         #expect(metrics.contains("undercurrent_dlq_messages_total 1\n"))
         let lagLines = metrics.split(separator: "\n").filter { $0.hasPrefix("undercurrent_consumer_lag_messages{") }
         #expect(lagLines.count == 12)  // 3 topics × 4 partitions
-        #expect(lagLines.allSatisfy { $0.hasSuffix(" 0") })
+        #expect(lagLines.allSatisfy { $0.hasSuffix(" 0.0") })
+        let lagSecondsLines = metrics.split(separator: "\n").filter { $0.hasPrefix("undercurrent_consumer_lag_seconds{") }
+        #expect(lagSecondsLines.count == 12 && lagSecondsLines.allSatisfy { $0.hasSuffix(" 0.0") })
+        #expect(metrics.contains("undercurrent_checkpoint_duration_seconds_count \(summary.checkpoints)\n"))
+        try expectPromtoolAccepts(metrics)
         let (snapshot, checkpointed) = try StateDirectory(dir.path).load()
 
         var reference = MartState()

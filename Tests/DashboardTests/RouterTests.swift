@@ -7,6 +7,7 @@ import Testing
 import TestSupport
 import Checkpoints
 import Consumer
+import Telemetry
 import UndercurrentCLI
 
 /// The HTTP routes, served in process without a socket (HummingbirdTesting's router client).
@@ -23,13 +24,17 @@ import UndercurrentCLI
         let lagging = SinkStatus(name: "postgres", connected: false, checkpointsBehind: 3, secondsBehind: 12.5, commits: 7)
         var metrics = ConsumerMetrics()
         metrics.sinks = [lagging]
-        let text = metrics.prometheusText
-        #expect(text.contains("undercurrent_sink_up{sink=\"postgres\"} 0\n"))
-        #expect(text.contains("undercurrent_sink_lag_checkpoints{sink=\"postgres\"} 3\n"))
-        #expect(text.contains("undercurrent_sink_lag_seconds{sink=\"postgres\"} 12.500\n"))
+        let registry = MetricsRegistry()
+        let telemetry = ConsumerTelemetry(registry: registry)
+        telemetry.publish(ConsumerMetrics())
+        #expect(!registry.exposition().contains("undercurrent_sink_"), "no sink, no sink metrics")
+        telemetry.publish(metrics)
+        let text = registry.exposition()
+        #expect(text.contains("undercurrent_sink_up{sink=\"postgres\"} 0.0\n"))
+        #expect(text.contains("undercurrent_sink_lag_checkpoints{sink=\"postgres\"} 3.0\n"))
+        #expect(text.contains("undercurrent_sink_lag_seconds{sink=\"postgres\"} 12.5\n"))
         #expect(text.contains("undercurrent_sink_commits_total{sink=\"postgres\"} 7\n"))
-        #expect(!ConsumerMetrics().prometheusText.contains("undercurrent_sink_"), "no sink, no sink metrics")
-        let source = StateDirectorySource(directory: Self.state, liveMetrics: { text }, liveSinks: {
+        let source = StateDirectorySource(directory: Self.state, metrics: registry, liveSinks: {
             [DashboardAPI.SinkHealth(name: "postgres", connected: false, checkpointsBehind: 3, secondsBehind: 12.5)]
         })
         source.refresh(logger: quiet)
