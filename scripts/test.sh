@@ -17,6 +17,13 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
 fi
+# Prometheus' promtool and server check the metrics, the rules and the dashboard's queries (Debian's prometheus).
+if ! command -v promtool >/dev/null 2>&1 || [ ! -x /usr/bin/prometheus ]; then
+  echo "installing: prometheus (promtool and the server, for the metrics tests)" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
 # dbt-postgres for the dbt project's test, in a virtual environment of its own.
 if [ ! -x .build/venv/bin/dbt ]; then
   echo "installing: dbt-postgres into .build/venv (for the dbt project's test)" >&2
