@@ -30,5 +30,14 @@ if [ ! -x .build/venv/bin/dbt ]; then
   python3 -m venv .build/venv
   .build/venv/bin/pip install -q "dbt-core~=1.9.0" "dbt-postgres~=1.9.0"  # 2.x fetches a parser from GitHub at install
 fi
+# The compose-spec JSON schema, for validating docker-compose.yml (no Docker engine needed): the copy in the
+# docker-compose 1.29.2 wheel on PyPI.
+if [ ! -f .build/compose-spec/compose_spec.json ]; then
+  echo "fetching: the compose-spec schema (docker-compose 1.29.2 wheel, PyPI)" >&2
+  mkdir -p .build/compose-spec
+  .build/venv/bin/pip download -q --no-deps --dest .build/compose-spec "docker-compose==1.29.2"
+  .build/venv/bin/python -c 'import glob, zipfile; zipfile.ZipFile(glob.glob(".build/compose-spec/*.whl")[0]).extract("compose/config/compose_spec.json", ".build/compose-spec")'
+  mv .build/compose-spec/compose/config/compose_spec.json .build/compose-spec/compose_spec.json
+fi
 swift build --build-tests
 swift test --skip-build "$@"
