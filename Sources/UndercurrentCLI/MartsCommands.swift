@@ -22,6 +22,8 @@ public struct MartsConsumerCommand: ParsableCommand {
         one group sharing --state-dir split the partitions. Ctrl-C / SIGTERM take a final checkpoint.
         The marts are defined in docs/marts.md, the events they are built from in docs/events.md, and how the
         consumer keeps them exact across crashes in docs/architecture.md.
+
+        \(ExitStatus.help)
         """
     )
 

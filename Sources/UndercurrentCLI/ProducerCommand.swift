@@ -179,7 +179,8 @@ extension TopicProducerCommand {
 
 public struct BillingProducer: TopicProducerCommand {
     public static let configuration = CommandConfiguration(commandName: "billing-producer",
-        abstract: "Simulate the business and produce its billing events (customers, subscriptions, invoices).")
+        abstract: "Simulate the business and produce its billing events (customers, subscriptions, invoices).",
+        discussion: ExitStatus.help)
     public static let inputTopic = InputTopic.billing
     @OptionGroup public var options: ProducerOptions
     public init() {}
@@ -187,7 +188,8 @@ public struct BillingProducer: TopicProducerCommand {
 
 public struct PaymentsProducer: TopicProducerCommand {
     public static let configuration = CommandConfiguration(commandName: "payments-producer",
-        abstract: "Simulate the business and produce its payment events (attempts, retries, card updates).")
+        abstract: "Simulate the business and produce its payment events (attempts, retries, card updates).",
+        discussion: ExitStatus.help)
     public static let inputTopic = InputTopic.payments
     @OptionGroup public var options: ProducerOptions
     public init() {}
@@ -195,7 +197,8 @@ public struct PaymentsProducer: TopicProducerCommand {
 
 public struct EngagementProducer: TopicProducerCommand {
     public static let configuration = CommandConfiguration(commandName: "engagement-producer",
-        abstract: "Simulate the business and produce its product-engagement events (feature use, cancel intent).")
+        abstract: "Simulate the business and produce its product-engagement events (feature use, cancel intent).",
+        discussion: ExitStatus.help)
     public static let inputTopic = InputTopic.engagement
     @OptionGroup public var options: ProducerOptions
     public init() {}

@@ -9,7 +9,8 @@ public struct Undercurrent: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "undercurrent",
         abstract: "Shows a subscription business the revenue its payments are quietly losing.",
-        discussion: "The event format is documented in docs/events.md, the marts in docs/marts.md, the design in docs/architecture.md.",
+        discussion: "The event format is documented in docs/events.md, the marts in docs/marts.md, the design in docs/architecture.md.\n\n"
+            + ExitStatus.help,
         subcommands: [
             BrokerCommand.self,
             DemoCommand.self,

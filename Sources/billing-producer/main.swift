@@ -1,2 +1,2 @@
 import UndercurrentCLI
-BillingProducer.main()
+ExitStatus.main(BillingProducer.self)

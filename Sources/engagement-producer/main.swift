@@ -1,2 +1,2 @@
 import UndercurrentCLI
-EngagementProducer.main()
+ExitStatus.main(EngagementProducer.self)

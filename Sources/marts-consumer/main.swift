@@ -1,2 +1,2 @@
 import UndercurrentCLI
-MartsConsumerCommand.main()
+ExitStatus.main(MartsConsumerCommand.self)

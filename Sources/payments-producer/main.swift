@@ -1,2 +1,2 @@
 import UndercurrentCLI
-PaymentsProducer.main()
+ExitStatus.main(PaymentsProducer.self)

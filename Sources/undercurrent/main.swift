@@ -1,2 +1,2 @@
 import UndercurrentCLI
-Undercurrent.main()
+ExitStatus.main(Undercurrent.self)

@@ -60,8 +60,27 @@ import UndercurrentCLI
         for (product, args, expected) in cases {
             let (status, stderr) = try Self.run(product, args)
             let first = stderr.split(separator: "\n").first { $0.contains("rror") }.map(String.init) ?? ""
-            #expect(status != 0, "\(product) \(args.joined(separator: " ")) exited 0")
+            #expect(status == 2, "\(product) \(args.joined(separator: " ")) exited \(status), not 2 (could not start)")
             #expect(first.contains(expected), "\(product) \(args.joined(separator: " ")): \(stderr)")
+        }
+    }
+
+    /// Every executable's --help ends with what its exit statuses mean.
+    @Test func helpListsTheExitStatuses() throws {
+        for product in ["undercurrent", "billing-producer", "payments-producer", "engagement-producer", "marts-consumer"] {
+            let p = Process()
+            p.executableURL = try binary(product)
+            p.arguments = ["--help"]
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0)
+            for status in ["Exit status: 0 done", "1 failed after a good start", "2 could not start", "3 finished", "130 interrupted"] {
+                #expect(text.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "  ", with: " ").contains(status), "\(product) --help: \(status)")
+            }
         }
     }
 

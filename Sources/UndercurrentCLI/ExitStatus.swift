@@ -1,0 +1,41 @@
+import ArgumentParser
+import Config
+import Foundation
+import Simulation
+
+/// What the executables' exit statuses mean: the same five for every command (README, "Exit statuses").
+public enum ExitStatus {
+    /// For `--help` (each executable's discussion).
+    public static let help = """
+        Exit status: 0 done (a service: stopped by SIGINT/SIGTERM after a clean shutdown); 1 failed after a good start \
+        (events not delivered, problems found, goals not met, an error it could not hold through); 2 could not start \
+        (a bad flag, option, config file or path, rejected credentials, an unusable checkpoint); 3 finished, but an \
+        objective was missed (loadtest --slo); 130 interrupted before finishing (SIGINT/SIGTERM), work so far flushed.
+        """
+
+    /// Runs a command as `ParsableCommand.main()` does, except that a usage error (a bad flag or option, which
+    /// ArgumentParser gives status 64) exits with 2, like the other failures to start.
+    public static func main<Command: ParsableCommand>(_ type: Command.Type) -> Never {
+        do {
+            var command = try Command.parseAsRoot()
+            try command.run()
+            exit(0)
+        } catch let error as ConfigFileError {
+            cannotStart(Command.self, error.description)
+        } catch let error as ConfigError {
+            cannotStart(Command.self, error.description)
+        } catch {
+            if Command.exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((Command.fullMessage(for: error) + "\n").utf8))
+                exit(2)
+            }
+            Command.exit(withError: error)
+        }
+    }
+
+    /// A configuration problem found after parsing (a config file's value): one line, status 2.
+    static func cannotStart<Command: ParsableCommand>(_ type: Command.Type, _ message: String) -> Never {
+        FileHandle.standardError.write(Data("\(Command.configuration.commandName ?? "undercurrent"): error: \(message)\n".utf8))
+        exit(2)
+    }
+}
