@@ -241,6 +241,7 @@ func serve(_ dir: URL, token: String? = nil) async throws -> (port: Int, stop: @
         #expect(await get(base + "/api/kpis", method: "POST").0 >= 400)
         let (metricsStatus, metrics, _) = await get(base + "/metrics")
         #expect(metricsStatus == 200 && metrics.contains("undercurrent_dashboard_reloads_total"))
+        try expectPromtoolAccepts(metrics)
         for p in Page.allCases {
             let (s, html, headers) = await get(base + p.path)
             #expect(s == 200 && html.contains("<h1>\(p.title)</h1>"))
