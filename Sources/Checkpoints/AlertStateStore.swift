@@ -8,11 +8,12 @@ import Marts
 /// discard it: the engine then starts empty, as it would on a first run.
 ///
 /// Layout: "UCAE", format version (u16), payload length (u32), CRC-32 of the payload (u32), payload:
-/// rules fingerprint, offsets (topic → partition → next offset), the engine state.
+/// rules fingerprint, offsets (topic → partition → next offset), the engine state (version 2 adds the
+/// sequential detector's state at its end).
 public struct AlertStateStore: Sendable {
     public static let fileName = "alert-engine.bin"
     static let magic: [UInt8] = Array("UCAE".utf8)
-    static let version: UInt16 = 1
+    static let version: UInt16 = 2
 
     public let url: URL
 
@@ -70,6 +71,8 @@ public struct AlertStateStore: Sendable {
             w.i64(Int64(o.failures))
         }
         w.i64(Int64(state.lateAttempts))
+        w.u32(UInt32(state.sequential.count))  // version 2
+        w.bytes.append(contentsOf: state.sequential)
 
         var file = BinaryWriter()
         file.bytes.append(contentsOf: Self.magic)
@@ -125,8 +128,9 @@ public struct AlertStateStore: Sendable {
                                                            attempts: Int(try p.i64()), failures: Int(try p.i64())))
             }
             let late = Int(try p.i64())
+            let sequential = version >= 2 ? Array(try p.take(Int(try p.u32()))) : []
             return Loaded(state: AlertEngine.State(buckets: buckets, points: points, sourceTimes: sources, nextEvaluation: next,
-                                                   open: open, lateAttempts: late), offsets: offsets)
+                                                   open: open, lateAttempts: late, sequential: sequential), offsets: offsets)
         } catch let e as CheckpointError {
             throw e
         } catch {

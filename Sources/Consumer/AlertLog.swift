@@ -19,7 +19,7 @@ public enum AlertLog {
                   let at = Timestamp(rfc3339: l.at), let since = Timestamp(rfc3339: l.firingSince) else { return nil }
             return Alert(rule: l.rule, scope: l.scope, state: state, at: at, firingSince: since, observedRate: l.observedRate ?? 0,
                          baselineRate: l.baselineRate ?? 0, attempts: l.attempts ?? 0, failures: l.failures ?? 0,
-                         windowMinutes: l.windowMinutes ?? 0)
+                         windowMinutes: l.windowMinutes ?? 0, shiftStart: l.shiftStarted.flatMap { Timestamp(rfc3339: $0) }, evidence: l.evidence)
         }
     }
 }
@@ -37,10 +37,13 @@ extension AlertLog {
         var attempts: Int?
         var failures: Int?
         var windowMinutes: Int?
+        var shiftStarted: String?
+        var evidence: Double?
 
         enum CodingKeys: String, CodingKey {
-            case rule, scope, state, at, attempts, failures
+            case rule, scope, state, at, attempts, failures, evidence
             case firingSince = "firing_since", observedRate = "observed_rate", baselineRate = "baseline_rate", windowMinutes = "window_minutes"
+            case shiftStarted = "shift_started"
         }
     }
 }

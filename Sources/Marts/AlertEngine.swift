@@ -5,12 +5,26 @@ import Foundation
 public struct AlertRules: Codable, Sendable, Equatable {
     public var evaluateEverySeconds: Int
     public var allowedLatenessSeconds: Int
+    /// Fixed-window rules (see config/examples/alerts-window-rules.yaml).
     public var rules: [Rule]
+    /// The sequential detector (config/alerts.yaml).
+    public var sequential: SequentialAlerting?
 
-    public init(evaluateEverySeconds: Int, allowedLatenessSeconds: Int, rules: [Rule]) {
+    public init(evaluateEverySeconds: Int, allowedLatenessSeconds: Int, rules: [Rule], sequential: SequentialAlerting? = nil) {
         self.evaluateEverySeconds = evaluateEverySeconds
         self.allowedLatenessSeconds = allowedLatenessSeconds
         self.rules = rules
+        self.sequential = sequential
+    }
+
+    enum CodingKeys: String, CodingKey { case evaluateEverySeconds, allowedLatenessSeconds, rules, sequential }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        evaluateEverySeconds = try c.decodeIfPresent(Int.self, forKey: .evaluateEverySeconds) ?? 60
+        allowedLatenessSeconds = try c.decodeIfPresent(Int.self, forKey: .allowedLatenessSeconds) ?? 120
+        rules = try c.decodeIfPresent([Rule].self, forKey: .rules) ?? []
+        sequential = try c.decodeIfPresent(SequentialAlerting.self, forKey: .sequential)
     }
 
     public struct Rule: Codable, Sendable, Equatable {
@@ -55,8 +69,10 @@ public struct AlertRules: Codable, Sendable, Equatable {
 
     /// Checks the values a rule needs; the message names the rule and key.
     public func validate() throws(ConfigProblem) {
-        guard evaluateEverySeconds >= 1 else { throw ConfigProblem("evaluateEverySeconds must be at least 1") }
-        guard allowedLatenessSeconds >= 0 else { throw ConfigProblem("allowedLatenessSeconds must be 0 or more") }
+        guard evaluateEverySeconds >= 1, evaluateEverySeconds <= 86_400 else { throw ConfigProblem("evaluateEverySeconds must be 1 to 86400") }
+        guard allowedLatenessSeconds >= 0, allowedLatenessSeconds <= 86_400 else { throw ConfigProblem("allowedLatenessSeconds must be 0 to 86400") }
+        guard !rules.isEmpty || sequential != nil else { throw ConfigProblem("no 'sequential' detector and no 'rules': nothing would ever alert") }
+        try sequential?.validate()
         var ids = Set<String>()
         for r in rules {
             guard ids.insert(r.id).inserted else { throw ConfigProblem("rules: id '\(r.id)' appears twice") }
@@ -64,8 +80,9 @@ public struct AlertRules: Codable, Sendable, Equatable {
                 throw ConfigProblem("rules[\(r.id)]: shortWindowMinutes must be ≥ 1 and shorter than longWindowHours")
             }
             guard r.longWindowHours <= 24 * 14 else { throw ConfigProblem("rules[\(r.id)].longWindowHours: at most 336") }
-            guard r.factor >= 1, r.minIncrease >= 0, r.minAttempts >= 1, r.minFailures >= 1, r.resolveAfterEvaluations >= 1 else {
-                throw ConfigProblem("rules[\(r.id)]: factor ≥ 1, minIncrease ≥ 0, minAttempts/minFailures/resolveAfterEvaluations ≥ 1")
+            guard r.factor.isFinite, r.factor >= 1, r.minIncrease.isFinite, r.minIncrease >= 0, r.minAttempts >= 1, r.minFailures >= 1, r.resolveAfterEvaluations >= 1,
+                  r.maxPValue.isFinite, r.maxPValue > 0, r.maxPValue <= 1, r.minBaselineAttempts >= 0 else {
+                throw ConfigProblem("rules[\(r.id)]: factor ≥ 1, minIncrease ≥ 0, minAttempts/minFailures/resolveAfterEvaluations ≥ 1, 0 < maxPValue ≤ 1, minBaselineAttempts ≥ 0")
             }
         }
     }
@@ -92,9 +109,15 @@ public struct Alert: Sendable, Equatable {
     public var attempts: Int
     public var failures: Int
     public var windowMinutes: Int
+    /// Sequential detector: when the shift began (its estimate) and the evidence for it (natural log of the
+    /// likelihood ratio of the shifted rate against the baseline; for `resolved`, of the baseline against it).
+    public var shiftStart: Timestamp?
+    public var evidence: Double?
 
     public init(rule: String, scope: String, state: State, at: Timestamp, firingSince: Timestamp, observedRate: Double,
-                baselineRate: Double, attempts: Int, failures: Int, windowMinutes: Int) {
+                baselineRate: Double, attempts: Int, failures: Int, windowMinutes: Int, shiftStart: Timestamp? = nil, evidence: Double? = nil) {
+        self.shiftStart = shiftStart
+        self.evidence = evidence
         self.rule = rule
         self.scope = scope
         self.state = state
@@ -112,7 +135,8 @@ public struct Alert: Sendable, Equatable {
         func rate(_ r: Double) -> String { String(format: "%.6f", r) }
         return "{\"rule\":\(jsonString(rule)),\"scope\":\(jsonString(scope)),\"state\":\"\(state.rawValue)\",\"at\":\"\(at)\",\"firing_since\":\"\(firingSince)\","
             + "\"observed_rate\":\(rate(observedRate)),\"baseline_rate\":\(rate(baselineRate)),\"attempts\":\(attempts),"
-            + "\"failures\":\(failures),\"window_minutes\":\(windowMinutes)}"
+            + "\"failures\":\(failures),\"window_minutes\":\(windowMinutes)"
+            + (shiftStart.map { ",\"shift_started\":\"\($0)\"" } ?? "") + (evidence.map { ",\"evidence\":" + String(format: "%.3f", $0) } ?? "") + "}"
     }
 }
 
@@ -137,6 +161,8 @@ public struct AlertEngine: Sendable {
     private var nextEvaluation: Int64?
     private var open: [String: Open] = [:]
     public private(set) var lateAttempts = 0
+    /// The sequential detector, fed each minute's counts as the minute is evaluated.
+    private var sequential: SequentialDetector?
 
     struct Open: Sendable {
         var since: Timestamp
@@ -144,11 +170,18 @@ public struct AlertEngine: Sendable {
         var last: (rate: Double, baseline: Double, attempts: Int, failures: Int)
     }
 
-    static let scopeCount = 4 + FailureReason.allCases.count
+    /// Scopes: 0 overall, 1-3 paid plans, then each reason, then each plan × reason.
+    static let scopeCount = 4 + FailureReason.allCases.count * 4
+    static func planReasonScope(_ plan: Plan, _ reason: FailureReason) -> Int {
+        4 + FailureReason.allCases.count * plan.rank + reason.index
+    }
     /// Counters per minute: (attempts, failures) for every scope, first for first attempts, then for all.
     static let counterCount = scopeCount * 4
 
-    public init(rules: AlertRules) { self.rules = rules }
+    public init(rules: AlertRules) {
+        self.rules = rules
+        sequential = rules.sequential.map(SequentialDetector.init)
+    }
 
     /// Everything the engine remembers, for checkpoints: restoring it and feeding the rest of the stream
     /// gives the alerts an uninterrupted engine gives.
@@ -174,22 +207,25 @@ public struct AlertEngine: Sendable {
         public var nextEvaluation: Int64?
         public var open: [OpenIncident]
         public var lateAttempts: Int
+        /// The sequential detector's state (`SequentialDetector.encode`); empty without one.
+        public var sequential: [UInt8]
 
         public init(buckets: [(minute: Int64, counts: [Int32])], points: [(minute: Int64, totals: [Int64])], sourceTimes: [(source: Int, time: Int64)],
-                    nextEvaluation: Int64?, open: [OpenIncident], lateAttempts: Int) {
+                    nextEvaluation: Int64?, open: [OpenIncident], lateAttempts: Int, sequential: [UInt8] = []) {
             self.buckets = buckets
             self.points = points
             self.sourceTimes = sourceTimes
             self.nextEvaluation = nextEvaluation
             self.open = open
             self.lateAttempts = lateAttempts
+            self.sequential = sequential
         }
 
         public static func == (a: State, b: State) -> Bool {
             a.buckets.map(\.minute) == b.buckets.map(\.minute) && a.buckets.map(\.counts) == b.buckets.map(\.counts)
                 && a.points.map(\.minute) == b.points.map(\.minute) && a.points.map(\.totals) == b.points.map(\.totals)
                 && a.sourceTimes.map(\.source) == b.sourceTimes.map(\.source) && a.sourceTimes.map(\.time) == b.sourceTimes.map(\.time)
-                && a.nextEvaluation == b.nextEvaluation && a.open == b.open && a.lateAttempts == b.lateAttempts
+                && a.nextEvaluation == b.nextEvaluation && a.open == b.open && a.lateAttempts == b.lateAttempts && a.sequential == b.sequential
         }
     }
 
@@ -199,7 +235,7 @@ public struct AlertEngine: Sendable {
               open: open.sorted { $0.key < $1.key }.map { k, o in
                   State.OpenIncident(key: k, since: o.since.ms, quietEvaluations: o.quietEvaluations, rate: o.last.rate,
                                      baseline: o.last.baseline, attempts: o.last.attempts, failures: o.last.failures)
-              }, lateAttempts: lateAttempts)
+              }, lateAttempts: lateAttempts, sequential: sequential?.encoded() ?? [])
     }
 
     public init(rules: AlertRules, state: State) {
@@ -213,6 +249,9 @@ public struct AlertEngine: Sendable {
                                last: (o.rate, o.baseline, o.attempts, o.failures))
         }
         lateAttempts = state.lateAttempts
+        if let config = rules.sequential {
+            sequential = (try? SequentialDetector(config: config, encoded: state.sequential)) ?? SequentialDetector(config: config)
+        }
     }
 
     /// Records a payment attempt from `source` (a partition) and returns alerts whose time has come.
@@ -240,6 +279,7 @@ public struct AlertEngine: Sendable {
             add(plan.rank, failure != nil)
             // Per-reason rates count every attempt, failing with this reason or not.
             for r in FailureReason.allCases { add(4 + r.index, failure == r) }
+            if plan.rank >= 1 { for r in FailureReason.allCases { add(Self.planReasonScope(plan, r), failure == r) } }
             buckets[minute] = counts
         }
         sourceTimes[source] = max(sourceTimes[source] ?? .min, t)
@@ -280,6 +320,7 @@ public struct AlertEngine: Sendable {
                 var running = points.last?.totals ?? Array(repeating: 0, count: Self.counterCount)
                 for i in running.indices { running[i] += Int64(b[i]) }
                 points.append((next, running))
+                if sequential != nil { out += sequential!.observe(minute: next, counts: b) }
             }
             let end = next + 1
             if end % step == 0 && (!open.isEmpty || overallAttempts(end - longestShort, end) >= minAttempts) {
@@ -388,6 +429,8 @@ public struct AlertEngine: Sendable {
         return min(sum, 1)
     }
 
-    /// Scopes firing now.
-    public var firing: [String] { open.keys.sorted() }
+    /// Scopes firing now (window rules as `rule|scope`, the sequential detector's as `id|scope`).
+    public var firing: [String] {
+        (open.keys + (sequential.map { d in d.firing.map { d.config.id + "|" + $0 } } ?? [])).sorted()
+    }
 }

@@ -167,6 +167,12 @@ struct CustomerSim {
     private mutating func emit(_ at: Timestamp, _ payload: consuming Event.Payload) {
         guard at < model.end else { return }
         let type = payload.type
+        if model.omitEngagement && type.topic == .engagement {
+            // Simulated, not emitted: the next events keep the identifiers they have in the full stream.
+            seq += 1
+            eventID.incrementNumber(digitsFrom: eventIDDigits)
+            return
+        }
         let entry = Pending(time: at.ms, event: Event(eventID: eventID.string, occurredAt: at, customerID: id, payload: payload),
                             type: type)
         seq += 1

@@ -14,6 +14,7 @@ final class Model: Sendable {
     let reasons: Weighted<FailureReason>
     let incidents: [IncidentWindow]
     let storm: StormControl?
+    let omitEngagement: Bool
     private let coreFeatures: [String]
     private let otherFeatures: [String]
 
@@ -58,6 +59,7 @@ final class Model: Sendable {
         }
         incidents = windows
         storm = p.storm
+        omitEngagement = p.omitEngagement
         coreFeatures = p.config.engagement.coreFeatures
         otherFeatures = p.config.engagement.otherFeatures
         guard !coreFeatures.isEmpty, !otherFeatures.isEmpty else {

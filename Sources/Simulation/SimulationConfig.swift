@@ -165,10 +165,13 @@ public struct SimulationParameters: Sendable, Equatable {
     /// A failure-rate storm switched on and off while the stream is generated (load tests); nil keeps
     /// the stream a pure function of the other parameters.
     public var storm: StormControl?
+    /// Leaves product-engagement events out of the stream (they are still simulated, so churn, payments and
+    /// every other event are exactly those of the full stream): for alert evaluations, which need payments only.
+    public var omitEngagement = false
 
     public static func == (a: Self, b: Self) -> Bool {
         a.config == b.config && a.seed == b.seed && a.customers == b.customers && a.start == b.start && a.end == b.end
-            && a.shardIndex == b.shardIndex && a.shardCount == b.shardCount && a.storm === b.storm
+            && a.shardIndex == b.shardIndex && a.shardCount == b.shardCount && a.storm === b.storm && a.omitEngagement == b.omitEngagement
     }
 
     public init(config: SimulationConfig, seed: UInt64, customers: Int, start: Timestamp, end: Timestamp,

@@ -40,7 +40,7 @@ public struct LoadTestCommand: ParsableCommand {
     @Option(help: "Seconds to wait after the load for the consumer to catch up.") var drainTimeout: Double = 60
     @Option(help: "Leave messages sent in this first stretch out of the overall latency figures (group join, first fetches).") var warmup = "2s"
     @Flag(help: "Do not evaluate failure-spike alerts in the consumer.") var noAlerts = false
-    @Option(help: "Alert rules (default: alerts.yaml in the config directory; config/alerts-small-business.yaml suits small simulated businesses).") var alerts: String?
+    @Option(help: "Alert rules (default: alerts.yaml in the config directory).") var alerts: String?
     @OptionGroup var simulation: SimulationOptions
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var common: CommonOptions

@@ -273,3 +273,17 @@ func firstDifference<T: Equatable>(_ a: [T], _ b: [T]) -> Int? {
         #expect(Double(stormFailures) / Double(attempts) > 0.9)
     }
 }
+
+@Suite struct OmitEngagementTests {
+    @Test func omittingEngagementLeavesEveryOtherEventAsItWas() throws {
+        let config = try ConfigLoader.load(scenario: "payment-incident", configDir: repoConfig)
+        let start = Timestamp(year: 2024, month: 1, day: 1)
+        var p = SimulationParameters(config: config, seed: 9, customers: 300, start: start, end: start.addingMonths(8))
+        let full = Array(try World(p))
+        p.omitEngagement = true
+        let lean = Array(try World(p))
+        #expect(lean.allSatisfy { $0.topic != .engagement })
+        #expect(full.contains { $0.topic == .engagement })
+        #expect(lean == full.filter { $0.topic != .engagement })
+    }
+}

@@ -1,0 +1,324 @@
+import Events
+import Foundation
+
+/// The sequential failure-rate detector's settings (`sequential:` in alerts.yaml).
+///
+/// Per scope (overall, each paid plan, each decline reason, each plan × reason) a bank of Bernoulli CUSUMs
+/// (Page's test on each attempt's log-likelihood ratio; Reynolds & Stoumbos 1999) watches the failure rate
+/// of first attempts against a baseline learnt from the stream. Each CUSUM is tuned for one shift (a multiple
+/// of the baseline); its threshold comes from the false-alarm budget: the business's `falseAlertsPerMonth`
+/// shared evenly by every scope and CUSUM, turned into an in-control run length in attempts at the scope's
+/// own attempt rate. So the same file works at any volume: a thin scope needs stronger evidence per attempt
+/// and takes longer, a busy one decides in minutes.
+public struct SequentialAlerting: Codable, Sendable, Equatable {
+    public enum Scope: String, Codable, Sendable, CaseIterable { case overall, plan, reason, planReason = "plan_reason" }
+
+    /// The alerts' rule id.
+    public var id: String
+    /// False alerts allowed per month for the whole business.
+    public var falseAlertsPerMonth: Double
+    public var scopes: [Scope]
+    /// Failure-rate multiples of the baseline the CUSUMs are tuned for, one CUSUM each.
+    public var shifts: [Double]
+    /// The smallest failure-rate increase tuned for, in absolute terms: a 0.2% baseline tripling is no outage.
+    public var minIncrease: Double
+    /// How fast the baseline forgets: a count's weight halves after this many days (event time). It is not
+    /// updated while a scope fires or looks suspicious, so an outage does not become the baseline.
+    public var baselineHalfLifeDays: Double
+    /// The baseline's prior: this many pseudo-attempts at `priorFailureRate` (it leans high, so that a scope
+    /// with little history errs towards silence).
+    public var priorAttempts: Double
+    public var priorFailureRate: Double
+    /// Attempts (decayed) a scope needs before it may fire.
+    public var minBaselineAttempts: Double
+    /// Evidence (natural log of the likelihood ratio) that the rate is back at the baseline before a firing
+    /// scope resolves: 6.9 is odds of 1000 to 1.
+    public var resolveEvidence: Double
+    /// `first`: first attempts only (retries fail far more often and come in dunning waves); `all`: every attempt.
+    public var attempts: AlertRules.Rule.AttemptKind
+
+    public init(id: String = "failure-rate-shift", falseAlertsPerMonth: Double = 0.5, scopes: [Scope] = Scope.allCases,
+                shifts: [Double] = [2, 5, 20], minIncrease: Double = 0.03, baselineHalfLifeDays: Double = 7, priorAttempts: Double = 20,
+                priorFailureRate: Double = 0.1, minBaselineAttempts: Double = 200, resolveEvidence: Double = 6.9,
+                attempts: AlertRules.Rule.AttemptKind = .first) {
+        self.id = id
+        self.falseAlertsPerMonth = falseAlertsPerMonth
+        self.scopes = scopes
+        self.shifts = shifts
+        self.minIncrease = minIncrease
+        self.baselineHalfLifeDays = baselineHalfLifeDays
+        self.priorAttempts = priorAttempts
+        self.priorFailureRate = priorFailureRate
+        self.minBaselineAttempts = minBaselineAttempts
+        self.resolveEvidence = resolveEvidence
+        self.attempts = attempts
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, falseAlertsPerMonth, scopes, shifts, minIncrease, baselineHalfLifeDays, priorAttempts, priorFailureRate,
+             minBaselineAttempts, resolveEvidence, attempts
+    }
+
+    /// Every key may be left out (the default above).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = SequentialAlerting()
+        id = try c.decodeIfPresent(String.self, forKey: .id) ?? d.id
+        falseAlertsPerMonth = try c.decodeIfPresent(Double.self, forKey: .falseAlertsPerMonth) ?? d.falseAlertsPerMonth
+        scopes = try c.decodeIfPresent([Scope].self, forKey: .scopes) ?? d.scopes
+        shifts = try c.decodeIfPresent([Double].self, forKey: .shifts) ?? d.shifts
+        minIncrease = try c.decodeIfPresent(Double.self, forKey: .minIncrease) ?? d.minIncrease
+        baselineHalfLifeDays = try c.decodeIfPresent(Double.self, forKey: .baselineHalfLifeDays) ?? d.baselineHalfLifeDays
+        priorAttempts = try c.decodeIfPresent(Double.self, forKey: .priorAttempts) ?? d.priorAttempts
+        priorFailureRate = try c.decodeIfPresent(Double.self, forKey: .priorFailureRate) ?? d.priorFailureRate
+        minBaselineAttempts = try c.decodeIfPresent(Double.self, forKey: .minBaselineAttempts) ?? d.minBaselineAttempts
+        resolveEvidence = try c.decodeIfPresent(Double.self, forKey: .resolveEvidence) ?? d.resolveEvidence
+        attempts = try c.decodeIfPresent(AlertRules.Rule.AttemptKind.self, forKey: .attempts) ?? d.attempts
+    }
+
+    /// Checks every value; the message names the key.
+    public func validate() throws(ConfigProblem) {
+        func check(_ ok: Bool, _ key: String, _ expected: String) throws(ConfigProblem) {
+            if !ok { throw ConfigProblem("sequential.\(key): expected \(expected)") }
+        }
+        try check(!id.isEmpty, "id", "a name")
+        try check(falseAlertsPerMonth.isFinite && falseAlertsPerMonth > 0 && falseAlertsPerMonth <= 1000, "falseAlertsPerMonth", "a number above 0 and at most 1000")
+        try check(!scopes.isEmpty && Set(scopes).count == scopes.count, "scopes", "one or more of overall, plan, reason, plan_reason, each once")
+        try check(!shifts.isEmpty && shifts.count <= 8 && shifts.allSatisfy { $0.isFinite && $0 > 1 && $0 <= 1000 }, "shifts",
+                  "1 to 8 multiples of the baseline, each above 1 and at most 1000")
+        try check(minIncrease.isFinite && minIncrease > 0 && minIncrease < 0.9, "minIncrease", "a rate above 0 and below 0.9")
+        try check(baselineHalfLifeDays.isFinite && baselineHalfLifeDays >= 0.1 && baselineHalfLifeDays <= 365, "baselineHalfLifeDays", "0.1 to 365 days")
+        try check(priorAttempts.isFinite && priorAttempts >= 0 && priorAttempts <= 1e6, "priorAttempts", "0 to 1000000")
+        try check(priorFailureRate.isFinite && priorFailureRate > 0 && priorFailureRate < 1, "priorFailureRate", "a rate above 0 and below 1")
+        try check(minBaselineAttempts.isFinite && minBaselineAttempts >= 0 && minBaselineAttempts <= 1e9, "minBaselineAttempts", "0 to 1000000000")
+        try check(resolveEvidence.isFinite && resolveEvidence > 0 && resolveEvidence <= 100, "resolveEvidence", "a number above 0 and at most 100")
+    }
+
+    /// The scopes watched, in the engine's counter layout: (counter scope index, name).
+    public var watched: [(index: Int, name: String)] {
+        var out: [(Int, String)] = []
+        for scope in scopes {
+            switch scope {
+            case .overall: out.append((0, "overall"))
+            case .plan: out += Plan.paid.map { ($0.rank, "plan:\($0.rawValue)") }
+            case .reason: out += FailureReason.allCases.map { (4 + Int($0.index), "reason:\($0.rawValue)") }
+            case .planReason:
+                out += Plan.paid.flatMap { p in FailureReason.allCases.map { r in (AlertEngine.planReasonScope(p, r), "plan:\(p.rawValue)/reason:\(r.rawValue)") } }
+            }
+        }
+        return out
+    }
+
+    /// The CUSUM threshold h (nats) for an in-control run length of `arl0` attempts: Siegmund's approximation
+    /// ARL₀ ≈ (eʰ − h − 1) / KL(p₀‖p₁) solved for h. It ignores the overshoot past h, which only makes false
+    /// alarms rarer.
+    public static func threshold(arl0: Double, kl01: Double) -> Double {
+        let x = max(arl0 * kl01, 1)
+        var h = log(x + 1)
+        for _ in 0..<6 { h = log(x + h + 1) }
+        return h
+    }
+
+    public static func kl(_ p: Double, _ q: Double) -> Double {
+        p * log(p / q) + (1 - p) * log((1 - p) / (1 - q))
+    }
+}
+
+/// One scope's detector: its baseline, its CUSUMs and, while it fires, the evidence that the rate is back.
+struct ScopeDetector: Sendable, Equatable {
+    /// Decayed attempts and failures (the baseline's data), as of `baselineMinute`.
+    var baseAttempts = 0.0
+    var baseFailures = 0.0
+    var baselineMinute: Int64 = 0
+    /// The first minute this scope had an attempt (the attempt rate counts from it).
+    var firstMinute: Int64?
+    /// Per CUSUM: its statistic (nats), the minute it last rose from zero, and the attempts and failures since.
+    var cusums: [Cusum]
+    var firing: Firing?
+
+    struct Cusum: Sendable, Equatable {
+        var statistic = 0.0
+        var since: Int64 = 0
+        var attempts: Int64 = 0
+        var failures: Int64 = 0
+    }
+
+    struct Firing: Sendable, Equatable {
+        /// The alert's time (ms) and the estimated start of the shift (minute).
+        var at: Int64
+        var shiftStart: Int64
+        /// The baseline and the rate it fired at (the rate the recovery test weighs against the baseline).
+        var baseline: Double
+        var rate: Double
+        var recovery = 0.0
+        var attempts: Int64
+        var failures: Int64
+    }
+
+    init(designs: Int) { cusums = Array(repeating: Cusum(), count: designs) }
+}
+
+/// The detectors of every watched scope, fed one minute of counts at a time (in minute order, by the alert
+/// engine once the watermark has passed the minute, so a replay and a live run feed the same minutes).
+public struct SequentialDetector: Sendable, Equatable {
+    public let config: SequentialAlerting
+    let watched: [(index: Int, name: String)]
+    var scopes: [ScopeDetector]
+
+    public init(config: SequentialAlerting) {
+        self.config = config
+        watched = config.watched
+        scopes = Array(repeating: ScopeDetector(designs: config.shifts.count), count: watched.count)
+    }
+
+    public static func == (a: SequentialDetector, b: SequentialDetector) -> Bool { a.config == b.config && a.scopes == b.scopes }
+
+    /// Scopes firing now.
+    public var firing: [String] { zip(watched, scopes).filter { $0.1.firing != nil }.map(\.0.name) }
+
+    static let minutesPerMonth = 30.44 * 24 * 60
+
+    /// Feeds one minute's counts (the engine's layout: attempts and failures per scope, first attempts then all)
+    /// and returns the alerts it raises or resolves, stamped at the end of the minute.
+    mutating func observe(minute: Int64, counts: [Int32]) -> [Alert] {
+        let set = config.attempts == .first ? 0 : AlertEngine.scopeCount * 2
+        let halfLife = config.baselineHalfLifeDays * 24 * 60
+        let tau = halfLife / log(2.0)
+        let budget = config.falseAlertsPerMonth / Double(watched.count * config.shifts.count)
+        let at = (minute + 1) * AlertEngine.minute
+        var out: [Alert] = []
+        for (i, scope) in watched.enumerated() {
+            let n = Int64(counts[set + scope.index * 2]), f = Int64(counts[set + scope.index * 2 + 1])
+            guard n > 0 else { continue }
+            var d = scopes[i]
+            if d.firstMinute == nil {
+                d.firstMinute = minute
+                d.baselineMinute = minute
+            }
+            let decay = exp2(-Double(minute - d.baselineMinute) / halfLife)
+            d.baseAttempts *= decay
+            d.baseFailures *= decay
+            d.baselineMinute = minute
+            let p0 = min(0.5, max(1e-5, (d.baseFailures + config.priorAttempts * config.priorFailureRate) / (d.baseAttempts + config.priorAttempts)))
+            let (nd, fd) = (Double(n), Double(f))
+            if var firing = d.firing {
+                // Is the rate back? A CUSUM of the baseline against the rate it fired at.
+                let p1 = firing.rate
+                firing.recovery = max(0, firing.recovery + fd * log(firing.baseline / p1) + (nd - fd) * log((1 - firing.baseline) / (1 - p1)))
+                firing.attempts += n
+                firing.failures += f
+                if firing.recovery >= config.resolveEvidence {
+                    out.append(Alert(rule: config.id, scope: scope.name, state: .resolved, at: Timestamp(ms: at), firingSince: Timestamp(ms: firing.at),
+                                     observedRate: Double(firing.failures) / Double(max(firing.attempts, 1)), baselineRate: firing.baseline,
+                                     attempts: Int(firing.attempts), failures: Int(firing.failures),
+                                     windowMinutes: Int(minute + 1 - firing.shiftStart), shiftStart: Timestamp(ms: firing.shiftStart * AlertEngine.minute),
+                                     evidence: firing.recovery))
+                    d.firing = nil
+                    d.cusums = Array(repeating: .init(), count: config.shifts.count)
+                } else {
+                    d.firing = firing
+                }
+                scopes[i] = d
+                continue  // the baseline stays as it was before the shift
+            }
+            var suspicious = false
+            if d.baseAttempts >= config.minBaselineAttempts {
+                let elapsed = Double(minute - d.firstMinute! + 1)
+                let perMinute = d.baseAttempts / (tau * (1 - exp(-elapsed / tau)))
+                let arl0 = max(perMinute * Self.minutesPerMonth / budget, 10)
+                var best: (k: Int, ratio: Double, h: Double)?
+                for (k, shift) in config.shifts.enumerated() {
+                    let p1 = min(0.95, max(p0 * shift, p0 + config.minIncrease))
+                    let llr = fd * log(p1 / p0) + (nd - fd) * log((1 - p1) / (1 - p0))
+                    var c = d.cusums[k]
+                    let rising = c.statistic == 0
+                    c.statistic = max(0, c.statistic + llr)
+                    if c.statistic == 0 {
+                        c = .init()
+                    } else {
+                        if rising { c.since = minute }
+                        c.attempts += n
+                        c.failures += f
+                    }
+                    d.cusums[k] = c
+                    let h = SequentialAlerting.threshold(arl0: arl0, kl01: SequentialAlerting.kl(p0, p1))
+                    if c.statistic >= h / 2 { suspicious = true }
+                    if c.statistic >= h, c.statistic / h > best?.ratio ?? 0 { best = (k, c.statistic / h, h) }
+                }
+                if let best {
+                    let c = d.cusums[best.k]
+                    let rate = Double(c.failures) / Double(c.attempts)
+                    d.firing = ScopeDetector.Firing(at: at, shiftStart: c.since, baseline: p0, rate: min(0.99, max(rate, p0 + config.minIncrease)),
+                                                    attempts: c.attempts, failures: c.failures)
+                    out.append(Alert(rule: config.id, scope: scope.name, state: .firing, at: Timestamp(ms: at), firingSince: Timestamp(ms: at),
+                                     observedRate: rate, baselineRate: p0, attempts: Int(c.attempts), failures: Int(c.failures),
+                                     windowMinutes: Int(minute + 1 - c.since), shiftStart: Timestamp(ms: c.since * AlertEngine.minute),
+                                     evidence: c.statistic))
+                }
+            }
+            if !suspicious && d.firing == nil {
+                d.baseAttempts += nd
+                d.baseFailures += fd
+            }
+            scopes[i] = d
+        }
+        return out
+    }
+}
+
+extension SequentialDetector {
+    /// The detectors' state, for the alert engine's checkpoint.
+    public func encoded() -> [UInt8] {
+        var w = BinaryWriter()
+        w.u32(UInt32(scopes.count))
+        w.u32(UInt32(config.shifts.count))
+        for d in scopes {
+            w.u64(d.baseAttempts.bitPattern)
+            w.u64(d.baseFailures.bitPattern)
+            w.i64(d.baselineMinute)
+            w.optI64(d.firstMinute)
+            for c in d.cusums {
+                w.u64(c.statistic.bitPattern)
+                w.i64(c.since)
+                w.i64(c.attempts)
+                w.i64(c.failures)
+            }
+            w.bool(d.firing != nil)
+            if let f = d.firing {
+                w.i64(f.at)
+                w.i64(f.shiftStart)
+                w.u64(f.baseline.bitPattern)
+                w.u64(f.rate.bitPattern)
+                w.u64(f.recovery.bitPattern)
+                w.i64(f.attempts)
+                w.i64(f.failures)
+            }
+        }
+        return w.bytes
+    }
+
+    /// Restores `encoded()`'s state; empty bytes give a fresh detector, a layout for other settings an error.
+    public init(config: SequentialAlerting, encoded bytes: [UInt8]) throws {
+        self.init(config: config)
+        guard !bytes.isEmpty else { return }
+        var r = BinaryReader(bytes)
+        guard Int(try r.u32()) == scopes.count, Int(try r.u32()) == config.shifts.count else {
+            throw FormatError(message: "sequential detector state for other settings")
+        }
+        for i in scopes.indices {
+            var d = ScopeDetector(designs: config.shifts.count)
+            d.baseAttempts = Double(bitPattern: try r.u64())
+            d.baseFailures = Double(bitPattern: try r.u64())
+            d.baselineMinute = try r.i64()
+            d.firstMinute = try r.optI64()
+            for k in d.cusums.indices {
+                d.cusums[k] = .init(statistic: Double(bitPattern: try r.u64()), since: try r.i64(), attempts: try r.i64(), failures: try r.i64())
+            }
+            if try r.bool() {
+                d.firing = .init(at: try r.i64(), shiftStart: try r.i64(), baseline: Double(bitPattern: try r.u64()), rate: Double(bitPattern: try r.u64()),
+                                 recovery: Double(bitPattern: try r.u64()), attempts: try r.i64(), failures: try r.i64())
+            }
+            scopes[i] = d
+        }
+    }
+}
