@@ -147,7 +147,7 @@ struct ScopeDetector: Sendable, Equatable {
         /// The alert's time (ms) and the estimated start of the shift (minute).
         var at: Int64
         var shiftStart: Int64
-        /// The baseline and the rate it fired at (the rate the recovery test weighs against the baseline).
+        /// The baseline, and the smallest shifted rate tuned for (what the recovery test weighs it against).
         var baseline: Double
         var rate: Double
         var recovery = 0.0
@@ -202,7 +202,7 @@ public struct SequentialDetector: Sendable, Equatable {
             let p0 = min(0.5, max(1e-5, (d.baseFailures + config.priorAttempts * config.priorFailureRate) / (d.baseAttempts + config.priorAttempts)))
             let (nd, fd) = (Double(n), Double(f))
             if var firing = d.firing {
-                // Is the rate back? A CUSUM of the baseline against the rate it fired at.
+                // Is the rate back? A CUSUM of the baseline against the smallest shift tuned for.
                 let p1 = firing.rate
                 firing.recovery = max(0, firing.recovery + fd * log(firing.baseline / p1) + (nd - fd) * log((1 - firing.baseline) / (1 - p1)))
                 firing.attempts += n
@@ -248,8 +248,11 @@ public struct SequentialDetector: Sendable, Equatable {
                 if let best {
                     let c = d.cusums[best.k]
                     let rate = Double(c.failures) / Double(c.attempts)
-                    d.firing = ScopeDetector.Firing(at: at, shiftStart: c.since, baseline: p0, rate: min(0.99, max(rate, p0 + config.minIncrease)),
-                                                    attempts: c.attempts, failures: c.failures)
+                    // Resolution weighs the baseline against the smallest shift the detector is tuned for: the rate
+                    // measured at firing (from a few attempts, in a thin scope) may overstate the outage, and a test
+                    // against it would take a still-raised rate for recovery.
+                    let smallest = min(0.95, max(p0 * (config.shifts.min() ?? 2), p0 + config.minIncrease))
+                    d.firing = ScopeDetector.Firing(at: at, shiftStart: c.since, baseline: p0, rate: smallest, attempts: c.attempts, failures: c.failures)
                     out.append(Alert(rule: config.id, scope: scope.name, state: .firing, at: Timestamp(ms: at), firingSince: Timestamp(ms: at),
                                      observedRate: rate, baselineRate: p0, attempts: Int(c.attempts), failures: Int(c.failures),
                                      windowMinutes: Int(minute + 1 - c.since), shiftStart: Timestamp(ms: c.since * AlertEngine.minute),

@@ -55,7 +55,7 @@ import UndercurrentCLI
              "failureRat"),
             ("undercurrent", ["simulate", "--out", "/dev/null", "--scenario", "no-such-scenario", "--config-dir", repoConfig.path], "no-such-scenario"),
             ("marts-consumer", ["--state-dir", state, "--from-archive", "/dev/null", "--config-dir",
-                                try Self.badConfigDir("alerts.yaml", "minAttempts:", "minAttempts: -3 #")], "minAttempts"),
+                                try Self.badConfigDir("alerts.yaml", "falseAlertsPerMonth:", "falseAlertsPerMonth: -3 #")], "falseAlertsPerMonth"),
         ]
         for (product, args, expected) in cases {
             let (status, stderr) = try Self.run(product, args)

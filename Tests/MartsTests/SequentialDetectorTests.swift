@@ -1,0 +1,142 @@
+import Config
+import Events
+import Foundation
+import Marts
+import Simulation
+import Testing
+import TestSupport
+
+/// First attempts of the premium plan at `perMinute` a minute on average (a thin stream has minutes without
+/// any), each failing with probability `failureRate(minute)`: with insufficient funds at the baseline, with
+/// gateway timeouts above it.
+func meteredAttempts(minutes: Int, perMinute: Double, seed: UInt64, baseline: Double = 0.04, failureRate: (Int) -> Double) -> [Event] {
+    var rng = Xoshiro(seed: seed)
+    let start = Timestamp(year: 2025, month: 1, day: 1)
+    var out: [Event] = []
+    out.reserveCapacity(Int(Double(minutes) * perMinute) + 16)
+    for m in 0..<minutes {
+        let n = Int(perMinute) + (rng.chance(perMinute - Double(Int(perMinute))) ? 1 : 0)
+        let rate = failureRate(m)
+        for i in 0..<n {
+            let t = start.adding(ms: Int64(m) * 60_000 + Int64(i * 60_000 / max(n, 1)))
+            let id = "e\(m)_\(i)"
+            let u = rng.uniform(0, 1)
+            let payload: Event.Payload
+            if u < baseline {
+                payload = .paymentFailed(paymentID: id, invoiceID: id, plan: .premium, amountCents: 100, currency: "USD", attempt: 1,
+                                         failureReason: .insufficientFunds, nextRetryAt: nil)
+            } else if u < rate {
+                payload = .paymentFailed(paymentID: id, invoiceID: id, plan: .premium, amountCents: 100, currency: "USD", attempt: 1,
+                                         failureReason: .gatewayTimeout, nextRetryAt: nil)
+            } else {
+                payload = .paymentSucceeded(paymentID: id, invoiceID: id, plan: .premium, amountCents: 100, currency: "USD", attempt: 1)
+            }
+            out.append(Event(eventID: id, occurredAt: t, customerID: "c\(i)", payload: payload))
+        }
+    }
+    return out
+}
+
+@Suite struct SequentialDetectorTests {
+    static let rules = AlertRules(evaluateEverySeconds: 60, allowedLatenessSeconds: 120, rules: [], sequential: SequentialAlerting())
+
+    /// Long stationary streams at three volumes (a small SaaS to a busy processor), three seeds each: the false
+    /// alerts stay within the budget the config states (0.5 a month for the whole business) over the 13 simulated
+    /// months. Seeds are fixed, so the outcome is too; the tolerance is the budget itself.
+    @Test func stationaryStreamsStayWithinTheFalseAlarmBudget() {
+        var falseAlerts: [Alert] = []
+        var months = 0.0
+        for (perMinute, days) in [(0.2, 90), (2.0, 30), (20.0, 10)] {
+            for seed: UInt64 in [1, 2, 3] {
+                let events = meteredAttempts(minutes: days * 24 * 60, perMinute: perMinute, seed: seed) { _ in 0.04 }
+                falseAlerts += run(events, rules: Self.rules).filter { $0.state == .firing }
+                months += Double(days) / 30.44
+            }
+        }
+        let budget = Self.rules.sequential!.falseAlertsPerMonth * months
+        #expect(Double(falseAlerts.count) <= budget, "\(falseAlerts.count) false alerts in \(months) months: \(falseAlerts.map { "\($0.scope) \($0.at)" })")
+    }
+
+    /// A step from 4% to 40% failing after a week, at three volumes: detected within twice the delay of an
+    /// oracle that knows both rates (in the overall scope, the detector's slowest) plus one evaluation minute;
+    /// the alert explains itself; it resolves after the rate is back.
+    @Test(arguments: [0.5, 5.0, 50.0])
+    func aStepChangeIsDetectedWithinTwiceTheOracleAndResolves(perMinute: Double) throws {
+        let week = 7 * 24 * 60, outage = 12 * 60
+        let events = meteredAttempts(minutes: week + outage + 12 * 60, perMinute: perMinute, seed: 5) { m in
+            (week..<(week + outage)).contains(m) ? 0.40 : 0.04
+        }
+        let alerts = run(events, rules: Self.rules)
+        let fired = try #require(alerts.first { $0.state == .firing }, "not detected at \(perMinute)/min")
+        let shiftStart = Timestamp(year: 2025, month: 1, day: 1).adding(ms: Int64(week) * 60_000)
+        let delay = Double(fired.at.ms - shiftStart.ms) / 60_000
+        // The oracle, computed here from first principles: ln(ARL₀) / KL(p₁‖p₀) attempts.
+        let config = Self.rules.sequential!
+        let scopes = 1 + 3 + 11 + 33
+        let arl0 = perMinute * 30.44 * 24 * 60 / (config.falseAlertsPerMonth / Double(scopes * config.shifts.count))
+        let (p0, p1) = (0.04, 0.40)
+        let kl = p1 * log(p1 / p0) + (1 - p1) * log((1 - p1) / (1 - p0))
+        let oracle = log(arl0) / kl / perMinute
+        #expect(delay >= 0 && delay <= 2 * oracle + 1, "delay \(delay) min, oracle \(oracle) min at \(perMinute)/min")
+        // It explains itself.
+        #expect(fired.observedRate > 0.2 && fired.baselineRate < 0.1)
+        let start = try #require(fired.shiftStart)
+        #expect(abs(Double(start.ms - shiftStart.ms)) <= max(60, 3 * oracle) * 60_000, "estimated start \(start), true \(shiftStart)")
+        #expect(fired.attempts > 0 && fired.failures > 0 && (fired.evidence ?? 0) > 0)
+        #expect(fired.json.contains("\"shift_started\":") && fired.json.contains("\"evidence\":"))
+        // Resolved once the rate is back, after the outage; and one page per scope.
+        let resolved = try #require(alerts.first { $0.state == .resolved && $0.scope == fired.scope })
+        #expect(resolved.at.ms > shiftStart.ms + Int64(outage) * 60_000)
+        #expect(alerts.filter { $0.state == .firing && $0.scope == fired.scope }.count == 1)
+    }
+
+    /// The engine's state taken at any of several points and restored gives, with the rest of the stream, the
+    /// alerts of an uninterrupted run (through the alert engine's checkpoint encoding).
+    @Test func aRestoredDetectorRaisesTheUninterruptedAlerts() throws {
+        let week = 7 * 24 * 60
+        let events = meteredAttempts(minutes: week + 24 * 60, perMinute: 3, seed: 8) { m in (week..<(week + 180)).contains(m) ? 0.5 : 0.04 }
+        let whole = run(events, rules: Self.rules)
+        #expect(whole.contains { $0.state == .firing } && whole.contains { $0.state == .resolved })
+        for cut in stride(from: events.count / 10, to: events.count, by: events.count / 7) {
+            var first = AlertEngine(rules: Self.rules)
+            var alerts: [Alert] = []
+            for e in events[..<cut] { alerts += first.observe(e, source: 0) }
+            let state = first.state
+            #expect(!state.sequential.isEmpty)
+            var second = AlertEngine(rules: Self.rules, state: state)
+            for e in events[cut...] { alerts += second.observe(e, source: 0) }
+            alerts += second.advance(to: .max)
+            #expect(alerts == whole, "restored at event \(cut)")
+        }
+    }
+
+    /// Hostile values in the sequential section: rejected at load, with a message naming the key.
+    @Test func hostileValuesAreRejectedNamingTheKey() throws {
+        let cases: [(String, String)] = [
+            ("falseAlertsPerMonth: -1", "falseAlertsPerMonth"), ("falseAlertsPerMonth: .nan", "falseAlertsPerMonth"),
+            ("falseAlertsPerMonth: 0", "falseAlertsPerMonth"), ("shifts: [0.5]", "shifts"), ("shifts: []", "shifts"),
+            ("shifts: [2, .inf]", "shifts"), ("scopes: []", "scopes"), ("scopes: [overall, overall]", "scopes"),
+            ("scopes: [galaxy]", "scopes"), ("minIncrease: 2", "minIncrease"), ("baselineHalfLifeDays: 0", "baselineHalfLifeDays"),
+            ("priorFailureRate: 1.5", "priorFailureRate"), ("priorAttempts: -4", "priorAttempts"),
+            ("minBaselineAttempts: -1", "minBaselineAttempts"), ("resolveEvidence: 0", "resolveEvidence"),
+            ("attempts: some", "attempts"), ("falseAlertsPerMonth: lots", "falseAlertsPerMonth"),
+        ]
+        let dir = tempDir()
+        for (line, key) in cases {
+            let file = dir.appendingPathComponent("alerts.yaml")
+            try "evaluateEverySeconds: 60\nsequential:\n  \(line)\n".write(to: file, atomically: true, encoding: .utf8)
+            do {
+                _ = try AlertConfig.load(file: file.path, configDir: nil)
+                Issue.record("'\(line)' was accepted")
+            } catch {
+                #expect("\(error)".contains(key), "'\(line)': \(error)")
+            }
+        }
+        let empty = dir.appendingPathComponent("empty.yaml")
+        try "evaluateEverySeconds: 60\n".write(to: empty, atomically: true, encoding: .utf8)
+        #expect(throws: (any Error).self) { _ = try AlertConfig.load(file: empty.path, configDir: nil) }
+        // The shipped file loads.
+        let shipped = try AlertConfig.load(file: nil, configDir: repoConfig.path)
+        #expect(shipped.sequential != nil && shipped.rules.isEmpty)
+    }
+}
