@@ -447,9 +447,13 @@ public struct PageRenderer: Sendable {
         let firing = Set(data.alerts.filter { $0.state == .firing }.map { "\($0.rule)|\($0.scope)|\($0.firingSince.ms)" })
             .subtracting(data.alerts.filter { $0.state == .resolved }.map { "\($0.rule)|\($0.scope)|\($0.firingSince.ms)" })
         var out = tiles([tile("firing now", String(firing.count)), tile("alerts raised", String(data.alerts.filter { $0.state == .firing }.count))])
-        out += table(["state", "rule", "scope", "at (event time)", "observed", "baseline", "attempts / failures", "window"], data.alerts.reversed().map { a in
+        out += table(["state", "rule", "scope", "at (event time)", "observed", "baseline", "attempts / failures", "window", "shift began", "evidence"],
+                     data.alerts.reversed().map { a in
             ["<span class=\"\(a.state.rawValue)\">\(a.state.rawValue)</span>", escape(a.rule), escape(a.scope), escape(a.at.description),
-             Format.percent(a.observedRate), Format.percent(a.baselineRate), "\(a.attempts) / \(a.failures)", "\(a.windowMinutes) min"]
+             Format.percent(a.observedRate), Format.percent(a.baselineRate), "\(a.attempts) / \(a.failures)", "\(a.windowMinutes) min",
+             a.shiftStart.map { escape($0.description) } ?? "–",
+             // The likelihood ratio in powers of ten reads better than nats.
+             a.evidence.map { String(format: "10^%.1f", $0 / log(10)) } ?? "–"]
         })
         return out
     }

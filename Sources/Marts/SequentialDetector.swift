@@ -38,7 +38,7 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
     public var attempts: AlertRules.Rule.AttemptKind
 
     public init(id: String = "failure-rate-shift", falseAlertsPerMonth: Double = 0.5, scopes: [Scope] = Scope.allCases,
-                shifts: [Double] = [2, 5, 20], minIncrease: Double = 0.03, baselineHalfLifeDays: Double = 7, priorAttempts: Double = 20,
+                shifts: [Double] = [2, 8, 40, 200], minIncrease: Double = 0.03, baselineHalfLifeDays: Double = 7, priorAttempts: Double = 20,
                 priorFailureRate: Double = 0.1, minBaselineAttempts: Double = 200, resolveEvidence: Double = 6.9,
                 attempts: AlertRules.Rule.AttemptKind = .first) {
         self.id = id

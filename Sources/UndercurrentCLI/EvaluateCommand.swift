@@ -68,6 +68,7 @@ public struct AlertEvaluation {
         let lookback: Int64 = 7 * 86_400_000
         let touched = incidents.map { w in scopes.filter { touches($0, w) } }
         var before = incidents.map { _ in [String: (n: Int, f: Int)]() }, inside = before
+        var inPlanAttempts = incidents.map { _ in [String: Int]() }
         let firstOnly = (rules.sequential?.attempts ?? .first) == .first
         while let e = world.next() {
             alerts += engine.observe(e, source: 0)
@@ -89,6 +90,7 @@ public struct AlertEvaluation {
                     if let planPart, planPart != plan.rawValue { continue }
                     let failed = reasonPart.map { failure?.rawValue == $0 } ?? (failure != nil)
                     if isInside {
+                        if w.plan == nil || w.plan == plan { inPlanAttempts[i][scope, default: 0] += 1 }
                         inside[i][scope, default: (0, 0)].n += 1
                         if failed { inside[i][scope, default: (0, 0)].f += 1 }
                     } else {
@@ -100,15 +102,28 @@ public struct AlertEvaluation {
         }
         alerts += engine.advance(to: .max)
         let firing = alerts.filter { $0.state == .firing }
+        /// An alert is about an incident when its scope touches it and it fires during it or up to 10 minutes after
+        /// its end, or later (within 6 hours) for a shift it estimates began before the end.
         func matches(_ a: Alert, _ w: IncidentWindow) -> Bool {
-            a.at >= w.start && a.at.ms <= w.end.ms + 10 * 60_000 && touches(a.scope, w)
+            guard touches(a.scope, w), a.at >= w.start else { return false }
+            return a.at.ms <= w.end.ms + 10 * 60_000 || (a.at.ms <= w.end.ms + 6 * 3_600_000 && (a.shiftStart.map { $0 < w.end } ?? false))
         }
         let budget = rules.sequential.map { $0.falseAlertsPerMonth / Double($0.watched.count * $0.shifts.count) } ?? 1.0 / Double(scopes.count)
+        let planShare = incidents.indices.map { i in
+            inside[i].mapValues { $0.n }.reduce(into: [String: Double]()) { out, e in out[e.key] = Double(inPlanAttempts[i][e.key] ?? 0) / Double(max(e.value, 1)) }
+        }
+        /// Whether every attempt of the scope is in the incident's plan (the scope names the plan, or the incident has none).
+        func touchesPlanOnly(_ scope: String, _ w: IncidentWindow) -> Bool { w.plan == nil || scope.contains("plan:") }
         let detections = incidents.enumerated().map { i, w in
             var best: Oracle?
             for scope in touched[i] {
                 guard let b = before[i][scope], b.n > 0, let x = inside[i][scope], x.n > 0 else { continue }
-                let p0 = max(Double(b.f) / Double(b.n), 0.5 / Double(b.n)), p1 = Double(x.f) / Double(x.n)
+                // The true rates: the scope's baseline, and the outage's rate on top of it (the simulator fails an
+                // in-scope attempt at the incident's rate, and at its normal rate otherwise) diluted by the scope's
+                // attempts outside the incident's plan.
+                let p0 = max(Double(b.f) / Double(b.n), 0.5 / Double(b.n))
+                let inPlan = touchesPlanOnly(scope, w) ? 1.0 : planShare[i][scope] ?? 1.0
+                let p1 = p0 + (1 - p0) * w.failureRate * inPlan
                 guard p1 > p0 else { continue }
                 let monthly = Double(b.n) / 7 * 30.44
                 let arl0 = max(monthly / budget, 10)
