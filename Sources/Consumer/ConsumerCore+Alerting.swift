@@ -70,6 +70,9 @@ extension ConsumerCore {
         logger.info("alert engine resumed from its checkpoint", metadata: [LogKey.alertsOpen: "\(loaded.state.open.count)"])
     }
 
+    /// Payment attempts that came after their minute was evaluated (left out of alerting).
+    public var lateAlertAttempts: Int { alerting?.engine.lateAttempts ?? 0 }
+
     /// Alerting waits for every assigned payments partition (or `alertSourceWait`) before event time moves.
     public func holdAlertSources(_ sources: [Int32], now: ContinuousClock.Instant) {
         guard var a = alerting else { return }

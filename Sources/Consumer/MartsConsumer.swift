@@ -47,6 +47,8 @@ public final class MartsConsumer: @unchecked Sendable {
     /// Alerts raised so far, in order (also sent to the alerts topic when consuming from Kafka).
     public var alerts: [Alert] { core.alerts }
     public var asOf: Timestamp? { core.asOf }
+    /// Payment attempts that arrived after their minute was evaluated, left out of alerting.
+    public var lateAlertAttempts: Int { core.lateAlertAttempts }
     /// The latest metrics (refreshed at each report), safe to read from any thread.
     public var metrics: ConsumerMetrics { reporter.latest }
     /// Whether the group gave this consumer partitions (safe to read from any thread).

@@ -264,6 +264,10 @@ public struct AlertEngine: Sendable {
         }
         let t = event.occurredAt.ms
         let minute = t / Self.minute
+        // Event time starts at the earliest attempt of any source: until a minute with attempts has been
+        // evaluated, a source that delivers older attempts than the first one seen moves the start back (which
+        // source's batch comes first is a matter of timing, and must not make attempts late).
+        if nextEvaluation == nil || (points.isEmpty && minute < nextEvaluation!) { nextEvaluation = minute }
         if let next = nextEvaluation, minute < next {
             lateAttempts += 1  // its minute was evaluated already
         } else {
@@ -283,7 +287,6 @@ public struct AlertEngine: Sendable {
             buckets[minute] = counts
         }
         sourceTimes[source] = max(sourceTimes[source] ?? .min, t)
-        if nextEvaluation == nil { nextEvaluation = minute }
         // A source held (expected, nothing from it yet) keeps event time still.
         let oldest = sourceTimes.values.min()!
         guard oldest != .min else { return [] }

@@ -140,3 +140,55 @@ func meteredAttempts(minutes: Int, perMinute: Double, seed: UInt64, baseline: Do
         #expect(shipped.sequential != nil && shipped.rules.isEmpty)
     }
 }
+
+@Suite struct SequentialDetectorOrderTests {
+    /// Four partitions read in interleaved batches of varying sizes (each partition in order, within the allowed
+    /// lateness of each other) give exactly the alerts of reading the stream in time order.
+    @Test(arguments: [1, 7, 50, 400])
+    func anyInterleavingOfPartitionsGivesTheSameAlerts(batch: Int) {
+        let week = 3 * 24 * 60
+        let events = meteredAttempts(minutes: week + 6 * 60, perMinute: 4, seed: 12) { m in (week..<(week + 90)).contains(m) ? 0.5 : 0.04 }
+        let rules = SequentialDetectorTests.rules
+        func source(_ e: Event) -> Int { Int(e.customerID.utf8.reduce(0) { ($0 &* 31 &+ Int($1)) & 0xffff }) % 4 }
+        var ordered = AlertEngine(rules: rules)
+        for s in 0..<4 { ordered.hold(source: s) }
+        var expected: [Alert] = []
+        for e in events { expected += ordered.observe(e, source: source(e)) }
+        var partitions: [[Event]] = [[], [], [], []]
+        for e in events { partitions[source(e)].append(e) }
+        var engine = AlertEngine(rules: rules)
+        for s in 0..<4 { engine.hold(source: s) }
+        var got: [Alert] = []
+        var cursors = [0, 0, 0, 0]
+        var turn = 0
+        while (0..<4).contains(where: { cursors[$0] < partitions[$0].count }) {
+            let p = turn % 4
+            // Keep partitions within a minute of each other (as the allowed lateness requires).
+            let horizon = (0..<4).compactMap { cursors[$0] < partitions[$0].count ? partitions[$0][cursors[$0]].occurredAt.ms : nil }.min()! + 60_000
+            var taken = 0
+            while taken < batch, cursors[p] < partitions[p].count, partitions[p][cursors[p]].occurredAt.ms <= horizon {
+                got += engine.observe(partitions[p][cursors[p]], source: p)
+                cursors[p] += 1
+                taken += 1
+            }
+            turn += 1
+        }
+        #expect(got == expected)
+        #expect(expected.contains { $0.state == .firing })
+    }
+}
+
+@Suite struct AlertEngineStartTests {
+    /// Which partition's first batch arrives first is timing: a later-starting one that comes first must not make
+    /// the other's earlier attempts late.
+    @Test func theFirstSourceToDeliverDoesNotSetTheStartOfEventTime() {
+        let events = meteredAttempts(minutes: 60, perMinute: 2, seed: 3) { _ in 0.04 }
+        var engine = AlertEngine(rules: SequentialDetectorTests.rules)
+        engine.hold(source: 0)
+        engine.hold(source: 1)
+        let (early, late) = (events.filter { $0.occurredAt.ms < events[0].occurredAt.ms + 30 * 60_000 }, events.filter { $0.occurredAt.ms >= events[0].occurredAt.ms + 30 * 60_000 })
+        for e in late.prefix(5) { _ = engine.observe(e, source: 1) }
+        for e in early { _ = engine.observe(e, source: 0) }
+        #expect(engine.lateAttempts == 0)
+    }
+}
