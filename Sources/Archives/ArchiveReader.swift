@@ -14,8 +14,14 @@ public struct ArchiveReader: Sequence {
 
     public func makeIterator() -> Iterator { Iterator(blocks: blocks(bytes: 1 << 20)) }
 
+    /// Accept an archive whose gzip stream ends early: its complete lines are read and the cut-off one is
+    /// dropped. Otherwise the reader ends with a `truncated` error after the last complete line.
+    public var allowTruncated = false
+
     /// The archive's complete lines, about `bytes` at a time.
-    public func blocks(bytes: Int = 4 << 20) -> Blocks { Blocks(file: try? GzipFile(path: path, mode: "rb"), path: path, size: bytes) }
+    public func blocks(bytes: Int = 4 << 20) -> Blocks {
+        Blocks(file: try? GzipFile(path: path, mode: "rb"), path: path, size: bytes, allowTruncated: allowTruncated)
+    }
 
     /// Lines of an archive as ranges of one buffer.
     public struct Block: Sendable {
@@ -30,11 +36,20 @@ public struct ArchiveReader: Sequence {
         let file: GzipFile?
         let path: String
         let size: Int
+        let allowTruncated: Bool
         var carry: [UInt8] = []
         var eof = false
         var lineNumber = 1
+        /// Given after the last complete lines of a truncated archive.
+        var pending: ArchiveError?
+        /// Whether the archive ended early (also with `allowTruncated`).
+        public private(set) var truncated = false
 
         public mutating func next() -> Result<Block, ArchiveError>? {
+            if eof, let error = pending {
+                pending = nil
+                return .failure(error)
+            }
             while !eof {
                 var buffer = carry
                 buffer.reserveCapacity(carry.count + size)
@@ -48,11 +63,27 @@ public struct ArchiveReader: Sequence {
                     eof = true
                     return .failure(ArchiveError("archive \(path): \(error)"))
                 }
+                // A gzip stream cut off: the text after the last newline is a partial line, never a record.
+                let cutOff = eof && file.endedEarly
                 // Complete lines up to the last newline; the rest waits for the next read.
-                let lines = Self.lines(buffer, complete: eof)
-                let end = eof ? buffer.count : (lines.last.map { $0.upperBound + 1 } ?? 0)
+                let lines = Self.lines(buffer, complete: eof && !cutOff)
+                let end = eof && !cutOff ? buffer.count : (lines.last.map { $0.upperBound + 1 } ?? 0)
                 carry = Array(buffer[end...])
-                guard !lines.isEmpty else { continue }
+                if cutOff {
+                    truncated = true
+                    let last = lineNumber + lines.count - 1
+                    if !allowTruncated {
+                        pending = ArchiveError("archive \(path) ends early: its gzip stream is cut off after line \(last), the last complete line"
+                                               + " (pass --allow-truncated to use the \(last) complete lines)", truncated: true)
+                    }
+                }
+                guard !lines.isEmpty else {
+                    if let error = pending {
+                        pending = nil
+                        return .failure(error)
+                    }
+                    continue
+                }
                 defer { lineNumber += lines.count }
                 return .success(Block(bytes: buffer, lines: lines, firstLineNumber: lineNumber))
             }

@@ -5,6 +5,8 @@ import CZlib
 public final class GzipFile {
     public let path: String
     private var file: gzFile?
+    /// Set when reading reached the end of the file in the middle of a gzip stream (a truncated file).
+    public private(set) var endedEarly = false
 
     /// `mode` as zlib's gzopen: "rb", or "wb6" (write, compression level 6).
     public init(path: String, mode: String) throws {
@@ -21,6 +23,12 @@ public final class GzipFile {
         var chunk = [UInt8](repeating: 0, count: max)
         let n = gzread(file, &chunk, UInt32(max))
         if n < 0 { throw ArchiveError(lastError(file) ?? "corrupt compressed data") }
+        if n == 0 {
+            // zlib: Z_BUF_ERROR at the end means the input ended inside a gzip stream (before its CRC and length).
+            var code: Int32 = 0
+            _ = gzerror(file, &code)
+            if code == Z_BUF_ERROR { endedEarly = true }
+        }
         buffer.append(contentsOf: chunk.prefix(Int(n)))
         return Int(n)
     }

@@ -41,11 +41,17 @@ final class ArchiveDriver {
             if core.checkpointDueByCount { core.checkpointAll(sinks: sinks, stop: stop) }
         }
         var lastTopic: (archived: String, name: String?) = ("", nil)
-        var blocks = try ArchiveReader(path: path).blocks()
+        var reader = try ArchiveReader(path: path)
+        reader.allowTruncated = options.allowTruncatedArchive
+        var blocks = reader.blocks()
+        var cutOff: ArchiveError?
         reading: while let item = blocks.next() {
             let block: ArchiveReader.Block
             switch item {
             case let .success(b): block = b
+            case let .failure(e) where e.truncated:
+                cutOff = e  // every complete line is applied; the run ends with this error
+                break reading
             case let .failure(e):
                 logger.warning("\(e)")
                 core.summary.rejected += 1
@@ -88,6 +94,10 @@ final class ArchiveDriver {
         core.release()
         reporter.report(core, rate: 0, consumer: nil)
         core.summary.seconds = (ContinuousClock.now - started).seconds
+        if blocks.truncated && options.allowTruncatedArchive {
+            logger.warning("archive \(path) ends early (its gzip stream is cut off): its complete lines were used (--allow-truncated)")
+        }
+        if let cutOff { throw cutOff }
     }
 
     /// A block's lines parsed on up to `threads` threads, each a contiguous part into a buffer of its own (the

@@ -63,6 +63,8 @@ public final class ConsumerCore {
     public internal(set) var summary = Summary()
     public private(set) var checkpointFailures = 0
     public private(set) var lastCheckpointSeconds = 0.0
+    /// Set when a checkpoint was given up because the consumer was stopped while it kept failing (what and why).
+    public private(set) var checkpointGaveUp: String?
     /// Each checkpoint's duration since the last report took them (for the duration histogram).
     var checkpointDurations: [Double] = []
     var alerting: Alerting?
@@ -226,8 +228,15 @@ public final class ConsumerCore {
             } catch {
                 attempt += 1
                 checkpointFailures += 1
-                logger.error("\(what): checkpoint failed (\(error)); not consuming until it succeeds")
-                if stop?.isStopped == true && attempt > 3 { return false }
+                let reason = ErrorWords.describe(error)
+                // The first failure at once, then once a minute while it lasts (retries are a second apart).
+                if attempt == 1 || attempt % 60 == 0 {
+                    logger.error("\(what): checkpoint failed (\(reason)); not consuming until it succeeds\(attempt > 1 ? " (\(attempt) tries)" : "")")
+                }
+                if stop?.isStopped == true && attempt > 3 {
+                    checkpointGaveUp = "\(what): \(reason)"
+                    return false
+                }
                 if let stop { stop.sleep(.seconds(1)) } else { Thread.sleep(forTimeInterval: 1) }
             }
         }
@@ -292,11 +301,11 @@ public final class ConsumerCore {
             summary.accepted += 1
             summary.riskChanges += applied.risk.count
             for r in applied.risk { outputs.append(.riskChange(r)) }
-            guard topic == .payments, let event = applied.event, var a = alerting else { return }
+            guard topic == .payments, let event = applied.event, alerting != nil else { return }
             // Seen by the engine before its checkpoint (this partition resumed from an older one).
-            if message.offset < a.offsets[message.topic]?[p] ?? 0 { return }
-            let raised = a.engine.observe(event, source: Int(p))
-            alerting = a
+            if message.offset < alerting!.offsets[message.topic]?[p] ?? 0 { return }
+            // Mutated in place: a copy of the engine per attempt would copy its tables.
+            let raised = alerting!.engine.observe(event, source: Int(p))
             for alert in raised {
                 if alert.state == .firing { summary.alertsFiring += 1 } else { summary.alertsResolved += 1 }
                 logger.log(level: alert.state == .firing ? .warning : .notice, "alert \(alert.state.rawValue): \(alert.rule) [\(alert.scope)]",

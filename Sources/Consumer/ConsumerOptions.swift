@@ -30,6 +30,9 @@ public struct ConsumerOptions: Sendable {
     public var exitWhenIdle: Duration?
     /// How often progress is logged and metrics refreshed.
     public var reportInterval: Duration = .seconds(5)
+    /// Feed an archive whose gzip stream is cut off (its complete lines); otherwise such an archive is an error
+    /// once its complete lines are applied and checkpointed.
+    public var allowTruncatedArchive = false
     /// Where to write the metrics (Prometheus text format) at each report, atomically.
     public var metricsFile: URL?
     /// The process's metrics, where the consumer's instruments go (served on `/metrics` by the executables).

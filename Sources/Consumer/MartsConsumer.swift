@@ -47,6 +47,8 @@ public final class MartsConsumer: @unchecked Sendable {
     /// Alerts raised so far, in order (also sent to the alerts topic when consuming from Kafka).
     public var alerts: [Alert] { core.alerts }
     public var asOf: Timestamp? { core.asOf }
+    /// What checkpoint was given up, and why, when the consumer was stopped while checkpoints kept failing.
+    public var checkpointGaveUp: String? { core.checkpointGaveUp }
     /// Payment attempts that arrived after their minute was evaluated, left out of alerting.
     public var lateAlertAttempts: Int { core.lateAlertAttempts }
     /// The latest metrics (refreshed at each report), safe to read from any thread.
@@ -106,7 +108,7 @@ final class ConsumerReporter: Sendable {
         core.checkpointDurations.removeAll()
         if let file = metricsFile {
             do { try Data(telemetry.registry.exposition().utf8).write(to: file, options: .atomic) } catch {
-                logger.warning("cannot write metrics to \(file.path): \(error)")
+                logger.warning("cannot write metrics to \(file.path): \(ErrorWords.describe(error))")
             }
         }
         return m

@@ -89,6 +89,7 @@ public struct ReportCommand: ParsableCommand {
     }
 
     public func run() throws {
+        try StartChecks.file(out, "the report")
         let (snapshot, _) = try StateDirectory(stateDir).load()
         let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: URL(fileURLWithPath: stateDir)))
         let text = format == "md" ? MarkdownReport.render(data) : PageRenderer(data: data).report()

@@ -36,6 +36,8 @@ struct DemoCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let export { try StartChecks.directory(export, "the export directory") }
+        try StartChecks.file(report, "the report")
         var logger = common.makeLogger("demo")
         if common.logLevel == "info" { logger.logLevel = .warning }
         let stop = StopSignal()

@@ -312,6 +312,7 @@ struct EvaluateRiskCommand: ParsableCommand {
     @Option(help: "Also write every scored customer's raw signals and churn label to this CSV file, for analysis.") var signalsOut: String?
 
     func run() throws {
+        try StartChecks.file(signalsOut, "the signals file")
         let params = try simulation.parameters()
         let cut: Timestamp
         if let cutoff {

@@ -20,6 +20,8 @@ public enum ExitStatus {
             var command = try Command.parseAsRoot()
             try command.run()
             exit(0)
+        } catch let error as StartError {
+            cannotStart(Command.self, error.description)
         } catch let error as ConfigFileError {
             cannotStart(Command.self, error.description)
         } catch let error as ConfigError {

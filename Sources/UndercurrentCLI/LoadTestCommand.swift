@@ -90,6 +90,8 @@ public struct LoadTestCommand: ParsableCommand {
     }
 
     public func run() throws {
+        try StartChecks.file(report + ".json", "the load-test report")
+        try StartChecks.file(report + ".html", "the load-test report")
         let logger = common.makeLogger("loadtest")
         var test = try plan()
         let objectives = try objectives()

@@ -1,6 +1,7 @@
 import Consumer
 import Config
 import ArgumentParser
+import Archives
 import Checkpoints
 import Dashboard
 import Events
@@ -37,6 +38,7 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Flag(help: "Discard (possibly corrupt) checkpoints and rebuild from the earliest offsets.") var rebuild = false
     @Option(help: "Feed this archive (written by `undercurrent simulate` or `record`) through the engine instead of Kafka.") var fromArchive: String?
     @Option(help: "With --from-archive: partition count to assign records to (as the producers' murmur2 would).") var partitions = 6
+    @Flag(help: "With --from-archive: accept a gzip archive that is cut off, using its complete lines (otherwise an error, exit 1, after they are applied).") var allowTruncated = false
     @Option(help: "Stop at this event time (RFC 3339, e.g. 2025-06-30T23:59:59.999Z), for as-of analysis.") var until: String?
     @Option(help: "Start partitions that have no checkpoint at this time (RFC 3339 or YYYY-MM-DD): offsets are looked up by timestamp where the cluster can, else earlier messages are scanned and skipped.") var fromTime: String?
     @Option(help: "Exit after this many seconds without messages (batch runs).") var exitWhenIdle: Double?
@@ -78,6 +80,8 @@ public struct MartsConsumerCommand: ParsableCommand {
     }
 
     public func run() throws {
+        try StartChecks.directory(stateDir, "the state directory")
+        try StartChecks.file(metricsFile, "the metrics file")
         let logger = common.makeLogger("marts-consumer")
         var options = MartsConsumer.Options(stateDirectory: URL(fileURLWithPath: stateDir))
         options.group = group
@@ -91,6 +95,7 @@ public struct MartsConsumerCommand: ParsableCommand {
         options.startTime = try fromTime.map { try TimeArgument.parse($0, option: "--from-time") }
         options.exitWhenIdle = exitWhenIdle.map { .milliseconds(Int64($0 * 1000)) }
         options.metricsFile = metricsFile.map { URL(fileURLWithPath: $0) }
+        options.allowTruncatedArchive = allowTruncated
         options.metrics = MetricsRegistry()
         options.reportInterval = .milliseconds(Int64(reportSeconds * 1000))
         options.alertsTopic = alertsTopic
@@ -137,6 +142,11 @@ public struct MartsConsumerCommand: ParsableCommand {
         } catch let e as CheckpointError {
             Console.err("marts-consumer: error: \(e). Start with --rebuild to rebuild it from the earliest offsets.")
             throw ExitCode(2)
+        } catch let e as ArchiveError where e.truncated {
+            let s = consumer.summary
+            Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), \(s.checkpoints) checkpoints")
+            Console.err("marts-consumer: error: \(e)")
+            throw ExitCode(1)
         }
         if let hook = options.alertWebhook {
             hook.close()
@@ -144,7 +154,15 @@ public struct MartsConsumerCommand: ParsableCommand {
             Console.err("alert webhook: \(c.delivered) delivered, \(c.failed) failed after retries, \(c.dropped) dropped")
         }
         let s = consumer.summary
-        Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), risk changes \(s.riskChanges), alerts fired \(s.alertsFiring) / resolved \(s.alertsResolved), \(s.checkpoints) checkpoints in \(String(format: "%.1f", s.seconds)) s\(stop.isStopped ? " (stopped by \(stop.receivedSignal ?? "signal"), final checkpoint taken)" : "")")
+        let ending: String
+        if let gaveUp = consumer.checkpointGaveUp {
+            ending = " (stopped by \(stop.receivedSignal ?? "a signal") while checkpoints failed: the last one was not written)"
+            Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), \(s.checkpoints) checkpoints\(ending)")
+            Console.err("marts-consumer: error: checkpoint of \(gaveUp); the next start resumes from the last checkpoint written")
+            throw ExitCode(1)
+        }
+        ending = stop.isStopped ? " (stopped by \(stop.receivedSignal ?? "a signal"), final checkpoint taken)" : ""
+        Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), risk changes \(s.riskChanges), alerts fired \(s.alertsFiring) / resolved \(s.alertsResolved), \(s.checkpoints) checkpoints in \(String(format: "%.1f", s.seconds)) s\(ending)")
     }
 }
 
@@ -176,6 +194,7 @@ struct MartsCommand: ParsableCommand {
             guard format == "csv" || format == "json" else { throw ValidationError("--format: expected csv or json, got '\(format)'") }
         }
         func run() throws {
+            try StartChecks.directory(out, "the output directory")
             let (snapshot, offsets) = try StateDirectory(stateDir).load()
             try MartExporter.write(snapshot, offsets: offsets, to: URL(fileURLWithPath: out), json: format == "json")
             Console.err("exported \(MartSnapshot.martNames.count) marts as of \(snapshot.asOf?.description ?? "-") to \(out)")

@@ -119,6 +119,7 @@ public struct RecordCommand: ParsableCommand {
     var topicList: [String] { topics.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
 
     public func run() throws {
+        try StartChecks.file(out, "the archive")
         let logger = common.makeLogger("record")
         let stop = StopSignal()
         let recorder = Recorder(topics: topicList, fromTime: try fromTime.map { try TimeArgument.parse($0, option: "--from-time") },

@@ -24,6 +24,8 @@ public struct Replayer {
     public var topicMap: [String: String] = [:]
     /// Write each record to its recorded partition instead of partitioning by key.
     public var keepPartitions = false
+    /// Replay the complete lines of a gzip archive that is cut off (otherwise they are sent, then an error).
+    public var allowTruncated = false
 
     public init() {}
 
@@ -36,6 +38,8 @@ public struct Replayer {
         public var seconds = 0.0
         public var interrupted = false
         public var firstFailure: KafkaError?
+        /// The archive ended early (its complete lines were sent).
+        public var cutOff: ArchiveError?
     }
 
     public func run(archive: String, producer: KafkaProducer, stop: StopSignal, logger: Logger,
@@ -46,11 +50,16 @@ public struct Replayer {
         var rateDue = started
         var lastReport = started
         var typeHeaders: [String: [KafkaHeader]] = [:]
-        var reader = try ArchiveReader(path: archive).makeIterator()
-        while !stop.isStopped, let item = reader.next() {
+        var archiveReader = try ArchiveReader(path: archive)
+        archiveReader.allowTruncated = allowTruncated
+        var reader = archiveReader.makeIterator()
+        reading: while !stop.isStopped, let item = reader.next() {
             let record: ArchiveRecord
             switch item {
             case let .success(r): record = r
+            case let .failure(e) where e.truncated:
+                summary.cutOff = e  // every complete line was sent
+                break reading
             case let .failure(e):
                 logger.warning("\(e)")
                 summary.badLines += 1
@@ -123,6 +132,7 @@ public struct ReplayCommand: ParsableCommand {
     @Option(help: "Only records at or before this time (RFC 3339 or YYYY-MM-DD).") var untilTime: String?
     @Option(help: "old=new: publish records of topic old to topic new (repeatable).") var topicMap: [String] = []
     @Flag(help: "Write records to their recorded partition instead of partitioning by key.") var keepPartitions = false
+    @Flag(help: "Accept a gzip archive that is cut off, replaying its complete lines (otherwise they are replayed, then exit 1).") var allowTruncated = false
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var common: CommonOptions
 
@@ -150,6 +160,7 @@ public struct ReplayCommand: ParsableCommand {
             r.topicMap[parts[0]] = parts[1]
         }
         r.keepPartitions = keepPartitions
+        r.allowTruncated = allowTruncated
         return r
     }
 
@@ -168,6 +179,10 @@ public struct ReplayCommand: ParsableCommand {
                     + (summary.interrupted ? " (interrupted, flushed)" : ""))
         if summary.failed > 0 || summary.delivered != summary.sent {
             Console.err("replay: error: \(summary.sent - summary.delivered) messages not delivered; first failure: \(summary.firstFailure?.description ?? "unknown")")
+            throw ExitCode(1)
+        }
+        if let cutOff = summary.cutOff {
+            Console.err("replay: error: \(cutOff)")
             throw ExitCode(1)
         }
         if summary.interrupted { throw ExitCode(130) }

@@ -47,6 +47,8 @@ struct SimulateCommand: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
+        try StartChecks.file(out, "the archive")
+        try StartChecks.file(truth, "the ground truth")
         let stop = StopSignal()
         var run = SimulateRun(world: try simulation.world())
         let writer = try ArchiveWriter(path: out)

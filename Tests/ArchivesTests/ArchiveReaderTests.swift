@@ -62,3 +62,55 @@ import TestSupport
         #expect(buffer.count == before)
     }
 }
+
+/// A gzip archive cut off mid-stream is never taken for a whole one.
+@Suite struct TruncatedArchiveTests {
+    static func cutArchive(keeping fraction: Double) throws -> (path: String, records: [ArchiveRecord]) {
+        let records = history.prefix(3000).map { ArchiveRecord(event: $0, value: EventEncoder.encode($0)) }
+        let path = tempDir().appendingPathComponent("cut.ndjson.gz").path
+        let writer = try ArchiveWriter(path: path)
+        for r in records { try writer.write(r) }
+        try writer.close()
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        try data.prefix(Int(Double(data.count) * fraction)).write(to: URL(fileURLWithPath: path))
+        return (path, Array(records))
+    }
+
+    @Test(arguments: [0.3, 0.75, 0.999])
+    func aCutOffArchiveEndsWithAnErrorNamingTheLastCompleteLine(fraction: Double) throws {
+        let (path, records) = try Self.cutArchive(keeping: fraction)
+        var read: [ArchiveRecord] = []
+        var failure: ArchiveError?
+        for item in try ArchiveReader(path: path) {
+            switch item {
+            case let .success(r): read.append(r)
+            case let .failure(e): failure = e
+            }
+        }
+        let error = try #require(failure, "no error for an archive cut at \(fraction)")
+        #expect(error.truncated)
+        #expect(error.description.contains(path) && error.description.contains("after line \(read.count),"), "\(error)")
+        // Every line before the cut is read whole, and the cut-off line is not taken for a record.
+        #expect(!read.isEmpty && read.count < records.count)
+        #expect(read == Array(records.prefix(read.count)))
+    }
+
+    @Test func allowTruncatedReadsTheCompleteLinesWithoutAnError() throws {
+        let (path, records) = try Self.cutArchive(keeping: 0.5)
+        var reader = try ArchiveReader(path: path)
+        reader.allowTruncated = true
+        let read = try reader.map { try $0.get() }
+        #expect(!read.isEmpty && read == Array(records.prefix(read.count)))
+        var blocks = reader.blocks()
+        while let b = blocks.next() { _ = try b.get() }
+        #expect(blocks.truncated)
+    }
+
+    @Test func aWholeArchiveIsNotTruncated() throws {
+        let (path, records) = try Self.cutArchive(keeping: 1.0)
+        var blocks = try ArchiveReader(path: path).blocks()
+        while let b = blocks.next() { _ = try b.get() }
+        #expect(!blocks.truncated)
+        #expect(try ArchiveReader(path: path).map { try $0.get() } == records)
+    }
+}
