@@ -3,19 +3,60 @@ import Marts
 import Simulation
 import Yams
 
-/// Loads `config/baseline.yaml` and a scenario's overrides into a `SimulationConfig`.
-public enum ConfigLoader {
-    /// Where config files are looked for: an explicit directory, `UNDERCURRENT_CONFIG_DIR`, `./config`,
-    /// `/etc/undercurrent`.
-    public static func directory(_ explicit: String?) throws -> URL {
-        var candidates: [String] = []
-        if let explicit { candidates.append(explicit) }
-        if let env = ProcessInfo.processInfo.environment["UNDERCURRENT_CONFIG_DIR"], !env.isEmpty { candidates.append(env) }
-        candidates += ["config", "/etc/undercurrent"]
-        for c in candidates where FileManager.default.fileExists(atPath: c + "/baseline.yaml") {
-            return URL(fileURLWithPath: c)
+/// Where the configuration files come from: a directory, or the copy built into the executables.
+public enum ConfigLocation: Sendable, Equatable, CustomStringConvertible {
+    case directory(URL)
+    case builtin
+
+    /// A file's text, by its path relative to the config directory; nil when there is no such file.
+    public func text(_ relative: String) throws -> String? {
+        switch self {
+        case .builtin:
+            return BuiltinConfig.files[relative]
+        case let .directory(dir):
+            let url = dir.appendingPathComponent(relative)
+            guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+            do { return try String(contentsOf: url, encoding: .utf8) } catch {
+                throw ConfigFileError(.unreadable, "config: cannot read \(url.path): \(error.localizedDescription)")
+            }
         }
-        throw ConfigFileError(.noDirectory, "no config directory with baseline.yaml found (looked in \(candidates.joined(separator: ", ")))")
+    }
+
+    public var description: String {
+        switch self {
+        case .builtin: "the built-in defaults"
+        case let .directory(dir): dir.path
+        }
+    }
+
+    /// The scenarios it holds.
+    public var scenarios: [String] {
+        switch self {
+        case .builtin:
+            return BuiltinConfig.files.keys.filter { $0.hasPrefix("scenarios/") }.map { String($0.dropFirst(10).dropLast(5)) }.sorted()
+        case let .directory(dir):
+            return ConfigLoader.scenarios(in: dir)
+        }
+    }
+}
+
+/// Loads `baseline.yaml` and a scenario's overrides into a `SimulationConfig`.
+public enum ConfigLoader {
+    /// Where config files are looked for, first found wins: an explicit directory, `UNDERCURRENT_CONFIG_DIR`,
+    /// `./config`, `/etc/undercurrent`, then the defaults built into the executables. An explicit directory
+    /// or `UNDERCURRENT_CONFIG_DIR` without `baseline.yaml` is an error (a typo must not fall back silently).
+    public static func location(_ explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ConfigLocation {
+        for (given, source) in [(explicit, "--config-dir"), (environment["UNDERCURRENT_CONFIG_DIR"].flatMap { $0.isEmpty ? nil : $0 }, "UNDERCURRENT_CONFIG_DIR")] {
+            guard let given else { continue }
+            guard FileManager.default.fileExists(atPath: given + "/baseline.yaml") else {
+                throw ConfigFileError(.noDirectory, "\(source) \(given) holds no baseline.yaml")
+            }
+            return .directory(URL(fileURLWithPath: given))
+        }
+        for c in ["config", "/etc/undercurrent"] where FileManager.default.fileExists(atPath: c + "/baseline.yaml") {
+            return .directory(URL(fileURLWithPath: c))
+        }
+        return .builtin
     }
 
     public static func scenarios(in dir: URL) -> [String] {
@@ -24,14 +65,19 @@ public enum ConfigLoader {
     }
 
     public static func load(scenario: String, configDir: URL) throws -> SimulationConfig {
-        let baseURL = configDir.appendingPathComponent("baseline.yaml")
-        let base = try loadMapping(baseURL)
-        let scenarioURL = configDir.appendingPathComponent("scenarios/\(scenario).yaml")
-        guard FileManager.default.fileExists(atPath: scenarioURL.path) else {
-            throw ConfigFileError(.unknownScenario, "unknown scenario '\(scenario)'; expected one of \(scenarios(in: configDir).joined(separator: ", "))")
+        try load(scenario: scenario, location: .directory(configDir))
+    }
+
+    public static func load(scenario: String, location: ConfigLocation) throws -> SimulationConfig {
+        guard let baseText = try location.text("baseline.yaml") else {
+            throw ConfigFileError(.noDirectory, "\(location) holds no baseline.yaml")
         }
-        let overrides = try loadMapping(scenarioURL)
-        let merged = try merge(base, overrides, file: scenarioURL.lastPathComponent)
+        let base = try mapping(baseText, file: "baseline.yaml")
+        guard let scenarioText = try location.text("scenarios/\(scenario).yaml") else {
+            throw ConfigFileError(.unknownScenario, "unknown scenario '\(scenario)'; expected one of \(location.scenarios.joined(separator: ", "))")
+        }
+        let overrides = try mapping(scenarioText, file: "\(scenario).yaml")
+        let merged = try merge(base, overrides, file: "\(scenario).yaml")
         do {
             let yaml = try Yams.dump(object: merged)
             return try YAMLDecoder().decode(SimulationConfig.self, from: yaml)
@@ -40,19 +86,15 @@ public enum ConfigLoader {
         }
     }
 
-    private static func loadMapping(_ url: URL) throws -> [String: Any] {
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw ConfigFileError(.unreadable, "config: cannot read \(url.path): \(error.localizedDescription)")
-        }
+    private static func mapping(_ text: String, file: String) throws -> [String: Any] {
         do {
             guard let object = try Yams.load(yaml: text) else { return [:] }
             guard let mapping = object as? [String: Any] else {
-                throw ConfigFileError(.invalid, "config \(url.lastPathComponent): expected a mapping of keys at the top level")
+                throw ConfigFileError(.invalid, "config \(file): expected a mapping of keys at the top level")
             }
             return mapping
         } catch let error as YamlError {
-            throw ConfigFileError(.invalid, "config \(url.lastPathComponent): not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
+            throw ConfigFileError(.invalid, "config \(file): not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
         }
     }
 
@@ -95,9 +137,16 @@ public enum ConfigLoader {
 public enum AlertConfig {
     /// Loads `alerts.yaml` from the config directory (or an explicit file) and validates it.
     public static func load(file: String?, configDir: String?) throws -> AlertRules {
-        let path = try file ?? ConfigLoader.directory(configDir).appendingPathComponent("alerts.yaml").path
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw ConfigFileError(.unreadable, "cannot read alert rules \(path)") }
+        let path: String, text: String
+        if let file {
+            path = file
+            do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw ConfigFileError(.unreadable, "cannot read alert rules \(path)") }
+        } else {
+            let location = try ConfigLoader.location(configDir)
+            path = location == .builtin ? "alerts.yaml (built in)" : location.description + "/alerts.yaml"
+            guard let found = try location.text("alerts.yaml") else { throw ConfigFileError(.unreadable, "cannot read alert rules \(path)") }
+            text = found
+        }
         let rules: AlertRules
         do { rules = try YAMLDecoder().decode(AlertRules.self, from: text) } catch let e as DecodingError {
             throw ConfigFileError(.invalid, "alert rules \(path): \(ConfigLoader.describe(e))")

@@ -6,7 +6,7 @@ import Simulation
 
 /// The options every simulating command shares (producers, `simulate`, `loadtest`, the demo).
 public struct SimulationOptions: ParsableArguments {
-    @Option(help: "Scenario name: a file config/scenarios/NAME.yaml (baseline, payment-incident, rescue-mission, peak-load).")
+    @Option(help: "Scenario name: a file scenarios/NAME.yaml of the config (built in: baseline, payment-incident, incident-shapes, rescue-mission, peak-load).")
     public var scenario = "baseline"
     @Option(help: "Random seed: the same seed, scenario and config give the same events.") public var seed: UInt64 = 42
     @Option(help: "Number of customers.") public var customers = 2000
@@ -14,7 +14,7 @@ public struct SimulationOptions: ParsableArguments {
     @Option(help: "Simulated months.") public var months = 24
     @Option(help: "End of simulated time instead of --months, YYYY-MM-DD.") public var until: String?
     @Option(help: "Emit shard i of n (customers are split into n disjoint sets), e.g. 0/4.") public var shard = "0/1"
-    @Option(help: "Directory holding baseline.yaml and scenarios/.") public var configDir: String?
+    @Option(help: "Directory holding baseline.yaml, scenarios/ and alerts.yaml (default: $UNDERCURRENT_CONFIG_DIR, ./config, /etc/undercurrent, else the built-in defaults).") public var configDir: String?
 
     public init() {}
 
@@ -50,7 +50,7 @@ public struct SimulationOptions: ParsableArguments {
     }
 
     public func parameters() throws -> SimulationParameters {
-        let config = try ConfigFileError.asValidation { try ConfigLoader.load(scenario: scenario, configDir: try ConfigLoader.directory(configDir)) }
+        let config = try ConfigFileError.asValidation { try ConfigLoader.load(scenario: scenario, location: try ConfigLoader.location(configDir)) }
         let (i, n) = try shardPair()
         return SimulationParameters(config: config, seed: seed, customers: customers, start: try startTime(),
                                     end: try endTime(), shardIndex: i, shardCount: n)
@@ -66,7 +66,7 @@ extension ConfigFileError {
     static func asValidation<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let e as ConfigFileError {
             switch e.code {
-            case .noDirectory: throw ValidationError("\(e); pass --config-dir")
+            case .noDirectory: throw ValidationError(e.description)
             case .unknownScenario: throw ValidationError("--scenario: \(e)")
             case .unreadable, .invalid: throw ValidationError(e.description)
             }

@@ -62,7 +62,7 @@ func kafkaBench(messages n: Int, partitions: Int) throws {
 
 /// Simulation plus JSON encoding to memory, on one core.
 func simBench(customers: Int) throws {
-    let config = try ConfigLoader.load(scenario: "baseline", configDir: try ConfigLoader.directory(nil))
+    let config = try ConfigLoader.load(scenario: "baseline", location: try ConfigLoader.location(nil))
     let start = Timestamp(year: 2024, month: 1, day: 1)
     var world = try World(SimulationParameters(config: config, seed: 42, customers: customers, start: start, end: start.addingMonths(24)))
     var buffer = [UInt8]()
@@ -100,7 +100,7 @@ struct FoundationEnvelope: Decodable {
 
 /// Decoding, validation and mart updates from an in-memory batch, on one core.
 func martsBench(customers: Int) throws {
-    let config = try ConfigLoader.load(scenario: "payment-incident", configDir: try ConfigLoader.directory(nil))
+    let config = try ConfigLoader.load(scenario: "payment-incident", location: try ConfigLoader.location(nil))
     let start = Timestamp(year: 2024, month: 1, day: 1)
     let world = try World(SimulationParameters(config: config, seed: 42, customers: customers, start: start, end: start.addingMonths(24)))
     var values: [(ArraySlice<UInt8>, InputTopic, ArraySlice<UInt8>)] = []
@@ -294,7 +294,7 @@ func processCPUSeconds() -> Double {
 func pipelineBench(customers: Int, partitions: Int, consume: Bool = true) throws {
     let broker = try EmbeddedBroker(brokers: 1, logger: logger)
     for t in ["billing", "payments", "engagement", "events-dlq"] { try broker.createTopic(t, partitions: partitions) }
-    let config = try ConfigLoader.load(scenario: "baseline", configDir: try ConfigLoader.directory(nil))
+    let config = try ConfigLoader.load(scenario: "baseline", location: try ConfigLoader.location(nil))
     let start = Timestamp(year: 2024, month: 1, day: 1)
     let params = SimulationParameters(config: config, seed: 42, customers: customers, start: start, end: start.addingMonths(24))
     // BENCH_PRODUCER="key=value,…" overrides producer properties (e.g. compression.type=none), for comparisons.
@@ -456,7 +456,7 @@ do {
         try simBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 20_000)
     case "ingest":
         // Only `MartState.ingest`, ROUNDS (5) rounds on fresh states of CUSTOMERS (5000) customers, for profilers.
-        let config = try ConfigLoader.load(scenario: "payment-incident", configDir: try ConfigLoader.directory(nil))
+        let config = try ConfigLoader.load(scenario: "payment-incident", location: try ConfigLoader.location(nil))
         let start = Timestamp(year: 2024, month: 1, day: 1)
         let customers = args.dropFirst().first.flatMap(Int.init) ?? 5000
         let rounds = args.dropFirst(2).first.flatMap(Int.init) ?? 5

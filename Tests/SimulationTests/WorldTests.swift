@@ -287,3 +287,26 @@ func firstDifference<T: Equatable>(_ a: [T], _ b: [T]) -> Int? {
         #expect(lean == full.filter { $0.topic != .engagement })
     }
 }
+
+@Suite struct BuiltinConfigTests {
+    /// The defaults built into the executables are the files of config/ (scripts/gen-builtin-config.py writes them).
+    @Test func theBuiltInDefaultsAreTheRepositorysConfigFiles() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: repoConfig.appendingPathComponent("scenarios").path).filter { $0.hasSuffix(".yaml") }
+        for name in ["baseline.yaml", "alerts.yaml"] + files.map({ "scenarios/" + $0 }) {
+            let onDisk = try String(contentsOf: repoConfig.appendingPathComponent(name), encoding: .utf8)
+            let builtIn = try ConfigLocation.builtin.text(name)
+            #expect(builtIn.map { $0 + "\n" } == onDisk, "\(name) differs from config/: run python3 scripts/gen-builtin-config.py")
+        }
+        #expect(ConfigLocation.builtin.scenarios == ConfigLocation.directory(repoConfig).scenarios)
+        for scenario in ConfigLocation.builtin.scenarios {
+            #expect(try ConfigLoader.load(scenario: scenario, location: .builtin) == ConfigLoader.load(scenario: scenario, configDir: repoConfig))
+        }
+    }
+
+    @Test func anExplicitDirectoryWithoutBaselineIsAnErrorNotAFallback() throws {
+        let empty = tempDir().path
+        #expect(throws: ConfigFileError.self) { _ = try ConfigLoader.location(empty, environment: [:]) }
+        #expect(throws: ConfigFileError.self) { _ = try ConfigLoader.location(nil, environment: ["UNDERCURRENT_CONFIG_DIR": empty]) }
+        #expect(try ConfigLoader.location(repoConfig.path, environment: [:]) == .directory(repoConfig))
+    }
+}
