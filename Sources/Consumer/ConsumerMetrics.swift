@@ -21,6 +21,8 @@ public struct ConsumerMetrics: Sendable {
     public var kafkaClientErrors = 0
     /// Sinks that can fall behind (the PostgreSQL sink).
     public var sinks: [SinkStatus] = []
+    /// How long no broker has answered; nil while the cluster is reachable.
+    public var clusterWaitingSeconds: Double?
 
     public init() {}
 
@@ -35,6 +37,7 @@ public final class ConsumerTelemetry: Sendable {
     private let checkpoints, checkpointFailures, alertsFiring, alertsResolved, clientErrors: TotalCounter
     private let checkpointDuration: CoreMetrics.Timer
     private let asOf: Meter
+    private let clusterUp: Meter
     private let partitions = Mutex<[TopicPartition: (messages: Meter, seconds: Meter)]>([:])
     private let sinks = Mutex<[String: (up: Meter, checkpoints: Meter, seconds: Meter, commits: TotalCounter)]>([:])
 
@@ -61,6 +64,8 @@ public final class ConsumerTelemetry: Sendable {
         clientErrors = TotalCounter(registry.counter("undercurrent_kafka_client_errors_total", help: "Errors reported by the Kafka client (broker down, timeouts)."))
         asOf = registry.gauge("undercurrent_as_of_timestamp_seconds", help: "Largest event time accepted (the marts' as-of), as a Unix time.")
         asOf.set(Double.nan)
+        clusterUp = registry.gauge("undercurrent_kafka_cluster_up", help: "Whether a broker of the cluster answers (1) or none does (0).")
+        clusterUp.set(1.0)
     }
 
     public func publish(_ m: ConsumerMetrics, checkpointDurations: [Double] = []) {
@@ -78,6 +83,7 @@ public final class ConsumerTelemetry: Sendable {
         alertsResolved.update(s.alertsResolved)
         clientErrors.update(m.kafkaClientErrors)
         asOf.set(m.asOf.map { Double($0.ms) / 1000 } ?? .nan)
+        clusterUp.set(m.clusterWaitingSeconds == nil ? 1.0 : 0.0)
         partitions.withLock { series in
             for (tp, gauges) in series where m.lag[tp] == nil {
                 gauges.messages.destroy()

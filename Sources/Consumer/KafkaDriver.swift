@@ -62,6 +62,7 @@ final class KafkaDriver: @unchecked Sendable {
         var lastMessage = ContinuousClock.now
         var lastReport = ContinuousClock.now
         var lastStallCheck = ContinuousClock.now
+        var lastProbe = ContinuousClock.now
         var fruitlessRestarts = 0  // stall restarts since messages last came
         var reportedTaken = 0
         while !stop.isStopped {
@@ -83,16 +84,27 @@ final class KafkaDriver: @unchecked Sendable {
                 commitForMonitoring(consumer)
                 lastCheckpoint = ContinuousClock.now
             }
+            // While no broker answers, ask for metadata now and then: the first answer ends the wait (one line).
+            if consumer.unreachableSince != nil && now - lastProbe >= .seconds(2) {
+                lastProbe = now
+                consumer.probeCluster()
+            }
             if now - lastReport >= options.reportInterval {
                 let taken = core.summary.taken
                 let m = reporter.report(core, rate: Double(taken - reportedTaken) / (now - lastReport).seconds, consumer: consumer)
                 let worst = m.lag.max { $0.value < $1.value }
-                logger.info("consuming", metadata: [
+                if let waiting = m.clusterWaitingSeconds {
+                    logger.info("waiting for the cluster", metadata: [
+                        LogKey.waitingSeconds: "\(Int(waiting))", LogKey.accepted: "\(m.summary.accepted)", LogKey.asOf: "\(m.asOf?.description ?? "-")",
+                    ])
+                } else {
+                    logger.info("consuming", metadata: [
                     LogKey.eventsPerSecond: "\(Int(m.eventsPerSecond))", LogKey.accepted: "\(m.summary.accepted)",
                     LogKey.duplicates: "\(m.summary.duplicates)", LogKey.deadLettered: "\(m.summary.rejected)", LogKey.asOf: "\(m.asOf?.description ?? "-")",
                     LogKey.lagTotal: "\(m.totalLag)", LogKey.lagMax: "\(worst.map { "\($0.key)=\($0.value)" } ?? "-")",
                     LogKey.partitions: "\(PartitionRanges(core.openPartitions))",
-                ])
+                    ])
+                }
                 lastReport = now
                 reportedTaken = taken
             }

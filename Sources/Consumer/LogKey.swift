@@ -17,4 +17,5 @@ public enum LogKey {
     public static let alertObservedRate = "alert.observed_rate"
     public static let alertBaselineRate = "alert.baseline_rate"
     public static let alertsOpen = "alerts.open"
+    public static let waitingSeconds = "kafka.waiting_seconds"
 }

@@ -19,9 +19,13 @@ public enum DashboardAPI {
     }
 
     /// `/health`: whether the state is loaded, its as-of and accepted count, the last load error.
-    public static func health(loaded: Bool, _ d: DashboardData, lastError: String?, sinks: [SinkHealth] = []) -> String {
+    /// `kafkaWaitingSeconds`: served by a consumer, how long no broker has answered (nil: the cluster answers);
+    /// `kafka` then says "connected" or "waiting for the cluster".
+    public static func health(loaded: Bool, _ d: DashboardData, lastError: String?, sinks: [SinkHealth] = [],
+                              consumer: Bool = false, kafkaWaitingSeconds: Double? = nil) -> String {
         encode(Health(status: loaded ? "ok" : "loading", asOf: d.asOf?.description, accepted: d.snapshot.accepted, lastError: lastError,
-                      sinks: sinks))
+                      sinks: sinks, kafka: consumer ? (kafkaWaitingSeconds == nil ? "connected" : "waiting for the cluster") : nil,
+                      kafkaWaitingSeconds: kafkaWaitingSeconds))
     }
 
     /// A sink that can fall behind the checkpoints (the PostgreSQL sink), in `/health`.
@@ -51,7 +55,11 @@ public enum DashboardAPI {
         var accepted: Int
         var lastError: String?
         var sinks: [SinkHealth]
-        enum CodingKeys: String, CodingKey { case status, asOf = "as_of", accepted, lastError = "last_error", sinks }
+        var kafka: String?
+        var kafkaWaitingSeconds: Double?
+        enum CodingKeys: String, CodingKey {
+            case status, asOf = "as_of", accepted, lastError = "last_error", sinks, kafka, kafkaWaitingSeconds = "kafka_waiting_seconds"
+        }
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(status, forKey: .status)
@@ -59,6 +67,8 @@ public enum DashboardAPI {
             try c.encode(accepted, forKey: .accepted)
             try c.encode(lastError, forKey: .lastError)
             if !sinks.isEmpty { try c.encode(sinks, forKey: .sinks) }
+            try c.encodeIfPresent(kafka, forKey: .kafka)
+            try c.encodeIfPresent(kafkaWaitingSeconds.map { ($0 * 10).rounded() / 10 }, forKey: .kafkaWaitingSeconds)
         }
     }
 

@@ -6,7 +6,7 @@ public final class KafkaAdmin: Sendable {
     private let client: NativeClient
 
     public init(config: KafkaConfig, logger: Logger) throws {
-        client = try NativeClient(type: RD_KAFKA_PRODUCER, config: config, context: ClientContext(logger: logger))
+        client = try NativeClient(type: RD_KAFKA_PRODUCER, config: config, context: ClientContext(logger: logger, cluster: config["bootstrap.servers"]))
     }
 
     /// Topics and their partitions. With `topic`, only that topic (an error if it does not exist).

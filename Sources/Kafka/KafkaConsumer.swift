@@ -45,7 +45,7 @@ public final class KafkaConsumer: Sendable {
     public init(config: KafkaConfig, logger: Logger, rebalance: RebalanceHandler? = nil) throws {
         var config = config.withDefaults(Self.defaults)
         if config["group.id"] == nil { config["group.id"] = "undercurrent-\(UUID().uuidString.prefix(8))" }
-        let context = ClientContext(logger: logger)
+        let context = ClientContext(logger: logger, cluster: config["bootstrap.servers"])
         if let rebalance { context.rebalance.withLock { $0 = RebalanceState(handler: rebalance) } }
         self.logger = logger
         self.client = try NativeClient(type: RD_KAFKA_CONSUMER, config: config, context: context) { conf in
@@ -189,6 +189,7 @@ public final class KafkaConsumer: Sendable {
         }
         if count < 0 { throw KafkaError(rd_kafka_last_error(), context: "consume") }
         guard count > 0 else { return [] }
+        client.context.markReachable()
         defer { for i in 0..<count { if let raw = buffer[i] { rd_kafka_message_destroy(raw) } } }
 
         // Every good message of the batch is returned (librdkafka has moved past them); the first fatal
@@ -296,6 +297,22 @@ public final class KafkaConsumer: Sendable {
 
     /// Client-level errors seen so far (broker down, ...), for progress reports and metrics.
     public var clientErrorCount: Int { client.context.errorCount.load(ordering: .relaxed) }
+
+    /// Since when no broker of the cluster answers; nil while it does.
+    public var unreachableSince: ContinuousClock.Instant? { client.context.cluster.unreachableSince.withLock { $0 } }
+
+    /// While the cluster is unreachable, asks it for metadata (waiting at most `timeout`); an answer ends the
+    /// unreachable state (one log line). Returns whether the cluster is reachable.
+    @discardableResult
+    public func probeCluster(timeout: Duration = .seconds(1)) -> Bool {
+        guard client.context.cluster.unreachable.load(ordering: .relaxed) else { return true }
+        var md: UnsafePointer<rd_kafka_metadata>? = nil
+        let err = rd_kafka_metadata(client.handle, 0, nil, &md, Self.ms(timeout))
+        if let md { rd_kafka_metadata_destroy(md) }
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { return false }
+        client.context.markReachable()
+        return true
+    }
 
     // MARK: - Internals
 

@@ -41,7 +41,7 @@ public final class KafkaProducer: Sendable {
                 onDelivery: (@Sendable (DeliveryReport) -> Void)? = nil,
                 onLatency: (@Sendable (_ microseconds: Int64) -> Void)? = nil) throws {
         let config = config.withDefaults(Self.defaults)
-        let context = ClientContext(logger: logger, onDelivery: onDelivery, onLatency: onLatency)
+        let context = ClientContext(logger: logger, cluster: config["bootstrap.servers"], onDelivery: onDelivery, onLatency: onLatency)
         self.logger = logger
         self.client = try NativeClient(type: RD_KAFKA_PRODUCER, config: config, context: context) { conf in
             rd_kafka_conf_set_dr_msg_cb(conf, deliveryCallback)
@@ -81,6 +81,9 @@ public final class KafkaProducer: Sendable {
     public var firstDeliveryFailure: KafkaError? {
         client.context.delivery.firstFailure.withLock { $0 }
     }
+
+    /// Since when no broker of the cluster answers; nil while it does (a delivery ends it).
+    public var unreachableSince: ContinuousClock.Instant? { client.context.cluster.unreachableSince.withLock { $0 } }
 
     /// The most recent client-level error (e.g. all brokers down), for progress reports.
     public var lastClientError: KafkaError? { client.context.lastError.withLock { $0 } }
@@ -262,6 +265,7 @@ private let deliveryCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_k
         let delivered = msg.err == RD_KAFKA_RESP_ERR_NO_ERROR
         if delivered {
             context.delivery.delivered.add(1, ordering: .relaxed)
+            if context.cluster.unreachable.load(ordering: .relaxed) { context.markReachable() }
             if let onLatency = context.onLatency {
                 let latency = rd_kafka_message_latency(message)
                 if latency >= 0 { onLatency(latency) }

@@ -43,11 +43,30 @@ final class ClientContext: Sendable {
     let onLatency: (@Sendable (Int64) -> Void)?
     let delivery = DeliveryCounters()
     let rebalance = Mutex<RebalanceState?>(nil)
+    /// Whether the cluster answers, shared by every client of this process that talks to it.
+    let cluster: ClusterState
+    /// The last client error logged at warning, and when: the same error is logged again at most once a minute.
+    let lastLogged = Mutex<(text: String, at: ContinuousClock.Instant)?>(nil)
 
-    init(logger: Logger, onDelivery: (@Sendable (DeliveryReport) -> Void)? = nil, onLatency: (@Sendable (Int64) -> Void)? = nil) {
+    init(logger: Logger, cluster bootstrap: String? = nil, onDelivery: (@Sendable (DeliveryReport) -> Void)? = nil,
+         onLatency: (@Sendable (Int64) -> Void)? = nil) {
         self.logger = logger
+        self.cluster = ClusterState.shared(bootstrap)
         self.onDelivery = onDelivery
         self.onLatency = onLatency
+    }
+
+    /// The cluster answered (a message, a delivery, metadata): one line if it had been unreachable.
+    func markReachable() {
+        guard cluster.unreachable.load(ordering: .relaxed) else { return }
+        let since = cluster.unreachableSince.withLock { s -> ContinuousClock.Instant? in
+            defer { s = nil }
+            cluster.unreachable.store(false, ordering: .relaxed)
+            return s
+        }
+        if let since {
+            logger.notice("Kafka cluster reachable again after \(Int((ContinuousClock.now - since).components.seconds)) s")
+        }
     }
 
     static func from(_ opaque: UnsafeMutableRawPointer?) -> ClientContext? {
@@ -66,6 +85,27 @@ final class DeliveryCounters: Sendable {
     let batchSenders = Atomic<Int>(0)
 }
 
+/// Whether a cluster answers, one per bootstrap address in a process: a consumer and the producer beside it
+/// share it, so a cluster going away (and coming back) is one line, not one per client.
+final class ClusterState: Sendable {
+    let unreachableSince = Mutex<ContinuousClock.Instant?>(nil)
+    /// A cheap check for the delivery path: whether `unreachableSince` is set.
+    let unreachable = Atomic<Bool>(false)
+
+    private static let states = Mutex<[String: ClusterState]>([:])
+
+    /// The state of the cluster at `bootstrap` (a private one when nil).
+    static func shared(_ bootstrap: String?) -> ClusterState {
+        guard let bootstrap else { return ClusterState() }
+        return states.withLock { states in
+            if let s = states[bootstrap] { return s }
+            let s = ClusterState()
+            states[bootstrap] = s
+            return s
+        }
+    }
+}
+
 struct RebalanceState: Sendable {
     var handler: RebalanceHandler
 }
@@ -75,8 +115,9 @@ private let logCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CC
     guard let rk, let context = ClientContext.from(rd_kafka_opaque(rk)) else { return }
     let fac = facility.map { String(cString: $0) } ?? "?"
     let text = message.map { String(cString: $0) } ?? ""
-    // syslog levels: 0-3 error, 4 warning, 5-6 info/notice, 7 debug.
-    let swiftLevel: Logger.Level = level <= 3 ? .error : level == 4 ? .warning : level <= 6 ? .info : .debug
+    // syslog levels: 0-3 error, 4 warning, 5-6 info/notice, 7 debug. A broker connection failing ("FAIL") is
+    // also reported through the error callback, which logs it once per state change: debug here.
+    let swiftLevel: Logger.Level = fac == "FAIL" ? .debug : level <= 3 ? .error : level == 4 ? .warning : level <= 6 ? .info : .debug
     context.logger.log(level: swiftLevel, "\(text)", metadata: ["kafka.facility": "\(fac)"])
 }
 
@@ -88,5 +129,28 @@ private let errorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<
                            message: reason.map { String(cString: $0) } ?? String(cString: rd_kafka_err2str(code)))
     context.errorCount.add(1, ordering: .relaxed)
     context.lastError.withLock { $0 = error }
-    context.logger.warning("Kafka client error: \(error)")
+    if code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN {
+        let first = context.cluster.unreachableSince.withLock { s -> Bool in
+            guard s == nil else { return false }
+            s = .now
+            return true
+        }
+        context.cluster.unreachable.store(true, ordering: .relaxed)
+        if first { context.logger.warning("Kafka cluster unreachable: no broker answers (\(error.message)); retrying until one does") }
+        return
+    }
+    // A broker's connection failing: librdkafka reconnects by itself, and when no broker answers the line above
+    // says so once. Other errors are logged, the same one at most once a minute.
+    if code == RD_KAFKA_RESP_ERR__TRANSPORT || code == RD_KAFKA_RESP_ERR__RESOLVE {
+        context.logger.debug("Kafka client error: \(error)")
+        return
+    }
+    let text = "\(error)"
+    let now = ContinuousClock.now
+    let log = context.lastLogged.withLock { last -> Bool in
+        if let last, last.text == text, now - last.at < .seconds(60) { return false }
+        last = (text, now)
+        return true
+    }
+    context.logger.log(level: log ? .warning : .debug, "Kafka client error: \(error)")
 }

@@ -27,10 +27,13 @@ public final class StateDirectorySource: Sendable {
     let metricsFile: URL?
     /// The consumer's sinks that can fall behind, when served by the consumer itself.
     let liveSinks: (@Sendable () -> [DashboardAPI.SinkHealth])?
+    /// When served by a consumer reading Kafka: how long no broker has answered (nil while one does).
+    let liveKafkaWaiting: (@Sendable () -> Double?)?
 
     public init(directory: URL, metricsFile: URL? = nil, metrics: MetricsRegistry = MetricsRegistry(),
-                liveSinks: (@Sendable () -> [DashboardAPI.SinkHealth])? = nil) {
+                liveSinks: (@Sendable () -> [DashboardAPI.SinkHealth])? = nil, liveKafkaWaiting: (@Sendable () -> Double?)? = nil) {
         self.directory = directory
+        self.liveKafkaWaiting = liveKafkaWaiting
         self.metricsFile = metricsFile
         self.metrics = metrics
         self.liveSinks = liveSinks
@@ -160,7 +163,8 @@ public struct DashboardServer: Sendable {
         }
         router.get("/health") { _, _ in
             let d = source.data
-            return Self.json(DashboardAPI.health(loaded: source.isLoaded, d, lastError: source.lastError, sinks: source.liveSinks?() ?? []))
+            return Self.json(DashboardAPI.health(loaded: source.isLoaded, d, lastError: source.lastError, sinks: source.liveSinks?() ?? [],
+                                                 consumer: source.liveKafkaWaiting != nil, kafkaWaitingSeconds: source.liveKafkaWaiting?() ?? nil))
         }
         router.get("/metrics") { _, _ in Self.text(source.metricsText) }
         router.get("/api/version") { _, _ in

@@ -171,10 +171,13 @@ extension MartsConsumerCommand {
     func dashboardServices(_ listen: String, consumer: MartsConsumer, options: MartsConsumer.Options) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
         let address = try ListenAddress.parse(listen, option: "--serve")
         try FileManager.default.createDirectory(at: options.stateDirectory, withIntermediateDirectories: true)
-        let source = StateDirectorySource(directory: options.stateDirectory, metrics: options.metrics, liveSinks: {
+        let sinks: @Sendable () -> [DashboardAPI.SinkHealth] = {
             consumer.metrics.sinks.map { DashboardAPI.SinkHealth(name: $0.name, connected: $0.connected, checkpointsBehind: $0.checkpointsBehind,
                                                                  secondsBehind: $0.secondsBehind) }
-        })
+        }
+        let readWaiting: @Sendable () -> Double? = { consumer.metrics.clusterWaitingSeconds }
+        let waiting = fromArchive == nil ? readWaiting : nil
+        let source = StateDirectorySource(directory: options.stateDirectory, metrics: options.metrics, liveSinks: sinks, liveKafkaWaiting: waiting)
         let server = DashboardServer(source: source, host: address.host, port: address.port, token: try dashboardToken(token))
         return server.services(logger: common.makeLogger("dashboard")) { port in Console.err("dashboard: http://\(address.host):\(port)/") }
     }
