@@ -93,11 +93,42 @@ public struct ChartStyle: Sendable {
     }
 }
 
+/// Approximate width of text in the charts' 11 px system font (average glyph 6.2 px; wide enough for digits
+/// and lower case).
+func textWidth(_ s: String) -> Double { Double(s.count) * 6.2 }
+
+/// How category labels under the x axis are drawn: level when they fit their slot, else turned upright (read
+/// from below, each in a column no wider than a line of text, so neighbours never touch) and shortened past
+/// 22 characters, the whole label staying in its tooltip.
+struct XLabels {
+    static let angle = 90.0
+    static let maxRotatedChars = 22
+    let rotated: Bool
+    /// Extra space below the axis that rotated labels take.
+    let extraBottom: Double
+
+    init(_ labels: [String], slot: Double) {
+        let widest = labels.map(textWidth).max() ?? 0
+        rotated = widest > slot * 0.92 && labels.count > 1
+        if rotated {
+            let w = min(widest, textWidth(String(repeating: "x", count: Self.maxRotatedChars + 1)))
+            extraBottom = (w * sin(Self.angle * .pi / 180)).rounded(.up)
+        } else {
+            extraBottom = 0
+        }
+    }
+
+    static func shortened(_ s: String) -> String { s.count > maxRotatedChars ? String(s.prefix(maxRotatedChars - 1)) + "…" : s }
+}
+
 private struct Frame {
-    let left = 58.0, right = 12.0, top = 26.0
+    let right = 12.0, top = 26.0
+    /// Room for the widest y tick label.
+    var left = 58.0
     let width: Double, height: Double
     var legendRows = 1
-    var bottom: Double { 40 + Double(legendRows - 1) * 14 }
+    var xLabelRoom = 0.0
+    var bottom: Double { 40 + Double(legendRows - 1) * 14 + xLabelRoom }
     let lo: Double, hi: Double
     var plotW: Double { width - left - right }
     var plotH: Double { height - top - bottom }
@@ -128,17 +159,39 @@ private func axes(_ f: Frame, _ s: ChartStyle, labels: [String], x: (Int) -> Dou
     for t in ticks(f.lo, f.hi) {
         let y = f.y(t)
         out += "<line x1=\"\(fmt(f.left))\" x2=\"\(fmt(f.width - f.right))\" y1=\"\(fmt(y))\" y2=\"\(fmt(y))\" stroke=\"#e5e5e5\"/>"
-        out += "<text x=\"\(fmt(f.left - 6))\" y=\"\(fmt(y + 4))\" text-anchor=\"end\" fill=\"#555\">\(escape(s.yFormat(t)))</text>"
+        out += "<text class=\"ylabel\" x=\"\(fmt(f.left - 6))\" y=\"\(fmt(y + 4))\" text-anchor=\"end\" fill=\"#555\">\(escape(s.yFormat(t)))</text>"
     }
     let every = max(1, Int((Double(labels.count) / (f.plotW / 70)).rounded(.up)))
+    let slot = f.plotW / Double(max(labels.count, 1)) * Double(every)
+    let layout = XLabels(labels.enumerated().filter { $0.offset % every == 0 }.map(\.element), slot: slot)
+    let baseline = f.top + f.plotH + 16
     for (i, l) in labels.enumerated() where i % every == 0 {
-        out += "<text x=\"\(fmt(x(i)))\" y=\"\(fmt(f.height - f.bottom + 16))\" text-anchor=\"middle\" fill=\"#555\">\(escape(l))</text>"
+        if layout.rotated {
+            let (lx, ly) = (x(i) + 4, baseline - 8)
+            out += "<text class=\"xlabel\" x=\"\(fmt(lx))\" y=\"\(fmt(ly))\" text-anchor=\"end\" fill=\"#555\" transform=\"rotate(-\(Int(XLabels.angle)) \(fmt(lx)) \(fmt(ly)))\"><title>\(escape(l))</title>\(escape(XLabels.shortened(l)))</text>"
+        } else {
+            out += "<text class=\"xlabel\" x=\"\(fmt(x(i)))\" y=\"\(fmt(baseline))\" text-anchor=\"middle\" fill=\"#555\">\(escape(l))</text>"
+        }
     }
     out += "<line x1=\"\(fmt(f.left))\" x2=\"\(fmt(f.width - f.right))\" y1=\"\(fmt(f.top + f.plotH))\" y2=\"\(fmt(f.top + f.plotH))\" stroke=\"#999\"/>"
     if !s.yLabel.isEmpty {
         out += "<text x=\"\(fmt(f.left))\" y=\"14\" fill=\"#333\">\(escape(s.yLabel))</text>"
     }
     return out
+}
+
+/// A frame whose left margin fits the widest y tick label and whose bottom fits the x labels (turned when they
+/// do not fit their slots); the chart grows by what the labels take, so the plot keeps its height.
+private func frame(_ style: inout ChartStyle, rows: Int, lo: Double, hi: Double, labels: [String], slots: Int) -> Frame {
+    let widestY = ticks(lo, hi).map { textWidth(style.yFormat($0)) }.max() ?? 0
+    let left = max(40, (widestY + 12).rounded(.up))
+    let plotW = style.width - left - 12
+    let every = max(1, Int((Double(labels.count) / (plotW / 70)).rounded(.up)))
+    let layout = XLabels(labels.enumerated().filter { $0.offset % every == 0 }.map(\.element), slot: plotW / Double(max(slots, 1)) * Double(every))
+    style.height += layout.extraBottom
+    var f = Frame(left: left, width: style.width, height: style.height, legendRows: rows, lo: lo, hi: hi)
+    f.xLabelRoom = layout.extraBottom
+    return f
 }
 
 private func legend(_ series: [Series], _ f: Frame) -> String {
@@ -170,8 +223,8 @@ public func lineChart(title: String, labels: [String], series: [Series], style: 
     style.height += Double(rows - 1) * 14
     let all = series.flatMap { $0.values.compactMap { $0 } }
     let (lo, hi) = range(all, yMin: style.yMin)
-    let f = Frame(width: style.width, height: style.height, legendRows: rows, lo: lo, hi: hi)
     let n = max(labels.count, 1)
+    let f = frame(&style, rows: rows, lo: lo, hi: hi, labels: labels, slots: max(n - 1, 1))
     func x(_ i: Int) -> Double { n == 1 ? f.left + f.plotW / 2 : f.left + f.plotW * Double(i) / Double(n - 1) }
     var out = open(style, kind: "line", title: title) + "<title>\(escape(title))</title>" + axes(f, style, labels: labels, x: x)
     for (si, s) in series.enumerated() {
@@ -210,7 +263,7 @@ public func barChart(title: String, labels: [String], series: [Series], stacked:
         totals = series.flatMap { $0.values.compactMap { $0 } }
     }
     let (lo, hi) = range(totals + [0], yMin: min(0, totals.min() ?? 0))
-    let f = Frame(width: style.width, height: style.height, legendRows: rows, lo: lo, hi: hi)
+    let f = frame(&style, rows: rows, lo: lo, hi: hi, labels: labels, slots: n)
     let slot = f.plotW / Double(n)
     func x(_ i: Int) -> Double { f.left + slot * (Double(i) + 0.5) }
     var out = open(style, kind: "bar", title: title) + "<title>\(escape(title))</title>" + axes(f, style, labels: labels, x: x)
@@ -245,8 +298,9 @@ public func waterfallChart(title: String, start: (String, Double), steps: [(Stri
     var running = start.1
     for s in steps { running += s.1; levels.append(running) }
     let (lo, hi) = range(levels + [0], yMin: min(0, levels.min() ?? 0))
-    let f = Frame(width: style.width, height: style.height, lo: lo, hi: hi)
     let labels = [start.0] + steps.map(\.0) + [endLabel]
+    var style = style
+    let f = frame(&style, rows: 1, lo: lo, hi: hi, labels: labels, slots: labels.count)
     let slot = f.plotW / Double(labels.count)
     func x(_ i: Int) -> Double { f.left + slot * (Double(i) + 0.5) }
     var out = open(style, kind: "waterfall", title: title) + "<title>\(escape(title))</title>" + axes(f, style, labels: labels, x: x)

@@ -25,25 +25,20 @@ public enum ErrorWords {
 
     static func posix(_ code: Int32) -> String { String(cString: strerror(code)).lowercased() }
 
-    /// Creates `path` as a directory (and its parents) if it is missing and checks it is writable: nil when it
-    /// is, else the reason in words.
+    /// Whether `path` is, or can be created as, a writable directory: nil when it is, else the reason in words.
+    /// Creates nothing (a command that stops for another reason leaves no trace).
     public static func directoryProblem(_ path: String) -> String? {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else { return "it is a file, not a directory" }
-        } else {
-            do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-                // Foundation often says only "file error 512": the nearest existing ancestor tells why.
-                var ancestor = URL(fileURLWithPath: path).deletingLastPathComponent()
-                while ancestor.path != "/" && !FileManager.default.fileExists(atPath: ancestor.path) { ancestor = ancestor.deletingLastPathComponent() }
-                var ancestorIsDirectory: ObjCBool = false
-                _ = FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &ancestorIsDirectory)
-                if !ancestorIsDirectory.boolValue { return "\(ancestor.path) is not a directory" }
-                if access(ancestor.path, W_OK | X_OK) != 0 { return "\(ancestor.path): \(posix(errno))" }
-                return describe(error)
-            }
+            return access(path, W_OK | X_OK) == 0 ? nil : posix(errno)
         }
-        return access(path, W_OK | X_OK) == 0 ? nil : posix(errno)
+        // Missing: it can be created if its nearest existing ancestor is a writable directory.
+        var ancestor = URL(fileURLWithPath: path).deletingLastPathComponent()
+        while ancestor.path != "/" && !FileManager.default.fileExists(atPath: ancestor.path) { ancestor = ancestor.deletingLastPathComponent() }
+        _ = FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &isDirectory)
+        if !isDirectory.boolValue { return "\(ancestor.path) is not a directory" }
+        return access(ancestor.path, W_OK | X_OK) == 0 ? nil : "\(ancestor.path): \(posix(errno))"
     }
 
     /// Whether a file can be created at `path` (its directory exists and is writable; the file, if present, is

@@ -20,6 +20,11 @@ public struct StateDirectory {
         }
         return (snapshot, offsets)
     }
+
+    /// Where each topic-partition's history starts (see `HistoryStart`), for every partition that recorded it.
+    public func history() -> [HistoryStart] {
+        CheckpointStore.partitions(in: url).flatMap { HistoryStart.load(stateDirectory: url, partition: $0) }
+    }
 }
 
 /// A state directory that cannot be read.

@@ -25,6 +25,7 @@ final class ArchiveDriver {
 
     func run(archive path: String, partitionCount: Int, stop: StopSignal) throws {
         try core.start()
+        core.historyGap = .notInArchive
         // One process reads the whole archive: the engine covers whichever partitions it had seen.
         core.adoptAlertState(for: nil)
         let started = ContinuousClock.now

@@ -20,6 +20,10 @@ public protocol CheckpointStorage: AnyObject {
     func writeAlertEngine(_ state: AlertEngine.State, rules: String, offsets: [String: [Int32: Int64]]) throws
     /// Forgets the alert engine's checkpoint and the alerts raised so far (a rebuild).
     func removeAlerts()
+    /// Where a partition's topics' histories start (see `HistoryStart`); written before the checkpoint that
+    /// first covers them, removed with the partition.
+    func loadHistory(_ partition: Int32) -> [HistoryStart]
+    func writeHistory(_ partition: Int32, _ records: [HistoryStart]) throws
 }
 
 /// Checkpoints in a state directory: `partition-N/` per partition (`CheckpointStore`), `alert-engine.bin`
@@ -62,6 +66,12 @@ public final class DirectoryCheckpointStorage: CheckpointStorage {
         try AlertStateStore(stateDirectory: directory).write(state, rules: rules, offsets: offsets)
     }
 
+    public func loadHistory(_ partition: Int32) -> [HistoryStart] { HistoryStart.load(stateDirectory: directory, partition: partition) }
+
+    public func writeHistory(_ partition: Int32, _ records: [HistoryStart]) throws {
+        try HistoryStart.write(records, stateDirectory: directory, partition: partition)
+    }
+
     public func removeAlerts() {
         AlertStateStore(stateDirectory: directory).remove()
         try? FileManager.default.removeItem(at: directory.appendingPathComponent(AlertLog.fileName))
@@ -95,7 +105,10 @@ public final class MemoryCheckpointStorage: CheckpointStorage, @unchecked Sendab
         writes += 1
     }
 
-    public func remove(_ partition: Int32) throws { partitions[partition] = nil }
+    public func remove(_ partition: Int32) throws {
+        partitions[partition] = nil
+        histories[partition] = nil
+    }
     public func release(_ partition: Int32) throws {}
 
     public func loadAlertEngine(rules: String) throws -> AlertStateStore.Loaded? {
@@ -108,4 +121,7 @@ public final class MemoryCheckpointStorage: CheckpointStorage, @unchecked Sendab
     }
 
     public func removeAlerts() { alertEngine = nil }
+    public private(set) var histories: [Int32: [HistoryStart]] = [:]
+    public func loadHistory(_ partition: Int32) -> [HistoryStart] { histories[partition] ?? [] }
+    public func writeHistory(_ partition: Int32, _ records: [HistoryStart]) throws { histories[partition] = records }
 }

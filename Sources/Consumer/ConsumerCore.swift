@@ -47,6 +47,11 @@ public final class ConsumerCore {
         /// The offsets of the last checkpoint (or those the partition was opened at).
         var checkpointedOffsets: [String: Int64]
         var sinceCheckpoint = 0
+        /// Where each topic's history starts in this partition; `historyChanged` until the next checkpoint.
+        var history: [String: HistoryStart] = [:]
+        var historyChanged = false
+        /// Starts recorded since the core last looked (for one warning per batch).
+        var newHistory: [HistoryStart] = []
         init(state: MartState, offsets: [String: Int64]) {
             self.state = state
             self.offsets = offsets
@@ -63,6 +68,8 @@ public final class ConsumerCore {
     public internal(set) var summary = Summary()
     public private(set) var checkpointFailures = 0
     public private(set) var lastCheckpointSeconds = 0.0
+    /// What a gap before a topic-partition's first message means for this driver (Kafka: deleted by retention).
+    public var historyGap: HistoryStart.Gap = .deleted
     /// Set when a checkpoint was given up because the consumer was stopped while it kept failing (what and why).
     public private(set) var checkpointGaveUp: String?
     /// Each checkpoint's duration since the last report took them (for the duration histogram).
@@ -106,6 +113,7 @@ public final class ConsumerCore {
             case let .success(loaded):
                 let part = Partition(state: loaded?.state ?? MartState(), offsets: loaded?.offsets ?? [:])
                 if let hot = options.hotCustomers { part.state.hotCustomerCapacity = hot }
+                for h in storage.loadHistory(p) { part.history[h.topic] = h }
                 partitions[p] = part
                 if let loaded {
                     for note in loaded.notes { logger.warning("\(note)") }
@@ -205,6 +213,11 @@ public final class ConsumerCore {
     private func checkpoint(_ p: Int32) throws {
         guard let part = partitions[p] else { return }
         let started = ContinuousClock.now
+        if part.historyChanged {
+            // Before the checkpoint that first covers these messages: a crash in between re-records the same starts.
+            try storage.writeHistory(p, Array(part.history.values))
+            part.historyChanged = false
+        }
         var state = part.state
         try storage.write(p, state: &state, offsets: part.offsets)
         part.state = state
@@ -242,6 +255,25 @@ public final class ConsumerCore {
         }
     }
 
+    // MARK: Where history starts
+
+    /// Every open partition's topics' history starts.
+    public var history: [HistoryStart] { partitions.values.flatMap { $0.history.values } }
+
+    /// One warning for the history starts recorded by the last batch that miss messages.
+    private func warnAboutNewHistory() {
+        var partial: [HistoryStart] = []
+        for part in partitions.values where !part.newHistory.isEmpty {
+            partial += part.newHistory.filter(\.isPartial)
+            part.newHistory.removeAll()
+        }
+        guard !partial.isEmpty else { return }
+        let ranges = TopicPartitionRanges(partial.map { TopicPartition($0.topic, $0.partition) })
+        let missed = partial.reduce(0) { $0 + $1.missedMessages }
+        logger.warning("marts built on partial history: \(HistoryStart.summaries(partial).joined(separator: "; ")); `undercurrent check` reports it",
+                       metadata: [LogKey.partitions: "\(ranges)", LogKey.missedMessages: "\(missed)"])
+    }
+
     // MARK: Applying messages
 
     /// What applying one message to its partition's state gave.
@@ -257,6 +289,7 @@ public final class ConsumerCore {
     /// are not open, or of other topics, are ignored. Messages before `startMs` only move offsets.
     public func apply(_ messages: [KafkaMessage], startMs: Int64? = nil) -> [ConsumerOutput] {
         let applied = applyLanes(messages, startMs: startMs)
+        warnAboutNewHistory()
         var outputs: [ConsumerOutput] = []
         for (m, a) in zip(messages, applied) {
             guard let a, let topic = topicOf[m.topic] else { continue }
@@ -269,6 +302,15 @@ public final class ConsumerCore {
     /// with the risk segment changes that gave. Touches nothing but `part`, so different partitions can run
     /// on different threads.
     func apply(part: Partition, message: KafkaMessage, _ prepared: borrowing MartState.Prepared) -> Applied {
+        if part.offsets[message.topic] == nil && part.history[message.topic] == nil {
+            // The first message of this topic-partition: the history of the marts starts here.
+            let gap: HistoryStart.Gap? = options.startTime != nil ? .skippedByStartTime : message.offset == 0 ? nil : historyGap
+            let start = HistoryStart(topic: message.topic, partition: message.partition, firstOffset: message.offset,
+                                     firstTimestampMs: message.timestampMs, missedMessages: message.offset, gap: gap)
+            part.history[message.topic] = start
+            part.historyChanged = true
+            part.newHistory.append(start)
+        }
         part.offsets[message.topic] = message.offset + 1
         part.sinceCheckpoint += 1
         if prepared.isIgnored { return Applied(outcome: nil, event: nil) }

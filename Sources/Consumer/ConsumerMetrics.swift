@@ -1,3 +1,4 @@
+import Checkpoints
 import CoreMetrics
 import Events
 import Foundation
@@ -23,6 +24,8 @@ public struct ConsumerMetrics: Sendable {
     public var sinks: [SinkStatus] = []
     /// How long no broker has answered; nil while the cluster is reachable.
     public var clusterWaitingSeconds: Double?
+    /// Where each open topic-partition's history starts.
+    public var history: [HistoryStart] = []
 
     public init() {}
 
@@ -38,6 +41,7 @@ public final class ConsumerTelemetry: Sendable {
     private let checkpointDuration: CoreMetrics.Timer
     private let asOf: Meter
     private let clusterUp: Meter
+    private let historySeries = Mutex<[TopicPartition: Meter]>([:])
     private let partitions = Mutex<[TopicPartition: (messages: Meter, seconds: Meter)]>([:])
     private let sinks = Mutex<[String: (up: Meter, checkpoints: Meter, seconds: Meter, commits: TotalCounter)]>([:])
 
@@ -84,6 +88,16 @@ public final class ConsumerTelemetry: Sendable {
         clientErrors.update(m.kafkaClientErrors)
         asOf.set(m.asOf.map { Double($0.ms) / 1000 } ?? .nan)
         clusterUp.set(m.clusterWaitingSeconds == nil ? 1.0 : 0.0)
+        historySeries.withLock { series in
+            for h in m.history {
+                let tp = TopicPartition(h.topic, h.partition)
+                let gauge = series[tp] ?? registry.gauge("undercurrent_history_missed_messages",
+                                                         help: "Messages before the first one applied that were never seen (the marts' history of this topic-partition is partial when above 0).",
+                                                         labels: [("topic", h.topic), ("partition", "\(h.partition)")])
+                series[tp] = gauge
+                gauge.set(Double(h.missedMessages))
+            }
+        }
         partitions.withLock { series in
             for (tp, gauges) in series where m.lag[tp] == nil {
                 gauges.messages.destroy()

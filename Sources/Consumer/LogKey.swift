@@ -18,4 +18,5 @@ public enum LogKey {
     public static let alertBaselineRate = "alert.baseline_rate"
     public static let alertsOpen = "alerts.open"
     public static let waitingSeconds = "kafka.waiting_seconds"
+    public static let missedMessages = "history.missed_messages"
 }

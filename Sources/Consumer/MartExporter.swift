@@ -1,10 +1,11 @@
+import Checkpoints
 import Foundation
 import Marts
 
 /// Writes the marts of a snapshot as files (`undercurrent marts export`).
 public enum MartExporter {
     /// Writes one CSV per mart and manifest.json (or one JSON file per mart with `json`).
-    public static func write(_ snapshot: MartSnapshot, offsets: [String: [Int32: Int64]], to dir: URL, json: Bool) throws {
+    public static func write(_ snapshot: MartSnapshot, offsets: [String: [Int32: Int64]], history: [HistoryStart] = [], to dir: URL, json: Bool) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         for table in snapshot.tables() {
             if json {
@@ -17,7 +18,8 @@ public enum MartExporter {
         let manifest = Manifest(asOf: snapshot.asOf?.description, accepted: snapshot.accepted, duplicates: snapshot.duplicates,
                                 rejected: snapshot.rejected,
                                 offsets: offsets.mapValues { Dictionary(uniqueKeysWithValues: $0.map { (String($0.key), $0.value) }) },
-                                marts: MartSnapshot.martNames)
+                                marts: MartSnapshot.martNames,
+                                history: HistoryReport(history, customersWithoutSignup: snapshot.customers.values.filter { $0.signedUpAt == nil }.count))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data = try encoder.encode(manifest)
@@ -33,8 +35,10 @@ public enum MartExporter {
         /// Next offset per input topic and partition number.
         var offsets: [String: [String: Int64]]
         var marts: [String]
+        /// Where each input's history starts, and whether any is partial.
+        var history: HistoryReport
 
-        enum CodingKeys: String, CodingKey { case asOf = "as_of", accepted, duplicates, rejected, offsets, marts }
+        enum CodingKeys: String, CodingKey { case asOf = "as_of", accepted, duplicates, rejected, offsets, marts, history }
 
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
@@ -44,6 +48,7 @@ public enum MartExporter {
             try c.encode(rejected, forKey: .rejected)
             try c.encode(offsets, forKey: .offsets)
             try c.encode(marts, forKey: .marts)
+            try c.encode(history, forKey: .history)
         }
     }
 }

@@ -103,6 +103,7 @@ final class ConsumerReporter: Sendable {
         m.checkpointFailures = core.checkpointFailures
         m.kafkaClientErrors = consumer?.clientErrorCount ?? 0
         m.clusterWaitingSeconds = consumer?.unreachableSince.map { (ContinuousClock.now - $0).seconds }
+        m.history = core.history
         m.sinks = sinks.compactMap(\.sinkStatus)
         snapshot.withLock { $0 = m }
         telemetry.publish(m, checkpointDurations: core.checkpointDurations)

@@ -25,7 +25,8 @@ public enum DashboardAPI {
                               consumer: Bool = false, kafkaWaitingSeconds: Double? = nil) -> String {
         encode(Health(status: loaded ? "ok" : "loading", asOf: d.asOf?.description, accepted: d.snapshot.accepted, lastError: lastError,
                       sinks: sinks, kafka: consumer ? (kafkaWaitingSeconds == nil ? "connected" : "waiting for the cluster") : nil,
-                      kafkaWaitingSeconds: kafkaWaitingSeconds))
+                      kafkaWaitingSeconds: kafkaWaitingSeconds, history: d.historyGaps.isEmpty ? "complete" : "partial",
+                      historyGaps: d.historyGaps))
     }
 
     /// A sink that can fall behind the checkpoints (the PostgreSQL sink), in `/health`.
@@ -57,8 +58,11 @@ public enum DashboardAPI {
         var sinks: [SinkHealth]
         var kafka: String?
         var kafkaWaitingSeconds: Double?
+        var history: String
+        var historyGaps: [String]
         enum CodingKeys: String, CodingKey {
-            case status, asOf = "as_of", accepted, lastError = "last_error", sinks, kafka, kafkaWaitingSeconds = "kafka_waiting_seconds"
+            case status, asOf = "as_of", accepted, lastError = "last_error", sinks, kafka, kafkaWaitingSeconds = "kafka_waiting_seconds", history
+            case historyGaps = "history_gaps"
         }
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
@@ -69,6 +73,8 @@ public enum DashboardAPI {
             if !sinks.isEmpty { try c.encode(sinks, forKey: .sinks) }
             try c.encodeIfPresent(kafka, forKey: .kafka)
             try c.encodeIfPresent(kafkaWaitingSeconds.map { ($0 * 10).rounded() / 10 }, forKey: .kafkaWaitingSeconds)
+            try c.encode(history, forKey: .history)
+            if !historyGaps.isEmpty { try c.encode(historyGaps, forKey: .historyGaps) }
         }
     }
 

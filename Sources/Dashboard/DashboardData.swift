@@ -10,11 +10,15 @@ public struct DashboardData: Sendable {
     public let tables: [String: MartTable]
     public let kpis: ExecutiveKPIs
     public let alerts: [Alert]
+    /// One sentence per input topic whose history is partial (the marts were built without its first messages);
+    /// empty when every history is whole. Shown as a banner on every page.
+    public let historyGaps: [String]
     /// Identifies this state (as-of and counts), for live pages to notice a change.
     public let version: String
 
-    public init(snapshot: MartSnapshot, alerts: [Alert] = []) {
+    public init(snapshot: MartSnapshot, alerts: [Alert] = [], historyGaps: [String] = []) {
         self.snapshot = snapshot
+        self.historyGaps = historyGaps
         var t: [String: MartTable] = [:]
         for table in snapshot.tables() { t[table.name] = table }
         tables = t
@@ -26,6 +30,9 @@ public struct DashboardData: Sendable {
     public func table(_ name: String) -> MartTable { tables[name] ?? MartTable(name: name, columns: [], rows: []) }
 
     public var asOf: Timestamp? { snapshot.asOf }
+
+    /// Customers whose sign-up was never seen (they began inside a gap of the history, or before it).
+    public var customersWithoutSignup: Int { snapshot.customers.values.filter { $0.signedUpAt == nil }.count }
 
     /// The latest complete month (the one before as-of's), as the executive KPIs use.
     public var latestCompleteMonth: String? { months.count >= 2 ? months[months.count - 2] : nil }

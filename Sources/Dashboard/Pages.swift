@@ -63,11 +63,19 @@ public struct PageRenderer: Sendable {
         <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
         <title>\(escape(title)) · Undercurrent</title><style>\(Self.css)</style></head><body>
         <header><strong>Undercurrent</strong> <span class="asof">as of \(escape(data.asOf?.description ?? "no events yet")) · \(data.snapshot.accepted) events</span></header>
-        \(body)\(poll)</body></html>
+        \(historyBanner)\(body)\(poll)</body></html>
         """
     }
 
+    /// While any mart is built on partial history: what is missing, on every page.
+    var historyBanner: String {
+        guard !data.historyGaps.isEmpty else { return "" }
+        let items = data.historyGaps.map { "<li>\(escape($0))</li>" }.joined()
+        return "<div class=\"banner\" role=\"alert\"><strong>Partial history: these marts were built without the first messages of some inputs.</strong><ul>\(items)</ul>Customers who began inside the gap have incomplete histories (see <code>/api/history</code>).</div>"
+    }
+
     static let css = """
+    .banner{background:#fff4e5;border-bottom:2px solid #e8a33d;padding:8px 20px;font-size:14px}.banner ul{margin:4px 0 4px 18px;padding:0}
     body{font-family:system-ui,-apple-system,sans-serif;margin:0;color:#1d1d1f;background:#fafafa}header{background:#12263a;color:#fff;padding:10px 20px}
     .asof{opacity:.8;margin-left:12px;font-size:13px}nav{padding:8px 20px;background:#fff;border-bottom:1px solid #ddd}nav a{margin-right:14px;color:#0b5cad;text-decoration:none}
     nav a.cur{font-weight:700;color:#12263a}section{padding:12px 20px 28px}h1{font-size:22px;margin:8px 0 12px}h2{font-size:16px;margin:18px 0 8px}

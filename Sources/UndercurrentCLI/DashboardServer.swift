@@ -21,6 +21,9 @@ public final class StateDirectorySource: Sendable {
     private let signature = Mutex<String>("")
     private let loadError = Mutex<String?>(nil)
     private let reloads = Atomic<Int>(0)
+    private let historyRecords = Mutex<[HistoryStart]>([])
+    /// Where each topic-partition's history starts, as last loaded.
+    public var history: [HistoryStart] { historyRecords.withLock { $0 } }
     /// The process's metrics: the consumer's own when it serves the dashboard, and the dashboard's.
     public let metrics: MetricsRegistry
     /// A consumer's metrics file, served ahead of the registry's (a dashboard run apart from its consumer).
@@ -70,8 +73,11 @@ public final class StateDirectorySource: Sendable {
         let f = fingerprint()
         guard f != signature.withLock({ $0 }) || !isLoaded else { return }
         do {
-            let (snapshot, _) = try StateDirectory(directory.path).load()
-            let d = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: directory))
+            let state = try StateDirectory(directory.path)
+            let (snapshot, _) = try state.load()
+            let history = state.history()
+            let d = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: directory), historyGaps: HistoryStart.summaries(history))
+            historyRecords.withLock { $0 = history }
             current.withLock { $0 = d }
             signature.withLock { $0 = f }
             loadError.withLock { $0 = nil }
@@ -174,6 +180,7 @@ public struct DashboardServer: Sendable {
         router.get("/api/kpis") { _, _ in Self.json(DashboardAPI.kpis(source.data)) }
         router.get("/api/narrative") { _, _ in Self.json(DashboardAPI.narrative(source.data)) }
         router.get("/api/alerts") { _, _ in Self.json(DashboardAPI.alerts(source.data)) }
+        router.get("/api/history") { _, _ in Self.json(HistoryReport(source.history, customersWithoutSignup: source.data.customersWithoutSignup).json) }
         router.get("/api/at-risk") { request, _ in
             let limit = request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 50
             guard (1...10_000).contains(limit) else { return Self.json(DashboardAPI.error("limit: expected 1 to 10000"), status: .badRequest) }

@@ -198,8 +198,9 @@ struct MartsCommand: ParsableCommand {
         }
         func run() throws {
             try StartChecks.directory(out, "the output directory")
-            let (snapshot, offsets) = try StateDirectory(stateDir).load()
-            try MartExporter.write(snapshot, offsets: offsets, to: URL(fileURLWithPath: out), json: format == "json")
+            let state = try StateDirectory(stateDir)
+            let (snapshot, offsets) = try state.load()
+            try MartExporter.write(snapshot, offsets: offsets, history: state.history(), to: URL(fileURLWithPath: out), json: format == "json")
             Console.err("exported \(MartSnapshot.martNames.count) marts as of \(snapshot.asOf?.description ?? "-") to \(out)")
         }
     }

@@ -10,7 +10,7 @@ public struct StartError: Error, CustomStringConvertible, Sendable {
 
 /// The checks commands run first, so that a path that cannot be written fails at once rather than after the work.
 enum StartChecks {
-    /// A directory the command writes into (created when missing).
+    /// A directory the command writes into (it may be missing if it can be created).
     static func directory(_ path: String, _ what: String) throws {
         if let problem = ErrorWords.directoryProblem(path) { throw StartError("cannot use \(path) as \(what): \(problem)") }
     }

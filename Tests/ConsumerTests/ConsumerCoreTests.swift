@@ -247,3 +247,38 @@ extension AlertRestoreTests {
         #expect(failures.isEmpty, "\(failures)")
     }
 }
+
+/// Where each topic-partition's history starts: recorded from its first message, kept with the checkpoints,
+/// never recorded again for a partition that resumes.
+@Suite struct HistoryStartTests {
+    @Test func aPartitionWhoseFirstMessagesAreGoneIsPartialAndStaysSoAcrossARestart() throws {
+        let storage = MemoryCheckpointStorage()
+        let c = try core(storage)
+        // Partition 0's payments begin at offset 500 (the broker deleted 0-499); the rest begin at 0.
+        let shifted = input.map { m -> KafkaMessage in
+            guard m.partition == 0 && m.topic == "payments" else { return m }
+            return KafkaMessage(topic: m.topic, partition: m.partition, offset: m.offset + 500, key: m.key, value: m.value, timestampMs: m.timestampMs)
+        }
+        _ = c.apply(shifted)
+        let partial = c.history.filter(\.isPartial)
+        #expect(partial.count == 1)
+        let start = try #require(partial.first)
+        #expect(start.topic == "payments" && start.partition == 0 && start.firstOffset == 500 && start.missedMessages == 500 && start.gap == .deleted)
+        #expect(start.firstTimestampMs == shifted.first { $0.topic == "payments" && $0.partition == 0 }?.timestampMs)
+        #expect(c.history.filter { !$0.isPartial }.allSatisfy { $0.firstOffset == 0 && $0.gap == nil })
+        #expect(HistoryStart.summaries(c.history).count == 1 && HistoryStart.summaries(c.history)[0].hasPrefix("payments before "))
+        // Kept with the checkpoints, and a restored core does not record the starts again.
+        #expect(c.checkpointAll(sinks: [], stop: nil))
+        #expect(storage.loadHistory(0).contains(start))
+        let restored = try core(storage)
+        #expect(Set(restored.history.map(\.topic)) == Set(c.history.map(\.topic)))
+        #expect(restored.history.filter(\.isPartial) == [start])
+    }
+
+    @Test func aStartTimeMakesEveryHistoryPartialOnPurpose() throws {
+        let storage = MemoryCheckpointStorage()
+        let c = try core(storage) { $0.startTime = Timestamp(year: 2024, month: 6, day: 1) }
+        _ = c.apply(input)
+        #expect(!c.history.isEmpty && c.history.allSatisfy { $0.gap == .skippedByStartTime && $0.isPartial })
+    }
+}

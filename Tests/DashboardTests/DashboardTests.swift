@@ -343,3 +343,37 @@ func serve(_ dir: URL, token: String? = nil) async throws -> (port: Int, stop: @
         }
     }
 }
+
+/// Axis labels laid out by a real browser: on every page, no two labels of one axis overlap and none leaves its
+/// chart (long decline reasons under the bars are turned, y labels get the room they need).
+@Suite(.serialized) struct ChartLabelTests {
+    static let measure = """
+        <script>window.addEventListener('load',function(){var problems=[];var charts=document.querySelectorAll('svg.chart');
+        charts.forEach(function(svg,ci){var box=svg.getBoundingClientRect();['xlabel','ylabel'].forEach(function(cls){
+        var r=Array.prototype.map.call(svg.querySelectorAll('text.'+cls),function(t){return t.getBoundingClientRect()});
+        r.forEach(function(a,i){if(a.left<box.left-0.5||a.right>box.right+0.5||a.top<box.top-0.5||a.bottom>box.bottom+0.5){problems.push('chart '+ci+' '+cls+' '+i+' leaves the chart')}
+        for(var j=i+1;j<r.length;j++){var b=r[j];var w=Math.min(a.right,b.right)-Math.max(a.left,b.left),h=Math.min(a.bottom,b.bottom)-Math.max(a.top,b.top);
+        if(w>0.5&&h>0.5){problems.push('chart '+ci+' '+cls+' '+i+' overlaps '+j)}}})})});
+        document.body.setAttribute('data-charts',String(charts.length));document.body.setAttribute('data-problems',problems.join('; '))});</script>
+        """
+
+    @Test func axisLabelsNeitherOverlapNorLeaveTheirChartOnAnyPage() async throws {
+        let binary = try #require(BrowserTests.chromium(), "headless Chromium is needed: scripts/test.sh installs Debian's chromium")
+        let data = DashboardData(snapshot: try snapshot(try world(customers: 800, months: 14)))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("uc-labels-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var checked = 0
+        for page in Page.allCases {
+            let html = PageRenderer(data: data).document(page).replacingOccurrences(of: "</body>", with: Self.measure + "</body>")
+            let file = dir.appendingPathComponent("\(page.rawValue).html")
+            try html.write(to: file, atomically: true, encoding: .utf8)
+            let (dom, _) = try await BrowserTests.run(binary, ["--window-size=1400,1800", "--virtual-time-budget=3000", "--dump-dom", file.absoluteString])
+            let charts = dom.range(of: "data-charts=\"").map { Int(dom[$0.upperBound...].prefix { $0.isNumber }) ?? 0 } ?? -1
+            #expect(charts >= 0, "\(page.rawValue): the measurement did not run")
+            let problems = dom.range(of: "data-problems=\"").map { String(dom[$0.upperBound...].prefix { $0 != "\"" }) } ?? "not measured"
+            #expect(problems.isEmpty, "\(page.rawValue): \(problems)")
+            checked += max(charts, 0)
+        }
+        #expect(checked >= 10, "only \(checked) charts measured")
+    }
+}
