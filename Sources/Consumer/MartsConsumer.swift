@@ -68,6 +68,8 @@ final class ConsumerReporter: Sendable {
     private let snapshot = Mutex(ConsumerMetrics())
     private let assigned = Atomic<Bool>(false)
     private let lagClock = Mutex(LagClock<TopicPartition>())
+    /// When a failing metrics file was last reported.
+    private let metricsFileFailing = Mutex<ContinuousClock.Instant?>(nil)
     let metricsFile: URL?
     let telemetry: ConsumerTelemetry
     let sinks: [any ConsumerSink]
@@ -109,8 +111,18 @@ final class ConsumerReporter: Sendable {
         telemetry.publish(m, checkpointDurations: core.checkpointDurations)
         core.checkpointDurations.removeAll()
         if let file = metricsFile {
-            do { try Data(telemetry.registry.exposition().utf8).write(to: file, options: .atomic) } catch {
-                logger.warning("cannot write metrics to \(file.path): \(ErrorWords.describe(error))")
+            do {
+                try Data(telemetry.registry.exposition().utf8).write(to: file, options: .atomic)
+                metricsFileFailing.withLock { $0 = nil }
+            } catch {
+                // Held and retried at each report; said at once, then once a minute while it lasts.
+                let now = ContinuousClock.now
+                let say = metricsFileFailing.withLock { last -> Bool in
+                    if let last, now - last < .seconds(60) { return false }
+                    last = now
+                    return true
+                }
+                if say { logger.warning("cannot write metrics to \(file.path): \(ErrorWords.describe(error)); retrying at each report") }
             }
         }
         return m

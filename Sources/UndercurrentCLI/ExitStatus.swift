@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checkpoints
 import Config
 import Foundation
 import Simulation
@@ -26,6 +27,10 @@ public enum ExitStatus {
             cannotStart(Command.self, error.description)
         } catch let error as ConfigError {
             cannotStart(Command.self, error.description)
+        } catch let error as NSError where error.domain == NSCocoaErrorDomain || error.domain == NSPOSIXErrorDomain {
+            // A file error nothing caught: its reason in words, never Foundation's dump.
+            FileHandle.standardError.write(Data("\(Command.configuration.commandName ?? "undercurrent"): error: \(ErrorWords.describe(error))\n".utf8))
+            exit(1)
         } catch {
             if Command.exitCode(for: error) == .validationFailure {
                 FileHandle.standardError.write(Data((Command.fullMessage(for: error) + "\n").utf8))
