@@ -180,21 +180,26 @@ func serve(_ dir: URL, token: String? = nil) async throws -> (port: Int, stop: @
     p.standardError = try FileHandle(forWritingTo: log)
     p.standardOutput = FileHandle.nullDevice
     try p.run()
-    nonisolated(unsafe) let process = p
-    let deadline = Date().addingTimeInterval(240)
-    while Date() < deadline && p.isRunning {
-        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        if let r = text.range(of: "http://127.0.0.1:"), let port = Int(text[r.upperBound...].prefix { $0.isNumber }) {
+    // Waited for on a thread of its own, not in async code: tests that block the cooperative pool's threads
+    // (child processes, sockets) must not stall this wait until its deadline passes.
+    let process = p
+    let port: Int? = await withCheckedContinuation { (done: CheckedContinuation<Int?, Never>) in
+        Thread {
+            guard let port = boundPort(in: log, prefix: "dashboard: ", process: process, deadline: .seconds(240)) else { return done.resume(returning: nil) }
             // Serving; wait until the state is loaded (slow on a busy machine with a debug build).
-            while Date() < deadline, await !get("http://127.0.0.1:\(port)/health").1.contains("\"status\":\"ok\"") {
-                try await Task.sleep(for: .milliseconds(100))
+            let end = ContinuousClock.now + .seconds(240)
+            while ContinuousClock.now < end && process.isRunning {
+                if httpGet("http://127.0.0.1:\(port)/health").body.contains("\"status\":\"ok\"") { return done.resume(returning: port) }
+                Thread.sleep(forTimeInterval: 0.1)
             }
-            return (port, { process.terminate(); process.waitUntilExit() })
-        }
-        try await Task.sleep(for: .milliseconds(50))
+            done.resume(returning: nil)
+        }.start()
     }
-    p.terminate()
-    throw CLIError("the dashboard did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+    guard let port else {
+        p.terminate()
+        throw CLIError("the dashboard did not start or load its state: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+    }
+    return (port, { process.terminate(); process.waitUntilExit() })
 }
 
 @Suite(.serialized) struct ServerTests {
@@ -279,11 +284,17 @@ func serve(_ dir: URL, token: String? = nil) async throws -> (port: Int, stop: @
             try? FileManager.default.removeItem(at: target)
             try FileManager.default.copyItem(at: longer.appendingPathComponent(f), to: target)
         }
-        var after = before
-        let deadline = Date().addingTimeInterval(15)
-        while after == before && Date() < deadline {
-            try await Task.sleep(for: .milliseconds(300))
-            after = await get(base + "/api/version").1
+        // Polled from a thread of its own (see `serve`); the dashboard rereads the state within a second.
+        let after: String = await withCheckedContinuation { (done: CheckedContinuation<String, Never>) in
+            Thread {
+                var after = before
+                let end = ContinuousClock.now + .seconds(60)
+                while after == before && ContinuousClock.now < end {
+                    Thread.sleep(forTimeInterval: 0.3)
+                    after = httpGet(base + "/api/version").body
+                }
+                done.resume(returning: after)
+            }.start()
         }
         #expect(after != before)
     }
@@ -310,9 +321,16 @@ func serve(_ dir: URL, token: String? = nil) async throws -> (port: Int, stop: @
         p.standardOutput = try FileHandle(forWritingTo: outURL)
         p.standardError = try FileHandle(forWritingTo: errURL)
         try p.run()
-        let deadline = Date().addingTimeInterval(120)
-        while p.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
-        if p.isRunning { p.terminate() }
+        // On a thread of its own (see `serve`): a starved cooperative pool must not make the deadline pass.
+        let process = p
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread {
+                let end = ContinuousClock.now + .seconds(120)
+                while process.isRunning && ContinuousClock.now < end { Thread.sleep(forTimeInterval: 0.1) }
+                if process.isRunning { process.terminate() }
+                done.resume()
+            }.start()
+        }
         return (try String(contentsOf: outURL, encoding: .utf8), (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
     }
 
