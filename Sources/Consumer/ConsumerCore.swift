@@ -302,7 +302,8 @@ public final class ConsumerCore {
     /// with the risk segment changes that gave. Touches nothing but `part`, so different partitions can run
     /// on different threads.
     func apply(part: Partition, message: KafkaMessage, _ prepared: borrowing MartState.Prepared) -> Applied {
-        if part.offsets[message.topic] == nil && part.history[message.topic] == nil {
+        // One lookup in the common case: the previous offset says whether this topic-partition had any message.
+        if part.offsets.updateValue(message.offset + 1, forKey: message.topic) == nil && part.history[message.topic] == nil {
             // The first message of this topic-partition: the history of the marts starts here.
             let gap: HistoryStart.Gap? = options.startTime != nil ? .skippedByStartTime : message.offset == 0 ? nil : historyGap
             let start = HistoryStart(topic: message.topic, partition: message.partition, firstOffset: message.offset,
@@ -311,7 +312,6 @@ public final class ConsumerCore {
             part.historyChanged = true
             part.newHistory.append(start)
         }
-        part.offsets[message.topic] = message.offset + 1
         part.sinceCheckpoint += 1
         if prepared.isIgnored { return Applied(outcome: nil, event: nil) }
         let outcome = part.state.commit(prepared)
