@@ -19,7 +19,7 @@ public enum MartExporter {
                                 rejected: snapshot.rejected,
                                 offsets: offsets.mapValues { Dictionary(uniqueKeysWithValues: $0.map { (String($0.key), $0.value) }) },
                                 marts: MartSnapshot.martNames,
-                                history: HistoryReport(history, customersWithoutSignup: snapshot.customers.values.filter { $0.signedUpAt == nil }.count))
+                                history: HistoryReport(history, customersWithoutSignup: snapshot.customersWithoutSignup))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data = try encoder.encode(manifest)

@@ -31,8 +31,6 @@ public struct DashboardData: Sendable {
 
     public var asOf: Timestamp? { snapshot.asOf }
 
-    /// Customers whose sign-up was never seen (they began inside a gap of the history, or before it).
-    public var customersWithoutSignup: Int { snapshot.customers.values.filter { $0.signedUpAt == nil }.count }
 
     /// The latest complete month (the one before as-of's), as the executive KPIs use.
     public var latestCompleteMonth: String? { months.count >= 2 ? months[months.count - 2] : nil }

@@ -271,26 +271,33 @@ public struct AlertEngine: Sendable {
         if let next = nextEvaluation, minute < next {
             lateAttempts += 1  // its minute was evaluated already
         } else {
-            var counts = buckets[minute] ?? Array(repeating: 0, count: Self.counterCount)
-            func add(_ scope: Int, _ failed: Bool) {
-                let sets = attempt == 1 ? [0, Self.scopeCount * 2] : [Self.scopeCount * 2]
-                for base in sets {
-                    counts[base + scope * 2] += 1
-                    if failed { counts[base + scope * 2 + 1] += 1 }
-                }
-            }
-            add(0, failure != nil)
-            add(plan.rank, failure != nil)
-            // Per-reason rates count every attempt, failing with this reason or not.
-            for r in FailureReason.allCases { add(4 + r.index, failure == r) }
-            if plan.rank >= 1 { for r in FailureReason.allCases { add(Self.planReasonScope(plan, r), failure == r) } }
-            buckets[minute] = counts
+            if buckets[minute] == nil { buckets[minute] = Array(repeating: 0, count: Self.counterCount) }
+            Self.count(into: &buckets[minute]!, plan: plan, failure: failure, firstAttempt: attempt == 1)  // in place, no copy
         }
         sourceTimes[source] = max(sourceTimes[source] ?? .min, t)
         // A source held (expected, nothing from it yet) keeps event time still.
         let oldest = sourceTimes.values.min()!
         guard oldest != .min else { return [] }
         return advance(to: oldest - Int64(rules.allowedLatenessSeconds) * 1000)
+    }
+
+    /// Adds one attempt to a minute's counters: every scope it belongs to, among all attempts and (when it is a
+    /// first attempt) among first attempts.
+    private static func count(into counts: inout [Int32], plan: Plan, failure: FailureReason?, firstAttempt: Bool) {
+        func add(_ scope: Int, _ failed: Bool) {
+            let all = scopeCount * 2 + scope * 2
+            counts[all] += 1
+            if failed { counts[all + 1] += 1 }
+            if firstAttempt {
+                counts[scope * 2] += 1
+                if failed { counts[scope * 2 + 1] += 1 }
+            }
+        }
+        add(0, failure != nil)
+        add(plan.rank, failure != nil)
+        // Per-reason rates count every attempt, failing with this reason or not.
+        for r in FailureReason.allCases { add(4 + r.index, failure == r) }
+        if plan.rank >= 1 { for r in FailureReason.allCases { add(planReasonScope(plan, r), failure == r) } }
     }
 
     /// Expects events from `source` (e.g. a partition just assigned): event time does not advance past

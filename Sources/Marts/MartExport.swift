@@ -59,6 +59,10 @@ public struct MartSnapshot: Sendable {
     public var minTime: Timestamp?
     public var asOf: Timestamp?
 
+    /// Customers whose sign-up was never seen: they began inside a gap of the input's history (or before it), so
+    /// their lifetime columns count only what was seen.
+    public var customersWithoutSignup: Int { customers.values.filter { $0.signedUpAt == nil }.count }
+
     public init() {}
 
     public init(_ states: [MartState]) {

@@ -14,7 +14,7 @@ struct CheckCommand: ParsableCommand {
         let state = try StateDirectory(stateDir)
         let (snapshot, _) = try state.load()
         let violations = DataQuality.check(snapshot)
-        let history = HistoryReport(state.history(), customersWithoutSignup: snapshot.customers.values.filter { $0.signedUpAt == nil }.count)
+        let history = HistoryReport(state.history(), customersWithoutSignup: snapshot.customersWithoutSignup)
         for gap in history.gaps {
             Console.out("partial history: \(gap)")
         }

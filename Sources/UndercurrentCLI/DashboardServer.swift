@@ -180,7 +180,7 @@ public struct DashboardServer: Sendable {
         router.get("/api/kpis") { _, _ in Self.json(DashboardAPI.kpis(source.data)) }
         router.get("/api/narrative") { _, _ in Self.json(DashboardAPI.narrative(source.data)) }
         router.get("/api/alerts") { _, _ in Self.json(DashboardAPI.alerts(source.data)) }
-        router.get("/api/history") { _, _ in Self.json(HistoryReport(source.history, customersWithoutSignup: source.data.customersWithoutSignup).json) }
+        router.get("/api/history") { _, _ in Self.json(HistoryReport(source.history, customersWithoutSignup: source.data.snapshot.customersWithoutSignup).json) }
         router.get("/api/at-risk") { request, _ in
             let limit = request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 50
             guard (1...10_000).contains(limit) else { return Self.json(DashboardAPI.error("limit: expected 1 to 10000"), status: .badRequest) }

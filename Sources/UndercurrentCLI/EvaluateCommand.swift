@@ -45,18 +45,23 @@ public struct AlertEvaluation {
     /// none), or its plan × reason.
     static func touches(_ scope: String, _ w: IncidentWindow) -> Bool {
         if scope == "overall" { return true }
-        var plan: String?, reason: String?
-        for part in scope.split(separator: "/") {
-            if part.hasPrefix("plan:") { plan = String(part.dropFirst(5)) }
-            if part.hasPrefix("reason:") { reason = String(part.dropFirst(7)) }
-        }
+        let (plan, reason) = parts(scope)
         if let reason, reason != w.reason.rawValue { return false }
         if let plan, let p = w.plan, plan != p.rawValue { return false }
         return plan != nil || reason != nil
     }
 
-    /// An alert matches an incident when it fires inside the incident's window (or up to 10 minutes after its
-    /// end) with a scope the incident touches.
+    /// A scope name's plan and reason ("plan:premium/reason:gateway_timeout"; either may be missing).
+    static func parts(_ scope: String) -> (plan: String?, reason: String?) {
+        var plan: String?, reason: String?
+        for part in scope.split(separator: "/") {
+            if part.hasPrefix("plan:") { plan = String(part.dropFirst(5)) }
+            if part.hasPrefix("reason:") { reason = String(part.dropFirst(7)) }
+        }
+        return (plan, reason)
+    }
+
+    /// Runs the world through the engine and matches firing alerts to the incidents (see `matches`).
     public static func run(world: World, rules: AlertRules, start: Timestamp, end: Timestamp) -> AlertEvaluation {
         var world = world
         var engine = AlertEngine(rules: rules)
@@ -82,11 +87,7 @@ public struct AlertEvaluation {
             for (i, w) in incidents.enumerated() where e.occurredAt.ms >= w.start.ms - lookback && e.occurredAt < w.end {
                 let isInside = e.occurredAt >= w.start
                 for scope in touched[i] {
-                    var planPart: String?, reasonPart: String?
-                    for part in scope.split(separator: "/") {
-                        if part.hasPrefix("plan:") { planPart = String(part.dropFirst(5)) }
-                        if part.hasPrefix("reason:") { reasonPart = String(part.dropFirst(7)) }
-                    }
+                    let (planPart, reasonPart) = parts(scope)
                     if let planPart, planPart != plan.rawValue { continue }
                     let failed = reasonPart.map { failure?.rawValue == $0 } ?? (failure != nil)
                     if isInside {

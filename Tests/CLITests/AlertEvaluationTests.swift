@@ -1,0 +1,48 @@
+import Config
+import Events
+import Foundation
+import Marts
+@testable import Simulation
+import Testing
+import TestSupport
+@testable import UndercurrentCLI
+
+/// `evaluate-alerts`: incidents matched to the scopes they touch, and an oracle computed from the true rates.
+@Suite struct AlertEvaluationTests {
+    @Test func scopesTouchTheIncidentsTheyCover() {
+        let w = IncidentWindow(name: "x", start: Timestamp(ms: 0), end: Timestamp(ms: 3_600_000), plan: .premium, reason: .gatewayTimeout, failureRate: 0.5)
+        for scope in ["overall", "plan:premium", "reason:gateway_timeout", "plan:premium/reason:gateway_timeout"] {
+            #expect(AlertEvaluation.touches(scope, w), "\(scope)")
+        }
+        for scope in ["plan:standard", "reason:expired_card", "plan:standard/reason:gateway_timeout", "plan:premium/reason:expired_card"] {
+            #expect(!AlertEvaluation.touches(scope, w), "\(scope)")
+        }
+        var anyPlan = w
+        anyPlan.plan = nil
+        #expect(AlertEvaluation.touches("plan:standard/reason:gateway_timeout", anyPlan))
+        #expect(AlertEvaluation.parts("plan:premium/reason:gateway_timeout") == ("premium", "gateway_timeout"))
+    }
+
+    @Test func everyIncidentGetsAnOracleFromItsTrueRatesAndItsOwnWindow() throws {
+        var params = SimulationParameters(config: try ConfigLoader.load(scenario: "incident-shapes", configDir: repoConfig), seed: 42, customers: 10_000,
+                                          start: Timestamp(year: 2024, month: 1, day: 1), end: Timestamp(year: 2024, month: 1, day: 1).addingMonths(24))
+        params.omitEngagement = true
+        let rules = try AlertConfig.load(file: nil, configDir: repoConfig.path)
+        let result = AlertEvaluation.run(world: try World(params), rules: rules, start: params.start, end: params.end)
+        #expect(result.detections.map(\.incident.name) == ["short-sharp-processor", "long-mild-velocity", "standard-do-not-honor"])
+        for d in result.detections {
+            guard let oracle = d.oracle else { continue }
+            // The true outage rate on top of the scope's baseline, and a delay of at least one attempt.
+            #expect(oracle.rate > oracle.baseline && oracle.rate <= 1)
+            if d.incident.plan == nil || oracle.scope.contains("plan:") {
+                // Every attempt of the scope is in the outage: failing at its rate on top of the baseline.
+                #expect(abs(oracle.rate - (oracle.baseline + (1 - oracle.baseline) * d.incident.failureRate)) < 1e-9)
+            }
+            #expect(oracle.attempts >= 1 && oracle.delayMinutes > 0)
+            #expect(AlertEvaluation.touches(oracle.scope, d.incident))
+        }
+        // Every detection is an alert about its incident, never before it began.
+        for d in result.detections { if let a = d.alert { #expect(a.at >= d.incident.start && AlertEvaluation.touches(a.scope, d.incident)) } }
+        #expect(result.months > 23 && result.months < 25)
+    }
+}
