@@ -176,6 +176,19 @@ struct LineParser {
         return i < bytes.endIndex ? bytes[i] : nil
     }
 
+    /// The fields of an archive line.
+    enum Field: CaseIterable {
+        case value, key, topic, timestamp, partition, offset, headers, valueBase64
+        var name: String { self == .valueBase64 ? "value_base64" : "\(self)" }
+    }
+    static let fieldNames: [(bytes: [UInt8], field: Field)] = Field.allCases.map { (Array($0.name.utf8), $0) }
+
+    /// Which field a name is (nil for one an archive line does not have), compared a word at a time.
+    static func field(_ name: Span<UInt8>) -> Field? {
+        for f in fieldNames where ByteWords.equal(f.bytes.span, name) { return f.field }
+        return nil
+    }
+
     /// The topic names an archive normally holds, so that reading one allocates nothing.
     static let knownTopics: [(bytes: [UInt8], name: String)] = (Topics.inputs + Topics.outputs).map { (Array($0.utf8), $0) }
 
@@ -188,27 +201,28 @@ struct LineParser {
             while true {
                 scratch.removeAll(keepingCapacity: true)
                 let nameRange = try string(into: &scratch)
-                let name = scratch[nameRange]
+                let name = Self.field(scratch.span.extracting(nameRange))
                 try expect(UInt8(ascii: ":"))
-                if name.elementsEqual("value".utf8) {
+                if name == .value {
                     value = try string(into: &out)
-                } else if name.elementsEqual("key".utf8) {
+                } else if name == .key {
                     if peek() == UInt8(ascii: "n") { try skip() } else { key = try string(into: &out) }
-                } else if name.elementsEqual("topic".utf8) {
+                } else if name == .topic {
                     scratch.removeAll(keepingCapacity: true)
                     let r = try string(into: &scratch)
-                    topic = Self.knownTopics.first { $0.bytes.elementsEqual(scratch[r]) }?.name ?? String(decoding: scratch[r], as: UTF8.self)
-                } else if name.elementsEqual("timestamp".utf8) {
+                    let topicBytes = scratch.span.extracting(r)
+                    topic = Self.knownTopics.first { ByteWords.equal($0.bytes.span, topicBytes) }?.name ?? String(decoding: scratch[r], as: UTF8.self)
+                } else if name == .timestamp {
                     scratch.removeAll(keepingCapacity: true)
                     let r = try string(into: &scratch)
                     guard let t = Timestamp(rfc3339: scratch[r]) else { throw fail("bad timestamp") }
                     timestamp = t.ms
-                } else if name.elementsEqual("partition".utf8) {
+                } else if name == .partition {
                     guard let n = Int32(exactly: try integer()) else { throw fail("partition out of range") }
                     partition = n
-                } else if name.elementsEqual("offset".utf8) {
+                } else if name == .offset {
                     offset = try integer()
-                } else if name.elementsEqual("headers".utf8) {
+                } else if name == .headers {
                     try expect(UInt8(ascii: "{"))
                     if peek() == UInt8(ascii: "}") { i += 1 } else {
                         while true {
@@ -220,7 +234,7 @@ struct LineParser {
                             break
                         }
                     }
-                } else if name.elementsEqual("value_base64".utf8) {
+                } else if name == .valueBase64 {
                     guard let d = Base64.decode(try string()) else { throw fail("bad value_base64") }
                     let start = out.count
                     out.append(contentsOf: d)
@@ -266,8 +280,8 @@ struct LineParser {
     }
 
     /// Appends a JSON string's bytes (UTF-8, escapes resolved) to `out`; returns where they are. Written
-    /// byte by byte into `out`'s spare capacity (the string is never longer than the rest of the line): no
-    /// slice is made, so no reference count moves per piece between escapes.
+    /// into `out`'s spare capacity (the string is never longer than the rest of the line): no slice is made,
+    /// so no reference count moves per piece between escapes.
     mutating func string(into out: inout [UInt8]) throws(ArchiveLineError) -> Range<Int> {
         try expect(0x22)
         let first = out.count
@@ -275,75 +289,85 @@ struct LineParser {
         var k = i - base
         var failure: ArchiveLineError?
         let line = bytes  // (a span of `self.bytes` would hold `self` while `i` is set below)
-        let span = line.span
         out.append(addingCapacity: bytes.endIndex - i) { o in
-            func hex4() -> UInt32? {
-                guard k + 4 <= span.count else { return nil }
-                var v: UInt32 = 0
-                for _ in 0..<4 {
-                    let c = span[k]
-                    let d: UInt8
-                    switch c {
-                    case 0x30...0x39: d = c - 0x30
-                    case 0x41...0x46: d = c - 0x41 + 10
-                    case 0x61...0x66: d = c - 0x61 + 10
-                    default: return nil
-                    }
-                    v = v << 4 | UInt32(d)
-                    k += 1
-                }
-                return v
-            }
-            while k < span.count {
-                let c = span[k]
-                k += 1
-                if c == 0x22 { return }
-                if c < 0x20 {
-                    failure = ArchiveLineError(description: "control character in a string")
-                    return
-                }
-                guard c == 0x5C else {
-                    o.append(c)
-                    continue
-                }
-                guard k < span.count else { break }
-                let e = span[k]
-                k += 1
-                switch e {
-                case 0x22, 0x5C, 0x2F: o.append(e)
-                case UInt8(ascii: "b"): o.append(0x08)
-                case UInt8(ascii: "f"): o.append(0x0C)
-                case UInt8(ascii: "n"): o.append(0x0A)
-                case UInt8(ascii: "r"): o.append(0x0D)
-                case UInt8(ascii: "t"): o.append(0x09)
-                case UInt8(ascii: "u"):
-                    guard var scalar = hex4() else {
-                        failure = ArchiveLineError(description: "bad \\u escape")
-                        return
-                    }
-                    if (0xD800..<0xDC00).contains(scalar), k + 1 < span.count, span[k] == 0x5C, span[k + 1] == UInt8(ascii: "u") {
-                        k += 2
-                        guard let low = hex4(), (0xDC00..<0xE000).contains(low) else {
-                            failure = ArchiveLineError(description: "bad surrogate pair")
-                            return
-                        }
-                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                    }
-                    guard let u = Unicode.Scalar(scalar) else {
-                        failure = ArchiveLineError(description: "bad \\u escape")
-                        return
-                    }
-                    for b in String(Character(u)).utf8 { o.append(b) }  // at most 4 bytes, from at least 6
-                default:
-                    failure = ArchiveLineError(description: "bad escape")
-                    return
-                }
-            }
-            failure = ArchiveLineError(description: "unterminated string")
+            failure = Self.unescape(line.span, at: &k, into: &o)
         }
         i = base + k
         if let failure { throw failure }
         return first..<out.count
+    }
+
+    /// The body of `string(into:)`: from `k` (just after the opening quote) to just after the closing one.
+    /// A static function of `inout` arguments, so that the compiler checks exclusive access once, statically,
+    /// instead of at every byte (a closure's captured variables are checked at run time). Runs of plain bytes
+    /// are found eight at a time.
+    static func unescape(_ span: Span<UInt8>, at position: inout Int, into o: inout OutputSpan<UInt8>) -> ArchiveLineError? {
+        var k = position
+        defer { position = k }
+        let n = span.count
+        while k < n {
+            // Skip to the next quote, backslash or control character, a word at a time, copying as we go.
+            while k + 8 <= n {
+                let stops = ByteWords.jsonEscapes(ByteWords.load(span, k))
+                let plain = stops == 0 ? 8 : stops.trailingZeroBitCount / 8
+                for j in k..<(k + plain) { o.append(span[j]) }
+                k += plain
+                if plain < 8 { break }
+            }
+            guard k < n else { break }
+            let c = span[k]
+            k += 1
+            if c == 0x22 { return nil }
+            if c < 0x20 { return ArchiveLineError(description: "control character in a string") }
+            guard c == 0x5C else {
+                o.append(c)
+                continue
+            }
+            guard k < n else { break }
+            let e = span[k]
+            k += 1
+            switch e {
+            case 0x22, 0x5C, 0x2F: o.append(e)
+            case UInt8(ascii: "b"): o.append(0x08)
+            case UInt8(ascii: "f"): o.append(0x0C)
+            case UInt8(ascii: "n"): o.append(0x0A)
+            case UInt8(ascii: "r"): o.append(0x0D)
+            case UInt8(ascii: "t"): o.append(0x09)
+            case UInt8(ascii: "u"):
+                guard var scalar = hex4(span, &k) else { return ArchiveLineError(description: "bad \\u escape") }
+                if (0xD800..<0xDC00).contains(scalar), k + 1 < n, span[k] == 0x5C, span[k + 1] == UInt8(ascii: "u") {
+                    k += 2
+                    guard let low = hex4(span, &k), (0xDC00..<0xE000).contains(low) else {
+                        return ArchiveLineError(description: "bad surrogate pair")
+                    }
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                }
+                guard let u = Unicode.Scalar(scalar) else { return ArchiveLineError(description: "bad \\u escape") }
+                for b in String(Character(u)).utf8 { o.append(b) }  // at most 4 bytes, from at least 6
+            default:
+                return ArchiveLineError(description: "bad escape")
+            }
+        }
+        return ArchiveLineError(description: "unterminated string")
+    }
+
+    /// Four hex digits at `k` (moved past them), or nil.
+    static func hex4(_ span: Span<UInt8>, _ k: inout Int) -> UInt32? {
+        guard k + 4 <= span.count else { return nil }
+        var v: UInt32 = 0
+        for _ in 0..<4 {
+            let c = span[k]
+            let d: UInt8
+            switch c {
+            case 0x30...0x39: d = c - 0x30
+            case 0x41...0x46: d = c - 0x41 + 10
+            case 0x61...0x66: d = c - 0x61 + 10
+            default: return nil
+            }
+            v = v << 4 | UInt32(d)
+            k += 1
+        }
+        return v
     }
 
     /// Skips any JSON value.
