@@ -9,6 +9,12 @@ import Marts
 public protocol ConsumerProbe: AnyObject, Sendable {
     func applied(_ message: KafkaMessage)
     func checkpointed(seconds: Double)
+    /// The group gave the consumer partitions (called at each assignment that gives it some).
+    func assigned()
+}
+
+extension ConsumerProbe {
+    public func assigned() {}
 }
 
 /// How the consumer runs: what it reads, when it checkpoints, what it sends where. Every field has a

@@ -9,6 +9,8 @@ public final class StopSignal: Sendable {
     private let stopped = Atomic<Bool>(false)
     private let signalName = Mutex<String?>(nil)
     private let handlers = Mutex<[@Sendable () -> Void]>([])
+    /// Opened when the flag is set: what `sleep` and `wait` block on.
+    private let latch = Latch()
     private nonisolated(unsafe) var sources: [DispatchSourceSignal] = []
 
     public init(handleSignals: Bool = true) {
@@ -47,14 +49,17 @@ public final class StopSignal: Sendable {
     }
 
     private func notify() {
+        latch.open()
         for h in handlers.withLock({ h -> [@Sendable () -> Void] in defer { h.removeAll() }; return h }) { h() }
     }
 
-    /// Sleeps in small steps until stopped or `duration` passed.
+    /// Sleeps until `duration` has passed or the flag is set, whichever comes first (woken at once by a stop).
     public func sleep(_ duration: Duration) {
-        let deadline = ContinuousClock.now + duration
-        while !isStopped && ContinuousClock.now < deadline {
-            Thread.sleep(forTimeInterval: 0.05)
-        }
+        latch.wait(until: ContinuousClock.now + duration)
+    }
+
+    /// Blocks until the flag is set.
+    public func wait() {
+        latch.wait()
     }
 }

@@ -55,7 +55,7 @@ struct BrokerCommand: ParsableCommand {
         Console.out(broker.bootstrapServers)
         logger.info("embedded broker up", metadata: ["kafka.bootstrap": "\(broker.bootstrapServers)",
                                                      "kafka.partitions": "\(partitions)", "broker.file": "\(addressFile)"])
-        while !stop.isStopped { stop.sleep(.seconds(1)) }
+        stop.wait()
         BrokerAddressFile.remove(ifContains: broker.bootstrapServers, at: addressFile)
         logger.info("embedded broker stopped (\(stop.receivedSignal ?? "stop"))")
     }

@@ -227,4 +227,31 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         #expect(report.html.components(separatedBy: "<svg").count - 1 == 4)
         #expect(report.summaryTable.contains("VIOLATED"))
     }
+
+    /// Ctrl-C in the middle of a load test: the producer's service stops first, then the consumer's, whose final
+    /// checkpoint holds every message it applied. Stopped at the first per-second sample of a 10-minute plan, so
+    /// the run returning at all shows the stop reached both loops.
+    @Test func aStoppedLoadTestEndsBothLoopsAndCheckpointsWhatItApplied() throws {
+        let broker = try EmbeddedBroker(brokers: 1, logger: quiet)
+        try createTopics(broker, prefix: "ls.", partitions: 3)
+        var test = LoadTest()
+        test.profile = .constant(2000)
+        test.duration = 600
+        test.topicPrefix = "ls."
+        test.warmup = 0
+        var params = try smallWorld()
+        params.customers = 3000
+        let kafka = KafkaConfig(bootstrapServers: broker.bootstrapServers, ["fetch.wait.max.ms": "10"])
+        let stop = StopSignal(handleSignals: false)
+        let state = tempDir()
+        let report = try test.run(parameters: params, scenario: "baseline", kafka: kafka, partitions: 3, cluster: "embedded",
+                                  stateDirectory: state, stop: stop, logger: quiet) { _ in stop.stop() }
+        #expect(report.sent > 0 && report.samples.count < 600)
+        #expect(report.consumerError == nil)
+        #expect(report.delivered == report.sent)
+        let (snapshot, offsets) = try StateDirectory(state.path).load()
+        let checkpointed = offsets.values.reduce(0) { $0 + $1.values.reduce(0, +) }
+        #expect(checkpointed == Int64(report.accepted + report.deadLettered + report.duplicates))
+        #expect(snapshot.accepted == report.accepted)
+    }
 }

@@ -30,6 +30,10 @@ import Testing
         let line = #"  { "value" : "{\"a\":1}", "extra": [1, {"x": null}, true], "key":null, "topic":"billing", "offset": 7 }  "#
         let r = try ArchiveRecord.parse(line: Array(line.utf8)[...]).get()
         #expect(r.topic == "billing" && r.offset == 7 && r.key == nil && r.value == Array(#"{"a":1}"#.utf8))
+        // Python's json.dumps writes non-ASCII as \u escapes (surrogate pairs above the BMP), between long plain runs.
+        let escaped = #"{"topic":"billing","value":"plain text of 24 bytes \u00e9\ud83d\ude00 and\tmore plain text\/"}"#
+        let e = try ArchiveRecord.parse(line: Array(escaped.utf8)[...]).get()
+        #expect(e.value == Array("plain text of 24 bytes é😀 and\tmore plain text/".utf8))
     }
 
     @Test(arguments: [
