@@ -3,11 +3,12 @@ import Events
 import Foundation
 import Marts
 import Simulation
+import Synchronization
 import Config
 
 /// Scores alerting against a scenario's ground truth: detection delay per injected incident next to an oracle's,
 /// and false alerts.
-public struct AlertEvaluation {
+public struct AlertEvaluation: Sendable {
     public struct Detection: Sendable {
         public var incident: IncidentWindow
         public var alert: Alert?
@@ -164,6 +165,47 @@ public struct AlertEvaluation {
     }
 }
 
+/// One incident over runs with several seeds: the goal is judged on the means, since a detection delay is one
+/// draw of a random variable and the oracle's delay an expectation. With one seed it is that run's own goal.
+public struct SeededDetection: Sendable {
+    public var incident: IncidentWindow
+    /// Per seed, the alert's delay in minutes (nil: not detected).
+    public var delays: [Double?]
+    /// Per seed whose watched scopes had attempts in the window, the oracle's delay in minutes.
+    public var oracleDelays: [Double]
+
+    public init(_ runs: [AlertEvaluation.Detection]) {
+        incident = runs[0].incident
+        delays = runs.map(\.delayMinutes)
+        oracleDelays = runs.compactMap { $0.oracle?.delayMinutes }
+    }
+
+    /// The mean delay; nil when any seed missed the incident.
+    public var meanDelay: Double? {
+        let found = delays.compactMap { $0 }
+        return found.count == delays.count && !found.isEmpty ? found.reduce(0, +) / Double(found.count) : nil
+    }
+
+    public var meanOracle: Double? { oracleDelays.isEmpty ? nil : oracleDelays.reduce(0, +) / Double(oracleDelays.count) }
+    /// Whether the oracle decides within the incident's window, on average.
+    public var detectable: Bool { meanOracle.map { $0 <= incident.durationMinutes } ?? false }
+
+    /// Detected in every seed, within 2× the oracle's mean delay plus one evaluation step on average (when the
+    /// oracle can detect it).
+    public func meetsGoal(step: Double) -> Bool {
+        guard detectable, let oracle = meanOracle else { return true }
+        return (meanDelay ?? .infinity) <= 2 * oracle + step
+    }
+
+    /// Groups the detections of runs with different seeds by incident (same name and start).
+    public static func combine(_ runs: [[AlertEvaluation.Detection]]) -> [SeededDetection] {
+        guard let first = runs.first else { return [] }
+        return first.map { d in
+            SeededDetection(runs.compactMap { run in run.first { $0.incident.name == d.incident.name && $0.incident.start == d.incident.start } })
+        }
+    }
+}
+
 extension IncidentWindow {
     var durationMinutes: Double { Double(end.ms - start.ms) / 60_000 }
 }
@@ -181,6 +223,8 @@ struct EvaluateCommand: ParsableCommand {
         --sweep runs every listed business size over every --scenarios scenario and checks the goals: every
         incident the oracle detects within its window detected within 2× the oracle's delay plus one
         evaluation step, and at most --max-false-per-month false alerts per simulated month at each size.
+        With --seeds each size and scenario runs once per seed (two at a time), and an incident's goal is judged
+        on its mean delay and its oracle's mean delay over the seeds (missed in any seed: missed).
         """
     )
 
@@ -189,9 +233,20 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Business sizes to sweep, comma-separated (e.g. 10000,30000,300000,2000000); each runs every --scenarios scenario.") var sweep: String?
     @Option(help: "With --sweep: scenarios, comma-separated.") var scenarios = "payment-incident,incident-shapes"
     @Option(help: "With --sweep or --require: most false alerts per simulated month.") var maxFalsePerMonth = 1.0
+    @Option(help: "Seeds to run each size and scenario with, comma-separated (default: --seed); the goals are judged on the means over them.") var seeds: String?
     @Flag(help: "Exit 1 unless the goals are met (see above).") var require = false
 
+    func seedList() throws -> [UInt64] {
+        guard let seeds else { return [simulation.seed] }
+        let list = seeds.split(separator: ",").map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+        guard !list.isEmpty, list.count <= 64, list.allSatisfy({ $0 != nil }) else {
+            throw ValidationError("--seeds: expected 1 to 64 seeds (non-negative integers), comma-separated; got '\(seeds)'")
+        }
+        return list.map { $0! }
+    }
+
     func validate() throws {
+        _ = try seedList()
         if let sweep {
             let sizes = sweep.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) >= 100 && ($0 ?? 0) <= 50_000_000 }) else {
@@ -206,25 +261,52 @@ struct EvaluateCommand: ParsableCommand {
         let step = Double(max(1, rules.evaluateEverySeconds / 60))
         let sizes = sweep.map { $0.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } } ?? [simulation.customers]
         let names = sweep == nil ? [simulation.scenario] : scenarios.split(separator: ",").map { String($0) }
+        let seedList = try self.seedList()
         var ok = true
         for size in sizes {
             var falseAlerts = 0, months = 0.0
             for name in names {
-                var options = simulation
-                options.customers = size
-                options.scenario = name
-                var params = try options.parameters()
-                params.omitEngagement = true
-                let started = ContinuousClock.now
-                let result = AlertEvaluation.run(world: try World(params), rules: rules, start: params.start, end: params.end)
-                Console.out("== \(size) customers, \(name) (evaluated in \(String(format: "%.1f", (ContinuousClock.now - started).seconds)) s)")
-                Console.out(result.report)
-                for d in result.detections where !d.meetsGoal(step: step) {
-                    ok = false
-                    Console.out("  GOAL MISSED: \(d.incident.name) at \(size) customers")
+                var params: [SimulationParameters] = []
+                for seed in seedList {
+                    var options = simulation
+                    options.customers = size
+                    options.scenario = name
+                    options.seed = seed
+                    var p = try options.parameters()
+                    p.omitEngagement = true
+                    params.append(p)
                 }
-                falseAlerts += result.falseAlerts.count
-                months += result.months
+                // The seeds' runs are independent: two at a time, one per core, each with a world of its own.
+                let runParams = params
+                let results = Mutex([Result<AlertEvaluation, ConfigError>?](repeating: nil, count: runParams.count))
+                let started = ContinuousClock.now
+                DispatchQueue.concurrentPerform(iterations: runParams.count) { k in
+                    let p = runParams[k]
+                    let r = Result { () throws(ConfigError) in
+                        AlertEvaluation.run(world: try World(p), rules: rules, start: p.start, end: p.end)
+                    }
+                    results.withLock { $0[k] = r }
+                }
+                let runs: [AlertEvaluation]
+                do { runs = try results.withLock { $0 }.map { try $0!.get() } } catch { throw ValidationError("\(error)") }
+                let seconds = (ContinuousClock.now - started).seconds
+                for (seed, result) in zip(seedList, runs) {
+                    Console.out("== \(size) customers, \(name)\(seedList.count > 1 ? ", seed \(seed)" : "") (evaluated in \(String(format: "%.1f", seconds)) s)")
+                    Console.out(result.report)
+                    falseAlerts += result.falseAlerts.count
+                    months += result.months
+                }
+                for d in SeededDetection.combine(runs.map(\.detections)) {
+                    if seedList.count > 1 {
+                        let delays = d.delays.map { $0.map { String(format: "%.0f", $0) } ?? "missed" }.joined(separator: ", ")
+                        Console.out(String(format: "== %@ over %d seeds: delays %@ min, mean %@; oracle mean %@", d.incident.name, seedList.count, delays,
+                                           d.meanDelay.map { String(format: "%.1f min", $0) } ?? "-", d.meanOracle.map { String(format: "%.1f min", $0) } ?? "-"))
+                    }
+                    if !d.meetsGoal(step: step) {
+                        ok = false
+                        Console.out("  GOAL MISSED: \(d.incident.name) at \(size) customers")
+                    }
+                }
             }
             let perMonth = Double(falseAlerts) / max(months, 0.001)
             if perMonth > maxFalsePerMonth { ok = false }

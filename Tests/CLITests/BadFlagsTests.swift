@@ -38,6 +38,7 @@ import UndercurrentCLI
             ("undercurrent", ["loadtest", "--ramp", "5000:200000"], "--ramp: expected FROM:TO:DURATION"),
             ("undercurrent", ["loadtest", "--slo", "p98<5ms"], "--slo: expected METRIC"),
             ("undercurrent", ["loadtest", "--duration", "soon"], "--duration: expected a duration"),
+            ("undercurrent", ["evaluate-alerts", "--seeds", "42,x"], "--seeds: expected 1 to 64 seeds"),
             ("undercurrent", ["replay", "--from", "x.ndjson", "--speed", "fast"], "--speed: expected 'max' or a positive number"),
             ("undercurrent", ["replay", "--from", "x.ndjson", "--topic-map", "billing"], "--topic-map: expected old=new"),
             ("undercurrent", ["record", "--out", "x", "--from-time", "noon"], "--from-time: expected a time"),
