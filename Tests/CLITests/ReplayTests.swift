@@ -196,18 +196,26 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         #expect(throws: (any Error).self) { try RateProfile.parseRamp("5000:200000") }
     }
 
-    @Test func aShortLoadTestAppliesEverythingItSentAndReports() throws {
+    /// A load test of `rate` events/s for `seconds` on topics with `prefix` of a fresh embedded broker (kept
+    /// alive by the caller), over `customers` customers.
+    func plan(prefix: String, rate: Double, seconds: Double, customers: Int) throws -> (LoadTest, SimulationParameters, KafkaConfig, EmbeddedBroker) {
         let broker = try EmbeddedBroker(brokers: 1, logger: quiet)
-        try createTopics(broker, prefix: "lt.", partitions: 3)
+        try createTopics(broker, prefix: prefix, partitions: 3)
         var test = LoadTest()
-        test.profile = .constant(3000)
-        test.duration = 3
-        test.topicPrefix = "lt."
+        test.profile = .constant(rate)
+        test.duration = seconds
+        test.topicPrefix = prefix
         test.warmup = 0
-        test.storm = (1.0, 0, 3, .gatewayTimeout)
         var params = try smallWorld()
-        params.customers = 600
-        let kafka = KafkaConfig(bootstrapServers: broker.bootstrapServers, ["fetch.wait.max.ms": "10"])
+        params.customers = customers
+        return (test, params, KafkaConfig(bootstrapServers: broker.bootstrapServers, ["fetch.wait.max.ms": "10"]), broker)
+    }
+
+    @Test func aShortLoadTestAppliesEverythingItSentAndReports() throws {
+        let (planned, params, kafka, broker) = try plan(prefix: "lt.", rate: 3000, seconds: 3, customers: 600)
+        defer { withExtendedLifetime(broker) {} }
+        var test = planned
+        test.storm = (1.0, 0, 3, .gatewayTimeout)
         var report = try test.run(parameters: params, scenario: "payment-incident", kafka: kafka, partitions: 3, cluster: "embedded",
                                   stateDirectory: tempDir(), stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
         #expect(report.sent > 3000)
@@ -232,16 +240,8 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
     /// checkpoint holds every message it applied. Stopped at the first per-second sample of a 10-minute plan, so
     /// the run returning at all shows the stop reached both loops.
     @Test func aStoppedLoadTestEndsBothLoopsAndCheckpointsWhatItApplied() throws {
-        let broker = try EmbeddedBroker(brokers: 1, logger: quiet)
-        try createTopics(broker, prefix: "ls.", partitions: 3)
-        var test = LoadTest()
-        test.profile = .constant(2000)
-        test.duration = 600
-        test.topicPrefix = "ls."
-        test.warmup = 0
-        var params = try smallWorld()
-        params.customers = 3000
-        let kafka = KafkaConfig(bootstrapServers: broker.bootstrapServers, ["fetch.wait.max.ms": "10"])
+        let (test, params, kafka, broker) = try plan(prefix: "ls.", rate: 2000, seconds: 600, customers: 3000)
+        defer { withExtendedLifetime(broker) {} }
         let stop = StopSignal(handleSignals: false)
         let state = tempDir()
         let report = try test.run(parameters: params, scenario: "baseline", kafka: kafka, partitions: 3, cluster: "embedded",
