@@ -153,7 +153,7 @@ sequential:
   shifts: [2, 8, 40, 200]
   minIncrease: 0.03
   baselineHalfLifeDays: 7
-  priorAttempts: 20
+  priorAttempts: 5
   priorFailureRate: 0.1
   minBaselineAttempts: 200
   resolveEvidence: 6.9

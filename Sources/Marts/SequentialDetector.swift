@@ -26,7 +26,9 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
     /// updated while a scope fires or looks suspicious, so an outage does not become the baseline.
     public var baselineHalfLifeDays: Double
     /// The baseline's prior: this many pseudo-attempts at `priorFailureRate` (it leans high, so that a scope
-    /// with little history errs towards silence).
+    /// with little history errs towards silence). Few of them (5): a reason's or a plan × reason's true rate is
+    /// often 0.1-1%, and at 10,000 customers 20 pseudo-attempts at 10% held such a scope's baseline 3 to 5 times
+    /// above it, which slowed detection there (`minBaselineAttempts` keeps a new scope silent anyway).
     public var priorAttempts: Double
     public var priorFailureRate: Double
     /// Attempts (decayed) a scope needs before it may fire.
@@ -38,7 +40,7 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
     public var attempts: AlertRules.Rule.AttemptKind
 
     public init(id: String = "failure-rate-shift", falseAlertsPerMonth: Double = 0.5, scopes: [Scope] = Scope.allCases,
-                shifts: [Double] = [2, 8, 40, 200], minIncrease: Double = 0.03, baselineHalfLifeDays: Double = 7, priorAttempts: Double = 20,
+                shifts: [Double] = [2, 8, 40, 200], minIncrease: Double = 0.03, baselineHalfLifeDays: Double = 7, priorAttempts: Double = 5,
                 priorFailureRate: Double = 0.1, minBaselineAttempts: Double = 200, resolveEvidence: Double = 6.9,
                 attempts: AlertRules.Rule.AttemptKind = .first) {
         self.id = id
