@@ -262,7 +262,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Business sizes to sweep, comma-separated (e.g. 10000,30000,300000,2000000); each runs every --scenarios scenario.") var sweep: String?
     @Option(help: "With --sweep: scenarios, comma-separated.") var scenarios = "payment-incident,incident-shapes"
     @Option(help: "With --sweep or --require: most false alerts per simulated month.") var maxFalsePerMonth = 1.0
-    @Option(help: "Seeds to run each size and scenario with, comma-separated (default: --seed); the goals are judged on the means over them.") var seeds: String?
+    @Option(help: "Seeds to run each size and scenario with, comma-separated (default: --seed); the goals must hold in every seed.") var seeds: String?
     @Flag(help: "Exit 1 unless the goals are met (see above).") var require = false
 
     func seedList() throws -> [UInt64] {
@@ -319,8 +319,9 @@ struct EvaluateCommand: ParsableCommand {
                 let runs: [AlertEvaluation]
                 do { runs = try results.withLock { $0 }.map { try $0!.get() } } catch { throw ValidationError("\(error)") }
                 let seconds = (ContinuousClock.now - started).seconds
+                let took = seedList.count > 1 ? "\(seedList.count) seeds evaluated in \(String(format: "%.1f", seconds)) s" : "evaluated in \(String(format: "%.1f", seconds)) s"
                 for (seed, result) in zip(seedList, runs) {
-                    Console.out("== \(size) customers, \(name)\(seedList.count > 1 ? ", seed \(seed)" : "") (evaluated in \(String(format: "%.1f", seconds)) s)")
+                    Console.out("== \(size) customers, \(name)\(seedList.count > 1 ? ", seed \(seed)" : "") (\(took))")
                     Console.out(result.report)
                     falseAlerts += result.falseAlerts.count
                     months += result.months
