@@ -38,6 +38,19 @@ public struct AlertEvaluation: Sendable {
         public var scope: String
         public var delayMinutes: Double
         public var attempts: Int
+
+        /// The sequential probability ratio test on attempts in time order: the time of the attempt at which the
+        /// summed log-likelihood ratio of p₁ against p₀ first reaches `threshold`, and how many attempts that took;
+        /// nil when it never does.
+        static func decision(_ attempts: [(ms: Int64, failed: Bool)], p0: Double, p1: Double, threshold: Double) -> (ms: Int64, attempts: Int)? {
+            let (onFailure, onSuccess) = (log(p1 / p0), log((1 - p1) / (1 - p0)))
+            var sum = 0.0
+            for (n, a) in attempts.enumerated() {
+                sum += a.failed ? onFailure : onSuccess
+                if sum >= threshold { return (a.ms, n + 1) }
+            }
+            return nil
+        }
     }
 
     /// The expected delay of a sequential test that knows p₀ and p₁: ln(1/α) / KL(p₁‖p₀) in-scope attempts, with
@@ -155,16 +168,10 @@ public struct AlertEvaluation: Sendable {
                 if oracle.delayMinutes < best?.delayMinutes ?? .infinity { best = oracle }
                 // The same test on this run's attempts: p₁ for those in the incident's plan, nothing for the others.
                 let q1 = min(p0 + (1 - p0) * w.failureRate, 1 - 1e-9)
-                let (onFailure, onSuccess) = (log(q1 / p0), log((1 - q1) / (1 - p0)))
-                var sum = 0.0, n = 0
-                for a in (sequence[i][scope] ?? []).sorted(by: { $0.ms < $1.ms }) where a.inPlan {
-                    sum += a.failed ? onFailure : onSuccess
-                    n += 1
-                    if sum >= log(arl0) {
-                        let minutes = Double(a.ms - w.start.ms) / 60_000
-                        if minutes < first?.delayMinutes ?? .infinity { first = RealizedOracle(scope: scope, delayMinutes: minutes, attempts: n) }
-                        break
-                    }
+                let planAttempts = (sequence[i][scope] ?? []).filter(\.inPlan).sorted { $0.ms < $1.ms }.map { (ms: $0.ms, failed: $0.failed) }
+                if let (ms, n) = RealizedOracle.decision(planAttempts, p0: p0, p1: q1, threshold: log(arl0)) {
+                    let minutes = Double(ms - w.start.ms) / 60_000
+                    if minutes < first?.delayMinutes ?? .infinity { first = RealizedOracle(scope: scope, delayMinutes: minutes, attempts: n) }
                 }
             }
             return Detection(incident: w, alert: firing.first { matches($0, w) }, oracle: best, realized: first)

@@ -79,4 +79,28 @@ import TestSupport
                                                 [AlertEvaluation.Detection(incident: other, alert: nil, oracle: nil), run(6, realized: 4)]])
         #expect(combined.map(\.incident.name) == ["x", "y"] && combined[0].meanDelay == 5 && combined[0].realizedDelays == [2, 4])
     }
+
+    /// The oracle on a run's attempts is a sequential probability ratio test: it decides at the attempt where the
+    /// summed log-likelihood ratio first reaches the threshold, and never when the failures do not come.
+    @Test func theOracleOnARunsAttemptsDecidesWhereItsEvidenceReachesTheThreshold() {
+        let (p0, p1) = (0.01, 0.5)
+        let perFailure = log(p1 / p0), perSuccess = log((1 - p1) / (1 - p0))  // +3.91, -0.68
+        // Failure, success, failure, failure: the sum passes 3.91, 3.23, 7.14, 11.05.
+        let run: [(ms: Int64, failed: Bool)] = [(1000, true), (2000, false), (3000, true), (4000, true), (5000, true)]
+        #expect(RealizedOracleCase.decide(run, p0, p1, 7) == .init(ms: 3000, attempts: 3))
+        #expect(RealizedOracleCase.decide(run, p0, p1, 2 * perFailure + perSuccess) == .init(ms: 3000, attempts: 3))
+        #expect(RealizedOracleCase.decide(run, p0, p1, 11) == .init(ms: 4000, attempts: 4))
+        // Successes only: the evidence only falls.
+        #expect(RealizedOracleCase.decide((0..<1000).map { (Int64($0), false) }, p0, p1, 1) == nil)
+        // Too few failures for the threshold: no decision within the attempts seen.
+        #expect(RealizedOracleCase.decide(run, p0, p1, 4 * perFailure + 0.01) == nil)
+    }
+}
+
+/// `RealizedOracle.decision` with an equatable result.
+enum RealizedOracleCase {
+    struct Decision: Equatable { var ms: Int64; var attempts: Int }
+    static func decide(_ a: [(ms: Int64, failed: Bool)], _ p0: Double, _ p1: Double, _ threshold: Double) -> Decision? {
+        AlertEvaluation.RealizedOracle.decision(a, p0: p0, p1: p1, threshold: threshold).map { Decision(ms: $0.ms, attempts: $0.attempts) }
+    }
 }
