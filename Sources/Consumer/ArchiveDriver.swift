@@ -46,19 +46,26 @@ final class ArchiveDriver {
         reader.allowTruncated = options.allowTruncatedArchive
         var blocks = reader.blocks()
         var cutOff: ArchiveError?
-        reading: while let item = blocks.next() {
-            let block: ArchiveReader.Block
-            switch item {
-            case let .success(b): block = b
-            case let .failure(e) where e.truncated:
+        let threads = options.threads
+        /// The next block, its lines being parsed on other threads while this one applies the block before it.
+        func nextBlock() -> ParsingBlock? {
+            switch blocks.next() {
+            case nil: return nil
+            case let .success(block)?: return ParsingBlock(block, threads: threads)
+            case let .failure(e)? where e.truncated:
                 cutOff = e  // every complete line is applied; the run ends with this error
-                break reading
-            case let .failure(e):
+                return nil
+            case let .failure(e)?:
                 logger.warning("\(e)")
                 core.summary.rejected += 1
-                break reading
+                return nil
             }
-            for part in Self.parse(block, threads: options.threads) {
+        }
+        var next = nextBlock()
+        reading: while let parsing = next {
+            let (block, parts) = parsing.result()
+            next = nextBlock()
+            for part in parts {
                 for (k, parsed) in part.lines.enumerated() {
                     if stop.isStopped { break reading }
                     let line: ArchiveLine
@@ -99,6 +106,30 @@ final class ArchiveDriver {
             logger.warning("archive \(path) ends early (its gzip stream is cut off): its complete lines were used (--allow-truncated)")
         }
         if let cutOff { throw cutOff }
+    }
+
+    /// A block whose lines are parsed (`parse`) in the background from the moment it is read: `result()` waits
+    /// for them. Reading and parsing the next block while the lanes apply this one keeps both cores busy through
+    /// the serial parts of a batch.
+    final class ParsingBlock: @unchecked Sendable {
+        // `@unchecked Sendable`: `parts` is written once by the parsing thread before `done` opens, and read only
+        // after it has.
+        private let block: ArchiveReader.Block
+        private var parts: [ParsedPart] = []
+        private let done = Latch()
+
+        init(_ block: ArchiveReader.Block, threads: Int) {
+            self.block = block
+            DispatchQueue.global().async { [self] in
+                parts = ArchiveDriver.parse(block, threads: threads)
+                done.open()
+            }
+        }
+
+        func result() -> (ArchiveReader.Block, [ParsedPart]) {
+            done.wait()
+            return (block, parts)
+        }
     }
 
     /// A block's lines parsed on up to `threads` threads, each a contiguous part into a buffer of its own (the
