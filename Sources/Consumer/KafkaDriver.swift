@@ -150,10 +150,7 @@ final class KafkaDriver: @unchecked Sendable {
 
     /// The group gave this consumer partitions: opens them and says where each starts.
     private func assign(_ tps: [TopicPartition], startOffsets: [TopicPartition: Int64]) -> [TopicPartition: KafkaOffset] {
-        if !tps.isEmpty {
-            reporter.markAssigned()
-            options.probe?.assigned()
-        }
+        if !tps.isEmpty { options.probe?.assigned() }
         let payments = tps.filter { $0.topic == options.paymentsTopic }.map(\.partition)
         core.adoptAlertState(for: Set(payments))
         core.holdAlertSources(payments, now: .now)

@@ -31,9 +31,7 @@ public final class Latch: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while !isOpen {
-            let left = deadline - ContinuousClock.now
-            if left <= .zero { return false }
-            _ = condition.wait(until: Date(timeIntervalSinceNow: left.seconds))
+            if !condition.wait(until: deadline) { return false }
         }
         return true
     }
@@ -43,5 +41,13 @@ public final class Latch: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while !isOpen { condition.wait() }
+    }
+}
+
+extension NSCondition {
+    /// Waits (the lock held) until signalled or `deadline` has passed; false when it has passed.
+    public func wait(until deadline: ContinuousClock.Instant) -> Bool {
+        let left = deadline - ContinuousClock.now
+        return left > .zero && wait(until: Date(timeIntervalSinceNow: left.seconds))
     }
 }

@@ -53,8 +53,6 @@ public final class MartsConsumer: @unchecked Sendable {
     public var lateAlertAttempts: Int { core.lateAlertAttempts }
     /// The latest metrics (refreshed at each report), safe to read from any thread.
     public var metrics: ConsumerMetrics { reporter.latest }
-    /// Whether the group gave this consumer partitions (safe to read from any thread).
-    public var isAssigned: Bool { reporter.isAssigned }
     /// Messages taken in so far (safe to read from any thread, for progress).
     public var progress: Int { core.progress }
     /// Messages prepared before their duplicate-table lines are fetched together (see `MartState.warm`).
@@ -66,7 +64,6 @@ public final class MartsConsumer: @unchecked Sendable {
 /// (the Kafka driver adds the topics).
 final class ConsumerReporter: Sendable {
     private let snapshot = Mutex(ConsumerMetrics())
-    private let assigned = Atomic<Bool>(false)
     private let lagClock = Mutex(LagClock<TopicPartition>())
     /// When a failing metrics file was last reported.
     private let metricsFileFailing = Mutex<ContinuousClock.Instant?>(nil)
@@ -83,8 +80,6 @@ final class ConsumerReporter: Sendable {
     }
 
     var latest: ConsumerMetrics { snapshot.withLock { $0 } }
-    var isAssigned: Bool { assigned.load(ordering: .acquiring) }
-    func markAssigned() { assigned.store(true, ordering: .releasing) }
 
     /// Refreshes the snapshot, the registry and the metrics file from the core, and returns the snapshot.
     @discardableResult

@@ -102,10 +102,9 @@ public struct AlertEvaluation: Sendable {
         let lookback: Int64 = 7 * 86_400_000
         let touched = incidents.map { w in scopes.filter { touches($0, w) } }
         var before = incidents.map { _ in [String: (n: Int, f: Int)]() }, inside = before
-        var inPlanAttempts = incidents.map { _ in [String: Int]() }
-        /// Per incident and touched scope, its attempts inside the window in order: time, failed (for the scope),
-        /// in the incident's plan.
-        var sequence = incidents.map { _ in [String: [(ms: Int64, failed: Bool, inPlan: Bool)]]() }
+        /// Per incident and touched scope, its attempts inside the window that are in the incident's plan: time and
+        /// whether it failed (for the scope).
+        var inPlan = incidents.map { _ in [String: [(ms: Int64, failed: Bool)]]() }
         let firstOnly = (rules.sequential?.attempts ?? .first) == .first
         while let e = world.next() {
             alerts += engine.observe(e, source: 0)
@@ -123,9 +122,7 @@ public struct AlertEvaluation: Sendable {
                     if let planPart, planPart != plan.rawValue { continue }
                     let failed = reasonPart.map { failure?.rawValue == $0 } ?? (failure != nil)
                     if isInside {
-                        let inPlan = w.plan == nil || w.plan == plan
-                        if inPlan { inPlanAttempts[i][scope, default: 0] += 1 }
-                        sequence[i][scope, default: []].append((e.occurredAt.ms, failed, inPlan))
+                        if w.plan == nil || w.plan == plan { inPlan[i][scope, default: []].append((e.occurredAt.ms, failed)) }
                         inside[i][scope, default: (0, 0)].n += 1
                         if failed { inside[i][scope, default: (0, 0)].f += 1 }
                     } else {
@@ -145,7 +142,7 @@ public struct AlertEvaluation: Sendable {
         }
         let budget = rules.sequential.map { $0.falseAlertsPerMonth / Double($0.watched.count * $0.shifts.count) } ?? 1.0 / Double(scopes.count)
         let planShare = incidents.indices.map { i in
-            inside[i].mapValues { $0.n }.reduce(into: [String: Double]()) { out, e in out[e.key] = Double(inPlanAttempts[i][e.key] ?? 0) / Double(max(e.value, 1)) }
+            inside[i].mapValues { $0.n }.reduce(into: [String: Double]()) { out, e in out[e.key] = Double(inPlan[i][e.key]?.count ?? 0) / Double(max(e.value, 1)) }
         }
         /// Whether every attempt of the scope is in the incident's plan (the scope names the plan, or the incident has none).
         func touchesPlanOnly(_ scope: String, _ w: IncidentWindow) -> Bool { w.plan == nil || scope.contains("plan:") }
@@ -158,8 +155,8 @@ public struct AlertEvaluation: Sendable {
                 // in-scope attempt at the incident's rate, and at its normal rate otherwise) diluted by the scope's
                 // attempts outside the incident's plan.
                 let p0 = max(Double(b.f) / Double(b.n), 0.5 / Double(b.n))
-                let inPlan = touchesPlanOnly(scope, w) ? 1.0 : planShare[i][scope] ?? 1.0
-                let p1 = p0 + (1 - p0) * w.failureRate * inPlan
+                let share = touchesPlanOnly(scope, w) ? 1.0 : planShare[i][scope] ?? 1.0
+                let p1 = p0 + (1 - p0) * w.failureRate * share
                 guard p1 > p0 else { continue }
                 let monthly = Double(b.n) / 7 * 30.44
                 let arl0 = max(monthly / budget, 10)
@@ -168,8 +165,7 @@ public struct AlertEvaluation: Sendable {
                 if oracle.delayMinutes < best?.delayMinutes ?? .infinity { best = oracle }
                 // The same test on this run's attempts: p₁ for those in the incident's plan, nothing for the others.
                 let q1 = min(p0 + (1 - p0) * w.failureRate, 1 - 1e-9)
-                let planAttempts = (sequence[i][scope] ?? []).filter(\.inPlan).sorted { $0.ms < $1.ms }.map { (ms: $0.ms, failed: $0.failed) }
-                if let (ms, n) = RealizedOracle.decision(planAttempts, p0: p0, p1: q1, threshold: log(arl0)) {
+                if let (ms, n) = RealizedOracle.decision((inPlan[i][scope] ?? []).sorted { $0.ms < $1.ms }, p0: p0, p1: q1, threshold: log(arl0)) {
                     let minutes = Double(ms - w.start.ms) / 60_000
                     if minutes < first?.delayMinutes ?? .infinity { first = RealizedOracle(scope: scope, delayMinutes: minutes, attempts: n) }
                 }
@@ -211,13 +207,14 @@ public struct AlertEvaluation: Sendable {
 /// One incident over runs with several seeds: the goal must hold in every run (each against the oracle on its
 /// own attempts); the means are for reading.
 public struct SeededDetection: Sendable {
-    public var incident: IncidentWindow
     public var runs: [AlertEvaluation.Detection]
 
+    /// `runs`: one detection of the same incident per seed, at least one.
     public init(_ runs: [AlertEvaluation.Detection]) {
-        incident = runs[0].incident
         self.runs = runs
     }
+
+    public var incident: IncidentWindow { runs[0].incident }
 
     /// Per seed, the alert's delay in minutes (nil: not detected).
     public var delays: [Double?] { runs.map(\.delayMinutes) }
@@ -302,18 +299,16 @@ struct EvaluateCommand: ParsableCommand {
         for size in sizes {
             var falseAlerts = 0, months = 0.0
             for name in names {
-                var params: [SimulationParameters] = []
-                for seed in seedList {
+                let runParams = try seedList.map { seed in
                     var options = simulation
                     options.customers = size
                     options.scenario = name
                     options.seed = seed
                     var p = try options.parameters()
                     p.omitEngagement = true
-                    params.append(p)
+                    return p
                 }
                 // The seeds' runs are independent: two at a time, one per core, each with a world of its own.
-                let runParams = params
                 let results = Mutex([Result<AlertEvaluation, ConfigError>?](repeating: nil, count: runParams.count))
                 let started = ContinuousClock.now
                 DispatchQueue.concurrentPerform(iterations: runParams.count) { k in

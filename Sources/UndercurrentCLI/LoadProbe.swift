@@ -66,9 +66,7 @@ final class LoadProbe: ConsumerProbe, @unchecked Sendable {
         progress.lock()
         defer { progress.unlock() }
         while applied.load(ordering: .acquiring) < count && !consumerEnded.load(ordering: .acquiring) && !interrupted.load(ordering: .acquiring) {
-            let left = deadline - ContinuousClock.now
-            if left <= .zero { break }
-            _ = progress.wait(until: Date(timeIntervalSinceNow: left.seconds))
+            if !progress.wait(until: deadline) { break }
         }
         return applied.load(ordering: .acquiring) >= count
     }

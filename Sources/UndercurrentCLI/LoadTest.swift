@@ -41,7 +41,7 @@ public struct LoadTest {
         let world: World
         do { world = try World(parameters) } catch { throw ValidationError(error.description) }
 
-        // The consumer, on its own thread, reading the load test's own topics.
+        // The consumer, reading the load test's own topics (run as a service below).
         let probe = LoadProbe()
         var options = MartsConsumer.Options(stateDirectory: stateDirectory)
         options.group = "undercurrent-loadtest-\(ProcessInfo.processInfo.processIdentifier)-\(Int(Date().timeIntervalSince1970))"
