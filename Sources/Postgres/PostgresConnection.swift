@@ -99,13 +99,23 @@ public final class PostgresConnection {
         return try take(result)
     }
 
-    /// Runs `COPY … FROM STDIN` (text format) with `data`: rows of tab-separated fields ended by newlines,
-    /// escaped as `CopyText` does. Returns the rows copied.
-    @discardableResult
-    public func copyIn(_ sql: String, data: [UInt8]) throws(PostgresError) -> Int {
-        try beginCopy(sql)
-        try putCopyData(data)
-        return try endCopy()
+    /// Sends statements without waiting for them, so that the server runs them while this thread works on.
+    /// `waitForSent` must come before any other call on this connection.
+    public func send(_ sql: String) throws(PostgresError) {
+        guard PQsendQuery(conn, sql) == 1 else { throw failure() }
+    }
+
+    /// Waits until what `send` sent has run; throws the first failure among its statements.
+    public func waitForSent() throws(PostgresError) {
+        var firstError: PostgresError?
+        while let r = PQgetResult(conn) {
+            switch PQresultStatus(r) {
+            case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY: break
+            default: if firstError == nil { firstError = failure(r) }
+            }
+            PQclear(r)
+        }
+        if let firstError { throw firstError }
     }
 
     /// Starts `COPY … FROM STDIN`; send rows with `putCopyData` (as they are made: the server parses one

@@ -123,7 +123,7 @@ public enum PostgresSchema {
         """
 
     /// The session's staging tables (emptied at each commit): one per mart, the customers' with the owning
-    /// partition of new rows. Made again after the schema was repaired.
+    /// partition of new rows, and those owners. Made again after the schema was repaired.
     static func createStages(_ db: PostgresConnection) throws(PostgresError) {
         var sql = ""
         for t in tables {
@@ -131,6 +131,9 @@ public enum PostgresSchema {
             let stage = t.name == "mart_customer_360" ? "sink_stage_customer" : "sink_stage_\(t.name)"
             sql += "DROP TABLE IF EXISTS pg_temp.\(stage); CREATE TEMP TABLE \(stage) (LIKE \(t.qualified)\(extra)) ON COMMIT DELETE ROWS;\n"
         }
+        // The owning partition of every customer row staged in this write, kept while the staging table is
+        // emptied between chunks.
+        sql += "DROP TABLE IF EXISTS pg_temp.sink_stage_owner; CREATE TEMP TABLE sink_stage_owner (customer_id text, owner integer) ON COMMIT DELETE ROWS;\n"
         try db.execute(sql)
     }
 

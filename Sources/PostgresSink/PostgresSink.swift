@@ -28,6 +28,8 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         public var retryInterval: Duration = .seconds(2)
         /// How often an idle consumer checks whether the marts' as-of moved (other consumers' partitions).
         public var refreshInterval: Duration = .seconds(5)
+        /// Customer rows copied and merged at a time: the server merges one chunk while the next is made.
+        public var chunkRows = 32_768
         public init(uri: String) { self.uri = uri }
     }
 
@@ -263,9 +265,39 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         let g = asOf ?? 0
 
         // Customer rows: what changed, what time changed, or everything of a partition whose position is not ours.
-        // They stream into the staging table as they are made.
-        var copy = CopyText(capacity: 1 << 20)
-        try db.beginCopy("COPY sink_stage_customer FROM STDIN")
+        // They go to the server in chunks: each is copied into the staging table and merged into the mart by the
+        // server while the next one is made here. While no merge runs, a chunk's rows stream out as they are made.
+        let c360 = PostgresSchema.customer360
+        let cols = c360.columns.map(\.name)
+        let kinds = c360.columns.map(\.kind)
+        let copyStatement = "COPY sink_stage_customer FROM STDIN WITH (FORMAT binary)"
+        let set = cols.dropFirst().map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+        let distinct = "(\(cols.dropFirst().map { "t.\($0)" }.joined(separator: ", "))) IS DISTINCT FROM (\(cols.dropFirst().map { "EXCLUDED.\($0)" }.joined(separator: ", ")))"
+        let merge = """
+            INSERT INTO \(c360.qualified) AS t SELECT \(cols.joined(separator: ", ")) FROM sink_stage_customer
+            ON CONFLICT (customer_id) DO UPDATE SET \(set) WHERE \(distinct);
+            INSERT INTO sink_stage_owner SELECT customer_id, owner FROM sink_stage_customer WHERE owner IS NOT NULL;
+            TRUNCATE sink_stage_customer;
+            """
+        var copy = CopyBinary(capacity: 1 << 20)
+        var staged = 0
+        var streaming = true  // the chunk's COPY is open: no merge is running
+        try db.beginCopy(copyStatement)
+        func endChunk() throws(PostgresError) {
+            copy.finish()
+            if !streaming {
+                try db.waitForSent()
+                phase("upsert")
+                try db.beginCopy(copyStatement)
+            }
+            try db.putCopyData(copy.bytes)
+            try db.endCopy()
+            staged += copy.rows
+            try db.send(merge)
+            streaming = false
+            copy = CopyBinary(capacity: 1 << 20)
+            phase("rows+copy")
+        }
         var whole: [Int32] = []
         var positionsChanged: [CheckpointedPartition] = []
         var nextTracked = tracked
@@ -320,10 +352,12 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
                 guard let (row, n) = p.state.customers.read(id, { c in
                     (MartSnapshot.customer360Row(id, c, asOf: at), MartSnapshot.customer360NextChange(c, asOf: at))
                 }) else { continue }
-                Self.append(row, to: &copy)
-                if isNew { copy.int(Int64(p.number)) } else { copy.null() }
-                copy.endRow()
-                if copy.bytes.count >= 1 << 20 {
+                copy.beginRow(fields: kinds.count + 1)
+                Self.append(row, kinds, to: &copy)
+                if isNew { copy.int32(p.number) } else { copy.null() }
+                if copy.rows >= options.chunkRows {
+                    try endChunk()
+                } else if streaming, copy.bytes.count >= 1 << 20 {
                     try db.putCopyData(copy.bytes)
                     copy.removeBytes()
                 }
@@ -335,21 +369,18 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             if stored?.offsets != p.offsets { positionsChanged.append(p) }
         }
 
-        try db.putCopyData(copy.bytes)
-        try db.endCopy()
-        phase("rows+copy")
-        let c360 = PostgresSchema.customer360
-        let cols = c360.columns.map(\.name)
         if copy.rows > 0 {
-            let set = cols.dropFirst().map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
-            let distinct = "(\(cols.dropFirst().map { "t.\($0)" }.joined(separator: ", "))) IS DISTINCT FROM (\(cols.dropFirst().map { "EXCLUDED.\($0)" }.joined(separator: ", ")))"
+            try endChunk()
+        } else if streaming {
+            copy.finish()
+            try db.putCopyData(copy.bytes)
+            try db.endCopy()
+        }
+        try db.waitForSent()
+        phase("upsert")
+        if staged > 0 {
             try db.execute("""
-                INSERT INTO \(c360.qualified) AS t SELECT \(cols.joined(separator: ", ")) FROM sink_stage_customer
-                ON CONFLICT (customer_id) DO UPDATE SET \(set) WHERE \(distinct);
-                """)
-            phase("upsert")
-            try db.execute("""
-                INSERT INTO \(s).sink_customer_partition SELECT customer_id, owner FROM sink_stage_customer WHERE owner IS NOT NULL
+                INSERT INTO \(s).sink_customer_partition SELECT customer_id, owner FROM sink_stage_owner
                 ON CONFLICT (customer_id) DO UPDATE SET partition = EXCLUDED.partition WHERE sink_customer_partition.partition <> EXCLUDED.partition;
                 """)
         }
@@ -360,7 +391,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             try db.execute("""
                 CREATE TEMP TABLE sink_gone ON COMMIT DROP AS
                   SELECT o.customer_id FROM \(s).sink_customer_partition o
-                  WHERE o.partition IN (\(list)) AND NOT EXISTS (SELECT 1 FROM sink_stage_customer x WHERE x.customer_id = o.customer_id);
+                  WHERE o.partition IN (\(list)) AND NOT EXISTS (SELECT 1 FROM sink_stage_owner x WHERE x.customer_id = o.customer_id);
                 DELETE FROM \(c360.qualified) t USING sink_gone g WHERE t.customer_id = g.customer_id;
                 DELETE FROM \(s).sink_customer_partition o USING sink_gone g WHERE o.customer_id = g.customer_id;
                 """)
@@ -369,7 +400,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         // Nothing of ours changed and nothing of the others: the tables are as they were.
         var stale: [Int32] = []
         for (p, pos) in inDB where !mine.contains(p) && aggregatesCache[p]?.version != pos.version { stale.append(p) }
-        let unchanged = copy.rows == 0 && whole.isEmpty && positionsChanged.isEmpty && stale.isEmpty
+        let unchanged = staged == 0 && whole.isEmpty && positionsChanged.isEmpty && stale.isEmpty
             && partitions.allSatisfy { inDB[$0.number]?.rowsAsOf == g } && lastWindow.map { $0 == (minTime, asOf) } == true
         if unchanged {
             try db.execute("COMMIT")
@@ -441,7 +472,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             nextTracked[p.number]!.written = p.offsets
         }
         tracked = nextTracked
-        customerRowsWritten += copy.rows
+        customerRowsWritten += staged
         lastWindow = (minTime, asOf)
     }
 
@@ -452,15 +483,17 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         if n != Int64.max { t.due[n / Timestamp.millisecondsPerDay, default: []].append(id) }
     }
 
-    static func append(_ row: [MartValue], to copy: inout CopyText) {
-        for v in row {
-            switch v {
-            case let .int(i): copy.int(i)
-            case let .rate(r): if let r { copy.double(r) } else { copy.null() }
-            case let .text(s): copy.text(s)
-            case let .bool(b): copy.bool(b)
-            case let .time(t): if let t { copy.plain(t.description) } else { copy.null() }
-            case .null: copy.null()
+    /// A row's values in the binary form of their columns' kinds.
+    static func append(_ row: [MartValue], _ kinds: [PostgresSchema.Kind], to copy: inout CopyBinary) {
+        for (v, kind) in zip(row, kinds) {
+            switch (v, kind) {
+            case (.null, _), (.rate(nil), _), (.time(nil), _): copy.null()
+            case let (.int(i), .double): copy.double(Double(i))
+            case let (.int(i), _): copy.int64(i)
+            case let (.rate(r?), _): copy.double(r)
+            case let (.text(s), _): copy.text(s)
+            case let (.bool(b), _): copy.bool(b)
+            case let (.time(t?), _): copy.timestamp(unixMilliseconds: t.ms)
             }
         }
     }

@@ -410,13 +410,16 @@ func postgresBench(uri: String, customers: Int, partitions: Int) throws {
         let changed = (0..<partitions).map { states[$0].changedCustomerIDs }
         for p in 0..<partitions { _ = states[p].takeChanges() }
         let rowsBefore = sink.customerRowsWritten
+        let phasesBefore = sink.phaseSeconds
         let t2 = ContinuousClock.now
         sink.checkpointed(view(previous: before, changed: changed))
         let took = seconds(ContinuousClock.now - t2)
         let rows = sink.customerRowsWritten - rowsBefore
         sinkRate[share] = max(sinkRate[share] ?? 0, Double(rows) / took)
+        let phases = sink.phaseSeconds.filter { $0.value - (phasesBefore[$0.key] ?? 0) >= 0.0005 }.sorted { $0.key < $1.key }
+            .map { "\($0.key) \(Int((($0.value - (phasesBefore[$0.key] ?? 0)) * 1000).rounded()))" }.joined(separator: ", ")
         print(String(format: "checkpoint with %d%% changed: %d rows, checkpoint to visible %.0f ms = %.0f changed rows/s",
-                     100 / share, rows, took * 1000, Double(rows) / took))
+                     100 / share, rows, took * 1000, Double(rows) / took) + " (ms: \(phases))")
     }
     print("sink phases (s): " + sink.phaseSeconds.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.2f", $0.value))" }.joined(separator: ", "))
     // The baseline: the last round's changed rows again, one prepared statement per row.
@@ -439,6 +442,26 @@ func postgresBench(uri: String, customers: Int, partitions: Int) throws {
             case .null: nil
             }
         })
+    }
+    do {
+        let at = Timestamp(ms: asOf.ms)
+        var made = 0
+        let tr = ContinuousClock.now
+        for i in stride(from: 0, to: customers, by: 10) {
+            let id = "cus_\(i)"
+            if let (row, n) = states[i % partitions].customers.read(id, { c in
+                (MartSnapshot.customer360Row(id, c, asOf: at), MartSnapshot.customer360NextChange(c, asOf: at)) }) {
+                made += row.count + (n == nil ? 0 : 1)
+            }
+        }
+        let tRows = seconds(ContinuousClock.now - tr)
+        let tr2 = ContinuousClock.now
+        for i in stride(from: 0, to: customers, by: 10) {
+            let id = "cus_\(i)"
+            made += states[i % partitions].customers.read(id, { c in Int(c.invoicesIssued) }) ?? 0
+        }
+        let tRead = seconds(ContinuousClock.now - tr2)
+        print(String(format: "client side, per changed row: read+row+next %.2f us, read alone %.2f us (%d)", tRows * 1e6 / Double(customers / 10), tRead * 1e6 / Double(customers / 10), made))
     }
     let t3 = ContinuousClock.now
     try db.execute("BEGIN")

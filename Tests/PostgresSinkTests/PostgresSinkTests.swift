@@ -23,6 +23,7 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
     var o = PostgresSink.Options(uri: uri)
     o.refreshInterval = refresh
     o.retryInterval = .zero
+    o.chunkRows = 97  // writes of more rows go in several chunks, merged while the next is made
     return try PostgresSink(options: o, logger: quiet)
 }
 
@@ -48,6 +49,7 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
             i += n
             #expect(core.checkpointAll(sinks: [pg], stop: nil))
             #expect(pg.commits == commits + 1, "a write per checkpoint")
+            if commits == 0 { #expect(pg.customerRowsWritten > pg.options.chunkRows, "the first write spans several chunks") }
             commits = pg.commits
             // What a reader sees after the commit is the whole checkpoint.
             try expectDatabaseEquals(storage.partitions.values.map(\.state), db)
@@ -176,6 +178,49 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
         #expect(core.checkpointAll(sinks: [pg], stop: nil, force: true))
         let db2 = try PostgresConnection(uri: server.uri())
         try expectDatabaseEquals(storage.partitions.values.map(\.state), db2)
+    }
+
+    @Test func binaryCopyReadsBackAsTheValuesWritten() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        let db = try PostgresConnection(uri: server.uri())
+        try db.execute("CREATE TABLE t (n bigint, i integer, d double precision, b boolean, s text, at timestamptz)")
+        let texts = ["tab\there", "new\nline", "back\\slash", "", "ünïcødé ✓", "\\N"]
+        let ints: [Int64] = [0, -1, Int64.max, Int64.min, 1_234_567_890_123]
+        let doubles = [0.1, -2.5e-300, 1.0 / 3.0, 4_900.0, -0.0]
+        // Before and after PostgreSQL's epoch (2000-01-01), and with milliseconds.
+        let times: [Int64] = [0, 946_684_799_999, 946_684_800_000, 1_733_400_000_123]
+        var copy = CopyBinary()
+        for k in 0..<6 {
+            copy.beginRow(fields: 6)
+            copy.int64(ints[k % ints.count])
+            copy.int32(Int32(k) - 3)
+            copy.double(doubles[k % doubles.count])
+            copy.bool(k % 2 == 0)
+            copy.text(texts[k])
+            copy.timestamp(unixMilliseconds: times[k % times.count])
+        }
+        copy.beginRow(fields: 6)
+        for _ in 0..<6 { copy.null() }
+        copy.finish()
+        try db.beginCopy("COPY t FROM STDIN WITH (FORMAT binary)")
+        try db.putCopyData(copy.bytes)
+        #expect(try db.endCopy() == 7)
+        try db.execute("SET TIME ZONE 'UTC'; SET extra_float_digits = 3")
+        let rows = try db.execute("""
+            SELECT n::text, i::text, d::text, b::text, s, (extract(epoch from at) * 1000)::bigint::text FROM t ORDER BY t.i
+            """).rows
+        #expect(rows.count == 7)
+        for k in 0..<6 {
+            let r = rows[k]
+            #expect(r[0] == String(ints[k % ints.count]))
+            #expect(r[1] == String(k - 3))
+            #expect(r[2].flatMap(Double.init)?.bitPattern == doubles[k % doubles.count].bitPattern, "\(String(describing: r[2]))")
+            #expect(r[3] == (k % 2 == 0 ? "true" : "false"))
+            #expect(r[4] == texts[k])
+            #expect(r[5] == String(times[k % times.count]))
+        }
+        #expect(rows[6].allSatisfy { $0 == nil })
     }
 
     @Test func wrongCredentialsOrNoDatabaseFailAtStartWithoutThePassword() throws {
