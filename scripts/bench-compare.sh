@@ -28,6 +28,8 @@ echo "$line"
 case "$line" in *"accepted $events,"*) ;; *) echo "error: the consumer did not see all $events events (broker retention?)" >&2; exit 1;; esac
 t1=$(date +%s%N); ours_kafka=$(awk -v s="$(secs "$t0" "$t1")" 'BEGIN{print s-1}')   # minus the 1 s idle wait
 python3 Benchmarks/compare/python_consumer.py "$(cat "$work/broker")" "$events" "$work/python.json" 2>"$work/py.log"; cat "$work/py.log"
+# The broker is not needed any more: the archive replay and DuckDB run without it beside them.
+kill "$broker" 2>/dev/null || true; wait "$broker" 2>/dev/null || true
 t0=$(date +%s%N)
 $bin/marts-consumer --state-dir "$work/archive-state" --from-archive "$work/archive.ndjson" --no-alerts --log-level warning 2>&1 | tail -n1
 t1=$(date +%s%N); ours_archive=$(secs "$t0" "$t1")

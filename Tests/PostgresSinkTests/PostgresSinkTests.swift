@@ -6,6 +6,7 @@ import Marts
 import Postgres
 @testable import PostgresSink
 import Simulation
+import Synchronization
 import Testing
 import TestSupport
 
@@ -180,6 +181,49 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
         try expectDatabaseEquals(storage.partitions.values.map(\.state), db2)
     }
 
+    @Test(.timeLimit(.minutes(2))) func aConnectionCutWhileAChunkMergesShowsNothingAndTheNextCheckpointCatchesUp() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        let storage = MemoryCheckpointStorage()
+        let core = try sinkCore(storage, open: [0, 1, 2, 3])
+        let pg = try sink(server.uri())
+        let db = try PostgresConnection(uri: server.uri())
+        // Someone holds the customer table: the first chunk's merge waits for it, the next chunk is made meanwhile.
+        let blocker = try PostgresConnection(uri: server.uri())
+        try blocker.execute("BEGIN; LOCK TABLE undercurrent.mart_customer_360 IN ACCESS EXCLUSIVE MODE")
+        _ = core.apply(messages(history))
+        let done = Latch()
+        let wrote = Mutex(false)
+        let box = UncheckedBox(core)
+        Thread {
+            let ok = box.value.checkpointAll(sinks: [pg], stop: nil)
+            wrote.withLock { $0 = ok }
+            done.open()
+        }.start()
+        // Seen waiting in the server, the sink's connection is cut mid-merge.
+        var pid: String?
+        while pid == nil, !done.opened {
+            pid = try db.execute("""
+                SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO undercurrent.mart_customer_360 %'
+                """).rows.first?[0] ?? nil
+            if pid == nil { Thread.sleep(forTimeInterval: 0.005) }
+        }
+        let merging = try #require(pid, "the sink's merge never waited on the lock")
+        try db.execute("SELECT pg_terminate_backend(\(merging))")
+        done.wait()
+        try blocker.execute("ROLLBACK")
+        #expect(wrote.withLock { $0 }, "the consumer's own checkpoint does not depend on the database")
+        #expect(pg.sinkStatus?.connected == false)
+        #expect(pg.sinkStatus?.checkpointsBehind == 1)
+        // Nothing of the cut write is visible: no row, no position.
+        #expect(try db.execute("SELECT count(*) FROM undercurrent.mart_customer_360").rows[0][0] == "0")
+        #expect(try db.execute("SELECT count(*) FROM undercurrent.sink_positions").rows[0][0] == "0")
+        // The next checkpoint opportunity connects again and writes the whole checkpoint.
+        #expect(core.checkpointAll(sinks: [pg], stop: nil, force: true))
+        #expect(pg.sinkStatus?.connected == true)
+        try expectDatabaseEquals(storage.partitions.values.map(\.state), db)
+    }
+
     @Test func binaryCopyReadsBackAsTheValuesWritten() throws {
         let server = try PostgresServer()
         defer { server.stop() }
@@ -297,4 +341,10 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
         #expect(current[0] == String(kpis.zombieAccounts))
         #expect(current[1] == String(kpis.mrrAtRiskCents))
     }
+}
+
+/// Hands a value to another thread where the test knows only one thread uses it at a time.
+final class UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
