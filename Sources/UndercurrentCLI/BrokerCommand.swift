@@ -32,7 +32,7 @@ struct BrokerCommand: ParsableCommand {
         commandName: "broker",
         abstract: "Run the embedded Kafka broker (librdkafka's mock cluster) on loopback until Ctrl-C.",
         discussion: """
-        Creates the topics billing, payments, engagement, customer-risk, alerts and events-dlq, prints the
+        Creates the topics billing, payments, engagement, customer-risk, alerts and events-dlq, prints the \
         bootstrap address and writes it to \(BrokerAddressFile.defaultPath) so other commands find it.
         Each partition of this broker keeps only about 5 MiB: use enough partitions for large runs.
         """

@@ -16,8 +16,8 @@ struct DemoCommand: ParsableCommand {
         commandName: "demo",
         abstract: "The whole story on the embedded broker: broker, the three producers and the consumer; ends with the executive KPIs.",
         discussion: """
-        Starts the embedded broker, runs billing, payments and engagement producers in backfill mode next to the
-        marts consumer, waits until the consumer has taken in every delivered event, and proves by counting that
+        Starts the embedded broker, runs billing, payments and engagement producers in backfill mode next to the \
+        marts consumer, waits until the consumer has taken in every delivered event, and proves by counting that \
         nothing was lost to the embedded broker's 5 MiB-per-partition retention.
         """
     )

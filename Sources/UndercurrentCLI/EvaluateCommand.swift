@@ -247,15 +247,15 @@ struct EvaluateCommand: ParsableCommand {
         commandName: "evaluate-alerts",
         abstract: "Score the alert rules against a scenario's ground truth: detection delay per incident next to an oracle's, and false alerts per month.",
         discussion: """
-        Runs the simulation (its engagement events simulated but not emitted, so payments are those of the full
-        stream) through the alert engine in event time, then matches firing alerts to the injected
-        incidents. For each incident it also prints the delay of an oracle sequential test that knows the true
-        baseline and outage rates: its expected delay (ln(1/α) / KL(p₁‖p₀) attempts of the fastest watched scope,
-        α the detector's false-alarm budget per scope and CUSUM, at the scope's attempt rate during the
-        incident), and its delay on the run's own attempts (its log-likelihood ratio summed from the incident's
-        start up to ln(1/α)). --sweep runs every listed business size over every --scenarios scenario and checks
-        the goals: every incident the oracle detects within its window on the run's attempts detected within 2×
-        that oracle's delay plus one evaluation step, and at most --max-false-per-month false alerts per
+        Runs the simulation (its engagement events simulated but not emitted, so payments are those of the full \
+        stream) through the alert engine in event time, then matches firing alerts to the injected \
+        incidents. For each incident it also prints the delay of an oracle sequential test that knows the true \
+        baseline and outage rates: its expected delay (ln(1/α) / KL(p₁‖p₀) attempts of the fastest watched scope, \
+        α the detector's false-alarm budget per scope and CUSUM, at the scope's attempt rate during the \
+        incident), and its delay on the run's own attempts (its log-likelihood ratio summed from the incident's \
+        start up to ln(1/α)). --sweep runs every listed business size over every --scenarios scenario and checks \
+        the goals: every incident the oracle detects within its window on the run's attempts detected within 2× \
+        that oracle's delay plus one evaluation step, and at most --max-false-per-month false alerts per \
         simulated month at each size.
         With --seeds each size and scenario runs once per seed (two at a time); the goals must hold in every seed.
         """

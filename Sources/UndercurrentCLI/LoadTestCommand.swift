@@ -17,9 +17,9 @@ public struct LoadTestCommand: ParsableCommand {
         commandName: "loadtest",
         abstract: "Drive payment flows at a target rate with the marts consumer running, and measure it.",
         discussion: """
-        Runs against the embedded broker unless --bootstrap-servers (or -X bootstrap.servers) names a cluster;
-        writes to topics prefixed with --topic-prefix, so live topics are untouched. Measures producer throughput
-        and delivery latency, end-to-end latency from send to the marts (HDR histogram), lag over time,
+        Runs against the embedded broker unless --bootstrap-servers (or -X bootstrap.servers) names a cluster; \
+        writes to topics prefixed with --topic-prefix, so live topics are untouched. Measures producer throughput \
+        and delivery latency, end-to-end latency from send to the marts (HDR histogram), lag over time, \
         checkpoint times and errors; writes REPORT.json and REPORT.html. Exit code 3 when an --slo is violated.
         """
     )

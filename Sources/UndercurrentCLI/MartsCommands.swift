@@ -18,10 +18,10 @@ public struct MartsConsumerCommand: ParsableCommand {
         commandName: "marts-consumer",
         abstract: "Keep every mart up to date from the input topics, checkpointing state with its offsets.",
         discussion: """
-        State is kept per input partition number and checkpointed to --state-dir with the next offset of each
-        input topic-partition; on assignment each partition resumes from its checkpoint. Several processes in
+        State is kept per input partition number and checkpointed to --state-dir with the next offset of each \
+        input topic-partition; on assignment each partition resumes from its checkpoint. Several processes in \
         one group sharing --state-dir split the partitions. Ctrl-C / SIGTERM take a final checkpoint.
-        The marts are defined in docs/marts.md, the events they are built from in docs/events.md, and how the
+        The marts are defined in docs/marts.md, the events they are built from in docs/events.md, and how the \
         consumer keeps them exact across crashes in docs/architecture.md.
 
         \(ExitStatus.help)

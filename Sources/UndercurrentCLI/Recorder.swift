@@ -94,8 +94,8 @@ public struct RecordCommand: ParsableCommand {
         commandName: "record",
         abstract: "Capture topics into an archive (NDJSON, gzip-compressed when the name ends in .gz).",
         discussion: """
-        Records keys, values, headers, timestamps, partitions and offsets, from the earliest offset (or --from-time)
-        up to the end of each partition as it was at start, or with --follow until Ctrl-C. The archive is written
+        Records keys, values, headers, timestamps, partitions and offsets, from the earliest offset (or --from-time) \
+        up to the end of each partition as it was at start, or with --follow until Ctrl-C. The archive is written \
         under FILE.partial and renamed into place when the recording ends, also on Ctrl-C.
         """
     )

@@ -119,7 +119,7 @@ public struct ReplayCommand: ParsableCommand {
         commandName: "replay",
         abstract: "Publish an archive back to Kafka, preserving keys, headers and event timestamps.",
         discussion: """
-        Reads archives written by `record` or `simulate` (plain or .gz). --speed 3600 replays an hour of history
+        Reads archives written by `record` or `simulate` (plain or .gz). --speed 3600 replays an hour of history \
         per second; --speed max (the default) as fast as the cluster takes it; --rate caps messages per second.
         --topic-map billing=replay.billing (repeatable) replays into fresh topics beside the live ones.
         """
