@@ -316,6 +316,13 @@ public struct AlertEngine: Sendable {
     /// Sources expected but silent so far.
     public var heldSources: [Int] { sourceTimes.filter { $0.value == .min }.map(\.key).sorted() }
 
+    /// What the sequential detector can catch now, scope by scope, for an outage failing `outageRate` of a
+    /// scope's attempts (see `DetectionReach`); empty without a sequential detector.
+    public func detectionReach(outageRate: Double) -> [DetectionReach] {
+        guard let sequential, let next = nextEvaluation else { return [] }
+        return sequential.reach(minute: next - 1, outageRate: outageRate)
+    }
+
     /// Evaluates every minute that ends at or before `watermark` (the end of input: pass `.max`).
     public mutating func advance(to watermark: Int64) -> [Alert] {
         guard var next = nextEvaluation else { return [] }

@@ -184,9 +184,7 @@ public struct SequentialDetector: Sendable, Equatable {
     /// and returns the alerts it raises or resolves, stamped at the end of the minute.
     mutating func observe(minute: Int64, counts: [Int32]) -> [Alert] {
         let set = config.attempts == .first ? 0 : AlertEngine.scopeCount * 2
-        let halfLife = config.baselineHalfLifeDays * 24 * 60
-        let tau = halfLife / log(2.0)
-        let budget = config.falseAlertsPerMonth / Double(watched.count * config.shifts.count)
+        let halfLife = self.halfLife, tau = self.tau, budget = budgetPerTest
         let at = (minute + 1) * AlertEngine.minute
         var out: [Alert] = []
         for (i, scope) in watched.enumerated() {
@@ -201,7 +199,7 @@ public struct SequentialDetector: Sendable, Equatable {
             d.baseAttempts *= decay
             d.baseFailures *= decay
             d.baselineMinute = minute
-            let p0 = min(0.5, max(1e-5, (d.baseFailures + config.priorAttempts * config.priorFailureRate) / (d.baseAttempts + config.priorAttempts)))
+            let p0 = baseline(d)
             let (nd, fd) = (Double(n), Double(f))
             if var firing = d.firing {
                 // Is the rate back? A CUSUM of the baseline against the smallest shift tuned for.
@@ -225,12 +223,10 @@ public struct SequentialDetector: Sendable, Equatable {
             }
             var suspicious = false
             if d.baseAttempts >= config.minBaselineAttempts {
-                let elapsed = Double(minute - d.firstMinute! + 1)
-                let perMinute = d.baseAttempts / (tau * (1 - exp(-elapsed / tau)))
-                let arl0 = max(perMinute * Self.minutesPerMonth / budget, 10)
+                let arl0 = max(attemptsPerMinute(d, minute: minute, tau: tau) * Self.minutesPerMonth / budget, 10)
                 var best: (k: Int, ratio: Double, h: Double)?
                 for (k, shift) in config.shifts.enumerated() {
-                    let p1 = min(0.95, max(p0 * shift, p0 + config.minIncrease))
+                    let p1 = design(p0, shift)
                     let llr = fd * log(p1 / p0) + (nd - fd) * log((1 - p1) / (1 - p0))
                     var c = d.cusums[k]
                     let rising = c.statistic == 0
@@ -253,7 +249,7 @@ public struct SequentialDetector: Sendable, Equatable {
                     // Resolution weighs the baseline against the smallest shift the detector is tuned for: the rate
                     // measured at firing (from a few attempts, in a thin scope) may overstate the outage, and a test
                     // against it would take a still-raised rate for recovery.
-                    let smallest = min(0.95, max(p0 * (config.shifts.min() ?? 2), p0 + config.minIncrease))
+                    let smallest = design(p0, config.shifts.min() ?? 2)
                     d.firing = ScopeDetector.Firing(at: at, shiftStart: c.since, baseline: p0, rate: smallest, attempts: c.attempts, failures: c.failures)
                     out.append(Alert(rule: config.id, scope: scope.name, state: .firing, at: Timestamp(ms: at), firingSince: Timestamp(ms: at),
                                      observedRate: rate, baselineRate: p0, attempts: Int(c.attempts), failures: Int(c.failures),
@@ -268,6 +264,76 @@ public struct SequentialDetector: Sendable, Equatable {
             scopes[i] = d
         }
         return out
+    }
+}
+
+extension SequentialDetector {
+    /// The baseline's half-life and its time constant, in minutes.
+    var halfLife: Double { config.baselineHalfLifeDays * 24 * 60 }
+    var tau: Double { halfLife / log(2.0) }
+    /// The false alerts a month each scope's CUSUM may raise: the business's budget shared evenly.
+    var budgetPerTest: Double { config.falseAlertsPerMonth / Double(watched.count * config.shifts.count) }
+
+    /// A scope's baseline failure rate: its decayed counts and the prior.
+    func baseline(_ d: ScopeDetector) -> Double {
+        min(0.5, max(1e-5, (d.baseFailures + config.priorAttempts * config.priorFailureRate) / (d.baseAttempts + config.priorAttempts)))
+    }
+
+    /// A scope's attempts a minute: its decayed count over the decayed time since its first attempt.
+    func attemptsPerMinute(_ d: ScopeDetector, minute: Int64, tau: Double) -> Double {
+        let elapsed = Double(minute - d.firstMinute! + 1)
+        return d.baseAttempts / (tau * (1 - exp(-elapsed / tau)))
+    }
+
+    /// The failure rate the CUSUM for `shift` times the baseline is tuned for.
+    func design(_ p0: Double, _ shift: Double) -> Double { min(0.95, max(p0 * shift, p0 + config.minIncrease)) }
+}
+
+/// What one scope's detector can catch at its present volume: how long an outage of a given size would take to
+/// be told from chance. Thin scopes need hours; the product says so instead of staying silent.
+public struct DetectionReach: Sendable, Equatable {
+    public var scope: String
+    /// The scope's first attempts an hour, as its baseline counts them (decayed, 7-day half-life by default).
+    public var attemptsPerHour: Double
+    /// The baseline failure rate; nil while the scope has seen too few attempts to learn it.
+    public var baselineRate: Double?
+    /// The outage's failure rate this is for.
+    public var outageRate: Double
+    /// The expected hours from the start of such an outage to its alert; nil while the baseline is being learnt,
+    /// or when that rate is not above the baseline.
+    public var hoursToDetect: Double?
+}
+
+extension SequentialDetector {
+    /// Each watched scope's reach at `minute` for an outage failing `outageRate` of the scope's attempts: the
+    /// fastest of its CUSUMs, each needing its threshold over its mean log-likelihood ratio per attempt at that
+    /// rate (Wald's approximation, without the overshoot), turned into time at the scope's attempt rate.
+    public func reach(minute: Int64, outageRate q: Double) -> [DetectionReach] {
+        zip(watched, scopes).map { scope, detector in
+            var d = detector
+            var r = DetectionReach(scope: scope.name, attemptsPerHour: 0, baselineRate: nil, outageRate: q, hoursToDetect: nil)
+            guard d.firstMinute != nil else { return r }
+            let now = max(minute, d.baselineMinute)
+            let decay = exp2(-Double(now - d.baselineMinute) / halfLife)
+            d.baseAttempts *= decay
+            d.baseFailures *= decay
+            let perMinute = attemptsPerMinute(d, minute: now, tau: tau)
+            r.attemptsPerHour = perMinute * 60
+            guard d.baseAttempts >= config.minBaselineAttempts, perMinute > 0 else { return r }
+            let p0 = d.firing?.baseline ?? baseline(d)
+            r.baselineRate = p0
+            guard q > p0, q < 1 else { return r }
+            let arl0 = max(perMinute * Self.minutesPerMonth / budgetPerTest, 10)
+            var attempts = Double.infinity
+            for shift in config.shifts {
+                let p1 = design(p0, shift)
+                let drift = q * log(p1 / p0) + (1 - q) * log((1 - p1) / (1 - p0))
+                guard drift > 0 else { continue }
+                attempts = min(attempts, SequentialAlerting.threshold(arl0: arl0, kl01: SequentialAlerting.kl(p0, p1)) / drift)
+            }
+            if attempts.isFinite { r.hoursToDetect = attempts / perMinute / 60 }
+            return r
+        }
     }
 }
 

@@ -90,6 +90,48 @@ func meteredAttempts(minutes: Int, perMinute: Double, seed: UInt64, baseline: Do
         #expect(alerts.filter { $0.state == .firing && $0.scope == fired.scope }.count == 1)
     }
 
+    /// What the detector says it can catch matches what it catches. After a calm week (4% failing) at a given
+    /// volume, the plan's scope states its attempt rate, its baseline and the expected time to catch an outage
+    /// failing 40%; the delays measured on that outage, over five seeds, average within a factor of two of it.
+    /// Thinner streams need longer, and a scope that has seen too little states no reach at all.
+    @Test func theReachItStatesMatchesTheDelaysItAchieves() throws {
+        let rules = AlertRules(evaluateEverySeconds: 60, allowedLatenessSeconds: 120, rules: [],
+                               sequential: SequentialAlerting(scopes: [.plan]))
+        let week = 7 * 24 * 60
+        let start = Timestamp(year: 2025, month: 1, day: 1)
+        var predicted: [Double] = []
+        for perMinute in [0.5, 5.0] {
+            var engine = AlertEngine(rules: rules)
+            #expect(engine.detectionReach(outageRate: 0.4).isEmpty, "nothing seen: nothing to say")
+            let calm = meteredAttempts(minutes: week, perMinute: perMinute, seed: 11) { _ in 0.04 }
+            // The first minutes: too few attempts to know the baseline.
+            let early = calm.prefix { $0.occurredAt.ms < start.ms + 10 * 60_000 }
+            for e in early { _ = engine.observe(e, source: 0) }
+            _ = engine.advance(to: early.last!.occurredAt.ms)
+            let learning = try #require(engine.detectionReach(outageRate: 0.4).first { $0.scope == "plan:premium" })
+            #expect(learning.baselineRate == nil && learning.hoursToDetect == nil)
+            for e in calm.dropFirst(early.count) { _ = engine.observe(e, source: 0) }
+            let reach = engine.detectionReach(outageRate: 0.4)
+            let plan = try #require(reach.first { $0.scope == "plan:premium" })
+            #expect(abs(plan.attemptsPerHour / (perMinute * 60) - 1) < 0.1, "\(plan.attemptsPerHour) an hour at \(perMinute) a minute")
+            #expect(abs(try #require(plan.baselineRate) - 0.04) < 0.015)
+            let minutes = try #require(plan.hoursToDetect) * 60
+            predicted.append(minutes)
+            #expect(reach.first { $0.scope == "plan:standard" }?.hoursToDetect == nil, "a plan without attempts has no reach")
+            #expect(engine.detectionReach(outageRate: 0.03).first { $0.scope == "plan:premium" }?.hoursToDetect == nil,
+                    "a rate under the baseline is no outage")
+            var delays: [Double] = []
+            for seed: UInt64 in 21...25 {
+                let events = meteredAttempts(minutes: week + 24 * 60, perMinute: perMinute, seed: seed) { m in m >= week ? 0.40 : 0.04 }
+                let fired = try #require(run(events, rules: rules).first { $0.state == .firing }, "seed \(seed) at \(perMinute)/min")
+                delays.append(Double(fired.at.ms - start.ms) / 60_000 - Double(week))
+            }
+            let mean = delays.reduce(0, +) / Double(delays.count)
+            #expect(mean >= minutes / 2 && mean <= 2 * minutes + 1, "measured \(delays) min, stated \(minutes) min at \(perMinute)/min")
+        }
+        #expect(predicted[0] > 5 * predicted[1], "ten times the volume, far sooner: \(predicted)")
+    }
+
     /// The engine's state taken at any of several points and restored gives, with the rest of the stream, the
     /// alerts of an uninterrupted run (through the alert engine's checkpoint encoding).
     @Test func aRestoredDetectorRaisesTheUninterruptedAlerts() throws {
