@@ -129,7 +129,8 @@ incidents: []
 signupBursts: []
 """#,
         "alerts.yaml": #"""
-# Failure-spike alerts, for a business of any size (a few thousand customers to millions).
+# Failure-spike alerts, for a business of any size: from about 20 first payment attempts a day (about 3,000
+# customers of the simulated kind) to millions of customers.
 #
 # A sequential detector watches the failure rate of first payment attempts in every scope: overall, each paid
 # plan, each decline reason and each plan × reason. Per scope, a few CUSUMs (Page's test on each attempt's

@@ -73,6 +73,12 @@ extension ConsumerCore {
     /// Payment attempts that came after their minute was evaluated (left out of alerting).
     public var lateAlertAttempts: Int { alerting?.engine.lateAttempts ?? 0 }
 
+    /// What the failure-spike detector can catch now, per scope, for an outage failing `outageRate` of a scope's
+    /// first attempts (see `DetectionReach`); empty without alerting or before any payment.
+    public func detectionReach(outageRate: Double) -> [DetectionReach] {
+        alerting?.engine.detectionReach(outageRate: outageRate) ?? []
+    }
+
     /// Alerting waits for every assigned payments partition (or `alertSourceWait`) before event time moves.
     public func holdAlertSources(_ sources: [Int32], now: ContinuousClock.Instant) {
         guard var a = alerting else { return }

@@ -3,6 +3,7 @@ import CoreMetrics
 import Events
 import Foundation
 import Kafka
+import Marts
 import Synchronization
 import Telemetry
 
@@ -26,6 +27,11 @@ public struct ConsumerMetrics: Sendable {
     public var clusterWaitingSeconds: Double?
     /// Where each open topic-partition's history starts.
     public var history: [HistoryStart] = []
+    /// What the failure-spike detector can catch at the present volume, per scope, for an outage failing
+    /// `referenceOutageRate` of a scope's first attempts.
+    public var detectionReach: [DetectionReach] = []
+    /// The outage the reach is stated for: half of a scope's first attempts failing.
+    public static let referenceOutageRate = 0.5
 
     public init() {}
 
@@ -44,6 +50,7 @@ public final class ConsumerTelemetry: Sendable {
     private let historySeries = Mutex<[TopicPartition: Meter]>([:])
     private let partitions = Mutex<[TopicPartition: (messages: Meter, seconds: Meter)]>([:])
     private let sinks = Mutex<[String: (up: Meter, checkpoints: Meter, seconds: Meter, commits: TotalCounter)]>([:])
+    private let reachSeries = Mutex<[String: (attempts: Meter, seconds: Meter?)]>([:])
 
     public init(registry: MetricsRegistry) {
         self.registry = registry
@@ -88,6 +95,25 @@ public final class ConsumerTelemetry: Sendable {
         clientErrors.update(m.kafkaClientErrors)
         asOf.set(m.asOf.map { Double($0.ms) / 1000 } ?? .nan)
         clusterUp.set(m.clusterWaitingSeconds == nil ? 1.0 : 0.0)
+        reachSeries.withLock { series in
+            for r in m.detectionReach {
+                var g = series[r.scope] ?? (registry.gauge("undercurrent_alert_scope_attempts_per_hour",
+                                                           help: "First payment attempts an hour in each scope the failure-spike detector watches (its baseline's decayed rate).",
+                                                           labels: [("scope", r.scope)]), nil)
+                g.attempts.set(r.attemptsPerHour)
+                if let hours = r.hoursToDetect {
+                    let gauge = g.seconds ?? registry.gauge("undercurrent_alert_detection_seconds",
+                                                            help: "Expected time from the start of an outage failing outage_rate of a scope's first attempts to its alert, at the present volume; absent while the scope's baseline is being learnt.",
+                                                            labels: [("scope", r.scope), ("outage_rate", "\(r.outageRate)")])
+                    gauge.set(hours * 3600)
+                    g.seconds = gauge
+                } else if let gauge = g.seconds {
+                    gauge.destroy()
+                    g.seconds = nil
+                }
+                series[r.scope] = g
+            }
+        }
         historySeries.withLock { series in
             for h in m.history {
                 let tp = TopicPartition(h.topic, h.partition)

@@ -51,6 +51,9 @@ public final class MartsConsumer: @unchecked Sendable {
     public var checkpointGaveUp: String? { core.checkpointGaveUp }
     /// Payment attempts that arrived after their minute was evaluated, left out of alerting.
     public var lateAlertAttempts: Int { core.lateAlertAttempts }
+    /// What the failure-spike detector can catch at the volume seen (see `DetectionReach`); read it while the
+    /// consumer is not running.
+    public func detectionReach(outageRate: Double) -> [DetectionReach] { core.detectionReach(outageRate: outageRate) }
     /// The latest metrics (refreshed at each report), safe to read from any thread.
     public var metrics: ConsumerMetrics { reporter.latest }
     /// Messages taken in so far (safe to read from any thread, for progress).
@@ -102,6 +105,7 @@ final class ConsumerReporter: Sendable {
         m.clusterWaitingSeconds = consumer?.unreachableSince.map { (ContinuousClock.now - $0).seconds }
         m.history = core.history
         m.sinks = sinks.compactMap(\.sinkStatus)
+        m.detectionReach = core.detectionReach(outageRate: ConsumerMetrics.referenceOutageRate)
         snapshot.withLock { $0 = m }
         telemetry.publish(m, checkpointDurations: core.checkpointDurations)
         core.checkpointDurations.removeAll()

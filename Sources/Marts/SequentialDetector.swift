@@ -299,9 +299,59 @@ public struct DetectionReach: Sendable, Equatable {
     public var baselineRate: Double?
     /// The outage's failure rate this is for.
     public var outageRate: Double
+    /// The fewest attempts an hour with which the scope's baseline ever holds `minBaselineAttempts`: below it the
+    /// scope is never watched.
+    public var minimumAttemptsPerHour: Double
     /// The expected hours from the start of such an outage to its alert; nil while the baseline is being learnt,
     /// or when that rate is not above the baseline.
     public var hoursToDetect: Double?
+
+    public init(scope: String, attemptsPerHour: Double, baselineRate: Double?, outageRate: Double, minimumAttemptsPerHour: Double,
+                hoursToDetect: Double?) {
+        self.scope = scope
+        self.attemptsPerHour = attemptsPerHour
+        self.baselineRate = baselineRate
+        self.outageRate = outageRate
+        self.minimumAttemptsPerHour = minimumAttemptsPerHour
+        self.hoursToDetect = hoursToDetect
+    }
+}
+
+extension DetectionReach {
+    /// What the detector can catch, in one sentence: the overall scope, and the slowest paid plan with a reach.
+    public static func sentence(_ reach: [DetectionReach]) -> String {
+        guard let overall = reach.first(where: { $0.scope == "overall" }), overall.attemptsPerHour > 0 else {
+            return "no payment attempts seen yet, so no outage can be told from chance"
+        }
+        let volume = "\(rate(overall.attemptsPerHour)) first attempts an hour"
+        guard let hours = overall.hoursToDetect else {
+            if overall.baselineRate == nil, overall.attemptsPerHour < overall.minimumAttemptsPerHour {
+                return "too few payments to watch: \(volume), where the detector needs \(rate(overall.minimumAttemptsPerHour)) to learn "
+                    + "a baseline failure rate, so no outage can be told from chance"
+            }
+            return "still learning the baseline failure rate (\(volume) so far)"
+        }
+        let percent = Int((overall.outageRate * 100).rounded())
+        var s = "an outage failing \(percent)% of all first attempts would be caught in about \(duration(hours)) (\(volume))"
+        let plans = reach.filter { $0.scope.hasPrefix("plan:") && !$0.scope.contains("/") }
+        if let slowest = plans.compactMap({ p in p.hoursToDetect.map { (p, $0) } }).max(by: { $0.1 < $1.1 }) {
+            s += "; one failing \(percent)% of a single plan's, in up to \(duration(slowest.1)) (\(slowest.0.scope), "
+                + "\(rate(slowest.0.attemptsPerHour)) an hour)"
+        }
+        return s
+    }
+
+    /// A rate with one decimal below 10.
+    static func rate(_ perHour: Double) -> String {
+        perHour < 10 ? String(format: "%.1f", perHour) : "\(Int(perHour.rounded()))"
+    }
+
+    /// Hours as minutes, hours or days.
+    public static func duration(_ hours: Double) -> String {
+        if hours < 1 { return "\(max(1, Int((hours * 60).rounded()))) min" }
+        if hours < 48 { return String(format: "%.1f h", hours) }
+        return String(format: "%.0f days", hours / 24)
+    }
 }
 
 extension SequentialDetector {
@@ -311,7 +361,8 @@ extension SequentialDetector {
     public func reach(minute: Int64, outageRate q: Double) -> [DetectionReach] {
         zip(watched, scopes).map { scope, detector in
             var d = detector
-            var r = DetectionReach(scope: scope.name, attemptsPerHour: 0, baselineRate: nil, outageRate: q, hoursToDetect: nil)
+            var r = DetectionReach(scope: scope.name, attemptsPerHour: 0, baselineRate: nil, outageRate: q,
+                                   minimumAttemptsPerHour: config.minBaselineAttempts / tau * 60, hoursToDetect: nil)
             guard d.firstMinute != nil else { return r }
             let now = max(minute, d.baselineMinute)
             let decay = exp2(-Double(now - d.baselineMinute) / halfLife)

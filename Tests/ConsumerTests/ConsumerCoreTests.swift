@@ -175,6 +175,10 @@ let reference = export([martState(history)])
         second.adoptAlertState(for: nil)
         _ = second.apply(Array(sources[cut...]))
         #expect(first.alerts + second.alerts == expected)
+        // What the detector says it can catch comes from the engine, and a restored engine says the same.
+        let reach = whole.detectionReach(outageRate: 0.5)
+        #expect(reach == engine.detectionReach(outageRate: 0.5) && reach == second.detectionReach(outageRate: 0.5))
+        #expect((reach.first { $0.scope == "overall" }?.attemptsPerHour ?? 0) > 0)
     }
 }
 

@@ -34,6 +34,16 @@ import UndercurrentCLI
         #expect(text.contains("undercurrent_sink_lag_checkpoints{sink=\"postgres\"} 3.0\n"))
         #expect(text.contains("undercurrent_sink_lag_seconds{sink=\"postgres\"} 12.5\n"))
         #expect(text.contains("undercurrent_sink_commits_total{sink=\"postgres\"} 7\n"))
+        // The failure-spike detector's reach: attempts an hour per scope, and the time to catch an outage once known.
+        metrics.detectionReach = [DetectionReach(scope: "overall", attemptsPerHour: 120, baselineRate: 0.08, outageRate: 0.5,
+                                                 minimumAttemptsPerHour: 0.8, hoursToDetect: 0.25)]
+        telemetry.publish(metrics)
+        let known = registry.exposition()
+        #expect(known.contains("undercurrent_alert_scope_attempts_per_hour{scope=\"overall\"} 120.0\n"))
+        #expect(known.contains("undercurrent_alert_detection_seconds{scope=\"overall\",outage_rate=\"0.5\"} 900.0\n"))
+        metrics.detectionReach[0].hoursToDetect = nil
+        telemetry.publish(metrics)
+        #expect(!registry.exposition().contains("undercurrent_alert_detection_seconds{"), "no reach known, no series")
         let source = StateDirectorySource(directory: Self.state, metrics: registry, liveSinks: {
             [DashboardAPI.SinkHealth(name: "postgres", connected: false, checkpointsBehind: 3, secondsBehind: 12.5)]
         })

@@ -132,6 +132,24 @@ func meteredAttempts(minutes: Int, perMinute: Double, seed: UInt64, baseline: Do
         #expect(predicted[0] > 5 * predicted[1], "ten times the volume, far sooner: \(predicted)")
     }
 
+    /// The reach said in words: nothing seen, too thin to watch, still learning, or how soon an outage is caught
+    /// overall and in the slowest plan.
+    @Test func theReachInOneSentence() {
+        func reach(_ scope: String, _ perHour: Double, _ baseline: Double?, _ hours: Double?) -> DetectionReach {
+            DetectionReach(scope: scope, attemptsPerHour: perHour, baselineRate: baseline, outageRate: 0.5, minimumAttemptsPerHour: 0.8,
+                           hoursToDetect: hours)
+        }
+        #expect(DetectionReach.sentence([]).hasPrefix("no payment attempts seen yet"))
+        #expect(DetectionReach.sentence([reach("overall", 0.6, nil, nil)])
+                == "too few payments to watch: 0.6 first attempts an hour, where the detector needs 0.8 to learn a baseline failure rate, so no outage can be told from chance")
+        #expect(DetectionReach.sentence([reach("overall", 3, nil, nil)]) == "still learning the baseline failure rate (3.0 first attempts an hour so far)")
+        let s = DetectionReach.sentence([reach("overall", 1200, 0.08, 0.1), reach("plan:standard", 600, 0.07, 0.25),
+                                         reach("plan:premium", 40, 0.09, 2.54), reach("plan:premium/reason:expired_card", 40, 0.01, 30)])
+        #expect(s == "an outage failing 50% of all first attempts would be caught in about 6 min (1200 first attempts an hour); "
+                + "one failing 50% of a single plan's, in up to 2.5 h (plan:premium, 40 an hour)")
+        #expect(DetectionReach.duration(100) == "4 days")
+    }
+
     /// The engine's state taken at any of several points and restored gives, with the rest of the stream, the
     /// alerts of an uninterrupted run (through the alert engine's checkpoint encoding).
     @Test func aRestoredDetectorRaisesTheUninterruptedAlerts() throws {
