@@ -44,6 +44,42 @@ public enum DashboardAPI {
         enum CodingKeys: String, CodingKey { case name, connected, checkpointsBehind = "checkpoints_behind", secondsBehind = "seconds_behind" }
     }
 
+    /// `/api/alert-reach`: what the failure-spike detector can catch now, per scope (served by a consumer only):
+    /// first attempts an hour, the baseline failure rate and the expected seconds to catch an outage failing
+    /// `outage_rate` of the scope's first attempts (null while the baseline is being learnt), and the sentence
+    /// the alerts page shows.
+    public static func alertReach(_ reach: [DetectionReach]) -> String {
+        encode(ReachPayload(summary: DetectionReach.sentence(reach), scopes: reach.map {
+            ScopeReach(scope: $0.scope, attemptsPerHour: $0.attemptsPerHour, baselineRate: Rate(value: $0.baselineRate), outageRate: $0.outageRate,
+                       secondsToDetect: $0.hoursToDetect.map { ($0 * 3600).rounded() })
+        }))
+    }
+
+    struct ReachPayload: Encodable {
+        var summary: String
+        var scopes: [ScopeReach]
+    }
+
+    struct ScopeReach: Encodable {
+        var scope: String
+        var attemptsPerHour: Double
+        var baselineRate: Rate
+        var outageRate: Double
+        var secondsToDetect: Double?
+        enum CodingKeys: String, CodingKey {
+            case scope, attemptsPerHour = "attempts_per_hour", baselineRate = "baseline_rate", outageRate = "outage_rate",
+                 secondsToDetect = "seconds_to_detect"
+        }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(scope, forKey: .scope)
+            try c.encode((attemptsPerHour * 100).rounded() / 100, forKey: .attemptsPerHour)
+            try c.encode(baselineRate, forKey: .baselineRate)
+            try c.encode(outageRate, forKey: .outageRate)
+            try c.encode(secondsToDetect, forKey: .secondsToDetect)  // null while unknown
+        }
+    }
+
     /// `/api/version`: changes whenever the state does (pages poll it to reload).
     public static func version(_ d: DashboardData) -> String { encode(Version(version: d.version, asOf: d.asOf?.description)) }
 

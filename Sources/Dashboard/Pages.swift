@@ -30,10 +30,14 @@ public struct PageRenderer: Sendable {
     /// Report mode: one document, navigation by anchors.
     public var singleDocument = false
 
-    public init(data: DashboardData, live: Bool = true, singleDocument: Bool = false) {
+    /// What the failure-spike detector can catch now, when a consumer serves the pages (nil: not known here).
+    public var reach: [DetectionReach]?
+
+    public init(data: DashboardData, live: Bool = true, singleDocument: Bool = false, reach: [DetectionReach]? = nil) {
         self.data = data
         self.live = live
         self.singleDocument = singleDocument
+        self.reach = reach
     }
 
     // MARK: Documents
@@ -462,6 +466,17 @@ public struct PageRenderer: Sendable {
              a.shiftStart.map { escape($0.description) } ?? "–",
              // The likelihood ratio in powers of ten reads better than nats.
              a.evidence.map { String(format: "10^%.1f", $0 / log(10)) } ?? "–"]
+        })
+        out += "<h2>What the detector can catch now</h2>"
+        guard let reach else {
+            return out + reading("Served by the consumer (marts-consumer --serve), this page says how soon an outage would be caught at "
+                + "the present volume, scope by scope; the consumer's metrics say it too (undercurrent_alert_detection_seconds).")
+        }
+        out += reading("At this volume " + DetectionReach.sentence(reach) + ".")
+        let seen = reach.filter { $0.attemptsPerHour > 0 && !$0.scope.contains("/") }
+        out += table(["scope", "first attempts an hour", "baseline failure rate", "an outage failing 50% caught in"], seen.map { r in
+            [escape(r.scope), DetectionReach.rate(r.attemptsPerHour), Format.percent(r.baselineRate),
+             r.hoursToDetect.map { "about " + DetectionReach.duration($0) } ?? (r.baselineRate == nil ? "learning the baseline" : "–")]
         })
         return out
     }

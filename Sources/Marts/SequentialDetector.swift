@@ -342,7 +342,7 @@ extension DetectionReach {
     }
 
     /// A rate with one decimal below 10.
-    static func rate(_ perHour: Double) -> String {
+    public static func rate(_ perHour: Double) -> String {
         perHour < 10 ? String(format: "%.1f", perHour) : "\(Int(perHour.rounded()))"
     }
 

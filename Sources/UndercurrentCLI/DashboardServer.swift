@@ -32,9 +32,13 @@ public final class StateDirectorySource: Sendable {
     let liveSinks: (@Sendable () -> [DashboardAPI.SinkHealth])?
     /// When served by a consumer reading Kafka: how long no broker has answered (nil while one does).
     let liveKafkaWaiting: (@Sendable () -> Double?)?
+    /// Served by a consumer: what its failure-spike detector can catch now.
+    let liveReach: (@Sendable () -> [DetectionReach])?
 
     public init(directory: URL, metricsFile: URL? = nil, metrics: MetricsRegistry = MetricsRegistry(),
-                liveSinks: (@Sendable () -> [DashboardAPI.SinkHealth])? = nil, liveKafkaWaiting: (@Sendable () -> Double?)? = nil) {
+                liveSinks: (@Sendable () -> [DashboardAPI.SinkHealth])? = nil, liveKafkaWaiting: (@Sendable () -> Double?)? = nil,
+                liveReach: (@Sendable () -> [DetectionReach])? = nil) {
+        self.liveReach = liveReach
         self.directory = directory
         self.liveKafkaWaiting = liveKafkaWaiting
         self.metricsFile = metricsFile
@@ -158,7 +162,7 @@ public struct DashboardServer: Sendable {
         if let token { router.add(middleware: BearerToken(token: token)) }
         let source = self.source
         for page in Page.allCases {
-            router.get(RouterPath(page.path)) { _, _ in Self.html(PageRenderer(data: source.data).document(page)) }
+            router.get(RouterPath(page.path)) { _, _ in Self.html(PageRenderer(data: source.data, reach: source.liveReach?()).document(page)) }
         }
         router.get("/customers/:id") { _, context in
             let id = context.parameters.get("id") ?? ""
@@ -180,6 +184,13 @@ public struct DashboardServer: Sendable {
         router.get("/api/kpis") { _, _ in Self.json(DashboardAPI.kpis(source.data)) }
         router.get("/api/narrative") { _, _ in Self.json(DashboardAPI.narrative(source.data)) }
         router.get("/api/alerts") { _, _ in Self.json(DashboardAPI.alerts(source.data)) }
+        router.get("/api/alert-reach") { _, _ in
+            guard let reach = source.liveReach?() else {
+                return Self.json(DashboardAPI.error("the detector's reach is known only to a consumer: serve the dashboard with marts-consumer --serve"),
+                                 status: .notFound)
+            }
+            return Self.json(DashboardAPI.alertReach(reach))
+        }
         router.get("/api/history") { _, _ in Self.json(HistoryReport(source.history, customersWithoutSignup: source.data.snapshot.customersWithoutSignup).json) }
         router.get("/api/at-risk") { request, _ in
             let limit = request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 50

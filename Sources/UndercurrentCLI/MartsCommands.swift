@@ -177,7 +177,9 @@ extension MartsConsumerCommand {
         }
         let readWaiting: @Sendable () -> Double? = { consumer.metrics.clusterWaitingSeconds }
         let waiting = fromArchive == nil ? readWaiting : nil
-        let source = StateDirectorySource(directory: options.stateDirectory, metrics: options.metrics, liveSinks: sinks, liveKafkaWaiting: waiting)
+        let reach: @Sendable () -> [DetectionReach] = { consumer.metrics.detectionReach }
+        let source = StateDirectorySource(directory: options.stateDirectory, metrics: options.metrics, liveSinks: sinks, liveKafkaWaiting: waiting,
+                                          liveReach: options.alertRules == nil ? nil : reach)
         let server = DashboardServer(source: source, host: address.host, port: address.port, token: try dashboardToken(token))
         return server.services(logger: common.makeLogger("dashboard")) { port in Console.err("dashboard: http://\(address.host):\(port)/") }
     }

@@ -63,6 +63,38 @@ import UndercurrentCLI
         }
     }
 
+    @Test func theAlertsPageAndAPISayWhatTheDetectorCanCatchWhenAConsumerServesThem() async throws {
+        let reach = [
+            DetectionReach(scope: "overall", attemptsPerHour: 30, baselineRate: 0.08, outageRate: 0.5, minimumAttemptsPerHour: 0.8, hoursToDetect: 0.4),
+            DetectionReach(scope: "plan:premium", attemptsPerHour: 4, baselineRate: 0.1, outageRate: 0.5, minimumAttemptsPerHour: 0.8, hoursToDetect: 2.5),
+            DetectionReach(scope: "plan:enterprise", attemptsPerHour: 0.5, baselineRate: nil, outageRate: 0.5, minimumAttemptsPerHour: 0.8, hoursToDetect: nil),
+        ]
+        let live = StateDirectorySource(directory: Self.state, liveReach: { reach })
+        live.refresh(logger: quiet)
+        try await Application(router: DashboardServer(source: live).router()).test(.router) { client in
+            try await client.execute(uri: "/alerts", method: .get) { r in
+                let page = String(buffer: r.body)
+                #expect(page.contains("What the detector can catch now"))
+                #expect(page.contains("caught in about 24 min (30 first attempts an hour)"))
+                #expect(page.contains("about 2.5 h") && page.contains("learning the baseline"))
+            }
+            try await client.execute(uri: "/api/alert-reach", method: .get) { r in
+                #expect(r.status == .ok)
+                let body = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [String: Any])
+                #expect((body["summary"] as? String)?.hasPrefix("an outage failing 50% of all first attempts") == true)
+                let scopes = try #require(body["scopes"] as? [[String: Any]])
+                #expect(scopes.count == 3)
+                #expect(scopes[0]["seconds_to_detect"] as? Double == 1440 && scopes[0]["attempts_per_hour"] as? Double == 30)
+                #expect(scopes[2]["seconds_to_detect"] is NSNull && scopes[2]["baseline_rate"] is NSNull)
+            }
+        }
+        // A dashboard reading a state directory alone does not know it, and says where to look.
+        try await app().test(.router) { client in
+            try await client.execute(uri: "/alerts", method: .get) { r in #expect(String(buffer: r.body).contains("marts-consumer --serve")) }
+            try await client.execute(uri: "/api/alert-reach", method: .get) { r in #expect(r.status == .notFound) }
+        }
+    }
+
     @Test func apiAndPagesAnswerFromTheState() async throws {
         let (snapshot, _) = try StateDirectory(Self.state.path).load()
         try await app().test(.router) { client in
