@@ -474,7 +474,8 @@ public struct PageRenderer: Sendable {
         }
         out += reading("At this volume " + DetectionReach.sentence(reach) + ".")
         let seen = reach.filter { $0.attemptsPerHour > 0 && !$0.scope.contains("/") }
-        out += table(["scope", "first attempts an hour", "baseline failure rate", "an outage failing 50% caught in"], seen.map { r in
+        let percent = Int(((reach.first?.outageRate ?? 0.5) * 100).rounded())
+        out += table(["scope", "first attempts an hour", "baseline failure rate", "an outage failing \(percent)% caught in"], seen.map { r in
             [escape(r.scope), DetectionReach.rate(r.attemptsPerHour), Format.percent(r.baselineRate),
              r.hoursToDetect.map { "about " + DetectionReach.duration($0) } ?? (r.baselineRate == nil ? "learning the baseline" : "–")]
         })

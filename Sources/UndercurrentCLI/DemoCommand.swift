@@ -104,7 +104,7 @@ struct DemoCommand: ParsableCommand {
         Console.out(ExecutiveKPIs(snapshot).text)
         Console.out("")
         Console.out("alerts: \(consumer.summary.alertsFiring) fired, \(consumer.summary.alertsResolved) resolved")
-        Console.out("at this volume \(DetectionReach.sentence(consumer.detectionReach(outageRate: 0.5))) (`undercurrent evaluate-alerts` measures detection at other sizes)")
+        Console.out("at this volume \(DetectionReach.sentence(consumer.detectionReach(outageRate: ConsumerMetrics.referenceOutageRate))) (`undercurrent evaluate-alerts` measures detection at other sizes)")
         Console.out("counted: \(produced.sent) events simulated, \(produced.delivered) delivered, \(consumed) consumed (offsets), \(snapshot.accepted) accepted, \(snapshot.duplicates) duplicates, \(snapshot.rejected) rejected; \(dropped) dropped by broker retention")
         if let export {
             try MartExporter.write(snapshot, offsets: offsets, to: URL(fileURLWithPath: export), json: false)
