@@ -30,7 +30,7 @@ import UndercurrentCLI
         setenv("PGPASSWORD", PostgresServer.password, 1)
         let producerLog = dir.appendingPathComponent("producer.log"), consumerLog = dir.appendingPathComponent("consumer.log")
         // Paced, so that it is still producing while Prometheus scrapes it.
-        let producer = try launch("payments-producer", ["--bootstrap-servers", broker.bootstrapServers, "--customers", "3000", "--rate", "400",
+        let producer = try launch("payments-producer", ["--bootstrap-servers", broker.bootstrapServers, "--customers", "12000", "--rate", "400",
                                                         "--config-dir", repoConfig.path, "--metrics-listen", "127.0.0.1:0"], stderr: producerLog)
         let consumer = try launch("marts-consumer", ["--bootstrap-servers", broker.bootstrapServers, "--state-dir", dir.appendingPathComponent("state").path,
                                                      "--config-dir", repoConfig.path, "--metrics-listen", "127.0.0.1:0", "--serve", "127.0.0.1:0",
@@ -104,6 +104,9 @@ import UndercurrentCLI
         #expect(delivered[0] > 0 && accepted[0] > 0)
         #expect(try #require(eventually("undercurrent_sink_up{sink=\"postgres\"}") { $0 == [1] }) == [1])
         _ = try #require(eventually("undercurrent_http_requests_total{route=\"/api/kpis\",status=\"200\"}") { $0 == [1] })
+        // Enough payments for the failure-spike detector to learn a baseline: it says how soon it would catch an outage.
+        let reach = try #require(eventually("undercurrent_alert_detection_seconds{scope=\"overall\",outage_rate=\"0.5\"}") { $0.count == 1 })
+        #expect(reach[0] > 0)
 
         // Every metric the processes export, as Prometheus saw them.
         let (_, namesBody) = httpGet("\(api)/label/__name__/values")
@@ -123,7 +126,7 @@ import UndercurrentCLI
         #expect(ruleExpressions == 16)
         let panelTitles = Set(panels.compactMap { $0["title"] as? String })
         for wanted in ["Consumer lag per partition (messages)", "Delivery latency", "End-to-end latency (estimate)", "Checkpoint duration",
-                       "Dead letters", "Failure-spike alerts", "Sink lag", "Input messages by outcome"] {
+                       "Dead letters", "Failure-spike alerts", "Failure-spike reach", "Sink lag", "Input messages by outcome"] {
             #expect(panelTitles.contains(wanted), "panel \(wanted)")
         }
         for expr in expressions {
