@@ -24,9 +24,12 @@ public struct AlertStateStore: Sendable {
     public struct Loaded: Sendable {
         public var state: AlertEngine.State
         public var offsets: [String: [Int32: Int64]]
-        public init(state: AlertEngine.State, offsets: [String: [Int32: Int64]]) {
+        /// The fingerprint of the rules it was written under (`AlertRules.fingerprint`: the rules as JSON).
+        public var rules: String
+        public init(state: AlertEngine.State, offsets: [String: [Int32: Int64]], rules: String = "") {
             self.state = state
             self.offsets = offsets
+            self.rules = rules
         }
     }
 
@@ -84,8 +87,8 @@ public struct AlertStateStore: Sendable {
         try writeAtomically([file.bytes], to: url)
     }
 
-    /// nil when there is none or it was written for other rules; an error when it is damaged.
-    public func load(rules: String) throws -> Loaded? {
+    /// nil when there is none or it was written for other rules (nil `rules`: any); an error when it is damaged.
+    public func load(rules: String?) throws -> Loaded? {
         guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
         let bytes = [UInt8](data)
         func bad(_ problem: String) -> CheckpointError { CheckpointError(partition: -1, file: url.path, problem: problem) }
@@ -98,7 +101,8 @@ public struct AlertStateStore: Sendable {
             let payload = try r.take(length)
             guard CRC32.of(payload) == crc else { throw bad("checksum mismatch") }
             var p = BinaryReader(payload)
-            guard try p.string() == rules else { return nil }
+            let written = try p.string()
+            guard rules == nil || written == rules else { return nil }
             var offsets: [String: [Int32: Int64]] = [:]
             for _ in 0..<(try p.u32()) {
                 let topic = try p.string()
@@ -130,7 +134,7 @@ public struct AlertStateStore: Sendable {
             let late = Int(try p.i64())
             let sequential = version >= 2 ? Array(try p.take(Int(try p.u32()))) : []
             return Loaded(state: AlertEngine.State(buckets: buckets, points: points, sourceTimes: sources, nextEvaluation: next,
-                                                   open: open, lateAttempts: late, sequential: sequential), offsets: offsets)
+                                                   open: open, lateAttempts: late, sequential: sequential), offsets: offsets, rules: written)
         } catch let e as CheckpointError {
             throw e
         } catch {

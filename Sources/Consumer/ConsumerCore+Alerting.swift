@@ -22,9 +22,7 @@ extension ConsumerCore {
         init(rules: AlertRules) {
             engine = AlertEngine(rules: rules)
             self.rules = rules
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = .sortedKeys
-            fingerprint = (try? encoder.encode(rules)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            fingerprint = rules.fingerprint
         }
 
         /// Payments partitions given up: event time no longer waits for them.

@@ -30,7 +30,7 @@ public struct PageRenderer: Sendable {
     /// Report mode: one document, navigation by anchors.
     public var singleDocument = false
 
-    /// What the failure-spike detector can catch now, when a consumer serves the pages (nil: not known here).
+    /// What the failure-spike detector can catch now (nil: no detector in the state directory).
     public var reach: [DetectionReach]?
 
     public init(data: DashboardData, live: Bool = true, singleDocument: Bool = false, reach: [DetectionReach]? = nil) {
@@ -469,8 +469,8 @@ public struct PageRenderer: Sendable {
         })
         out += "<h2>What the detector can catch now</h2>"
         guard let reach else {
-            return out + reading("Served by the consumer (marts-consumer --serve), this page says how soon an outage would be caught at "
-                + "the present volume, scope by scope; the consumer's metrics say it too (undercurrent_alert_detection_seconds).")
+            return out + reading("Not known: this state directory holds no failure-spike detector (its consumer runs without alerts, "
+                + "or has not checkpointed yet).")
         }
         out += reading("At this volume " + DetectionReach.sentence(reach) + ".")
         let seen = reach.filter { $0.attemptsPerHour > 0 && !$0.scope.contains("/") }

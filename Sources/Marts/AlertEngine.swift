@@ -19,6 +19,14 @@ public struct AlertRules: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey { case evaluateEverySeconds, allowedLatenessSeconds, rules, sequential }
 
+    /// The rules as JSON with sorted keys: an alert engine checkpoint written under other rules is not restored,
+    /// and a reader of the checkpoint (the dashboard) decodes the rules from it.
+    public var fingerprint: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
+
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         evaluateEverySeconds = try c.decodeIfPresent(Int.self, forKey: .evaluateEverySeconds) ?? 60

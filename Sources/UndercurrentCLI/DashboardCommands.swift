@@ -38,7 +38,7 @@ public struct DashboardCommand: ParsableCommand {
         Reads the checkpoints (and alerts.ndjson) a marts-consumer writes to --state-dir and reloads them as they \
         change, so pages follow a running consumer. Pages: / (executive), /risk, /action, /product, /retention, \
         /growth, /alerts, /customers/ID. API: /api/kpis, /api/marts/NAME?month=&plan=, /api/customers/ID, \
-        /api/at-risk?limit=, /api/alerts, /api/alert-reach (served by marts-consumer --serve), /api/narrative, /api/version, /health, /metrics. Read-only; binds to \
+        /api/at-risk?limit=, /api/alerts, /api/alert-reach, /api/narrative, /api/version, /health, /metrics. Read-only; binds to \
         127.0.0.1 unless --listen says otherwise; --token (or UNDERCURRENT_DASHBOARD_TOKEN) requires a bearer token.
         """
     )
@@ -92,7 +92,8 @@ public struct ReportCommand: ParsableCommand {
         try StartChecks.file(out, "the report")
         let (snapshot, _) = try StateDirectory(stateDir).load()
         let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: URL(fileURLWithPath: stateDir)))
-        let text = format == "md" ? MarkdownReport.render(data) : PageRenderer(data: data).report()
+        let reach = StateDirectorySource.reach(fromCheckpointIn: URL(fileURLWithPath: stateDir))
+        let text = format == "md" ? MarkdownReport.render(data) : PageRenderer(data: data, reach: reach).report()
         if out == "-" { print(text) } else {
             try Data(text.utf8).write(to: URL(fileURLWithPath: out), options: .atomic)
             Console.err("report: \(out) (\(format), as of \(data.asOf?.description ?? "-"))")

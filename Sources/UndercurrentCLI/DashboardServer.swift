@@ -34,6 +34,12 @@ public final class StateDirectorySource: Sendable {
     let liveKafkaWaiting: (@Sendable () -> Double?)?
     /// Served by a consumer: what its failure-spike detector can catch now.
     let liveReach: (@Sendable () -> [DetectionReach])?
+    /// Otherwise, the same from the alert engine's checkpoint in the state directory (nil without one).
+    private let checkpointedReach = Mutex<[DetectionReach]?>(nil)
+
+    /// What the failure-spike detector can catch: live when a consumer serves the dashboard, else as of the
+    /// alert engine's last checkpoint; nil when the state directory has none (a consumer run without alerts).
+    public var reach: [DetectionReach]? { liveReach?() ?? checkpointedReach.withLock { $0 } }
 
     public init(directory: URL, metricsFile: URL? = nil, metrics: MetricsRegistry = MetricsRegistry(),
                 liveSinks: (@Sendable () -> [DashboardAPI.SinkHealth])? = nil, liveKafkaWaiting: (@Sendable () -> Double?)? = nil,
@@ -82,6 +88,7 @@ public final class StateDirectorySource: Sendable {
             let history = state.history()
             let d = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: directory), historyGaps: HistoryStart.summaries(history))
             historyRecords.withLock { $0 = history }
+            if liveReach == nil { checkpointedReach.withLock { $0 = Self.reach(fromCheckpointIn: directory) } }
             current.withLock { $0 = d }
             signature.withLock { $0 = f }
             loadError.withLock { $0 = nil }
@@ -91,6 +98,14 @@ public final class StateDirectorySource: Sendable {
             loadError.withLock { $0 = "\(error)" }
             logger.warning("dashboard: cannot load \(directory.path): \(error)")
         }
+    }
+
+    /// The detector's reach as of the alert engine's checkpoint, restored under the rules it was written with.
+    static func reach(fromCheckpointIn directory: URL) -> [DetectionReach]? {
+        guard let loaded = try? AlertStateStore(stateDirectory: directory).load(rules: nil),
+              let rules = try? JSONDecoder().decode(AlertRules.self, from: Data(loaded.rules.utf8)), rules.sequential != nil
+        else { return nil }
+        return AlertEngine(rules: rules, state: loaded.state).detectionReach(outageRate: ConsumerMetrics.referenceOutageRate)
     }
 
     /// What `/metrics` serves: the metrics file's families (those this process does not export itself), then
@@ -162,7 +177,7 @@ public struct DashboardServer: Sendable {
         if let token { router.add(middleware: BearerToken(token: token)) }
         let source = self.source
         for page in Page.allCases {
-            router.get(RouterPath(page.path)) { _, _ in Self.html(PageRenderer(data: source.data, reach: source.liveReach?()).document(page)) }
+            router.get(RouterPath(page.path)) { _, _ in Self.html(PageRenderer(data: source.data, reach: source.reach).document(page)) }
         }
         router.get("/customers/:id") { _, context in
             let id = context.parameters.get("id") ?? ""
@@ -185,8 +200,8 @@ public struct DashboardServer: Sendable {
         router.get("/api/narrative") { _, _ in Self.json(DashboardAPI.narrative(source.data)) }
         router.get("/api/alerts") { _, _ in Self.json(DashboardAPI.alerts(source.data)) }
         router.get("/api/alert-reach") { _, _ in
-            guard let reach = source.liveReach?() else {
-                return Self.json(DashboardAPI.error("the detector's reach is known only to a consumer: serve the dashboard with marts-consumer --serve"),
+            guard let reach = source.reach else {
+                return Self.json(DashboardAPI.error("no failure-spike detector in this state directory: its consumer runs without alerts or has not checkpointed yet"),
                                  status: .notFound)
             }
             return Self.json(DashboardAPI.alertReach(reach))

@@ -112,7 +112,8 @@ struct DemoCommand: ParsableCommand {
         }
         if let report {
             let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: stateURL))
-            try Data(PageRenderer(data: data).report().utf8).write(to: URL(fileURLWithPath: report), options: .atomic)
+            let reach = consumer.detectionReach(outageRate: ConsumerMetrics.referenceOutageRate)
+            try Data(PageRenderer(data: data, reach: reach).report().utf8).write(to: URL(fileURLWithPath: report), options: .atomic)
             Console.out("report written to \(report)")
         }
         withExtendedLifetime(broker) {}

@@ -184,8 +184,9 @@ import TestSupport
         for (i, e) in events[cut...].enumerated() { got += second.observe(e, source: (cut + i) % 3) }
         #expect(got == expected)
 
-        // Other rules: not used. Damage or a newer format: reported.
+        // Other rules: not used; a reader that takes any rules learns which they were. Damage or a newer format: reported.
         #expect(try store.load(rules: "rules-v2") == nil)
+        #expect(try store.load(rules: nil)?.rules == "rules-v1")
         var bytes = try Data(contentsOf: store.url)
         bytes[bytes.count - 3] ^= 0x40
         try bytes.write(to: store.url)

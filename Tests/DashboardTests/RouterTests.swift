@@ -1,4 +1,6 @@
 import Dashboard
+import Config
+import Charts
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -88,9 +90,30 @@ import UndercurrentCLI
                 #expect(scopes[2]["seconds_to_detect"] is NSNull && scopes[2]["baseline_rate"] is NSNull)
             }
         }
-        // A dashboard reading a state directory alone does not know it, and says where to look.
+        // A dashboard beside the consumer reads it from the alert engine's checkpoint, under the rules written there.
+        let rules = try AlertConfig.load(file: nil, configDir: repoConfig.path)
+        let engine = try #require(try AlertStateStore(stateDirectory: Self.state).load(rules: rules.fingerprint), "the consumer checkpointed its engine")
+        let expected = AlertEngine(rules: rules, state: engine.state).detectionReach(outageRate: 0.5)
+        #expect(!expected.isEmpty)
         try await app().test(.router) { client in
-            try await client.execute(uri: "/alerts", method: .get) { r in #expect(String(buffer: r.body).contains("marts-consumer --serve")) }
+            try await client.execute(uri: "/alerts", method: .get) { r in
+                #expect(String(buffer: r.body).contains(Charts.escape("At this volume " + DetectionReach.sentence(expected) + ".")))
+            }
+            try await client.execute(uri: "/api/alert-reach", method: .get) { r in
+                let body = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [String: Any])
+                #expect(body["summary"] as? String == DetectionReach.sentence(expected))
+                #expect((body["scopes"] as? [Any])?.count == expected.count)
+            }
+        }
+        // Without a detector's checkpoint (a consumer run without alerts), it says it does not know.
+        let bare = FileManager.default.temporaryDirectory.appendingPathComponent("uc-bare-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: Self.state, to: bare)
+        defer { try? FileManager.default.removeItem(at: bare) }
+        try FileManager.default.removeItem(at: bare.appendingPathComponent(AlertStateStore.fileName))
+        let source = StateDirectorySource(directory: bare)
+        source.refresh(logger: quiet)
+        try await Application(router: DashboardServer(source: source).router()).test(.router) { client in
+            try await client.execute(uri: "/alerts", method: .get) { r in #expect(String(buffer: r.body).contains("holds no failure-spike detector")) }
             try await client.execute(uri: "/api/alert-reach", method: .get) { r in #expect(r.status == .notFound) }
         }
     }
