@@ -397,6 +397,14 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
                 """)
         }
 
+        // Ours whose position did not move: the aggregates the database holds for them are their state's. A sink
+        // that has just connected (a new process, a reconnect) has none cached, and the monthly marts need them.
+        for p in partitions where !positionsChanged.contains(where: { $0.number == p.number }) {
+            if let version = inDB[p.number]?.version, aggregatesCache[p.number]?.version != version {
+                aggregatesCache[p.number] = (version, p.state.aggregates)
+            }
+        }
+
         // Nothing of ours changed and nothing of the others: the tables are as they were.
         var stale: [Int32] = []
         for (p, pos) in inDB where !mine.contains(p) && aggregatesCache[p]?.version != pos.version { stale.append(p) }

@@ -224,6 +224,26 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
         try expectDatabaseEquals(storage.partitions.values.map(\.state), db)
     }
 
+    /// A new process (its sink has no partition's aggregates cached) whose next checkpoint moves only one of its
+    /// partitions: the monthly marts still sum every partition, as the export does.
+    @Test func aRestartWhereOnlySomePartitionsMoveKeepsTheMonthlyMartsWhole() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        let input = messages(history)
+        let storage = MemoryCheckpointStorage()
+        let db = try PostgresConnection(uri: server.uri())
+        let first = try sinkCore(storage, open: [0, 1, 2, 3])
+        _ = first.apply(Array(input.prefix(input.count / 2)))
+        #expect(first.checkpointAll(sinks: [try sink(server.uri())], stop: nil))
+        try expectDatabaseEquals(storage.partitions.values.map(\.state), db)
+        let restarted = try sinkCore(storage, open: [0, 1, 2, 3])
+        let rest = input.suffix(from: input.count / 2).filter { $0.partition == 0 }
+        #expect(!rest.isEmpty)
+        _ = restarted.apply(Array(rest))
+        #expect(restarted.checkpointAll(sinks: [try sink(server.uri())], stop: nil))
+        try expectDatabaseEquals(storage.partitions.values.map(\.state), db)
+    }
+
     @Test func binaryCopyReadsBackAsTheValuesWritten() throws {
         let server = try PostgresServer()
         defer { server.stop() }
