@@ -172,7 +172,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             behindSince = nil
         } catch {
             for p in tracked.keys { unverify(p) }
-            _ = try? db.execute("ROLLBACK")
+            _ = try? db.execute("ROLLBACK")  // (libpq first discards what a merge sent without waiting still had to say)
             if error.isTransient || !db.isOpen {
                 self.db = nil
                 noteOutage(error)
@@ -268,14 +268,9 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         // They go to the server in chunks: each is copied into the staging table and merged into the mart by the
         // server while the next one is made here. While no merge runs, a chunk's rows stream out as they are made.
         let c360 = PostgresSchema.customer360
-        let cols = c360.columns.map(\.name)
         let kinds = c360.columns.map(\.kind)
         let copyStatement = "COPY sink_stage_customer FROM STDIN WITH (FORMAT binary)"
-        let set = cols.dropFirst().map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
-        let distinct = "(\(cols.dropFirst().map { "t.\($0)" }.joined(separator: ", "))) IS DISTINCT FROM (\(cols.dropFirst().map { "EXCLUDED.\($0)" }.joined(separator: ", ")))"
-        let merge = """
-            INSERT INTO \(c360.qualified) AS t SELECT \(cols.joined(separator: ", ")) FROM sink_stage_customer
-            ON CONFLICT (customer_id) DO UPDATE SET \(set) WHERE \(distinct);
+        let merge = Self.upsert(c360, from: "sink_stage_customer") + """
             INSERT INTO sink_stage_owner SELECT customer_id, owner FROM sink_stage_customer WHERE owner IS NOT NULL;
             TRUNCATE sink_stage_customer;
             """
@@ -461,16 +456,12 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         for table in snapshot.tables() where table.name != c360.name {
             let t = PostgresSchema.tables.first { $0.name == table.name }!
             let stage = "sink_stage_\(t.name)"
-            let names = t.columns.map(\.name)
-            let nonKey = names.filter { !t.key.contains($0) }
             if !table.rows.isEmpty {
                 sql += "INSERT INTO \(stage) VALUES " + table.rows.map { "(" + $0.map(Self.literal).joined(separator: ",") + ")" }.joined(separator: ",\n") + ";\n"
             }
             let keyMatch = t.key.map { "x.\($0) = t.\($0)" }.joined(separator: " AND ")
             sql += "DELETE FROM \(t.qualified) t WHERE NOT EXISTS (SELECT 1 FROM \(stage) x WHERE \(keyMatch));\n"
-            sql += "INSERT INTO \(t.qualified) AS t SELECT * FROM \(stage) ON CONFLICT (\(t.key.joined(separator: ", "))) DO UPDATE SET "
-                + nonKey.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
-                + " WHERE (\(nonKey.map { "t.\($0)" }.joined(separator: ", "))) IS DISTINCT FROM (\(nonKey.map { "EXCLUDED.\($0)" }.joined(separator: ", ")));\n"
+            sql += Self.upsert(t, from: stage)
         }
         try db.execute(sql)
         phase("monthly")
@@ -489,6 +480,15 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
     private static func schedule(_ t: inout Tracked, _ id: String, _ n: Int64) {
         t.next[id] = n
         if n != Int64.max { t.due[n / Timestamp.millisecondsPerDay, default: []].append(id) }
+    }
+
+    /// Merges a staging table's rows into a mart by its grain, rewriting only rows whose values differ.
+    static func upsert(_ t: PostgresSchema.Table, from stage: String) -> String {
+        let names = t.columns.map(\.name)
+        let nonKey = names.filter { !t.key.contains($0) }
+        return "INSERT INTO \(t.qualified) AS t SELECT \(names.joined(separator: ", ")) FROM \(stage) "
+            + "ON CONFLICT (\(t.key.joined(separator: ", "))) DO UPDATE SET \(nonKey.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")) "
+            + "WHERE (\(nonKey.map { "t.\($0)" }.joined(separator: ", "))) IS DISTINCT FROM (\(nonKey.map { "EXCLUDED.\($0)" }.joined(separator: ", ")));\n"
     }
 
     /// A row's values in the binary form of their columns' kinds.
