@@ -62,8 +62,10 @@ public final class StateDirectorySource: Sendable {
         }
     }
 
-    public var data: DashboardData { current.withLock { $0 } ?? DashboardData(snapshot: MartSnapshot()) }
-    public var isLoaded: Bool { current.withLock { $0 != nil } }
+    public var data: DashboardData { loadedData ?? DashboardData(snapshot: MartSnapshot()) }
+    /// The loaded state; nil until the first load.
+    public var loadedData: DashboardData? { current.withLock { $0 } }
+    public var isLoaded: Bool { loadedData != nil }
     public var lastError: String? { loadError.withLock { $0 } }
     public var reloadCount: Int { reloads.load(ordering: .relaxed) }
 
@@ -187,8 +189,10 @@ public struct DashboardServer: Sendable {
             return Self.html(doc)
         }
         router.get("/health") { _, _ in
-            let d = source.data
-            return Self.json(DashboardAPI.health(loaded: source.isLoaded, d, lastError: source.lastError, sinks: source.liveSinks?() ?? [],
+            // One read: "ok" always comes with the state it loaded (a load between two reads said "ok" over empty data).
+            let loaded = source.loadedData
+            let d = loaded ?? DashboardData(snapshot: MartSnapshot())
+            return Self.json(DashboardAPI.health(loaded: loaded != nil, d, lastError: source.lastError, sinks: source.liveSinks?() ?? [],
                                                  consumer: source.liveKafkaWaiting != nil, kafkaWaitingSeconds: source.liveKafkaWaiting?() ?? nil))
         }
         router.get("/metrics") { _, _ in Self.text(source.metricsText) }
