@@ -383,7 +383,10 @@ func postgresBench(uri: String, customers: Int, partitions: Int) throws {
     print(String(format: "states: %d customers in %d partitions built in %.1f s", customers, partitions, seconds(ContinuousClock.now - t0)))
     let db = try PostgresConnection(uri: uri)
     try db.execute("DROP SCHEMA IF EXISTS undercurrent CASCADE")
-    let sink = try PostgresSink(options: PostgresSink.Options(uri: uri), logger: logger)
+    var sinkOptions = PostgresSink.Options(uri: uri)
+    let env = ProcessInfo.processInfo.environment
+    if let rows = env["BENCH_CHUNK_ROWS"].flatMap(Int.init) { sinkOptions.chunkRows = rows }
+    let sink = try PostgresSink(options: sinkOptions, logger: logger)
     func view(previous: [Int64], changed: [[String]]) -> [CheckpointedPartition] {
         (0..<partitions).map { p in
             CheckpointedPartition(number: Int32(p), state: states[p], offsets: ["billing": n[p]], previousOffsets: ["billing": previous[p]],
