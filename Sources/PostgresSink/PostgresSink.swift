@@ -375,7 +375,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         phase("upsert")
         if staged > 0 {
             try db.execute("""
-                INSERT INTO \(s).sink_customer_partition SELECT customer_id, owner FROM sink_stage_owner
+                INSERT INTO \(s).sink_customer_partition SELECT customer_id, owner FROM sink_stage_owner ORDER BY customer_id
                 ON CONFLICT (customer_id) DO UPDATE SET partition = EXCLUDED.partition WHERE sink_customer_partition.partition <> EXCLUDED.partition;
                 """)
         }
@@ -443,7 +443,9 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             for row in r.rows {
                 var reader = BinaryReader(Self.unhex(row[2]!))
                 guard let a = try? Aggregates(from: &reader) else {
-                    throw PostgresError(code: .statement, message: "partition \(row[0]!)'s aggregates in \(s).sink_positions are unreadable")
+                    // SQLSTATE XX001, data_corrupted: not an outage, so it is reported as a failed write, not waited out.
+                    throw PostgresError(code: .statement, message: "partition \(row[0]!)'s aggregates in \(s).sink_positions are unreadable",
+                                        sqlState: "XX001")
                 }
                 aggregatesCache[Int32(row[0]!)!] = (Int64(row[1]!)!, a)
             }

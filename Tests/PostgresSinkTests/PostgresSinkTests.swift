@@ -244,6 +244,44 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
         try expectDatabaseEquals(storage.partitions.values.map(\.state), db)
     }
 
+    /// A database the previous schema version wrote is brought up in place: the index version 2 drops is gone,
+    /// the version recorded, and nothing rewritten; a schema newer than the sink's stops it.
+    @Test func anOlderSchemaIsMigratedInPlaceAndANewerOneRefused() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        let storage = MemoryCheckpointStorage()
+        let db = try PostgresConnection(uri: server.uri())
+        let core = try sinkCore(storage, open: [0, 1, 2, 3])
+        _ = core.apply(messages(history))
+        #expect(core.checkpointAll(sinks: [try sink(server.uri())], stop: nil))
+        // As version 1 left it.
+        try db.execute("""
+            CREATE INDEX sink_customer_partition_partition ON undercurrent.sink_customer_partition (partition);
+            UPDATE undercurrent.sink_schema_version SET version = 1;
+            """)
+        let positions = "SELECT partition, version, offsets::text FROM undercurrent.sink_positions ORDER BY partition"
+        let before = try db.execute(positions).rows
+        let index = "SELECT count(*) FROM pg_indexes WHERE schemaname = 'undercurrent' AND indexname = 'sink_customer_partition_partition'"
+        #expect(try db.execute(index).rows == [["1"]])
+
+        let migrated = try sink(server.uri())
+        #expect(try db.execute("SELECT version FROM undercurrent.sink_schema_version").rows == [["2"]])
+        #expect(try db.execute(index).rows == [["0"]])
+        #expect(try db.execute(positions).rows == before, "no table was recreated")
+        let restarted = try sinkCore(storage, open: [0, 1, 2, 3])
+        #expect(restarted.checkpointAll(sinks: [migrated], stop: nil))
+        #expect(migrated.customerRowsWritten == 0, "the rows were the checkpoint's already")
+        try expectDatabaseEquals(storage.partitions.values.map(\.state), db)
+
+        try db.execute("UPDATE undercurrent.sink_schema_version SET version = 3")
+        #expect {
+            _ = try sink(server.uri())
+        } throws: { e in
+            (e as? PostgresError).map { $0.code == .rejected && $0.message.contains("newer than this sink's 2") } == true
+        }
+        #expect(try db.execute(positions).rows == before)
+    }
+
     @Test func binaryCopyReadsBackAsTheValuesWritten() throws {
         let server = try PostgresServer()
         defer { server.stop() }
@@ -345,7 +383,7 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
             #expect(try db.query("SELECT has_table_privilege('undercurrent_reader', $1, 'SELECT')", [t]).rows[0][0] == "t", "\(t)")
             #expect(try db.query("SELECT has_table_privilege('undercurrent_reader', $1, 'INSERT')", [t]).rows[0][0] == "f", "\(t)")
         }
-        #expect(try db.execute("SELECT version FROM undercurrent.sink_schema_version").rows == [["1"]])
+        #expect(try db.execute("SELECT version FROM undercurrent.sink_schema_version").rows == [["\(PostgresSchema.version)"]])
         // The KPI view's month is the dashboard's latest complete month.
         let kpis = ExecutiveKPIs(snapshot)
         let month = try #require(kpis.latestMonth)
