@@ -101,6 +101,41 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
         try expectDatabaseEquals(Array(keptStorage.partitions.values.map(\.state)) + restarted.partitions.values.map(\.state), db)
     }
 
+    /// Another consumer's aggregates in the database that cannot be read: nothing commits on top of them (the
+    /// tables stay as they were, and the sink is not taken for disconnected), until their owner writes them again.
+    @Test func unreadableAggregatesOfAnotherPartitionStopWritesUntilTheirOwnerRewritesThem() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        let input = messages(history)
+        let half = input.count / 2
+        let sa = MemoryCheckpointStorage(), sb = MemoryCheckpointStorage()
+        let a = try sinkCore(sa, open: [0, 1]), b = try sinkCore(sb, open: [2, 3])
+        let pa = try sink(server.uri(), refresh: .zero), pb = try sink(server.uri(), refresh: .zero)
+        _ = a.apply(Array(input[..<half]))
+        _ = b.apply(Array(input[..<half]))
+        #expect(a.checkpointAll(sinks: [pa], stop: nil))
+        #expect(b.checkpointAll(sinks: [pb], stop: nil))
+        let db = try PostgresConnection(uri: server.uri())
+        // As if partition 2's last write had left bytes no sink can read.
+        try db.execute("UPDATE undercurrent.sink_positions SET aggregates = '\\x00', version = nextval('undercurrent.sink_version') WHERE partition = 2")
+        let revenue = "SELECT * FROM undercurrent.mart_revenue_monthly ORDER BY month, plan"
+        let before = try db.execute(revenue).rows
+        let commits = pa.commits
+        _ = a.apply(Array(input[half...]))
+        #expect(a.checkpointAll(sinks: [pa], stop: nil), "the consumer's own checkpoint succeeds")
+        #expect(pa.commits == commits, "nothing committed over unreadable aggregates")
+        #expect(pa.sinkStatus?.connected == true, "not taken for an outage")
+        #expect(pa.sinkStatus?.checkpointsBehind == 1)
+        #expect(try db.execute(revenue).rows == before)
+        // Their owner's next checkpoint writes them again; the other consumer then catches up.
+        _ = b.apply(Array(input[half...]))
+        #expect(b.checkpointAll(sinks: [pb], stop: nil))
+        #expect(a.checkpointAll(sinks: [pa], stop: nil))
+        #expect(pa.commits == commits + 1)
+        #expect(b.checkpointAll(sinks: [pb], stop: nil))  // its rows to the as-of the other's events moved
+        try expectDatabaseEquals(Array(sa.partitions.values.map(\.state)) + sb.partitions.values.map(\.state), db)
+    }
+
     @Test func aDatabaseBehindOrAheadOfTheCheckpointsIsRewrittenToThem() throws {
         let server = try PostgresServer()
         defer { server.stop() }
