@@ -163,14 +163,15 @@ public enum PostgresSchema {
             let hasRole = !(try db.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [readerRole])).rows.isEmpty
             try db.execute("CREATE TABLE IF NOT EXISTS \(schema).sink_schema_version (version integer NOT NULL)")
             let v = try db.execute("SELECT version FROM \(schema).sink_schema_version")
-            if let found = v.rows.first?[0].flatMap({ Int($0) }), found > version {
+            let stored = v.rows.first?[0].flatMap { Int($0) }
+            if let stored, stored > version {
                 // Refused for good (not an outage to wait out): an older sink must not write a newer schema.
-                throw PostgresError(code: .rejected, message: "schema \(schema) is at version \(found), newer than this sink's \(version); upgrade undercurrent")
+                throw PostgresError(code: .rejected, message: "schema \(schema) is at version \(stored), newer than this sink's \(version); upgrade undercurrent")
             }
             if v.rows.isEmpty { try db.execute("INSERT INTO \(schema).sink_schema_version VALUES (\(version))") }
             try db.execute(bookkeeping)
-            if let found = v.rows.first?[0].flatMap({ Int($0) }), found < version {
-                for step in (found + 1)...version { if let sql = migrations[step] { try db.execute(sql) } }
+            if let stored, stored < version {
+                for step in (stored + 1)...version { if let sql = migrations[step] { try db.execute(sql) } }
                 try db.execute("UPDATE \(schema).sink_schema_version SET version = \(version)")
             }
             // Columns as they are now.
