@@ -237,21 +237,14 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         phaseStart = now
     }
 
+    /// One write, in one transaction (docs/architecture.md, "The PostgreSQL sink"): our partitions' customer rows
+    /// and their owners, the positions and aggregates, then the monthly marts from every partition's aggregates.
     private func transaction(_ db: PostgresConnection, _ partitions: [CheckpointedPartition]) throws(PostgresError) {
         phaseStart = .now
         let s = PostgresSchema.schema
         try db.execute("BEGIN")
         try db.query("SELECT pg_advisory_xact_lock($1)", [String(PostgresSchema.lockKey)])
-        var inDB: [Int32: Position] = [:]
-        let rows = try db.execute("""
-            SELECT partition, offsets::text, (extract(epoch from min_event_time) * 1000)::bigint,
-                   (extract(epoch from max_event_time) * 1000)::bigint, (extract(epoch from rows_as_of) * 1000)::bigint, version
-            FROM \(s).sink_positions
-            """)
-        for r in rows.rows {
-            inDB[Int32(r[0]!)!] = Position(offsets: Self.decodeOffsets(r[1]!), minTime: r[2].flatMap { Int64($0) },
-                                           maxTime: r[3].flatMap { Int64($0) }, rowsAsOf: r[4].flatMap { Int64($0) }, version: Int64(r[5]!)!)
-        }
+        let inDB = try readPositions(db)
         phase("begin")
         let mine = Set(partitions.map(\.number))
         // The marts' as-of and first event time over every partition: ours as checkpointed, the others' as written.
@@ -264,133 +257,9 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         for p in partitions { widen(p.state.minTime?.ms, p.state.maxTime?.ms) }
         let g = asOf ?? 0
 
-        // Customer rows: what changed, what time changed, or everything of a partition whose position is not ours.
-        // They go to the server in chunks: each is copied into the staging table and merged into the mart by the
-        // server while the next one is made here. While no merge runs, a chunk's rows stream out as they are made.
-        let c360 = PostgresSchema.customer360
-        let kinds = c360.columns.map(\.kind)
-        let copyStatement = "COPY sink_stage_customer FROM STDIN WITH (FORMAT binary)"
-        let merge = Self.upsert(c360, from: "sink_stage_customer") + """
-            INSERT INTO sink_stage_owner SELECT customer_id, owner FROM sink_stage_customer WHERE owner IS NOT NULL;
-            TRUNCATE sink_stage_customer;
-            """
-        var copy = CopyBinary(capacity: 1 << 20)
-        var staged = 0
-        var streaming = true  // the chunk's COPY is open: no merge is running
-        try db.beginCopy(copyStatement)
-        func endChunk() throws(PostgresError) {
-            copy.finish()
-            if !streaming {
-                try db.waitForSent()
-                phase("upsert")
-                try db.beginCopy(copyStatement)
-            }
-            try db.putCopyData(copy.bytes)
-            try db.endCopy()
-            staged += copy.rows
-            try db.send(merge)
-            streaming = false
-            copy = CopyBinary(capacity: 1 << 20)
-            phase("rows+copy")
-        }
-        var whole: [Int32] = []
-        var positionsChanged: [CheckpointedPartition] = []
         var nextTracked = tracked
-        for p in partitions {
-            var t = nextTracked[p.number]!
-            let stored = inDB[p.number]
-            if let w = t.written, w == stored?.offsets, w == p.offsets, t.dirty.isEmpty, stored?.rowsAsOf == g { continue }
-            enum Mode { case incremental, scan(from: Int64?, dirty: Bool), whole }
-            var mode: Mode
-            if let w = t.written, let stored, w == stored.offsets {
-                mode = .incremental
-            } else if let stored, stored.offsets == p.offsets {
-                mode = .scan(from: stored.rowsAsOf, dirty: false)  // its rows are this state's, at an older as-of
-            } else if let stored, stored.offsets == t.base {
-                mode = .scan(from: stored.rowsAsOf, dirty: true)
-            } else {
-                mode = .whole
-            }
-            // Rows computed at a later as-of than the marts' now (positions cleared elsewhere, a shorter history):
-            // none of them can be trusted to be the row at this as-of.
-            if let at = stored?.rowsAsOf, at > g {
-                if case .whole = mode {} else { mode = .scan(from: nil, dirty: false) }
-            }
-            var ids: [String] = []
-            switch mode {
-            case .incremental:
-                var set = t.dirty
-                let today = g / Timestamp.millisecondsPerDay
-                for day in t.due.keys where day <= today {
-                    for id in t.due[day]! where (t.next[id] ?? 0) <= g { set.insert(id) }
-                }
-                ids = Array(set)
-            case let .scan(from, dirty):
-                t.next = [:]
-                t.due = [:]
-                var set = dirty ? t.dirty : []
-                for (id, c) in p.state.customers {
-                    guard !set.contains(id) else { continue }
-                    let n = from.map { MartSnapshot.customer360NextChange(c, asOf: Timestamp(ms: $0)) ?? Int64.max } ?? 0
-                    if n <= g { set.insert(id) } else { Self.schedule(&t, id, n) }
-                }
-                ids = Array(set)
-            case .whole:
-                t.next = [:]
-                t.due = [:]
-                ids = p.state.customers.keys
-                whole.append(p.number)
-            }
-            let at = Timestamp(ms: g)
-            for id in ids {
-                let isNew = t.next[id] == nil
-                guard let (row, n) = p.state.customers.read(id, { c in
-                    (MartSnapshot.customer360Row(id, c, asOf: at), MartSnapshot.customer360NextChange(c, asOf: at))
-                }) else { continue }
-                copy.beginRow(fields: kinds.count + 1)
-                Self.append(row, kinds, to: &copy)
-                if isNew { copy.int32(p.number) } else { copy.null() }
-                if copy.rows >= options.chunkRows {
-                    try endChunk()
-                } else if streaming, copy.bytes.count >= 1 << 20 {
-                    try db.putCopyData(copy.bytes)
-                    copy.removeBytes()
-                }
-                Self.schedule(&t, id, n ?? Int64.max)
-            }
-            t.dirty = []
-            t.rowsAsOf = g
-            nextTracked[p.number] = t
-            if stored?.offsets != p.offsets { positionsChanged.append(p) }
-        }
-
-        if copy.rows > 0 {
-            try endChunk()
-        } else if streaming {
-            copy.finish()
-            try db.putCopyData(copy.bytes)
-            try db.endCopy()
-        }
-        try db.waitForSent()
-        phase("upsert")
-        if staged > 0 {
-            try db.execute("""
-                INSERT INTO \(s).sink_customer_partition SELECT customer_id, owner FROM sink_stage_owner ORDER BY customer_id
-                ON CONFLICT (customer_id) DO UPDATE SET partition = EXCLUDED.partition WHERE sink_customer_partition.partition <> EXCLUDED.partition;
-                """)
-        }
-        phase("owners")
-        if !whole.isEmpty {
-            // Rows the partition owned that its state no longer has (a rebuilt or replaced history).
-            let list = whole.map(String.init).joined(separator: ",")
-            try db.execute("""
-                CREATE TEMP TABLE sink_gone ON COMMIT DROP AS
-                  SELECT o.customer_id FROM \(s).sink_customer_partition o
-                  WHERE o.partition IN (\(list)) AND NOT EXISTS (SELECT 1 FROM sink_stage_owner x WHERE x.customer_id = o.customer_id);
-                DELETE FROM \(c360.qualified) t USING sink_gone g WHERE t.customer_id = g.customer_id;
-                DELETE FROM \(s).sink_customer_partition o USING sink_gone g WHERE o.customer_id = g.customer_id;
-                """)
-        }
+        let (staged, whole, positionsChanged) = try writeCustomerRows(db, partitions, inDB: inDB, asOf: g, tracked: &nextTracked)
+        try recordOwners(db, staged: staged, whole: whole)
 
         // Ours whose position did not move: the aggregates the database holds for them are their state's. A sink
         // that has just connected (a new process, a reconnect) has none cached, and the monthly marts need them.
@@ -455,7 +324,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         snapshot.minTime = minTime.map { Timestamp(ms: $0) }
         snapshot.asOf = asOf.map { Timestamp(ms: $0) }
         var sql = ""
-        for table in snapshot.tables() where table.name != c360.name {
+        for table in snapshot.tables() where table.name != PostgresSchema.customer360.name {
             let t = PostgresSchema.tables.first { $0.name == table.name }!
             let stage = "sink_stage_\(t.name)"
             if !table.rows.isEmpty {
@@ -475,6 +344,115 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         tracked = nextTracked
         customerRowsWritten += staged
         lastWindow = (minTime, asOf)
+    }
+
+    /// Every partition's position in the database.
+    private func readPositions(_ db: PostgresConnection) throws(PostgresError) -> [Int32: Position] {
+        var inDB: [Int32: Position] = [:]
+        let rows = try db.execute("""
+            SELECT partition, offsets::text, (extract(epoch from min_event_time) * 1000)::bigint,
+                   (extract(epoch from max_event_time) * 1000)::bigint, (extract(epoch from rows_as_of) * 1000)::bigint, version
+            FROM \(PostgresSchema.schema).sink_positions
+            """)
+        for r in rows.rows {
+            inDB[Int32(r[0]!)!] = Position(offsets: Self.decodeOffsets(r[1]!), minTime: r[2].flatMap { Int64($0) },
+                                           maxTime: r[3].flatMap { Int64($0) }, rowsAsOf: r[4].flatMap { Int64($0) }, version: Int64(r[5]!)!)
+        }
+        return inDB
+    }
+
+    /// Writes our partitions' customer rows into `mart_customer_360` as of `g`: what changed, what time changed, or
+    /// everything of a partition whose position is not ours. Returns the rows staged, the partitions written whole,
+    /// and those whose offsets moved; `tracked` gets what each partition's rows now are.
+    private func writeCustomerRows(_ db: PostgresConnection, _ partitions: [CheckpointedPartition], inDB: [Int32: Position], asOf g: Int64,
+                                   tracked nextTracked: inout [Int32: Tracked]) throws(PostgresError)
+        -> (staged: Int, whole: [Int32], positionsChanged: [CheckpointedPartition]) {
+        var rows = try ChunkedCustomerRows(db, chunkRows: options.chunkRows)
+        var whole: [Int32] = []
+        var positionsChanged: [CheckpointedPartition] = []
+        for p in partitions {
+            var t = nextTracked[p.number]!
+            let stored = inDB[p.number]
+            if let w = t.written, w == stored?.offsets, w == p.offsets, t.dirty.isEmpty, stored?.rowsAsOf == g { continue }
+            enum Mode { case incremental, scan(from: Int64?, dirty: Bool), whole }
+            var mode: Mode
+            if let w = t.written, let stored, w == stored.offsets {
+                mode = .incremental
+            } else if let stored, stored.offsets == p.offsets {
+                mode = .scan(from: stored.rowsAsOf, dirty: false)  // its rows are this state's, at an older as-of
+            } else if let stored, stored.offsets == t.base {
+                mode = .scan(from: stored.rowsAsOf, dirty: true)
+            } else {
+                mode = .whole
+            }
+            // Rows computed at a later as-of than the marts' now (positions cleared elsewhere, a shorter history):
+            // none of them can be trusted to be the row at this as-of.
+            if let at = stored?.rowsAsOf, at > g {
+                if case .whole = mode {} else { mode = .scan(from: nil, dirty: false) }
+            }
+            var ids: [String] = []
+            switch mode {
+            case .incremental:
+                var set = t.dirty
+                let today = g / Timestamp.millisecondsPerDay
+                for day in t.due.keys where day <= today {
+                    for id in t.due[day]! where (t.next[id] ?? 0) <= g { set.insert(id) }
+                }
+                ids = Array(set)
+            case let .scan(from, dirty):
+                t.next = [:]
+                t.due = [:]
+                var set = dirty ? t.dirty : []
+                for (id, c) in p.state.customers {
+                    guard !set.contains(id) else { continue }
+                    let n = from.map { MartSnapshot.customer360NextChange(c, asOf: Timestamp(ms: $0)) ?? Int64.max } ?? 0
+                    if n <= g { set.insert(id) } else { Self.schedule(&t, id, n) }
+                }
+                ids = Array(set)
+            case .whole:
+                t.next = [:]
+                t.due = [:]
+                ids = p.state.customers.keys
+                whole.append(p.number)
+            }
+            let at = Timestamp(ms: g)
+            for id in ids {
+                let isNew = t.next[id] == nil
+                guard let (row, n) = p.state.customers.read(id, { c in
+                    (MartSnapshot.customer360Row(id, c, asOf: at), MartSnapshot.customer360NextChange(c, asOf: at))
+                }) else { continue }
+                try rows.add(row, owner: isNew ? p.number : nil, phase: phase)
+                Self.schedule(&t, id, n ?? Int64.max)
+            }
+            t.dirty = []
+            t.rowsAsOf = g
+            nextTracked[p.number] = t
+            if stored?.offsets != p.offsets { positionsChanged.append(p) }
+        }
+        let staged = try rows.finish(phase: phase)
+        return (staged, whole, positionsChanged)
+    }
+
+    /// Records the owning partition of the customer rows this write added, and deletes the rows that partitions
+    /// written whole owned but no longer have (a rebuilt or replaced history).
+    private func recordOwners(_ db: PostgresConnection, staged: Int, whole: [Int32]) throws(PostgresError) {
+        let s = PostgresSchema.schema
+        if staged > 0 {
+            try db.execute("""
+                INSERT INTO \(s).sink_customer_partition SELECT customer_id, owner FROM sink_stage_owner ORDER BY customer_id
+                ON CONFLICT (customer_id) DO UPDATE SET partition = EXCLUDED.partition WHERE sink_customer_partition.partition <> EXCLUDED.partition;
+                """)
+        }
+        phase("owners")
+        guard !whole.isEmpty else { return }
+        let list = whole.map(String.init).joined(separator: ",")
+        try db.execute("""
+            CREATE TEMP TABLE sink_gone ON COMMIT DROP AS
+              SELECT o.customer_id FROM \(s).sink_customer_partition o
+              WHERE o.partition IN (\(list)) AND NOT EXISTS (SELECT 1 FROM sink_stage_owner x WHERE x.customer_id = o.customer_id);
+            DELETE FROM \(PostgresSchema.customer360.qualified) t USING sink_gone g WHERE t.customer_id = g.customer_id;
+            DELETE FROM \(s).sink_customer_partition o USING sink_gone g WHERE o.customer_id = g.customer_id;
+            """)
     }
 
     // MARK: Encoding
@@ -551,5 +529,74 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             i += 2
         }
         return out
+    }
+}
+
+/// Customer rows on their way to `mart_customer_360`, in chunks of `chunkRows`: each chunk is copied (binary
+/// `COPY`) into the staging table and merged into the mart by the server (libpq's asynchronous send) while the
+/// next one is made here. While no merge runs, a chunk's rows stream out as they are made. New rows carry their
+/// owning partition, which the merge keeps aside in `sink_stage_owner`.
+private struct ChunkedCustomerRows {
+    static let copyStatement = "COPY sink_stage_customer FROM STDIN WITH (FORMAT binary)"
+    static let merge = PostgresSink.upsert(PostgresSchema.customer360, from: "sink_stage_customer") + """
+        INSERT INTO sink_stage_owner SELECT customer_id, owner FROM sink_stage_customer WHERE owner IS NOT NULL;
+        TRUNCATE sink_stage_customer;
+        """
+    static let kinds = PostgresSchema.customer360.columns.map(\.kind)
+
+    let db: PostgresConnection
+    let chunkRows: Int
+    var copy = CopyBinary(capacity: 1 << 20)
+    /// Rows handed to the server so far.
+    var staged = 0
+    /// The chunk's `COPY` is open: no merge is running.
+    var streaming = true
+
+    init(_ db: PostgresConnection, chunkRows: Int) throws(PostgresError) {
+        self.db = db
+        self.chunkRows = chunkRows
+        try db.beginCopy(Self.copyStatement)
+    }
+
+    mutating func add(_ row: [MartValue], owner: Int32?, phase: (String) -> Void) throws(PostgresError) {
+        copy.beginRow(fields: Self.kinds.count + 1)
+        PostgresSink.append(row, Self.kinds, to: &copy)
+        if let owner { copy.int32(owner) } else { copy.null() }
+        if copy.rows >= chunkRows {
+            try endChunk(phase: phase)
+        } else if streaming, copy.bytes.count >= 1 << 20 {
+            try db.putCopyData(copy.bytes)
+            copy.removeBytes()
+        }
+    }
+
+    /// Sends what is left and waits for the last merge; returns the rows staged.
+    mutating func finish(phase: (String) -> Void) throws(PostgresError) -> Int {
+        if copy.rows > 0 {
+            try endChunk(phase: phase)
+        } else if streaming {
+            copy.finish()
+            try db.putCopyData(copy.bytes)
+            try db.endCopy()
+        }
+        try db.waitForSent()
+        phase("upsert")
+        return staged
+    }
+
+    private mutating func endChunk(phase: (String) -> Void) throws(PostgresError) {
+        copy.finish()
+        if !streaming {
+            try db.waitForSent()
+            phase("upsert")
+            try db.beginCopy(Self.copyStatement)
+        }
+        try db.putCopyData(copy.bytes)
+        try db.endCopy()
+        staged += copy.rows
+        try db.send(Self.merge)
+        streaming = false
+        copy = CopyBinary(capacity: 1 << 20)
+        phase("rows+copy")
     }
 }
