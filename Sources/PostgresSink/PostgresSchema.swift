@@ -143,6 +143,14 @@ public enum PostgresSchema {
         try db.execute(sql)
     }
 
+    /// Empties every mart and the sink's bookkeeping in one transaction (`--rebuild`): readers see no rows until
+    /// the first write, and every partition, this consumer's or another's, is written whole at its next write.
+    /// Clearing the positions alone would leave the rows of partitions no consumer writes any more.
+    static func empty(_ db: PostgresConnection) throws(PostgresError) {
+        let all = (tables.map(\.qualified) + ["sink_positions", "sink_customer_partition"].map { "\(schema).\($0)" }).joined(separator: ", ")
+        try db.execute("BEGIN; SELECT pg_advisory_xact_lock(\(lockKey)); TRUNCATE \(all); COMMIT")
+    }
+
     static func literal(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
 
     /// Creates the schema and whatever is missing, or checks what exists; a table whose columns are not the

@@ -22,7 +22,7 @@ import Synchronization
 public final class PostgresSink: ConsumerSink, @unchecked Sendable {
     public struct Options: Sendable {
         public var uri: String
-        /// Clear every partition's position at start, so that all rows are written again (`--rebuild`).
+        /// Empty every table at start, so that all rows are written again (`--rebuild`).
         public var rebuild = false
         /// How long to wait before connecting again after a failure.
         public var retryInterval: Duration = .seconds(2)
@@ -69,6 +69,8 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
     private var lastWindow: (Int64?, Int64?)?
     public private(set) var commits = 0
     private var calledOnce = false
+    /// `--rebuild`'s emptying of the tables is done.
+    private var rebuilt = false
     /// Rows of mart_customer_360 written so far (for benchmarks and tests).
     public private(set) var customerRowsWritten = 0
 
@@ -80,7 +82,6 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         try PostgresURI.validate(options.uri)
         do {
             try connect()
-            if options.rebuild { try db!.execute("DELETE FROM \(PostgresSchema.schema).sink_positions") }
         } catch where error.isTransient {
             noteOutage(error)
         }
@@ -94,6 +95,11 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         // Staging tables of a large checkpoint stay in memory (the default, 8 MB, spills them to disk).
         try c.execute("SET temp_buffers = '512MB'")
         let recreated = try PostgresSchema.ensure(c)
+        // Once, at the first connection (the server may be away at start).
+        if options.rebuild && !rebuilt {
+            try PostgresSchema.empty(c)
+            rebuilt = true
+        }
         try PostgresSchema.createStages(c)
         if !recreated.isEmpty && commits > 0 {
             logger.warning("postgres: tables \(recreated.joined(separator: ", ")) were missing or altered; recreated, refilling")

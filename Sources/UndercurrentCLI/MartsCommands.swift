@@ -35,7 +35,7 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Option(help: "Customers kept unpacked in memory per partition; the rest are packed (about 250 bytes each) and unpacked when their next event comes (default: 8192).") var hotCustomers: Int?
     @Option(help: "Threads applying each polled batch, partitions split between them (default: up to 2, one per core).") var threads: Int?
     @Option(help: "Start over: 'earliest' discards checkpoints and rebuilds from the earliest offsets.") var reset: String?
-    @Flag(help: "Discard (possibly corrupt) checkpoints and rebuild from the earliest offsets.") var rebuild = false
+    @Flag(help: "Discard (possibly corrupt) checkpoints and rebuild from the earliest offsets; with --postgres, empty its tables and write them again.") var rebuild = false
     @Option(help: "Feed this archive (written by `undercurrent simulate` or `record`) through the engine instead of Kafka.") var fromArchive: String?
     @Option(help: "With --from-archive: partition count to assign records to (as the producers' murmur2 would).") var partitions = 6
     @Flag(help: "With --from-archive: accept a gzip archive that is cut off, using its complete lines (otherwise an error, exit 1, after they are applied).") var allowTruncated = false

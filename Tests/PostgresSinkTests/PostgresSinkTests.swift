@@ -154,7 +154,12 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
         let p2 = try sink(server.uri())
         #expect(c2.checkpointAll(sinks: [p2], stop: nil))
         try expectDatabaseEquals(s2.partitions.values.map(\.state), db)
-        // --rebuild: every row is written again.
+        // --rebuild: every row is written again, and a row of a partition no consumer writes any more (partition
+        // 7, of a consumer that had more partitions) is gone.
+        try db.execute("""
+            INSERT INTO undercurrent.mart_customer_360 (customer_id) VALUES ('cus_elsewhere');
+            INSERT INTO undercurrent.sink_customer_partition VALUES ('cus_elsewhere', 7);
+            """)
         var rebuild = PostgresSink.Options(uri: server.uri())
         rebuild.rebuild = true
         let rebuilt = try PostgresSink(options: rebuild, logger: quiet)
@@ -214,6 +219,22 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
         #expect(core.checkpointAll(sinks: [pg], stop: nil, force: true))
         let db2 = try PostgresConnection(uri: server.uri())
         try expectDatabaseEquals(storage.partitions.values.map(\.state), db2)
+        // --rebuild while the server is away at start: the tables are emptied once it is back, before the first
+        // write, so a row no partition writes any more is gone.
+        try db2.execute("""
+            INSERT INTO undercurrent.mart_customer_360 (customer_id) VALUES ('cus_elsewhere');
+            INSERT INTO undercurrent.sink_customer_partition VALUES ('cus_elsewhere', 7);
+            """)
+        try server.stopServer()
+        var options = PostgresSink.Options(uri: server.uri())
+        options.rebuild = true
+        options.retryInterval = .zero
+        let rebuilding = try PostgresSink(options: options, logger: quiet)
+        try server.start()
+        let restarted = try sinkCore(storage, open: [0, 1, 2, 3])
+        #expect(restarted.checkpointAll(sinks: [rebuilding], stop: nil))
+        #expect(rebuilding.customerRowsWritten == MartSnapshot(storage.partitions.values.map(\.state)).customers.count)
+        try expectDatabaseEquals(storage.partitions.values.map(\.state), try PostgresConnection(uri: server.uri()))
     }
 
     @Test(.timeLimit(.minutes(2))) func aConnectionCutWhileAChunkMergesShowsNothingAndTheNextCheckpointCatchesUp() throws {
