@@ -269,7 +269,8 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
 
         // Ours whose position did not move: the aggregates the database holds for them are their state's. A sink
         // that has just connected (a new process, a reconnect) has none cached, and the monthly marts need them.
-        for p in partitions where !positionsChanged.contains(where: { $0.number == p.number }) {
+        let moved = Set(positionsChanged.map(\.number))
+        for p in partitions where !moved.contains(p.number) {
             if let version = inDB[p.number]?.version, aggregatesCache[p.number]?.version != version {
                 aggregatesCache[p.number] = (version, p.state.aggregates)
             }
@@ -289,25 +290,23 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
 
         // Positions: every partition of ours, its aggregates where its offsets moved.
         let now = Timestamp(ms: Int64(Date().timeIntervalSince1970 * 1000)).description
-        let still = partitions.filter { p in !positionsChanged.contains { $0.number == p.number } }.map(\.number)
+        let still = partitions.map(\.number).filter { !moved.contains($0) }
         if !still.isEmpty {
             try db.query("UPDATE \(s).sink_positions SET rows_as_of = $1, written_at = $2 WHERE partition = ANY($3::integer[])",
                          [Timestamp(ms: g).description, now, "{" + still.map(String.init).joined(separator: ",") + "}"])
         }
         for p in positionsChanged {
-            do {
-                var w = BinaryWriter()
-                p.state.aggregates.encode(into: &w)
-                let r = try db.query("""
-                    INSERT INTO \(s).sink_positions AS t VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, nextval('\(s).sink_version'), decode($10, 'hex'))
-                    ON CONFLICT (partition) DO UPDATE SET offsets = EXCLUDED.offsets, accepted = EXCLUDED.accepted, duplicates = EXCLUDED.duplicates,
-                      rejected = EXCLUDED.rejected, min_event_time = EXCLUDED.min_event_time, max_event_time = EXCLUDED.max_event_time,
-                      rows_as_of = EXCLUDED.rows_as_of, written_at = EXCLUDED.written_at, version = EXCLUDED.version, aggregates = EXCLUDED.aggregates
-                    RETURNING version
-                    """, [String(p.number), Self.encodeOffsets(p.offsets), String(p.state.accepted), String(p.state.duplicates), String(p.state.rejected),
-                          p.state.minTime?.description, p.state.maxTime?.description, Timestamp(ms: g).description, now, Self.hex(w.bytes)])
-                aggregatesCache[p.number] = (Int64(r.rows[0][0]!)!, p.state.aggregates)
-            }
+            var w = BinaryWriter()
+            p.state.aggregates.encode(into: &w)
+            let r = try db.query("""
+                INSERT INTO \(s).sink_positions AS t VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, nextval('\(s).sink_version'), decode($10, 'hex'))
+                ON CONFLICT (partition) DO UPDATE SET offsets = EXCLUDED.offsets, accepted = EXCLUDED.accepted, duplicates = EXCLUDED.duplicates,
+                  rejected = EXCLUDED.rejected, min_event_time = EXCLUDED.min_event_time, max_event_time = EXCLUDED.max_event_time,
+                  rows_as_of = EXCLUDED.rows_as_of, written_at = EXCLUDED.written_at, version = EXCLUDED.version, aggregates = EXCLUDED.aggregates
+                RETURNING version
+                """, [String(p.number), Self.encodeOffsets(p.offsets), String(p.state.accepted), String(p.state.duplicates), String(p.state.rejected),
+                      p.state.minTime?.description, p.state.maxTime?.description, Timestamp(ms: g).description, now, Self.hex(w.bytes)])
+            aggregatesCache[p.number] = (Int64(r.rows[0][0]!)!, p.state.aggregates)
         }
 
         phase("positions")
@@ -469,7 +468,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
     }
 
     /// Merges a staging table's rows into a mart by its grain, rewriting only rows whose values differ. Rows go in
-    /// the order of the primary key, which walks its index in order (about 10% less time for a chunk of customers).
+    /// the order of the primary key, which walks its index in order (in `psql`, 100,000 changed customer rows merged in 583-596 ms against 641-687).
     static func upsert(_ t: PostgresSchema.Table, from stage: String) -> String {
         let names = t.columns.map(\.name)
         let nonKey = names.filter { !t.key.contains($0) }

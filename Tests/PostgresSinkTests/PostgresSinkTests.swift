@@ -321,7 +321,7 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
         #expect(try db.execute(index).rows == [["1"]])
 
         let migrated = try sink(server.uri())
-        #expect(try db.execute("SELECT version FROM undercurrent.sink_schema_version").rows == [["2"]])
+        #expect(try db.execute("SELECT version FROM undercurrent.sink_schema_version").rows == [["\(PostgresSchema.version)"]])
         #expect(try db.execute(index).rows == [["0"]])
         #expect(try db.execute(positions).rows == before, "no table was recreated")
         let restarted = try sinkCore(storage, open: [0, 1, 2, 3])
@@ -329,11 +329,11 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
         #expect(migrated.customerRowsWritten == 0, "the rows were the checkpoint's already")
         try expectDatabaseEquals(storage.partitions.values.map(\.state), db)
 
-        try db.execute("UPDATE undercurrent.sink_schema_version SET version = 3")
+        try db.execute("UPDATE undercurrent.sink_schema_version SET version = \(PostgresSchema.version + 1)")
         #expect {
             _ = try sink(server.uri())
         } throws: { e in
-            (e as? PostgresError).map { $0.code == .rejected && $0.message.contains("newer than this sink's 2") } == true
+            (e as? PostgresError).map { $0.code == .rejected && $0.message.contains("newer than this sink's \(PostgresSchema.version)") } == true
         }
         #expect(try db.execute(positions).rows == before)
     }
