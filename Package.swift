@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(name: "MartsTests", dependencies: ["Marts", "Events", "Simulation", "Config", "TestSupport"]),
         .testTarget(name: "ArchivesTests", dependencies: ["Archives", "Events", "TestSupport"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Marts", "Events", "TestSupport"]),
-        .testTarget(name: "ConsumerTests", dependencies: ["Consumer", "Config", "Simulation", "Kafka", "Marts", "Events", "Checkpoints", "TestSupport"]),
+        .testTarget(name: "ConsumerTests", dependencies: ["Consumer", "Archives", "Config", "Simulation", "Kafka", "Marts", "Events", "Checkpoints", "TestSupport"]),
         .testTarget(name: "PostgresSinkTests", dependencies: ["PostgresSink", "Postgres", "Consumer", "Marts", "Events", "Kafka", "TestSupport"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "UndercurrentCLI", "Telemetry", "Consumer", "Config", "Checkpoints", "Marts", "Events", "Simulation", "TestSupport",
                                                           .product(name: "HummingbirdTesting", package: "hummingbird")]),

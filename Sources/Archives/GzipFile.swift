@@ -19,9 +19,12 @@ public final class GzipFile {
 
     /// Appends up to `max` decompressed bytes to `buffer`; returns how many (0 at the end of the file).
     public func read(into buffer: inout [UInt8], max: Int) throws -> Int {
-        guard let file else { return 0 }
-        var chunk = [UInt8](repeating: 0, count: max)
-        let n = gzread(file, &chunk, UInt32(max))
+        guard let file, max > 0 else { return 0 }
+        // Straight into the buffer's new tail (no second buffer to copy from), then cut to what was read.
+        let start = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: max))
+        let n = buffer.withUnsafeMutableBufferPointer { gzread(file, $0.baseAddress! + start, UInt32(max)) }
+        buffer.removeLast(max - Int(Swift.max(n, 0)))
         if n < 0 { throw ArchiveError(lastError(file) ?? "corrupt compressed data") }
         if n == 0 {
             // zlib: Z_BUF_ERROR at the end means the input ended inside a gzip stream (before its CRC and length).
@@ -29,7 +32,6 @@ public final class GzipFile {
             _ = gzerror(file, &code)
             if code == Z_BUF_ERROR { endedEarly = true }
         }
-        buffer.append(contentsOf: chunk.prefix(Int(n)))
         return Int(n)
     }
 

@@ -30,7 +30,6 @@ final class ArchiveDriver {
         core.adoptAlertState(for: nil)
         let started = ContinuousClock.now
         let sinks = reporter.sinks
-        var positions: [TopicPartition: Int64] = [:]
         // Batches no larger than a checkpoint's worth of events, so checkpoints come as often as on the Kafka path.
         let batchSize = max(1, min(options.pollBatch, options.checkpointEvents))
         var batch: [KafkaMessage] = []
@@ -41,30 +40,27 @@ final class ArchiveDriver {
             batch.removeAll(keepingCapacity: true)
             if core.checkpointDueByCount { core.checkpointAll(sinks: sinks, stop: stop) }
         }
-        var lastTopic: (archived: String, name: String?) = ("", nil)
+        var lastTopic: (archived: String, name: String?, ordinal: Int) = ("", nil, 0)
         var reader = try ArchiveReader(path: path)
         reader.allowTruncated = options.allowTruncatedArchive
-        var blocks = reader.blocks()
         var cutOff: ArchiveError?
-        let threads = options.threads
-        /// The next block, its lines being parsed on other threads while this one applies the block before it.
-        func nextBlock() -> ParsingBlock? {
-            switch blocks.next() {
-            case nil: return nil
-            case let .success(block)?: return ParsingBlock(block, threads: threads)
-            case let .failure(e)? where e.truncated:
+        let blocks = ParsedBlocks(reader.blocks(), threads: options.threads, partitionCount: partitionCount)
+        defer { blocks.cancel() }
+        // Per topic and partition, the next position and the first offset not yet in the checkpoint (-1: the
+        // partition is not open yet): tables, not dictionaries, since each line looks both up.
+        var next = OffsetTable(), fresh = OffsetTable()
+        reading: while let item = blocks.next() {
+            let block: ArchiveReader.Block, parts: [ParsedPart]
+            switch item {
+            case let .parsed(b, p): (block, parts) = (b, p)
+            case let .failed(e) where e.truncated:
                 cutOff = e  // every complete line is applied; the run ends with this error
-                return nil
-            case let .failure(e)?:
+                break reading
+            case let .failed(e):
                 logger.warning("\(e)")
                 core.summary.rejected += 1
-                return nil
+                break reading
             }
-        }
-        var next = nextBlock()
-        reading: while let parsing = next {
-            let (block, parts) = parsing.result()
-            next = nextBlock()
             for part in parts {
                 for (k, parsed) in part.lines.enumerated() {
                     if stop.isStopped { break reading }
@@ -81,18 +77,21 @@ final class ArchiveDriver {
                     // Lines come in runs of few topics: the name is looked up when it differs from the previous line's.
                     if line.topic != lastTopic.archived {
                         let topic = core.topicOf[line.topic] ?? InputTopic(rawValue: line.topic)
-                        lastTopic = (line.topic, topic.flatMap { options.topics[$0] })
+                        lastTopic = (line.topic, topic.flatMap { options.topics[$0] }, topic?.ordinal ?? 0)
                     }
                     guard let name = lastTopic.name else { continue }
-                    let key = line.key.map { part.bytes[$0] }
-                    let p = line.partition ?? Int32(Murmur2.partition(for: key ?? [], partitionCount: partitionCount))
-                    let tp = TopicPartition(name, p)
-                    if core.partitions[p] == nil { try core.open([p]) }
-                    let offset = line.offset ?? positions[tp, default: 0]
-                    positions[tp] = offset + 1
-                    if offset < core.nextOffset(tp) ?? 0 { continue }  // already in the checkpoint
-                    batch.append(KafkaMessage(topic: name, partition: p, offset: offset, key: key, value: part.bytes[line.value],
-                                              timestampMs: line.timestampMs))
+                    let p = part.partitions[k], t = lastTopic.ordinal
+                    if fresh[t, p] < 0 {
+                        if core.partitions[p] == nil { try core.open([p]) }
+                        for topic in InputTopic.allCases {
+                            fresh[topic.ordinal, p] = options.topics[topic].flatMap { core.nextOffset(TopicPartition($0, p)) } ?? 0
+                        }
+                    }
+                    let offset = line.offset ?? max(next[t, p], 0)
+                    next[t, p] = offset + 1
+                    if offset < fresh[t, p] { continue }  // already in the checkpoint
+                    batch.append(KafkaMessage(topic: name, partition: p, offset: offset, key: line.key.map { part.bytes[$0] },
+                                              value: part.bytes[line.value], timestampMs: line.timestampMs))
                     if batch.count >= batchSize { try applyBatch() }
                 }
             }
@@ -108,39 +107,91 @@ final class ArchiveDriver {
         if let cutOff { throw cutOff }
     }
 
-    /// A block whose lines are parsed (`parse`) in the background from the moment it is read: `result()` waits
-    /// for them. Reading and parsing the next block while the lanes apply this one keeps both cores busy through
-    /// the serial parts of a batch.
-    final class ParsingBlock: @unchecked Sendable {
-        // `@unchecked Sendable`: `parts` is written once by the parsing thread before `done` opens, and read only
-        // after it has.
-        private let block: ArchiveReader.Block
-        private var parts: [ParsedPart] = []
-        private let done = Latch()
+    /// The archive's blocks, read and parsed (`parse`) on a thread of their own in file order, up to
+    /// `blocksAhead` ahead of the one being applied, so reading, parsing and finding each line's partition stay
+    /// off the thread that applies and both cores keep busy through the serial parts of a batch.
+    final class ParsedBlocks: @unchecked Sendable {
+        // `@unchecked Sendable`: `ready`, `ended`, `cancelled` and `sawTruncation` are touched only under
+        // `condition`'s lock; `blocks` only by the reading thread (after `init`).
+        enum Item {
+            case parsed(ArchiveReader.Block, [ParsedPart])
+            case failed(ArchiveError)
+        }
+        private let condition = NSCondition()
+        private var ready: [Item] = []
+        private var ended = false
+        private var cancelled = false
+        private var sawTruncation = false
+        private var blocks: ArchiveReader.Blocks
 
-        init(_ block: ArchiveReader.Block, threads: Int) {
-            self.block = block
-            DispatchQueue.global().async { [self] in
-                parts = ArchiveDriver.parse(block, threads: threads)
-                done.open()
+        init(_ blocks: ArchiveReader.Blocks, threads: Int, partitionCount: Int) {
+            self.blocks = blocks
+            let thread = Thread { [self] in read(threads: threads, partitionCount: partitionCount) }
+            thread.name = "archive-reader"
+            thread.start()
+        }
+
+        private func read(threads: Int, partitionCount: Int) {
+            while true {
+                condition.lock()
+                while ready.count >= ArchiveDriver.blocksAhead && !cancelled { condition.wait() }
+                let stop = cancelled
+                condition.unlock()
+                if stop { break }
+                let item: Item? = switch blocks.next() {
+                case nil: nil
+                case let .success(block)?: .parsed(block, ArchiveDriver.parse(block, threads: threads, partitionCount: partitionCount))
+                case let .failure(e)?: .failed(e)
+                }
+                condition.lock()
+                if let item { ready.append(item) }
+                sawTruncation = blocks.truncated
+                let last: Bool
+                if case .parsed? = item { last = false } else { last = true }  // the end, or an error that ends it
+                if last { ended = true }
+                condition.broadcast()
+                condition.unlock()
+                if last { break }
             }
         }
 
-        func result() -> (ArchiveReader.Block, [ParsedPart]) {
-            done.wait()
-            return (block, parts)
+        /// The next block in file order (waiting for it), or nil after the last or once cancelled.
+        func next() -> Item? {
+            condition.lock()
+            defer { condition.unlock() }
+            while ready.isEmpty && !ended && !cancelled { condition.wait() }
+            guard !ready.isEmpty else { return nil }
+            condition.broadcast()
+            return ready.removeFirst()
         }
+
+        /// Ends the reading thread (the blocks not taken are dropped).
+        func cancel() {
+            condition.lock()
+            cancelled = true
+            condition.broadcast()
+            condition.unlock()
+        }
+
+        /// Whether the archive ended early (its gzip stream cut off), as far as read.
+        var truncated: Bool { condition.withLock { sawTruncation } }
     }
 
+    /// How many blocks are read and parsed ahead of the one being applied. With one, the driver waited for
+    /// parsing 8% of the run (BENCHMARKS.md).
+    static let blocksAhead = 4
+
     /// A block's lines parsed on up to `threads` threads, each a contiguous part into a buffer of its own (the
-    /// keys and values, escapes resolved): no allocation per line, and the parts come back in order.
+    /// keys and values, escapes resolved): no allocation per line, and the parts come back in order. With
+    /// each line, its partition: the archived one, or the key's under the producers' partitioner.
     struct ParsedPart: @unchecked Sendable {
         var bytes: [UInt8] = []
         var lines: [Result<ArchiveLine, ArchiveLineError>?] = []
+        var partitions: [Int32] = []
         var firstLine = 0
     }
 
-    static func parse(_ block: ArchiveReader.Block, threads: Int) -> [ParsedPart] {
+    static func parse(_ block: ArchiveReader.Block, threads: Int, partitionCount: Int) -> [ParsedPart] {
         let count = block.lines.count
         let parts = max(1, min(threads, count / 1024))
         final class Results: @unchecked Sendable {  // each slot written by one thread, read after all finished
@@ -153,13 +204,44 @@ final class ArchiveDriver {
             var part = ParsedPart(firstLine: range.lowerBound)
             part.bytes.reserveCapacity(block.bytes.count / parts)
             part.lines.reserveCapacity(range.count)
+            part.partitions.reserveCapacity(range.count)
             for i in range {
                 let line = block.lines[i]
-                part.lines.append(line.isEmpty ? nil : ArchiveRecord.parse(line: block.bytes[line], into: &part.bytes))
+                let parsed = line.isEmpty ? nil : ArchiveRecord.parse(line: block.bytes[line], into: &part.bytes)
+                var p: Int32 = 0
+                if case let .success(l)? = parsed {
+                    p = l.partition ?? Int32(Murmur2.partition(for: l.key.map { part.bytes[$0] } ?? [], partitionCount: partitionCount))
+                }
+                part.lines.append(parsed)
+                part.partitions.append(p)
             }
             results.parts[k] = part
         }
         if parts == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: work) }
         return results.parts
+    }
+}
+
+/// Offsets by topic ordinal and partition number, -1 where none was set: arrays for the usual partition
+/// numbers (growing to the largest seen), a dictionary for others (an archive may name any Int32).
+struct OffsetTable {
+    private var rows: [[Int64]] = Array(repeating: [], count: InputTopic.allCases.count)
+    private var others: [Int64: Int64] = [:]
+    private static let arrayLimit: Int32 = 1 << 16
+
+    subscript(topic: Int, partition: Int32) -> Int64 {
+        get {
+            guard partition >= 0 && partition < Self.arrayLimit else { return others[Int64(topic) << 32 | Int64(UInt32(bitPattern: partition))] ?? -1 }
+            return Int(partition) < rows[topic].count ? rows[topic][Int(partition)] : -1
+        }
+        set {
+            guard partition >= 0 && partition < Self.arrayLimit else {
+                others[Int64(topic) << 32 | Int64(UInt32(bitPattern: partition))] = newValue
+                return
+            }
+            let p = Int(partition)
+            if p >= rows[topic].count { rows[topic] += Array(repeating: -1, count: p + 1 - rows[topic].count) }
+            rows[topic][p] = newValue
+        }
     }
 }

@@ -41,6 +41,7 @@ extension ConsumerCore {
         // Each thread takes the next partition's messages, largest first, until none are left: a thread that
         // finishes early takes more (a fixed split left one thread idle for 14% of the run, measured).
         let resolved = targets
+        let alertingOn = alerting != nil
         let results = LaneResults(lanes: threads, groups: groups.count)
         let work = { [self] (lane: Int) in
             let started = ContinuousClock.now
@@ -58,7 +59,10 @@ extension ConsumerCore {
                     let m = messages.span  // (not `messages[i]`: that copies the message, a retain per field)
                     for i in slice { prepared.append(prepare(topic: resolved[i]!.topic, message: m[i], startMs: startMs)) }
                     part.state.warm(prepared.span)
-                    for (j, i) in slice.enumerated() { out.append((i, apply(part: part, message: m[i], prepared[j]))) }
+                    for (j, i) in slice.enumerated() {
+                        let topic = resolved[i]!.topic
+                        out.append((i, apply(part: part, topic: topic, message: m[i], prepared[j], keepEvent: alertingOn && topic == .payments)))
+                    }
                     prepared.removeAll(keepingCapacity: true)
                     k = slice.endIndex
                 }

@@ -278,10 +278,18 @@ public final class ConsumerCore {
 
     /// What applying one message to its partition's state gave.
     struct Applied {
+        var topic: InputTopic
         /// nil: skipped, its timestamp before the start time.
         var outcome: MartState.Outcome?
-        var event: Event?
+        /// The accepted event, kept only for the alert engine (a payment while alerting is on), boxed: results
+        /// are moved about a batch at a time, and an event inline made each four times larger.
+        var kept: KeptEvent?
         var risk: [RiskChange] = []
+    }
+
+    final class KeptEvent: Sendable {
+        let event: Event
+        init(_ event: Event) { self.event = event }
     }
 
     /// Applies a batch of input messages (any topics and partitions, each partition's in offset order) and
@@ -291,17 +299,18 @@ public final class ConsumerCore {
         let applied = applyLanes(messages, startMs: startMs)
         warnAboutNewHistory()
         var outputs: [ConsumerOutput] = []
-        for (m, a) in zip(messages, applied) {
-            guard let a, let topic = topicOf[m.topic] else { continue }
-            account(partition: m.partition, topic: topic, message: m, a, into: &outputs)
+        for i in applied.indices {
+            guard let a = applied[i] else { continue }
+            account(messages, i, a, into: &outputs)
         }
         return outputs
     }
 
     /// The per-partition half of taking in a message: decodes it and applies it to its partition's state,
     /// with the risk segment changes that gave. Touches nothing but `part`, so different partitions can run
-    /// on different threads.
-    func apply(part: Partition, message: KafkaMessage, _ prepared: borrowing MartState.Prepared) -> Applied {
+    /// on different threads. `keepEvent`: the accepted event goes with the result (for the alert engine).
+    func apply(part: Partition, topic: InputTopic, message: KafkaMessage, _ prepared: borrowing MartState.Prepared,
+               keepEvent: Bool) -> Applied {
         // One lookup in the common case: the previous offset says whether this topic-partition had any message.
         if part.offsets.updateValue(message.offset + 1, forKey: message.topic) == nil && part.history[message.topic] == nil {
             // The first message of this topic-partition: the history of the marts starts here.
@@ -313,13 +322,15 @@ public final class ConsumerCore {
             part.newHistory.append(start)
         }
         part.sinceCheckpoint += 1
-        if prepared.isIgnored { return Applied(outcome: nil, event: nil) }
+        if prepared.isIgnored { return Applied(topic: topic, outcome: nil) }
         let outcome = part.state.commit(prepared)
-        var applied = Applied(outcome: outcome, event: prepared.event(after: outcome))
-        if outcome == .accepted, options.riskTopic != nil, let event = applied.event {
+        var applied = Applied(topic: topic, outcome: outcome)
+        guard outcome == .accepted else { return applied }
+        if options.riskTopic != nil, let event = prepared.event(after: outcome) {
             if let change = part.state.riskChange(of: event.customerID) { applied.risk.append(change) }
             applied.risk += part.state.timeDrivenRiskChanges()
         }
+        if keepEvent, let event = prepared.event(after: outcome) { applied.kept = KeptEvent(event) }
         return applied
     }
 
@@ -332,7 +343,7 @@ public final class ConsumerCore {
 
     /// The serial half: counts the outcome, feeds the alert engine (in message order) and collects the
     /// outputs: the rejection for the dead-letter topic, the risk changes, the alerts whose time came.
-    private func account(partition p: Int32, topic: InputTopic, message: KafkaMessage, _ applied: Applied, into outputs: inout [ConsumerOutput]) {
+    private func account(_ messages: borrowing [KafkaMessage], _ i: Int, _ applied: Applied, into outputs: inout [ConsumerOutput]) {
         taken.add(1, ordering: .relaxed)
         guard let outcome = applied.outcome else {
             summary.skippedBeforeStart += 1
@@ -343,9 +354,10 @@ public final class ConsumerCore {
             summary.accepted += 1
             summary.riskChanges += applied.risk.count
             for r in applied.risk { outputs.append(.riskChange(r)) }
-            guard topic == .payments, let event = applied.event, alerting != nil else { return }
+            guard let event = applied.kept?.event, alerting != nil else { return }
             // Seen by the engine before its checkpoint (this partition resumed from an older one).
-            if message.offset < alerting!.offsets[message.topic]?[p] ?? 0 { return }
+            let p = messages[i].partition
+            if messages[i].offset < alerting!.offsets[messages[i].topic]?[p] ?? 0 { return }
             // Mutated in place: a copy of the engine per attempt would copy its tables.
             let raised = alerting!.engine.observe(event, source: Int(p))
             for alert in raised {
@@ -362,7 +374,7 @@ public final class ConsumerCore {
             summary.duplicates += 1
         case let .rejected(r):
             summary.rejected += 1
-            outputs.append(.deadLetter(r, message))
+            outputs.append(.deadLetter(r, messages[i]))
         }
     }
 }

@@ -1,0 +1,74 @@
+import Archives
+@testable import Consumer
+import Events
+import Foundation
+import Kafka
+import Testing
+import TestSupport
+
+/// The archive driver's reading side: blocks read and parsed ahead on a thread of their own come in file
+/// order with every line once and its partition as the producers' partitioner gives it; a cancel ends it.
+@Suite struct ArchiveDriverTests {
+    func archive(_ records: [ArchiveRecord]) throws -> String {
+        let path = tempDir().appendingPathComponent("a.ndjson").path
+        let writer = try ArchiveWriter(path: path)
+        for r in records { try writer.write(r) }
+        try writer.close()
+        return path
+    }
+
+    @Test(arguments: [(300, 1), (300, 2), (4096, 2), (1 << 20, 2)])
+    func blocksParsedAheadComeInOrderWithTheirPartitions(blockBytes: Int, threads: Int) throws {
+        // More blocks than are read ahead, so the reading thread waits for the driver and resumes.
+        let records = history.prefix(2000).map { ArchiveRecord(event: $0, value: EventEncoder.encode($0)) }
+        let path = try archive(records)
+        let blocks = ArchiveDriver.ParsedBlocks(try ArchiveReader(path: path).blocks(bytes: blockBytes), threads: threads, partitionCount: 12)
+        defer { blocks.cancel() }
+        var got: [(key: [UInt8]?, value: [UInt8], partition: Int32)] = []
+        var nextLine = 1
+        var count = 0
+        while let item = blocks.next() {
+            guard case let .parsed(block, parts) = item else {
+                Issue.record("unexpected \(item)")
+                break
+            }
+            count += 1
+            #expect(block.firstLineNumber == nextLine)
+            nextLine += block.lines.count
+            #expect(parts.map(\.lines.count).reduce(0, +) == block.lines.count)
+            for part in parts {
+                #expect(part.partitions.count == part.lines.count)
+                for (k, parsed) in part.lines.enumerated() {
+                    let line = try #require(try parsed?.get())
+                    got.append((line.key.map { Array(part.bytes[$0]) }, Array(part.bytes[line.value]), part.partitions[k]))
+                }
+            }
+        }
+        #expect(blockBytes >= 1 << 20 || count > ArchiveDriver.blocksAhead)
+        #expect(got.count == records.count)
+        for (r, g) in zip(records, got) {
+            #expect(g.key == r.key && g.value == r.value)
+            #expect(g.partition == Int32(Murmur2.partition(for: r.key ?? [], partitionCount: 12)))
+        }
+        #expect(blocks.next() == nil)
+    }
+
+    @Test func aCancelEndsTheReadingAndNextGivesNil() throws {
+        let records = history.prefix(2000).map { ArchiveRecord(event: $0, value: EventEncoder.encode($0)) }
+        let blocks = ArchiveDriver.ParsedBlocks(try ArchiveReader(path: try archive(records)).blocks(bytes: 300), threads: 2, partitionCount: 4)
+        #expect(blocks.next() != nil)
+        blocks.cancel()
+        #expect(blocks.next() == nil)
+    }
+
+    @Test func offsetTablesTakeAnyPartitionNumber() {
+        var table = OffsetTable()
+        let partitions: [Int32] = [0, 3, 70_000, -1, Int32.max, Int32.min, 65_535]
+        for topic in 0..<3 { #expect(partitions.allSatisfy { table[topic, $0] == -1 }) }
+        for (i, p) in partitions.enumerated() { table[i % 3, p] = Int64(100 + i) }
+        for (i, p) in partitions.enumerated() {
+            #expect(table[i % 3, p] == Int64(100 + i))
+            #expect(table[(i + 1) % 3, p] == -1)
+        }
+    }
+}
