@@ -12,31 +12,36 @@ extension ConsumerCore {
     /// as they come free; each partition's messages stay in order on one thread. Returns, per
     /// message, what it gave (nil: not for a partition or topic of this consumer).
     func applyLanes(_ messages: [KafkaMessage], startMs: Int64?) -> [Applied?] {
-        // Each message's partition state and topic, looked up once (and only when they differ from the previous
-        // message's: messages come in runs of one topic-partition).
+        // Each message's partition state and topic, looked up once per partition and topic name: partitions
+        // in a table by number (most are small numbers), topics by comparing the few names (cheaper than hashing
+        // them; messages from an archive change partition at nearly every message).
         var groupOf: [Int32: Int] = [:]
+        var groupOfSmall = [Int](repeating: -2, count: 256)  // -2: not looked up yet; -1: not open
+        var parts: [Partition] = []
         var byPartition: [[Int]] = []
         var targets = [(part: Partition, topic: InputTopic)?](repeating: nil, count: messages.count)
-        var last: (partition: Int32, topicName: String, part: Partition?, topic: InputTopic?, group: Int)? = nil
-        for i in messages.indices {
-            let partition = messages[i].partition, topicName = messages[i].topic
-            if last == nil || last!.partition != partition || last!.topicName != topicName {
-                let part = partitions[partition], topic = topicOf[topicName]
-                var group = -1
-                if part != nil && topic != nil {
-                    group = groupOf[partition] ?? byPartition.count
-                    if group == byPartition.count {
-                        groupOf[partition] = group
-                        byPartition.append([])
-                    }
-                }
-                last = (partition, topicName, part, topic, group)
+        let names = topicNames
+        func group(of partition: Int32) -> Int {
+            if partition >= 0 && partition < 256, groupOfSmall[Int(partition)] != -2 { return groupOfSmall[Int(partition)] }
+            if let g = groupOf[partition] { return g }
+            var g = -1
+            if let part = partitions[partition] {
+                g = parts.count
+                parts.append(part)
+                byPartition.append([])
             }
-            guard let part = last!.part, let topic = last!.topic else { continue }
-            targets[i] = (part, topic)
-            byPartition[last!.group].append(i)
+            if partition >= 0 && partition < 256 { groupOfSmall[Int(partition)] = g } else { groupOf[partition] = g }
+            return g
         }
-        let groups = byPartition.sorted { $0.count > $1.count }
+        let m = messages.span
+        for i in m.indices {
+            let g = group(of: m[i].partition)
+            guard g >= 0, let topic = names.first(where: { $0.name == m[i].topic })?.topic else { continue }
+            targets[i] = (parts[g], topic)
+            byPartition[g].append(i)
+        }
+        // (A partition may have only messages of other topics: no group for it.)
+        let groups = byPartition.filter { !$0.isEmpty }.sorted { $0.count > $1.count }
         let threads = max(1, min(options.threads, groups.count, messages.count / 64))
         // Each thread takes the next partition's messages, largest first, until none are left: a thread that
         // finishes early takes more (a fixed split left one thread idle for 14% of the run, measured).

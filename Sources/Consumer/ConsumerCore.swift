@@ -64,6 +64,8 @@ public final class ConsumerCore {
     let logger: Logger
     var partitions: [Int32: Partition] = [:]
     let topicOf: [String: InputTopic]
+    /// `topicOf` as a list, for a search of the few names.
+    let topicNames: [(name: String, topic: InputTopic)]
     private var rebuilt = Set<Int32>()
     public internal(set) var summary = Summary()
     public private(set) var checkpointFailures = 0
@@ -89,6 +91,7 @@ public final class ConsumerCore {
         var topicOf: [String: InputTopic] = [:]
         for (t, name) in options.topics { topicOf[name] = t }
         self.topicOf = topicOf
+        topicNames = topicOf.map { ($0.key, $0.value) }.sorted { $0.topic.ordinal < $1.topic.ordinal }
     }
 
     // MARK: Partitions
@@ -326,8 +329,9 @@ public final class ConsumerCore {
         let outcome = part.state.commit(prepared)
         var applied = Applied(topic: topic, outcome: outcome)
         guard outcome == .accepted else { return applied }
-        if options.riskTopic != nil, let event = prepared.event(after: outcome) {
-            if let change = part.state.riskChange(of: event.customerID) { applied.risk.append(change) }
+        if options.riskTopic != nil {
+            // (`prepared.event`, not `event(after:)`: that copies the whole event for its customer's id.)
+            if let change = part.state.riskChange(of: prepared.event.customerID) { applied.risk.append(change) }
             applied.risk += part.state.timeDrivenRiskChanges()
         }
         if keepEvent, let event = prepared.event(after: outcome) { applied.kept = KeptEvent(event) }

@@ -308,9 +308,20 @@ struct LineParser {
         while k < n {
             // Skip to the next quote, backslash or control character, a word at a time, copying as we go.
             while k + 8 <= n {
-                let stops = ByteWords.jsonEscapes(ByteWords.load(span, k))
+                let word = ByteWords.load(span, k)
+                let stops = ByteWords.jsonEscapes(word)
                 let plain = stops == 0 ? 8 : stops.trailingZeroBitCount / 8
-                for j in k..<(k + plain) { o.append(span[j]) }
+                if o.freeCapacity >= 8 {
+                    // The whole word stored at once, then the output cut back to its plain bytes.
+                    let at = o.count
+                    o.append(repeating: 0, count: 8)
+                    var elements = o.mutableSpan
+                    var bytes = elements.mutableBytes
+                    bytes.storeBytes(of: word.littleEndian, toByteOffset: at, as: UInt64.self)
+                    o.removeLast(8 - plain)
+                } else {
+                    for j in k..<(k + plain) { o.append(span[j]) }
+                }
                 k += plain
                 if plain < 8 { break }
             }

@@ -64,6 +64,26 @@ let reference = export([martState(history)])
         #expect(marts(storage) == reference)
     }
 
+    /// Messages of other topics, or of partitions not open, are passed over, even when they are all a
+    /// partition has in a batch, and the rest give the batch marts.
+    @Test func messagesOfOtherTopicsOrClosedPartitionsArePassedOver() throws {
+        let storage = MemoryCheckpointStorage()
+        let c = try core(storage)
+        let stray = (0..<300).map { (i: Int) -> KafkaMessage in
+            let other = i % 2 == 0
+            let topic = other ? "not-an-input" : "billing"
+            let partition: Int32 = other ? 2 : 9
+            return KafkaMessage(topic: topic, partition: partition, offset: Int64(i), key: Array("cus_x".utf8)[...], value: Array("{}".utf8)[...])
+        }
+        let others = input.filter { $0.partition != 2 }
+        _ = c.apply(stray + others.prefix(5000))
+        _ = c.apply(Array(others.dropFirst(5000)) + input.filter { $0.partition == 2 })
+        #expect(c.checkpointAll(sinks: [], stop: nil))
+        #expect(c.summary.accepted == history.count)
+        #expect(c.summary.rejected == 0)
+        #expect(marts(storage) == reference)
+    }
+
     @Test func rejectedMessagesBecomeDeadLettersInMessageOrder() throws {
         let storage = MemoryCheckpointStorage()
         let c = try core(storage)
