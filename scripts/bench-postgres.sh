@@ -24,6 +24,7 @@ echo "PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') on 127.0.0.1:
 $bin/undercurrent-bench postgres "$uri" "$customers" 12
 
 $bin/undercurrent simulate --customers "$archive_customers" --months 24 --scenario baseline --seed 42 --out "$work/archive.ndjson" 2>&1 | tail -n1
+sync  # the archive written back now, not during the first run's first checkpoint
 run() {
   local t0 t1; rm -rf "$work/state"; t0=$(date +%s%N)
   $bin/marts-consumer --state-dir "$work/state" --from-archive "$work/archive.ndjson" --partitions 12 --no-alerts --log-level warning "$@" 2>&1 | tail -n1 >"$work/last"
