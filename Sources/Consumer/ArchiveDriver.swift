@@ -160,7 +160,7 @@ final class ArchiveDriver {
             condition.lock()
             defer { condition.unlock() }
             while ready.isEmpty && !ended && !cancelled { condition.wait() }
-            guard !ready.isEmpty else { return nil }
+            guard !cancelled, !ready.isEmpty else { return nil }
             condition.broadcast()
             return ready.removeFirst()
         }
@@ -172,6 +172,9 @@ final class ArchiveDriver {
             condition.broadcast()
             condition.unlock()
         }
+
+        /// How many parsed blocks wait to be taken.
+        var buffered: Int { condition.withLock { ready.count } }
 
         /// Whether the archive ended early (its gzip stream cut off), as far as read.
         var truncated: Bool { condition.withLock { sawTruncation } }

@@ -65,8 +65,8 @@ extension ConsumerCore {
                     for i in slice { prepared.append(prepare(topic: resolved[i]!.topic, message: m[i], startMs: startMs)) }
                     part.state.warm(prepared.span)
                     for (j, i) in slice.enumerated() {
-                        let topic = resolved[i]!.topic
-                        out.append((i, apply(part: part, topic: topic, message: m[i], prepared[j], keepEvent: alertingOn && topic == .payments)))
+                        let keepEvent = alertingOn && resolved[i]!.topic == .payments  // for the alert engine
+                        out.append((i, apply(part: part, message: m[i], prepared[j], keepEvent: keepEvent)))
                     }
                     prepared.removeAll(keepingCapacity: true)
                     k = slice.endIndex

@@ -281,7 +281,6 @@ public final class ConsumerCore {
 
     /// What applying one message to its partition's state gave.
     struct Applied {
-        var topic: InputTopic
         /// nil: skipped, its timestamp before the start time.
         var outcome: MartState.Outcome?
         /// The accepted event, kept only for the alert engine (a payment while alerting is on), boxed: results
@@ -312,8 +311,7 @@ public final class ConsumerCore {
     /// The per-partition half of taking in a message: decodes it and applies it to its partition's state,
     /// with the risk segment changes that gave. Touches nothing but `part`, so different partitions can run
     /// on different threads. `keepEvent`: the accepted event goes with the result (for the alert engine).
-    func apply(part: Partition, topic: InputTopic, message: KafkaMessage, _ prepared: borrowing MartState.Prepared,
-               keepEvent: Bool) -> Applied {
+    func apply(part: Partition, message: KafkaMessage, _ prepared: borrowing MartState.Prepared, keepEvent: Bool) -> Applied {
         // One lookup in the common case: the previous offset says whether this topic-partition had any message.
         if part.offsets.updateValue(message.offset + 1, forKey: message.topic) == nil && part.history[message.topic] == nil {
             // The first message of this topic-partition: the history of the marts starts here.
@@ -325,9 +323,9 @@ public final class ConsumerCore {
             part.newHistory.append(start)
         }
         part.sinceCheckpoint += 1
-        if prepared.isIgnored { return Applied(topic: topic, outcome: nil) }
+        if prepared.isIgnored { return Applied(outcome: nil) }
         let outcome = part.state.commit(prepared)
-        var applied = Applied(topic: topic, outcome: outcome)
+        var applied = Applied(outcome: outcome)
         guard outcome == .accepted else { return applied }
         if options.riskTopic != nil {
             // (`prepared.event`, not `event(after:)`: that copies the whole event for its customer's id.)

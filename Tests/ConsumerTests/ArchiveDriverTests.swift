@@ -57,6 +57,8 @@ import TestSupport
         let records = history.prefix(2000).map { ArchiveRecord(event: $0, value: EventEncoder.encode($0)) }
         let blocks = ArchiveDriver.ParsedBlocks(try ArchiveReader(path: try archive(records)).blocks(bytes: 300), threads: 2, partitionCount: 4)
         #expect(blocks.next() != nil)
+        // Blocks read ahead and waiting (the archive has more than that many): after a cancel none is given.
+        while blocks.buffered < ArchiveDriver.blocksAhead { Thread.sleep(forTimeInterval: 0.001) }
         blocks.cancel()
         #expect(blocks.next() == nil)
     }
