@@ -288,9 +288,8 @@ struct LineParser {
         let base = bytes.startIndex
         var k = i - base
         var failure: ArchiveLineError?
-        let line = bytes  // (a span of `self.bytes` would hold `self` while `i` is set below)
         out.append(addingCapacity: bytes.endIndex - i) { o in
-            failure = Self.unescape(line.span, at: &k, into: &o)
+            failure = Self.unescape(bytes.span, at: &k, into: &o)  // (`i` is set after, once the span is gone)
         }
         i = base + k
         if let failure { throw failure }
