@@ -76,7 +76,7 @@ final class ArchiveDriver {
                     if let until = options.until, let t = line.timestampMs, t > until.ms { break reading }
                     // Lines come in runs of few topics: the name is looked up when it differs from the previous line's.
                     if line.topic != lastTopic.archived {
-                        let topic = core.topicOf[line.topic] ?? InputTopic(rawValue: line.topic)
+                        let topic = core.inputTopic(named: line.topic) ?? InputTopic(rawValue: line.topic)
                         lastTopic = (line.topic, topic.flatMap { options.topics[$0] }, topic?.ordinal ?? 0)
                     }
                     guard let name = lastTopic.name else { continue }
@@ -225,26 +225,12 @@ final class ArchiveDriver {
     }
 }
 
-/// Offsets by topic ordinal and partition number, -1 where none was set: arrays for the usual partition
-/// numbers (growing to the largest seen), a dictionary for others (an archive may name any Int32).
+/// Offsets by topic ordinal and partition number, -1 where none was set.
 struct OffsetTable {
-    private var rows: [[Int64]] = Array(repeating: [], count: InputTopic.allCases.count)
-    private var others: [Int64: Int64] = [:]
-    private static let arrayLimit: Int32 = 1 << 16
+    private var rows = Array(repeating: PartitionTable<Int64>(empty: -1), count: InputTopic.allCases.count)
 
     subscript(topic: Int, partition: Int32) -> Int64 {
-        get {
-            guard partition >= 0 && partition < Self.arrayLimit else { return others[Int64(topic) << 32 | Int64(UInt32(bitPattern: partition))] ?? -1 }
-            return Int(partition) < rows[topic].count ? rows[topic][Int(partition)] : -1
-        }
-        set {
-            guard partition >= 0 && partition < Self.arrayLimit else {
-                others[Int64(topic) << 32 | Int64(UInt32(bitPattern: partition))] = newValue
-                return
-            }
-            let p = Int(partition)
-            if p >= rows[topic].count { rows[topic] += Array(repeating: -1, count: p + 1 - rows[topic].count) }
-            rows[topic][p] = newValue
-        }
+        get { rows[topic][partition] }
+        set { rows[topic][partition] = newValue }
     }
 }

@@ -12,31 +12,27 @@ extension ConsumerCore {
     /// as they come free; each partition's messages stay in order on one thread. Returns, per
     /// message, what it gave (nil: not for a partition or topic of this consumer).
     func applyLanes(_ messages: [KafkaMessage], startMs: Int64?) -> [Applied?] {
-        // Each message's partition state and topic, looked up once per partition and topic name: partitions
-        // in a table by number (most are small numbers), topics by comparing the few names (cheaper than hashing
-        // them; messages from an archive change partition at nearly every message).
-        var groupOf: [Int32: Int] = [:]
-        var groupOfSmall = [Int](repeating: -2, count: 256)  // -2: not looked up yet; -1: not open
+        // Each message's partition state, looked up once per partition in a table by number, and its topic by
+        // comparing the few names: no hashing per message (messages from an archive change partition at nearly
+        // every message).
+        var groupOf = PartitionTable(empty: -2)  // -2: not looked up yet; -1: not open
         var parts: [Partition] = []
         var byPartition: [[Int]] = []
         var targets = [(part: Partition, topic: InputTopic)?](repeating: nil, count: messages.count)
-        let names = topicNames
-        func group(of partition: Int32) -> Int {
-            if partition >= 0 && partition < 256, groupOfSmall[Int(partition)] != -2 { return groupOfSmall[Int(partition)] }
-            if let g = groupOf[partition] { return g }
-            var g = -1
-            if let part = partitions[partition] {
-                g = parts.count
-                parts.append(part)
-                byPartition.append([])
-            }
-            if partition >= 0 && partition < 256 { groupOfSmall[Int(partition)] = g } else { groupOf[partition] = g }
-            return g
-        }
         let m = messages.span
         for i in m.indices {
-            let g = group(of: m[i].partition)
-            guard g >= 0, let topic = names.first(where: { $0.name == m[i].topic })?.topic else { continue }
+            let partition = m[i].partition
+            var g = groupOf[partition]
+            if g == -2 {
+                g = -1
+                if let part = partitions[partition] {
+                    g = parts.count
+                    parts.append(part)
+                    byPartition.append([])
+                }
+                groupOf[partition] = g
+            }
+            guard g >= 0, let topic = inputTopic(named: m[i].topic) else { continue }
             targets[i] = (parts[g], topic)
             byPartition[g].append(i)
         }

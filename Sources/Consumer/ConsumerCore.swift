@@ -63,8 +63,7 @@ public final class ConsumerCore {
     let storage: any CheckpointStorage
     let logger: Logger
     var partitions: [Int32: Partition] = [:]
-    let topicOf: [String: InputTopic]
-    /// `topicOf` as a list, for a search of the few names.
+    /// Each input topic's name in this consumer (`options.topics`), in topic order.
     let topicNames: [(name: String, topic: InputTopic)]
     private var rebuilt = Set<Int32>()
     public internal(set) var summary = Summary()
@@ -88,11 +87,12 @@ public final class ConsumerCore {
         self.options = options
         self.storage = storage
         self.logger = logger
-        var topicOf: [String: InputTopic] = [:]
-        for (t, name) in options.topics { topicOf[name] = t }
-        self.topicOf = topicOf
-        topicNames = topicOf.map { ($0.key, $0.value) }.sorted { $0.topic.ordinal < $1.topic.ordinal }
+        topicNames = options.topics.map { (name: $0.value, topic: $0.key) }.sorted { $0.topic.ordinal < $1.topic.ordinal }
     }
+
+    /// The input topic a topic name is in this consumer: a search of the few names, cheaper than hashing the
+    /// name (it runs per message).
+    func inputTopic(named name: String) -> InputTopic? { topicNames.first { $0.name == name }?.topic }
 
     // MARK: Partitions
 
