@@ -18,6 +18,11 @@ public struct ArchiveReader: Sequence {
     /// dropped. Otherwise the reader ends with a `truncated` error after the last complete line.
     public var allowTruncated = false
 
+    /// The file's size in bytes (compressed or not), for telling how much of it is read; nil when unknown.
+    public var fileSize: Int64? {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value
+    }
+
     /// The archive's complete lines, about `bytes` at a time.
     public func blocks(bytes: Int = 4 << 20) -> Blocks {
         Blocks(file: try? GzipFile(path: path, mode: "rb"), path: path, size: bytes, allowTruncated: allowTruncated)
@@ -30,6 +35,8 @@ public struct ArchiveReader: Sequence {
         public let lines: [Range<Int>]
         /// The line number (from 1) of `lines[0]`.
         public let firstLineNumber: Int
+        /// How far into the file (its own bytes, compressed or not) reading had gone when this block was read.
+        public var fileOffset: Int64 = 0
     }
 
     public struct Blocks: IteratorProtocol {
@@ -85,7 +92,7 @@ public struct ArchiveReader: Sequence {
                     continue
                 }
                 defer { lineNumber += lines.count }
-                return .success(Block(bytes: buffer, lines: lines, firstLineNumber: lineNumber))
+                return .success(Block(bytes: buffer, lines: lines, firstLineNumber: lineNumber, fileOffset: file.fileOffset))
             }
             return nil
         }

@@ -35,6 +35,13 @@ public final class GzipFile {
         return Int(n)
     }
 
+    /// How far into the file reading has gone, in the file's own (compressed) bytes: with the file's size,
+    /// how much of an archive is read.
+    public var fileOffset: Int64 {
+        guard let file else { return 0 }
+        return Int64(gzoffset(file))
+    }
+
     public func write(_ bytes: [UInt8]) throws {
         guard let file, !bytes.isEmpty else { return }
         var bytes = bytes

@@ -34,15 +34,17 @@ final class ArchiveDriver {
         let batchSize = max(1, min(options.pollBatch, options.checkpointEvents))
         var batch: [KafkaMessage] = []
         batch.reserveCapacity(batchSize)
+        var reader = try ArchiveReader(path: path)
+        reader.allowTruncated = options.allowTruncatedArchive
+        var progress = Progress(fileSize: reader.fileSize, started: started)
         func applyBatch() throws {
             let outputs = core.apply(batch)
             for sink in sinks { try sink.send(outputs) }
             batch.removeAll(keepingCapacity: true)
             if core.checkpointDueByCount { core.checkpointAll(sinks: sinks, stop: stop) }
+            if ContinuousClock.now - progress.lastReport >= options.reportInterval { report(&progress) }
         }
         var lastTopic: (archived: String, name: String?, ordinal: Int) = ("", nil, 0)
-        var reader = try ArchiveReader(path: path)
-        reader.allowTruncated = options.allowTruncatedArchive
         var cutOff: ArchiveError?
         let blocks = ParsedBlocks(reader.blocks(), threads: options.threads, partitionCount: partitionCount)
         defer { blocks.cancel() }
@@ -61,6 +63,7 @@ final class ArchiveDriver {
                 core.summary.rejected += 1
                 break reading
             }
+            progress.readThrough = block.fileOffset
             for part in parts {
                 for (k, parsed) in part.lines.enumerated() {
                     if stop.isStopped { break reading }
@@ -105,6 +108,52 @@ final class ArchiveDriver {
             logger.warning("archive \(path) ends early (its gzip stream is cut off): its complete lines were used (--allow-truncated)")
         }
         if let cutOff { throw cutOff }
+    }
+
+    /// Where a replay is, for its progress reports.
+    struct Progress {
+        let fileSize: Int64?
+        let started: ContinuousClock.Instant
+        /// How far into the file the block being applied reaches.
+        var readThrough: Int64 = 0
+        var lastReport: ContinuousClock.Instant
+        var reportedTaken = 0
+
+        init(fileSize: Int64?, started: ContinuousClock.Instant) {
+            self.fileSize = fileSize
+            self.started = started
+            lastReport = started
+        }
+
+        /// The share of the file applied so far, in 0...1 (nil when the file's size is unknown).
+        var fraction: Double? {
+            guard let fileSize, fileSize > 0 else { return nil }
+            return min(1, Double(readThrough) / Double(fileSize))
+        }
+
+        /// Seconds left at the pace so far, once a part of the file is behind.
+        func remainingSeconds(now: ContinuousClock.Instant) -> Double? {
+            guard let f = fraction, f >= 0.001 else { return nil }
+            return (now - started).seconds * (1 - f) / f
+        }
+    }
+
+    /// Refreshes the metrics (snapshot, registry, metrics file) and logs where the replay is, as the Kafka
+    /// driver does every `reportInterval`: a long replay shows its progress and its metrics stay current.
+    private func report(_ progress: inout Progress) {
+        let now = ContinuousClock.now
+        let taken = core.summary.taken
+        let m = reporter.report(core, rate: Double(taken - progress.reportedTaken) / max((now - progress.lastReport).seconds, 1e-9), consumer: nil)
+        var metadata: Logger.Metadata = [
+            LogKey.eventsPerSecond: "\(Int(m.eventsPerSecond))", LogKey.accepted: "\(m.summary.accepted)",
+            LogKey.duplicates: "\(m.summary.duplicates)", LogKey.deadLettered: "\(m.summary.rejected)",
+            LogKey.asOf: "\(m.asOf?.description ?? "-")",
+        ]
+        if let f = progress.fraction { metadata[LogKey.archiveRead] = "\(Int(f * 100))%" }
+        if let left = progress.remainingSeconds(now: now) { metadata[LogKey.archiveRemainingSeconds] = "\(Int(left.rounded()))" }
+        logger.info("replaying", metadata: metadata)
+        progress.lastReport = now
+        progress.reportedTaken = taken
     }
 
     /// The archive's blocks, read and parsed (`parse`) on a thread of their own in file order, up to

@@ -19,4 +19,6 @@ public enum LogKey {
     public static let alertsOpen = "alerts.open"
     public static let waitingSeconds = "kafka.waiting_seconds"
     public static let missedMessages = "history.missed_messages"
+    public static let archiveRead = "archive.read"
+    public static let archiveRemainingSeconds = "archive.remaining_seconds"
 }

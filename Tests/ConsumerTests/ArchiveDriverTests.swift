@@ -3,6 +3,8 @@ import Archives
 import Events
 import Foundation
 import Kafka
+import Logging
+import Synchronization
 import Testing
 import TestSupport
 
@@ -63,6 +65,38 @@ import TestSupport
         #expect(blocks.next() == nil)
     }
 
+    /// A replay reports where it is as the Kafka path does (at every batch here, `reportInterval` zero): how much
+    /// of the file is applied and what the marts took so far, with the metrics file rewritten at each report.
+    @Test func aReplayReportsItsProgressAndKeepsItsMetricsCurrent() throws {
+        let records = history.map { ArchiveRecord(event: $0, value: EventEncoder.encode($0)) }
+        let path = try archive(records)
+        let dir = tempDir()
+        var options = ConsumerOptions(stateDirectory: dir.appendingPathComponent("state"))
+        options.reportInterval = .zero
+        options.pollBatch = 1000
+        options.metricsFile = dir.appendingPathComponent("metrics.prom")
+        options.alertRules = nil
+        let reports = Reports(metricsFile: options.metricsFile!)
+        let logger = Logger(label: "test") { _ in ReportHandler(reports: reports) }
+        let consumer = MartsConsumer(options: options, logger: logger)
+        try consumer.run(archive: path, partitionCount: 4, stop: StopSignal(handleSignals: false))
+        #expect(consumer.summary.accepted == records.count)
+
+        let seen = reports.entries.withLock { $0 }
+        #expect(seen.count >= records.count / 1000 - 1)
+        let accepted = seen.compactMap { Int($0.metadata[LogKey.accepted] ?? "") }
+        #expect(accepted.count == seen.count)
+        #expect(zip(accepted, accepted.dropFirst()).allSatisfy { $0 < $1 })
+        #expect(accepted.allSatisfy { $0 <= records.count })
+        // What the metrics file said at each report is what the report logged.
+        #expect(seen.map(\.fileAccepted) == accepted)
+        let read = seen.compactMap { $0.metadata[LogKey.archiveRead].flatMap { Int($0.dropLast()) } }
+        #expect(read.count == seen.count)
+        #expect(zip(read, read.dropFirst()).allSatisfy { $0 <= $1 })
+        #expect(read.allSatisfy { (1...100).contains($0) })
+        #expect(seen.allSatisfy { $0.metadata[LogKey.asOf] != "-" })
+    }
+
     @Test func offsetTablesTakeAnyPartitionNumber() {
         var table = OffsetTable()
         let partitions: [Int32] = [0, 3, 70_000, -1, Int32.max, Int32.min, 65_535]
@@ -72,5 +106,35 @@ import TestSupport
             #expect(table[i % 3, p] == Int64(100 + i))
             #expect(table[(i + 1) % 3, p] == -1)
         }
+    }
+}
+
+/// The "replaying" entries a replay logged, each with the accepted count its metrics file held at that moment.
+private final class Reports: Sendable {
+    struct Entry: Sendable {
+        var metadata: [String: String]
+        var fileAccepted: Int?
+    }
+    let metricsFile: URL
+    let entries = Mutex<[Entry]>([])
+    init(metricsFile: URL) { self.metricsFile = metricsFile }
+}
+
+private struct ReportHandler: LogHandler {
+    let reports: Reports
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        guard event.message.description == "replaying" else { return }
+        let text = (try? String(contentsOf: reports.metricsFile, encoding: .utf8)) ?? ""
+        let line = text.split(separator: "\n").first { $0.hasPrefix("undercurrent_input_messages_total{outcome=\"accepted\"}") }
+        let accepted = line.flatMap { $0.split(separator: " ").last }.flatMap { Int($0) }
+        let metadata = (event.metadata ?? [:]).mapValues { "\($0)" }
+        reports.entries.withLock { $0.append(.init(metadata: metadata, fileAccepted: accepted)) }
     }
 }
