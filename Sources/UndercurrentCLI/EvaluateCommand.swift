@@ -91,8 +91,12 @@ public struct AlertEvaluation: Sendable {
     }
 
     /// Runs the world through the engine and matches firing alerts to the incidents (see `matches`).
-    public static func run(world: World, rules: AlertRules, start: Timestamp, end: Timestamp) -> AlertEvaluation {
+    /// `progress` is told the share of the simulated time done, in 0...1, once per simulated day.
+    public static func run(world: World, rules: AlertRules, start: Timestamp, end: Timestamp,
+                           progress: (Double) -> Void = { _ in }) -> AlertEvaluation {
         var world = world
+        let span = Double(max(1, end.ms - start.ms))
+        var reportedDay = Int64.min
         var engine = AlertEngine(rules: rules)
         var alerts: [Alert] = []
         let incidents = world.incidents
@@ -108,6 +112,10 @@ public struct AlertEvaluation: Sendable {
         let firstOnly = (rules.sequential?.attempts ?? .first) == .first
         while let e = world.next() {
             alerts += engine.observe(e, source: 0)
+            if e.occurredAt.ms / Timestamp.millisecondsPerDay != reportedDay {
+                reportedDay = e.occurredAt.ms / Timestamp.millisecondsPerDay
+                progress(min(1, max(0, Double(e.occurredAt.ms - start.ms) / span)))
+            }
             let plan: Plan, failure: FailureReason?, attempt: Int
             switch e.payload {
             case let .paymentSucceeded(_, _, p, _, _, a): plan = p; failure = nil; attempt = a
@@ -311,13 +319,27 @@ struct EvaluateCommand: ParsableCommand {
                 // The seeds' runs are independent: two at a time, one per core, each with a world of its own.
                 let results = Mutex([Result<AlertEvaluation, ConfigError>?](repeating: nil, count: runParams.count))
                 let started = ContinuousClock.now
+                // Progress: the slowest seed's share of the simulated time, every 2 s (a large size runs for minutes).
+                let shares = Mutex((done: [Double](repeating: 0, count: runParams.count), said: started, saidAny: false))
+                let label = "\(size) customers, \(name)\(runParams.count > 1 ? ", \(runParams.count) seeds" : "")"
                 DispatchQueue.concurrentPerform(iterations: runParams.count) { k in
                     let p = runParams[k]
                     let r = Result { () throws(ConfigError) in
-                        AlertEvaluation.run(world: try World(p), rules: rules, start: p.start, end: p.end)
+                        AlertEvaluation.run(world: try World(p), rules: rules, start: p.start, end: p.end) { share in
+                            let line: String? = shares.withLock { s in
+                                s.done[k] = share
+                                let now = ContinuousClock.now
+                                guard now - s.said >= .seconds(2) else { return nil }
+                                s.said = now
+                                s.saidAny = true
+                                return "evaluating \(label): \(Int((s.done.min() ?? 0) * 100))% of the simulated time"
+                            }
+                            if let line { Console.progress(line) }
+                        }
                     }
                     results.withLock { $0[k] = r }
                 }
+                if shares.withLock({ $0.saidAny }) { Console.endProgress() }
                 let runs: [AlertEvaluation]
                 do { runs = try results.withLock { $0 }.map { try $0!.get() } } catch { throw ValidationError("\(error)") }
                 let seconds = (ContinuousClock.now - started).seconds

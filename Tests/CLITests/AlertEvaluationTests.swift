@@ -28,7 +28,12 @@ import TestSupport
                                           start: Timestamp(year: 2024, month: 1, day: 1), end: Timestamp(year: 2024, month: 1, day: 1).addingMonths(24))
         params.omitEngagement = true
         let rules = try AlertConfig.load(file: nil, configDir: repoConfig.path)
-        let result = AlertEvaluation.run(world: try World(params), rules: rules, start: params.start, end: params.end)
+        var shares: [Double] = []
+        let result = AlertEvaluation.run(world: try World(params), rules: rules, start: params.start, end: params.end) { shares.append($0) }
+        // Its progress: once per simulated day (731 in these 24 months), never backwards, to the end.
+        #expect(shares.count >= 700 && shares.count <= 731)
+        #expect(zip(shares, shares.dropFirst()).allSatisfy { $0 < $1 })
+        #expect((shares.first ?? 1) < 0.01 && (shares.last ?? 0) > 0.99 && shares.allSatisfy { (0...1).contains($0) })
         #expect(result.detections.map(\.incident.name) == ["short-sharp-processor", "long-mild-velocity", "standard-do-not-honor"])
         for d in result.detections {
             guard let oracle = d.oracle else { continue }
