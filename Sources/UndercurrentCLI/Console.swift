@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Unbuffered terminal output: results to stdout, progress to stderr (so stdout stays pipeable).
 public enum Console {
@@ -22,4 +23,30 @@ public enum Console {
     public static func endProgress() {
         if isatty(2) == 1 { FileHandle.standardError.write(Data("\n".utf8)) }
     }
+}
+
+/// Progress lines at most every `interval`, for work that reports far more often than a person reads (from any
+/// thread).
+final class ThrottledProgress: Sendable {
+    private let state: Mutex<(said: ContinuousClock.Instant, any: Bool)>
+    let interval: Duration
+
+    init(interval: Duration = .seconds(2)) {
+        self.interval = interval
+        state = Mutex((ContinuousClock.now, false))
+    }
+
+    /// Prints the line when `interval` has passed since the last one (or the start).
+    func say(_ line: () -> String) {
+        let now = ContinuousClock.now
+        let due = state.withLock { s in
+            guard now - s.said >= interval else { return false }
+            s = (now, true)
+            return true
+        }
+        if due { Console.progress(line()) }
+    }
+
+    /// Ends the progress line, if one was printed.
+    func end() { if state.withLock({ $0.any }) { Console.endProgress() } }
 }

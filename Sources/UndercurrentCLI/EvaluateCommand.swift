@@ -319,27 +319,21 @@ struct EvaluateCommand: ParsableCommand {
                 // The seeds' runs are independent: two at a time, one per core, each with a world of its own.
                 let results = Mutex([Result<AlertEvaluation, ConfigError>?](repeating: nil, count: runParams.count))
                 let started = ContinuousClock.now
-                // Progress: the slowest seed's share of the simulated time, every 2 s (a large size runs for minutes).
-                let shares = Mutex((done: [Double](repeating: 0, count: runParams.count), said: started, saidAny: false))
+                // Progress: the slowest seed's share of the simulated time (a large size runs for minutes).
+                let shares = Mutex([Double](repeating: 0, count: runParams.count))
+                let progress = ThrottledProgress()
                 let label = "\(size) customers, \(name)\(runParams.count > 1 ? ", \(runParams.count) seeds" : "")"
                 DispatchQueue.concurrentPerform(iterations: runParams.count) { k in
                     let p = runParams[k]
                     let r = Result { () throws(ConfigError) in
                         AlertEvaluation.run(world: try World(p), rules: rules, start: p.start, end: p.end) { share in
-                            let line: String? = shares.withLock { s in
-                                s.done[k] = share
-                                let now = ContinuousClock.now
-                                guard now - s.said >= .seconds(2) else { return nil }
-                                s.said = now
-                                s.saidAny = true
-                                return "evaluating \(label): \(Int((s.done.min() ?? 0) * 100))% of the simulated time"
-                            }
-                            if let line { Console.progress(line) }
+                            shares.withLock { $0[k] = share }
+                            progress.say { "evaluating \(label): \(Int((shares.withLock { $0.min() } ?? 0) * 100))% of the simulated time" }
                         }
                     }
                     results.withLock { $0[k] = r }
                 }
-                if shares.withLock({ $0.saidAny }) { Console.endProgress() }
+                progress.end()
                 let runs: [AlertEvaluation]
                 do { runs = try results.withLock { $0 }.map { try $0!.get() } } catch { throw ValidationError("\(error)") }
                 let seconds = (ContinuousClock.now - started).seconds
@@ -384,14 +378,22 @@ public struct RiskEvaluation: Sendable {
     /// Per reason code: customers carrying it and how many of them churned.
     public var reasons: [String: (churned: Int, customers: Int)]
 
+    /// `progress` is told the share of the simulated time done, in 0...1, once per simulated day.
     public static func run(parameters: SimulationParameters, cutoff: Timestamp, horizonDays: Int64 = 60,
-                           signals: ((String, CustomerState, Cancellation?) -> Void)? = nil) throws -> RiskEvaluation {
+                           signals: ((String, CustomerState, Cancellation?) -> Void)? = nil,
+                           progress: (Double) -> Void = { _ in }) throws -> RiskEvaluation {
         var params = parameters
         params.end = cutoff.adding(days: horizonDays)
         var world = try World(params)
         var state = MartState()
+        let span = Double(max(1, params.end.ms - params.start.ms))
+        var reportedDay = Int64.min
         while let e = world.next() {
             if e.occurredAt <= cutoff { _ = state.apply(e, valueHash: 0) }
+            if e.occurredAt.ms / Timestamp.millisecondsPerDay != reportedDay {
+                reportedDay = e.occurredAt.ms / Timestamp.millisecondsPerDay
+                progress(min(1, max(0, Double(e.occurredAt.ms - params.start.ms) / span)))
+            }
         }
         let horizon = cutoff.adding(days: horizonDays)
         let churnsBy = Dictionary(uniqueKeysWithValues: world.truth.map { t in
@@ -460,9 +462,11 @@ struct EvaluateRiskCommand: ParsableCommand {
             cut = params.end.adding(days: -60)
         }
         var rows = ["customer_id," + RiskModel.Signals.csvHeader + ",churned,involuntary"]
+        let progress = ThrottledProgress()
         let result = try RiskEvaluation.run(parameters: params, cutoff: cut, signals: signalsOut == nil ? nil : { id, c, kind in
             rows.append(id + "," + RiskModel.signals(c, asOf: cut, forAnalysis: true).csv + (kind == nil ? ",0,0" : kind == .involuntary ? ",1,1" : ",1,0"))
-        })
+        }, progress: { share in progress.say { "evaluating risk, \(params.customers) customers: \(Int(share * 100))% of the simulated time" } })
+        progress.end()
         if let signalsOut {
             do { try (rows.joined(separator: "\n") + "\n").write(toFile: signalsOut, atomically: true, encoding: .utf8) } catch {
                 throw CLIError("cannot write \(signalsOut): \(error.localizedDescription)")

@@ -14,7 +14,13 @@ import UndercurrentCLI
         let config = try ConfigLoader.load(scenario: scenario, configDir: repoConfig)
         let start = Timestamp(year: 2024, month: 1, day: 1)
         let params = SimulationParameters(config: config, seed: seed, customers: 6000, start: start, end: start.addingMonths(18))
-        return try RiskEvaluation.run(parameters: params, cutoff: params.end.adding(days: -60))
+        var shares: [Double] = []
+        let r = try RiskEvaluation.run(parameters: params, cutoff: params.end.adding(days: -60), progress: { shares.append($0) })
+        // Its progress: once per simulated day of the 18 months (548 days), never backwards, to the end.
+        #expect(shares.count >= 540 && shares.count <= 548)
+        #expect(zip(shares, shares.dropFirst()).allSatisfy { $0 < $1 })
+        #expect((shares.first ?? 1) < 0.01 && (shares.last ?? 0) > 0.99)
+        return r
     }
 
     @Test(arguments: ["baseline", "rescue-mission"])
