@@ -64,6 +64,8 @@ final class ArchiveDriver {
                 break reading
             }
             progress.readThrough = block.fileOffset
+            // Also here: a resumed replay skips what its checkpoints hold without applying a batch.
+            if ContinuousClock.now - progress.lastReport >= options.reportInterval { report(&progress) }
             for part in parts {
                 for (k, parsed) in part.lines.enumerated() {
                     if stop.isStopped { break reading }

@@ -39,7 +39,7 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Option(help: "Feed this archive (written by `undercurrent simulate` or `record`) through the engine instead of Kafka.") var fromArchive: String?
     @Option(help: "With --from-archive: partition count to assign records to (as the producers' murmur2 would).") var partitions = 6
     @Flag(help: "With --from-archive: accept a gzip archive that is cut off, using its complete lines (otherwise an error, exit 1, after they are applied).") var allowTruncated = false
-    @Option(help: "Stop at this event time (RFC 3339, e.g. 2025-06-30T23:59:59.999Z), for as-of analysis.") var until: String?
+    @Option(help: "Stop at this event time (RFC 3339, e.g. 2025-06-30T23:59:59Z or 2025-06-30T23:59:59.999+02:00), for as-of analysis.") var until: String?
     @Option(help: "Start partitions that have no checkpoint at this time (RFC 3339 or YYYY-MM-DD): offsets are looked up by timestamp where the cluster can, else earlier messages are scanned and skipped.") var fromTime: String?
     @Option(help: "Exit after this many seconds without messages (batch runs).") var exitWhenIdle: Double?
     @Option(help: "Dead-letter topic.") var dlqTopic = "events-dlq"
@@ -66,9 +66,7 @@ public struct MartsConsumerCommand: ParsableCommand {
         guard checkpointEvents > 0 else { throw ValidationError("--checkpoint-events: expected a positive number") }
         guard checkpointMs > 0 else { throw ValidationError("--checkpoint-ms: expected a positive number") }
         guard (1...1024).contains(partitions) else { throw ValidationError("--partitions: expected 1 to 1024") }
-        if let until, Timestamp(rfc3339: until) == nil {
-            throw ValidationError("--until: expected a time like 2025-06-30T23:59:59.999Z, got '\(until)'")
-        }
+        if let until { _ = try TimeArgument.parseTime(until, option: "--until") }
         if let fromTime { _ = try TimeArgument.parse(fromTime, option: "--from-time") }
         if let exitWhenIdle, !(exitWhenIdle > 0) { throw ValidationError("--exit-when-idle: expected a positive number of seconds") }
         if let hotCustomers, !(1...10_000_000).contains(hotCustomers) { throw ValidationError("--hot-customers: expected a number from 1 to 10000000") }
@@ -91,7 +89,7 @@ public struct MartsConsumerCommand: ParsableCommand {
         if let threads { options.threads = threads }
         options.hotCustomers = hotCustomers
         options.rebuild = rebuild || reset == "earliest"
-        options.until = until.flatMap { Timestamp(rfc3339: $0) }
+        options.until = try until.map { try TimeArgument.parseTime($0, option: "--until") }
         options.startTime = try fromTime.map { try TimeArgument.parse($0, option: "--from-time") }
         options.exitWhenIdle = exitWhenIdle.map { .milliseconds(Int64($0 * 1000)) }
         options.metricsFile = metricsFile.map { URL(fileURLWithPath: $0) }
