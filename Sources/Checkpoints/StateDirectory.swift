@@ -10,6 +10,9 @@ public struct StateDirectory {
         guard FileManager.default.fileExists(atPath: path) else { throw StateDirectoryError(path: path, problem: "does not exist") }
     }
 
+    /// Whether any partition has a checkpoint here (a directory the consumer never wrote into has none).
+    public var hasCheckpoints: Bool { !CheckpointStore.partitions(in: url).isEmpty }
+
     public func load() throws -> (MartSnapshot, offsets: [String: [Int32: Int64]]) {
         var snapshot = MartSnapshot()
         var offsets: [String: [Int32: Int64]] = [:]

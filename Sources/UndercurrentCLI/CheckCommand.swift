@@ -11,7 +11,7 @@ struct CheckCommand: ParsableCommand {
     @Flag(help: "Do not fail when the marts were built on partial history (inputs whose first messages were never seen).") var allowPartialHistory = false
 
     func run() throws {
-        let state = try StateDirectory(stateDir)
+        let state = try StartChecks.stateDirectory(stateDir)
         let (snapshot, _) = try state.load()
         let violations = DataQuality.check(snapshot)
         let history = HistoryReport(state.history(), customersWithoutSignup: snapshot.customersWithoutSignup)

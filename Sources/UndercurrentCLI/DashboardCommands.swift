@@ -90,7 +90,7 @@ public struct ReportCommand: ParsableCommand {
 
     public func run() throws {
         try StartChecks.file(out, "the report")
-        let (snapshot, _) = try StateDirectory(stateDir).load()
+        let (snapshot, _) = try StartChecks.stateDirectory(stateDir).load()
         let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: URL(fileURLWithPath: stateDir)))
         let reach = StateDirectorySource.reach(fromCheckpointIn: URL(fileURLWithPath: stateDir))
         let text = format == "md" ? MarkdownReport.render(data) : PageRenderer(data: data, reach: reach).report()

@@ -198,7 +198,7 @@ struct MartsCommand: ParsableCommand {
         }
         func run() throws {
             try StartChecks.directory(out, "the output directory")
-            let state = try StateDirectory(stateDir)
+            let state = try StartChecks.stateDirectory(stateDir)
             let (snapshot, offsets) = try state.load()
             try MartExporter.write(snapshot, offsets: offsets, history: state.history(), to: URL(fileURLWithPath: out), json: format == "json")
             Console.err("exported \(MartSnapshot.martNames.count) marts as of \(snapshot.asOf?.description ?? "-") to \(out)")

@@ -15,6 +15,17 @@ enum StartChecks {
         if let problem = ErrorWords.directoryProblem(path) { throw StartError("cannot use \(path) as \(what): \(problem)") }
     }
 
+    /// A state directory the command reads the marts from: it must hold a consumer's checkpoints (marts of an
+    /// empty or mistyped directory would be empty, and `check` would pass them).
+    static func stateDirectory(_ path: String) throws -> StateDirectory {
+        let state: StateDirectory
+        do { state = try StateDirectory(path) } catch let error as StateDirectoryError { throw StartError(error.description) }
+        guard state.hasCheckpoints else {
+            throw StartError("state directory \(path) holds no checkpoint: a consumer writes them there (marts-consumer --state-dir \(path))")
+        }
+        return state
+    }
+
     /// A file the command will write ('-' is standard output).
     static func file(_ path: String?, _ what: String) throws {
         guard let path, path != "-" else { return }

@@ -20,6 +20,14 @@ import TestSupport
             ("undercurrent", ["simulate", "--out", missing + "/a.ndjson", "--customers", "10"], "cannot write the archive \(missing)/a.ndjson: its directory"),
             ("undercurrent", ["marts", "export", "--state-dir", dir.path, "--out", "/dev/null/out"], "cannot use /dev/null/out as the output directory: /dev/null is not a directory"),
             ("undercurrent", ["report", "--state-dir", dir.path, "--out", dir.path], "cannot write the report \(dir.path): it is a directory"),
+            // A state directory to read the marts from that is missing, or that no consumer wrote into (a typo away
+            // from the real one): nothing is exported, checked or reported as if the business had no customers.
+            ("undercurrent", ["marts", "export", "--state-dir", missing, "--out", dir.appendingPathComponent("e").path], "state directory \(missing) does not exist"),
+            ("undercurrent", ["marts", "export", "--state-dir", dir.path, "--out", dir.appendingPathComponent("e").path],
+             "state directory \(dir.path) holds no checkpoint: a consumer writes them there (marts-consumer --state-dir \(dir.path))"),
+            ("undercurrent", ["check", "--state-dir", dir.path], "state directory \(dir.path) holds no checkpoint"),
+            ("undercurrent", ["check", "--state-dir", missing], "state directory \(missing) does not exist"),
+            ("undercurrent", ["report", "--state-dir", dir.path, "--out", dir.appendingPathComponent("r.html").path], "state directory \(dir.path) holds no checkpoint"),
         ]
         for (product, args, expected) in cases {
             let (status, stderr) = try BadFlagsTests.run(product, args)
