@@ -80,6 +80,7 @@ public struct MartsConsumerCommand: ParsableCommand {
     public func run() throws {
         try StartChecks.directory(stateDir, "the state directory")
         try StartChecks.file(metricsFile, "the metrics file")
+        if let fromArchive { try StartChecks.archive(fromArchive) }
         let logger = common.makeLogger("marts-consumer")
         var options = MartsConsumer.Options(stateDirectory: URL(fileURLWithPath: stateDir))
         options.group = group

@@ -165,6 +165,7 @@ public struct ReplayCommand: ParsableCommand {
     }
 
     public func run() throws {
+        try StartChecks.archive(from)
         let logger = common.makeLogger("replay")
         let stop = StopSignal()
         let producer = try KafkaProducer(config: try kafka.kafkaConfig(), logger: logger)

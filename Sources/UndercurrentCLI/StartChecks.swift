@@ -1,3 +1,4 @@
+import Archives
 import Checkpoints
 import Foundation
 
@@ -24,6 +25,20 @@ enum StartChecks {
             throw StartError("state directory \(path) holds no checkpoint: a consumer writes them there (marts-consumer --state-dir \(path))")
         }
         return state
+    }
+
+    /// An archive the command reads: an existing file whose first record reads as one (an empty file is an empty
+    /// history). A directory or a file of something else would otherwise be read to its end, every line rejected.
+    static func archive(_ path: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw StartError("archive \(path) does not exist") }
+        guard !isDirectory.boolValue else { throw StartError("archive \(path) is a directory, not a file") }
+        let reader: ArchiveReader
+        do { reader = try ArchiveReader(path: path) } catch { throw StartError("cannot read the archive \(path): \(error)") }
+        var records = reader.makeIterator()
+        if case let .failure(e)? = records.next(), !e.truncated {
+            throw StartError("\(path) is not an archive of records: its first record is unreadable (\(e))")
+        }
     }
 
     /// A file the command will write ('-' is standard output).

@@ -28,6 +28,14 @@ import TestSupport
             ("undercurrent", ["check", "--state-dir", dir.path], "state directory \(dir.path) holds no checkpoint"),
             ("undercurrent", ["check", "--state-dir", missing], "state directory \(missing) does not exist"),
             ("undercurrent", ["report", "--state-dir", dir.path, "--out", dir.appendingPathComponent("r.html").path], "state directory \(dir.path) holds no checkpoint"),
+            // An archive that is missing, a directory, or not an archive at all: refused before any work, not read to
+            // its end with every line rejected.
+            ("marts-consumer", ["--state-dir", dir.appendingPathComponent("s2").path, "--from-archive", missing + ".ndjson"], "archive \(missing).ndjson does not exist"),
+            ("marts-consumer", ["--state-dir", dir.appendingPathComponent("s3").path, "--from-archive", dir.path], "archive \(dir.path) is a directory, not a file"),
+            ("marts-consumer", ["--state-dir", dir.appendingPathComponent("s4").path, "--from-archive", file],
+             "\(file) is not an archive of records: its first record is unreadable (archive line 1: expected '{')"),
+            ("undercurrent", ["replay", "--from", file], "\(file) is not an archive of records"),
+            ("undercurrent", ["replay", "--from", missing + ".ndjson"], "archive \(missing).ndjson does not exist"),
         ]
         for (product, args, expected) in cases {
             let (status, stderr) = try BadFlagsTests.run(product, args)
