@@ -124,10 +124,11 @@ public struct RecordCommand: ParsableCommand {
         let stop = StopSignal()
         let recorder = Recorder(topics: topicList, fromTime: try fromTime.map { try TimeArgument.parse($0, option: "--from-time") },
                                 untilTime: try untilTime.map { try TimeArgument.parse($0, option: "--until-time") }, follow: follow)
+        // Where the cluster is, before the archive is created: a bad address leaves no empty archive behind.
+        let config = try kafka.kafkaConfig()
         let writer = try ArchiveWriter(path: out)
         let summary: Recorder.Summary
         do {
-            let config = try kafka.kafkaConfig()
             summary = try ServiceRunner.runBlocking("record", stop: stop, logger: logger) {
                 try recorder.run(kafka: config, to: writer, stop: stop, logger: logger)
             }

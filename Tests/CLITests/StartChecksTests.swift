@@ -45,4 +45,27 @@ import TestSupport
             #expect(!stderr.contains("NSCocoaErrorDomain") && !stderr.contains("Code="))
         }
     }
+
+    /// `record` with no cluster to record from: one line, exit 2, and no empty archive left behind.
+    @Test func recordWithoutAClusterLeavesNoArchive() throws {
+        let dir = tempDir()
+        let out = dir.appendingPathComponent("history.ndjson")
+        let log = dir.appendingPathComponent("stderr")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let p = Process()
+        p.executableURL = try binary("undercurrent")
+        p.arguments = ["record", "--out", out.path]
+        var env = ProcessInfo.processInfo.environment
+        env["UNDERCURRENT_BOOTSTRAP_SERVERS"] = nil
+        env["UNDERCURRENT_BROKER_FILE"] = dir.appendingPathComponent("no-broker").path
+        p.environment = env
+        p.standardError = try FileHandle(forWritingTo: log)
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        let stderr = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(p.terminationStatus == 2, "\(stderr)")
+        #expect(stderr.contains("no --bootstrap-servers"))
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+    }
 }
