@@ -86,7 +86,9 @@ import TestSupport
         #expect(seen.count >= records.count / 1000 - 1)
         let accepted = seen.compactMap { Int($0.metadata[LogKey.accepted] ?? "") }
         #expect(accepted.count == seen.count)
-        #expect(zip(accepted, accepted.dropFirst()).allSatisfy { $0 < $1 })
+        // (Reported after each batch and at each block's start, so two reports in a row may count the same.)
+        #expect(zip(accepted, accepted.dropFirst()).allSatisfy { $0 <= $1 })
+        #expect(Set(accepted).count >= records.count / 1000 - 1)
         #expect(accepted.allSatisfy { $0 <= records.count })
         // What the metrics file said at each report is what the report logged.
         #expect(seen.map(\.fileAccepted) == accepted)
@@ -94,7 +96,7 @@ import TestSupport
         #expect(read.count == seen.count)
         #expect(zip(read, read.dropFirst()).allSatisfy { $0 <= $1 })
         #expect(read.allSatisfy { (1...100).contains($0) })
-        #expect(seen.allSatisfy { $0.metadata[LogKey.asOf] != "-" })
+        #expect(seen.allSatisfy { ($0.metadata[LogKey.asOf] != "-") == (Int($0.metadata[LogKey.accepted] ?? "") ?? 0 > 0) })
     }
 
     @Test func offsetTablesTakeAnyPartitionNumber() {
