@@ -6,6 +6,25 @@ import Simulation
 import Synchronization
 import Config
 
+/// How far a simulation is, for progress: the share of its time span done, once per simulated day.
+struct SimulatedDays {
+    let start: Int64
+    let span: Double
+    private var day = Int64.min
+
+    init(start: Timestamp, end: Timestamp) {
+        self.start = start.ms
+        span = Double(max(1, end.ms - start.ms))
+    }
+
+    /// The share of the span done (0...1) when `t` is on a day after the last one asked about, else nil.
+    mutating func share(at t: Timestamp) -> Double? {
+        guard t.ms / Timestamp.millisecondsPerDay != day else { return nil }
+        day = t.ms / Timestamp.millisecondsPerDay
+        return min(1, max(0, Double(t.ms - start) / span))
+    }
+}
+
 /// Scores alerting against a scenario's ground truth: detection delay per injected incident next to an oracle's,
 /// and false alerts.
 public struct AlertEvaluation: Sendable {
@@ -95,8 +114,7 @@ public struct AlertEvaluation: Sendable {
     public static func run(world: World, rules: AlertRules, start: Timestamp, end: Timestamp,
                            progress: (Double) -> Void = { _ in }) -> AlertEvaluation {
         var world = world
-        let span = Double(max(1, end.ms - start.ms))
-        var reportedDay = Int64.min
+        var days = SimulatedDays(start: start, end: end)
         var engine = AlertEngine(rules: rules)
         var alerts: [Alert] = []
         let incidents = world.incidents
@@ -112,10 +130,7 @@ public struct AlertEvaluation: Sendable {
         let firstOnly = (rules.sequential?.attempts ?? .first) == .first
         while let e = world.next() {
             alerts += engine.observe(e, source: 0)
-            if e.occurredAt.ms / Timestamp.millisecondsPerDay != reportedDay {
-                reportedDay = e.occurredAt.ms / Timestamp.millisecondsPerDay
-                progress(min(1, max(0, Double(e.occurredAt.ms - start.ms) / span)))
-            }
+            if let share = days.share(at: e.occurredAt) { progress(share) }
             let plan: Plan, failure: FailureReason?, attempt: Int
             switch e.payload {
             case let .paymentSucceeded(_, _, p, _, _, a): plan = p; failure = nil; attempt = a
@@ -386,14 +401,10 @@ public struct RiskEvaluation: Sendable {
         params.end = cutoff.adding(days: horizonDays)
         var world = try World(params)
         var state = MartState()
-        let span = Double(max(1, params.end.ms - params.start.ms))
-        var reportedDay = Int64.min
+        var days = SimulatedDays(start: params.start, end: params.end)
         while let e = world.next() {
             if e.occurredAt <= cutoff { _ = state.apply(e, valueHash: 0) }
-            if e.occurredAt.ms / Timestamp.millisecondsPerDay != reportedDay {
-                reportedDay = e.occurredAt.ms / Timestamp.millisecondsPerDay
-                progress(min(1, max(0, Double(e.occurredAt.ms - params.start.ms) / span)))
-            }
+            if let share = days.share(at: e.occurredAt) { progress(share) }
         }
         let horizon = cutoff.adding(days: horizonDays)
         let churnsBy = Dictionary(uniqueKeysWithValues: world.truth.map { t in
