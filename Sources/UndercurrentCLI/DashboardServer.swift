@@ -212,8 +212,10 @@ public struct DashboardServer: Sendable {
         }
         router.get("/api/history") { _, _ in Self.json(HistoryReport(source.history, customersWithoutSignup: source.data.snapshot.customersWithoutSignup).json) }
         router.get("/api/at-risk") { request, _ in
-            let limit = request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 50
-            guard (1...10_000).contains(limit) else { return Self.json(DashboardAPI.error("limit: expected 1 to 10000"), status: .badRequest) }
+            let text = request.uri.queryParameters.get("limit")
+            guard let limit = text.map({ Int($0) }) ?? 50, (1...10_000).contains(limit) else {
+                return Self.json(DashboardAPI.error("limit: expected 1 to 10000, got '\(text ?? "")'"), status: .badRequest)
+            }
             return Self.json(DashboardAPI.atRisk(source.data, limit: limit))
         }
         router.get("/api/marts/:name") { request, context in
@@ -222,8 +224,17 @@ public struct DashboardServer: Sendable {
             guard let table = d.tables[name] else {
                 return Self.json(DashboardAPI.error("no mart \(name)", marts: MartSnapshot.martNames), status: .notFound)
             }
+            // A filter that cannot match is a mistake to say, not an empty answer.
             let q = request.uri.queryParameters
-            return Self.json(table.filtered(month: q.get("month"), plan: q.get("plan")).json)
+            let month = q.get("month"), plan = q.get("plan")
+            if let month, Month(month) == nil {
+                return Self.json(DashboardAPI.error("month: expected YYYY-MM, got '\(month)'"), status: .badRequest)
+            }
+            let plans = Plan.allCases.map(\.rawValue) + ["all"]
+            if let plan, !plans.contains(plan) {
+                return Self.json(DashboardAPI.error("plan: expected one of \(plans.joined(separator: ", ")), got '\(plan)'"), status: .badRequest)
+            }
+            return Self.json(table.filtered(month: month, plan: plan).json)
         }
         router.get("/api/customers/:id") { _, context in
             let id = context.parameters.get("id") ?? ""

@@ -22,6 +22,38 @@ import UndercurrentCLI
         return Application(router: DashboardServer(source: source, token: token).router())
     }
 
+    /// A query the API cannot answer is a 400 naming the parameter and the expected form, never an empty answer
+    /// or a silent default.
+    @Test func badQueryParametersAreNamedNotIgnored() async throws {
+        try await app().test(.router) { client in
+            let cases = [
+                ("/api/marts/mart_revenue_monthly?month=2025-13", "month: expected YYYY-MM, got '2025-13'"),
+                ("/api/marts/mart_revenue_monthly?month=abc", "month: expected YYYY-MM, got 'abc'"),
+                ("/api/marts/mart_revenue_monthly?plan=gold", "plan: expected one of free, standard, premium, enterprise, all, got 'gold'"),
+                ("/api/at-risk?limit=abc", "limit: expected 1 to 10000, got 'abc'"),
+                ("/api/at-risk?limit=0", "limit: expected 1 to 10000, got '0'"),
+            ]
+            for (uri, message) in cases {
+                try await client.execute(uri: uri, method: .get) { r in
+                    #expect(r.status == .badRequest, "\(uri)")
+                    let body = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [String: Any])
+                    #expect(body["error"] as? String == message, "\(uri)")
+                }
+            }
+            // Good filters still answer, and filter.
+            try await client.execute(uri: "/api/marts/mart_revenue_monthly?plan=all", method: .get) { r in
+                #expect(r.status == .ok)
+                let rows = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [[String: Any]])
+                #expect(!rows.isEmpty && rows.allSatisfy { $0["plan"] as? String == "all" })
+            }
+            try await client.execute(uri: "/api/at-risk?limit=2", method: .get) { r in
+                #expect(r.status == .ok)
+                let rows = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [Any])
+                #expect(rows.count <= 2)
+            }
+        }
+    }
+
     @Test func healthAndMetricsSayHowFarBehindASinkIs() async throws {
         let lagging = SinkStatus(name: "postgres", connected: false, checkpointsBehind: 3, secondsBehind: 12.5, commits: 7)
         var metrics = ConsumerMetrics()
