@@ -138,7 +138,7 @@ final class LoadSendLoop: @unchecked Sendable {
             lagSeconds = Double(DispatchTime.now().uptimeNanoseconds &- ns) / 1e9
         }
         func ms(_ h: Histogram<UInt64>, _ p: Double) -> Double? { h.totalCount == 0 ? nil : Double(h.valueAtPercentile(p)) / 1000 }
-        let s = LoadSample(second: t, targetRate: t <= test.duration ? test.profile.rate(at: t) : 0, sentRate: Double(sent - lastSent),
+        let s = LoadSample(second: t, targetRate: test.profile.planned(sampleAt: t, duration: test.duration), sentRate: Double(sent - lastSent),
                            appliedRate: Double(applied - lastApplied), e2eP50ms: ms(e2e, 50), e2eP90ms: ms(e2e, 90),
                            e2eP99ms: ms(e2e, 99), e2eMaxms: e2e.totalCount == 0 ? nil : Double(e2e.max) / 1000,
                            deliveryP99ms: ms(dl, 99), lagMessages: sent - applied, lagSeconds: lagSeconds, storm: stormOn)

@@ -25,6 +25,14 @@ public enum RateProfile: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The planned rate of the second that a sample taken at `t` covers (`t - 1` to `t`): the rate at its middle,
+    /// and none once that middle is past the test's `duration` (the seconds spent draining). A sample's own end
+    /// would make the last second of sending, which ends just after `duration`, look planned at zero.
+    public func planned(sampleAt t: Double, duration: Double) -> Double {
+        let middle = max(0, t - 0.5)
+        return middle <= duration ? rate(at: middle) : 0
+    }
+
     /// Events offered in the first `t` seconds.
     public func total(until t: Double) -> Double {
         switch self {

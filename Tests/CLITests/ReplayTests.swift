@@ -194,6 +194,14 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         #expect(abs(ramp.total(until: 60) - (5000 + 200_000) / 2 * 60) < 1e-6)
         #expect(abs(ramp.total(until: 70) - ((5000 + 200_000) / 2 * 60 + 200_000 * 10)) < 1e-6)
         #expect(throws: (any Error).self) { try RateProfile.parseRamp("5000:200000") }
+        // The planned rate of the second a progress sample covers: the last second of sending ends just after the
+        // test's duration and was planned at the full rate; the seconds spent draining after it were planned at none.
+        let flat = RateProfile.constant(2000)
+        #expect(flat.planned(sampleAt: 5.02, duration: 5) == 2000)
+        #expect(flat.planned(sampleAt: 1.0, duration: 5) == 2000)
+        #expect(flat.planned(sampleAt: 6.0, duration: 5) == 0)
+        #expect(ramp.planned(sampleAt: 30.5, duration: 60) == 102_500)  // the second 29.5-30.5, its middle 30
+        #expect(ramp.planned(sampleAt: 0.2, duration: 60) == 5000)
     }
 
     /// A load test of `rate` events/s for `seconds` on topics with `prefix` of a fresh embedded broker (kept
