@@ -45,7 +45,7 @@ final class KafkaDriver: @unchecked Sendable {
         let (kafka, tuned) = EmbeddedBroker.tuned(given)
         if tuned { logger.notice("embedded broker: fetch.wait.max.ms=\(EmbeddedBroker.fetchWaitMs) (set it with -X to override)") }
         let config = consumerConfig(kafka)
-        logger.info("connecting to Kafka", metadata: [LogKey.config: "\(config.redacted.sorted { $0.key < $1.key })"])
+        logger.info("connecting to Kafka", metadata: [LogKey.config: "\(config.redactedDescription)"])
         let producer = try KafkaProducer(config: given, logger: logger)
         let sinks: [any ConsumerSink] = [KafkaTopicsSink(producer: producer, options: options)] + reporter.sinks
         let startOffsets = options.startTime.map { lookUpStartOffsets(at: $0, kafka: kafka) } ?? [:]

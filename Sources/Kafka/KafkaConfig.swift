@@ -56,6 +56,17 @@ public struct KafkaConfig: Sendable, Equatable {
         }
     }
 
+    /// The properties as `key=value`, sorted, secrets masked: for one log line.
+    public var redactedDescription: String {
+        redacted.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+    }
+
+    /// Checks every property with librdkafka (a name it does not know, a value it refuses) without creating a
+    /// client, so that a command can refuse them before any work.
+    public func validate() throws {
+        rd_kafka_conf_destroy(try makeNativeConf())
+    }
+
     /// Builds an `rd_kafka_conf_t`. The caller owns the result until it hands it to `rd_kafka_new`.
     func makeNativeConf() throws -> OpaquePointer {
         guard let conf = rd_kafka_conf_new() else {

@@ -68,6 +68,8 @@ public struct KafkaOptions: ParsableArguments {
         }
         // The address `undercurrent broker` wrote: an embedded broker (see `EmbeddedBroker.tuned`).
         config.pointsAtEmbeddedBroker = embedded != nil && config["bootstrap.servers"] == embedded
+        // A property librdkafka refuses is a bad flag: refused here, before any work, not when the client starts.
+        do { try config.validate() } catch let error as KafkaError { throw ValidationError(error.message) }
         return config
     }
 }
