@@ -4,7 +4,7 @@ import CRdKafka
 ///
 /// Every property librdkafka knows can be set, so the same binaries work against a secured
 /// production cluster (`security.protocol=SASL_SSL`, `sasl.mechanisms`, ...). Values are checked
-/// by librdkafka itself when a client is created; a rejected key is reported by name.
+/// by librdkafka itself (`validate()`, and again when a client is created); a rejected key is reported by name.
 public struct KafkaConfig: Sendable, Equatable {
     public private(set) var properties: [String: String]
     /// Whether the bootstrap address is an embedded broker's (read from its address file); not a librdkafka
