@@ -42,7 +42,7 @@ final class ArchiveDriver {
             for sink in sinks { try sink.send(outputs) }
             batch.removeAll(keepingCapacity: true)
             if core.checkpointDueByCount { core.checkpointAll(sinks: sinks, stop: stop) }
-            if ContinuousClock.now - progress.lastReport >= options.reportInterval { report(&progress) }
+            reportIfDue(&progress)
         }
         var lastTopic: (archived: String, name: String?, ordinal: Int) = ("", nil, 0)
         var cutOff: ArchiveError?
@@ -65,7 +65,7 @@ final class ArchiveDriver {
             }
             progress.readThrough = block.fileOffset
             // Also here: a resumed replay skips what its checkpoints hold without applying a batch.
-            if ContinuousClock.now - progress.lastReport >= options.reportInterval { report(&progress) }
+            reportIfDue(&progress)
             for part in parts {
                 for (k, parsed) in part.lines.enumerated() {
                     if stop.isStopped { break reading }
@@ -140,17 +140,14 @@ final class ArchiveDriver {
         }
     }
 
-    /// Refreshes the metrics (snapshot, registry, metrics file) and logs where the replay is, as the Kafka
-    /// driver does every `reportInterval`: a long replay shows its progress and its metrics stay current.
-    private func report(_ progress: inout Progress) {
+    /// Every `reportInterval`: refreshes the metrics (snapshot, registry, metrics file) and logs where the replay
+    /// is, as the Kafka driver does: a long replay shows its progress and its metrics stay current.
+    private func reportIfDue(_ progress: inout Progress) {
         let now = ContinuousClock.now
+        guard now - progress.lastReport >= options.reportInterval else { return }
         let taken = core.summary.taken
         let m = reporter.report(core, rate: Double(taken - progress.reportedTaken) / max((now - progress.lastReport).seconds, 1e-9), consumer: nil)
-        var metadata: Logger.Metadata = [
-            LogKey.eventsPerSecond: "\(Int(m.eventsPerSecond))", LogKey.accepted: "\(m.summary.accepted)",
-            LogKey.duplicates: "\(m.summary.duplicates)", LogKey.deadLettered: "\(m.summary.rejected)",
-            LogKey.asOf: "\(m.asOf?.description ?? "-")",
-        ]
+        var metadata = m.progressMetadata
         if let f = progress.fraction { metadata[LogKey.archiveRead] = "\(Int(f * 100))%" }
         if let left = progress.remainingSeconds(now: now) { metadata[LogKey.archiveRemainingSeconds] = "\(Int(left.rounded()))" }
         logger.info("replaying", metadata: metadata)

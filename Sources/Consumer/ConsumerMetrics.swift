@@ -3,6 +3,7 @@ import CoreMetrics
 import Events
 import Foundation
 import Kafka
+import Logging
 import Marts
 import Synchronization
 import Telemetry
@@ -157,5 +158,16 @@ public final class ConsumerTelemetry: Sendable {
                 gauges.commits.update(status.commits)
             }
         }
+    }
+}
+
+extension ConsumerMetrics {
+    /// What every driver's progress line says: rate, outcomes and as-of (each driver adds its own).
+    var progressMetadata: Logger.Metadata {
+        [
+            LogKey.eventsPerSecond: "\(Int(eventsPerSecond))", LogKey.accepted: "\(summary.accepted)",
+            LogKey.duplicates: "\(summary.duplicates)", LogKey.deadLettered: "\(summary.rejected)",
+            LogKey.asOf: "\(asOf?.description ?? "-")",
+        ]
     }
 }

@@ -98,12 +98,10 @@ final class KafkaDriver: @unchecked Sendable {
                         LogKey.waitingSeconds: "\(Int(waiting))", LogKey.accepted: "\(m.summary.accepted)", LogKey.asOf: "\(m.asOf?.description ?? "-")",
                     ])
                 } else {
-                    logger.info("consuming", metadata: [
-                    LogKey.eventsPerSecond: "\(Int(m.eventsPerSecond))", LogKey.accepted: "\(m.summary.accepted)",
-                    LogKey.duplicates: "\(m.summary.duplicates)", LogKey.deadLettered: "\(m.summary.rejected)", LogKey.asOf: "\(m.asOf?.description ?? "-")",
-                    LogKey.lagTotal: "\(m.totalLag)", LogKey.lagMax: "\(worst.map { "\($0.key)=\($0.value)" } ?? "-")",
-                    LogKey.partitions: "\(PartitionRanges(core.openPartitions))",
-                    ])
+                    logger.info("consuming", metadata: m.progressMetadata.merging([
+                        LogKey.lagTotal: "\(m.totalLag)", LogKey.lagMax: "\(worst.map { "\($0.key)=\($0.value)" } ?? "-")",
+                        LogKey.partitions: "\(PartitionRanges(core.openPartitions))",
+                    ]) { $1 })
                 }
                 lastReport = now
                 reportedTaken = taken
