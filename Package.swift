@@ -29,6 +29,8 @@ let package = Package(
         // already brings swift-metrics; swift-prometheus adds itself and swift-atomics).
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Already in the graph through Hummingbird: a listening address is checked with NIO before any work.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
     ],
     targets: [
         // All C lives here: librdkafka's headers plus a shim for its variadic functions.
@@ -81,6 +83,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .executableTarget(name: "undercurrent", dependencies: ["UndercurrentCLI"], linkerSettings: allocator),

@@ -5,22 +5,6 @@ import Dashboard
 import Foundation
 import Marts
 
-/// Where to listen: `HOST:PORT`, loopback unless told otherwise.
-struct ListenAddress {
-    var host: String
-    var port: Int
-
-    static func parse(_ text: String, option: String) throws -> ListenAddress {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ValidationError("\(option): expected HOST:PORT, e.g. 127.0.0.1:8080; got '\(text)'")
-        }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { throw ValidationError("\(option): expected HOST:PORT with a host, e.g. 127.0.0.1:8080; got '\(text)'") }
-        return ListenAddress(host: host, port: port)
-    }
-}
-
 /// The bearer token from a flag or, better (it stays out of `ps`), the environment.
 func dashboardToken(_ flag: String?) throws -> String? {
     let token = flag ?? ProcessInfo.processInfo.environment["UNDERCURRENT_DASHBOARD_TOKEN"]
@@ -60,7 +44,7 @@ public struct DashboardCommand: ParsableCommand {
     public func run() throws {
         let logger = common.makeLogger("dashboard")
         guard FileManager.default.fileExists(atPath: stateDir) else { throw ValidationError("--state-dir: \(stateDir) does not exist") }
-        let address = try ListenAddress.parse(listen, option: "--listen")
+        let address = try ListenAddress.available(listen, option: "--listen")
         let dir = URL(fileURLWithPath: stateDir)
         let metrics = metricsFile.map { URL(fileURLWithPath: $0) } ?? dir.appendingPathComponent("metrics.prom")
         let source = StateDirectorySource(directory: dir, metricsFile: metrics)

@@ -38,6 +38,8 @@ struct DemoCommand: ParsableCommand {
     func run() throws {
         if let export { try StartChecks.directory(export, "the export directory") }
         try StartChecks.file(report, "the report")
+        // Before the demo's minutes of work, not after them (and again when the dashboard binds).
+        if let serve { _ = try ListenAddress.available(serve, option: "--serve") }
         var logger = common.makeLogger("demo")
         if common.logLevel == "info" { logger.logLevel = .warning }
         let stop = StopSignal()

@@ -81,6 +81,9 @@ public struct MartsConsumerCommand: ParsableCommand {
         try StartChecks.directory(stateDir, "the state directory")
         try StartChecks.file(metricsFile, "the metrics file")
         if let fromArchive { try StartChecks.archive(fromArchive) }
+        // Before PostgreSQL or Kafka is touched (and again when the servers bind).
+        if let address = metrics.metricsListen { _ = try ListenAddress.available(address, option: "--metrics-listen") }
+        if let serve { _ = try ListenAddress.available(serve, option: "--serve") }
         let logger = common.makeLogger("marts-consumer")
         var options = MartsConsumer.Options(stateDirectory: URL(fileURLWithPath: stateDir))
         options.group = group
@@ -162,13 +165,23 @@ public struct MartsConsumerCommand: ParsableCommand {
         }
         ending = stop.isStopped ? " (stopped by \(stop.receivedSignal ?? "a signal"), final checkpoint taken)" : ""
         Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), risk changes \(s.riskChanges), alerts fired \(s.alertsFiring) / resolved \(s.alertsResolved), \(s.checkpoints) checkpoints in \(String(format: "%.1f", s.seconds)) s\(ending)")
+        // A mirror of the marts (PostgreSQL) that the run left behind its checkpoints: said, never silent. A run
+        // that ended by itself (an archive's end, --exit-when-idle) did not do what it was asked, so it fails;
+        // a service stopped by a signal catches the tables up at its next start.
+        let behind = consumer.metrics.sinks.filter { $0.checkpointsBehind > 0 }
+        for sink in behind {
+            let why = sink.connected ? "its writes failed" : "its server was unreachable"
+            Console.err("marts-consumer: \(stop.isStopped ? "warning" : "error"): the \(sink.name) tables are \(sink.checkpointsBehind) checkpoints behind "
+                        + "the state (\(why)); they catch up at the next start of a consumer with the same --state-dir and --\(sink.name)")
+        }
+        if !behind.isEmpty && !stop.isStopped { throw ExitCode(1) }
     }
 }
 
 extension MartsConsumerCommand {
     /// The dashboard served from the consumer's own state directory and live metrics.
     func dashboardServices(_ listen: String, consumer: MartsConsumer, options: MartsConsumer.Options) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
-        let address = try ListenAddress.parse(listen, option: "--serve")
+        let address = try ListenAddress.available(listen, option: "--serve")
         try FileManager.default.createDirectory(at: options.stateDirectory, withIntermediateDirectories: true)
         let sinks: @Sendable () -> [DashboardAPI.SinkHealth] = {
             consumer.metrics.sinks.map { DashboardAPI.SinkHealth(name: $0.name, connected: $0.connected, checkpointsBehind: $0.checkpointsBehind,

@@ -27,7 +27,7 @@ public struct MetricsOptions: ParsableArguments {
     func services(exposition: @escaping @Sendable () -> String, logger: Logger, onBound: @escaping @Sendable (Int) -> Void = { _ in })
         throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
         guard let metricsListen else { return [] }
-        let address = try ListenAddress.parse(metricsListen, option: "--metrics-listen")
+        let address = try ListenAddress.available(metricsListen, option: "--metrics-listen")
         return [MetricsEndpoint.service(exposition, host: address.host, port: address.port, logger: logger) { port in
             Console.err("metrics: http://\(address.host):\(port)/metrics")
             onBound(port)

@@ -155,6 +155,8 @@ extension TopicProducerCommand {
         let world = try options.simulation.world()
         let config = try options.kafka.kafkaConfig()
         let telemetry = ProducerTelemetry(registry: MetricsRegistry())
+        // Before the client starts: an address nothing can listen on stops the producer with one line.
+        let endpoint = try options.metrics.services(telemetry.registry, logger: logger)
         let producer = try KafkaProducer(config: config, logger: logger, onLatency: telemetry.onLatency)
         telemetry.observe(producer)
         var names: [InputTopic: String] = [:]
@@ -163,7 +165,6 @@ extension TopicProducerCommand {
         let start = try options.simulation.startTime()
         // The blocking send loop runs as a service on a thread of its own; SIGINT / SIGTERM set `stop`, and the
         // loop flushes what it sent before it returns.
-        let endpoint = try options.metrics.services(telemetry.registry, logger: logger)
         let summary = try ServiceRunner.runBlocking(label, stop: stop, logger: logger, with: endpoint) {
             try run.run(world: world, simulationStart: start, producer: producer, stop: stop)
         }

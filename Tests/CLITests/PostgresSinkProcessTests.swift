@@ -58,6 +58,41 @@ import UndercurrentCLI
         bad.waitUntilExit()
         #expect(bad.terminationStatus == 2)
     }
+
+    /// A replay that ends while the server is away: the marts and checkpoints are whole, but the tables are not,
+    /// so the run says so and fails (it exited 0 with nothing in the database). The same command run again once
+    /// the server is up catches the tables up without a new event.
+    @Test func aRunThatEndsWithTheTablesBehindFailsSayingSoAndTheNextRunCatchesUp() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        try server.stopServer()
+        let dir = tempDir()
+        let archive = dir.appendingPathComponent("history.ndjson").path
+        let total = try writeArchive(try smallWorld(), to: archive)
+        let state = dir.appendingPathComponent("state")
+        let args = ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path, "--checkpoint-events", "100",
+                    "--postgres", server.uri(), "--log-level", "critical"]
+        let err = dir.appendingPathComponent("stderr")
+        let away = try launch("marts-consumer", args, stderr: err)
+        away.waitUntilExit()
+        let text = try String(contentsOf: err, encoding: .utf8)
+        #expect(away.terminationStatus == 1, "\(text)")
+        #expect(text.contains("error: the postgres tables are ") && text.contains(" checkpoints behind the state (its server was unreachable)"), "\(text)")
+        #expect(!text.contains(PostgresServer.password))
+        let (snapshot, _) = try StateDirectory(state.path).load()
+        #expect(snapshot.accepted == total, "the marts themselves are whole")
+
+        try server.start()
+        let again = try launch("marts-consumer", args, stderr: err)
+        again.waitUntilExit()
+        let second = try String(contentsOf: err, encoding: .utf8)
+        #expect(again.terminationStatus == 0, "\(second)")
+        #expect(!second.contains("behind"), "\(second)")
+        let db = try PostgresConnection(uri: server.uri())
+        for table in snapshot.tables() {
+            #expect(try fromDatabase(db, table.name) == exported(table), "\(table.name)")
+        }
+    }
 }
 
 /// Two `marts-consumer` processes in one consumer group, sharing a state directory and a database.

@@ -46,6 +46,46 @@ import TestSupport
         }
     }
 
+    /// An address a server cannot listen on (a port another process holds, an address that is not this machine's):
+    /// one line naming the flag and the reason, exit 2, before any work. Before, the bind failed when the services
+    /// started, after the consumer had begun, with NIO's `bind(descriptor:ptr:bytes:)` message and status 1; the
+    /// demo failed so only after its minutes of work.
+    @Test func anAddressNothingCanListenOnIsOneLineBeforeAnyWork() throws {
+        let dir = tempDir()
+        // A port held for the test's length: a dashboard on port 0, its port read from the line it prints.
+        let log = dir.appendingPathComponent("holder.stderr")
+        let holder = try launch("undercurrent", ["dashboard", "--state-dir", dir.path, "--listen", "127.0.0.1:0"], stderr: log)
+        defer { holder.terminate(); holder.waitUntilExit() }
+        let port = try #require(boundPort(in: log, prefix: "dashboard: ", process: holder), "the dashboard did not say where it listens")
+        let held = "127.0.0.1:\(port)"
+        let archive = dir.appendingPathComponent("a.ndjson")
+        try Data(#"{"topic":"billing","key":"cus_1","value":"{}"}"#.utf8 + [0x0A]).write(to: archive)
+        let inUse = "cannot listen there: the port is in use (another process listens on it)"
+        let cases: [(String, [String], String, URL?)] = [
+            ("marts-consumer", ["--state-dir", dir.appendingPathComponent("s1").path, "--from-archive", archive.path, "--metrics-listen", held],
+             "--metrics-listen \(held): \(inUse)", dir.appendingPathComponent("s1")),
+            ("marts-consumer", ["--state-dir", dir.appendingPathComponent("s2").path, "--from-archive", archive.path, "--serve", held],
+             "--serve \(held): \(inUse)", dir.appendingPathComponent("s2")),
+            // TEST-NET-1 (RFC 5737): never an address of this machine.
+            ("marts-consumer", ["--state-dir", dir.appendingPathComponent("s3").path, "--from-archive", archive.path, "--serve", "192.0.2.1:8080"],
+             "--serve 192.0.2.1:8080: cannot listen there: the address is not one of this machine's", dir.appendingPathComponent("s3")),
+            ("undercurrent", ["dashboard", "--state-dir", dir.path, "--listen", held], "--listen \(held): \(inUse)", nil),
+            ("undercurrent", ["dashboard", "--state-dir", dir.path, "--listen", "127.0.0.1:0", "--metrics-listen", held], "--metrics-listen \(held): \(inUse)", nil),
+            ("undercurrent", ["demo", "--customers", "20", "--months", "2", "--state-dir", dir.appendingPathComponent("s4").path, "--serve", held],
+             "--serve \(held): \(inUse)", dir.appendingPathComponent("s4")),
+            ("billing-producer", ["--customers", "20", "--months", "2", "--bootstrap-servers", "127.0.0.1:1", "--metrics-listen", held],
+             "--metrics-listen \(held): \(inUse)", nil),
+        ]
+        for (product, args, expected, state) in cases {
+            let (status, stderr) = try BadFlagsTests.run(product, args)
+            let lines = stderr.split(separator: "\n")
+            #expect(status == 2, "\(product) \(args.joined(separator: " ")) exited \(status): \(stderr)")
+            #expect(lines.count == 1 && lines[0].contains("error: " + expected), "\(product) \(args.joined(separator: " ")): \(stderr)")
+            // Before any work: no checkpoint was written.
+            if let state { #expect(!FileManager.default.fileExists(atPath: state.appendingPathComponent("partition-0").path)) }
+        }
+    }
+
     /// `record` with no cluster to record from: one line, exit 2, and no empty archive left behind.
     @Test func recordWithoutAClusterLeavesNoArchive() throws {
         let dir = tempDir()

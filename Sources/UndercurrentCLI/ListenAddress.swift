@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// Where to listen: `HOST:PORT`, loopback unless told otherwise.
+struct ListenAddress {
+    var host: String
+    var port: Int
+
+    static func parse(_ text: String, option: String) throws -> ListenAddress {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("\(option): expected HOST:PORT, e.g. 127.0.0.1:8080; got '\(text)'")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw ValidationError("\(option): expected HOST:PORT with a host, e.g. 127.0.0.1:8080; got '\(text)'") }
+        return ListenAddress(host: host, port: port)
+    }
+
+    /// The address parsed and found free to listen on now (see `checkAvailable`).
+    static func available(_ text: String, option: String) throws -> ListenAddress {
+        let address = try parse(text, option: option)
+        try address.checkAvailable(option: option)
+        return address
+    }
+
+    /// Binds the address once and lets it go, before any work, so that a port another process holds, an address
+    /// that is not this machine's or a host that does not resolve stops the command at once with one line (exit
+    /// 2) instead of failing after the work with the socket layer's message. Bound as the server binds it
+    /// (`SO_REUSEADDR`), so a port left in TIME_WAIT by a previous run passes as it does for the server.
+    func checkAvailable(option: String) throws {
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+        do {
+            let channel = try bootstrap.bind(host: host, port: port).wait()
+            try channel.close().wait()
+        } catch let error as IOError {
+            throw StartError("\(option) \(host):\(port): cannot listen there: \(Self.words(errno: error.errnoCode))")
+        } catch is SocketAddressError.UnknownHost {
+            throw StartError("\(option) \(host):\(port): cannot listen there: no address found for host '\(host)'")
+        } catch SocketAddressError.unknown {
+            throw StartError("\(option) \(host):\(port): cannot listen there: no address found for host '\(host)'")
+        } catch {
+            throw StartError("\(option) \(host):\(port): cannot listen there: \(error)")
+        }
+    }
+
+    static func words(errno code: CInt) -> String {
+        switch code {
+        case EADDRINUSE: "the port is in use (another process listens on it)"
+        case EADDRNOTAVAIL: "the address is not one of this machine's"
+        case EACCES: "permission denied (ports below 1024 need privileges)"
+        default: String(cString: strerror(code)).lowercased()
+        }
+    }
+}
