@@ -386,10 +386,24 @@ struct EvaluateCommand: ParsableCommand {
 public struct RiskEvaluation: Sendable {
     public var customers: Int
     public var churners: Int
-    public var auc: Double
-    public var top5Precision: Double
+    /// The probability that a churner scores above a customer who stays; nil when the scored customers are not
+    /// both (AUC is undefined then: too few customers, or a cut-off too early).
+    public var auc: Double?
+    /// The share of churners among the top 5% by score; nil when no customer was scored.
+    public var top5Precision: Double?
     public var baseRate: Double
-    public var lift: Double { baseRate == 0 ? 0 : top5Precision / baseRate }
+    /// How many times random the top 5% is; nil when either figure is undefined.
+    public var lift: Double? {
+        guard let top5Precision, baseRate > 0 else { return nil }
+        return top5Precision / baseRate
+    }
+    /// Why the goals cannot be judged on this run, or nil when they can.
+    public var undefined: String? {
+        if customers == 0 { return "no paying customer to score at the cut-off" }
+        if churners == 0 { return "none of the \(customers) scored customers churns within 60 days, so AUC is undefined" }
+        if churners == customers { return "every scored customer churns within 60 days, so AUC is undefined" }
+        return nil
+    }
     /// Per reason code: customers carrying it and how many of them churned.
     public var reasons: [String: (churned: Int, customers: Int)]
 
@@ -431,18 +445,22 @@ public struct RiskEvaluation: Sendable {
             pairs += Double(p) * (negBelow + Double(n) / 2)
             negBelow += Double(n)
         }
-        let auc = positives == 0 || negatives == 0 ? 0 : pairs / (Double(positives) * Double(negatives))
+        let auc = positives == 0 || negatives == 0 ? nil : pairs / (Double(positives) * Double(negatives))
         // Precision among the top 5% by score (ties broken by customer id, so the figure is reproducible).
         let top = scored.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }.prefix(max(1, scored.count / 20))
-        let precision = Double(top.filter(\.churned).count) / Double(top.count)
+        let precision = scored.isEmpty ? nil : Double(top.filter(\.churned).count) / Double(top.count)
         return RiskEvaluation(customers: scored.count, churners: positives, auc: auc, top5Precision: precision,
                               baseRate: scored.isEmpty ? 0 : Double(positives) / Double(scored.count),
                               reasons: reasonCounts.mapValues { ($0.pos, $0.all) })
     }
 
     public var report: String {
-        var lines = [String(format: "%d paying customers scored, %d churn within 60 days (base rate %.1f%%): ROC AUC %.3f; top 5%% precision %.1f%% (%.1f× random)",
-                            customers, churners, baseRate * 100, auc, top5Precision * 100, lift)]
+        var head = String(format: "%d paying customers scored, %d churn within 60 days (base rate %.1f%%): ", customers, churners, baseRate * 100)
+        head += auc.map { String(format: "ROC AUC %.3f", $0) } ?? "ROC AUC undefined"
+        head += top5Precision.map { String(format: "; top 5%% precision %.1f%%", $0 * 100) } ?? "; top 5% precision undefined"
+        head += lift.map { String(format: " (%.1f× random)", $0) } ?? ""
+        if let undefined { head += " (\(undefined): simulate more customers or months)" }
+        var lines = [head]
         for (r, v) in reasons.sorted(by: { $0.key < $1.key }) {
             lines.append(String(format: "  %-18@ on %5d customers, %5.1f%% of them churned", r as NSString, v.customers,
                                 100 * Double(v.churned) / Double(max(v.customers, 1))))
@@ -469,6 +487,9 @@ struct EvaluateRiskCommand: ParsableCommand {
         if let cutoff {
             guard let d = Day(iso: Array(cutoff.utf8)) else { throw ValidationError("--cutoff: expected YYYY-MM-DD, got '\(cutoff)'") }
             cut = Timestamp(ms: d.days * Timestamp.millisecondsPerDay)
+            guard cut > params.start else {
+                throw ValidationError("--cutoff: expected a date after the simulated business starts (\(params.start)), got '\(cutoff)'")
+            }
         } else {
             cut = params.end.adding(days: -60)
         }
@@ -484,6 +505,6 @@ struct EvaluateRiskCommand: ParsableCommand {
             }
         }
         Console.out("\(simulation.scenario), cut-off \(cut): \(result.report)")
-        if require && !(result.auc >= 0.8 && result.lift >= 3) { throw ExitCode(1) }
+        if require && !((result.auc ?? 0) >= 0.8 && (result.lift ?? 0) >= 3) { throw ExitCode(1) }
     }
 }
