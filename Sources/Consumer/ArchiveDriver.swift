@@ -78,7 +78,6 @@ final class ArchiveDriver {
                         core.summary.rejected += 1
                         continue
                     }
-                    if let until = options.until, let t = line.timestampMs, t > until.ms { break reading }
                     // Lines come in runs of few topics: the name is looked up when it differs from the previous line's.
                     if line.topic != lastTopic.archived {
                         let topic = core.inputTopic(named: line.topic) ?? InputTopic(rawValue: line.topic)

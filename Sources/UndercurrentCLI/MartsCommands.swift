@@ -39,7 +39,7 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Option(help: "Feed this archive (written by `undercurrent simulate` or `record`) through the engine instead of Kafka.") var fromArchive: String?
     @Option(help: "With --from-archive: partition count to assign records to (as the producers' murmur2 would).") var partitions = 6
     @Flag(help: "With --from-archive: accept a gzip archive that is cut off, using its complete lines (otherwise an error, exit 1, after they are applied).") var allowTruncated = false
-    @Option(help: "Stop at this event time (RFC 3339, e.g. 2025-06-30T23:59:59Z or 2025-06-30T23:59:59.999+02:00), for as-of analysis.") var until: String?
+    @Option(help: "Leave out events after this event time (RFC 3339, e.g. 2025-06-30T23:59:59Z or 2025-06-30T23:59:59.999+02:00), for as-of analysis: they are read and counted, never applied, in whatever order they come.") var until: String?
     @Option(help: "Start partitions that have no checkpoint at this time (RFC 3339 or YYYY-MM-DD): offsets are looked up by timestamp where the cluster can, else earlier messages are scanned and skipped.") var fromTime: String?
     @Option(help: "Exit after this many seconds without messages (batch runs).") var exitWhenIdle: Double?
     @Option(help: "Dead-letter topic.") var dlqTopic = "events-dlq"
@@ -164,7 +164,7 @@ public struct MartsConsumerCommand: ParsableCommand {
             throw ExitCode(1)
         }
         ending = stop.isStopped ? " (stopped by \(stop.receivedSignal ?? "a signal"), final checkpoint taken)" : ""
-        Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), risk changes \(s.riskChanges), alerts fired \(s.alertsFiring) / resolved \(s.alertsResolved), \(s.checkpoints) checkpoints in \(String(format: "%.1f", s.seconds)) s\(ending)")
+        Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), risk changes \(s.riskChanges), alerts fired \(s.alertsFiring) / resolved \(s.alertsResolved), \(s.checkpoints) checkpoints in \(String(format: "%.1f", s.seconds)) s\(until == nil ? "" : ", \(s.skippedAfterUntil) after --until left out")\(ending)")
         // A mirror of the marts (PostgreSQL) that the run left behind its checkpoints: said, never silent. A run
         // that ended by itself (an archive's end, --exit-when-idle) did not do what it was asked, so it fails;
         // a service stopped by a signal catches the tables up at its next start.
