@@ -35,11 +35,7 @@ public struct Recorder {
         let started = ContinuousClock.now
         var summary = Summary()
         let admin = try KafkaAdmin(config: kafka, logger: logger)
-        var partitions: [TopicPartition] = []
-        for t in topics {
-            for p in try admin.metadata(topic: t).first?.partitions ?? [] { partitions.append(TopicPartition(t, p)) }
-        }
-        guard !partitions.isEmpty else { throw CLIError("no partitions found for topics \(topics.joined(separator: ","))") }
+        let partitions = try Self.partitions(of: topics, admin: admin)
         var ends: [TopicPartition: Int64] = [:]
         var starts: [TopicPartition: KafkaOffset] = [:]
         for tp in partitions {
@@ -89,6 +85,24 @@ public struct Recorder {
     }
 }
 
+extension Recorder {
+    /// The partitions of `topics`, from the cluster's list of all its topics: a topic the cluster does not have
+    /// (a typo) is a `StartError` naming it and the topics there are, never recorded as empty or, as a request
+    /// for that one topic's metadata may do on a cluster that creates topics on demand, created.
+    public static func partitions(of topics: [String], admin: KafkaAdmin) throws -> [TopicPartition] {
+        let all: [TopicMetadata]
+        do { all = try admin.metadata() } catch { throw StartError("cannot list the cluster's topics: \(error)") }
+        let byName = Dictionary(all.map { ($0.name, $0.partitions) }, uniquingKeysWith: { a, _ in a })
+        let missing = topics.filter { byName[$0] == nil }
+        guard missing.isEmpty else {
+            let there = all.map(\.name).filter { !$0.hasPrefix("__") }
+            throw StartError("the cluster has no topic \(missing.map { "'\($0)'" }.joined(separator: ", ")) (its topics: "
+                             + (there.isEmpty ? "none" : there.joined(separator: ", ")) + ")")
+        }
+        return topics.flatMap { t in byName[t]!.map { TopicPartition(t, $0) } }
+    }
+}
+
 public struct RecordCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "record",
@@ -126,6 +140,8 @@ public struct RecordCommand: ParsableCommand {
                                 untilTime: try untilTime.map { try TimeArgument.parse($0, option: "--until-time") }, follow: follow)
         // Where the cluster is, before the archive is created: a bad address leaves no empty archive behind.
         let config = try kafka.kafkaConfig()
+        // And that it has the topics: a misspelt one stops here, before the archive exists.
+        _ = try Recorder.partitions(of: recorder.topics, admin: try KafkaAdmin(config: config, logger: logger))
         let writer = try ArchiveWriter(path: out)
         let summary: Recorder.Summary
         do {

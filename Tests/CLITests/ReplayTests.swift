@@ -107,6 +107,24 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         #expect(Set(copied) == Set(records.map(content)))
     }
 
+    /// A topic the cluster does not have (a typo): named with the topics there are, exit 2, no archive, and the
+    /// topic not created. `record --topics billing,biling` recorded billing alone and exited 0.
+    @Test func recordingATopicTheClusterLacksIsRefusedBeforeTheArchiveExists() throws {
+        let broker = try EmbeddedBrokerRunner(partitions: 2, addressFile: nil).start(logger: quiet)
+        let kafka = KafkaConfig(bootstrapServers: broker.bootstrapServers)
+        let admin = try KafkaAdmin(config: kafka, logger: quiet)
+        #expect(throws: StartError.self) { try Recorder.partitions(of: ["billing", "biling"], admin: admin) }
+        #expect(try Recorder.partitions(of: ["billing"], admin: admin).count == 2)
+        let out = tempDir().appendingPathComponent("history.ndjson")
+        let (status, stderr) = try BadFlagsTests.run("undercurrent", ["record", "--topics", "billing,biling", "--out", out.path,
+                                                                      "--bootstrap-servers", broker.bootstrapServers])
+        #expect(status == 2, "\(stderr)")
+        #expect(stderr.contains("error: the cluster has no topic 'biling' (its topics: ") && stderr.contains("billing"), "\(stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out.path) && !FileManager.default.fileExists(atPath: out.path + ".partial"))
+        #expect(!(try admin.metadata()).contains { $0.name == "biling" }, "asking about it created it")
+        withExtendedLifetime(broker) {}
+    }
+
     /// A replayed spike re-fires the alerts of the original run; time filters and pacing hold.
     @Test func replayReFiresTheSameAlertsAndHonoursTimeRangeAndSpeed() throws {
         let rules = try AlertConfig.load(file: nil, configDir: repoConfig.path)
