@@ -66,8 +66,10 @@ final class LoadSendLoop: @unchecked Sendable {
         var nextSample = 1.0
         var stormOn = false
         while !stop.isStopped {
-            let t = (ContinuousClock.now - start).seconds
-            if t >= duration { break }
+            let now = (ContinuousClock.now - start).seconds
+            // At the plan's end what it holds in all is sent (the events due at the very end too), then the loop ends.
+            let ended = now >= duration
+            let t = min(now, duration)
             if let storm = test.storm, let control = stormControl {
                 let on = t >= storm.at && t < storm.at + storm.length
                 if on != stormOn {
@@ -76,13 +78,15 @@ final class LoadSendLoop: @unchecked Sendable {
                     logger.notice(on ? "failure storm on: \(Int(storm.rate * 100))% \(storm.reason.rawValue)" : "failure storm off")
                 }
             }
-            if t >= nextSample {
+            if !ended && t >= nextSample {
                 takeSample(at: nextSample, stormOn: stormOn)
                 nextSample += 1
             }
-            // Send what is due by now; when ahead of the plan, wait half a millisecond (the pacing step).
-            let due = Int(profile.total(until: t))
+            // Send what is due by now; when ahead of the plan, wait half a millisecond (the pacing step). (The
+            // margin: a whole number of events planned must not come out one short of it in floating point.)
+            let due = Int(profile.total(until: t) + 1e-6)
             if sent >= due {
+                if ended { break }
                 stop.sleep(.microseconds(500))
                 continue
             }
