@@ -53,6 +53,9 @@ public struct ConsumerOptions: Sendable {
     /// Start partitions without a checkpoint at this time (ListOffsets by timestamp); messages with an
     /// earlier timestamp are skipped either way.
     public var startTime: Timestamp?
+    /// Where these topic-partitions start when they have no checkpoint (before `startTime`'s lookup; the earliest
+    /// offset otherwise). A load test starts its topics at their ends, past the messages of earlier runs.
+    public var startOffsets: [TopicPartition: Int64] = [:]
     /// How long alerting waits for an assigned payments partition that sends nothing (an empty one).
     public var alertSourceWait: Duration = .seconds(10)
     /// Sees every applied message and every checkpoint (load tests).

@@ -48,7 +48,7 @@ final class KafkaDriver: @unchecked Sendable {
         logger.info("connecting to Kafka", metadata: [LogKey.config: "\(config.redactedDescription)"])
         let producer = try KafkaProducer(config: given, logger: logger)
         let sinks: [any ConsumerSink] = [KafkaTopicsSink(producer: producer, options: options)] + reporter.sinks
-        let startOffsets = options.startTime.map { lookUpStartOffsets(at: $0, kafka: kafka) } ?? [:]
+        let startOffsets = options.startOffsets.merging(options.startTime.map { lookUpStartOffsets(at: $0, kafka: kafka) } ?? [:]) { given, _ in given }
         let startMs = options.startTime?.ms
         let handler = RebalanceHandler(onAssign: { [self] tps in
             assign(tps, startOffsets: startOffsets)

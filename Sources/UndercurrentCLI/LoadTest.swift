@@ -32,6 +32,20 @@ public struct LoadTest {
 
     public init() {}
 
+    /// The end offset of every partition of `topics` the cluster has now (none for a topic it does not have yet).
+    static func endOffsets(of topics: [String], kafka: KafkaConfig, logger: Logger) -> [TopicPartition: Int64] {
+        guard let admin = try? KafkaAdmin(config: kafka, logger: logger), let all = try? admin.metadata() else { return [:] }
+        var ends: [TopicPartition: Int64] = [:]
+        for t in all where topics.contains(t.name) {
+            for p in t.partitions {
+                let tp = TopicPartition(t.name, p)
+                if let w = try? admin.watermarks(tp), w.high > 0 { ends[tp] = w.high }
+            }
+        }
+        if !ends.isEmpty { logger.notice("the load-test topics hold \(ends.values.reduce(0, +)) messages of earlier runs: reading from their ends") }
+        return ends
+    }
+
     public func run(parameters: SimulationParameters, scenario: String, kafka: KafkaConfig, partitions: Int, cluster: String,
                     stateDirectory: URL, stop: StopSignal, logger: Logger,
                     report: @escaping @Sendable (String) -> Void = { Console.progress($0) }) throws -> LoadReport {
@@ -55,6 +69,9 @@ public struct LoadTest {
         options.checkpointEvents = checkpointEvents
         options.checkpointInterval = .milliseconds(Int64(checkpointInterval * 1000))
         options.reportInterval = .seconds(1)
+        // Topics kept from an earlier run on the same cluster are read from where they end now: their old messages
+        // were counted as applied (as duplicates, the same simulated events) and made the lag negative.
+        options.startOffsets = Self.endOffsets(of: Array(options.topics.values), kafka: kafka, logger: logger)
         let consumer = MartsConsumer(options: options, logger: logger)
 
         // The producer. Its delivery latency comes back through the delivery callback: each message's token is

@@ -120,11 +120,17 @@ public struct LoadTestCommand: ParsableCommand {
             cluster = "embedded broker (librdkafka mock cluster) at \(b.bootstrapServers)"
         } else {
             config = try kafka.kafkaConfig()
-            let admin = try KafkaAdmin(config: config, logger: logger)
-            do {
-                try admin.createTopics((Topics.inputs + Topics.outputs).map { (topicPrefix + $0, partitions, 1) })
-            } catch {
-                logger.notice("could not create the load-test topics (\(error)); using them as they are")
+            if EmbeddedBroker.serves(config) {
+                // librdkafka's mock cluster has no CreateTopics: the request waited out its 30 s timeout. It creates
+                // a topic on first use instead.
+                logger.notice("embedded broker: the load-test topics are created on first use, with its default partition count")
+            } else {
+                let admin = try KafkaAdmin(config: config, logger: logger)
+                do {
+                    try admin.createTopics((Topics.inputs + Topics.outputs).map { (topicPrefix + $0, partitions, 1) })
+                } catch {
+                    logger.notice("could not create the load-test topics (\(error)); using them as they are")
+                }
             }
             cluster = config["bootstrap.servers"] ?? "?"
         }

@@ -168,8 +168,10 @@ public struct ReplayCommand: ParsableCommand {
         try StartChecks.archive(from)
         let logger = common.makeLogger("replay")
         let stop = StopSignal()
-        let producer = try KafkaProducer(config: try kafka.kafkaConfig(), logger: logger)
+        let config = try kafka.kafkaConfig()
         let replayer = try replayer()
+        Replayer.warnAboutMissingTargets(replayer.topicMap, admin: try KafkaAdmin(config: config, logger: logger), logger: logger)
+        let producer = try KafkaProducer(config: config, logger: logger)
         let summary = try ServiceRunner.runBlocking("replay", stop: stop, logger: logger) {
             try replayer.run(archive: from, producer: producer, stop: stop, logger: logger)
         }
@@ -187,6 +189,24 @@ public struct ReplayCommand: ParsableCommand {
             throw ExitCode(1)
         }
         if summary.interrupted { throw ExitCode(130) }
+    }
+}
+
+extension Replayer {
+    /// The mapped destination topics the cluster does not have, each with a warning: a cluster that creates topics
+    /// on first use gives it its default partition count (keys may land elsewhere than in the topic it stands in
+    /// for, and `--keep-partitions` may name partitions it lacks); one that does not fails every message to it,
+    /// after librdkafka's message timeout (`message.timeout.ms`, five minutes by default).
+    @discardableResult
+    public static func warnAboutMissingTargets(_ map: [String: String], admin: KafkaAdmin, logger: Logger) -> [String] {
+        guard !map.isEmpty, let all = try? admin.metadata() else { return [] }
+        let counts = Dictionary(all.map { ($0.name, $0.partitions.count) }, uniquingKeysWith: { a, _ in a })
+        let missing = map.sorted { $0.key < $1.key }.filter { counts[$0.value] == nil }
+        for (old, new) in missing {
+            let like = counts[old].map { "; \(old) has \($0) partitions: create \(new) with as many first" } ?? ""
+            logger.warning("topic \(new) is not on the cluster: it is created on first use if the cluster allows it, with the cluster's default partition count, else every message to it fails after message.timeout.ms\(like)")
+        }
+        return missing.map(\.value)
     }
 }
 
