@@ -175,6 +175,9 @@ public struct MartsConsumerCommand: ParsableCommand {
                         + "the state (\(why)); they catch up at the next start of a consumer with the same --state-dir and --\(sink.name)")
         }
         if !behind.isEmpty && !stop.isStopped { throw ExitCode(1) }
+        // An archive replay is a job with an end, not a service: stopped before it, it did not finish (as `replay`
+        // and `simulate`). Its final checkpoint holds what it applied, and the same command resumes there.
+        if stop.isStopped && fromArchive != nil { throw ExitCode(130) }
     }
 }
 

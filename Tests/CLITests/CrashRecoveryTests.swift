@@ -95,6 +95,48 @@ func killOnProgress(_ binary: URL, _ args: [String], state: URL, rng: inout Xosh
         #expect(got.tables() == expected.tables())
     }
 
+    /// Ctrl-C during an archive replay: the final checkpoint is taken and the exit status says the job did not
+    /// finish (130, as `replay` and `simulate`; it was 0, as for a service, so a script went on as if the marts
+    /// were whole). The same command then resumes and finishes with every event counted once.
+    @Test func aReplayStoppedBySIGINTExits130AndTheSameCommandFinishesIt() throws {
+        let dir = tempDir()
+        let archive = dir.appendingPathComponent("history.ndjson").path
+        var p = try smallWorld()
+        p.customers = 800  // about 60,000 events, hundreds of checkpoints: the signal lands at the first one seen
+        let total = try writeArchive(p, to: archive)
+        let state = dir.appendingPathComponent("state")
+        let args = ["--from-archive", archive, "--partitions", "4", "--state-dir", state.path, "--checkpoint-events", "100", "--log-level", "error"]
+        let child = Process()
+        child.executableURL = try consumerBinary()
+        child.arguments = args
+        child.standardError = FileHandle.nullDevice
+        try child.run()
+        // A checkpoint written (a partition's log no longer empty): the replay is under way, its signal handling too.
+        func checkpointed() -> Bool {
+            (0..<4).contains { p in
+                let log = state.appendingPathComponent("partition-\(p)/log.bin").path
+                return ((try? FileManager.default.attributesOfItem(atPath: log)[.size] as? Int) ?? 0) > 0
+            }
+        }
+        while child.isRunning && !checkpointed() { usleep(300) }
+        #expect(child.isRunning, "the replay ended before a checkpoint was seen")
+        kill(child.processIdentifier, SIGINT)
+        child.waitUntilExit()
+        #expect(child.terminationReason == .exit && child.terminationStatus == 130)
+        let (partial, _) = try StateDirectory(state.path).load()
+        #expect(partial.accepted > 0 && partial.accepted < total)
+
+        let again = Process()
+        again.executableURL = try consumerBinary()
+        again.arguments = args
+        again.standardError = FileHandle.nullDevice
+        try again.run()
+        again.waitUntilExit()
+        #expect(again.terminationStatus == 0)
+        let (whole, _) = try StateDirectory(state.path).load()
+        #expect(whole.accepted == total && whole.duplicates == 0)
+    }
+
     @Test func corruptCheckpointStopsTheConsumerWithAClearErrorUntilRebuild() throws {
         let binary = try consumerBinary()
         let dir = tempDir()
