@@ -16,7 +16,8 @@ public struct HistoryStart: Codable, Sendable, Equatable {
     public var topic: String
     public var partition: Int32
     public var firstOffset: Int64
-    /// The first applied message's timestamp (milliseconds; the event time as the producers write it).
+    /// The first applied message's timestamp (milliseconds; the event time as the producers write it); with
+    /// `skippedByStartTime`, the start time itself.
     public var firstTimestampMs: Int64?
     /// Messages before `firstOffset` that were never seen (offsets 0 up to it).
     public var missedMessages: Int64
@@ -72,12 +73,16 @@ public struct HistoryStart: Codable, Sendable, Equatable {
             let why: String
             switch Set(parts.compactMap(\.gap)).count == 1 ? parts.first?.gap : nil {
             case .deleted?: why = "was deleted by the broker before this consumer saw it"
-            case .skippedByStartTime?: why = "was skipped (the consumer started at a later time)"
+            case .skippedByStartTime?: why = "was skipped (the consumer started at that time, --from-time)"
             case .notInArchive?: why = "is not in the archive"
             case nil: why = "was never seen"
             }
             let count = NumberFormatter.localizedString(from: NSNumber(value: missed), number: .decimal)
-            return "\(topic) before \(since ?? "its first message") \(why) (\(count) messages on \(parts.count) partition\(parts.count == 1 ? "" : "s"))"
+            let on = "\(parts.count) partition\(parts.count == 1 ? "" : "s")"
+            // Before a start time, what was skipped unread is not counted (what was read and left out is, as
+            // `before_start`): no count rather than a wrong one.
+            let skippedByTime = parts.allSatisfy { $0.gap == .skippedByStartTime }
+            return "\(topic) before \(since ?? "its first message") \(why) (\(skippedByTime ? on : "\(count) messages on \(on)"))"
         }
     }
 }

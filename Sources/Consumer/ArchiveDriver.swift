@@ -38,7 +38,7 @@ final class ArchiveDriver {
         reader.allowTruncated = options.allowTruncatedArchive
         var progress = Progress(fileSize: reader.fileSize, started: started)
         func applyBatch() throws {
-            let outputs = core.apply(batch)
+            let outputs = core.apply(batch, startMs: options.startTime?.ms)
             for sink in sinks { try sink.send(outputs) }
             batch.removeAll(keepingCapacity: true)
             if core.checkpointDueByCount { core.checkpointAll(sinks: sinks, stop: stop) }

@@ -316,8 +316,10 @@ public final class ConsumerCore {
         if part.offsets.updateValue(message.offset + 1, forKey: message.topic) == nil && part.history[message.topic] == nil {
             // The first message of this topic-partition: the history of the marts starts here.
             let gap: HistoryStart.Gap? = options.startTime != nil ? .skippedByStartTime : message.offset == 0 ? nil : historyGap
+            // With a start time the history starts there, whatever the first message read: one before it (scanned
+            // and skipped, an archive's or where the cluster has no lookup by time) or after it.
             let start = HistoryStart(topic: message.topic, partition: message.partition, firstOffset: message.offset,
-                                     firstTimestampMs: message.timestampMs, missedMessages: message.offset, gap: gap)
+                                     firstTimestampMs: options.startTime?.ms ?? message.timestampMs, missedMessages: message.offset, gap: gap)
             part.history[message.topic] = start
             part.historyChanged = true
             part.newHistory.append(start)

@@ -164,7 +164,7 @@ public struct MartsConsumerCommand: ParsableCommand {
             throw ExitCode(1)
         }
         ending = stop.isStopped ? " (stopped by \(stop.receivedSignal ?? "a signal"), final checkpoint taken)" : ""
-        Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), risk changes \(s.riskChanges), alerts fired \(s.alertsFiring) / resolved \(s.alertsResolved), \(s.checkpoints) checkpoints in \(String(format: "%.1f", s.seconds)) s\(until == nil ? "" : ", \(s.skippedAfterUntil) after --until left out")\(ending)")
+        Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), risk changes \(s.riskChanges), alerts fired \(s.alertsFiring) / resolved \(s.alertsResolved), \(s.checkpoints) checkpoints in \(String(format: "%.1f", s.seconds)) s\(fromTime == nil ? "" : ", \(s.skippedBeforeStart) before --from-time left out")\(until == nil ? "" : ", \(s.skippedAfterUntil) after --until left out")\(ending)")
         // A mirror of the marts (PostgreSQL) that the run left behind its checkpoints: said, never silent. A run
         // that ended by itself (an archive's end, --exit-when-idle) did not do what it was asked, so it fails;
         // a service stopped by a signal catches the tables up at its next start.

@@ -102,29 +102,34 @@ import TestSupport
         #expect(seen.allSatisfy { ($0.metadata[LogKey.asOf] != "-") == (Int($0.metadata[LogKey.accepted] ?? "") ?? 0 > 0) })
     }
 
-    /// `--until` on an archive whose lines are not in event-time order (a recording interleaves its partitions):
-    /// every event up to that time counts, whatever comes before it in the file, as on the Kafka path. The replay
-    /// stopped at the first later line, so a shuffled archive gave no event at all.
-    @Test(arguments: [false, true])
-    func untilTakesEveryEventUpToItsTimeInAnyFileOrder(shuffled: Bool) throws {
+    /// `--until` and `--from-time` on an archive, in event-time order or not (a recording interleaves its
+    /// partitions): exactly the events in the range count, whatever comes before them in the file, as on the Kafka
+    /// path. The replay stopped at the first line after `--until` (a shuffled archive gave no event at all) and
+    /// ignored `--from-time`.
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func aTimeRangeTakesEveryEventInItInAnyFileOrder(shuffled: Bool, fromTime: Bool) throws {
         var events = history
         if shuffled {
             var rng = Xoshiro(seed: 8)
             events.shuffle(using: &rng)
         }
-        let until = history[history.count / 2].occurredAt
+        let until = history[history.count * 3 / 4].occurredAt
+        let start = fromTime ? history[history.count / 4].occurredAt : nil
         let path = try archive(events.map { ArchiveRecord(event: $0, value: EventEncoder.encode($0)) })
         let state = tempDir().appendingPathComponent("state")
         var options = ConsumerOptions(stateDirectory: state)
         options.until = until
+        options.startTime = start
         options.alertRules = nil
         let consumer = MartsConsumer(options: options, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         try consumer.run(archive: path, partitionCount: 4, stop: StopSignal(handleSignals: false))
-        let upTo = history.filter { $0.occurredAt <= until }
-        #expect(consumer.summary.accepted == upTo.count)
-        #expect(consumer.summary.skippedAfterUntil == history.count - upTo.count)
+        let before = history.filter { start != nil && $0.occurredAt < start! }
+        let inRange = history.filter { (start == nil || $0.occurredAt >= start!) && $0.occurredAt <= until }
+        #expect(consumer.summary.accepted == inRange.count)
+        #expect(consumer.summary.skippedBeforeStart == before.count)
+        #expect(consumer.summary.skippedAfterUntil == history.count - inRange.count - before.count)
         let (snapshot, _) = try StateDirectory(state.path).load()
-        #expect(snapshot.tables() == export([martState(upTo)]))
+        #expect(snapshot.tables() == export([martState(inRange)]))
     }
 
     @Test func offsetTablesTakeAnyPartitionNumber() {

@@ -302,7 +302,12 @@ extension AlertRestoreTests {
     @Test func aStartTimeMakesEveryHistoryPartialOnPurpose() throws {
         let storage = MemoryCheckpointStorage()
         let c = try core(storage) { $0.startTime = Timestamp(year: 2024, month: 6, day: 1) }
-        _ = c.apply(input)
+        _ = c.apply(input, startMs: Timestamp(year: 2024, month: 6, day: 1).ms)
         #expect(!c.history.isEmpty && c.history.allSatisfy { $0.gap == .skippedByStartTime && $0.isPartial })
+        // The history starts at the start time, not at the first message read: here the earliest, read and skipped
+        // (it said "before 2024-01-01 was skipped … (0 messages …)").
+        #expect(c.history.allSatisfy { $0.firstTimestampMs == Timestamp(year: 2024, month: 6, day: 1).ms })
+        let summaries = HistoryStart.summaries(c.history)
+        #expect(!summaries.isEmpty && summaries.allSatisfy { $0.contains(" before 2024-06-01 was skipped") && !$0.contains("messages") }, "\(summaries)")
     }
 }
