@@ -37,7 +37,7 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Option(help: "Start over: 'earliest' discards checkpoints and rebuilds from the earliest offsets.") var reset: String?
     @Flag(help: "Discard (possibly corrupt) checkpoints and rebuild from the earliest offsets; with --postgres, empty its tables and write them again.") var rebuild = false
     @Option(help: "Feed this archive (written by `undercurrent simulate` or `record`) through the engine instead of Kafka.") var fromArchive: String?
-    @Option(help: "With --from-archive: partition count to assign records to (as the producers' murmur2 would).") var partitions = 6
+    @Option(help: "With --from-archive: partition count to assign records to (as the producers' murmur2 would; default 6).") var partitions: Int?
     @Flag(help: "With --from-archive: accept a gzip archive that is cut off, using its complete lines (otherwise an error, exit 1, after they are applied).") var allowTruncated = false
     @Option(help: "Leave out events after this event time (RFC 3339, e.g. 2025-06-30T23:59:59Z or 2025-06-30T23:59:59.999+02:00), for as-of analysis: they are read and counted, never applied, in whatever order they come.") var until: String?
     @Option(help: "Start partitions that have no checkpoint at this time (RFC 3339 or YYYY-MM-DD): offsets are looked up by timestamp where the cluster can, else earlier messages are scanned and skipped.") var fromTime: String?
@@ -65,7 +65,13 @@ public struct MartsConsumerCommand: ParsableCommand {
         if let reset, reset != "earliest" { throw ValidationError("--reset: expected 'earliest', got '\(reset)'") }
         guard checkpointEvents > 0 else { throw ValidationError("--checkpoint-events: expected a positive number") }
         guard checkpointMs > 0 else { throw ValidationError("--checkpoint-ms: expected a positive number") }
-        guard (1...1024).contains(partitions) else { throw ValidationError("--partitions: expected 1 to 1024") }
+        if let partitions, !(1...1024).contains(partitions) { throw ValidationError("--partitions: expected 1 to 1024") }
+        // Options of an archive replay, not of consuming from Kafka (where the cluster has the partitions): refused
+        // rather than quietly ignored.
+        if fromArchive == nil {
+            if partitions != nil { throw ValidationError("--partitions: only with --from-archive (from Kafka, the topics' own partitions are used)") }
+            if allowTruncated { throw ValidationError("--allow-truncated: only with --from-archive") }
+        }
         if let until { _ = try TimeArgument.parseTime(until, option: "--until") }
         if let fromTime { _ = try TimeArgument.parse(fromTime, option: "--from-time") }
         if let exitWhenIdle, !(exitWhenIdle > 0) { throw ValidationError("--exit-when-idle: expected a positive number of seconds") }
@@ -128,7 +134,7 @@ public struct MartsConsumerCommand: ParsableCommand {
         if let hook = options.alertWebhook { services.append(.init(service: hook, serviceName: "alert-webhook")) }
         services += try metrics.services(options.metrics, logger: logger)
         services += try serve.map { try dashboardServices($0, consumer: consumer, options: options) } ?? []
-        let (archive, partitionCount, kafkaConfig) = (fromArchive, partitions, fromArchive == nil ? try kafka.kafkaConfig() : nil)
+        let (archive, partitionCount, kafkaConfig) = (fromArchive, partitions ?? 6, fromArchive == nil ? try kafka.kafkaConfig() : nil)
         let run = ThreadService("marts-consumer", stop: stop) {
             if let archive {
                 try consumer.run(archive: archive, partitionCount: partitionCount, stop: stop)

@@ -54,6 +54,9 @@ import UndercurrentCLI
              "Kafka property 'fetch.wait.max.ms': Invalid value"),
             ("billing-producer", ["-X", "linger.ms=-5", "--bootstrap-servers", "127.0.0.1:1"], "Kafka property 'linger.ms'"),
             ("marts-consumer", ["--state-dir", state, "--threads", "0"], "--threads: expected a number from 1 to 64"),
+            // Archive options without an archive: refused, not quietly ignored.
+            ("marts-consumer", ["--state-dir", state, "--partitions", "12"], "--partitions: only with --from-archive"),
+            ("marts-consumer", ["--state-dir", state, "--allow-truncated"], "--allow-truncated: only with --from-archive"),
             ("marts-consumer", ["--state-dir", state, "--hot-customers", "0"], "--hot-customers: expected a number from 1"),
             ("marts-consumer", ["--state-dir", state, "--from-time", "later"], "--from-time: expected a time"),
             ("payments-producer", ["--rate", "0"], "--rate: expected a positive number"),
