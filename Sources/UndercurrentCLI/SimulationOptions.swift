@@ -11,7 +11,7 @@ public struct SimulationOptions: ParsableArguments {
     @Option(help: "Random seed: the same seed, scenario and config give the same events.") public var seed: UInt64 = 42
     @Option(help: "Number of customers.") public var customers = 2000
     @Option(help: "Start of simulated time, YYYY-MM-DD (UTC).") public var start = "2024-01-01"
-    @Option(help: "Simulated months.") public var months = 24
+    @Option(help: "Simulated months (default 24).") public var months: Int?
     @Option(help: "End of simulated time instead of --months, YYYY-MM-DD.") public var until: String?
     @Option(help: "Emit shard i of n (customers are split into n disjoint sets), e.g. 0/4.") public var shard = "0/1"
     @Option(help: "Directory holding baseline.yaml, scenarios/ and alerts.yaml (default: $UNDERCURRENT_CONFIG_DIR, ./config, /etc/undercurrent, else the built-in defaults).") public var configDir: String?
@@ -20,7 +20,9 @@ public struct SimulationOptions: ParsableArguments {
 
     public func validate() throws {
         guard customers >= 1 && customers <= 50_000_000 else { throw ValidationError("--customers: expected 1 to 50000000, got \(customers)") }
-        guard months >= 1 && months <= 600 else { throw ValidationError("--months: expected 1 to 600, got \(months)") }
+        if let months, !(1...600).contains(months) { throw ValidationError("--months: expected 1 to 600, got \(months)") }
+        // Both end the simulated time: one of them would be quietly ignored.
+        if months != nil && until != nil { throw ValidationError("--months and --until: give one of them, not both") }
         _ = try startTime()
         _ = try endTime()
         _ = try shardPair()
@@ -38,7 +40,7 @@ public struct SimulationOptions: ParsableArguments {
             guard t > (try startTime()) else { throw ValidationError("--until: must be after --start") }
             return t
         }
-        return try startTime().addingMonths(months)
+        return try startTime().addingMonths(months ?? 24)
     }
 
     func shardPair() throws -> (Int, Int) {

@@ -34,6 +34,7 @@ import UndercurrentCLI
             ("undercurrent", ["simulate", "--out", "/dev/null", "--customers", "0"], "--customers: expected"),
             ("undercurrent", ["simulate", "--out", "/dev/null", "--start", "yesterday"], "--start: expected a date"),
             ("undercurrent", ["simulate", "--out", "/dev/null", "--shard", "3/2"], "--shard: expected i/n"),
+            ("undercurrent", ["simulate", "--out", "/dev/null", "--months", "2", "--until", "2024-01-15"], "--months and --until: give one of them"),
             ("undercurrent", ["loadtest", "--rate=-5"], "--rate: expected a positive number"),
             ("undercurrent", ["loadtest", "--ramp", "5000:200000"], "--ramp: expected FROM:TO:DURATION"),
             ("undercurrent", ["loadtest", "--slo", "p98<5ms"], "--slo: expected METRIC"),
