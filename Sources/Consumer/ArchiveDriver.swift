@@ -51,6 +51,8 @@ final class ArchiveDriver {
         // Per topic and partition, the next position and the first offset not yet in the checkpoint (-1: the
         // partition is not open yet): tables, not dictionaries, since each line looks both up.
         var next = OffsetTable(), fresh = OffsetTable()
+        // Per topic and partition, the position of its first record after `--until` (-1: none yet).
+        var cutAt = OffsetTable()
         reading: while let item = blocks.next() {
             let block: ArchiveReader.Block, parts: [ParsedPart]
             switch item {
@@ -94,6 +96,17 @@ final class ArchiveDriver {
                     let offset = line.offset ?? max(next[t, p], 0)
                     next[t, p] = offset + 1
                     if offset < fresh[t, p] { continue }  // already in the checkpoint
+                    // `--until`: each topic-partition stops at its first record after that time. It and the rest of
+                    // that partition are neither applied nor consumed, so the same command without `--until`
+                    // continues there exactly once; reading goes on for the other partitions (a recording
+                    // interleaves them, so a later line of another one may still be in time).
+                    if let until = options.until {
+                        if cutAt[t, p] >= 0 || line.timestampMs.map({ $0 > until.ms }) == true {
+                            if cutAt[t, p] < 0 { cutAt[t, p] = offset }
+                            core.summary.skippedAfterUntil += 1
+                            continue
+                        }
+                    }
                     batch.append(KafkaMessage(topic: name, partition: p, offset: offset, key: line.key.map { part.bytes[$0] },
                                               value: part.bytes[line.value], timestampMs: line.timestampMs))
                     if batch.count >= batchSize { try applyBatch() }
