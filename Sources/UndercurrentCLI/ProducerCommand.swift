@@ -106,7 +106,7 @@ public struct ProducerRun {
             if sent & 1023 == 0 { progress() }
         }
         let interrupted = stop.isStopped
-        try producer.flush(timeout: .seconds(120))
+        try producer.flushSaying(label, stop: stop)
         let s = producer.statistics
         return Summary(sent: sent, delivered: s.delivered, failed: s.failed, seconds: (ContinuousClock.now - started).seconds,
                        firstFailure: producer.firstDeliveryFailure, interrupted: interrupted)
@@ -119,7 +119,7 @@ public struct ProducerOptions: ParsableArguments {
     @OptionGroup public var kafka: KafkaOptions
     @Flag(help: "Emit as fast as possible, with event times from the simulated history (the default).") public var backfill = false
     @Flag(help: "Pace by event time: simulated time runs --speed times wall-clock time.") public var realtime = false
-    @Option(help: "With --realtime: simulated seconds per wall-clock second (1 is live).") public var speed: Double = 1
+    @Option(help: "With --realtime: simulated seconds per wall-clock second (1 is live; the default).") public var speed: Double?
     @Option(help: "At most this many events per second.") public var rate: Double?
     @Option(help: "Topic name to produce to (default: the contract's name).") public var topic: String?
     @OptionGroup public var metrics: MetricsOptions
@@ -130,12 +130,16 @@ public struct ProducerOptions: ParsableArguments {
     public func validate() throws {
         let modes = [backfill, realtime, rate != nil].filter { $0 }.count
         guard modes <= 1 else { throw ValidationError("choose one of --backfill, --realtime and --rate") }
-        guard speed > 0 else { throw ValidationError("--speed: expected a positive number, got \(speed)") }
+        if let speed {
+            guard speed > 0, speed.isFinite else { throw ValidationError("--speed: expected a positive number, got \(speed)") }
+            // Backfill and --rate pace otherwise: the speed would be quietly ignored.
+            guard realtime else { throw ValidationError("--speed: only with --realtime") }
+        }
         if let rate, !(rate > 0) { throw ValidationError("--rate: expected a positive number of events per second, got \(rate)") }
     }
 
     public var pacing: Pacing {
-        if realtime { return .realtime(speed: speed) }
+        if realtime { return .realtime(speed: speed ?? 1) }
         if let rate { return .rate(rate) }
         return .backfill
     }
@@ -299,5 +303,19 @@ final class EncodedStream: @unchecked Sendable {
         cancelled = true
         condition.broadcast()
         condition.unlock()
+    }
+}
+
+extension KafkaProducer {
+    /// Flushes for up to two minutes, saying so when it takes more than a second: with the cluster away a flush
+    /// takes its whole timeout, and a producer finishing (or stopped by Ctrl-C) looked hung.
+    func flushSaying(_ label: String, stop: StopSignal) throws {
+        do { try flush(timeout: .seconds(1)) } catch {
+            Console.endProgress()
+            Console.err("\(label): waiting up to 120 s for \(statistics.inFlight) events in flight to be delivered"
+                        + (unreachableSince != nil ? " (the cluster is unreachable)" : "")
+                        + "; Ctrl-C \(stop.isStopped ? "again" : "twice") exits now and they are lost")
+            try flush(timeout: .seconds(119))
+        }
     }
 }

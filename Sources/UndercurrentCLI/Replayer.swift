@@ -104,7 +104,7 @@ public struct Replayer {
             }
         }
         summary.interrupted = stop.isStopped
-        try producer.flush(timeout: .seconds(120))
+        try producer.flushSaying("replay", stop: stop)
         let s = producer.statistics
         summary.delivered = s.delivered
         summary.failed = s.failed

@@ -61,6 +61,7 @@ import UndercurrentCLI
             ("marts-consumer", ["--state-dir", state, "--hot-customers", "0"], "--hot-customers: expected a number from 1"),
             ("marts-consumer", ["--state-dir", state, "--from-time", "later"], "--from-time: expected a time"),
             ("payments-producer", ["--rate", "0"], "--rate: expected a positive number"),
+            ("billing-producer", ["--speed", "10"], "--speed: only with --realtime"),
             ("marts-consumer", ["--state-dir", state, "--log-format", "yaml"], "--log-format: expected text or json"),
             ("undercurrent", ["simulate", "--out", "/dev/null", "--config-dir", try Self.badConfigDir("baseline.yaml", "failureRate:", "failureRat:")],
              "failureRat"),

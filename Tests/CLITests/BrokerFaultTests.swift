@@ -141,3 +141,24 @@ func readBack(kafka: KafkaConfig, topics: [String], partitions: Int32) throws ->
     }
     return out
 }
+
+/// A producer whose cluster is away when it has sent everything: it says that it waits for the events in flight
+/// (it was silent for the flush's two minutes, also after Ctrl-C) and how to stop waiting, and Ctrl-C twice ends
+/// it at once.
+@Suite struct ProducerFlushTests {
+    @Test func aFlushThatWaitsForAnAbsentClusterSaysSoAndCtrlCEndsIt() throws {
+        let dir = tempDir()
+        let log = dir.appendingPathComponent("stderr")
+        let p = try launch("billing-producer", ["--customers", "10", "--months", "1", "--bootstrap-servers", "127.0.0.1:1"], stderr: log)
+        defer { if p.isRunning { p.terminate() } }
+        func text() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+        while p.isRunning && !text().contains("in flight to be delivered") { usleep(10_000) }
+        #expect(p.isRunning, "it ended before saying it waits: \(text())")
+        let line = text().split(separator: "\n").first { $0.contains("in flight to be delivered") }.map(String.init) ?? ""
+        #expect(line.hasPrefix("billing-producer: waiting up to 120 s for ") && line.contains("Ctrl-C twice exits now"), "\(line)")
+        kill(p.processIdentifier, SIGTERM)
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        #expect(p.terminationReason == .exit && p.terminationStatus == 130, "\(text())")
+    }
+}
