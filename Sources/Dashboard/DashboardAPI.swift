@@ -83,6 +83,19 @@ public enum DashboardAPI {
     /// `/api/version`: changes whenever the state does (pages poll it to reload).
     public static func version(_ d: DashboardData) -> String { encode(Version(version: d.version, asOf: d.asOf?.description)) }
 
+    /// `/api/marts`: the marts there are, each with the path that serves it.
+    public static func martIndex() -> String {
+        encode(MartIndex(marts: MartSnapshot.martNames.map { MartIndex.Entry(name: $0, path: "/api/marts/\($0)") }))
+    }
+
+    struct MartIndex: Encodable {
+        struct Entry: Encodable {
+            var name: String
+            var path: String
+        }
+        var marts: [Entry]
+    }
+
     /// An error answer, with the mart names when a mart was not found.
     public static func error(_ message: String, marts: [String]? = nil) -> String { encode(ErrorPayload(error: message, marts: marts)) }
 

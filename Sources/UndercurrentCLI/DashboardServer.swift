@@ -218,6 +218,7 @@ public struct DashboardServer: Sendable {
             }
             return Self.json(DashboardAPI.atRisk(source.data, limit: limit))
         }
+        router.get("/api/marts") { _, _ in Self.json(DashboardAPI.martIndex()) }
         router.get("/api/marts/:name") { request, context in
             let name = context.parameters.get("name") ?? ""
             let d = source.data

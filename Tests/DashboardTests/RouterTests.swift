@@ -174,6 +174,19 @@ import UndercurrentCLI
             }
             try await client.execute(uri: "/api/customers/cus_nobody", method: .get) { r in #expect(r.status == .notFound) }
             try await client.execute(uri: "/api/marts/nope", method: .get) { r in #expect(r.status == .notFound) }
+            // The index of the marts (it was a 404), each path answering.
+            var paths: [String] = []
+            try await client.execute(uri: "/api/marts", method: .get) { r in
+                #expect(r.status == .ok)
+                let index = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [String: Any])
+                let marts = try #require(index["marts"] as? [[String: String]])
+                #expect(marts.compactMap { $0["name"] } == MartSnapshot.martNames)
+                paths = marts.compactMap { $0["path"] }
+            }
+            #expect(paths.count == MartSnapshot.martNames.count)
+            for path in paths {
+                try await client.execute(uri: path, method: .get) { r in #expect(r.status == .ok, "\(path)") }
+            }
             try await client.execute(uri: "/risk", method: .get) { r in
                 #expect(r.status == .ok && r.headers[.contentType]?.hasPrefix("text/html") == true)
             }
