@@ -17,10 +17,16 @@ public enum ExitStatus {
     /// Runs a command as `ParsableCommand.main()` does, except that a usage error (a bad flag or option, which
     /// ArgumentParser gives status 64) exits with 2, like the other failures to start.
     public static func main<Command: ParsableCommand>(_ type: Command.Type) -> Never {
+        var parsed = false
         do {
             var command = try Command.parseAsRoot()
+            parsed = true
             try command.run()
             exit(0)
+        } catch let error as ValidationError where parsed {
+            // Found by a command's own checks once its flags parsed (no cluster address, a missing state
+            // directory): one line. The usage below it was the root command's, and beside the point.
+            cannotStart(Command.self, error.message)
         } catch let error as StartError {
             cannotStart(Command.self, error.description)
         } catch let error as ConfigFileError {

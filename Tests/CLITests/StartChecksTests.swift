@@ -27,6 +27,8 @@ import TestSupport
              "state directory \(dir.path) holds no checkpoint: a consumer writes them there (marts-consumer --state-dir \(dir.path))"),
             ("undercurrent", ["check", "--state-dir", dir.path], "state directory \(dir.path) holds no checkpoint"),
             ("undercurrent", ["check", "--state-dir", missing], "state directory \(missing) does not exist"),
+            // A command's own check after its flags parsed: one line too (it came with the root command's usage).
+            ("undercurrent", ["dashboard", "--state-dir", missing], "--state-dir: \(missing) does not exist"),
             ("undercurrent", ["report", "--state-dir", dir.path, "--out", dir.appendingPathComponent("r.html").path], "state directory \(dir.path) holds no checkpoint"),
             // An archive that is missing, a directory, or not an archive at all: refused before any work, not read to
             // its end with every line rejected.
