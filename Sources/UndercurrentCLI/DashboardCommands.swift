@@ -51,7 +51,7 @@ public struct DashboardCommand: ParsableCommand {
         let server = DashboardServer(source: source, host: address.host, port: address.port, token: try dashboardToken(token))
         let endpoint = try self.metrics.services(exposition: { source.metricsText }, logger: logger)
         try ServiceRunner.run(endpoint + server.services(logger: logger) { port in
-            Console.err("dashboard: http://\(address.host):\(port)/ (state \(dir.path)); Ctrl-C stops")
+            Console.err("dashboard: \(address.url(port: port))/ (state \(dir.path)); Ctrl-C stops")
         }, stop: StopSignal(), logger: logger)
     }
 }

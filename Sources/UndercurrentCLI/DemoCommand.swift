@@ -128,7 +128,7 @@ struct DemoCommand: ParsableCommand {
             let address = try ListenAddress.parse(serve, option: "--serve")
             let logger = common.makeLogger("dashboard")
             let server = DashboardServer(source: StateDirectorySource(directory: stateURL), host: address.host, port: address.port)
-            try ServiceRunner.run(server.services(logger: logger) { port in Console.out("dashboard: http://\(address.host):\(port)/ (Ctrl-C stops)") },
+            try ServiceRunner.run(server.services(logger: logger) { port in Console.out("dashboard: \(address.url(port: port))/ (Ctrl-C stops)") },
                                   stop: stop, logger: logger)
         }
     }

@@ -13,10 +13,18 @@ struct ListenAddress {
             throw ValidationError("\(option): expected HOST:PORT, e.g. 127.0.0.1:8080; got '\(text)'")
         }
         var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = String(host.dropFirst().dropLast())
+        } else if host.contains(":") {
+            // `::1` read as host ":" and port 1.
+            throw ValidationError("\(option): an IPv6 address goes in brackets, e.g. [::1]:8080; got '\(text)'")
+        }
         guard !host.isEmpty else { throw ValidationError("\(option): expected HOST:PORT with a host, e.g. 127.0.0.1:8080; got '\(text)'") }
         return ListenAddress(host: host, port: port)
     }
+
+    /// `http://HOST:PORT` for the port bound, an IPv6 host in brackets (`http://[::1]:8080`, not `http://::1:8080`).
+    func url(port: Int) -> String { "http://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
 
     /// The address parsed and found free to listen on now (see `checkAvailable`).
     static func available(_ text: String, option: String) throws -> ListenAddress {

@@ -202,7 +202,7 @@ extension MartsConsumerCommand {
         let source = StateDirectorySource(directory: options.stateDirectory, metrics: options.metrics, liveSinks: sinks, liveKafkaWaiting: waiting,
                                           liveReach: options.alertRules == nil ? nil : reach)
         let server = DashboardServer(source: source, host: address.host, port: address.port, token: try dashboardToken(token))
-        return server.services(logger: common.makeLogger("dashboard")) { port in Console.err("dashboard: http://\(address.host):\(port)/") }
+        return server.services(logger: common.makeLogger("dashboard")) { port in Console.err("dashboard: \(address.url(port: port))/") }
     }
 }
 

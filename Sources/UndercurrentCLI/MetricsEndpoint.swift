@@ -29,7 +29,7 @@ public struct MetricsOptions: ParsableArguments {
         guard let metricsListen else { return [] }
         let address = try ListenAddress.available(metricsListen, option: "--metrics-listen")
         return [MetricsEndpoint.service(exposition, host: address.host, port: address.port, logger: logger) { port in
-            Console.err("metrics: http://\(address.host):\(port)/metrics")
+            Console.err("metrics: \(address.url(port: port))/metrics")
             onBound(port)
         }]
     }
