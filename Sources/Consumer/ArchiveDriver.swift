@@ -37,8 +37,22 @@ final class ArchiveDriver {
         var reader = try ArchiveReader(path: path)
         reader.allowTruncated = options.allowTruncatedArchive
         var progress = Progress(fileSize: reader.fileSize, started: started)
+        // `--until`: per topic and partition, the position of its first record after that time (-1: none yet), and
+        // the list of those set. Every record up to that time is applied, in whatever order the file holds them;
+        // the checkpointed position of a cut topic-partition stays at its cut, so that a later run without
+        // `--until` reads on from there. The records up to the time it reads again are duplicates: not counted
+        // twice (the marts are exact under duplication), said as duplicates.
+        var cutAt = OffsetTable()
+        var cuts: [(name: String, partition: Int32, offset: Int64)] = []
+        func holdCuts() {
+            for c in cuts {
+                guard let part = core.partitions[c.partition], let o = part.offsets[c.name], o > c.offset else { continue }
+                part.offsets[c.name] = c.offset
+            }
+        }
         func applyBatch() throws {
             let outputs = core.apply(batch, startMs: options.startTime?.ms)
+            holdCuts()
             for sink in sinks { try sink.send(outputs) }
             batch.removeAll(keepingCapacity: true)
             if core.checkpointDueByCount { core.checkpointAll(sinks: sinks, stop: stop) }
@@ -51,8 +65,6 @@ final class ArchiveDriver {
         // Per topic and partition, the next position and the first offset not yet in the checkpoint (-1: the
         // partition is not open yet): tables, not dictionaries, since each line looks both up.
         var next = OffsetTable(), fresh = OffsetTable()
-        // Per topic and partition, the position of its first record after `--until` (-1: none yet).
-        var cutAt = OffsetTable()
         reading: while let item = blocks.next() {
             let block: ArchiveReader.Block, parts: [ParsedPart]
             switch item {
@@ -96,16 +108,13 @@ final class ArchiveDriver {
                     let offset = line.offset ?? max(next[t, p], 0)
                     next[t, p] = offset + 1
                     if offset < fresh[t, p] { continue }  // already in the checkpoint
-                    // `--until`: each topic-partition stops at its first record after that time. It and the rest of
-                    // that partition are neither applied nor consumed, so the same command without `--until`
-                    // continues there exactly once; reading goes on for the other partitions (a recording
-                    // interleaves them, so a later line of another one may still be in time).
-                    if let until = options.until {
-                        if cutAt[t, p] >= 0 || line.timestampMs.map({ $0 > until.ms }) == true {
-                            if cutAt[t, p] < 0 { cutAt[t, p] = offset }
-                            core.summary.skippedAfterUntil += 1
-                            continue
+                    if let until = options.until, let time = line.timestampMs, time > until.ms {
+                        if cutAt[t, p] < 0 {
+                            cutAt[t, p] = offset
+                            cuts.append((name, p, offset))
                         }
+                        core.summary.skippedAfterUntil += 1
+                        continue
                     }
                     batch.append(KafkaMessage(topic: name, partition: p, offset: offset, key: line.key.map { part.bytes[$0] },
                                               value: part.bytes[line.value], timestampMs: line.timestampMs))

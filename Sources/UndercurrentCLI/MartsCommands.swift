@@ -39,7 +39,7 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Option(help: "Feed this archive (written by `undercurrent simulate` or `record`) through the engine instead of Kafka.") var fromArchive: String?
     @Option(help: "With --from-archive: partition count to assign records to (as the producers' murmur2 would; default 6).") var partitions: Int?
     @Flag(help: "With --from-archive: accept a gzip archive that is cut off, using its complete lines (otherwise an error, exit 1, after they are applied).") var allowTruncated = false
-    @Option(help: "Leave out events after this event time (RFC 3339, e.g. 2025-06-30T23:59:59Z or 2025-06-30T23:59:59.999+02:00), for as-of analysis. From Kafka they are read, counted and passed; from an archive each partition stops at its first record after it (the others read on), and the same command without --until continues there.") var until: String?
+    @Option(help: "Leave out events after this event time (RFC 3339, e.g. 2025-06-30T23:59:59Z or 2025-06-30T23:59:59.999+02:00), for as-of analysis. Read and counted, never applied, in whatever order they come; from an archive, the same command without --until then applies them (each partition reads again from its first record after the time: what it applied before counts as duplicates, not twice).") var until: String?
     @Option(help: "Start partitions that have no checkpoint at this time (RFC 3339 or YYYY-MM-DD): offsets are looked up by timestamp where the cluster can, else earlier messages are scanned and skipped.") var fromTime: String?
     @Option(help: "Exit after this many seconds without messages (batch runs).") var exitWhenIdle: Double?
     @Option(help: "Dead-letter topic.") var dlqTopic = "events-dlq"
