@@ -191,10 +191,8 @@ final class KafkaDriver: @unchecked Sendable {
     func lookUpStartOffsets(at time: Timestamp, kafka: KafkaConfig) -> [TopicPartition: Int64] {
         var partitions: [TopicPartition] = []
         do {
-            let admin = try KafkaAdmin(config: kafka, logger: logger)
-            for name in options.topics.values {
-                for p in try admin.metadata(topic: name).first?.partitions ?? [] { partitions.append(TopicPartition(name, p)) }
-            }
+            let found = try KafkaAdmin(config: kafka, logger: logger).partitions(of: Array(options.topics.values))
+            for (name, ps) in found { partitions += ps.map { TopicPartition(name, $0) } }
         } catch {
             logger.notice("cannot list the input partitions (\(error)); scanning from the earliest offset and skipping messages before \(time)")
             return [:]

@@ -34,6 +34,15 @@ public final class KafkaAdmin: Sendable {
         return result.sorted { $0.name < $1.name }
     }
 
+    /// The partitions of each of `topics` the cluster has (a topic it lacks is absent from the answer), from its
+    /// list of all topics: asking for one topic by name may make a cluster that creates topics on demand create it.
+    public func partitions(of topics: [String], timeout: Duration = .seconds(10)) throws -> [String: [Int32]] {
+        let wanted = Set(topics)
+        var found: [String: [Int32]] = [:]
+        for t in try metadata(timeout: timeout) where wanted.contains(t.name) { found[t.name] = t.partitions }
+        return found
+    }
+
     /// The low and high watermarks of a partition, asked of the broker. Blocking up to `timeout`.
     public func watermarks(_ tp: TopicPartition, timeout: Duration = .seconds(10)) throws -> Watermarks {
         var low: Int64 = 0, high: Int64 = 0

@@ -34,11 +34,11 @@ public struct LoadTest {
 
     /// The end offset of every partition of `topics` the cluster has now (none for a topic it does not have yet).
     static func endOffsets(of topics: [String], kafka: KafkaConfig, logger: Logger) -> [TopicPartition: Int64] {
-        guard let admin = try? KafkaAdmin(config: kafka, logger: logger), let all = try? admin.metadata() else { return [:] }
+        guard let admin = try? KafkaAdmin(config: kafka, logger: logger), let found = try? admin.partitions(of: topics) else { return [:] }
         var ends: [TopicPartition: Int64] = [:]
-        for t in all where topics.contains(t.name) {
-            for p in t.partitions {
-                let tp = TopicPartition(t.name, p)
+        for (topic, partitions) in found {
+            for p in partitions {
+                let tp = TopicPartition(topic, p)
                 if let w = try? admin.watermarks(tp), w.high > 0 { ends[tp] = w.high }
             }
         }

@@ -86,20 +86,18 @@ public struct Recorder {
 }
 
 extension Recorder {
-    /// The partitions of `topics`, from the cluster's list of all its topics: a topic the cluster does not have
-    /// (a typo) is a `StartError` naming it and the topics there are, never recorded as empty or, as a request
-    /// for that one topic's metadata may do on a cluster that creates topics on demand, created.
+    /// The partitions of `topics` (`KafkaAdmin.partitions(of:)`): a topic the cluster does not have (a typo) is a
+    /// `StartError` naming it and the topics there are, never recorded as empty nor created by asking about it.
     public static func partitions(of topics: [String], admin: KafkaAdmin) throws -> [TopicPartition] {
-        let all: [TopicMetadata]
-        do { all = try admin.metadata() } catch { throw StartError("cannot list the cluster's topics: \(error)") }
-        let byName = Dictionary(all.map { ($0.name, $0.partitions) }, uniquingKeysWith: { a, _ in a })
-        let missing = topics.filter { byName[$0] == nil }
+        let found: [String: [Int32]]
+        do { found = try admin.partitions(of: topics) } catch { throw StartError("cannot list the cluster's topics: \(error)") }
+        let missing = topics.filter { found[$0] == nil }
         guard missing.isEmpty else {
-            let there = all.map(\.name).filter { !$0.hasPrefix("__") }
+            let there = ((try? admin.metadata()) ?? []).map(\.name).filter { !$0.hasPrefix("__") }
             throw StartError("the cluster has no topic \(missing.map { "'\($0)'" }.joined(separator: ", ")) (its topics: "
                              + (there.isEmpty ? "none" : there.joined(separator: ", ")) + ")")
         }
-        return topics.flatMap { t in byName[t]!.map { TopicPartition(t, $0) } }
+        return topics.flatMap { t in found[t]!.map { TopicPartition(t, $0) } }
     }
 }
 

@@ -199,8 +199,8 @@ extension Replayer {
     /// after librdkafka's message timeout (`message.timeout.ms`, five minutes by default).
     @discardableResult
     public static func warnAboutMissingTargets(_ map: [String: String], admin: KafkaAdmin, logger: Logger) -> [String] {
-        guard !map.isEmpty, let all = try? admin.metadata() else { return [] }
-        let counts = Dictionary(all.map { ($0.name, $0.partitions.count) }, uniquingKeysWith: { a, _ in a })
+        guard !map.isEmpty, let found = try? admin.partitions(of: Array(map.keys) + Array(map.values)) else { return [] }
+        let counts = found.mapValues(\.count)
         let missing = map.sorted { $0.key < $1.key }.filter { counts[$0.value] == nil }
         for (old, new) in missing {
             let like = counts[old].map { "; \(old) has \($0) partitions: create \(new) with as many first" } ?? ""
