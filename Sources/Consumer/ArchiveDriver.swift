@@ -37,22 +37,12 @@ final class ArchiveDriver {
         var reader = try ArchiveReader(path: path)
         reader.allowTruncated = options.allowTruncatedArchive
         var progress = Progress(fileSize: reader.fileSize, started: started)
-        // `--until`: per topic and partition, the position of its first record after that time (-1: none yet), and
-        // the list of those set. Every record up to that time is applied, in whatever order the file holds them;
-        // the checkpointed position of a cut topic-partition stays at its cut, so that a later run without
-        // `--until` reads on from there. The records up to the time it reads again are duplicates: not counted
-        // twice (the marts are exact under duplication), said as duplicates.
-        var cutAt = OffsetTable()
-        var cuts: [(name: String, partition: Int32, offset: Int64)] = []
-        func holdCuts() {
-            for c in cuts {
-                guard let part = core.partitions[c.partition], let o = part.offsets[c.name], o > c.offset else { continue }
-                part.offsets[c.name] = c.offset
-            }
-        }
+        // `--until`: every record up to that time is applied, in whatever order the file holds them; a record
+        // after it is counted and left out, and its topic-partition's checkpoints stay at the first such record
+        // (`ConsumerCore.hold`), so that a later run without `--until` reads on from there. The records up to the
+        // time it reads again are duplicates: not counted twice (the marts are exact under duplication).
         func applyBatch() throws {
             let outputs = core.apply(batch, startMs: options.startTime?.ms)
-            holdCuts()
             for sink in sinks { try sink.send(outputs) }
             batch.removeAll(keepingCapacity: true)
             if core.checkpointDueByCount { core.checkpointAll(sinks: sinks, stop: stop) }
@@ -109,10 +99,7 @@ final class ArchiveDriver {
                     next[t, p] = offset + 1
                     if offset < fresh[t, p] { continue }  // already in the checkpoint
                     if let until = options.until, let time = line.timestampMs, time > until.ms {
-                        if cutAt[t, p] < 0 {
-                            cutAt[t, p] = offset
-                            cuts.append((name, p, offset))
-                        }
+                        core.hold(TopicPartition(name, p), at: offset)
                         core.summary.skippedAfterUntil += 1
                         continue
                     }

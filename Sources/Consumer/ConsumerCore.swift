@@ -52,10 +52,25 @@ public final class ConsumerCore {
         var historyChanged = false
         /// Starts recorded since the core last looked (for one warning per batch).
         var newHistory: [HistoryStart] = []
+        /// Per topic, the first offset of a message left out as after `options.until`: its checkpoints stay at
+        /// that position (while `offsets` reads on), so a later run without `until` applies what was left out.
+        /// What it reads again before that message's successors counts as duplicates, never twice.
+        var held: [String: Int64] = [:]
         init(state: MartState, offsets: [String: Int64]) {
             self.state = state
             self.offsets = offsets
             checkpointedOffsets = offsets
+        }
+
+        /// The offsets a checkpoint records: the next to apply, or the held position where one is held.
+        var checkpointOffsets: [String: Int64] {
+            held.isEmpty ? offsets : offsets.merging(held) { min($0, $1) }
+        }
+
+        /// Keeps the checkpoints of `topic` at `offset` or before it (see `held`).
+        func hold(_ topic: String, at offset: Int64) {
+            if let h = held[topic], h <= offset { return }
+            held[topic] = offset
         }
     }
 
@@ -135,6 +150,14 @@ public final class ConsumerCore {
     /// The next offset to apply of a topic-partition, nil when the partition is not open or has none.
     public func nextOffset(_ tp: TopicPartition) -> Int64? { partitions[tp.partition]?.offsets[tp.topic] }
 
+    /// Keeps a topic-partition's checkpoints at `offset` or before it: a message there was left out as after
+    /// `options.until` by the driver (an archive's record by its timestamp). The core holds those it leaves
+    /// out itself (by event time).
+    public func hold(_ tp: TopicPartition, at offset: Int64) { partitions[tp.partition]?.hold(tp.topic, at: offset) }
+
+    /// Whether a topic-partition has had a message after `options.until` (so, in time order, nothing more before it).
+    public func isPastUntil(_ tp: TopicPartition) -> Bool { partitions[tp.partition]?.held[tp.topic] != nil }
+
     /// Gives partitions up (a rebalance): checkpoints them first, then lets their storage settle.
     public func close(_ numbers: Set<Int32>, sinks: [any ConsumerSink], stop: StopSignal?) {
         checkpointAll(sinks: sinks, stop: stop)
@@ -186,7 +209,7 @@ public final class ConsumerCore {
             // Never backwards: a partition that resumed from an older checkpoint than the engine's is behind what
             // the engine has seen of it until it catches up, and the engine must go on skipping that stretch.
             for (p, part) in partitions {
-                for (topic, o) in part.offsets { a.offsets[topic, default: [:]][p] = max(o, a.offsets[topic]?[p] ?? 0) }
+                for (topic, o) in part.checkpointOffsets { a.offsets[topic, default: [:]][p] = max(o, a.offsets[topic]?[p] ?? 0) }
             }
             alerting = a
             guard retrying("alert engine", stop: stop, { try storage.writeAlertEngine(a.engine.state, rules: a.fingerprint, offsets: a.offsets) }) else { return false }
@@ -222,9 +245,10 @@ public final class ConsumerCore {
             part.historyChanged = false
         }
         var state = part.state
-        try storage.write(p, state: &state, offsets: part.offsets)
+        let offsets = part.checkpointOffsets
+        try storage.write(p, state: &state, offsets: offsets)
         part.state = state
-        part.checkpointedOffsets = part.offsets
+        part.checkpointedOffsets = offsets
         lastCheckpointSeconds = (ContinuousClock.now - started).seconds
         summary.checkpointSeconds += lastCheckpointSeconds
         if checkpointDurations.count < 100_000 { checkpointDurations.append(lastCheckpointSeconds) }
@@ -328,6 +352,7 @@ public final class ConsumerCore {
         if prepared.isIgnored { return Applied(outcome: nil) }
         let outcome = part.state.commit(prepared)
         var applied = Applied(outcome: outcome)
+        if outcome == .afterLimit { part.hold(message.topic, at: message.offset) }
         guard outcome == .accepted else { return applied }
         if options.riskTopic != nil {
             // (`prepared.event`, not `event(after:)`: that copies the whole event for its customer's id.)

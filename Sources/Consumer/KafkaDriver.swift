@@ -21,6 +21,10 @@ final class KafkaDriver: @unchecked Sendable {
     /// What was last committed to the group, per topic-partition.
     private var committedPositions: [TopicPartition: Int64] = [:]
     private var assigned = false
+    /// The topic-partitions the group gave this consumer.
+    private var assignment = Set<TopicPartition>()
+    /// When `reachedUntil` last looked at the partitions' ends.
+    private var lastEndCheck = ContinuousClock.now - .seconds(60)
 
     init(core: ConsumerCore, reporter: ConsumerReporter, logger: Logger) {
         self.core = core
@@ -55,6 +59,7 @@ final class KafkaDriver: @unchecked Sendable {
         }, onRevoke: { [self] tps in
             core.close(Set(tps.map(\.partition)), sinks: sinks, stop: nil)
             for tp in tps { committedPositions[tp] = nil }
+            assignment.subtract(tps)
         })
         let consumer = try KafkaConsumer(config: config, logger: logger, rebalance: handler)
         try consumer.subscribe(options.topics.values.sorted())
@@ -79,6 +84,10 @@ final class KafkaDriver: @unchecked Sendable {
                 fruitlessRestarts = 0
             }
             core.releaseQuietAlertSources(now: now)
+            if let until = options.until, reachedUntil(until, consumer: consumer, now: now) {
+                logger.notice("every assigned partition is past \(until) or at its end: stopping")
+                break
+            }
             if core.checkpointDueByCount || now - lastCheckpoint >= options.checkpointInterval {
                 core.checkpointAll(sinks: sinks, stop: stop)
                 commitForMonitoring(consumer)
@@ -149,6 +158,7 @@ final class KafkaDriver: @unchecked Sendable {
     /// The group gave this consumer partitions: opens them and says where each starts.
     private func assign(_ tps: [TopicPartition], startOffsets: [TopicPartition: Int64]) -> [TopicPartition: KafkaOffset] {
         if !tps.isEmpty { options.probe?.assigned() }
+        assignment.formUnion(tps)
         let payments = tps.filter { $0.topic == options.paymentsTopic }.map(\.partition)
         core.adoptAlertState(for: Set(payments))
         core.holdAlertSources(payments, now: .now)
@@ -163,6 +173,24 @@ final class KafkaDriver: @unchecked Sendable {
         }
         logger.info("assigned", metadata: [LogKey.partitions: "\(TopicPartitionRanges(tps))"])
         return offsets
+    }
+
+    /// With `options.until`: whether every assigned topic-partition has had a message after it, or (looked at
+    /// once a second, once the clock is past it too) is at its end as far as the watermarks cached from its
+    /// fetches say. Then nothing more up to that time is to come, in time order: the run is done. Its
+    /// checkpoints stay at each partition's first message after the time (see `ConsumerCore.hold`).
+    private func reachedUntil(_ until: Timestamp, consumer: KafkaConsumer, now: ContinuousClock.Instant) -> Bool {
+        guard !assignment.isEmpty, !core.partitions.isEmpty else { return false }
+        let open = assignment.filter { !core.isPastUntil($0) }
+        if open.isEmpty { return true }
+        guard Int64(Date().timeIntervalSince1970 * 1000) > until.ms, now - lastEndCheck >= .seconds(1) else { return false }
+        lastEndCheck = now
+        let marks = consumer.cachedWatermarks(Array(open))
+        let positions = consumer.positions()
+        return open.allSatisfy { tp in
+            guard let m = marks[tp] else { return false }
+            return (core.nextOffset(tp) ?? positions[tp]?.position ?? m.low) >= m.high
+        }
     }
 
     /// Asks the brokers for the end of every assigned partition and seeks each one that has messages beyond

@@ -151,6 +151,19 @@ public final class KafkaConsumer: Sendable {
         return out
     }
 
+    /// The low and high watermarks of these partitions as librdkafka cached them from its fetches (no request to
+    /// the broker); partitions without both yet are left out.
+    public func cachedWatermarks(_ partitions: [TopicPartition]) -> [TopicPartition: (low: Int64, high: Int64)] {
+        var out: [TopicPartition: (low: Int64, high: Int64)] = [:]
+        for tp in partitions {
+            var low: Int64 = -1, high: Int64 = -1
+            guard rd_kafka_get_watermark_offsets(client.handle, tp.topic, tp.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                  low >= 0, high >= 0 else { continue }
+            out[tp] = (low, high)
+        }
+        return out
+    }
+
     /// The low and high watermarks of these partitions, asked of their leaders now (one blocking request per
     /// partition; `lag()` uses the cached ones). `timeout` bounds the whole call: once it is spent (a leader
     /// down), the remaining partitions are left out, as are those whose leader answered with an error.

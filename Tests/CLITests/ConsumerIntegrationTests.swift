@@ -124,6 +124,54 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
         #expect(one.1 == four.1)
     }
 
+    /// `until` from Kafka: the consumer stops by itself once every partition is past the time (no idle wait:
+    /// it is not set), with the marts of the events up to it; its checkpoints (and the offsets it commits to
+    /// the group) stay at each partition's first message after the time, so the same consumer without `until`
+    /// then applies the rest, each event once. Before, it consumed what came after the time (a later run never
+    /// applied it) and a consumer on live topics never stopped.
+    @Test func untilStopsByItselfAndTheRestFollowsOnce() throws {
+        let p = try smallWorld()
+        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
+        let delivered = try produce(p, to: broker)
+        let events = Array(try World(p))
+        let until = events[events.count / 2].occurredAt
+        let upTo = events.filter { $0.occurredAt <= until }
+        let dir = tempDir()
+        // A guard against a hang only: a run that is still going after ten minutes is stopped, and fails below.
+        let watchdog = StopSignal(handleSignals: false), finished = StopSignal(handleSignals: false)
+        Thread {
+            finished.sleep(.seconds(600))
+            if !finished.isStopped { watchdog.stop() }
+        }.start()
+        var options = MartsConsumer.Options(stateDirectory: dir)
+        options.group = "it-until"
+        options.until = until
+        options.checkpointEvents = 500
+        let consumer = MartsConsumer(options: options, logger: quiet)
+        try consumer.run(kafka: KafkaConfig(bootstrapServers: broker.bootstrapServers, ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"]),
+                         stop: watchdog)
+        finished.stop()
+        #expect(!watchdog.isStopped, "the run did not stop by itself")
+        #expect(consumer.summary.accepted == upTo.count)
+        #expect(consumer.summary.skippedAfterUntil > 0)
+        let (snapshot, checkpointed) = try StateDirectory(dir.path).load()
+        #expect(snapshot.tables() == MartSnapshot([martState(upTo)]).tables())
+        // Held: the checkpoints stay before every event after the time, and the group's offsets with them.
+        let held = checkpointed.values.reduce(0) { $0 + $1.values.reduce(0, +) }
+        #expect(held >= Int64(upTo.count) && held < Int64(delivered))
+        var want: [TopicPartition: Int64] = [:]
+        for (topic, parts) in checkpointed { for (p, o) in parts { want[TopicPartition(topic, p)] = o } }
+        var readerConfig = KafkaConfig(bootstrapServers: broker.bootstrapServers)
+        readerConfig["group.id"] = "it-until"
+        #expect(try KafkaConsumer(config: readerConfig, logger: quiet).committed(Array(want.keys)) == want)
+
+        let rest = try consume(broker, stateDir: dir, group: "it-until")
+        #expect(rest.accepted == delivered - upTo.count)
+        let (whole, offsets) = try StateDirectory(dir.path).load()
+        #expect(whole.tables() == MartSnapshot([martState(events)]).tables())
+        #expect(offsets.values.reduce(0) { $0 + $1.values.reduce(0, +) } == Int64(delivered))
+    }
+
     @Test func stoppedAndRestartedConsumerEndsWithTheSameMarts() throws {
         let p = try smallWorld()
         let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)

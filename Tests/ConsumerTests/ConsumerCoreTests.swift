@@ -117,6 +117,57 @@ let reference = export([martState(history)])
         #expect(MartSnapshot(storage.partitions.values.map(\.state)).accepted == history.count)
     }
 
+    /// `until`: exactly the events up to it count, and each topic-partition's checkpoints stay at its first
+    /// message after it, also when messages up to the time come behind that one (the history shuffled, so each
+    /// partition's messages are out of time order). A core without `until` resumed from those checkpoints then
+    /// applies the rest: the marts of the whole history, what it reads again counted as duplicates, never twice.
+    @Test(arguments: [UInt64(1), 2])
+    func untilHoldsEachCheckpointAtItsPartitionsFirstMessageAfterIt(seed: UInt64) throws {
+        var rng = Xoshiro(seed: seed)
+        let shuffled = history.shuffled(using: &rng)
+        let all = messages(shuffled)
+        let until = history[history.count * 2 / 3].occurredAt
+        let upTo = shuffled.filter { $0.occurredAt <= until }
+        var firstAfter: [TopicPartition: Int64] = [:], ends: [TopicPartition: Int64] = [:]
+        for (m, e) in zip(all, shuffled) {
+            ends[m.topicPartition] = m.offset + 1
+            if e.occurredAt > until, firstAfter[m.topicPartition] == nil { firstAfter[m.topicPartition] = m.offset }
+        }
+        #expect(firstAfter.count == ends.count)
+
+        let storage = MemoryCheckpointStorage()
+        let first = try core(storage) { $0.until = until; $0.checkpointEvents = 700 }
+        var i = 0
+        while i < all.count {
+            let n = Int(rng.next() % 2000) + 1
+            _ = first.apply(Array(all[i..<min(i + n, all.count)]))
+            if first.checkpointDueByCount { #expect(first.checkpointAll(sinks: [], stop: nil)) }
+            i += n
+        }
+        #expect(first.checkpointAll(sinks: [], stop: nil))
+        #expect(first.summary.accepted == upTo.count)
+        #expect(first.summary.skippedAfterUntil == history.count - upTo.count)
+        #expect(marts(storage) == export([martState(upTo)]))
+        var held: [TopicPartition: Int64] = [:]
+        for (p, c) in storage.partitions { for (topic, o) in c.offsets { held[TopicPartition(topic, p)] = o } }
+        #expect(held == firstAfter)
+        #expect(firstAfter.keys.allSatisfy { first.isPastUntil($0) })
+        // The next offset to read is past everything read: only the checkpoints are held.
+        #expect(ends.allSatisfy { first.nextOffset($0.key) == $0.value })
+
+        let rest = try core(storage)
+        let again = all.filter { m in rest.nextOffset(m.topicPartition).map { m.offset >= $0 } ?? true }
+        _ = rest.apply(again)
+        #expect(rest.checkpointAll(sinks: [], stop: nil))
+        #expect(rest.summary.accepted == history.count - upTo.count)
+        #expect(rest.summary.duplicates == again.count - rest.summary.accepted)
+        #expect(rest.summary.duplicates > 0)
+        #expect(marts(storage) == reference)
+        var end: [TopicPartition: Int64] = [:]
+        for (p, c) in storage.partitions { for (topic, o) in c.offsets { end[TopicPartition(topic, p)] = o } }
+        #expect(end == ends)
+    }
+
     @Test func sinksFlushBeforeEveryCheckpointWrite() throws {
         let storage = MemoryCheckpointStorage()
         let c = try core(storage) { $0.checkpointEvents = 1000 }
