@@ -47,7 +47,7 @@ final class KafkaDriver: @unchecked Sendable {
         try core.start()
         let started = ContinuousClock.now
         let (kafka, tuned) = EmbeddedBroker.tuned(given)
-        if tuned { logger.notice("embedded broker: fetch.wait.max.ms=\(EmbeddedBroker.fetchWaitMs) (set it with -X to override)") }
+        if !tuned.isEmpty { logger.notice("\(EmbeddedBroker.tunedNotice(tuned))") }
         let config = consumerConfig(kafka)
         logger.info("connecting to Kafka", metadata: [LogKey.config: "\(config.redactedDescription)"])
         let producer = try KafkaProducer(config: given, logger: logger)

@@ -59,13 +59,35 @@ public final class EmbeddedBroker: @unchecked Sendable {
     /// did, so replaying and consuming run at the pipeline's own speed.
     public static let fetchWaitMs = "10"
 
-    /// `config` with `fetch.wait.max.ms` shortened when it reaches an embedded broker and the user did not set it;
-    /// also says whether it did.
-    public static func tuned(_ config: KafkaConfig) -> (KafkaConfig, changed: Bool) {
-        guard serves(config), config["fetch.wait.max.ms"] == nil else { return (config, false) }
+    /// When the last member leaves a group, the embedded broker waits the session timeout it had, less a second,
+    /// before it gives a new member partitions (librdkafka's default, 45 s: every restart of a consumer waited
+    /// that long). Consumers of an embedded broker set this session timeout, with heartbeats to match, unless
+    /// the user set either; heartbeats are sent by librdkafka's own thread, so a busy consumer keeps its session.
+    public static let sessionTimeoutMs = "6000"
+    public static let heartbeatIntervalMs = "500"
+
+    /// `config` with `fetch.wait.max.ms` shortened, and the group session as above, when it reaches an
+    /// embedded broker and the user did not set them; also what it set (`key=value`, empty when nothing), for
+    /// the log.
+    public static func tuned(_ config: KafkaConfig) -> (KafkaConfig, changed: [String]) {
+        guard serves(config) else { return (config, []) }
         var copy = config
-        copy["fetch.wait.max.ms"] = fetchWaitMs
-        return (copy, true)
+        var changed: [String] = []
+        func set(_ key: String, _ value: String) {
+            copy[key] = value
+            changed.append("\(key)=\(value)")
+        }
+        if config["fetch.wait.max.ms"] == nil { set("fetch.wait.max.ms", fetchWaitMs) }
+        if config["session.timeout.ms"] == nil && config["heartbeat.interval.ms"] == nil {
+            set("session.timeout.ms", sessionTimeoutMs)
+            set("heartbeat.interval.ms", heartbeatIntervalMs)
+        }
+        return (copy, changed)
+    }
+
+    /// The log line that says what `tuned` set.
+    public static func tunedNotice(_ changed: [String]) -> String {
+        "embedded broker: \(changed.joined(separator: " ")) (set \(changed.count == 1 ? "it" : "them") with -X to override)"
     }
 
     /// Creates a topic with `partitions` partitions (replicated on up to `replicationFactor` brokers).

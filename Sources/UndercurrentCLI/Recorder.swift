@@ -48,7 +48,7 @@ public struct Recorder {
             summary.seekedByTime = true
         }
         var (config, tuned) = EmbeddedBroker.tuned(kafka)
-        if tuned { logger.notice("embedded broker: fetch.wait.max.ms=\(EmbeddedBroker.fetchWaitMs) (set it with -X to override)") }
+        if !tuned.isEmpty { logger.notice("\(EmbeddedBroker.tunedNotice(tuned))") }
         config["group.id"] = config["group.id"] ?? "undercurrent-record"
         config["enable.auto.commit"] = "false"
         let consumer = try KafkaConsumer(config: config, logger: logger)

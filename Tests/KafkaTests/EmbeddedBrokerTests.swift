@@ -217,6 +217,32 @@ struct EmbeddedBrokerTests {
         #expect(ContinuousClock.now - start < .seconds(10))
     }
 
+    /// Clients of an embedded broker get a short fetch wait and a short group session (a restarted consumer
+    /// waited 45 s, librdkafka's default session timeout, for partitions), each unless the user set it; a
+    /// session the user shaped (either setting) is left whole; a cluster that is not embedded gets nothing.
+    @Test func configsForAnEmbeddedBrokerAreTunedUnlessTheUserSetThem() throws {
+        let broker = try EmbeddedBroker(brokers: 1, logger: testLogger)
+        let plain = KafkaConfig(bootstrapServers: broker.bootstrapServers)
+        let (tuned, changed) = EmbeddedBroker.tuned(plain)
+        #expect(changed == ["fetch.wait.max.ms=10", "session.timeout.ms=6000", "heartbeat.interval.ms=500"])
+        #expect(tuned["fetch.wait.max.ms"] == "10" && tuned["session.timeout.ms"] == "6000" && tuned["heartbeat.interval.ms"] == "500")
+        #expect(EmbeddedBroker.tunedNotice(changed) == "embedded broker: fetch.wait.max.ms=10 session.timeout.ms=6000 heartbeat.interval.ms=500 (set them with -X to override)")
+
+        let own = KafkaConfig(bootstrapServers: broker.bootstrapServers, ["heartbeat.interval.ms": "1000", "fetch.wait.max.ms": "50"])
+        let (kept, none) = EmbeddedBroker.tuned(own)
+        #expect(none.isEmpty)
+        #expect(kept["session.timeout.ms"] == nil && kept["heartbeat.interval.ms"] == "1000" && kept["fetch.wait.max.ms"] == "50")
+        let (_, one) = EmbeddedBroker.tuned(KafkaConfig(bootstrapServers: broker.bootstrapServers, ["session.timeout.ms": "10000"]))
+        #expect(one == ["fetch.wait.max.ms=10"])
+        #expect(EmbeddedBroker.tunedNotice(one).hasSuffix("(set it with -X to override)"))
+        // Valid for librdkafka: a consumer starts with them.
+        var consumerConfig = tuned
+        consumerConfig["group.id"] = "tuned"
+        _ = try KafkaConsumer(config: consumerConfig, logger: testLogger)
+
+        #expect(EmbeddedBroker.tuned(KafkaConfig(bootstrapServers: "127.0.0.1:1")).changed.isEmpty)
+    }
+
     @Test func badPropertyIsRejectedByName() throws {
         let error = #expect(throws: KafkaError.self) {
             _ = try KafkaProducer(config: KafkaConfig(["no.such.property": "1"]), logger: testLogger)
