@@ -46,6 +46,8 @@ public final class ConsumerCore {
         var offsets: [String: Int64]
         /// The offsets of the last checkpoint (or those the partition was opened at).
         var checkpointedOffsets: [String: Int64]
+        /// Messages the state had taken in at that checkpoint (see `StatePosition`).
+        var checkpointedTaken: Int64
         var sinceCheckpoint = 0
         /// Where each topic's history starts in this partition; `historyChanged` until the next checkpoint.
         var history: [String: HistoryStart] = [:]
@@ -60,7 +62,11 @@ public final class ConsumerCore {
             self.state = state
             self.offsets = offsets
             checkpointedOffsets = offsets
+            checkpointedTaken = StatePosition(offsets: offsets, state: state).taken
         }
+
+        /// Where the last checkpoint left the state.
+        var checkpointedPosition: StatePosition { StatePosition(offsets: checkpointedOffsets, taken: checkpointedTaken) }
 
         /// The offsets a checkpoint records: the next to apply, or the held position where one is held.
         var checkpointOffsets: [String: Int64] {
@@ -197,7 +203,7 @@ public final class ConsumerCore {
         let changed = force || partitions.values.contains { $0.sinceCheckpoint > 0 }
         let mirrors = sinks.filter(\.mirrorsState)
         guard changed || mirrors.contains(where: \.wantsCheckpoint) else { return true }
-        var previous: [Int32: (offsets: [String: Int64], changed: [String])] = [:]
+        var previous: [Int32: (position: StatePosition, changed: [String])] = [:]
         guard changed else {
             tellMirrors(mirrors, previous)
             return true
@@ -216,7 +222,7 @@ public final class ConsumerCore {
         }
         for p in openPartitions where force || partitions[p]!.sinceCheckpoint > 0 {
             let part = partitions[p]!
-            let before = (part.checkpointedOffsets, mirrors.isEmpty ? [] : part.state.changedCustomerIDs)
+            let before = (part.checkpointedPosition, mirrors.isEmpty ? [] : part.state.changedCustomerIDs)
             guard retrying("partition \(p)", stop: stop, { try checkpoint(p) }) else { return false }
             previous[p] = before
         }
@@ -225,13 +231,13 @@ public final class ConsumerCore {
     }
 
     /// Hands every open partition, as checkpointed, to the sinks that mirror the marts.
-    private func tellMirrors(_ mirrors: [any ConsumerSink], _ previous: [Int32: (offsets: [String: Int64], changed: [String])]) {
+    private func tellMirrors(_ mirrors: [any ConsumerSink], _ previous: [Int32: (position: StatePosition, changed: [String])]) {
         guard !mirrors.isEmpty else { return }
         let view = openPartitions.filter { partitions[$0]!.sinceCheckpoint == 0 }.map { p in
             let part = partitions[p]!
             let before = previous[p]
             return CheckpointedPartition(number: p, state: part.state, offsets: part.checkpointedOffsets,
-                                         previousOffsets: before?.offsets ?? part.checkpointedOffsets, changedCustomers: before?.changed ?? [])
+                                         previous: before?.position ?? part.checkpointedPosition, changedCustomers: before?.changed ?? [])
         }
         for sink in mirrors { sink.checkpointed(view) }
     }
@@ -249,6 +255,7 @@ public final class ConsumerCore {
         try storage.write(p, state: &state, offsets: offsets)
         part.state = state
         part.checkpointedOffsets = offsets
+        part.checkpointedTaken = StatePosition(offsets: offsets, state: state).taken
         lastCheckpointSeconds = (ContinuousClock.now - started).seconds
         summary.checkpointSeconds += lastCheckpointSeconds
         if checkpointDurations.count < 100_000 { checkpointDurations.append(lastCheckpointSeconds) }

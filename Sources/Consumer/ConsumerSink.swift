@@ -71,24 +71,44 @@ extension ConsumerSink {
     public var sinkStatus: SinkStatus? { nil }
 }
 
+/// Where a partition's state stands: the offsets its checkpoint records and how many messages its marts took in
+/// (accepted, duplicates and rejected). The offsets alone do not tell two states apart: with `until`, a
+/// partition's checkpoints stay at its first message after that time while later messages up to it are applied.
+public struct StatePosition: Hashable, Sendable {
+    public var offsets: [String: Int64]
+    public var taken: Int64
+
+    public init(offsets: [String: Int64], taken: Int64) {
+        self.offsets = offsets
+        self.taken = taken
+    }
+
+    public init(offsets: [String: Int64], state: MartState) {
+        self.init(offsets: offsets, taken: Int64(state.accepted + state.duplicates + state.rejected))
+    }
+}
+
 /// One input partition as a checkpoint left it, for sinks that mirror the marts. The state is a copy that
 /// shares storage with the core's: read it during the call, never keep it (a kept copy makes the core's
 /// next change copy the whole state).
 public struct CheckpointedPartition {
     public let number: Int32
     public let state: MartState
-    /// The next offset of each input topic: the position the state reflects.
-    public let offsets: [String: Int64]
+    /// Where the state stands: its checkpoint's offsets (the next offset of each input topic) and what it took in.
+    public let position: StatePosition
     /// The position of the partition's previous checkpoint, or the one it was opened at.
-    public let previousOffsets: [String: Int64]
-    /// Customers changed between `previousOffsets` and `offsets`.
+    public let previousPosition: StatePosition
+    /// Customers changed between `previousPosition` and `position`.
     public let changedCustomers: [String]
 
-    public init(number: Int32, state: MartState, offsets: [String: Int64], previousOffsets: [String: Int64], changedCustomers: [String]) {
+    /// The checkpoint's offsets.
+    public var offsets: [String: Int64] { position.offsets }
+
+    public init(number: Int32, state: MartState, offsets: [String: Int64], previous: StatePosition, changedCustomers: [String]) {
         self.number = number
         self.state = state
-        self.offsets = offsets
-        self.previousOffsets = previousOffsets
+        position = StatePosition(offsets: offsets, state: state)
+        previousPosition = previous
         self.changedCustomers = changedCustomers
     }
 }

@@ -36,9 +36,9 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
     /// What one partition's rows in the database are known to be.
     struct Tracked {
         /// The partition's position in the database after our last commit; nil until verified against it.
-        var written: [String: Int64]?
+        var written: StatePosition?
         /// The position the pending changes start from (valid while `written` is nil).
-        var base: [String: Int64]
+        var base: StatePosition
         /// Customers changed since that position.
         var dirty: Set<String> = []
         /// For every customer written: the as-of at which its row may next change by time alone
@@ -47,8 +47,8 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         var due: [Int64: [String]] = [:]
         /// The as-of its customer rows were computed at.
         var rowsAsOf: Int64?
-        /// Offsets at the latest checkpoint handed over.
-        var offsets: [String: Int64] = [:]
+        /// The position of the latest checkpoint handed over.
+        var position = StatePosition(offsets: [:], taken: 0)
     }
 
     public let options: Options
@@ -133,13 +133,13 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         var changed = false
         for p in partitions {
             if tracked[p.number] == nil {
-                tracked[p.number] = Tracked(written: nil, base: p.previousOffsets, dirty: Set(p.changedCustomers), offsets: p.offsets)
-                changed = changed || p.offsets != p.previousOffsets
+                tracked[p.number] = Tracked(written: nil, base: p.previousPosition, dirty: Set(p.changedCustomers), position: p.position)
+                changed = changed || p.position != p.previousPosition
                 continue
             }
-            if !p.changedCustomers.isEmpty || p.offsets != tracked[p.number]!.offsets {
+            if !p.changedCustomers.isEmpty || p.position != tracked[p.number]!.position {
                 tracked[p.number]!.dirty.formUnion(p.changedCustomers)
-                tracked[p.number]!.offsets = p.offsets
+                tracked[p.number]!.position = p.position
                 changed = true
             }
         }
@@ -227,7 +227,8 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
     }
 
     struct Position {
-        var offsets: [String: Int64]
+        /// Its offsets and the messages its state took in (the accepted, duplicates and rejected columns).
+        var position: StatePosition
         var minTime: Int64?
         var maxTime: Int64?
         var rowsAsOf: Int64?
@@ -284,7 +285,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         if unchanged {
             try db.execute("COMMIT")
             tracked = nextTracked
-            for p in partitions { tracked[p.number]!.written = p.offsets }
+            for p in partitions { tracked[p.number]!.written = p.position }
             return
         }
 
@@ -344,7 +345,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         try db.execute("COMMIT")
         phase("commit")
         for p in partitions {
-            nextTracked[p.number]!.written = p.offsets
+            nextTracked[p.number]!.written = p.position
         }
         tracked = nextTracked
         customerRowsWritten += staged
@@ -356,11 +357,12 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         var inDB: [Int32: Position] = [:]
         let rows = try db.execute("""
             SELECT partition, offsets::text, (extract(epoch from min_event_time) * 1000)::bigint,
-                   (extract(epoch from max_event_time) * 1000)::bigint, (extract(epoch from rows_as_of) * 1000)::bigint, version
+                   (extract(epoch from max_event_time) * 1000)::bigint, (extract(epoch from rows_as_of) * 1000)::bigint, version,
+                   accepted + duplicates + rejected
             FROM \(PostgresSchema.schema).sink_positions
             """)
         for r in rows.rows {
-            inDB[Int32(r[0]!)!] = Position(offsets: Self.decodeOffsets(r[1]!), minTime: r[2].flatMap { Int64($0) },
+            inDB[Int32(r[0]!)!] = Position(position: StatePosition(offsets: Self.decodeOffsets(r[1]!), taken: Int64(r[6]!)!), minTime: r[2].flatMap { Int64($0) },
                                            maxTime: r[3].flatMap { Int64($0) }, rowsAsOf: r[4].flatMap { Int64($0) }, version: Int64(r[5]!)!)
         }
         return inDB
@@ -378,14 +380,14 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         for p in partitions {
             var t = nextTracked[p.number]!
             let stored = inDB[p.number]
-            if let w = t.written, w == stored?.offsets, w == p.offsets, t.dirty.isEmpty, stored?.rowsAsOf == g { continue }
+            if let w = t.written, w == stored?.position, w == p.position, t.dirty.isEmpty, stored?.rowsAsOf == g { continue }
             enum Mode { case incremental, scan(from: Int64?, dirty: Bool), whole }
             var mode: Mode
-            if let w = t.written, let stored, w == stored.offsets {
+            if let w = t.written, let stored, w == stored.position {
                 mode = .incremental
-            } else if let stored, stored.offsets == p.offsets {
+            } else if let stored, stored.position == p.position {
                 mode = .scan(from: stored.rowsAsOf, dirty: false)  // its rows are this state's, at an older as-of
-            } else if let stored, stored.offsets == t.base {
+            } else if let stored, stored.position == t.base {
                 mode = .scan(from: stored.rowsAsOf, dirty: true)
             } else {
                 mode = .whole
@@ -432,7 +434,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             t.dirty = []
             t.rowsAsOf = g
             nextTracked[p.number] = t
-            if stored?.offsets != p.offsets { positionsChanged.append(p) }
+            if stored?.position != p.position { positionsChanged.append(p) }
         }
         let staged = try rows.finish(phase: phase)
         return (staged, whole, positionsChanged)

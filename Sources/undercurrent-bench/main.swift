@@ -389,7 +389,8 @@ func postgresBench(uri: String, customers: Int, partitions: Int) throws {
     let sink = try PostgresSink(options: sinkOptions, logger: logger)
     func view(previous: [Int64], changed: [[String]]) -> [CheckpointedPartition] {
         (0..<partitions).map { p in
-            CheckpointedPartition(number: Int32(p), state: states[p], offsets: ["billing": n[p]], previousOffsets: ["billing": previous[p]],
+            CheckpointedPartition(number: Int32(p), state: states[p], offsets: ["billing": n[p]],
+                                  previous: StatePosition(offsets: ["billing": previous[p]], taken: max(0, previous[p])),
                                   changedCustomers: changed[p])
         }
     }

@@ -11,9 +11,10 @@ import Testing
 import TestSupport
 
 /// A consumer core over partitions `open` with the sink, checkpoints kept in memory.
-func sinkCore(_ storage: MemoryCheckpointStorage, open: [Int32]) throws -> ConsumerCore {
+func sinkCore(_ storage: MemoryCheckpointStorage, open: [Int32], until: Timestamp? = nil) throws -> ConsumerCore {
     var options = ConsumerOptions(stateDirectory: URL(fileURLWithPath: "/nonexistent"))
     options.riskTopic = nil
+    options.until = until
     let c = ConsumerCore(options: options, storage: storage, logger: quiet)
     try c.start()
     try c.open(open)
@@ -61,6 +62,54 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
         // A checkpoint that changed nothing writes nothing.
         #expect(core.checkpointAll(sinks: [pg], stop: nil))
         #expect(pg.commits == commits)
+    }
+
+    /// With `until`, a partition's checkpoints stay at its first message after the time while later messages up
+    /// to it are still applied: checkpoints with the same offsets hold different states. Every commit is still
+    /// its checkpoint's export, also for a sink of a new process that finds the database a checkpoint behind at
+    /// the same offsets (before, the sink took equal offsets for an equal state and kept the older rows).
+    @Test func checkpointsHeldAtTheSameOffsetsByUntilAreEachWrittenWhole() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        var rng = Xoshiro(seed: 5)
+        let events = history.shuffled(using: &rng)
+        let input = messages(events)
+        let until = history[history.count / 2].occurredAt
+        let storage = MemoryCheckpointStorage()
+        let core = try sinkCore(storage, open: [0, 1, 2, 3], until: until)
+        let pg = try sink(server.uri())
+        let db = try PostgresConnection(uri: server.uri())
+        var i = 0, heldCommits = 0
+        while i < input.count {
+            let n = Int(rng.next() % 3000) + 200
+            let before = storage.partitions.mapValues(\.offsets)
+            _ = core.apply(Array(input[i..<min(i + n, input.count)]))
+            i += n
+            #expect(core.checkpointAll(sinks: [pg], stop: nil))
+            if !before.isEmpty && storage.partitions.contains(where: { before[$0.key] == $0.value.offsets }) { heldCommits += 1 }
+            try expectDatabaseEquals(storage.partitions.values.map(\.state), db)
+        }
+        #expect(heldCommits > 0, "some checkpoints kept a partition's offsets while its state changed")
+        #expect(MartSnapshot(storage.partitions.values.map(\.state)).accepted == events.filter { $0.occurredAt <= until }.count)
+
+        // A new process: its checkpoints moved on (the same held offsets, more events applied) while the database
+        // stayed at the older ones; its sink's first write makes the tables the checkpoint's.
+        let more = messages(events.filter { $0.occurredAt <= until }.prefix(400).map { e in
+            Event(eventID: e.eventID + "-late", occurredAt: e.occurredAt, customerID: e.customerID, payload: e.payload)
+        })
+        let tail = more.map { m in
+            KafkaMessage(topic: m.topic, partition: m.partition, offset: core.nextOffset(m.topicPartition)! + m.offset, key: m.key, value: m.value,
+                         timestampMs: m.timestampMs)
+        }
+        let offsetsBefore = storage.partitions.mapValues(\.offsets)
+        _ = core.apply(tail)
+        #expect(core.checkpointAll(sinks: [], stop: nil))
+        #expect(storage.partitions.mapValues(\.offsets) == offsetsBefore)
+        let restarted = try sinkCore(storage, open: [0, 1, 2, 3], until: until)
+        let fresh = try sink(server.uri())
+        #expect(restarted.checkpointAll(sinks: [fresh], stop: nil))
+        #expect(fresh.commits == 1)
+        try expectDatabaseEquals(storage.partitions.values.map(\.state), db)
     }
 
     @Test func consumersSharingADatabaseGiveTheTablesOfOne() throws {
