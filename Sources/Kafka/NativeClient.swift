@@ -115,10 +115,19 @@ private let logCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CC
     guard let rk, let context = ClientContext.from(rd_kafka_opaque(rk)) else { return }
     let fac = facility.map { String(cString: $0) } ?? "?"
     let text = message.map { String(cString: $0) } ?? ""
-    // syslog levels: 0-3 error, 4 warning, 5-6 info/notice, 7 debug. A broker connection failing ("FAIL") is
-    // also reported through the error callback, which logs it once per state change: debug here.
-    let swiftLevel: Logger.Level = fac == "FAIL" ? .debug : level <= 3 ? .error : level == 4 ? .warning : level <= 6 ? .info : .debug
-    context.logger.log(level: swiftLevel, "\(text)", metadata: ["kafka.facility": "\(fac)"])
+    context.logger.log(level: librdkafkaLogLevel(facility: fac, level: level, text: text), "\(text)", metadata: ["kafka.facility": "\(fac)"])
+}
+
+/// The level a librdkafka log line is logged at. syslog levels: 0-3 error, 4 warning, 5-6 info/notice, 7 debug.
+/// A broker connection failing ("FAIL") is also reported through the error callback, which logs it once per
+/// state change: debug here. So is a property of the other kind of client ("… is a consumer property and will
+/// be ignored by this producer instance"): one `-X` list configures a command's producers and consumers alike.
+func librdkafkaLogLevel(facility: String, level: Int32, text: String) -> Logger.Level {
+    if facility == "FAIL" { return .debug }
+    if facility == "CONFWARN" && (text.hasSuffix("will be ignored by this producer instance") || text.hasSuffix("will be ignored by this consumer instance")) {
+        return .debug
+    }
+    return level <= 3 ? .error : level == 4 ? .warning : level <= 6 ? .info : .debug
 }
 
 private let errorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void = {

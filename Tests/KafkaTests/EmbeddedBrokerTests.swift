@@ -243,6 +243,26 @@ struct EmbeddedBrokerTests {
         #expect(EmbeddedBroker.tuned(KafkaConfig(bootstrapServers: "127.0.0.1:1")).changed.isEmpty)
     }
 
+    /// One `-X` list configures a command's producers and consumers: librdkafka's word that a property is for the
+    /// other kind of client is logged at debug (the load test printed nine such warnings), while its other
+    /// configuration warnings (a deprecated property) stay warnings.
+    @Test func aPropertyForTheOtherKindOfClientIsNoWarning() throws {
+        let records = LogRecords()
+        let logger = Logger(label: "kafka") { _ in CapturingHandler(records: records) }
+        let config = KafkaConfig(bootstrapServers: "127.0.0.1:1", ["fetch.wait.max.ms": "10", "session.timeout.ms": "6000", "linger.ms": "5",
+                                                                  "socket.blocking.max.ms": "100"])
+        _ = try KafkaProducer(config: config, logger: logger)
+        var consumerConfig = config
+        consumerConfig["group.id"] = "confwarn"
+        _ = try KafkaConsumer(config: consumerConfig, logger: logger)
+        let seen = records.all.withLock { $0 }
+        let otherKind = seen.filter { $0.1.contains("will be ignored by this") }
+        #expect(otherKind.count >= 3)
+        #expect(otherKind.allSatisfy { $0.0 == .debug })
+        let warnings = seen.filter { $0.0 >= .warning }.map(\.1)
+        #expect(!warnings.isEmpty && warnings.allSatisfy { $0.contains("socket.blocking.max.ms") }, "\(warnings)")
+    }
+
     @Test func badPropertyIsRejectedByName() throws {
         let error = #expect(throws: KafkaError.self) {
             _ = try KafkaProducer(config: KafkaConfig(["no.such.property": "1"]), logger: testLogger)
@@ -293,5 +313,23 @@ struct EmbeddedBrokerTests {
         let start = ContinuousClock.now
         #expect(throws: KafkaError.self) { try admin.createTopics([(name: "x", partitions: 2, replicationFactor: 1)], timeout: .seconds(2)) }
         #expect(ContinuousClock.now - start < .seconds(8))
+    }
+}
+
+private final class LogRecords: Sendable {
+    let all = Mutex<[(Logger.Level, String)]>([])
+}
+
+/// Keeps every record's level and message.
+private struct CapturingHandler: LogHandler {
+    let records: LogRecords
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) {
+        records.all.withLock { $0.append((event.level, event.message.description)) }
     }
 }
