@@ -66,10 +66,10 @@ public final class EmbeddedBroker: @unchecked Sendable {
     public static let sessionTimeoutMs = "6000"
     public static let heartbeatIntervalMs = "500"
 
-    /// `config` with `fetch.wait.max.ms` shortened, and the group session as above, when it reaches an
-    /// embedded broker and the user did not set them; also what it set (`key=value`, empty when nothing), for
-    /// the log.
-    public static func tuned(_ config: KafkaConfig) -> (KafkaConfig, changed: [String]) {
+    /// `config` with `fetch.wait.max.ms` shortened, and (for a consumer of a group, `group`) the group session as
+    /// above, when it reaches an embedded broker and the user did not set them; also what it set (`key=value`,
+    /// empty when nothing), for the log.
+    public static func tuned(_ config: KafkaConfig, group: Bool = true) -> (KafkaConfig, changed: [String]) {
         guard serves(config) else { return (config, []) }
         var copy = config
         var changed: [String] = []
@@ -78,7 +78,7 @@ public final class EmbeddedBroker: @unchecked Sendable {
             changed.append("\(key)=\(value)")
         }
         if config["fetch.wait.max.ms"] == nil { set("fetch.wait.max.ms", fetchWaitMs) }
-        if config["session.timeout.ms"] == nil && config["heartbeat.interval.ms"] == nil {
+        if group && config["session.timeout.ms"] == nil && config["heartbeat.interval.ms"] == nil {
             set("session.timeout.ms", sessionTimeoutMs)
             set("heartbeat.interval.ms", heartbeatIntervalMs)
         }

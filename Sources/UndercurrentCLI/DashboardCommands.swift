@@ -64,12 +64,19 @@ public struct ReportCommand: ParsableCommand {
 
     @Option(help: "State directory of a marts-consumer.") var stateDir: String
     @Option(help: "File to write ('-' for stdout).") var out = "report.html"
-    @Option(help: "html or md.") var format = "html"
+    @Option(help: "html or md (default: md when --out ends in .md or .markdown, else html).") var format: String?
 
     public init() {}
 
     public func validate() throws {
-        guard ["html", "md"].contains(format) else { throw ValidationError("--format: expected html or md, got '\(format)'") }
+        if let format, !["html", "md"].contains(format) { throw ValidationError("--format: expected html or md, got '\(format)'") }
+    }
+
+    /// The format asked for, or the one the file's name says (a report written to `r.md` was HTML).
+    var resolvedFormat: String {
+        if let format { return format }
+        let name = out.lowercased()
+        return name.hasSuffix(".md") || name.hasSuffix(".markdown") ? "md" : "html"
     }
 
     public func run() throws {
@@ -77,6 +84,7 @@ public struct ReportCommand: ParsableCommand {
         let (snapshot, _) = try StartChecks.stateDirectory(stateDir).load()
         let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: URL(fileURLWithPath: stateDir)))
         let reach = StateDirectorySource.reach(fromCheckpointIn: URL(fileURLWithPath: stateDir))
+        let format = resolvedFormat
         let text = format == "md" ? MarkdownReport.render(data) : PageRenderer(data: data, reach: reach).report()
         if out == "-" { print(text) } else {
             try Data(text.utf8).write(to: URL(fileURLWithPath: out), options: .atomic)

@@ -47,7 +47,7 @@ public struct Recorder {
             for (tp, o) in found { starts[tp] = KafkaOffset(o) }
             summary.seekedByTime = true
         }
-        var (config, tuned) = EmbeddedBroker.tuned(kafka)
+        var (config, tuned) = EmbeddedBroker.tuned(kafka, group: false)  // (assigned partitions, no group to join)
         if !tuned.isEmpty { logger.notice("\(EmbeddedBroker.tunedNotice(tuned))") }
         config["group.id"] = config["group.id"] ?? "undercurrent-record"
         config["enable.auto.commit"] = "false"

@@ -48,6 +48,28 @@ import TestSupport
         }
     }
 
+    /// `report` writes the format its file's name says unless `--format` says otherwise: `--out r.md` wrote HTML.
+    @Test func aReportTakesItsFormatFromTheFileNameUnlessTold() throws {
+        let dir = tempDir()
+        let archive = dir.appendingPathComponent("a.ndjson").path, state = dir.appendingPathComponent("state").path
+        for (product, args) in [("undercurrent", ["simulate", "--customers", "30", "--months", "2", "--out", archive]),
+                                ("marts-consumer", ["--from-archive", archive, "--state-dir", state, "--no-alerts"])] {
+            let (status, stderr) = try BadFlagsTests.run(product, args)
+            #expect(status == 0, "\(product) \(args): \(stderr)")
+        }
+        let cases: [(String, [String], String)] = [
+            ("r.md", [], "# Undercurrent report"), ("r.MARKDOWN", [], "# Undercurrent report"), ("r.html", [], "<!doctype html>"),
+            ("r.txt", [], "<!doctype html>"), ("s.md", ["--format", "html"], "<!doctype html>"), ("s.html", ["--format", "md"], "# Undercurrent report"),
+        ]
+        for (name, extra, start) in cases {
+            let out = dir.appendingPathComponent(name).path
+            let (status, stderr) = try BadFlagsTests.run("undercurrent", ["report", "--state-dir", state, "--out", out] + extra)
+            #expect(status == 0, "\(stderr)")
+            #expect(try String(contentsOfFile: out, encoding: .utf8).hasPrefix(start), "\(name) \(extra)")
+            #expect(stderr.contains("(\(start.hasPrefix("#") ? "md" : "html"), as of"), "\(stderr)")
+        }
+    }
+
     /// An address a server cannot listen on (a port another process holds, an address that is not this machine's):
     /// one line naming the flag and the reason, exit 2, before any work. Before, the bind failed when the services
     /// started, after the consumer had begun, with NIO's `bind(descriptor:ptr:bytes:)` message and status 1; the

@@ -240,6 +240,8 @@ struct EmbeddedBrokerTests {
         consumerConfig["group.id"] = "tuned"
         _ = try KafkaConsumer(config: consumerConfig, logger: testLogger)
 
+        // A consumer of assigned partitions (record) joins no group: only the fetch wait.
+        #expect(EmbeddedBroker.tuned(plain, group: false).changed == ["fetch.wait.max.ms=10"])
         #expect(EmbeddedBroker.tuned(KafkaConfig(bootstrapServers: "127.0.0.1:1")).changed.isEmpty)
     }
 
