@@ -72,8 +72,8 @@ public struct MartsConsumerCommand: ParsableCommand {
             if partitions != nil { throw ValidationError("--partitions: only with --from-archive (from Kafka, the topics' own partitions are used)") }
             if allowTruncated { throw ValidationError("--allow-truncated: only with --from-archive") }
         }
-        if let until { _ = try TimeArgument.parseTime(until, option: "--until") }
-        if let fromTime { _ = try TimeArgument.parse(fromTime, option: "--from-time") }
+        try TimeArgument.checkRange(from: try fromTime.map { try TimeArgument.parse($0, option: "--from-time") }, fromOption: "--from-time",
+                                    until: try until.map { try TimeArgument.parseTime($0, option: "--until") }, untilOption: "--until")
         if let exitWhenIdle, !(exitWhenIdle > 0) { throw ValidationError("--exit-when-idle: expected a positive number of seconds") }
         if let hotCustomers, !(1...10_000_000).contains(hotCustomers) { throw ValidationError("--hot-customers: expected a number from 1 to 10000000") }
         if let threads, !(1...64).contains(threads) { throw ValidationError("--threads: expected a number from 1 to 64") }

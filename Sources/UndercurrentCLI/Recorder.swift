@@ -124,8 +124,8 @@ public struct RecordCommand: ParsableCommand {
 
     public func validate() throws {
         guard !topicList.isEmpty else { throw ValidationError("--topics: expected a comma-separated list of topics") }
-        if let fromTime { _ = try TimeArgument.parse(fromTime, option: "--from-time") }
-        if let untilTime { _ = try TimeArgument.parse(untilTime, option: "--until-time") }
+        try TimeArgument.checkRange(from: try fromTime.map { try TimeArgument.parse($0, option: "--from-time") }, fromOption: "--from-time",
+                                    until: try untilTime.map { try TimeArgument.parse($0, option: "--until-time") }, untilOption: "--until-time")
     }
 
     var topicList: [String] { topics.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }

@@ -152,6 +152,7 @@ public struct ReplayCommand: ParsableCommand {
         }
         r.fromTime = try fromTime.map { try TimeArgument.parse($0, option: "--from-time") }
         r.untilTime = try untilTime.map { try TimeArgument.parse($0, option: "--until-time") }
+        try TimeArgument.checkRange(from: r.fromTime, fromOption: "--from-time", until: r.untilTime, untilOption: "--until-time")
         for m in topicMap {
             let parts = m.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {

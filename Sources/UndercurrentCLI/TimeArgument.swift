@@ -15,6 +15,13 @@ public enum TimeArgument {
         throw ValidationError("\(option): expected a time like 2025-03-01T12:00:00Z or a date 2025-03-01, got '\(text)'")
     }
 
+    /// Refuses a time range with its end before its start: nothing is in it, and a run over it would end with
+    /// nothing done and exit 0 (a typo in one of the two).
+    public static func checkRange(from: Timestamp?, fromOption: String, until: Timestamp?, untilOption: String) throws {
+        guard let from, let until, until < from else { return }
+        throw ValidationError("\(untilOption) \(until) is before \(fromOption) \(from): no event is in that range")
+    }
+
     /// A time without the date form (for an end such as `--until`, where a bare date would be ambiguous).
     public static func parseTime(_ text: String, option: String) throws -> Timestamp {
         if let t = time(text) { return t }

@@ -43,6 +43,13 @@ import UndercurrentCLI
             ("undercurrent", ["replay", "--from", "x.ndjson", "--speed", "fast"], "--speed: expected 'max' or a positive number"),
             ("undercurrent", ["replay", "--from", "x.ndjson", "--topic-map", "billing"], "--topic-map: expected old=new"),
             ("undercurrent", ["record", "--out", "x", "--from-time", "noon"], "--from-time: expected a time"),
+            // A time range that ends before it starts: nothing in it (a run over it did nothing and exited 0).
+            ("marts-consumer", ["--state-dir", state, "--from-time", "2024-06-01", "--until", "2024-01-01T00:00:00Z"],
+             "--until 2024-01-01T00:00:00.000Z is before --from-time 2024-06-01T00:00:00.000Z: no event is in that range"),
+            ("undercurrent", ["record", "--out", "x", "--from-time", "2024-06-01", "--until-time", "2024-05-31T23:59:59.999Z"],
+             "--until-time 2024-05-31T23:59:59.999Z is before --from-time 2024-06-01T00:00:00.000Z"),
+            ("undercurrent", ["replay", "--from", "x.ndjson", "--from-time", "2024-06-01T12:00:00+02:00", "--until-time", "2024-06-01T09:59:59Z"],
+             "--until-time 2024-06-01T09:59:59.000Z is before --from-time 2024-06-01T10:00:00.000Z"),
             ("undercurrent", ["dashboard", "--state-dir", state, "--listen", "anywhere"], "--listen: expected HOST:PORT"),
             ("undercurrent", ["dashboard", "--state-dir", state, "--token", "short"], "--token: expected at least 16 characters"),
             ("undercurrent", ["report", "--state-dir", state, "--format", "pdf"], "--format: expected html or md"),

@@ -34,6 +34,17 @@ import UndercurrentCLI
         }
     }
 
+    /// A range may be one instant (both ends inclusive); an end before its start is refused, naming both.
+    @Test func aRangeEndingBeforeItStartsIsRefused() throws {
+        let t = try #require(TimeArgument.time("2024-06-01T10:00:00Z"))
+        try TimeArgument.checkRange(from: t, fromOption: "--from-time", until: t, untilOption: "--until")
+        try TimeArgument.checkRange(from: nil, fromOption: "--from-time", until: t, untilOption: "--until")
+        try TimeArgument.checkRange(from: t, fromOption: "--from-time", until: nil, untilOption: "--until")
+        #expect(throws: (any Error).self) {
+            try TimeArgument.checkRange(from: t, fromOption: "--from-time", until: t.adding(ms: -1), untilOption: "--until")
+        }
+    }
+
     @Test func aDateIsItsMidnightWhereADateIsTaken() throws {
         #expect(try TimeArgument.parse("2025-03-01", option: "--from-time") == Timestamp(year: 2025, month: 3, day: 1))
         #expect(throws: (any Error).self) { try TimeArgument.parseTime("2025-03-01", option: "--until") }
