@@ -100,6 +100,10 @@ public struct LoadTestCommand: ParsableCommand {
         // Size the simulated business to the planned load unless --customers was given.
         if !CommandLine.arguments.contains("--customers") {
             parameters.customers = try LoadTest.customersFor(events: test.profile.total(until: test.duration), parameters: parameters)
+            // (A business sized to a mistyped rate took all memory before sending anything.)
+            guard parameters.customers <= SimulationOptions.maxCustomers else {
+                throw ValidationError("\(test.profile) for \(compact(test.duration)) s needs about \(parameters.customers) simulated customers, more than the \(SimulationOptions.maxCustomers) a simulation takes: lower the rate or the duration, or give --customers")
+            }
         }
         let stop = StopSignal()
         var broker: EmbeddedBroker? = nil

@@ -18,8 +18,11 @@ public struct SimulationOptions: ParsableArguments {
 
     public init() {}
 
+    /// The most customers a simulation takes.
+    public static let maxCustomers = 50_000_000
+
     public func validate() throws {
-        guard customers >= 1 && customers <= 50_000_000 else { throw ValidationError("--customers: expected 1 to 50000000, got \(customers)") }
+        guard customers >= 1 && customers <= Self.maxCustomers else { throw ValidationError("--customers: expected 1 to \(Self.maxCustomers), got \(customers)") }
         if let months, !(1...600).contains(months) { throw ValidationError("--months: expected 1 to 600, got \(months)") }
         // Both end the simulated time: one of them would be quietly ignored.
         if months != nil && until != nil { throw ValidationError("--months and --until: give one of them, not both") }

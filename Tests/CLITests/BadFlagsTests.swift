@@ -39,6 +39,9 @@ import UndercurrentCLI
             ("undercurrent", ["loadtest", "--ramp", "5000:200000"], "--ramp: expected FROM:TO:DURATION"),
             ("undercurrent", ["loadtest", "--slo", "p98<5ms"], "--slo: expected METRIC"),
             ("undercurrent", ["loadtest", "--duration", "soon"], "--duration: expected a duration"),
+            // A rate that would need more customers than a simulation takes: refused (it took all memory and was killed).
+            ("undercurrent", ["loadtest", "--rate", "1e12", "--duration", "1s", "--report", tempDir().appendingPathComponent("lt").path],
+             "simulated customers, more than the 50000000 a simulation takes: lower the rate or the duration, or give --customers"),
             ("undercurrent", ["evaluate-alerts", "--seeds", "42,x"], "--seeds: expected 1 to 64 seeds"),
             ("undercurrent", ["replay", "--from", "x.ndjson", "--speed", "fast"], "--speed: expected 'max' or a positive number"),
             ("undercurrent", ["replay", "--from", "x.ndjson", "--topic-map", "billing"], "--topic-map: expected old=new"),
