@@ -115,7 +115,7 @@ public struct RecordCommand: ParsableCommand {
     @Option(help: "Comma-separated topics.") var topics = Topics.inputs.joined(separator: ",")
     @Option(help: "Archive to write; '.gz' compresses, '-' writes to stdout.") var out: String
     @Option(help: "Only messages at or after this time (RFC 3339 or YYYY-MM-DD).") var fromTime: String?
-    @Option(help: "Only messages at or before this time (RFC 3339 or YYYY-MM-DD).") var untilTime: String?
+    @Option(help: "Only messages at or before this time (RFC 3339, e.g. 2025-06-30T23:59:59Z; a bare date would be ambiguous).") var untilTime: String?
     @Flag(help: "Keep recording new messages after catching up, until Ctrl-C.") var follow = false
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var common: CommonOptions
@@ -125,7 +125,7 @@ public struct RecordCommand: ParsableCommand {
     public func validate() throws {
         guard !topicList.isEmpty else { throw ValidationError("--topics: expected a comma-separated list of topics") }
         try TimeArgument.checkRange(from: try fromTime.map { try TimeArgument.parse($0, option: "--from-time") }, fromOption: "--from-time",
-                                    until: try untilTime.map { try TimeArgument.parse($0, option: "--until-time") }, untilOption: "--until-time")
+                                    until: try untilTime.map { try TimeArgument.parseTime($0, option: "--until-time") }, untilOption: "--until-time")
     }
 
     var topicList: [String] { topics.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
@@ -135,7 +135,7 @@ public struct RecordCommand: ParsableCommand {
         let logger = common.makeLogger("record")
         let stop = StopSignal()
         let recorder = Recorder(topics: topicList, fromTime: try fromTime.map { try TimeArgument.parse($0, option: "--from-time") },
-                                untilTime: try untilTime.map { try TimeArgument.parse($0, option: "--until-time") }, follow: follow)
+                                untilTime: try untilTime.map { try TimeArgument.parseTime($0, option: "--until-time") }, follow: follow)
         // Where the cluster is, before the archive is created: a bad address leaves no empty archive behind.
         let config = try kafka.kafkaConfig()
         // And that it has the topics: a misspelt one stops here, before the archive exists.

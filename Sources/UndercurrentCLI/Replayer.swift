@@ -129,7 +129,7 @@ public struct ReplayCommand: ParsableCommand {
     @Option(help: "'max', or N: N times the original pacing.") var speed = "max"
     @Option(help: "At most this many messages per second.") var rate: Double?
     @Option(help: "Only records at or after this time (RFC 3339 or YYYY-MM-DD).") var fromTime: String?
-    @Option(help: "Only records at or before this time (RFC 3339 or YYYY-MM-DD).") var untilTime: String?
+    @Option(help: "Only records at or before this time (RFC 3339, e.g. 2025-06-30T23:59:59Z; a bare date would be ambiguous).") var untilTime: String?
     @Option(help: "old=new: publish records of topic old to topic new (repeatable).") var topicMap: [String] = []
     @Flag(help: "Write records to their recorded partition instead of partitioning by key.") var keepPartitions = false
     @Flag(help: "Accept a gzip archive that is cut off, replaying its complete lines (otherwise they are replayed, then exit 1).") var allowTruncated = false
@@ -151,7 +151,7 @@ public struct ReplayCommand: ParsableCommand {
             r.rate = rate
         }
         r.fromTime = try fromTime.map { try TimeArgument.parse($0, option: "--from-time") }
-        r.untilTime = try untilTime.map { try TimeArgument.parse($0, option: "--until-time") }
+        r.untilTime = try untilTime.map { try TimeArgument.parseTime($0, option: "--until-time") }
         try TimeArgument.checkRange(from: r.fromTime, fromOption: "--from-time", until: r.untilTime, untilOption: "--until-time")
         for m in topicMap {
             let parts = m.split(separator: "=", maxSplits: 1).map(String.init)

@@ -46,6 +46,9 @@ import UndercurrentCLI
             ("undercurrent", ["replay", "--from", "x.ndjson", "--speed", "fast"], "--speed: expected 'max' or a positive number"),
             ("undercurrent", ["replay", "--from", "x.ndjson", "--topic-map", "billing"], "--topic-map: expected old=new"),
             ("undercurrent", ["record", "--out", "x", "--from-time", "noon"], "--from-time: expected a time"),
+            // An end given as a bare date: its midnight would leave out the whole day named; refused as `--until` is.
+            ("undercurrent", ["record", "--out", "x", "--until-time", "2024-01-31"], "--until-time: expected a time like 2025-06-30T23:59:59Z"),
+            ("undercurrent", ["replay", "--from", "x.ndjson", "--until-time", "2024-01-31"], "--until-time: expected a time like 2025-06-30T23:59:59Z"),
             // A time range that ends before it starts: nothing in it (a run over it did nothing and exited 0).
             ("marts-consumer", ["--state-dir", state, "--from-time", "2024-06-01", "--until", "2024-01-01T00:00:00Z"],
              "--until 2024-01-01T00:00:00.000Z is before --from-time 2024-06-01T00:00:00.000Z: no event is in that range"),
