@@ -171,7 +171,7 @@ public struct ReplayCommand: ParsableCommand {
         let stop = StopSignal()
         let config = try kafka.kafkaConfig()
         let replayer = try replayer()
-        Replayer.warnAboutMissingTargets(replayer.topicMap, admin: try KafkaAdmin(config: config, logger: logger), logger: logger)
+        try Replayer.checkTargets(replayer.topicMap, admin: try KafkaAdmin(config: config, logger: logger), logger: logger)
         let producer = try KafkaProducer(config: config, logger: logger)
         let summary = try ServiceRunner.runBlocking("replay", stop: stop, logger: logger) {
             try replayer.run(archive: from, producer: producer, stop: stop, logger: logger)
@@ -194,13 +194,16 @@ public struct ReplayCommand: ParsableCommand {
 }
 
 extension Replayer {
-    /// The mapped destination topics the cluster does not have, each with a warning: a cluster that creates topics
-    /// on first use gives it its default partition count (keys may land elsewhere than in the topic it stands in
-    /// for, and `--keep-partitions` may name partitions it lacks); one that does not fails every message to it,
-    /// after librdkafka's message timeout (`message.timeout.ms`, five minutes by default).
+    /// Lists the cluster's topics before anything is sent: a cluster no broker answers for is a `StartError` (the
+    /// replay sent into it and waited two minutes for every message to time out). Returns the mapped destination
+    /// topics the cluster does not have, each with a warning: a cluster that creates topics on first use gives it
+    /// its default partition count (keys may land elsewhere than in the topic it stands in for, and
+    /// `--keep-partitions` may name partitions it lacks); one that does not fails every message to it, after
+    /// librdkafka's message timeout (`message.timeout.ms`, five minutes by default).
     @discardableResult
-    public static func warnAboutMissingTargets(_ map: [String: String], admin: KafkaAdmin, logger: Logger) -> [String] {
-        guard !map.isEmpty, let found = try? admin.partitions(of: Array(map.keys) + Array(map.values)) else { return [] }
+    public static func checkTargets(_ map: [String: String], admin: KafkaAdmin, logger: Logger) throws -> [String] {
+        let found: [String: [Int32]]
+        do { found = try admin.partitions(of: Array(map.keys) + Array(map.values)) } catch { throw StartError("cannot list the cluster's topics: \(error)") }
         let counts = found.mapValues(\.count)
         let missing = map.sorted { $0.key < $1.key }.filter { counts[$0.value] == nil }
         for (old, new) in missing {

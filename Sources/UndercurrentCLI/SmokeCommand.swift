@@ -23,7 +23,12 @@ public struct SmokeCheck {
     public func run(config: KafkaConfig, logger: Logger) throws -> Result {
         let start = ContinuousClock.now
         let admin = try KafkaAdmin(config: config, logger: logger)
-        let partitions = try admin.metadata(topic: topic).first?.partitions ?? []
+        // From the cluster's list of topics: asking for the topic by name may create it.
+        let found: [String: [Int32]]
+        do { found = try admin.partitions(of: [topic]) } catch { throw StartError("cannot reach the cluster: \(error)") }
+        guard let partitions = found[topic], !partitions.isEmpty else {
+            throw StartError("the cluster has no topic '\(topic)': create it first (the check writes \(messages) messages to it and reads them back)")
+        }
         var before: [Int32: Int64] = [:]
         for p in partitions { before[p] = try admin.watermarks(TopicPartition(topic, p)).high }
         let runID = UUID().uuidString.prefix(8)

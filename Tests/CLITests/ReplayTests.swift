@@ -107,6 +107,20 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         #expect(Set(copied) == Set(records.map(content)))
     }
 
+    /// The smoke check's round trip through the embedded broker: every message produced comes back, twice in a row
+    /// (the second run reads only its own). A topic the cluster lacks is refused, and not created by asking.
+    @Test func theSmokeCheckCarriesEveryMessageAndRefusesAMissingTopic() throws {
+        let broker = try EmbeddedBrokerRunner(partitions: 3, addressFile: nil).start(logger: quiet)
+        let kafka = KafkaConfig(bootstrapServers: broker.bootstrapServers)
+        for _ in 0..<2 {
+            let r = try SmokeCheck(messages: 700).run(config: kafka, logger: quiet)
+            #expect(r.produced == 700 && r.consumed == 700)
+        }
+        #expect(throws: StartError.self) { _ = try SmokeCheck(messages: 10, topic: "smoke.nope").run(config: kafka, logger: quiet) }
+        #expect(!(try KafkaAdmin(config: kafka, logger: quiet).metadata()).contains { $0.name == "smoke.nope" })
+        withExtendedLifetime(broker) {}
+    }
+
     /// A topic the cluster does not have (a typo): named with the topics there are, exit 2, no archive, and the
     /// topic not created. `record --topics billing,biling` recorded billing alone and exited 0.
     @Test func recordingATopicTheClusterLacksIsRefusedBeforeTheArchiveExists() throws {
@@ -124,7 +138,7 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         #expect(!(try admin.metadata()).contains { $0.name == "biling" }, "asking about it created it")
         // Replaying into a topic the cluster lacks is warned about (it may be created with another partition count,
         // or every message may fail after a five-minute timeout), and not created by asking.
-        let warned = Replayer.warnAboutMissingTargets(["billing": "billing", "payments": "replay.payments"], admin: admin, logger: quiet)
+        let warned = try Replayer.checkTargets(["billing": "billing", "payments": "replay.payments"], admin: admin, logger: quiet)
         #expect(warned == ["replay.payments"])
         #expect(!(try admin.metadata()).contains { $0.name == "replay.payments" })
         withExtendedLifetime(broker) {}

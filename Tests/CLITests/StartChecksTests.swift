@@ -48,6 +48,23 @@ import TestSupport
         }
     }
 
+    /// A cluster no broker answers for: `replay` and `smoke` say so in one line, exit 2, before sending anything.
+    /// Before, `replay` sent into it and failed two minutes later with librdkafka's termination warning and
+    /// `Error: flush: … still in flight`; `smoke` printed ArgumentParser's bare `Error: metadata: …`.
+    @Test func aClusterNoBrokerAnswersForIsOneLineBeforeAnything() throws {
+        let dir = tempDir()
+        let archive = dir.appendingPathComponent("a.ndjson").path
+        let (made, log) = try BadFlagsTests.run("undercurrent", ["simulate", "--customers", "5", "--months", "1", "--out", archive])
+        #expect(made == 0, "\(log)")
+        for args in [["replay", "--from", archive], ["smoke"]] {
+            let (status, stderr) = try BadFlagsTests.run("undercurrent", args + ["--bootstrap-servers", "127.0.0.1:1"])
+            let lines = stderr.split(separator: "\n")
+            #expect(status == 2, "\(args): \(stderr)")
+            #expect(lines.count == 1 && lines[0].contains("error: cannot "), "\(args): \(stderr)")
+            #expect(stderr.contains("Broker transport failure") || stderr.contains("Timed out"), "\(stderr)")
+        }
+    }
+
     /// `report` writes the format its file's name says unless `--format` says otherwise: `--out r.md` wrote HTML.
     @Test func aReportTakesItsFormatFromTheFileNameUnlessTold() throws {
         let dir = tempDir()
