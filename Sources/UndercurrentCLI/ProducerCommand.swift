@@ -23,6 +23,8 @@ public struct ProducerRun {
     public var topicNames: [InputTopic: String]
     public var pacing: Pacing
     public var label: String
+    /// How long the final flush waits for messages in flight (see `KafkaProducer.flushSaying`).
+    public var finalFlush: Duration = .seconds(120)
 
     public init(topics: Set<InputTopic>, topicNames: [InputTopic: String] = [:], pacing: Pacing, label: String) {
         self.topics = topics
@@ -38,6 +40,13 @@ public struct ProducerRun {
         public var seconds: Double
         public var firstFailure: KafkaError?
         public var interrupted: Bool
+        /// The messages the final flush left in flight, in words (nil: none).
+        public var gaveUp: String? = nil
+
+        /// Why messages were not delivered, for the error line.
+        public var undelivered: String {
+            [gaveUp, firstFailure.map { "first failure: \($0)" }].compactMap { $0 }.joined(separator: "; ").nonEmpty ?? "first failure: unknown"
+        }
     }
 
     /// Produces until the simulation ends or `stop` is set, then flushes. `report` receives progress lines.
@@ -106,10 +115,10 @@ public struct ProducerRun {
             if sent & 1023 == 0 { progress() }
         }
         let interrupted = stop.isStopped
-        try producer.flushSaying(label, stop: stop)
+        let gaveUp = producer.flushSaying(label, stop: stop, timeout: finalFlush)
         let s = producer.statistics
         return Summary(sent: sent, delivered: s.delivered, failed: s.failed, seconds: (ContinuousClock.now - started).seconds,
-                       firstFailure: producer.firstDeliveryFailure, interrupted: interrupted)
+                       firstFailure: producer.firstDeliveryFailure, interrupted: interrupted, gaveUp: gaveUp)
     }
 }
 
@@ -175,7 +184,7 @@ extension TopicProducerCommand {
         Console.endProgress()
         Console.err("\(label): sent \(summary.sent), delivered \(summary.delivered), failed \(summary.failed) in \(String(format: "%.1f", summary.seconds)) s\(summary.interrupted ? " (interrupted, flushed)" : "")")
         if summary.failed > 0 || summary.delivered != summary.sent {
-            Console.err("\(label): error: \(summary.sent - summary.delivered) events not delivered; first failure: \(summary.firstFailure?.description ?? "unknown")")
+            Console.err("\(label): error: \(summary.sent - summary.delivered) events not delivered; \(summary.undelivered)")
             throw ExitCode(1)
         }
         if summary.interrupted { throw ExitCode(130) }
@@ -308,14 +317,27 @@ final class EncodedStream: @unchecked Sendable {
 
 extension KafkaProducer {
     /// Flushes for up to two minutes, saying so when it takes more than a second: with the cluster away a flush
-    /// takes its whole timeout, and a producer finishing (or stopped by Ctrl-C) looked hung.
-    func flushSaying(_ label: String, stop: StopSignal) throws {
-        do { try flush(timeout: .seconds(1)) } catch {
+    /// takes its whole timeout, and a producer finishing (or stopped by Ctrl-C) looked hung. Returns a sentence
+    /// for the messages still in flight when it gave up (nil when none were left): the caller's summary counts
+    /// them as not delivered (the flush's own error ended the command with a bare `Error: flush: …`).
+    @discardableResult
+    func flushSaying(_ label: String, stop: StopSignal, timeout: Duration = .seconds(120)) -> String? {
+        let first = min(timeout, .seconds(1))
+        do { try flush(timeout: first) } catch {
+            let unreachable = unreachableSince != nil ? " (the cluster is unreachable)" : ""
+            let seconds = Int(timeout.seconds.rounded())
             Console.endProgress()
-            Console.err("\(label): waiting up to 120 s for \(statistics.inFlight) events in flight to be delivered"
-                        + (unreachableSince != nil ? " (the cluster is unreachable)" : "")
+            Console.err("\(label): waiting up to \(seconds) s for \(statistics.inFlight) events in flight to be delivered\(unreachable)"
                         + "; Ctrl-C \(stop.isStopped ? "again" : "twice") exits now and they are lost")
-            try flush(timeout: .seconds(119))
+            do { try flush(timeout: timeout - first) } catch {
+                return "\(statistics.inFlight) still in flight when the final flush gave up after \(seconds) s\(unreachable)"
+            }
         }
+        return nil
     }
+}
+
+extension String {
+    /// nil for the empty string.
+    var nonEmpty: String? { isEmpty ? nil : self }
 }

@@ -38,6 +38,8 @@ public struct Replayer {
         public var seconds = 0.0
         public var interrupted = false
         public var firstFailure: KafkaError?
+        /// The messages the final flush left in flight, in words (nil: none).
+        public var gaveUp: String?
         /// The archive ended early (its complete lines were sent).
         public var cutOff: ArchiveError?
     }
@@ -104,7 +106,7 @@ public struct Replayer {
             }
         }
         summary.interrupted = stop.isStopped
-        try producer.flushSaying("replay", stop: stop)
+        summary.gaveUp = producer.flushSaying("replay", stop: stop)
         let s = producer.statistics
         summary.delivered = s.delivered
         summary.failed = s.failed
@@ -182,7 +184,8 @@ public struct ReplayCommand: ParsableCommand {
                     + (summary.badLines > 0 ? ", \(summary.badLines) unreadable lines" : "")
                     + (summary.interrupted ? " (interrupted, flushed)" : ""))
         if summary.failed > 0 || summary.delivered != summary.sent {
-            Console.err("replay: error: \(summary.sent - summary.delivered) messages not delivered; first failure: \(summary.firstFailure?.description ?? "unknown")")
+            let why = [summary.gaveUp, summary.firstFailure.map { "first failure: \($0)" }].compactMap { $0 }.joined(separator: "; ")
+            Console.err("replay: error: \(summary.sent - summary.delivered) messages not delivered; \(why.isEmpty ? "first failure: unknown" : why)")
             throw ExitCode(1)
         }
         if let cutOff = summary.cutOff {

@@ -107,6 +107,22 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         #expect(Set(copied) == Set(records.map(content)))
     }
 
+    /// A producer whose cluster never answers: its final flush gives up after its timeout, and the summary counts
+    /// what was left in flight as not delivered, with the reason (the flush's error escaped the summary, and the
+    /// producer ended with a bare `Error: flush: …`).
+    @Test func aFinalFlushThatGivesUpIsInTheSummary() throws {
+        let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: "127.0.0.1:1"), logger: quiet)
+        var run = ProducerRun(topics: [.billing], pacing: .backfill, label: "test")
+        run.finalFlush = .seconds(2)
+        let config = try ConfigLoader.load(scenario: "baseline", configDir: repoConfig)
+        let start = Timestamp(year: 2024, month: 1, day: 1)
+        let p = SimulationParameters(config: config, seed: 1, customers: 5, start: start, end: start.addingMonths(1))
+        let s = try run.run(world: try World(p), simulationStart: start, producer: producer, stop: StopSignal(handleSignals: false)) { _ in }
+        #expect(s.sent > 0 && s.delivered == 0 && s.failed == 0)
+        #expect(s.gaveUp?.hasPrefix("\(s.sent) still in flight when the final flush gave up after 2 s") == true, "\(String(describing: s.gaveUp))")
+        #expect(s.undelivered == s.gaveUp)
+    }
+
     /// The smoke check's round trip through the embedded broker: every message produced comes back, twice in a row
     /// (the second run reads only its own). A topic the cluster lacks is refused, and not created by asking.
     @Test func theSmokeCheckCarriesEveryMessageAndRefusesAMissingTopic() throws {
