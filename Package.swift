@@ -98,7 +98,7 @@ let package = Package(
         // Helpers every test target shares (temporary directories, the checkout's config, child processes).
         .target(name: "TestSupport", dependencies: ["Config", "Events", "Marts", "Simulation", "Kafka", "Postgres", "PostgresSink", .product(name: "Logging", package: "swift-log")],
                 path: "Tests/TestSupport"),
-        .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "TestSupport"]),
         .testTarget(name: "EventsTests", dependencies: ["Events"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Events", "Config", "TestSupport"]),

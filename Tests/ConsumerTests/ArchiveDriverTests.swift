@@ -80,7 +80,7 @@ import TestSupport
         options.metricsFile = dir.appendingPathComponent("metrics.prom")
         options.alertRules = nil
         let reports = Reports(metricsFile: options.metricsFile!)
-        let logger = Logger(label: "test") { _ in ReportHandler(reports: reports) }
+        let logger = Logger(label: "test") { _ in reportHandler(reports) }
         let consumer = MartsConsumer(options: options, logger: logger)
         try consumer.run(archive: path, partitionCount: 4, stop: StopSignal(handleSignals: false))
         #expect(consumer.summary.accepted == records.count)
@@ -170,16 +170,9 @@ private final class Reports: Sendable {
     init(metricsFile: URL) { self.metricsFile = metricsFile }
 }
 
-private struct ReportHandler: LogHandler {
-    let reports: Reports
-    var logLevel: Logger.Level = .info
-    var metadata: Logger.Metadata = [:]
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
+/// Records each "replaying" entry with the accepted count the metrics file held at that moment.
+private func reportHandler(_ reports: Reports) -> CallbackLogHandler {
+    CallbackLogHandler(level: .info) { event in
         guard event.message.description == "replaying" else { return }
         let text = (try? String(contentsOf: reports.metricsFile, encoding: .utf8)) ?? ""
         let line = text.split(separator: "\n").first { $0.hasPrefix("undercurrent_input_messages_total{outcome=\"accepted\"}") }

@@ -3,6 +3,7 @@ import Kafka
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 
 let testLogger: Logger = {
     var logger = Logger(label: "test")
@@ -250,7 +251,7 @@ struct EmbeddedBrokerTests {
     /// configuration warnings (a deprecated property) stay warnings.
     @Test func aPropertyForTheOtherKindOfClientIsNoWarning() throws {
         let records = LogRecords()
-        let logger = Logger(label: "kafka") { _ in CapturingHandler(records: records) }
+        let logger = Logger(label: "kafka") { _ in CallbackLogHandler { e in records.all.withLock { $0.append((e.level, e.message.description)) } } }
         let config = KafkaConfig(bootstrapServers: "127.0.0.1:1", ["fetch.wait.max.ms": "10", "session.timeout.ms": "6000", "linger.ms": "5",
                                                                   "socket.blocking.max.ms": "100"])
         _ = try KafkaProducer(config: config, logger: logger)
@@ -320,18 +321,4 @@ struct EmbeddedBrokerTests {
 
 private final class LogRecords: Sendable {
     let all = Mutex<[(Logger.Level, String)]>([])
-}
-
-/// Keeps every record's level and message.
-private struct CapturingHandler: LogHandler {
-    let records: LogRecords
-    var logLevel: Logger.Level = .trace
-    var metadata: Logger.Metadata = [:]
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-    func log(event: LogEvent) {
-        records.all.withLock { $0.append((event.level, event.message.description)) }
-    }
 }

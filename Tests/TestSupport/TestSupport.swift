@@ -22,6 +22,25 @@ public let quiet: Logger = {
     return l
 }()
 
+/// A log handler that hands every record at `logLevel` or above to `onLog` (tests that read what was logged).
+public struct CallbackLogHandler: LogHandler {
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+    let onLog: @Sendable (LogEvent) -> Void
+
+    public init(level: Logger.Level = .trace, _ onLog: @escaping @Sendable (LogEvent) -> Void) {
+        logLevel = level
+        self.onLog = onLog
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) { onLog(event) }
+}
+
 /// A new empty directory under the system's temporary directory.
 public func tempDir() -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("uc-test-\(UUID().uuidString)")
