@@ -34,6 +34,9 @@ public struct ConsumerOptions: Sendable {
     public var until: Timestamp?
     /// Stop after this long without messages (for batch runs, tests and the demo).
     public var exitWhenIdle: Duration?
+    /// With `exitWhenIdle`: how long at least a run waits for a cluster no broker of which answers before it was
+    /// ever given partitions; then it fails (a mistyped address hung the run). A cluster still starting gets this.
+    public var unreachableGrace: Duration = .seconds(30)
     /// How often progress is logged and metrics refreshed.
     public var reportInterval: Duration = .seconds(5)
     /// Feed an archive whose gzip stream is cut off (its complete lines); otherwise such an archive is an error

@@ -20,7 +20,8 @@ final class KafkaDriver: @unchecked Sendable {
     private var loadError: CheckpointError?
     /// What was last committed to the group, per topic-partition.
     private var committedPositions: [TopicPartition: Int64] = [:]
-    private var assigned = false
+    /// Whether the group has given this consumer partitions at any time.
+    private var everAssigned = false
     /// The topic-partitions the group gave this consumer.
     private var assignment = Set<TopicPartition>()
     /// When `reachedUntil` last looked at the partitions' ends.
@@ -93,6 +94,13 @@ final class KafkaDriver: @unchecked Sendable {
                 commitForMonitoring(consumer)
                 lastCheckpoint = ContinuousClock.now
             }
+            // A batch run (`exitWhenIdle`) that never reached the cluster: it gives up instead of waiting for ever
+            // (a mistyped address hung the run). A cluster still starting gets at least `unreachableGrace`.
+            if let idle = options.exitWhenIdle, !everAssigned, let since = consumer.unreachableSince,
+               now - since >= max(idle, options.unreachableGrace) {
+                throw KafkaError(kind: .timeout, code: KafkaErrorCode.allBrokersDown,
+                                 message: "no broker answered for \(Int((now - since).seconds)) s and no partition was ever assigned; gave up, as a run that exits when idle")
+            }
             // While no broker answers, ask for metadata now and then: the first answer ends the wait (one line).
             if consumer.unreachableSince != nil && now - lastProbe >= .seconds(2) {
                 lastProbe = now
@@ -157,7 +165,10 @@ final class KafkaDriver: @unchecked Sendable {
 
     /// The group gave this consumer partitions: opens them and says where each starts.
     private func assign(_ tps: [TopicPartition], startOffsets: [TopicPartition: Int64]) -> [TopicPartition: KafkaOffset] {
-        if !tps.isEmpty { options.probe?.assigned() }
+        if !tps.isEmpty {
+            options.probe?.assigned()
+            everAssigned = true
+        }
         assignment.formUnion(tps)
         let payments = tps.filter { $0.topic == options.paymentsTopic }.map(\.partition)
         core.adoptAlertState(for: Set(payments))

@@ -42,6 +42,13 @@ public enum ExitStatus {
                 FileHandle.standardError.write(Data((Command.fullMessage(for: error) + "\n").utf8))
                 exit(2)
             }
+            // (Help asked for comes here too, as a success; an `ExitCode` is a status already said.)
+            if parsed && !(error is ExitCode) && Command.exitCode(for: error) == .failure {
+                // Any other failure of a command under way: the product's own line (it came as ArgumentParser's
+                // bare `Error: …`), status 1.
+                FileHandle.standardError.write(Data("\(Command.configuration.commandName ?? "undercurrent"): error: \(error)\n".utf8))
+                exit(1)
+            }
             Command.exit(withError: error)
         }
     }

@@ -172,6 +172,33 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
         #expect(offsets.values.reduce(0) { $0 + $1.values.reduce(0, +) } == Int64(delivered))
     }
 
+    /// A run that exits when idle against an address no broker answers on: it fails with the reason once the grace
+    /// has passed, instead of waiting for ever (before, a mistyped address hung a batch run). The command says it in
+    /// one line, status 1.
+    @Test func aRunThatExitsWhenIdleGivesUpOnAClusterThatNeverAnswers() throws {
+        var options = MartsConsumer.Options(stateDirectory: tempDir())
+        options.exitWhenIdle = .seconds(1)
+        options.unreachableGrace = .seconds(2)
+        let consumer = MartsConsumer(options: options, logger: quiet)
+        // A guard against a hang only: a run still waiting after ten minutes is stopped, and fails below.
+        let stop = StopSignal(handleSignals: false), finished = StopSignal(handleSignals: false)
+        Thread {
+            finished.sleep(.seconds(600))
+            if !finished.isStopped { stop.stop() }
+        }.start()
+        let error = #expect(throws: KafkaError.self) { try consumer.run(kafka: KafkaConfig(bootstrapServers: "127.0.0.1:1"), stop: stop) }
+        finished.stop()
+        #expect(!stop.isStopped)
+        #expect(error?.message.hasPrefix("no broker answered for ") == true, "\(String(describing: error))")
+
+        let (status, stderr) = try BadFlagsTests.run("marts-consumer", ["--state-dir", tempDir().path, "--bootstrap-servers", "127.0.0.1:1",
+                                                                        "--exit-when-idle", "1", "--log-level", "error"])
+        #expect(status == 1)
+        let lines = stderr.split(separator: "\n")
+        #expect(lines.last?.hasPrefix("marts-consumer: error: no broker answered for ") == true, "\(stderr)")
+        #expect(!stderr.contains("Error: "), "\(stderr)")
+    }
+
     @Test func stoppedAndRestartedConsumerEndsWithTheSameMarts() throws {
         let p = try smallWorld()
         let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
