@@ -44,9 +44,7 @@ public struct ProducerRun {
         public var gaveUp: String? = nil
 
         /// Why messages were not delivered, for the error line.
-        public var undelivered: String {
-            [gaveUp, firstFailure.map { "first failure: \($0)" }].compactMap { $0 }.joined(separator: "; ").nonEmpty ?? "first failure: unknown"
-        }
+        public var undelivered: String { KafkaProducer.undelivered(gaveUp: gaveUp, firstFailure: firstFailure) }
     }
 
     /// Produces until the simulation ends or `stop` is set, then flushes. `report` receives progress lines.
@@ -335,9 +333,11 @@ extension KafkaProducer {
         }
         return nil
     }
-}
 
-extension String {
-    /// nil for the empty string.
-    var nonEmpty: String? { isEmpty ? nil : self }
+    /// Why messages were not delivered, for a command's error line: what the final flush left in flight
+    /// (`flushSaying`) and the first delivery failure.
+    static func undelivered(gaveUp: String?, firstFailure: KafkaError?) -> String {
+        let why = [gaveUp, firstFailure.map { "first failure: \($0)" }].compactMap { $0 }.joined(separator: "; ")
+        return why.isEmpty ? "first failure: unknown" : why
+    }
 }

@@ -184,8 +184,8 @@ public struct ReplayCommand: ParsableCommand {
                     + (summary.badLines > 0 ? ", \(summary.badLines) unreadable lines" : "")
                     + (summary.interrupted ? " (interrupted, flushed)" : ""))
         if summary.failed > 0 || summary.delivered != summary.sent {
-            let why = [summary.gaveUp, summary.firstFailure.map { "first failure: \($0)" }].compactMap { $0 }.joined(separator: "; ")
-            Console.err("replay: error: \(summary.sent - summary.delivered) messages not delivered; \(why.isEmpty ? "first failure: unknown" : why)")
+            Console.err("replay: error: \(summary.sent - summary.delivered) messages not delivered; "
+                        + KafkaProducer.undelivered(gaveUp: summary.gaveUp, firstFailure: summary.firstFailure))
             throw ExitCode(1)
         }
         if let cutOff = summary.cutOff {
