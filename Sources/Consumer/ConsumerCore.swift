@@ -92,8 +92,14 @@ public final class ConsumerCore {
     public private(set) var lastCheckpointSeconds = 0.0
     /// What a gap before a topic-partition's first message means for this driver (Kafka: deleted by retention).
     public var historyGap: HistoryStart.Gap = .deleted
-    /// Set when a checkpoint was given up because the consumer was stopped while it kept failing (what and why).
-    public private(set) var checkpointGaveUp: String?
+    /// Set when a checkpoint was given up because the consumer was stopped (or `giveUpCheckpointsWhen` said so)
+    /// while it kept failing (what and why).
+    public internal(set) var checkpointGaveUp: String?
+    /// Besides a stop (after a few tries): when a checkpoint that keeps failing is given up, so that nothing
+    /// beyond the last good checkpoint counts as done. A batch run sets it for a cluster gone for good.
+    var giveUpCheckpointsWhen: (() -> Bool)?
+    /// A sink failure that no retry mends (`FatalSinkError`): the driver stops with it, the last checkpoint standing.
+    public internal(set) var fatalSinkError: (any Error)?
     /// Each checkpoint's duration since the last report took them (for the duration histogram).
     var checkpointDurations: [Double] = []
     var alerting: Alerting?
@@ -280,7 +286,11 @@ public final class ConsumerCore {
                 if attempt == 1 || attempt % 60 == 0 {
                     logger.error("\(what): checkpoint failed (\(reason)); not consuming until it succeeds\(attempt > 1 ? " (\(attempt) tries)" : "")")
                 }
-                if stop?.isStopped == true && attempt > 3 {
+                if error is any FatalSinkError {
+                    fatalSinkError = error
+                    return false
+                }
+                if (stop?.isStopped == true && attempt > 3) || giveUpCheckpointsWhen?() == true {
                     checkpointGaveUp = "\(what): \(reason)"
                     return false
                 }

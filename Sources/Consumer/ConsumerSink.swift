@@ -168,6 +168,7 @@ public final class KafkaTopicsSink: ConsumerSink, @unchecked Sendable {
     }
 
     public func send(_ outputs: [ConsumerOutput]) throws {
+        try checkDeliveries()
         for output in outputs {
             switch output {
             case let .riskChange(r):
@@ -193,5 +194,30 @@ public final class KafkaTopicsSink: ConsumerSink, @unchecked Sendable {
         }
     }
 
-    public func flush() throws { try producer.flush(timeout: .seconds(30)) }
+    public func flush() throws {
+        // Short: a flush that times out is tried again (a second later), and while the cluster is away each try
+        // holds up a consumer that is stopping or giving up.
+        try producer.flush(timeout: .seconds(10))
+        try checkDeliveries()
+    }
+
+    /// An output the cluster refused for good cannot be sent again from here: no checkpoint may cover it, so the
+    /// consumer stops (its outputs producer waits for an unreachable cluster instead of dropping them: see
+    /// `KafkaDriver`).
+    private func checkDeliveries() throws {
+        if let first = producer.firstDeliveryFailure { throw OutputsLostError(failed: producer.statistics.failed, first: first) }
+    }
+}
+
+/// A sink error that retrying cannot mend: the consumer stops with it, and its last checkpoint stands.
+public protocol FatalSinkError: Error {}
+
+/// Output messages (risk changes, alerts, dead letters) that the cluster refused for good.
+public struct OutputsLostError: FatalSinkError, CustomStringConvertible {
+    public var failed: Int
+    public var first: KafkaError
+    public var description: String {
+        "\(failed) output message\(failed == 1 ? "" : "s") (risk changes, alerts, dead letters) could not be delivered, the first: \(first). "
+            + "No checkpoint covers them: the next start applies their events again and sends them"
+    }
 }

@@ -51,7 +51,11 @@ final class KafkaDriver: @unchecked Sendable {
         if !tuned.isEmpty { logger.notice("\(EmbeddedBroker.tunedNotice(tuned))") }
         let config = consumerConfig(kafka)
         logger.info("connecting to Kafka", metadata: [LogKey.config: "\(config.redactedDescription)"])
-        let producer = try KafkaProducer(config: given, logger: logger)
+        // Outputs wait for a cluster that is away rather than being dropped after librdkafka's default five minutes:
+        // a checkpoint covers only delivered outputs, so a dropped one would stop the consumer (`OutputsLostError`).
+        var outputs = given
+        if outputs["message.timeout.ms"] == nil && outputs["delivery.timeout.ms"] == nil { outputs["message.timeout.ms"] = "0" }
+        let producer = try KafkaProducer(config: outputs, logger: logger)
         let sinks: [any ConsumerSink] = [KafkaTopicsSink(producer: producer, options: options)] + reporter.sinks
         let startOffsets = options.startOffsets.merging(options.startTime.map { lookUpStartOffsets(at: $0, kafka: kafka) } ?? [:]) { given, _ in given }
         let startMs = options.startTime?.ms
@@ -71,10 +75,19 @@ final class KafkaDriver: @unchecked Sendable {
         var lastProbe = ContinuousClock.now
         var fruitlessRestarts = 0  // stall restarts since messages last came
         var reportedTaken = 0
+        // A batch run (`exitWhenIdle`) whose cluster stopped answering: it cannot tell the end of the input from
+        // the outage, so it neither waits for ever nor exits as done. After the same wait as a cluster never
+        // reached, it stops with its state checkpointed as far as its outputs were delivered, and fails.
+        let unreachableLimit = options.exitWhenIdle.map { max($0, options.unreachableGrace) }
+        var clusterLost: ClusterLostError?
+        if let unreachableLimit {
+            core.giveUpCheckpointsWhen = { consumer.unreachableSince.map { ContinuousClock.now - max($0, started) >= unreachableLimit } ?? false }
+        }
         while !stop.isStopped {
             let wasAssigned = !core.partitions.isEmpty
             let messages = try consumer.poll(maxMessages: options.pollBatch, timeout: .milliseconds(100), includeHeaders: options.probe != nil)
             if let loadError { throw loadError }
+            if let fatal = core.fatalSinkError { throw fatal }
             if !wasAssigned && !core.partitions.isEmpty { lastMessage = ContinuousClock.now }  // idle time counts from assignment
             let outputs = core.apply(messages, startMs: startMs)
             for sink in sinks { try sink.send(outputs) }
@@ -91,15 +104,20 @@ final class KafkaDriver: @unchecked Sendable {
             }
             if core.checkpointDueByCount || now - lastCheckpoint >= options.checkpointInterval {
                 core.checkpointAll(sinks: sinks, stop: stop)
+                if let fatal = core.fatalSinkError { throw fatal }
                 commitForMonitoring(consumer)
                 lastCheckpoint = ContinuousClock.now
             }
             // A batch run (`exitWhenIdle`) that never reached the cluster: it gives up instead of waiting for ever
             // (a mistyped address hung the run). A cluster still starting gets at least `unreachableGrace`.
-            if let idle = options.exitWhenIdle, !everAssigned, let since = consumer.unreachableSince,
-               now - since >= max(idle, options.unreachableGrace) {
-                throw KafkaError(kind: .timeout, code: KafkaErrorCode.allBrokersDown,
-                                 message: "no broker answered for \(Int((now - since).seconds)) s and no partition was ever assigned; gave up, as a run that exits when idle")
+            // (Counted from this run's start at the earliest: the state is shared by the process's clients.)
+            if let unreachableLimit, let since = consumer.unreachableSince.map({ max($0, started) }), now - since >= unreachableLimit {
+                guard everAssigned else {
+                    throw KafkaError(kind: .timeout, code: KafkaErrorCode.allBrokersDown,
+                                     message: "no broker answered for \(Int((now - since).seconds)) s and no partition was ever assigned; gave up, as a run that exits when idle")
+                }
+                clusterLost = ClusterLostError(seconds: Int((now - since).seconds))
+                break
             }
             // While no broker answers, ask for metadata now and then: the first answer ends the wait (one line).
             if consumer.unreachableSince != nil && now - lastProbe >= .seconds(2) {
@@ -127,7 +145,8 @@ final class KafkaDriver: @unchecked Sendable {
             // fetcher has been seen to stop on a partition after broker faults while its cached watermarks
             // said it was caught up; a seek to the next offset to apply restarts it.
             let quiet = now - lastMessage
-            let idleExit = options.exitWhenIdle.map { quiet >= $0 } ?? false
+            // Quiet because no broker answers is not idle: the end of the input cannot be told from an outage.
+            let idleExit = consumer.unreachableSince == nil && options.exitWhenIdle.map { quiet >= $0 } ?? false
             if !core.partitions.isEmpty && (idleExit || (quiet >= options.stallCheckInterval && now - lastStallCheck >= options.stallCheckInterval)) {
                 lastStallCheck = now
                 let restarted = restartStalledPartitions(consumer)
@@ -140,7 +159,17 @@ final class KafkaDriver: @unchecked Sendable {
                 }
             }
         }
+        if let clusterLost {
+            // Outputs still in flight cannot be delivered, so no checkpoint can cover them: the state stays at the
+            // last checkpoint, and the next run applies those events again and sends their outputs.
+            if producer.statistics.inFlight == 0, core.checkpointAll(sinks: sinks, stop: stop) { core.checkpointGaveUp = nil }
+            core.release()
+            reporter.report(core, rate: 0, consumer: consumer)
+            core.summary.seconds = (ContinuousClock.now - started).seconds
+            throw clusterLost
+        }
         core.checkpointAll(sinks: sinks, stop: stop)
+        if let fatal = core.fatalSinkError { throw fatal }
         commitForMonitoring(consumer, wait: true)
         core.release()
         try producer.flush(timeout: .seconds(30))
@@ -237,5 +266,16 @@ final class KafkaDriver: @unchecked Sendable {
             return [:]
         }
         return TimeSeek.offsets(at: time, partitions: partitions, kafka: kafka, logger: logger) ?? [:]
+    }
+}
+
+/// A batch run (`exitWhenIdle`) that reached its cluster and then heard from no broker for as long as it waits
+/// for one at the start: it stopped without knowing whether it had reached the end of its input.
+public struct ClusterLostError: Error, CustomStringConvertible {
+    /// How long no broker had answered.
+    public var seconds: Int
+    public var description: String {
+        "no broker answered for \(seconds) s; stopped before knowing whether every partition was read to its end. "
+            + "The state is checkpointed as far as it was applied and its outputs delivered: the same command goes on from there"
     }
 }

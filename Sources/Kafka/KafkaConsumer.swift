@@ -202,7 +202,8 @@ public final class KafkaConsumer: Sendable {
         }
         if count < 0 { throw KafkaError(rd_kafka_last_error(), context: "consume") }
         guard count > 0 else { return [] }
-        client.context.markReachable()
+        // Not a sign that the cluster answers: these may have been fetched before it went away. `probeCluster`
+        // and deliveries tell.
         defer { for i in 0..<count { if let raw = buffer[i] { rd_kafka_message_destroy(raw) } } }
 
         // Every good message of the batch is returned (librdkafka has moved past them); the first fatal

@@ -41,7 +41,7 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Flag(help: "With --from-archive: accept a gzip archive that is cut off, using its complete lines (otherwise an error, exit 1, after they are applied).") var allowTruncated = false
     @Option(help: "Leave out events after this event time (RFC 3339, e.g. 2025-06-30T23:59:59Z or 2025-06-30T23:59:59.999+02:00), for as-of analysis. Read and counted, never applied, in whatever order they come; the same command without --until then applies them (each partition reads again from its first record after the time: what it applied before counts as duplicates, not twice). From Kafka, the run stops by itself once every partition has had an event after the time or, when that time has passed, is at its end.") var until: String?
     @Option(help: "Start partitions that have no checkpoint at this time (RFC 3339 or YYYY-MM-DD): offsets are looked up by timestamp where the cluster can, else earlier messages are scanned and skipped.") var fromTime: String?
-    @Option(help: "Exit after this many seconds without messages (batch runs). Such a run that never reaches the cluster fails (exit 1) once no broker has answered for this long, and at least 30 s.") var exitWhenIdle: Double?
+    @Option(help: "Exit after this many seconds without messages (batch runs). Such a run fails (exit 1) once no broker has answered for this long, and at least 30 s: one that never reached the cluster, or one whose cluster went away (its state checkpointed as far as it got).") var exitWhenIdle: Double?
     @Option(help: "Dead-letter topic.") var dlqTopic = "events-dlq"
     @Option(help: "Write metrics in Prometheus text format to this file at each progress report (node_exporter textfile collector).") var metricsFile: String?
     @Option(help: "Seconds between progress reports.") var reportSeconds: Double = 5
@@ -150,6 +150,11 @@ public struct MartsConsumerCommand: ParsableCommand {
         } catch let e as CheckpointError {
             Console.err("marts-consumer: error: \(e). Start with --rebuild to rebuild it from the earliest offsets.")
             throw ExitCode(2)
+        } catch let e as ClusterLostError {
+            let s = consumer.summary
+            Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), \(s.checkpoints) checkpoints")
+            Console.err("marts-consumer: error: \(e)")
+            throw ExitCode(1)
         } catch let e as ArchiveError where e.truncated {
             let s = consumer.summary
             Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), \(s.checkpoints) checkpoints")

@@ -199,6 +199,78 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
         #expect(!stderr.contains("Error: "), "\(stderr)")
     }
 
+    /// A run that exits when idle whose cluster goes away after it started: quiet because no broker answers is
+    /// not the end of the input, so it fails once the grace has passed (before, it exited 0 as if done), with its
+    /// state checkpointed as far as it got; the same run once the broker is back ends with the marts of all.
+    @Test func aRunThatExitsWhenIdleFailsWhenItsClusterGoesAway() throws {
+        let p = try smallWorld()
+        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
+        let delivered = try produce(p, to: broker)
+        let dir = tempDir()
+        var options = MartsConsumer.Options(stateDirectory: dir)
+        options.group = "it-lost"
+        options.exitWhenIdle = .seconds(1)
+        options.unreachableGrace = .seconds(2)
+        options.checkpointEvents = 2000
+        let consumer = MartsConsumer(options: options, logger: quiet)
+        let stop = StopSignal(handleSignals: false), finished = StopSignal(handleSignals: false)
+        let down = Atomic<Bool>(false)
+        Thread {
+            // The broker goes once the consumer has taken in events; a guard against a hang stops the run after
+            // ten minutes (and fails below).
+            while consumer.progress == 0 && !finished.isStopped { finished.sleep(.milliseconds(5)) }
+            try? broker.setBrokerDown(1)
+            down.store(true, ordering: .releasing)
+            finished.sleep(.seconds(600))
+            if !finished.isStopped { stop.stop() }
+        }.start()
+        let error = #expect(throws: ClusterLostError.self) {
+            try consumer.run(kafka: KafkaConfig(bootstrapServers: broker.bootstrapServers, ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"]),
+                             stop: stop)
+        }
+        finished.stop()
+        #expect(!stop.isStopped && down.load(ordering: .acquiring))
+        #expect(error?.seconds ?? 0 >= 2)
+        #expect(consumer.summary.accepted > 0 && consumer.summary.accepted <= delivered)
+        // What the checkpoints hold is a consistent state: its offsets cover exactly the events it accepted.
+        let (first, firstOffsets) = try StateDirectory(dir.path).load()
+        #expect(firstOffsets.values.reduce(0) { $0 + $1.values.reduce(0, +) } == Int64(first.accepted))
+
+        try broker.setBrokerUp(1)
+        let rest = try consume(broker, stateDir: dir, group: "it-lost-2")
+        #expect(rest.accepted == delivered - first.accepted)
+        let (whole, offsets) = try StateDirectory(dir.path).load()
+        var reference = MartState()
+        for e in try World(p) { _ = reference.apply(e, valueHash: ValueHash.of(EventEncoder.encode(e))) }
+        #expect(whole.tables() == MartSnapshot([reference]).tables())
+        #expect(offsets.values.reduce(0) { $0 + $1.values.reduce(0, +) } == Int64(delivered))
+    }
+
+    /// Outputs the cluster refuses for good (here every produce request fails with a permanent error): no
+    /// checkpoint may cover them, since they cannot be sent again from the process. The consumer stops with the
+    /// reason (before, the checkpoint went ahead and they were lost); the next run sends them and ends whole.
+    @Test func outputsTheClusterRefusesStopTheConsumerBeforeACheckpointCoversThem() throws {
+        let p = try smallWorld()
+        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
+        let delivered = try produce(p, to: broker)
+        let dir = tempDir()
+        broker.pushRequestErrors(.produce, Array(repeating: 29, count: 10_000))  // TOPIC_AUTHORIZATION_FAILED
+        let error = #expect(throws: OutputsLostError.self) { try consume(broker, stateDir: dir, group: "it-refused") }
+        #expect(error?.failed ?? 0 > 0)
+        let (first, firstOffsets) = try StateDirectory(dir.path).load()
+        #expect(firstOffsets.values.reduce(0) { $0 + $1.values.reduce(0, +) } == Int64(first.accepted))
+        #expect(first.accepted < delivered, "a checkpoint covered every event although their outputs were refused")
+
+        broker.clearRequestErrors(.produce)
+        let rest = try consume(broker, stateDir: dir, group: "it-refused-2")
+        #expect(rest.accepted == delivered - first.accepted)
+        #expect(rest.riskChanges > 0)
+        let (whole, _) = try StateDirectory(dir.path).load()
+        var reference = MartState()
+        for e in try World(p) { _ = reference.apply(e, valueHash: ValueHash.of(EventEncoder.encode(e))) }
+        #expect(whole.tables() == MartSnapshot([reference]).tables())
+    }
+
     @Test func stoppedAndRestartedConsumerEndsWithTheSameMarts() throws {
         let p = try smallWorld()
         let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
