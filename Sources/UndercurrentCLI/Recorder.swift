@@ -75,7 +75,13 @@ public struct Recorder {
             let now = ContinuousClock.now
             if now - lastReport >= .seconds(1) {
                 let done = partitions.reduce(Int64(0)) { $0 + max(0, min(position[$1, default: 0], ends[$1, default: 0]) - (starts[$1]?.rawValue ?? 0)) }
-                report("record: \(summary.recorded) recorded, \(summary.skipped) outside the time range" + (follow ? " (following; Ctrl-C ends)" : ", \(total > 0 ? Int(100 * done / total) : 100)% of the backlog"))
+                // A record that stands still because no broker answers says so (the first answer ends it).
+                var waiting = ""
+                if let since = consumer.unreachableSince, !consumer.probeCluster() {
+                    waiting = "; waiting for the cluster: no broker has answered for \(Int((ContinuousClock.now - since).seconds)) s (Ctrl-C keeps what is recorded)"
+                }
+                report("record: \(summary.recorded) recorded, \(summary.skipped) outside the time range"
+                       + (follow ? " (following; Ctrl-C ends)" : ", \(total > 0 ? Int(100 * done / total) : 100)% of the backlog") + waiting)
                 lastReport = now
             }
         }

@@ -60,6 +60,39 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         #expect(items.contains { if case .failure = $0 { return true } else { return false } })
     }
 
+    /// A record that stands still because no broker answers says so in its progress line, and stops saying so
+    /// once the broker is back; nothing is lost or recorded twice.
+    @Test func aRecordWaitingForTheClusterSaysSo() throws {
+        let p = try smallWorld()
+        let broker = try EmbeddedBrokerRunner(partitions: 3, addressFile: nil).start(logger: quiet)
+        let delivered = try produce(p, to: broker)
+        let writer = try ArchiveWriter(path: tempDir().appendingPathComponent("follow.ndjson").path)
+        let stop = StopSignal(handleSignals: false)
+        var phase = 0, lines: [String] = []  // 0: up, 1: down, 2: back up
+        // Following: the run lasts until stopped. Each step waits on what the progress lines say, and a line that
+        // never comes is caught by the ten-minute guard.
+        let started = ContinuousClock.now
+        let recorded = try Recorder(topics: Topics.inputs, follow: true).run(kafka: KafkaConfig(bootstrapServers: broker.bootstrapServers),
+                                                                             to: writer, stop: stop, logger: quiet) { line in
+            lines.append(line)
+            if ContinuousClock.now - started > .seconds(600) { stop.stop() }
+            switch phase {
+            case 0 where line.hasPrefix("record: \(delivered) recorded"):
+                try? broker.setBrokerDown(1)
+                phase = 1
+            case 1 where line.contains("waiting for the cluster: no broker has answered for "):
+                try? broker.setBrokerUp(1)
+                phase = 2
+            case 2 where !line.contains("waiting for the cluster"):
+                stop.stop()
+            default: break
+            }
+        }
+        try writer.close()
+        #expect(phase == 2 && ContinuousClock.now - started < .seconds(600), "\(lines)")
+        #expect(recorded.recorded == delivered)
+    }
+
     /// Produce → record (.gz) → replay into fresh topics → a fresh consumer: the marts equal the original's.
     @Test func recordedAndReplayedHistoryGivesTheOriginalMarts() throws {
         let p = try smallWorld()
