@@ -81,8 +81,13 @@ final class KafkaDriver: @unchecked Sendable {
         let unreachableLimit = options.exitWhenIdle.map { max($0, options.unreachableGrace) }
         var clusterLost: ClusterLostError?
         if let unreachableLimit {
-            core.giveUpCheckpointsWhen = { consumer.unreachableSince.map { ContinuousClock.now - max($0, started) >= unreachableLimit } ?? false }
+            // Weak, and cleared at the end: the core outlives this run, and a consumer it kept would go on talking
+            // to the cluster (the demo's broker, stopped after the run, was then reported unreachable).
+            core.giveUpCheckpointsWhen = { [weak consumer] in
+                consumer?.unreachableSince.map { ContinuousClock.now - max($0, started) >= unreachableLimit } ?? false
+            }
         }
+        defer { core.giveUpCheckpointsWhen = nil }
         while !stop.isStopped {
             let wasAssigned = !core.partitions.isEmpty
             let messages = try consumer.poll(maxMessages: options.pollBatch, timeout: .milliseconds(100), includeHeaders: options.probe != nil)
