@@ -93,8 +93,8 @@ public final class ConsumerCore {
     /// What a gap before a topic-partition's first message means for this driver (Kafka: deleted by retention).
     public var historyGap: HistoryStart.Gap = .deleted
     /// Set when a checkpoint was given up because the consumer was stopped (or `giveUpCheckpointsWhen` said so)
-    /// while it kept failing (what and why).
-    public internal(set) var checkpointGaveUp: String?
+    /// while it kept failing (what and why); cleared by the next checkpoint that succeeds.
+    public private(set) var checkpointGaveUp: String?
     /// Besides a stop (after a few tries): when a checkpoint that keeps failing is given up, so that nothing
     /// beyond the last good checkpoint counts as done. A batch run sets it for a cluster gone for good.
     var giveUpCheckpointsWhen: (() -> Bool)?
@@ -232,6 +232,7 @@ public final class ConsumerCore {
             guard retrying("partition \(p)", stop: stop, { try checkpoint(p) }) else { return false }
             previous[p] = before
         }
+        checkpointGaveUp = nil  // every change is in a checkpoint now, whatever was given up before
         tellMirrors(mirrors, previous)
         return true
     }

@@ -167,7 +167,7 @@ final class KafkaDriver: @unchecked Sendable {
         if let clusterLost {
             // Outputs still in flight cannot be delivered, so no checkpoint can cover them: the state stays at the
             // last checkpoint, and the next run applies those events again and sends their outputs.
-            if producer.statistics.inFlight == 0, core.checkpointAll(sinks: sinks, stop: stop) { core.checkpointGaveUp = nil }
+            if producer.statistics.inFlight == 0 { core.checkpointAll(sinks: sinks, stop: stop) }
             core.release()
             reporter.report(core, rate: 0, consumer: consumer)
             core.summary.seconds = (ContinuousClock.now - started).seconds
