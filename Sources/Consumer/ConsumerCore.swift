@@ -96,7 +96,8 @@ public final class ConsumerCore {
     /// while it kept failing (what and why); cleared by the next checkpoint that succeeds.
     public private(set) var checkpointGaveUp: String?
     /// Besides a stop (after a few tries): when a checkpoint that keeps failing is given up, so that nothing
-    /// beyond the last good checkpoint counts as done. A batch run sets it for a cluster gone for good.
+    /// beyond the last good checkpoint counts as done. The Kafka driver sets it for a cluster that does not answer
+    /// while the consumer stops, or that a batch run has waited for long enough.
     var giveUpCheckpointsWhen: (() -> Bool)?
     /// A sink failure that no retry mends (`FatalSinkError`): the driver stops with it, the last checkpoint standing.
     public internal(set) var fatalSinkError: (any Error)?
@@ -282,6 +283,7 @@ public final class ConsumerCore {
             } catch {
                 attempt += 1
                 checkpointFailures += 1
+                options.probe?.checkpointFailed()
                 let reason = ErrorWords.describe(error)
                 // The first failure at once, then once a minute while it lasts (retries are a second apart).
                 if attempt == 1 || attempt % 60 == 0 {

@@ -11,10 +11,13 @@ public protocol ConsumerProbe: AnyObject, Sendable {
     func checkpointed(seconds: Double)
     /// The group gave the consumer partitions (called at each assignment that gives it some).
     func assigned()
+    /// A checkpoint write failed (it is retried, or given up).
+    func checkpointFailed()
 }
 
 extension ConsumerProbe {
     public func assigned() {}
+    public func checkpointFailed() {}
 }
 
 /// How the consumer runs: what it reads, when it checkpoints, what it sends where. Every field has a

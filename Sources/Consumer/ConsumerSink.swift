@@ -158,9 +158,12 @@ public final class KafkaTopicsSink: ConsumerSink, @unchecked Sendable {
     let deadLetterMaxBytes: Int
     let riskTopic: String?
     let alertsTopic: String
+    let stop: StopSignal?
 
-    public init(producer: KafkaProducer, options: ConsumerOptions) {
+    /// `stop`: a flush stops waiting once it is set while no broker answers (the checkpoint is then given up).
+    public init(producer: KafkaProducer, options: ConsumerOptions, stop: StopSignal? = nil) {
         self.producer = producer
+        self.stop = stop
         deadLetterTopic = options.deadLetterTopic
         deadLetterMaxBytes = options.deadLetterMaxBytes
         riskTopic = options.riskTopic
@@ -196,8 +199,17 @@ public final class KafkaTopicsSink: ConsumerSink, @unchecked Sendable {
 
     public func flush() throws {
         // Short: a flush that times out is tried again (a second later), and while the cluster is away each try
-        // holds up a consumer that is stopping or giving up.
-        try producer.flush(timeout: .seconds(10))
+        // holds up a consumer that is stopping or giving up. In slices, so that a stop while no broker answers
+        // ends the wait at once.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            do {
+                try producer.flush(timeout: .milliseconds(250))
+                break
+            } catch {
+                if ContinuousClock.now >= deadline || (stop?.isStopped == true && producer.unreachableSince != nil) { throw error }
+            }
+        }
         try checkDeliveries()
     }
 

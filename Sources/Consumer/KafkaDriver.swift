@@ -56,13 +56,14 @@ final class KafkaDriver: @unchecked Sendable {
         var outputs = given
         if outputs["message.timeout.ms"] == nil && outputs["delivery.timeout.ms"] == nil { outputs["message.timeout.ms"] = "0" }
         let producer = try KafkaProducer(config: outputs, logger: logger)
-        let sinks: [any ConsumerSink] = [KafkaTopicsSink(producer: producer, options: options)] + reporter.sinks
+        let sinks: [any ConsumerSink] = [KafkaTopicsSink(producer: producer, options: options, stop: stop)] + reporter.sinks
         let startOffsets = options.startOffsets.merging(options.startTime.map { lookUpStartOffsets(at: $0, kafka: kafka) } ?? [:]) { given, _ in given }
         let startMs = options.startTime?.ms
         let handler = RebalanceHandler(onAssign: { [self] tps in
             assign(tps, startOffsets: startOffsets)
         }, onRevoke: { [self] tps in
-            core.close(Set(tps.map(\.partition)), sinks: sinks, stop: nil)
+            // With the stop: the revoke that closing the consumer raises after a stop must not retry for ever.
+            core.close(Set(tps.map(\.partition)), sinks: sinks, stop: stop)
             for tp in tps { committedPositions[tp] = nil }
             assignment.subtract(tps)
         })
@@ -80,14 +81,19 @@ final class KafkaDriver: @unchecked Sendable {
         // reached, it stops with its state checkpointed as far as its outputs were delivered, and fails.
         let unreachableLimit = options.exitWhenIdle.map { max($0, options.unreachableGrace) }
         var clusterLost: ClusterLostError?
-        if let unreachableLimit {
-            // Weak, and cleared at the end: the core outlives this run, and a consumer it kept would go on talking
-            // to the cluster (the demo's broker, stopped after the run, was then reported unreachable).
-            core.giveUpCheckpointsWhen = { [weak consumer] in
-                consumer?.unreachableSince.map { ContinuousClock.now - max($0, started) >= unreachableLimit } ?? false
-            }
+        // A checkpoint that cannot deliver its outputs because no broker answers is given up at its first failed
+        // try once the consumer is stopping (Ctrl-C: nothing is lost, the next run applies those events again), and
+        // for a batch run once the cluster has been gone for its limit. Weak, and cleared at the end: the core
+        // outlives this run, and a consumer it kept would go on talking to the cluster (the demo's broker, stopped
+        // after the run, was then reported unreachable).
+        core.giveUpCheckpointsWhen = { [weak consumer] in
+            guard let since = consumer?.unreachableSince else { return false }
+            return stop.isStopped || unreachableLimit.map { ContinuousClock.now - max(since, started) >= $0 } ?? false
         }
         defer { core.giveUpCheckpointsWhen = nil }
+        // Closed before the line above runs (defers run last first), whichever way the run ends: the close revokes
+        // the partitions, and their last checkpoint follows the same rule.
+        defer { consumer.close() }
         while !stop.isStopped {
             let wasAssigned = !core.partitions.isEmpty
             let messages = try consumer.poll(maxMessages: options.pollBatch, timeout: .milliseconds(100), includeHeaders: options.probe != nil)
@@ -175,9 +181,13 @@ final class KafkaDriver: @unchecked Sendable {
         }
         core.checkpointAll(sinks: sinks, stop: stop)
         if let fatal = core.fatalSinkError { throw fatal }
-        commitForMonitoring(consumer, wait: true)
+        // A last checkpoint given up (stopped while no broker answers) leaves outputs in flight that no checkpoint
+        // covers: they are dropped with the producer, and the next run sends them again.
+        let complete = core.checkpointGaveUp == nil
+        // The group's offsets are for monitoring: not waited for while no broker answers (the commit would fail).
+        if complete && consumer.unreachableSince == nil { commitForMonitoring(consumer, wait: true) }
         core.release()
-        try producer.flush(timeout: .seconds(30))
+        if complete { try producer.flush(timeout: .seconds(30)) }
         reporter.report(core, rate: 0, consumer: consumer)
         consumer.close()
         core.summary.seconds = (ContinuousClock.now - started).seconds

@@ -267,6 +267,67 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
         #expect(whole.tables() == MartSnapshot([martState(Array(try World(p)))]).tables())
     }
 
+    /// Stopped (Ctrl-C) while no broker answers and its outputs are still in flight: the consumer cannot take its
+    /// last checkpoint, and gives it up at its first failed try instead of making the user wait. (Before, it hung:
+    /// after four tries of the last checkpoint and a failed final flush, the close's revoke retried for ever.)
+    /// Nothing is lost: the next run applies those events again and sends their outputs.
+    @Test func aConsumerStoppedDuringAnOutageGivesUpItsLastCheckpointAtOnce() throws {
+        let p = try smallWorld()
+        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
+        let delivered = try produce(p, to: broker)
+        let dir = tempDir()
+        // Outputs stay in flight: every produce request fails with a retriable error (NOT_ENOUGH_REPLICAS).
+        broker.pushRequestErrors(.produce, Array(repeating: 19, count: 100_000))
+        let probe = FailureProbe()
+        let unreachable = StopSignal(handleSignals: false)
+        let logger = Logger(label: "test") { _ in
+            CallbackLogHandler(level: .warning) { e in if e.message.description.hasPrefix("Kafka cluster unreachable") { unreachable.stop() } }
+        }
+        var options = MartsConsumer.Options(stateDirectory: dir)
+        options.group = "it-outage-stop"
+        options.checkpointEvents = 2000
+        options.probe = probe
+        let consumer = MartsConsumer(options: options, logger: logger)
+        let stop = StopSignal(handleSignals: false), finished = StopSignal(handleSignals: false)
+        let failuresAtStop = Atomic<Int>(-1)
+        Thread {
+            // Once a checkpoint has failed (its outputs cannot be delivered), the broker goes; once the consumer
+            // says no broker answers, it is stopped. If it has not ended ten minutes later, the broker comes back
+            // and the errors go, so that a hang fails below instead of holding up the suite.
+            while probe.failures.load(ordering: .acquiring) == 0 && !finished.isStopped { finished.sleep(.milliseconds(5)) }
+            try? broker.setBrokerDown(1)
+            while !unreachable.isStopped && !finished.isStopped { finished.sleep(.milliseconds(5)) }
+            failuresAtStop.store(probe.failures.load(ordering: .acquiring), ordering: .releasing)
+            stop.stop()
+            finished.sleep(.seconds(600))
+            if !finished.isStopped {
+                try? broker.setBrokerUp(1)
+                broker.clearRequestErrors(.produce)
+            }
+        }.start()
+        defer { finished.stop() }
+        try consumer.run(kafka: KafkaConfig(bootstrapServers: broker.bootstrapServers, ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"]),
+                         stop: stop)
+        finished.stop()
+        let atStop = failuresAtStop.load(ordering: .acquiring)
+        #expect(atStop >= 1)
+        // After the stop: the try under way, the last checkpoint's and the close's, each given up at its first failure.
+        let after = probe.failures.load(ordering: .acquiring) - atStop
+        #expect(after <= 3, "\(after) failed tries after the stop")
+        #expect(consumer.checkpointGaveUp != nil)
+        let (first, firstOffsets) = try StateDirectory(dir.path).load()
+        #expect(firstOffsets.values.reduce(0) { $0 + $1.values.reduce(0, +) } == Int64(first.accepted))
+        #expect(first.accepted < consumer.summary.accepted, "the checkpoints cover events whose outputs were never delivered")
+
+        try broker.setBrokerUp(1)
+        broker.clearRequestErrors(.produce)
+        let rest = try consume(broker, stateDir: dir, group: "it-outage-stop-2")
+        #expect(rest.accepted == delivered - first.accepted)
+        #expect(rest.riskChanges > 0)
+        let (whole, _) = try StateDirectory(dir.path).load()
+        #expect(whole.tables() == MartSnapshot([martState(Array(try World(p)))]).tables())
+    }
+
     @Test func stoppedAndRestartedConsumerEndsWithTheSameMarts() throws {
         let p = try smallWorld()
         let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
@@ -286,6 +347,14 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
         // Events taken in after the last checkpoint of a stopped run are taken in again, never twice in the state.
         #expect(total >= delivered)
     }
+}
+
+/// Counts the consumer's failed checkpoint writes.
+final class FailureProbe: ConsumerProbe {
+    let failures = Atomic<Int>(0)
+    func applied(_ message: KafkaMessage) {}
+    func checkpointed(seconds: Double) {}
+    func checkpointFailed() { failures.add(1, ordering: .releasing) }
 }
 
 @Suite(.serialized) struct ConsumerGroupTests {
