@@ -28,6 +28,9 @@ final class ArchiveDriver {
         core.historyGap = .notInArchive
         // One process reads the whole archive: the engine covers whichever partitions it had seen.
         core.adoptAlertState(for: nil)
+        // Metrics stay current while a checkpoint is retried (an unwritable state directory).
+        core.whileRetrying = { [core, reporter] in reporter.report(core, rate: 0, consumer: nil) }
+        defer { core.whileRetrying = nil }
         let started = ContinuousClock.now
         let sinks = reporter.sinks
         // Batches no larger than a checkpoint's worth of events, so checkpoints come as often as on the Kafka path.

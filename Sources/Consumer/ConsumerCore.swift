@@ -99,6 +99,9 @@ public final class ConsumerCore {
     /// beyond the last good checkpoint counts as done. The Kafka driver sets it for a cluster that does not answer
     /// while the consumer stops, or that a batch run has waited for long enough.
     var giveUpCheckpointsWhen: (() -> Bool)?
+    /// Called after each failed try of a checkpoint that is retried: the driver refreshes its metrics from it, so
+    /// that they show the failures (and the cluster's absence) while consumption waits.
+    var whileRetrying: (() -> Void)?
     /// A sink failure that no retry mends (`FatalSinkError`): the driver stops with it, the last checkpoint standing.
     public internal(set) var fatalSinkError: (any Error)?
     /// Each checkpoint's duration since the last report took them (for the duration histogram).
@@ -297,6 +300,7 @@ public final class ConsumerCore {
                     checkpointGaveUp = "\(what): \(reason)"
                     return false
                 }
+                whileRetrying?()
                 if let stop { stop.sleep(.seconds(1)) } else { Thread.sleep(forTimeInterval: 1) }
             }
         }

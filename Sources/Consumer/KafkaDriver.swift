@@ -90,7 +90,11 @@ final class KafkaDriver: @unchecked Sendable {
             guard let since = consumer?.unreachableSince else { return false }
             return stop.isStopped || unreachableLimit.map { ContinuousClock.now - max(since, started) >= $0 } ?? false
         }
-        defer { core.giveUpCheckpointsWhen = nil }
+        core.whileRetrying = { [weak consumer, core, reporter] in reporter.report(core, rate: 0, consumer: consumer) }
+        defer {
+            core.giveUpCheckpointsWhen = nil
+            core.whileRetrying = nil
+        }
         // Closed before the line above runs (defers run last first), whichever way the run ends: the close revokes
         // the partitions, and their last checkpoint follows the same rule.
         defer { consumer.close() }

@@ -130,8 +130,10 @@ let worldFlags = ["--scenario", "payment-incident", "--seed", "3", "--customers"
         let blocker = state.appendingPathComponent("partition-0")
         FileManager.default.createFile(atPath: blocker.path, contents: Data("not a directory".utf8))
         let log = state.deletingLastPathComponent().appendingPathComponent("consumer.log")
+        let metrics = state.deletingLastPathComponent().appendingPathComponent("metrics.prom")
         let c = try launch("marts-consumer", ["--state-dir", state.path, "--checkpoint-events", "500", "--exit-when-idle", "4",
-                                              "--no-alerts", "--log-level", "notice", "--bootstrap-servers", broker.bootstrapServers], stderr: log)
+                                              "--no-alerts", "--log-level", "notice", "--bootstrap-servers", broker.bootstrapServers,
+                                              "--metrics-file", metrics.path], stderr: log)
         // It reports the failure and holds.
         var text = ""
         let deadline = Date().addingTimeInterval(60)
@@ -140,7 +142,14 @@ let worldFlags = ["--scenario", "payment-incident", "--seed", "3", "--customers"
             text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         }
         #expect(text.contains("not consuming until it succeeds"))
-        Thread.sleep(forTimeInterval: 2)
+        // Its metrics count the failed tries while it holds (before, they froze at the last report before them).
+        func failures() -> Int? {
+            let text = (try? String(contentsOf: metrics, encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").first { $0.hasPrefix("undercurrent_checkpoint_failures_total ") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) }
+        }
+        while Date() < deadline && (failures() ?? 0) < 2 { Thread.sleep(forTimeInterval: 0.1) }
+        #expect((failures() ?? 0) >= 2)
         #expect(c.isRunning)
         // Space is back: it writes, resumes and finishes.
         try FileManager.default.removeItem(at: blocker)

@@ -297,6 +297,10 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
             while probe.failures.load(ordering: .acquiring) == 0 && !finished.isStopped { finished.sleep(.milliseconds(5)) }
             try? broker.setBrokerDown(1)
             while !unreachable.isStopped && !finished.isStopped { finished.sleep(.milliseconds(5)) }
+            // The metrics show both while the checkpoint is retried (before, they froze at its first try).
+            while !finished.isStopped && (consumer.metrics.clusterWaitingSeconds == nil || consumer.metrics.checkpointFailures == 0) {
+                finished.sleep(.milliseconds(5))
+            }
             failuresAtStop.store(probe.failures.load(ordering: .acquiring), ordering: .releasing)
             stop.stop()
             finished.sleep(.seconds(600))
@@ -311,6 +315,7 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
         finished.stop()
         let atStop = failuresAtStop.load(ordering: .acquiring)
         #expect(atStop >= 1)
+        #expect(consumer.metrics.checkpointFailures >= atStop)
         // After the stop: the try under way, the last checkpoint's and the close's, each given up at its first failure.
         let after = probe.failures.load(ordering: .acquiring) - atStop
         #expect(after <= 3, "\(after) failed tries after the stop")
