@@ -354,6 +354,14 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
     }
 }
 
+/// Counts the consumer's assignments and applied messages.
+final class ProgressProbe: ConsumerProbe {
+    let assignments = Atomic<Int>(0), applied = Atomic<Int>(0)
+    func applied(_ message: KafkaMessage) { applied.add(1, ordering: .releasing) }
+    func checkpointed(seconds: Double) {}
+    func assigned() { assignments.add(1, ordering: .releasing) }
+}
+
 /// Counts the consumer's failed checkpoint writes.
 final class FailureProbe: ConsumerProbe {
     let failures = Atomic<Int>(0)
@@ -370,12 +378,16 @@ final class FailureProbe: ConsumerProbe {
         // The first consumer starts alone and takes every partition; the second joins while events still
         // arrive, so partitions (and their checkpoints) are handed over in a rebalance.
         let results = Mutex<[MartsConsumer.Summary]>([])
+        let firstProbe = ProgressProbe()
         let first = Thread {
-            let s = try! consume(broker, stateDir: dir, group: "shared", idle: .seconds(6))
+            let s = try! consume(broker, stateDir: dir, group: "shared", idle: .seconds(6)) { $0.probe = firstProbe }
             results.withLock { $0.append(s) }
         }
         first.start()
-        Thread.sleep(forTimeInterval: 4)
+        // Observed, not guessed: the first has its partitions before events come, and has applied some before the
+        // second joins (a ten-minute guard against a hang; the expectations below then fail).
+        let guardTime = ContinuousClock.now + .seconds(600)
+        while firstProbe.assignments.load(ordering: .acquiring) == 0 && ContinuousClock.now < guardTime { Thread.sleep(forTimeInterval: 0.01) }
         let producerDone = DispatchSemaphore(value: 0)
         let deliveredBox = Mutex(0)
         Thread {
@@ -383,7 +395,7 @@ final class FailureProbe: ConsumerProbe {
             deliveredBox.withLock { $0 = n }
             producerDone.signal()
         }.start()
-        Thread.sleep(forTimeInterval: 2)
+        while firstProbe.applied.load(ordering: .acquiring) < 500 && ContinuousClock.now < guardTime { Thread.sleep(forTimeInterval: 0.01) }
         let started = ContinuousClock.now
         let second = try consume(broker, stateDir: dir, group: "shared", idle: .seconds(6))
         producerDone.wait()
