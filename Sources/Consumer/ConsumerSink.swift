@@ -158,12 +158,12 @@ public final class KafkaTopicsSink: ConsumerSink, @unchecked Sendable {
     let deadLetterMaxBytes: Int
     let riskTopic: String?
     let alertsTopic: String
-    let stop: StopSignal?
+    let giveUpWhen: () -> Bool
 
-    /// `stop`: a flush stops waiting once it is set while no broker answers (the checkpoint is then given up).
-    public init(producer: KafkaProducer, options: ConsumerOptions, stop: StopSignal? = nil) {
+    /// `giveUpWhen`: a flush stops waiting as soon as it says so (the checkpoint is then given up).
+    public init(producer: KafkaProducer, options: ConsumerOptions, giveUpWhen: @escaping () -> Bool = { false }) {
         self.producer = producer
-        self.stop = stop
+        self.giveUpWhen = giveUpWhen
         deadLetterTopic = options.deadLetterTopic
         deadLetterMaxBytes = options.deadLetterMaxBytes
         riskTopic = options.riskTopic
@@ -199,15 +199,18 @@ public final class KafkaTopicsSink: ConsumerSink, @unchecked Sendable {
 
     public func flush() throws {
         // Short: a flush that times out is tried again (a second later), and while the cluster is away each try
-        // holds up a consumer that is stopping or giving up. In slices, so that a stop while no broker answers
-        // ends the wait at once.
-        let deadline = ContinuousClock.now + .seconds(10)
+        // holds up a consumer that is stopping or giving up. In slices, so that a checkpoint given up (stopped
+        // while no broker answers) ends the wait at once.
+        let started = ContinuousClock.now
         while true {
             do {
                 try producer.flush(timeout: .milliseconds(250))
                 break
             } catch {
-                if ContinuousClock.now >= deadline || (stop?.isStopped == true && producer.unreachableSince != nil) { throw error }
+                let waited = ContinuousClock.now - started
+                if waited >= .seconds(10) || giveUpWhen() {
+                    throw KafkaError(kind: .timeout, message: "\(producer.statistics.inFlight) outputs still in flight after \(Int(waited.seconds.rounded())) s")
+                }
             }
         }
         try checkDeliveries()

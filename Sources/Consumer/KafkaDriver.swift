@@ -56,7 +56,8 @@ final class KafkaDriver: @unchecked Sendable {
         var outputs = given
         if outputs["message.timeout.ms"] == nil && outputs["delivery.timeout.ms"] == nil { outputs["message.timeout.ms"] = "0" }
         let producer = try KafkaProducer(config: outputs, logger: logger)
-        let sinks: [any ConsumerSink] = [KafkaTopicsSink(producer: producer, options: options, stop: stop)] + reporter.sinks
+        let topicsSink = KafkaTopicsSink(producer: producer, options: options) { [weak core] in core?.giveUpCheckpointsWhen?() ?? false }
+        let sinks: [any ConsumerSink] = [topicsSink] + reporter.sinks
         let startOffsets = options.startOffsets.merging(options.startTime.map { lookUpStartOffsets(at: $0, kafka: kafka) } ?? [:]) { given, _ in given }
         let startMs = options.startTime?.ms
         let handler = RebalanceHandler(onAssign: { [self] tps in
@@ -178,6 +179,8 @@ final class KafkaDriver: @unchecked Sendable {
             // Outputs still in flight cannot be delivered, so no checkpoint can cover them: the state stays at the
             // last checkpoint, and the next run applies those events again and sends their outputs.
             if producer.statistics.inFlight == 0 { core.checkpointAll(sinks: sinks, stop: stop) }
+            consumer.close()
+            abandonOutputs(producer)
             core.release()
             reporter.report(core, rate: 0, consumer: consumer)
             core.summary.seconds = (ContinuousClock.now - started).seconds
@@ -194,7 +197,15 @@ final class KafkaDriver: @unchecked Sendable {
         if complete { try producer.flush(timeout: .seconds(30)) }
         reporter.report(core, rate: 0, consumer: consumer)
         consumer.close()
+        if !complete { abandonOutputs(producer) }
         core.summary.seconds = (ContinuousClock.now - started).seconds
+    }
+
+    /// Drops the outputs that no checkpoint covers (the next run sends them again), saying so, instead of
+    /// librdkafka's warning of messages left in the queue when the producer closes.
+    private func abandonOutputs(_ producer: KafkaProducer) {
+        let dropped = producer.abandonUndelivered()
+        if dropped > 0 { logger.notice("\(dropped) outputs not delivered are dropped: no checkpoint covers them, and the next start sends them again") }
     }
 
     /// Commits the checkpointed offsets to the group (when they moved), for lag tools; the checkpoints stay

@@ -182,6 +182,18 @@ public final class KafkaProducer: Sendable {
         // Deliveries are reported by the callback before flush returns.
     }
 
+    /// Drops every message not yet delivered (queued or in flight) and serves their delivery reports, which count
+    /// them as failed; returns how many there were. For a caller that gives up on them knowingly (and sends them
+    /// again later), so that closing the producer does not warn of messages still in its queue.
+    @discardableResult
+    public func abandonUndelivered() -> Int {
+        let count = Int(rd_kafka_outq_len(client.handle))
+        guard count > 0 else { return 0 }
+        _ = rd_kafka_purge(client.handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+        _ = rd_kafka_flush(client.handle, 0)  // serves the purged messages' reports
+        return count
+    }
+
     /// Flush without blocking the cooperative pool.
     public func flushAsync(timeout: Duration = .seconds(60)) async throws {
         try await runBlocking { try self.flush(timeout: timeout) }
