@@ -90,20 +90,29 @@ public final class KafkaProducer: Sendable {
 
     /// Enqueues a message. Blocks (up to `maxWait`) while the in-flight queue is full, so call it from a
     /// thread of your own, not from Swift's cooperative pool; `sendAsync` is the pool-friendly form.
-    public func send(_ message: ProducerMessage, token: UInt = 0, maxWait: Duration = .seconds(300)) throws {
+    /// `cancelled`: asked while the queue is full; when it says so, the message is not sent and `send` returns
+    /// false (a command stopped by Ctrl-C while the cluster is away stops waiting at once). True when enqueued.
+    @discardableResult
+    public func send(_ message: ProducerMessage, token: UInt = 0, maxWait: Duration = .seconds(300), cancelled: () -> Bool = { false }) throws -> Bool {
         let topic = try topicHandle(message.topic)
-        try enqueueWaiting(topic: message.topic, maxWait: maxWait) { enqueue(message, topic: topic, token: token) }
+        guard try enqueueWaiting(topic: message.topic, maxWait: maxWait, cancelled: cancelled, { enqueue(message, topic: topic, token: token) }) else {
+            return false
+        }
         // Serving delivery reports on the sending thread now and then is cheaper than waking the poll thread
         // for each batch of them.
         _ = rd_kafka_poll(client.handle, 0)
+        return true
     }
 
     /// Sends every message of `batch`, in order, as `send` sends one: message `i` goes to topic
     /// `topics[batch.records[i].topic]` with the headers `headers[batch.records[i].headers]`. Topic handles
     /// are looked up and header sets built once per call, and delivery reports served by this thread once per
     /// 256 messages (the poll thread leaves them alone meanwhile). Returns when all are enqueued; throws at the
-    /// first message that could not be (those before it are enqueued).
-    public func send(_ batch: PackedMessages, topics: [String], headers: [[KafkaHeader]], maxWait: Duration = .seconds(300)) throws {
+    /// first message that could not be (those before it are enqueued). Returns how many were enqueued: fewer than
+    /// the batch's when `cancelled` said so while the queue was full (as in `send(_:token:maxWait:cancelled:)`).
+    @discardableResult
+    public func send(_ batch: PackedMessages, topics: [String], headers: [[KafkaHeader]], maxWait: Duration = .seconds(300),
+                     cancelled: () -> Bool = { false }) throws -> Int {
         let handles = try topics.map { try topicHandle($0) }
         let senders = client.context.delivery
         senders.batchSenders.add(1, ordering: .relaxed)
@@ -112,9 +121,9 @@ public final class KafkaProducer: Sendable {
         // (`rd_kafka_headers_copy`), rather than built from Swift strings and arrays per message.
         let templates = headers.map(makeHeaders)
         defer { for case let t? in templates { rd_kafka_headers_destroy(t) } }
-        try withExtendedLifetime(handles) {
+        let enqueued = try withExtendedLifetime(handles) {
             let rkts = handles.map(\.handle)
-            try batch.bytes.withUnsafeBytes { bytes in
+            return try batch.bytes.withUnsafeBytes { bytes -> Int in
                 for (i, r) in batch.records.enumerated() {
                     guard rkts.indices.contains(r.topic), templates.indices.contains(r.headers),
                           0 <= r.keyStart, r.keyStart <= r.valueStart, r.valueStart <= r.end, r.end <= bytes.count
@@ -122,29 +131,35 @@ public final class KafkaProducer: Sendable {
                     let key = UnsafeRawBufferPointer(rebasing: bytes[r.keyStart..<r.valueStart])
                     let value = UnsafeRawBufferPointer(rebasing: bytes[r.valueStart..<r.end])
                     let template = templates[r.headers], rkt = rkts[r.topic]
-                    try enqueueWaiting(topic: topics[r.topic], maxWait: maxWait) {
+                    let taken = try enqueueWaiting(topic: topics[r.topic], maxWait: maxWait, cancelled: cancelled) {
                         uc_produce(client.handle, rkt, RD_KAFKA_PARTITION_UA, key.baseAddress, key.count,
                                    value.baseAddress, value.count, template.map { rd_kafka_headers_copy($0) },
                                    r.timestampMs, nil)
                     }
+                    if !taken { return i }
                     if i & 255 == 255 { _ = rd_kafka_poll(client.handle, 0) }
                 }
+                return batch.records.count
             }
         }
         _ = rd_kafka_poll(client.handle, 0)
+        return enqueued
     }
 
     /// Runs `attempt` until librdkafka takes the message; while its in-flight queue is full, serves delivery
     /// reports (which frees queue space sooner than waiting for the poll thread) for up to `maxWait`.
-    private func enqueueWaiting(topic: @autoclosure () -> String, maxWait: Duration, _ attempt: () -> rd_kafka_resp_err_t) throws {
+    /// False when `cancelled` said so while the queue was full (the message was not enqueued).
+    private func enqueueWaiting(topic: @autoclosure () -> String, maxWait: Duration, cancelled: () -> Bool = { false },
+                                _ attempt: () -> rd_kafka_resp_err_t) throws -> Bool {
         var deadline: ContinuousClock.Instant? = nil
         while true {
             let err = attempt()
             if err == RD_KAFKA_RESP_ERR_NO_ERROR {
                 enqueued.add(1, ordering: .relaxed)
-                return
+                return true
             }
             guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw KafkaError(err, context: "produce to \(topic())") }
+            if cancelled() { return false }
             backpressureWaits.add(1, ordering: .relaxed)
             let limit = deadline ?? ContinuousClock.now + maxWait
             deadline = limit

@@ -98,9 +98,10 @@ final class LoadSendLoop: @unchecked Sendable {
                 let ns = DispatchTime.now().uptimeNanoseconds
                 var sentBytes = [UInt8](repeating: 0, count: 8)
                 for i in 0..<8 { sentBytes[i] = UInt8(truncatingIfNeeded: ns >> (56 - 8 * UInt64(i))) }
-                try producer.send(ProducerMessage(topic: topics[event.topic]!, key: Array(event.customerID.utf8), value: value,
-                                                  headers: [typeHeaders[event.type]!, schema, KafkaHeader(LoadTest.sentHeader, sentBytes)],
-                                                  timestampMs: event.occurredAt.ms), token: UInt(ns))
+                guard try producer.send(ProducerMessage(topic: topics[event.topic]!, key: Array(event.customerID.utf8), value: value,
+                                                        headers: [typeHeaders[event.type]!, schema, KafkaHeader(LoadTest.sentHeader, sentBytes)],
+                                                        timestampMs: event.occurredAt.ms), token: UInt(ns), cancelled: { stop.isStopped })
+                else { break }
                 sent += 1
                 if sent & 255 == 0 { sendLog.append((sent, ns)) }
                 batch -= 1

@@ -82,8 +82,10 @@ public struct ProducerRun {
             let source = EncodedStream(world: world, topics: topics, stop: stop)
             defer { source.cancel() }
             while var batch = source.next() {
-                try producer.send(batch, topics: topicList, headers: headerSets)
-                sent += batch.count
+                // A stop while the cluster is away (the queue full) ends the wait at once.
+                let taken = try producer.send(batch, topics: topicList, headers: headerSets, cancelled: { stop.isStopped })
+                sent += taken
+                if taken < batch.count { break }
                 if let last = batch.records.last { simulated = Timestamp(ms: last.timestampMs) }
                 progress()
                 source.recycle(&batch)
@@ -107,8 +109,9 @@ public struct ProducerRun {
             }
             value.removeAll(keepingCapacity: true)
             encoder.encode(event, into: &value)
-            try producer.send(ProducerMessage(topic: names[event.topic.ordinal], key: Array(event.customerID.utf8), value: value,
-                                              headers: typeHeaders[event.type.ordinal], timestampMs: event.occurredAt.ms))
+            guard try producer.send(ProducerMessage(topic: names[event.topic.ordinal], key: Array(event.customerID.utf8), value: value,
+                                                    headers: typeHeaders[event.type.ordinal], timestampMs: event.occurredAt.ms),
+                                    cancelled: { stop.isStopped }) else { break }
             sent += 1
             if sent & 1023 == 0 { progress() }
         }

@@ -26,6 +26,8 @@ public struct Replayer {
     public var keepPartitions = false
     /// Replay the complete lines of a gzip archive that is cut off (otherwise they are sent, then an error).
     public var allowTruncated = false
+    /// How long the final flush waits for messages in flight.
+    public var finalFlush: Duration = .seconds(120)
 
     public init() {}
 
@@ -92,9 +94,11 @@ public struct Replayer {
                     headers = typeHeaders[type]!
                 }
             }
-            try producer.send(ProducerMessage(topic: topicMap[record.topic] ?? record.topic, key: record.key, value: record.value,
-                                              headers: headers, timestampMs: record.timestamp?.ms,
-                                              partition: keepPartitions ? record.partition : nil))
+            // A stop while the cluster is away (the queue full) ends the wait at once.
+            guard try producer.send(ProducerMessage(topic: topicMap[record.topic] ?? record.topic, key: record.key, value: record.value,
+                                                    headers: headers, timestampMs: record.timestamp?.ms,
+                                                    partition: keepPartitions ? record.partition : nil),
+                                    cancelled: { stop.isStopped }) else { break reading }
             summary.sent += 1
             if summary.sent & 1023 == 0 {
                 let now = ContinuousClock.now
@@ -106,7 +110,7 @@ public struct Replayer {
             }
         }
         summary.interrupted = stop.isStopped
-        summary.gaveUp = producer.flushSaying("replay", stop: stop)
+        summary.gaveUp = producer.flushSaying("replay", stop: stop, timeout: finalFlush)
         let s = producer.statistics
         summary.delivered = s.delivered
         summary.failed = s.failed

@@ -249,6 +249,34 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         #expect(ContinuousClock.now - started >= .milliseconds(950))
     }
 
+    /// Stopped while the cluster is away and the producer's queue is full: the replay stops waiting at once and
+    /// reports what was left in flight (before, it waited out the queue's five minutes, then failed with the
+    /// queue-full error). The same holds for the producers, which send the same way.
+    @Test func aReplayStoppedWhileTheClusterIsAwayStopsAtOnce() throws {
+        let events = spikeEvents()
+        let archive = tempDir().appendingPathComponent("outage.ndjson").path
+        let writer = try ArchiveWriter(path: archive)
+        for e in events { try writer.write(ArchiveRecord(event: e, value: EventEncoder.encode(e))) }
+        try writer.close()
+        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
+        try broker.setBrokerDown(1)
+        // A small queue, so that it is full long before the archive's end.
+        let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers, ["queue.buffering.max.messages": "500"]),
+                                         logger: quiet)
+        let stop = StopSignal(handleSignals: false), finished = StopSignal(handleSignals: false)
+        Thread {
+            while producer.statistics.backpressureWaits == 0 && !finished.isStopped { finished.sleep(.milliseconds(5)) }
+            stop.stop()
+        }.start()
+        defer { finished.stop() }
+        var replayer = Replayer()
+        replayer.finalFlush = .zero
+        let s = try replayer.run(archive: archive, producer: producer, stop: stop, logger: quiet) { _ in }
+        #expect(s.interrupted)
+        #expect(s.sent == 500 && s.sent < events.count)
+        #expect(s.delivered == 0 && s.gaveUp?.hasPrefix("500 still in flight") == true, "\(s.gaveUp ?? "-")")
+    }
+
     /// Starting at a point in time on the embedded broker (no ListOffsets by time): earlier messages are
     /// scanned and skipped, later ones counted.
     @Test func consumerStartingAtATimeSkipsEarlierMessages() throws {
