@@ -134,6 +134,19 @@ public final class KafkaConsumer: Sendable {
         positions().mapValues { max(0, $0.end - $0.position) }
     }
 
+    /// The consume position of each assigned partition that has one: the offset after the last message handed
+    /// out, or after a transaction marker read since (librdkafka steps the position over markers, which are never
+    /// handed out).
+    public func consumedPositions() -> [TopicPartition: Int64] {
+        var raw: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>? = nil
+        guard rd_kafka_assignment(client.handle, &raw) == RD_KAFKA_RESP_ERR_NO_ERROR, let raw else { return [:] }
+        let list = PartitionList(adopting: raw)
+        _ = list.withPointer { rd_kafka_position(client.handle, $0) }
+        var out: [TopicPartition: Int64] = [:]
+        for e in list.entries() where e.offset >= 0 { out[e.partition] = e.offset }
+        return out
+    }
+
     /// The consume position (next offset to read) and the end (high watermark) of each assigned partition,
     /// as `lag()` reads them.
     public func positions() -> [TopicPartition: (position: Int64, end: Int64)] {

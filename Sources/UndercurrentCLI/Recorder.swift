@@ -60,7 +60,13 @@ public struct Recorder {
         var lastReport = ContinuousClock.now
         let total = partitions.reduce(Int64(0)) { $0 + max(0, ends[$1, default: 0] - (starts[$1]?.rawValue ?? 0)) }
         while !stop.isStopped && !caughtUp() {
-            for m in try consumer.poll(maxMessages: 5000, timeout: .milliseconds(200), includeHeaders: true) {
+            let messages = try consumer.poll(maxMessages: 5000, timeout: .milliseconds(200), includeHeaders: true)
+            if messages.isEmpty {
+                // A partition whose last offsets are a transaction marker (or messages of an aborted transaction)
+                // hands out nothing more: librdkafka's position steps over them, so the end seen at start is reached.
+                for (tp, p) in consumer.consumedPositions() where p > position[tp, default: 0] { position[tp] = p }
+            }
+            for m in messages {
                 let tp = m.topicPartition
                 position[tp] = m.offset + 1
                 if !follow, m.offset >= ends[tp, default: 0] { continue }  // arrived after the start: not ours

@@ -141,6 +141,8 @@ struct EmbeddedBrokerTests {
         #expect(Set(assigned.withLock { $0 }) == [TopicPartition("so", 0), TopicPartition("so", 1)])
         #expect(got.filter { $0.partition == 0 }.map(\.offset).min() == 40)
         #expect(got.filter { $0.partition == 1 }.map(\.offset).min() == 45)
+        // The consume position is the offset after the last message handed out, whatever the start.
+        #expect(consumer.consumedPositions() == [TopicPartition("so", 0): 50, TopicPartition("so", 1): 50])
         consumer.close()
     }
 
