@@ -10,9 +10,9 @@ import Testing
 import TestSupport
 import UndercurrentCLI
 
-/// `events` as an archive `spike.ndjson` in `dir`; returns its path.
-func writeArchive(_ events: [Event], in dir: URL) throws -> String {
-    let archive = dir.appendingPathComponent("spike.ndjson").path
+/// `events` as an archive (as `simulate` writes one) named `name` in `dir`; returns its path.
+func writeArchive(_ events: [Event], in dir: URL = tempDir(), named name: String = "spike.ndjson") throws -> String {
+    let archive = dir.appendingPathComponent(name).path
     let writer = try ArchiveWriter(path: archive)
     for e in events { try writer.write(ArchiveRecord(event: e, value: EventEncoder.encode(e))) }
     try writer.close()

@@ -50,6 +50,27 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
     return consumer.summary
 }
 
+/// What a run that stopped short checkpointed: a consistent state, whose offsets cover exactly the events it
+/// accepted. Returns how many that was.
+func checkpointedConsistently(_ dir: URL) throws -> Int {
+    let (state, offsets) = try StateDirectory(dir.path).load()
+    #expect(offsets.values.reduce(0) { $0 + $1.values.reduce(0, +) } == Int64(state.accepted))
+    return state.accepted
+}
+
+/// The next run (a group of its own) takes in the rest, each event once, and ends with the batch marts of the
+/// whole history and offsets covering every event.
+@discardableResult
+func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group: String, world p: SimulationParameters,
+                              delivered: Int, before first: Int) throws -> MartsConsumer.Summary {
+    let rest = try consume(broker, stateDir: dir, group: group)
+    #expect(rest.accepted == delivered - first)
+    let (whole, offsets) = try StateDirectory(dir.path).load()
+    #expect(whole.tables() == MartSnapshot([martState(Array(try World(p)))]).tables())
+    #expect(offsets.values.reduce(0) { $0 + $1.values.reduce(0, +) } == Int64(delivered))
+    return rest
+}
+
 @Suite(.serialized) struct ConsumerIntegrationTests {
     @Test func consumerThroughTheEmbeddedBrokerEqualsTheBatchOfTheSameEvents() throws {
         let p = try smallWorld()
@@ -233,15 +254,10 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
         #expect(error?.seconds ?? 0 >= 2)
         #expect(consumer.summary.accepted > 0 && consumer.summary.accepted <= delivered)
         // What the checkpoints hold is a consistent state: its offsets cover exactly the events it accepted.
-        let (first, firstOffsets) = try StateDirectory(dir.path).load()
-        #expect(firstOffsets.values.reduce(0) { $0 + $1.values.reduce(0, +) } == Int64(first.accepted))
+        let first = try checkpointedConsistently(dir)
 
         try broker.setBrokerUp(1)
-        let rest = try consume(broker, stateDir: dir, group: "it-lost-2")
-        #expect(rest.accepted == delivered - first.accepted)
-        let (whole, offsets) = try StateDirectory(dir.path).load()
-        #expect(whole.tables() == MartSnapshot([martState(Array(try World(p)))]).tables())
-        #expect(offsets.values.reduce(0) { $0 + $1.values.reduce(0, +) } == Int64(delivered))
+        try expectTheRestFollowsOnce(broker, stateDir: dir, group: "it-lost-2", world: p, delivered: delivered, before: first)
     }
 
     /// Outputs the cluster refuses for good (here every produce request fails with a permanent error): no
@@ -255,16 +271,12 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
         broker.pushRequestErrors(.produce, Array(repeating: 29, count: 10_000))  // TOPIC_AUTHORIZATION_FAILED
         let error = #expect(throws: OutputsLostError.self) { try consume(broker, stateDir: dir, group: "it-refused") }
         #expect(error?.failed ?? 0 > 0)
-        let (first, firstOffsets) = try StateDirectory(dir.path).load()
-        #expect(firstOffsets.values.reduce(0) { $0 + $1.values.reduce(0, +) } == Int64(first.accepted))
-        #expect(first.accepted < delivered, "a checkpoint covered every event although their outputs were refused")
+        let first = try checkpointedConsistently(dir)
+        #expect(first < delivered, "a checkpoint covered every event although their outputs were refused")
 
         broker.clearRequestErrors(.produce)
-        let rest = try consume(broker, stateDir: dir, group: "it-refused-2")
-        #expect(rest.accepted == delivered - first.accepted)
+        let rest = try expectTheRestFollowsOnce(broker, stateDir: dir, group: "it-refused-2", world: p, delivered: delivered, before: first)
         #expect(rest.riskChanges > 0)
-        let (whole, _) = try StateDirectory(dir.path).load()
-        #expect(whole.tables() == MartSnapshot([martState(Array(try World(p)))]).tables())
     }
 
     /// Stopped (Ctrl-C) while no broker answers and its outputs are still in flight: the consumer cannot take its
@@ -329,17 +341,13 @@ func consume(_ broker: EmbeddedBroker, stateDir: URL, group: String, idle: Durat
         let said = lines.withLock { $0 }
         #expect(said.contains { $0.hasSuffix("outputs not delivered are dropped: no checkpoint covers them, and the next start sends them again") })
         #expect(!said.contains { $0.contains("Producer terminating") }, "\(said)")
-        let (first, firstOffsets) = try StateDirectory(dir.path).load()
-        #expect(firstOffsets.values.reduce(0) { $0 + $1.values.reduce(0, +) } == Int64(first.accepted))
-        #expect(first.accepted < consumer.summary.accepted, "the checkpoints cover events whose outputs were never delivered")
+        let first = try checkpointedConsistently(dir)
+        #expect(first < consumer.summary.accepted, "the checkpoints cover events whose outputs were never delivered")
 
         try broker.setBrokerUp(1)
         broker.clearRequestErrors(.produce)
-        let rest = try consume(broker, stateDir: dir, group: "it-outage-stop-2")
-        #expect(rest.accepted == delivered - first.accepted)
+        let rest = try expectTheRestFollowsOnce(broker, stateDir: dir, group: "it-outage-stop-2", world: p, delivered: delivered, before: first)
         #expect(rest.riskChanges > 0)
-        let (whole, _) = try StateDirectory(dir.path).load()
-        #expect(whole.tables() == MartSnapshot([martState(Array(try World(p)))]).tables())
     }
 
     @Test func stoppedAndRestartedConsumerEndsWithTheSameMarts() throws {

@@ -197,10 +197,7 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
     @Test func replayReFiresTheSameAlertsAndHonoursTimeRangeAndSpeed() throws {
         let rules = try AlertConfig.load(file: nil, configDir: repoConfig.path)
         let events = spikeEvents()
-        let archive = tempDir().appendingPathComponent("spike.ndjson.gz").path
-        let writer = try ArchiveWriter(path: archive)
-        for e in events { try writer.write(ArchiveRecord(event: e, value: EventEncoder.encode(e))) }
-        try writer.close()
+        let archive = try writeArchive(events, named: "spike.ndjson.gz")
         let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
         let kafka = KafkaConfig(bootstrapServers: broker.bootstrapServers)
         let producer = try KafkaProducer(config: kafka, logger: quiet)
@@ -237,10 +234,7 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         #expect(rs.sent == inRange && rs.skipped == events.count - inRange)
 
         // --speed 7200: two hours of history take at least a second.
-        let paced = tempDir().appendingPathComponent("paced.ndjson").path
-        let w = try ArchiveWriter(path: paced)
-        for e in events.prefix(6 * 120 + 1) { try w.write(ArchiveRecord(event: e, value: EventEncoder.encode(e))) }
-        try w.close()
+        let paced = try writeArchive(Array(events.prefix(6 * 120 + 1)), named: "paced.ndjson")
         var fast = Replayer()
         fast.speed = .times(7200)
         fast.topicMap = ["payments": "range.payments"]
@@ -254,10 +248,7 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
     /// queue-full error). The same holds for the producers, which send the same way.
     @Test func aReplayStoppedWhileTheClusterIsAwayStopsAtOnce() throws {
         let events = spikeEvents()
-        let archive = tempDir().appendingPathComponent("outage.ndjson").path
-        let writer = try ArchiveWriter(path: archive)
-        for e in events { try writer.write(ArchiveRecord(event: e, value: EventEncoder.encode(e))) }
-        try writer.close()
+        let archive = try writeArchive(events, named: "outage.ndjson")
         let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
         try broker.setBrokerDown(1)
         // A small queue, so that it is full long before the archive's end.
@@ -392,3 +383,4 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         #expect(snapshot.accepted == report.accepted)
     }
 }
+
