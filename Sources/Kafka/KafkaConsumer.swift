@@ -150,16 +150,12 @@ public final class KafkaConsumer: Sendable {
     /// The consume position (next offset to read) and the end (high watermark) of each assigned partition,
     /// as `lag()` reads them.
     public func positions() -> [TopicPartition: (position: Int64, end: Int64)] {
-        var raw: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>? = nil
-        guard rd_kafka_assignment(client.handle, &raw) == RD_KAFKA_RESP_ERR_NO_ERROR, let raw else { return [:] }
-        let list = PartitionList(adopting: raw)
-        _ = list.withPointer { rd_kafka_position(client.handle, $0) }
         var out: [TopicPartition: (position: Int64, end: Int64)] = [:]
-        for e in list.entries() where e.offset >= 0 {
+        for (tp, position) in consumedPositions() {
             var low: Int64 = -1, high: Int64 = -1
-            guard rd_kafka_get_watermark_offsets(client.handle, e.partition.topic, e.partition.partition, &low, &high)
+            guard rd_kafka_get_watermark_offsets(client.handle, tp.topic, tp.partition, &low, &high)
                     == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { continue }
-            out[e.partition] = (e.offset, high)
+            out[tp] = (position, high)
         }
         return out
     }
