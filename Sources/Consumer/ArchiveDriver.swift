@@ -46,7 +46,7 @@ final class ArchiveDriver {
         // time it reads again are duplicates: not counted twice (the marts are exact under duplication).
         func applyBatch() throws {
             let outputs = core.apply(batch, startMs: options.startTime?.ms)
-            for sink in sinks { try sink.send(outputs) }
+            try core.send(outputs, to: sinks)
             batch.removeAll(keepingCapacity: true)
             if core.checkpointDueByCount { core.checkpointAll(sinks: sinks, stop: stop) }
             reportIfDue(&progress)

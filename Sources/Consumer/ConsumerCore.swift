@@ -102,7 +102,8 @@ public final class ConsumerCore {
     /// Called after each failed try of a checkpoint that is retried: the driver refreshes its metrics from it, so
     /// that they show the failures (and the cluster's absence) while consumption waits.
     var whileRetrying: (() -> Void)?
-    /// A sink failure that no retry mends (`FatalSinkError`): the driver stops with it, the last checkpoint standing.
+    /// A sink failure that no retry mends (`FatalSinkError`, or any failure to take outputs: those are gone from
+    /// the core's hands): the driver stops with it, the last checkpoint standing, and no checkpoint is taken after it.
     public internal(set) var fatalSinkError: (any Error)?
     /// Each checkpoint's duration since the last report took them (for the duration histogram).
     var checkpointDurations: [Double] = []
@@ -200,6 +201,19 @@ public final class ConsumerCore {
     /// The largest event time accepted so far (the marts' as-of).
     public var asOf: Timestamp? { partitions.values.compactMap(\.state.maxTime).max() }
 
+    /// Hands a batch's outputs to every sink, in order. A sink that throws has not taken them all, and they
+    /// cannot be produced again from here: the error is kept as `fatalSinkError`, so that no checkpoint covers
+    /// that batch (a rebalance's or the final one included), and rethrown for the driver to stop with. The next
+    /// start applies the batch again and sends its outputs.
+    public func send(_ outputs: [ConsumerOutput], to sinks: [any ConsumerSink]) throws {
+        do {
+            for sink in sinks { try sink.send(outputs) }
+        } catch {
+            if fatalSinkError == nil { fatalSinkError = error }
+            throw error
+        }
+    }
+
     // MARK: Checkpoints
 
     /// Whether a partition has taken `checkpointEvents` messages since its last checkpoint.
@@ -210,6 +224,8 @@ public final class ConsumerCore {
     /// never move past un-checkpointed state; false when stopped while failing.
     @discardableResult
     public func checkpointAll(sinks: [any ConsumerSink], stop: StopSignal?, force: Bool = false) -> Bool {
+        // Outputs a sink failed to take (or lost) are not sent again from here: a checkpoint would cover them.
+        guard fatalSinkError == nil else { return false }
         let changed = force || partitions.values.contains { $0.sinceCheckpoint > 0 }
         let mirrors = sinks.filter(\.mirrorsState)
         guard changed || mirrors.contains(where: \.wantsCheckpoint) else { return true }

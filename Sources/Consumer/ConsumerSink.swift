@@ -159,27 +159,66 @@ public final class KafkaTopicsSink: ConsumerSink, @unchecked Sendable {
     let riskTopic: String?
     let alertsTopic: String
     let giveUpWhen: () -> Bool
+    let stopped: () -> Bool
+    let whileWaiting: () -> Void
+    let logger: Logger?
+    /// When the last "output queue full" notice was logged (once a minute at most).
+    private var fullNoticeAt: ContinuousClock.Instant?
 
-    /// `giveUpWhen`: a flush stops waiting as soon as it says so (the checkpoint is then given up).
-    public init(producer: KafkaProducer, options: ConsumerOptions, giveUpWhen: @escaping () -> Bool = { false }) {
+    /// While the output queue is full, `send` waits for room for as long as it takes (consumption waits with it),
+    /// calling `whileWaiting` about once a second (the driver refreshes its metrics there), and logs it once a
+    /// minute at most. It stops waiting, and throws, as soon as `giveUpWhen` says so, or after 10 s once `stopped`
+    /// does (a stop while produce requests keep failing). `giveUpWhen` ends a flush's wait too (the checkpoint
+    /// is then given up). A batch whose outputs were not all taken is not covered by any checkpoint
+    /// (`ConsumerCore.send`): the next start applies it again.
+    public init(producer: KafkaProducer, options: ConsumerOptions, logger: Logger? = nil, giveUpWhen: @escaping () -> Bool = { false },
+                stopped: @escaping () -> Bool = { false }, whileWaiting: @escaping () -> Void = {}) {
         self.producer = producer
         self.giveUpWhen = giveUpWhen
+        self.stopped = stopped
+        self.whileWaiting = whileWaiting
+        self.logger = logger
         deadLetterTopic = options.deadLetterTopic
         deadLetterMaxBytes = options.deadLetterMaxBytes
         riskTopic = options.riskTopic
         alertsTopic = options.alertsTopic
     }
 
+    /// How long a stopped consumer waits for room in a full output queue (as long as one flush of a checkpoint).
+    static let stoppedWait: Duration = .seconds(10)
+
     public func send(_ outputs: [ConsumerOutput]) throws {
         try checkDeliveries()
+        func send(_ message: ProducerMessage) throws {
+            var waitingSince: ContinuousClock.Instant?, nudged = ContinuousClock.now
+            let taken = try producer.send(message, maxWait: .seconds(366 * 86_400)) {
+                let now = ContinuousClock.now
+                if waitingSince == nil {
+                    waitingSince = now
+                    if fullNoticeAt.map({ now - $0 >= .seconds(60) }) ?? true {
+                        fullNoticeAt = now
+                        logger?.warning("output queue full (\(producer.statistics.inFlight) outputs in flight): consumption waits for the cluster to take them")
+                    }
+                }
+                if now - nudged >= .seconds(1) {
+                    nudged = now
+                    whileWaiting()
+                }
+                return giveUpWhen() || (stopped() && now - waitingSince! >= Self.stoppedWait)
+            }
+            guard taken else {
+                throw KafkaError(kind: .timeout, message: "the output queue is full (\(producer.statistics.inFlight) outputs in flight) and the "
+                                 + "cluster does not take them: stopped. No checkpoint covers the outputs not sent: the next start applies their events again and sends them")
+            }
+        }
         for output in outputs {
             switch output {
             case let .riskChange(r):
                 guard let riskTopic else { continue }
-                try producer.send(ProducerMessage(topic: riskTopic, key: Array(r.customerID.utf8), value: Array(r.json.utf8),
+                try send(ProducerMessage(topic: riskTopic, key: Array(r.customerID.utf8), value: Array(r.json.utf8),
                                                   timestampMs: r.asOf.ms))
             case let .alert(a):
-                try producer.send(ProducerMessage(topic: alertsTopic, key: Array(a.rule.utf8), value: Array(a.json.utf8),
+                try send(ProducerMessage(topic: alertsTopic, key: Array(a.rule.utf8), value: Array(a.json.utf8),
                                                   headers: [KafkaHeader("alert-state", a.state.rawValue)], timestampMs: a.at.ms))
             case let .deadLetter(r, m):
                 // A value too large for the output producer goes in truncated, saying so, rather than stopping
@@ -191,7 +230,7 @@ public final class KafkaTopicsSink: ConsumerSink, @unchecked Sendable {
                     headers.append(KafkaHeader("dlq-truncated-from", String(value.count)))
                     value = Array(value.prefix(deadLetterMaxBytes))
                 }
-                try producer.send(ProducerMessage(topic: deadLetterTopic, key: m.key.map { Array($0) }, value: value,
+                try send(ProducerMessage(topic: deadLetterTopic, key: m.key.map { Array($0) }, value: value,
                                                   headers: headers, timestampMs: m.timestampMs))
             }
         }

@@ -56,7 +56,9 @@ final class KafkaDriver: @unchecked Sendable {
         var outputs = given
         if outputs["message.timeout.ms"] == nil && outputs["delivery.timeout.ms"] == nil { outputs["message.timeout.ms"] = "0" }
         let producer = try KafkaProducer(config: outputs, logger: logger)
-        let topicsSink = KafkaTopicsSink(producer: producer, options: options) { [weak core] in core?.giveUpCheckpointsWhen?() ?? false }
+        let topicsSink = KafkaTopicsSink(producer: producer, options: options, logger: logger,
+                                         giveUpWhen: { [weak core] in core?.giveUpCheckpointsWhen?() ?? false },
+                                         stopped: { stop.isStopped }, whileWaiting: { [weak core] in core?.whileRetrying?() })
         let sinks: [any ConsumerSink] = [topicsSink] + reporter.sinks
         let startOffsets = options.startOffsets.merging(options.startTime.map { lookUpStartOffsets(at: $0, kafka: kafka) } ?? [:]) { given, _ in given }
         let startMs = options.startTime?.ms
@@ -106,7 +108,11 @@ final class KafkaDriver: @unchecked Sendable {
             if let fatal = core.fatalSinkError { throw fatal }
             if !wasAssigned && !core.partitions.isEmpty { lastMessage = ContinuousClock.now }  // idle time counts from assignment
             let outputs = core.apply(messages, startMs: startMs)
-            for sink in sinks { try sink.send(outputs) }
+            do { try core.send(outputs, to: sinks) } catch {
+                // No checkpoint covers what is in flight now (see `ConsumerCore.send`): dropped knowingly.
+                abandonOutputs(producer)
+                throw error
+            }
             if let probe = options.probe { for m in messages { probe.applied(m) } }
             let now = ContinuousClock.now
             if !messages.isEmpty {

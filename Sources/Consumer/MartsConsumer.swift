@@ -49,6 +49,8 @@ public final class MartsConsumer: @unchecked Sendable {
     public var asOf: Timestamp? { core.asOf }
     /// What checkpoint was given up, and why, when the consumer was stopped while checkpoints kept failing.
     public var checkpointGaveUp: String? { core.checkpointGaveUp }
+    /// The sink failure the run stopped with (outputs not taken or not delivered), if it did.
+    public var sinkFailure: (any Error)? { core.fatalSinkError }
     /// Payment attempts that arrived after their minute was evaluated, left out of alerting.
     public var lateAlertAttempts: Int { core.lateAlertAttempts }
     /// What the failure-spike detector can catch at the volume seen (see `DetectionReach`); read it while the

@@ -150,7 +150,7 @@ public struct MartsConsumerCommand: ParsableCommand {
         } catch let e as CheckpointError {
             Console.err("marts-consumer: error: \(e). Start with --rebuild to rebuild it from the earliest offsets.")
             throw ExitCode(2)
-        } catch let e where e is ClusterLostError || (e as? ArchiveError)?.truncated == true {
+        } catch let e where e is ClusterLostError || (e as? ArchiveError)?.truncated == true || consumer.sinkFailure != nil {
             // The run got somewhere first: what it applied, then why it stopped.
             let s = consumer.summary
             Console.err("marts-consumer: accepted \(s.accepted), duplicates \(s.duplicates), rejected \(s.rejected), \(s.checkpoints) checkpoints")

@@ -279,6 +279,109 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
         #expect(rest.riskChanges > 0)
     }
 
+    /// A sink that fails to take a batch's outputs (a full output queue, a file it cannot write): those outputs are
+    /// gone from the consumer's hands, so no checkpoint may cover their batch. The consumer stops with the error,
+    /// its checkpoints short of that batch (before, the close's revoke checkpointed it: its outputs were lost);
+    /// the next run applies that batch again and sends its outputs.
+    @Test func aSinkThatFailsToTakeOutputsStopsTheConsumerBeforeACheckpointCoversThem() throws {
+        let p = try smallWorld()
+        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
+        let delivered = try produce(p, to: broker)
+        let dir = tempDir()
+        let sink = FailingSink(failAtBatch: 3)
+        let probe = ProgressProbe()
+        let error = #expect(throws: FailingSink.Failure.self) {
+            try consume(broker, stateDir: dir, group: "it-sink-fails") {
+                $0.sinks = [sink]
+                $0.probe = probe
+                $0.checkpointEvents = 1
+                $0.pollBatch = 200
+            }
+        }
+        #expect(error != nil)
+        let applied = probe.applied.load(ordering: .acquiring)
+        let first = try checkpointedConsistently(dir)
+        #expect(first > 0 && first <= applied,
+                "the checkpoints cover \(first) events, the batches whose outputs were taken \(applied)")
+
+        let rest = try expectTheRestFollowsOnce(broker, stateDir: dir, group: "it-sink-fails-2", world: p,
+                                                delivered: delivered, before: first)
+        #expect(rest.riskChanges > 0)
+    }
+
+    /// Stopped (Ctrl-C) while its output queue is full (here it holds 5 messages, and every produce request fails
+    /// with a retriable error): the consumer waits for room, says so, keeps its metrics current, and stops waiting
+    /// once stopped: at once while no broker answers, within 10 s while brokers answer with errors. (Before, it
+    /// waited out the queue's five minutes.) That batch is covered by no checkpoint; the next run sends its outputs.
+    @Test(arguments: [true, false])
+    func aConsumerStoppedWithItsOutputQueueFullStopsWaitingForRoom(clusterDown: Bool) throws {
+        let p = try smallWorld()
+        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
+        let delivered = try produce(p, to: broker)
+        let dir = tempDir()
+        broker.pushRequestErrors(.produce, Array(repeating: 19, count: 100_000))  // NOT_ENOUGH_REPLICAS, retriable
+        let full = StopSignal(handleSignals: false), unreachable = StopSignal(handleSignals: false)
+        let logger = Logger(label: "test") { _ in
+            CallbackLogHandler(level: .notice) { e in
+                let line = e.message.description
+                if line.hasPrefix("output queue full") { full.stop() }
+                if line.hasPrefix("Kafka cluster unreachable") { unreachable.stop() }
+            }
+        }
+        var options = MartsConsumer.Options(stateDirectory: dir)
+        options.group = "it-queue-full-\(clusterDown)"
+        options.checkpointEvents = 2000
+        let consumer = MartsConsumer(options: options, logger: logger)
+        let stop = StopSignal(handleSignals: false), finished = StopSignal(handleSignals: false)
+        let stoppedAt = Mutex<ContinuousClock.Instant?>(nil)
+        let metricsShowedTheOutage = Atomic<Bool>(false)
+        Thread {
+            // Each wait gives up after ten minutes (a guard against a hang: the expectations below then fail).
+            let guardTime = ContinuousClock.now + .seconds(600)
+            func waitFor(_ condition: () -> Bool) {
+                while !condition() && !finished.isStopped && ContinuousClock.now < guardTime { finished.sleep(.milliseconds(5)) }
+            }
+            waitFor { full.isStopped }
+            if clusterDown {
+                try? broker.setBrokerDown(1)
+                waitFor { unreachable.isStopped }
+                // Refreshed while the consumer waits for room (it is not polling meanwhile).
+                waitFor { consumer.metrics.clusterWaitingSeconds != nil }
+                metricsShowedTheOutage.store(consumer.metrics.clusterWaitingSeconds != nil, ordering: .releasing)
+            }
+            stoppedAt.withLock { $0 = ContinuousClock.now }
+            stop.stop()
+            finished.sleep(.seconds(600))
+            if !finished.isStopped {
+                try? broker.setBrokerUp(1)
+                broker.clearRequestErrors(.produce)
+            }
+        }.start()
+        defer { finished.stop() }
+        let error = #expect(throws: KafkaError.self) {
+            try consumer.run(kafka: KafkaConfig(bootstrapServers: broker.bootstrapServers, [
+                "session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "queue.buffering.max.messages": "5",
+            ]), stop: stop)
+        }
+        finished.stop()
+        let waited = stoppedAt.withLock { $0 }.map { ContinuousClock.now - $0 }
+        #expect(error?.description.contains("the output queue is full") == true, "\(String(describing: error))")
+        // What bounds the wait: the cluster's absence at once, a stop with brokers answering after 10 s. Ten
+        // minutes is far from either, and far below the five minutes it took before only on a machine slower
+        // than any that runs this: the bound is about the path taken, not speed.
+        #expect(waited.map { $0 < .seconds(clusterDown ? 9 : 60) } == true, "stopped after \(String(describing: waited))")
+        let metricsShowed = metricsShowedTheOutage.load(ordering: .acquiring)
+        #expect(metricsShowed || !clusterDown, "the metrics did not show the absent cluster while the consumer waited for room")
+        let first = try checkpointedConsistently(dir)
+        #expect(first < consumer.summary.accepted, "the checkpoints cover events whose outputs were never sent")
+
+        try broker.setBrokerUp(1)
+        broker.clearRequestErrors(.produce)
+        let rest = try expectTheRestFollowsOnce(broker, stateDir: dir, group: "it-queue-full-\(clusterDown)-2", world: p,
+                                                delivered: delivered, before: first)
+        #expect(rest.riskChanges > 0)
+    }
+
     /// Stopped (Ctrl-C) while no broker answers and its outputs are still in flight: the consumer cannot take its
     /// last checkpoint, and gives it up at its first failed try instead of making the user wait. (Before, it hung:
     /// after four tries of the last checkpoint and a failed final flush, the close's revoke retried for ever.)
@@ -384,6 +487,18 @@ final class ProgressProbe: ConsumerProbe {
     func applied(_ message: KafkaMessage) { applied.add(1, ordering: .releasing) }
     func checkpointed(seconds: Double) {}
     func assigned() { assignments.add(1, ordering: .releasing) }
+}
+
+/// A sink that takes the outputs of a run's first batches with outputs and throws at the `failAtBatch`th.
+final class FailingSink: ConsumerSink, @unchecked Sendable {
+    struct Failure: Error {}
+    let failAtBatch: Int
+    private let batches = Atomic<Int>(0)
+    init(failAtBatch: Int) { self.failAtBatch = failAtBatch }
+    func send(_ outputs: [ConsumerOutput]) throws {
+        guard !outputs.isEmpty else { return }
+        if batches.add(1, ordering: .relaxed).newValue >= failAtBatch { throw Failure() }
+    }
 }
 
 /// Counts the consumer's failed checkpoint writes.

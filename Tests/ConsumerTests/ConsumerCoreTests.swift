@@ -209,6 +209,32 @@ let reference = export([martState(history)])
         #expect(storage.partitions.isEmpty)
     }
 
+    /// Outputs a sink did not take are gone from the core's hands: no checkpoint may cover their batch, neither the
+    /// next one nor a rebalance's close. The other sinks are not handed that batch's outputs either.
+    @Test func afterASinkFailedToTakeOutputsNoCheckpointIsTaken() throws {
+        struct Refused: Error {}
+        final class RefusingSink: ConsumerSink, @unchecked Sendable {
+            func send(_ outputs: [ConsumerOutput]) throws { if !outputs.isEmpty { throw Refused() } }
+        }
+        let storage = MemoryCheckpointStorage()
+        let c = try core(storage)
+        let recorder = RecordingSink(storage)
+        try c.send(c.apply(Array(input.prefix(1000))), to: [recorder])
+        let taken = recorder.outputs.count
+        #expect(c.checkpointAll(sinks: [recorder], stop: nil))
+        let written = storage.writes
+        #expect(written > 0 && c.fatalSinkError == nil)
+        let outputs = c.apply(Array(input[1000..<4000]))
+        #expect(!outputs.isEmpty)
+        #expect(throws: Refused.self) { try c.send(outputs, to: [RefusingSink(), recorder]) }
+        #expect(c.fatalSinkError is Refused)
+        #expect(!c.checkpointAll(sinks: [recorder], stop: nil))
+        c.close(Set(c.openPartitions), sinks: [recorder], stop: nil)
+        #expect(storage.writes == written)
+        #expect(storage.partitions.values.reduce(0) { $0 + $1.state.accepted } == 1000)
+        #expect(recorder.outputs.count == taken)
+    }
+
     @Test func checkpointIsDueOnceAPartitionTookCheckpointEvents() throws {
         let storage = MemoryCheckpointStorage()
         let c = try core(storage) { $0.checkpointEvents = 300 }
