@@ -191,6 +191,7 @@ public final class KafkaTopicsSink: ConsumerSink, @unchecked Sendable {
         try checkDeliveries()
         func send(_ message: ProducerMessage) throws {
             var waitingSince: ContinuousClock.Instant?, nudged = ContinuousClock.now
+            var why = ""
             let taken = try producer.send(message, maxWait: .seconds(366 * 86_400)) {
                 let now = ContinuousClock.now
                 if waitingSince == nil {
@@ -204,11 +205,16 @@ public final class KafkaTopicsSink: ConsumerSink, @unchecked Sendable {
                     nudged = now
                     whileWaiting()
                 }
-                return giveUpWhen() || (stopped() && now - waitingSince! >= Self.stoppedWait)
+                if giveUpWhen() {
+                    why = "no broker answers"
+                } else if stopped() && now - waitingSince! >= Self.stoppedWait {
+                    why = "the cluster took none of them for \(Int(Self.stoppedWait.seconds)) s after the stop"
+                }
+                return !why.isEmpty
             }
             guard taken else {
-                throw KafkaError(kind: .timeout, message: "the output queue is full (\(producer.statistics.inFlight) outputs in flight) and the "
-                                 + "cluster does not take them: stopped. No checkpoint covers the outputs not sent: the next start applies their events again and sends them")
+                throw KafkaError(kind: .timeout, message: "the output queue is full (\(producer.statistics.inFlight) outputs in flight) and \(why): stopped. "
+                                 + "No checkpoint covers the outputs not sent: the next start applies their events again and sends them")
             }
         }
         for output in outputs {
