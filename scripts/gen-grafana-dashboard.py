@@ -50,6 +50,10 @@ ROWS = [
             ("sum(rate(undercurrent_checkpoints_total[$__rate_interval]))", "written"),
             ("sum(rate(undercurrent_checkpoint_failures_total[$__rate_interval]))", "failed")],
          "Partition checkpoints written and failed per second."),
+        ("Kafka cluster and outputs", "short", [
+            ("undercurrent_kafka_cluster_up", "{{instance}} cluster up"),
+            ("undercurrent_outputs_in_flight", "{{instance}} outputs in flight")],
+         "Whether a broker answers the consumer (1) or none does (0), and its risk, alert and dead-letter messages sent and not yet delivered: a checkpoint waits for them."),
     ]),
     ("Data quality and alerts", [
         ("Dead letters", "ops", [

@@ -26,6 +26,9 @@ public struct ConsumerMetrics: Sendable {
     public var sinks: [SinkStatus] = []
     /// How long no broker has answered; nil while the cluster is reachable.
     public var clusterWaitingSeconds: Double?
+    /// Risk changes, alerts and dead letters handed to Kafka and not yet delivered (0 without Kafka outputs). A
+    /// checkpoint waits for them; at the output queue's limit (100,000 by default) consumption waits too.
+    public var outputsInFlight = 0
     /// Where each open topic-partition's history starts.
     public var history: [HistoryStart] = []
     /// What the failure-spike detector can catch at the present volume, per scope, for an outage failing
@@ -48,6 +51,7 @@ public final class ConsumerTelemetry: Sendable {
     private let checkpointDuration: CoreMetrics.Timer
     private let asOf: Meter
     private let clusterUp: Meter
+    private let outputsInFlight: Meter
     private let historySeries = Mutex<[TopicPartition: Meter]>([:])
     private let partitions = Mutex<[TopicPartition: (messages: Meter, seconds: Meter)]>([:])
     private let sinks = Mutex<[String: (up: Meter, checkpoints: Meter, seconds: Meter, commits: TotalCounter)]>([:])
@@ -78,6 +82,9 @@ public final class ConsumerTelemetry: Sendable {
         asOf.set(Double.nan)
         clusterUp = registry.gauge("undercurrent_kafka_cluster_up", help: "Whether a broker of the cluster answers (1) or none does (0).")
         clusterUp.set(1.0)
+        outputsInFlight = registry.gauge("undercurrent_outputs_in_flight",
+                                         help: "Risk, alert and dead-letter messages sent to Kafka and not yet delivered.")
+        outputsInFlight.set(0.0)
     }
 
     public func publish(_ m: ConsumerMetrics, checkpointDurations: [Double] = []) {
@@ -96,6 +103,7 @@ public final class ConsumerTelemetry: Sendable {
         clientErrors.update(m.kafkaClientErrors)
         asOf.set(m.asOf.map { Double($0.ms) / 1000 } ?? .nan)
         clusterUp.set(m.clusterWaitingSeconds == nil ? 1.0 : 0.0)
+        outputsInFlight.set(Double(m.outputsInFlight))
         reachSeries.withLock { series in
             for r in m.detectionReach {
                 var g = series[r.scope] ?? (registry.gauge("undercurrent_alert_scope_attempts_per_hour",

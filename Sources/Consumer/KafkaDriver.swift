@@ -93,7 +93,7 @@ final class KafkaDriver: @unchecked Sendable {
             guard let since = consumer?.unreachableSince else { return false }
             return stop.isStopped || unreachableLimit.map { ContinuousClock.now - max(since, started) >= $0 } ?? false
         }
-        core.whileRetrying = { [weak consumer, core, reporter] in reporter.report(core, rate: 0, consumer: consumer) }
+        core.whileRetrying = { [weak consumer, weak producer, core, reporter] in reporter.report(core, rate: 0, consumer: consumer, outputs: producer) }
         defer {
             core.giveUpCheckpointsWhen = nil
             core.whileRetrying = nil
@@ -148,7 +148,7 @@ final class KafkaDriver: @unchecked Sendable {
             }
             if now - lastReport >= options.reportInterval {
                 let taken = core.summary.taken
-                let m = reporter.report(core, rate: Double(taken - reportedTaken) / (now - lastReport).seconds, consumer: consumer)
+                let m = reporter.report(core, rate: Double(taken - reportedTaken) / (now - lastReport).seconds, consumer: consumer, outputs: producer)
                 let worst = m.lag.max { $0.value < $1.value }
                 if let waiting = m.clusterWaitingSeconds {
                     logger.info("waiting for the cluster", metadata: [
@@ -188,7 +188,7 @@ final class KafkaDriver: @unchecked Sendable {
             consumer.close()
             abandonOutputs(producer)
             core.release()
-            reporter.report(core, rate: 0, consumer: consumer)
+            reporter.report(core, rate: 0, consumer: consumer, outputs: producer)
             core.summary.seconds = (ContinuousClock.now - started).seconds
             throw clusterLost
         }
@@ -201,7 +201,7 @@ final class KafkaDriver: @unchecked Sendable {
         if complete && consumer.unreachableSince == nil { commitForMonitoring(consumer, wait: true) }
         core.release()
         if complete { try producer.flush(timeout: .seconds(30)) }
-        reporter.report(core, rate: 0, consumer: consumer)
+        reporter.report(core, rate: 0, consumer: consumer, outputs: producer)
         consumer.close()
         if !complete { abandonOutputs(producer) }
         core.summary.seconds = (ContinuousClock.now - started).seconds

@@ -88,7 +88,7 @@ final class ConsumerReporter: Sendable {
 
     /// Refreshes the snapshot, the registry and the metrics file from the core, and returns the snapshot.
     @discardableResult
-    func report(_ core: ConsumerCore, rate: Double, consumer: KafkaConsumer?) -> ConsumerMetrics {
+    func report(_ core: ConsumerCore, rate: Double, consumer: KafkaConsumer?, outputs: KafkaProducer? = nil) -> ConsumerMetrics {
         var m = ConsumerMetrics()
         m.summary = core.summary
         m.eventsPerSecond = rate
@@ -105,6 +105,7 @@ final class ConsumerReporter: Sendable {
         m.checkpointFailures = core.checkpointFailures
         m.kafkaClientErrors = consumer?.clientErrorCount ?? 0
         m.clusterWaitingSeconds = consumer?.unreachableSince.map { (ContinuousClock.now - $0).seconds }
+        m.outputsInFlight = outputs?.statistics.inFlight ?? 0
         m.history = core.history
         m.sinks = sinks.compactMap(\.sinkStatus)
         m.detectionReach = core.detectionReach(outageRate: ConsumerMetrics.referenceOutageRate)

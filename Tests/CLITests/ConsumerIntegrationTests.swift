@@ -86,6 +86,7 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
         let metrics = try String(contentsOf: metricsFile, encoding: .utf8)
         #expect(metrics.contains("undercurrent_input_messages_total{outcome=\"accepted\"} \(delivered)\n"))
         #expect(metrics.contains("undercurrent_dlq_messages_total 1\n"))
+        #expect(metrics.contains("undercurrent_kafka_cluster_up 1.0\n") && metrics.contains("undercurrent_outputs_in_flight 0.0\n"))
         let lagLines = metrics.split(separator: "\n").filter { $0.hasPrefix("undercurrent_consumer_lag_messages{") }
         #expect(lagLines.count == 12)  // 3 topics × 4 partitions
         #expect(lagLines.allSatisfy { $0.hasSuffix(" 0.0") })
@@ -333,7 +334,7 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
         options.checkpointEvents = 2000
         let consumer = MartsConsumer(options: options, logger: logger)
         let stop = StopSignal(handleSignals: false), finished = StopSignal(handleSignals: false)
-        let metricsShowedTheOutage = Atomic<Bool>(false)
+        let metricsShowedTheOutage = Atomic<Bool>(false), outputsShown = Atomic<Int>(0)
         Thread {
             // Each wait gives up after ten minutes (a guard against a hang: the expectations below then fail).
             let guardTime = ContinuousClock.now + .seconds(600)
@@ -341,10 +342,12 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
                 while !condition() && !finished.isStopped && ContinuousClock.now < guardTime { finished.sleep(.milliseconds(5)) }
             }
             waitFor { full.isStopped }
+            // The metrics are refreshed while the consumer waits for room (it is not polling meanwhile).
+            waitFor { consumer.metrics.outputsInFlight >= 5 }
+            outputsShown.store(consumer.metrics.outputsInFlight, ordering: .releasing)
             if clusterDown {
                 try? broker.setBrokerDown(1)
                 waitFor { unreachable.isStopped }
-                // Refreshed while the consumer waits for room (it is not polling meanwhile).
                 waitFor { consumer.metrics.clusterWaitingSeconds != nil }
                 metricsShowedTheOutage.store(consumer.metrics.clusterWaitingSeconds != nil, ordering: .releasing)
             }
@@ -367,6 +370,8 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
         let because = clusterDown ? "and no broker answers: stopped" : "and the cluster took none of them for 10 s after the stop"
         #expect(error?.description.contains("the output queue is full") == true && error?.description.contains(because) == true,
                 "\(String(describing: error))")
+        let shown = outputsShown.load(ordering: .acquiring)
+        #expect(shown >= 5, "the metrics showed \(shown) outputs in flight while the queue of 5 was full")
         let metricsShowed = metricsShowedTheOutage.load(ordering: .acquiring)
         #expect(metricsShowed || !clusterDown, "the metrics did not show the absent cluster while the consumer waited for room")
         let first = try checkpointedConsistently(dir)
