@@ -34,9 +34,10 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
         case .unavailable: return true
         case .invalidURI, .rejected: return false
         case .statement:
-            // Class 08: connection exceptions; 57P: operator intervention (shutdown, crash); 40: rollbacks.
+            // Class 08: connection exceptions; 57P: operator intervention (shutdown, crash); 40: rollbacks;
+            // 55P03: a lock another session holds (lock_timeout).
             guard let s = sqlState else { return true }  // no SQLSTATE: the connection broke mid-statement
-            return s.hasPrefix("08") || s.hasPrefix("57P") || s.hasPrefix("40") || s == "53300"
+            return s.hasPrefix("08") || s.hasPrefix("57P") || s.hasPrefix("40") || s == "53300" || s == "55P03"
         }
     }
 }
@@ -47,12 +48,16 @@ public final class PostgresConnection {
     private var copyError: String?
 
     /// Connects with a libpq connection URI or keyword string; the password comes from the URI,
-    /// `PGPASSWORD` or `~/.pgpass`, as libpq finds it. `connectTimeout` applies unless the URI sets one.
+    /// `PGPASSWORD` or `~/.pgpass`, as libpq finds it. `connectTimeout` applies unless the URI sets one, and so do
+    /// TCP keepalives after 10 s idle (3 probes 5 s apart) and a 30 s limit on unacknowledged data
+    /// (`tcp_user_timeout`): a server whose host or network went away fails the call in about 30 s, where the
+    /// system's defaults would wait for 15 minutes or more.
     public init(uri: String, applicationName: String = "undercurrent", connectTimeout: Int = 5) throws(PostgresError) {
         try PostgresURI.validate(uri)
         // Earlier keywords are overridden by what the expanded URI says.
-        let keys = ["connect_timeout", "application_name", "dbname"]
-        let values = [String(connectTimeout), applicationName, uri]
+        let keys = ["connect_timeout", "application_name", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                    "tcp_user_timeout", "dbname"]
+        let values = [String(connectTimeout), applicationName, "1", "10", "5", "3", "30000", uri]
         let c = withCStrings(keys) { k in withCStrings(values) { v in PQconnectdbParams(k, v, 1) } }
         guard let c else { throw PostgresError(code: .unavailable, message: "out of memory connecting to PostgreSQL") }
         guard PQstatus(c) == CONNECTION_OK else {

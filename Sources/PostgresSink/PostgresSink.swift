@@ -30,6 +30,14 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         public var refreshInterval: Duration = .seconds(5)
         /// Customer rows copied and merged at a time: the server merges one chunk while the next is made.
         public var chunkRows = 32_768
+        /// How long a statement waits for a table lock that someone else holds (a reader's `LOCK TABLE`, an
+        /// `ALTER`, a `VACUUM FULL`) before it fails and is retried at a later checkpoint: the sink is called on the
+        /// consuming thread, and a lock held for an hour must not stop the stream for an hour. Applies unless the
+        /// URI's `options` set `lock_timeout`.
+        public var lockTimeout: Duration = .seconds(5)
+        /// After a write gave up on a lock, how long the sink leaves the tables alone (checkpoints go on, and
+        /// count as behind) before it tries again: each try holds the consumer up for up to `lockTimeout`.
+        public var lockRetryInterval: Duration = .seconds(30)
         public init(uri: String) { self.uri = uri }
     }
 
@@ -61,6 +69,10 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
     private var lastRefresh = ContinuousClock.now
     private var lastOutageLog: ContinuousClock.Instant?
     private var outageSince: ContinuousClock.Instant?
+    /// Set when a write gave up on a lock another session holds: since when, and the next try.
+    private var lockedSince: ContinuousClock.Instant?
+    private var lockedRetryAt: ContinuousClock.Instant?
+    private var lastLockLog: ContinuousClock.Instant?
     /// Checkpoints handed over since the last commit, and when the oldest of them was taken.
     private var behind = 0
     private var behindSince: Date?
@@ -71,6 +83,8 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
     private var calledOnce = false
     /// `--rebuild`'s emptying of the tables is done.
     private var rebuilt = false
+    /// Writes that gave up on a lock another session held.
+    public private(set) var lockTimeouts = 0
     /// Rows of mart_customer_360 written so far (for benchmarks and tests).
     public private(set) var customerRowsWritten = 0
 
@@ -94,6 +108,9 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         let c = try PostgresConnection(uri: options.uri, applicationName: "undercurrent-marts-consumer")
         // Staging tables of a large checkpoint stay in memory (the default, 8 MB, spills them to disk).
         try c.execute("SET temp_buffers = '512MB'")
+        if try c.execute("SHOW lock_timeout").rows.first?.first == "0" {
+            try c.execute("SET lock_timeout = \(max(1, Int((options.lockTimeout.seconds * 1000).rounded())))")
+        }
         let recreated = try PostgresSchema.ensure(c)
         // Once, at the first connection (the server may be away at start).
         if options.rebuild && !rebuilt {
@@ -159,6 +176,10 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
                 return
             }
         }
+        if let at = lockedRetryAt, ContinuousClock.now < at {
+            publishStatus()
+            return
+        }
         write(partitions, retryAfterRepair: true)
         publishStatus()
     }
@@ -176,9 +197,27 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             commits += 1
             behind = 0
             behindSince = nil
+            if let since = lockedSince {
+                logger.notice("postgres: the tables are free again after \(Int((ContinuousClock.now - since).seconds)) s; caught up")
+                (lockedSince, lockedRetryAt, lastLockLog) = (nil, nil, nil)
+            }
         } catch {
             for p in tracked.keys { unverify(p) }
             _ = try? db.execute("ROLLBACK")  // (libpq first discards what a merge sent without waiting still had to say)
+            // A lock another session holds (55P03: lock_timeout): not ours to break. The tables are left alone for
+            // a while, the checkpoints go on, and the write is tried again later.
+            if error.sqlState == "55P03" {
+                let now = ContinuousClock.now
+                lockTimeouts += 1
+                if lockedSince == nil { lockedSince = now }
+                lockedRetryAt = now + options.lockRetryInterval
+                if lastLockLog.map({ now - $0 >= .seconds(60) }) ?? true {
+                    lastLockLog = now
+                    logger.warning("postgres: a table is locked by another session (\(error.message)); consuming on, tables catch up once it is released",
+                                   metadata: ["behind_checkpoints": "\(behind)", "retry_seconds": "\(Int(options.lockRetryInterval.seconds))"])
+                }
+                return
+            }
             if error.isTransient || !db.isOpen {
                 self.db = nil
                 noteOutage(error)

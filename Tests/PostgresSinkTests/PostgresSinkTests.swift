@@ -286,6 +286,64 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
         try expectDatabaseEquals(storage.partitions.values.map(\.state), try PostgresConnection(uri: server.uri()))
     }
 
+    /// Another session holding a lock on a mart table (a `LOCK TABLE`, an `ALTER`, a `VACUUM FULL` in a long
+    /// transaction) holds a write up for the sink's lock timeout, not the consumer for as long as the lock is held:
+    /// the checkpoint goes on, the sink counts itself behind and leaves the tables alone for a while, and it catches
+    /// up once the lock is gone. (Before, the consuming thread waited for the lock.)
+    @Test(.timeLimit(.minutes(3))) func aTableLockedByAnotherSessionHoldsUpTheSinkNotTheConsumer() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        let input = messages(history)
+        let storage = MemoryCheckpointStorage()
+        let core = try sinkCore(storage, open: [0, 1, 2, 3])
+        var options = PostgresSink.Options(uri: server.uri())
+        options.retryInterval = .zero
+        options.lockTimeout = .milliseconds(200)
+        options.lockRetryInterval = .seconds(5)
+        let pg = try PostgresSink(options: options, logger: quiet)
+        _ = core.apply(Array(input.prefix(3000)))
+        #expect(core.checkpointAll(sinks: [pg], stop: nil))
+        #expect(pg.commits == 1)
+
+        let locker = try PostgresConnection(uri: server.uri())
+        let lockerPID = try #require(try locker.execute("SELECT pg_backend_pid()").rows.first?.first ?? nil)
+        try locker.execute("BEGIN; LOCK TABLE undercurrent.mart_customer_360 IN ACCESS EXCLUSIVE MODE")
+        // A guard against a hang: if the sink waited for the lock, it is ended after a minute (and the write then
+        // succeeds, which the expectations below catch).
+        let finished = StopSignal(handleSignals: false)
+        defer { finished.stop() }
+        Thread {
+            finished.sleep(.seconds(60))
+            if !finished.isStopped, let admin = try? PostgresConnection(uri: server.uri()) {
+                _ = try? admin.execute("SELECT pg_terminate_backend(\(lockerPID))")
+            }
+        }.start()
+        let writes = storage.writes
+        _ = core.apply(Array(input[3000..<6000]))
+        #expect(core.checkpointAll(sinks: [pg], stop: nil))
+        let failedAt = ContinuousClock.now
+        #expect(storage.writes > writes, "the consumer's checkpoint was written")
+        #expect(pg.commits == 1 && pg.lockTimeouts == 1)
+        #expect(pg.sinkStatus?.checkpointsBehind == 1 && pg.sinkStatus?.connected == true)
+        // Within the retry interval the tables are left alone: no second wait for the lock.
+        _ = core.apply(Array(input[6000..<9000]))
+        #expect(core.checkpointAll(sinks: [pg], stop: nil))
+        #expect(pg.lockTimeouts == 1 || ContinuousClock.now - failedAt >= options.lockRetryInterval)
+        #expect(pg.sinkStatus?.checkpointsBehind == 2)
+
+        finished.stop()
+        try locker.execute("ROLLBACK")
+        // Once the retry interval is over, the next checkpoint opportunity catches the tables up.
+        let deadline = ContinuousClock.now + .seconds(120)
+        while pg.commits == 1 && ContinuousClock.now < deadline {
+            #expect(core.checkpointAll(sinks: [pg], stop: nil))
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(pg.commits == 2)
+        #expect(pg.sinkStatus?.checkpointsBehind == 0)
+        try expectDatabaseEquals(storage.partitions.values.map(\.state), try PostgresConnection(uri: server.uri()))
+    }
+
     @Test(.timeLimit(.minutes(2))) func aConnectionCutWhileAChunkMergesShowsNothingAndTheNextCheckpointCatchesUp() throws {
         let server = try PostgresServer()
         defer { server.stop() }
