@@ -335,12 +335,7 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
         let consumer = MartsConsumer(options: options, logger: logger)
         let stop = StopSignal(handleSignals: false), finished = StopSignal(handleSignals: false)
         let metricsShowedTheOutage = Atomic<Bool>(false), outputsShown = Atomic<Int>(0)
-        Thread {
-            // Each wait gives up after ten minutes (a guard against a hang: the expectations below then fail).
-            let guardTime = ContinuousClock.now + .seconds(600)
-            func waitFor(_ condition: () -> Bool) {
-                while !condition() && !finished.isStopped && ContinuousClock.now < guardTime { finished.sleep(.milliseconds(5)) }
-            }
+        stopDuringOutage(broker, stop: stop, finished: finished) { waitFor in
             waitFor { full.isStopped }
             // The metrics are refreshed while the consumer waits for room (it is not polling meanwhile).
             waitFor { consumer.metrics.outputsInFlight >= 5 }
@@ -351,13 +346,7 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
                 waitFor { consumer.metrics.clusterWaitingSeconds != nil }
                 metricsShowedTheOutage.store(consumer.metrics.clusterWaitingSeconds != nil, ordering: .releasing)
             }
-            stop.stop()
-            finished.sleep(.seconds(600))
-            if !finished.isStopped {
-                try? broker.setBrokerUp(1)
-                broker.clearRequestErrors(.produce)
-            }
-        }.start()
+        }
         defer { finished.stop() }
         let error = #expect(throws: KafkaError.self) {
             try consumer.run(kafka: KafkaConfig(bootstrapServers: broker.bootstrapServers, [
@@ -412,15 +401,9 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
         let stop = StopSignal(handleSignals: false), finished = StopSignal(handleSignals: false)
         let failuresAtStop = Atomic<Int>(-1)
         let metricsShowedTheOutage = Atomic<Bool>(false)
-        Thread {
-            // Once a checkpoint has failed (its outputs cannot be delivered), the broker goes; once the consumer
-            // says no broker answers, and its metrics show it, it is stopped. Each wait gives up after ten minutes
-            // (a guard against a hang: the expectations below then fail), as does the wait for the run's end, after
-            // which the broker comes back and the errors go.
-            let guardTime = ContinuousClock.now + .seconds(600)
-            func waitFor(_ condition: () -> Bool) {
-                while !condition() && !finished.isStopped && ContinuousClock.now < guardTime { finished.sleep(.milliseconds(5)) }
-            }
+        // Once a checkpoint has failed (its outputs cannot be delivered), the broker goes; once the consumer says no
+        // broker answers, and its metrics show it, it is stopped.
+        stopDuringOutage(broker, stop: stop, finished: finished) { waitFor in
             waitFor { probe.failures.load(ordering: .acquiring) > 0 }
             try? broker.setBrokerDown(1)
             waitFor { unreachable.isStopped }
@@ -429,13 +412,7 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
             waitFor(shown)
             metricsShowedTheOutage.store(shown(), ordering: .releasing)
             failuresAtStop.store(probe.failures.load(ordering: .acquiring), ordering: .releasing)
-            stop.stop()
-            finished.sleep(.seconds(600))
-            if !finished.isStopped {
-                try? broker.setBrokerUp(1)
-                broker.clearRequestErrors(.produce)
-            }
-        }.start()
+        }
         defer { finished.stop() }
         try consumer.run(kafka: KafkaConfig(bootstrapServers: broker.bootstrapServers, ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"]),
                          stop: stop)
@@ -489,6 +466,26 @@ final class ProgressProbe: ConsumerProbe {
     func applied(_ message: KafkaMessage) { applied.add(1, ordering: .releasing) }
     func checkpointed(seconds: Double) {}
     func assigned() { assignments.add(1, ordering: .releasing) }
+}
+
+/// Runs `script` on a thread of its own, then stops the consumer (`stop`). The script's waits (`waitFor`) each end
+/// after ten minutes at most, a guard against a hang (the test's expectations then fail); so does the wait for the
+/// run to finish (`finished`), after which the broker comes back and its request errors go, so that it can.
+func stopDuringOutage(_ broker: EmbeddedBroker, stop: StopSignal, finished: StopSignal,
+                      _ script: @escaping @Sendable (_ waitFor: (() -> Bool) -> Void) -> Void) {
+    Thread {
+        let guardTime = ContinuousClock.now + .seconds(600)
+        func waitFor(_ condition: () -> Bool) {
+            while !condition() && !finished.isStopped && ContinuousClock.now < guardTime { finished.sleep(.milliseconds(5)) }
+        }
+        script(waitFor)
+        stop.stop()
+        finished.sleep(.seconds(600))
+        if !finished.isStopped {
+            try? broker.setBrokerUp(1)
+            broker.clearRequestErrors(.produce)
+        }
+    }.start()
 }
 
 /// A sink that takes the outputs of a run's first batches with outputs and throws at the `failAtBatch`th.
