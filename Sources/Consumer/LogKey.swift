@@ -21,4 +21,9 @@ public enum LogKey {
     public static let missedMessages = "history.missed_messages"
     public static let archiveRead = "archive.read"
     public static let archiveRemainingSeconds = "archive.remaining_seconds"
+    public static let bootstrap = "kafka.bootstrap"
+    public static let brokerFile = "broker.file"
+    public static let sinkURI = "sink.uri"
+    public static let sinkBehindCheckpoints = "sink.behind_checkpoints"
+    public static let sinkRetrySeconds = "sink.retry_seconds"
 }

@@ -46,7 +46,7 @@ public enum TimeSeek {
                     }
                 }
             }
-            logger.notice("starting at \(time): offsets looked up by timestamp", metadata: ["kafka.offsets": "\(found.sorted { $0.key < $1.key })"])
+            logger.notice("starting at \(time): offsets looked up by timestamp", metadata: [LogKey.offsets: "\(found.sorted { $0.key < $1.key })"])
             return found
         } catch {
             logger.notice("the cluster cannot look up offsets by timestamp (\(error)); scanning from the earliest offset and skipping messages before \(time)")

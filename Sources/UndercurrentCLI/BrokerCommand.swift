@@ -53,8 +53,8 @@ struct BrokerCommand: ParsableCommand {
         let stop = StopSignal()
         let broker = try EmbeddedBrokerRunner(brokers: brokers, partitions: partitions, addressFile: addressFile).start(logger: logger)
         Console.out(broker.bootstrapServers)
-        logger.info("embedded broker up", metadata: ["kafka.bootstrap": "\(broker.bootstrapServers)",
-                                                     "kafka.partitions": "\(partitions)", "broker.file": "\(addressFile)"])
+        logger.info("embedded broker up", metadata: [LogKey.bootstrap: "\(broker.bootstrapServers)",
+                                                     LogKey.partitions: "\(partitions)", LogKey.brokerFile: "\(addressFile)"])
         stop.wait()
         BrokerAddressFile.remove(ifContains: broker.bootstrapServers, at: addressFile)
         logger.info("embedded broker stopped (\(stop.receivedSignal ?? "stop"))")
