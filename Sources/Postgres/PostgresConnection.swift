@@ -43,16 +43,25 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
 }
 
 /// One libpq connection, used from one thread at a time. The only Swift code that calls libpq.
+///
+/// The connection is non-blocking underneath: every wait for the server (to take what is sent, or to answer) is a
+/// `poll` of its socket, bounded by `responseTimeout` when one is set. A server that stops answering while its
+/// host still acknowledges (a stopped or wedged backend, where TCP keepalives see nothing wrong) then fails the
+/// call instead of holding the calling thread for as long as it lasts; the connection is given up (`isOpen` false).
 public final class PostgresConnection {
     private let conn: OpaquePointer
     private var copyError: String?
+    /// Why the connection was given up (a wait that timed out); every call fails at once after it.
+    private var brokenReason: String?
+    /// The longest a call waits without the server taking or sending anything; nil waits as long as it takes.
+    public var responseTimeout: Duration?
 
     /// Connects with a libpq connection URI or keyword string; the password comes from the URI,
     /// `PGPASSWORD` or `~/.pgpass`, as libpq finds it. `connectTimeout` applies unless the URI sets one, and so do
     /// TCP keepalives after 10 s idle (3 probes 5 s apart) and a 30 s limit on unacknowledged data
     /// (`tcp_user_timeout`): a server whose host or network went away fails the call in about 30 s, where the
     /// system's defaults would wait for 15 minutes or more.
-    public init(uri: String, applicationName: String = "undercurrent", connectTimeout: Int = 5) throws(PostgresError) {
+    public init(uri: String, applicationName: String = "undercurrent", connectTimeout: Int = 5, responseTimeout: Duration? = nil) throws(PostgresError) {
         try PostgresURI.validate(uri)
         // Earlier keywords are overridden by what the expanded URI says.
         let keys = ["connect_timeout", "application_name", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
@@ -66,99 +75,113 @@ public final class PostgresConnection {
             throw PostgresError(code: Self.isRejection(message) ? .rejected : .unavailable, message: message)
         }
         conn = c
+        self.responseTimeout = responseTimeout
         // Notices (e.g. "relation already exists, skipping") are not ours to print.
         PQsetNoticeProcessor(conn, { _, _ in }, nil)
+        guard PQsetnonblocking(conn, 1) == 0 else {
+            let message = Self.clean(String(cString: PQerrorMessage(c)))
+            PQfinish(c)
+            throw PostgresError(code: .unavailable, message: message)
+        }
     }
 
     deinit { PQfinish(conn) }
 
-    /// Whether the connection is still usable (not broken by a server restart).
-    public var isOpen: Bool { PQstatus(conn) == CONNECTION_OK }
+    /// Whether the connection is still usable (not broken by a server restart, nor given up for not answering).
+    public var isOpen: Bool { brokenReason == nil && PQstatus(conn) == CONNECTION_OK }
 
-    /// Runs one or more statements without parameters; returns the last one's result.
+    /// Runs one or more statements without parameters; returns the last one's result (or throws the first failure).
     @discardableResult
     public func execute(_ sql: String) throws(PostgresError) -> PostgresResult {
-        try take(PQexec(conn, sql))
+        try sendThen({ PQsendQuery(conn, sql) }, collect)
     }
 
     /// Runs one statement with text parameters ($1, $2, …; nil is NULL).
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?]) throws(PostgresError) -> PostgresResult {
-        let result = withOptionalCStrings(parameters) { values in
-            PQexecParams(conn, sql, Int32(parameters.count), nil, values, nil, nil, 0)
-        }
-        return try take(result)
+        try sendThen({
+            withOptionalCStrings(parameters) { values in PQsendQueryParams(conn, sql, Int32(parameters.count), nil, values, nil, nil, 0) }
+        }, collect)
     }
 
     /// Prepares a named statement for `executePrepared`.
     public func prepare(_ name: String, _ sql: String, parameterCount: Int) throws(PostgresError) {
-        try take(PQprepare(conn, name, sql, Int32(parameterCount), nil))
+        try sendThen({ PQsendPrepare(conn, name, sql, Int32(parameterCount), nil) }, collect)
     }
 
     /// Runs a statement prepared with `prepare`.
     @discardableResult
     public func executePrepared(_ name: String, _ parameters: [String?]) throws(PostgresError) -> PostgresResult {
-        let result = withOptionalCStrings(parameters) { values in
-            PQexecPrepared(conn, name, Int32(parameters.count), values, nil, nil, 0)
-        }
-        return try take(result)
+        try sendThen({
+            withOptionalCStrings(parameters) { values in PQsendQueryPrepared(conn, name, Int32(parameters.count), values, nil, nil, 0) }
+        }, collect)
     }
 
-    /// Sends statements without waiting for them, so that the server runs them while this thread works on.
+    /// Sends statements without waiting for them to run, so that the server runs them while this thread works on.
     /// `waitForSent` must come before any other call on this connection.
     public func send(_ sql: String) throws(PostgresError) {
-        guard PQsendQuery(conn, sql) == 1 else { throw failure() }
+        try sendThen({ PQsendQuery(conn, sql) }) { () throws(PostgresError) in }
     }
 
     /// Waits until what `send` sent has run; throws the first failure among its statements.
     public func waitForSent() throws(PostgresError) {
-        var firstError: PostgresError?
-        while let r = PQgetResult(conn) {
-            switch PQresultStatus(r) {
-            case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY: break
-            default: if firstError == nil { firstError = failure(r) }
-            }
-            PQclear(r)
-        }
-        if let firstError { throw firstError }
+        _ = try collect()
     }
 
     /// Starts `COPY … FROM STDIN`; send rows with `putCopyData` (as they are made: the server parses one
     /// chunk while the next is built), then `endCopy`. No other statement may run in between.
     public func beginCopy(_ sql: String) throws(PostgresError) {
-        guard let start = PQexec(conn, sql) else { throw failure() }
-        defer { PQclear(start) }
-        guard PQresultStatus(start) == PGRES_COPY_IN else { throw failure(start) }
+        try sendThen({ PQsendQuery(conn, sql) }) { () throws(PostgresError) in
+            guard let start = try nextResult() else { throw failure() }
+            defer { PQclear(start) }
+            guard PQresultStatus(start) == PGRES_COPY_IN else {
+                let error = failure(start)
+                while let r = try nextResult() { PQclear(r) }
+                throw error
+            }
+        }
         copyError = nil
     }
 
-    /// Sends rows of an open COPY. A failure is kept and reported by `endCopy`.
+    /// Sends rows of an open COPY. A failure of the server's is kept and reported by `endCopy`; a server that
+    /// stops taking them fails the call.
     public func putCopyData(_ data: [UInt8]) throws(PostgresError) {
         guard copyError == nil, !data.isEmpty else { return }
+        try usable()
         let chunk = 1 << 20
         var offset = 0
-        data.withUnsafeBufferPointer { buf in
-            while offset < buf.count {
-                let n = min(chunk, buf.count - offset)
-                let sent = buf.baseAddress!.advanced(by: offset).withMemoryRebound(to: CChar.self, capacity: n) {
-                    PQputCopyData(conn, $0, Int32(n))
-                }
-                if sent != 1 {
-                    copyError = String(cString: PQerrorMessage(conn))
-                    return
-                }
-                offset += n
+        while offset < data.count {
+            let n = min(chunk, data.count - offset)
+            let sent = data.withUnsafeBufferPointer { buf in
+                buf.baseAddress!.advanced(by: offset).withMemoryRebound(to: CChar.self, capacity: n) { PQputCopyData(conn, $0, Int32(n)) }
             }
+            if sent < 0 {
+                copyError = String(cString: PQerrorMessage(conn))
+                return
+            }
+            if sent == 1 { offset += n }
+            // Sent on, or (0: libpq's buffer is full) room made by sending what it holds.
+            try flush()
         }
     }
 
     /// Ends an open COPY; returns the rows copied.
     @discardableResult
     public func endCopy() throws(PostgresError) -> Int {
-        if PQputCopyEnd(conn, copyError) != 1 { copyError = copyError ?? String(cString: PQerrorMessage(conn)) }
+        try usable()
+        while true {
+            let r = PQputCopyEnd(conn, copyError)
+            if r == 1 { break }
+            if r < 0 {
+                copyError = copyError ?? String(cString: PQerrorMessage(conn))
+                break
+            }
+            try flush()
+        }
+        try flush()
         var copied = 0
         var firstError: PostgresError?
-        while let r = PQgetResult(conn) {
+        while let r = try nextResult() {
             if PQresultStatus(r) == PGRES_COMMAND_OK {
                 copied = Int(String(cString: PQcmdTuples(r))) ?? 0
             } else if firstError == nil {
@@ -169,6 +192,82 @@ public final class PostgresConnection {
         if let firstError { throw firstError }
         if let copyError { throw PostgresError(code: .statement, message: Self.clean(copyError)) }
         return copied
+    }
+
+    // MARK: Waiting for the server
+
+    /// Fails at once on a connection given up before.
+    private func usable() throws(PostgresError) {
+        if let brokenReason { throw PostgresError(code: .unavailable, message: brokenReason) }
+    }
+
+    /// Queues a command with `start` (a `PQsend…` call), sends it, then runs `then`.
+    private func sendThen<T>(_ start: () -> Int32, _ then: () throws(PostgresError) -> T) throws(PostgresError) -> T {
+        try usable()
+        guard start() == 1 else { throw failure() }
+        try flush()
+        return try then()
+    }
+
+    /// Sends everything libpq holds, reading what the server sends meanwhile (as libpq asks of non-blocking use).
+    private func flush() throws(PostgresError) {
+        while true {
+            let r = PQflush(conn)
+            if r == 0 { return }
+            if r < 0 { throw failure() }
+            if try waitForSocket(Int16(POLLIN) | Int16(POLLOUT)) & Int16(POLLIN) != 0, PQconsumeInput(conn) != 1 { throw failure() }
+        }
+    }
+
+    /// The next result of what was sent (nil when there is no more), waiting for the server as long as it is busy.
+    private func nextResult() throws(PostgresError) -> OpaquePointer? {
+        while PQisBusy(conn) == 1 {
+            _ = try waitForSocket(Int16(POLLIN))
+            guard PQconsumeInput(conn) == 1 else { throw failure() }
+        }
+        return PQgetResult(conn)
+    }
+
+    /// Every result of what was sent: the last one, or the first failure (thrown once all are read).
+    private func collect() throws(PostgresError) -> PostgresResult {
+        var last = PostgresResult(columns: [], rows: [], affected: 0)
+        var firstError: PostgresError?
+        while let r = try nextResult() {
+            do { last = try take(r) } catch { if firstError == nil { firstError = error } }
+        }
+        if let firstError { throw firstError }
+        return last
+    }
+
+    /// Waits until the socket is ready for one of `events`; returns the events it is ready for. Past
+    /// `responseTimeout` without either, the connection is given up.
+    private func waitForSocket(_ events: Int16) throws(PostgresError) -> Int16 {
+        let fd = PQsocket(conn)
+        guard fd >= 0 else { throw failure() }
+        let deadline = responseTimeout.map { ContinuousClock.now + $0 }
+        while true {
+            var ms: Int32 = -1
+            if let deadline {
+                let left = Self.milliseconds(deadline - ContinuousClock.now)
+                ms = Int32(max(0, min(left.rounded(.up), Double(Int32.max))))
+            }
+            var p = pollfd(fd: fd, events: events, revents: 0)
+            let n = poll(&p, 1, ms)
+            if n > 0 { return p.revents }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw PostgresError(code: .unavailable, message: "waiting for the server failed (errno \(errno))") }
+            if let deadline, ContinuousClock.now >= deadline {
+                let ms = Self.milliseconds(responseTimeout!)
+                let reason = "the server did not answer for \(ms.truncatingRemainder(dividingBy: 1000) == 0 ? "\(Int(ms / 1000)) s" : "\(Int(ms)) ms"): "
+                    + "connection given up"
+                brokenReason = reason
+                throw PostgresError(code: .unavailable, message: reason)
+            }
+        }
+    }
+
+    private static func milliseconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
     }
 
     // MARK: Results and errors

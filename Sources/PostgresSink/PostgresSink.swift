@@ -35,6 +35,10 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         /// consuming thread, and a lock held for an hour must not stop the stream for an hour. Applies unless the
         /// URI's `options` set `lock_timeout`.
         public var lockTimeout: Duration = .seconds(5)
+        /// The longest a write waits without the server taking or sending anything before the connection is
+        /// given up as broken (a backend that stopped answering while its host still acknowledges) and the sink
+        /// connects again. Well above any one statement of a write (a chunk's merge takes about a second).
+        public var responseTimeout: Duration = .seconds(60)
         /// After a write gave up on a lock, how long the sink leaves the tables alone (checkpoints go on, and
         /// count as behind) before it tries again: each try holds the consumer up for up to `lockTimeout`.
         public var lockRetryInterval: Duration = .seconds(30)
@@ -105,7 +109,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
 
     private func connect() throws(PostgresError) {
         lastAttempt = .now
-        let c = try PostgresConnection(uri: options.uri, applicationName: "undercurrent-marts-consumer")
+        let c = try PostgresConnection(uri: options.uri, applicationName: "undercurrent-marts-consumer", responseTimeout: options.responseTimeout)
         // Staging tables of a large checkpoint stay in memory (the default, 8 MB, spills them to disk).
         try c.execute("SET temp_buffers = '512MB'")
         if try c.execute("SHOW lock_timeout").rows.first?.first == "0" {
@@ -123,7 +127,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         }
         db = c
         if let since = outageSince {
-            logger.notice("postgres: connected again after \(Int((ContinuousClock.now - since).seconds)) s", metadata: ["uri": "\(redactedURI)"])
+            logger.notice("postgres: connected again after \(Int((ContinuousClock.now - since).seconds)) s", metadata: [LogKey.sinkURI: "\(redactedURI)"])
             outageSince = nil
             lastOutageLog = nil
         }
@@ -214,7 +218,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
                 if lastLockLog.map({ now - $0 >= .seconds(60) }) ?? true {
                     lastLockLog = now
                     logger.warning("postgres: a table is locked by another session (\(error.message)); consuming on, tables catch up once it is released",
-                                   metadata: ["behind_checkpoints": "\(behind)", "retry_seconds": "\(Int(options.lockRetryInterval.seconds))"])
+                                   metadata: [LogKey.sinkBehindCheckpoints: "\(behind)", LogKey.sinkRetrySeconds: "\(Int(options.lockRetryInterval.seconds))"])
                 }
                 return
             }
@@ -255,7 +259,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         if lastOutageLog.map({ now - $0 >= .seconds(60) }) ?? true {
             lastOutageLog = now
             logger.error("postgres: \(error.message); consuming on, tables catch up when the server is back",
-                         metadata: ["uri": "\(redactedURI)", "behind_checkpoints": "\(behind)"])
+                         metadata: [LogKey.sinkURI: "\(redactedURI)", LogKey.sinkBehindCheckpoints: "\(behind)"])
         }
     }
 

@@ -344,6 +344,63 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
         try expectDatabaseEquals(storage.partitions.values.map(\.state), try PostgresConnection(uri: server.uri()))
     }
 
+    /// The sink's backend stops answering while its host still acknowledges (here it is stopped with SIGSTOP, as a
+    /// wedged process would be): TCP keepalives see nothing wrong, so the connection's own response timeout gives
+    /// it up, the consumer goes on, and the sink catches up on a new connection once the backend is gone. (Before,
+    /// the consuming thread waited for the backend for as long as it was stopped.)
+    @Test(.timeLimit(.minutes(3))) func aBackendThatStopsAnsweringHoldsUpTheSinkNotTheConsumer() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        let input = messages(history)
+        let storage = MemoryCheckpointStorage()
+        let core = try sinkCore(storage, open: [0, 1, 2, 3])
+        var options = PostgresSink.Options(uri: server.uri())
+        options.retryInterval = .zero
+        options.lockTimeout = .milliseconds(200)
+        options.lockRetryInterval = .zero
+        options.responseTimeout = .seconds(1)
+        let pg = try PostgresSink(options: options, logger: quiet)
+        _ = core.apply(Array(input.prefix(3000)))
+        #expect(core.checkpointAll(sinks: [pg], stop: nil))
+        #expect(pg.commits == 1)
+
+        let admin = try PostgresConnection(uri: server.uri())
+        let backend = try #require(try admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'undercurrent-marts-consumer'").rows.first?.first ?? nil)
+        let pid = try #require(pid_t(backend))
+        #expect(kill(pid, SIGSTOP) == 0)
+        // A guard against a hang: the backend goes on after a minute (and the write then succeeds, which the
+        // expectations below catch).
+        let finished = StopSignal(handleSignals: false)
+        defer {
+            finished.stop()
+            kill(pid, SIGCONT)
+        }
+        Thread {
+            finished.sleep(.seconds(60))
+            if !finished.isStopped { kill(pid, SIGCONT) }
+        }.start()
+        let writes = storage.writes
+        _ = core.apply(Array(input[3000..<6000]))
+        #expect(core.checkpointAll(sinks: [pg], stop: nil))
+        #expect(storage.writes > writes, "the consumer's checkpoint was written")
+        #expect(pg.commits == 1)
+        #expect(pg.sinkStatus?.connected == false && pg.sinkStatus?.checkpointsBehind == 1)
+
+        // The stopped backend's transaction holds its row locks until it goes: a new connection's writes time out
+        // on them meanwhile. Once it is gone, the next checkpoint opportunity catches the tables up.
+        finished.stop()
+        #expect(kill(pid, SIGCONT) == 0)
+        let deadline = ContinuousClock.now + .seconds(120)
+        while pg.commits == 1 && ContinuousClock.now < deadline {
+            #expect(core.checkpointAll(sinks: [pg], stop: nil))
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(pg.commits == 2)
+        #expect(pg.sinkStatus?.connected == true && pg.sinkStatus?.checkpointsBehind == 0)
+        try expectDatabaseEquals(storage.partitions.values.map(\.state), try PostgresConnection(uri: server.uri()))
+    }
+
     @Test(.timeLimit(.minutes(2))) func aConnectionCutWhileAChunkMergesShowsNothingAndTheNextCheckpointCatchesUp() throws {
         let server = try PostgresServer()
         defer { server.stop() }
