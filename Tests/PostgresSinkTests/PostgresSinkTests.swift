@@ -29,6 +29,38 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
     return try PostgresSink(options: o, logger: quiet)
 }
 
+let stalledInput = messages(history)
+
+/// For the tests of a server that stalls: a core and a sink (lock timeout 200 ms, reconnecting at once) whose first
+/// write, of the first 3,000 events, is committed.
+func committedOnce(_ server: PostgresServer, _ configure: (inout PostgresSink.Options) -> Void) throws
+    -> (ConsumerCore, MemoryCheckpointStorage, PostgresSink) {
+    let storage = MemoryCheckpointStorage()
+    let core = try sinkCore(storage, open: [0, 1, 2, 3])
+    var options = PostgresSink.Options(uri: server.uri())
+    options.retryInterval = .zero
+    options.lockTimeout = .milliseconds(200)
+    configure(&options)
+    let pg = try PostgresSink(options: options, logger: quiet)
+    _ = core.apply(Array(stalledInput.prefix(3000)))
+    #expect(core.checkpointAll(sinks: [pg], stop: nil))
+    #expect(pg.commits == 1)
+    return (core, storage, pg)
+}
+
+/// Checkpoint opportunities (for two minutes at most) until the sink commits its second write: then it is caught
+/// up, connected, and the tables are the checkpoints'.
+func expectCatchUp(_ core: ConsumerCore, _ storage: MemoryCheckpointStorage, _ pg: PostgresSink, _ server: PostgresServer) throws {
+    let deadline = ContinuousClock.now + .seconds(120)
+    while pg.commits == 1 && ContinuousClock.now < deadline {
+        #expect(core.checkpointAll(sinks: [pg], stop: nil))
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    #expect(pg.commits == 2)
+    #expect(pg.sinkStatus?.connected == true && pg.sinkStatus?.checkpointsBehind == 0)
+    try expectDatabaseEquals(storage.partitions.values.map(\.state), try PostgresConnection(uri: server.uri()))
+}
+
 /// Real PostgreSQL (a private cluster per test): the sink's tables are the export's, exactly once.
 @Suite(.serialized) struct PostgresSinkTests {
     @Test func everyCommitEqualsTheExportOfItsCheckpointUnderShuffleAndDuplicates() throws {
@@ -293,17 +325,7 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
     @Test(.timeLimit(.minutes(3))) func aTableLockedByAnotherSessionHoldsUpTheSinkNotTheConsumer() throws {
         let server = try PostgresServer()
         defer { server.stop() }
-        let input = messages(history)
-        let storage = MemoryCheckpointStorage()
-        let core = try sinkCore(storage, open: [0, 1, 2, 3])
-        var options = PostgresSink.Options(uri: server.uri())
-        options.retryInterval = .zero
-        options.lockTimeout = .milliseconds(200)
-        options.lockRetryInterval = .seconds(5)
-        let pg = try PostgresSink(options: options, logger: quiet)
-        _ = core.apply(Array(input.prefix(3000)))
-        #expect(core.checkpointAll(sinks: [pg], stop: nil))
-        #expect(pg.commits == 1)
+        let (core, storage, pg) = try committedOnce(server) { $0.lockRetryInterval = .seconds(5) }
 
         let locker = try PostgresConnection(uri: server.uri())
         let lockerPID = try #require(try locker.execute("SELECT pg_backend_pid()").rows.first?.first ?? nil)
@@ -319,29 +341,22 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
             }
         }.start()
         let writes = storage.writes
-        _ = core.apply(Array(input[3000..<6000]))
+        _ = core.apply(Array(stalledInput[3000..<6000]))
         #expect(core.checkpointAll(sinks: [pg], stop: nil))
         let failedAt = ContinuousClock.now
         #expect(storage.writes > writes, "the consumer's checkpoint was written")
         #expect(pg.commits == 1 && pg.lockTimeouts == 1)
         #expect(pg.sinkStatus?.checkpointsBehind == 1 && pg.sinkStatus?.connected == true)
         // Within the retry interval the tables are left alone: no second wait for the lock.
-        _ = core.apply(Array(input[6000..<9000]))
+        _ = core.apply(Array(stalledInput[6000..<9000]))
         #expect(core.checkpointAll(sinks: [pg], stop: nil))
-        #expect(pg.lockTimeouts == 1 || ContinuousClock.now - failedAt >= options.lockRetryInterval)
+        #expect(pg.lockTimeouts == 1 || ContinuousClock.now - failedAt >= pg.options.lockRetryInterval)
         #expect(pg.sinkStatus?.checkpointsBehind == 2)
 
         finished.stop()
         try locker.execute("ROLLBACK")
         // Once the retry interval is over, the next checkpoint opportunity catches the tables up.
-        let deadline = ContinuousClock.now + .seconds(120)
-        while pg.commits == 1 && ContinuousClock.now < deadline {
-            #expect(core.checkpointAll(sinks: [pg], stop: nil))
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        #expect(pg.commits == 2)
-        #expect(pg.sinkStatus?.checkpointsBehind == 0)
-        try expectDatabaseEquals(storage.partitions.values.map(\.state), try PostgresConnection(uri: server.uri()))
+        try expectCatchUp(core, storage, pg, server)
     }
 
     /// The sink's backend stops answering while its host still acknowledges (here it is stopped with SIGSTOP, as a
@@ -351,18 +366,10 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
     @Test(.timeLimit(.minutes(3))) func aBackendThatStopsAnsweringHoldsUpTheSinkNotTheConsumer() throws {
         let server = try PostgresServer()
         defer { server.stop() }
-        let input = messages(history)
-        let storage = MemoryCheckpointStorage()
-        let core = try sinkCore(storage, open: [0, 1, 2, 3])
-        var options = PostgresSink.Options(uri: server.uri())
-        options.retryInterval = .zero
-        options.lockTimeout = .milliseconds(200)
-        options.lockRetryInterval = .zero
-        options.responseTimeout = .seconds(1)
-        let pg = try PostgresSink(options: options, logger: quiet)
-        _ = core.apply(Array(input.prefix(3000)))
-        #expect(core.checkpointAll(sinks: [pg], stop: nil))
-        #expect(pg.commits == 1)
+        let (core, storage, pg) = try committedOnce(server) {
+            $0.lockRetryInterval = .zero
+            $0.responseTimeout = .seconds(1)
+        }
 
         let admin = try PostgresConnection(uri: server.uri())
         let backend = try #require(try admin.execute(
@@ -381,7 +388,7 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
             if !finished.isStopped { kill(pid, SIGCONT) }
         }.start()
         let writes = storage.writes
-        _ = core.apply(Array(input[3000..<6000]))
+        _ = core.apply(Array(stalledInput[3000..<6000]))
         #expect(core.checkpointAll(sinks: [pg], stop: nil))
         #expect(storage.writes > writes, "the consumer's checkpoint was written")
         #expect(pg.commits == 1)
@@ -391,14 +398,7 @@ func sink(_ uri: String, refresh: Duration = .seconds(5)) throws -> PostgresSink
         // on them meanwhile. Once it is gone, the next checkpoint opportunity catches the tables up.
         finished.stop()
         #expect(kill(pid, SIGCONT) == 0)
-        let deadline = ContinuousClock.now + .seconds(120)
-        while pg.commits == 1 && ContinuousClock.now < deadline {
-            #expect(core.checkpointAll(sinks: [pg], stop: nil))
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        #expect(pg.commits == 2)
-        #expect(pg.sinkStatus?.connected == true && pg.sinkStatus?.checkpointsBehind == 0)
-        try expectDatabaseEquals(storage.partitions.values.map(\.state), try PostgresConnection(uri: server.uri()))
+        try expectCatchUp(core, storage, pg, server)
     }
 
     @Test(.timeLimit(.minutes(2))) func aConnectionCutWhileAChunkMergesShowsNothingAndTheNextCheckpointCatchesUp() throws {
