@@ -74,15 +74,16 @@ public final class PostgresConnection {
             PQfinish(c)
             throw PostgresError(code: Self.isRejection(message) ? .rejected : .unavailable, message: message)
         }
-        conn = c
-        self.responseTimeout = responseTimeout
-        // Notices (e.g. "relation already exists, skipping") are not ours to print.
-        PQsetNoticeProcessor(conn, { _, _ in }, nil)
-        guard PQsetnonblocking(conn, 1) == 0 else {
+        // (Before `conn` is set: once it is, a throw would run `deinit`, which finishes the connection too.)
+        guard PQsetnonblocking(c, 1) == 0 else {
             let message = Self.clean(String(cString: PQerrorMessage(c)))
             PQfinish(c)
             throw PostgresError(code: .unavailable, message: message)
         }
+        // Notices (e.g. "relation already exists, skipping") are not ours to print.
+        PQsetNoticeProcessor(c, { _, _ in }, nil)
+        conn = c
+        self.responseTimeout = responseTimeout
     }
 
     deinit { PQfinish(conn) }
