@@ -366,10 +366,12 @@ func expectCatchUp(_ core: ConsumerCore, _ storage: MemoryCheckpointStorage, _ p
     @Test(.timeLimit(.minutes(3))) func aBackendThatStopsAnsweringHoldsUpTheSinkNotTheConsumer() throws {
         let server = try PostgresServer()
         defer { server.stop() }
-        let (core, storage, pg) = try committedOnce(server) {
-            $0.lockRetryInterval = .zero
-            $0.responseTimeout = .seconds(1)
-        }
+        let (core, storage, pg) = try committedOnce(server) { $0.lockRetryInterval = .zero }
+        // The sink's connection has its options' response timeout (60 s); a second here, set only now, so that the
+        // first write (the schema's creation included) is not held to it on a loaded machine.
+        let connection = try #require(pg.db)
+        #expect(connection.responseTimeout == pg.options.responseTimeout)
+        connection.responseTimeout = .seconds(1)
 
         let admin = try PostgresConnection(uri: server.uri())
         let backend = try #require(try admin.execute(
