@@ -58,12 +58,7 @@ public final class KafkaConsumer: Sendable {
         self.queue = QueueHandle(queue, client: client)
     }
 
-    deinit {
-        if !closed.load(ordering: .relaxed) {
-            leaveGroupBeforeClosing()
-            _ = rd_kafka_consumer_close(client.handle)
-        }
-    }
+    deinit { close() }
 
     /// Joins the group for these topics.
     public func subscribe(_ topics: [String]) throws {
@@ -289,13 +284,38 @@ public final class KafkaConsumer: Sendable {
         try await runBlocking { try self.poll(maxMessages: maxMessages, timeout: timeout) }
     }
 
-    /// Leaves the group (revoking partitions through the handler) and stops fetching.
-    public func close() {
+    /// How long `close` waits for the group's coordinator before it leaves without its answer.
+    public static let closeTimeout: Duration = .seconds(15)
+
+    /// Leaves the group (revoking partitions through the handler) and stops fetching. Waits for the group's
+    /// coordinator for `timeout` at most: librdkafka's own close can wait for ever on a broker that stops
+    /// answering without closing its connections (its LeaveGroup request then waits for a reconnection that
+    /// never completes), and a process stopped then would never end. Past the timeout the client is destroyed
+    /// without a consumer close; the group notices the member gone when its session times out.
+    public func close(timeout: Duration = closeTimeout) {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         leaveGroupBeforeClosing()
-        let err = rd_kafka_consumer_close(client.handle)
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            logger.warning("consumer close: \(String(cString: rd_kafka_err2str(err)))")
+        // The close runs in librdkafka's background; its events (a revoke) come on the consumer queue, served here.
+        if let error = rd_kafka_consumer_close_queue(client.handle, queue.handle) {
+            let code = rd_kafka_error_code(error)
+            if code != RD_KAFKA_RESP_ERR__UNKNOWN_GROUP {
+                logger.warning("consumer close: \(String(cString: rd_kafka_error_string(error)))")
+            }
+            rd_kafka_error_destroy(error)
+            return
+        }
+        let deadline = ContinuousClock.now + timeout
+        var buffer = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: 256)
+        let handle = queue.handle
+        while rd_kafka_consumer_closed(client.handle) == 0 {
+            guard ContinuousClock.now < deadline else {
+                client.destroyFlags.store(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE, ordering: .relaxed)
+                let seconds = Int(timeout.components.seconds)
+                logger.warning("consumer close: the group's coordinator did not answer for \(seconds) s; left without it (the group notices when the session times out)")
+                return
+            }
+            let n = buffer.withUnsafeMutableBufferPointer { rd_kafka_consume_batch_queue(handle, 100, $0.baseAddress, 256) }
+            for i in 0..<max(0, n) { if let raw = buffer[i] { rd_kafka_message_destroy(raw) } }
         }
     }
 

@@ -9,6 +9,8 @@ import Synchronization
 final class NativeClient: @unchecked Sendable {
     let handle: OpaquePointer
     let context: ClientContext
+    /// `rd_kafka_destroy_flags`' flags for `deinit` (a consumer whose close gave up sets NO_CONSUMER_CLOSE).
+    let destroyFlags = Atomic<Int32>(0)
 
     init(type: rd_kafka_type_t, config: KafkaConfig, context: ClientContext,
          configure: (OpaquePointer) -> Void = { _ in }) throws {
@@ -28,7 +30,7 @@ final class NativeClient: @unchecked Sendable {
     }
 
     deinit {
-        rd_kafka_destroy(handle)
+        rd_kafka_destroy_flags(handle, destroyFlags.load(ordering: .relaxed))
     }
 }
 

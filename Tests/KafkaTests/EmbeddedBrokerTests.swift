@@ -189,6 +189,40 @@ struct EmbeddedBrokerTests {
         a.close()
     }
 
+    /// A close that runs out of time (here none is given) leaves the group without the coordinator's answer and
+    /// says so, and destroying the client afterwards (without librdkafka's consumer close) ends. The case it is
+    /// for was seen by hand and not reproduced here: `rd_kafka_consumer_close` waited more than ten minutes on a
+    /// broker stopped with SIGSTOP in the middle of a fetch.
+    @Test func aCloseOutOfTimeLeavesWithoutTheCoordinatorAndTheClientStillEnds() throws {
+        let broker = try EmbeddedBroker(brokers: 1, logger: testLogger)
+        try broker.createTopic("leave", partitions: 2)
+        let lines = Mutex<[String]>([])
+        let logger = Logger(label: "test") { _ in CallbackLogHandler(level: .warning) { e in lines.withLock { $0.append(e.message.description) } } }
+        let assigned = Atomic<Int>(0)
+        let handler = RebalanceHandler(onAssign: { parts in
+            assigned.add(parts.count, ordering: .releasing)
+            return Dictionary(uniqueKeysWithValues: parts.map { ($0, KafkaOffset.beginning) })
+        }, onRevoke: { _ in })
+        var consumer: KafkaConsumer? = try KafkaConsumer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers,
+            ["group.id": "g-leave", "session.timeout.ms": "6000", "heartbeat.interval.ms": "500"]), logger: logger, rebalance: handler)
+        try consumer!.subscribe(["leave"])
+        let deadline = ContinuousClock.now + .seconds(60)
+        while assigned.load(ordering: .acquiring) < 2 && ContinuousClock.now < deadline { _ = try consumer!.poll(timeout: .milliseconds(100)) }
+        try #require(assigned.load(ordering: .acquiring) == 2)
+        consumer!.close(timeout: .zero)
+        #expect(lines.withLock { $0 }.contains { $0.hasPrefix("consumer close: the group's coordinator did not answer for 0 s; left without it") })
+        // The client is destroyed on another thread; a destroy that waited for the group would keep it there (the
+        // test then fails after a minute instead of hanging).
+        let destroyed = DispatchSemaphore(value: 0)
+        let holder = Mutex<KafkaConsumer?>(consumer)
+        consumer = nil
+        Thread {
+            holder.withLock { $0 = nil }
+            destroyed.signal()
+        }.start()
+        #expect(destroyed.wait(timeout: .now() + 60) == .success, "the client was not destroyed within a minute")
+    }
+
     @Test func idempotentProducerDeliversExactlyOnceAcrossABrokerOutage() throws {
         let broker = try EmbeddedBroker(brokers: 1, logger: testLogger)
         try broker.createTopic("idem", partitions: 2)
