@@ -192,6 +192,7 @@ public final class KafkaTopicsSink: ConsumerSink, @unchecked Sendable {
         func send(_ message: ProducerMessage) throws {
             var waitingSince: ContinuousClock.Instant?, nudged = ContinuousClock.now
             var why = ""
+            // No limit of the producer's own (a year): the closure decides when to stop waiting.
             let taken = try producer.send(message, maxWait: .seconds(366 * 86_400)) {
                 let now = ContinuousClock.now
                 if waitingSince == nil {

@@ -59,8 +59,8 @@ public final class PostgresConnection {
     /// Connects with a libpq connection URI or keyword string; the password comes from the URI,
     /// `PGPASSWORD` or `~/.pgpass`, as libpq finds it. `connectTimeout` applies unless the URI sets one, and so do
     /// TCP keepalives after 10 s idle (3 probes 5 s apart) and a 30 s limit on unacknowledged data
-    /// (`tcp_user_timeout`): a server whose host or network went away fails the call in about 30 s, where the
-    /// system's defaults would wait for 15 minutes or more.
+    /// (`tcp_user_timeout`): by these settings, a server whose host or network went away fails the call after about
+    /// 30 s, where Linux's defaults (`tcp_retries2`, a 2-hour keepalive) take 15 minutes or more.
     public init(uri: String, applicationName: String = "undercurrent", connectTimeout: Int = 5, responseTimeout: Duration? = nil) throws(PostgresError) {
         try PostgresURI.validate(uri)
         // Earlier keywords are overridden by what the expanded URI says.

@@ -71,6 +71,24 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
     return rest
 }
 
+/// The small world produced to a new embedded broker of 4 partitions per topic: the world, the broker, and how
+/// many events it holds.
+func producedSmallWorld() throws -> (SimulationParameters, EmbeddedBroker, Int) {
+    let p = try smallWorld()
+    let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
+    return (p, broker, try produce(p, to: broker))
+}
+
+/// After a run stopped short with outputs it could not send: with the broker up and its request errors gone, the
+/// next run takes in the rest, each event once (`expectTheRestFollowsOnce`), and sends risk changes.
+func expectTheRestFollowsWithItsOutputs(_ broker: EmbeddedBroker, stateDir dir: URL, group: String, world p: SimulationParameters,
+                                        delivered: Int, before first: Int) throws {
+    try broker.setBrokerUp(1)
+    broker.clearRequestErrors(.produce)
+    let rest = try expectTheRestFollowsOnce(broker, stateDir: dir, group: group, world: p, delivered: delivered, before: first)
+    #expect(rest.riskChanges > 0)
+}
+
 @Suite(.serialized) struct ConsumerIntegrationTests {
     @Test func consumerThroughTheEmbeddedBrokerEqualsTheBatchOfTheSameEvents() throws {
         let p = try smallWorld()
@@ -122,9 +140,7 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
     }
 
     @Test func batchesAppliedOnSeveralThreadsGiveWhatOneThreadGives() throws {
-        let p = try smallWorld()
-        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
-        let delivered = try produce(p, to: broker)
+        let (_, broker, delivered) = try producedSmallWorld()
         var results: [(MartsConsumer.Summary, [MartTable])] = []
         for threads in [1, 4] {
             let dir = tempDir()
@@ -152,9 +168,7 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
     /// then applies the rest, each event once. Before, it consumed what came after the time (a later run never
     /// applied it) and a consumer on live topics never stopped.
     @Test func untilStopsByItselfAndTheRestFollowsOnce() throws {
-        let p = try smallWorld()
-        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
-        let delivered = try produce(p, to: broker)
+        let (p, broker, delivered) = try producedSmallWorld()
         let events = Array(try World(p))
         let until = events[events.count / 2].occurredAt
         let upTo = events.filter { $0.occurredAt <= until }
@@ -225,9 +239,7 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
     /// not the end of the input, so it fails once the grace has passed (before, it exited 0 as if done), with its
     /// state checkpointed as far as it got; the same run once the broker is back ends with the marts of all.
     @Test func aRunThatExitsWhenIdleFailsWhenItsClusterGoesAway() throws {
-        let p = try smallWorld()
-        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
-        let delivered = try produce(p, to: broker)
+        let (p, broker, delivered) = try producedSmallWorld()
         let dir = tempDir()
         var options = MartsConsumer.Options(stateDirectory: dir)
         options.group = "it-lost"
@@ -265,9 +277,7 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
     /// checkpoint may cover them, since they cannot be sent again from the process. The consumer stops with the
     /// reason (before, the checkpoint went ahead and they were lost); the next run sends them and ends whole.
     @Test func outputsTheClusterRefusesStopTheConsumerBeforeACheckpointCoversThem() throws {
-        let p = try smallWorld()
-        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
-        let delivered = try produce(p, to: broker)
+        let (p, broker, delivered) = try producedSmallWorld()
         let dir = tempDir()
         broker.pushRequestErrors(.produce, Array(repeating: 29, count: 10_000))  // TOPIC_AUTHORIZATION_FAILED
         let error = #expect(throws: OutputsLostError.self) { try consume(broker, stateDir: dir, group: "it-refused") }
@@ -275,9 +285,7 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
         let first = try checkpointedConsistently(dir)
         #expect(first < delivered, "a checkpoint covered every event although their outputs were refused")
 
-        broker.clearRequestErrors(.produce)
-        let rest = try expectTheRestFollowsOnce(broker, stateDir: dir, group: "it-refused-2", world: p, delivered: delivered, before: first)
-        #expect(rest.riskChanges > 0)
+        try expectTheRestFollowsWithItsOutputs(broker, stateDir: dir, group: "it-refused-2", world: p, delivered: delivered, before: first)
     }
 
     /// A sink that fails to take a batch's outputs (a full output queue, a file it cannot write): those outputs are
@@ -285,9 +293,7 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
     /// its checkpoints short of that batch (before, the close's revoke checkpointed it: its outputs were lost);
     /// the next run applies that batch again and sends its outputs.
     @Test func aSinkThatFailsToTakeOutputsStopsTheConsumerBeforeACheckpointCoversThem() throws {
-        let p = try smallWorld()
-        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
-        let delivered = try produce(p, to: broker)
+        let (p, broker, delivered) = try producedSmallWorld()
         let dir = tempDir()
         let sink = FailingSink(failAtBatch: 3)
         let probe = ProgressProbe()
@@ -305,9 +311,7 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
         #expect(first > 0 && first <= applied,
                 "the checkpoints cover \(first) events, the batches whose outputs were taken \(applied)")
 
-        let rest = try expectTheRestFollowsOnce(broker, stateDir: dir, group: "it-sink-fails-2", world: p,
-                                                delivered: delivered, before: first)
-        #expect(rest.riskChanges > 0)
+        try expectTheRestFollowsWithItsOutputs(broker, stateDir: dir, group: "it-sink-fails-2", world: p, delivered: delivered, before: first)
     }
 
     /// Stopped (Ctrl-C) while its output queue is full (here it holds 5 messages, and every produce request fails
@@ -316,9 +320,7 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
     /// waited out the queue's five minutes.) That batch is covered by no checkpoint; the next run sends its outputs.
     @Test(arguments: [true, false])
     func aConsumerStoppedWithItsOutputQueueFullStopsWaitingForRoom(clusterDown: Bool) throws {
-        let p = try smallWorld()
-        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
-        let delivered = try produce(p, to: broker)
+        let (p, broker, delivered) = try producedSmallWorld()
         let dir = tempDir()
         broker.pushRequestErrors(.produce, Array(repeating: 19, count: 100_000))  // NOT_ENOUGH_REPLICAS, retriable
         let full = StopSignal(handleSignals: false), unreachable = StopSignal(handleSignals: false)
@@ -366,11 +368,8 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
         let first = try checkpointedConsistently(dir)
         #expect(first < consumer.summary.accepted, "the checkpoints cover events whose outputs were never sent")
 
-        try broker.setBrokerUp(1)
-        broker.clearRequestErrors(.produce)
-        let rest = try expectTheRestFollowsOnce(broker, stateDir: dir, group: "it-queue-full-\(clusterDown)-2", world: p,
-                                                delivered: delivered, before: first)
-        #expect(rest.riskChanges > 0)
+        try expectTheRestFollowsWithItsOutputs(broker, stateDir: dir, group: "it-queue-full-\(clusterDown)-2", world: p,
+                                               delivered: delivered, before: first)
     }
 
     /// Stopped (Ctrl-C) while no broker answers and its outputs are still in flight: the consumer cannot take its
@@ -378,9 +377,7 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
     /// after four tries of the last checkpoint and a failed final flush, the close's revoke retried for ever.)
     /// Nothing is lost: the next run applies those events again and sends their outputs.
     @Test func aConsumerStoppedDuringAnOutageGivesUpItsLastCheckpointAtOnce() throws {
-        let p = try smallWorld()
-        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
-        let delivered = try produce(p, to: broker)
+        let (p, broker, delivered) = try producedSmallWorld()
         let dir = tempDir()
         // Outputs stay in flight: every produce request fails with a retriable error (NOT_ENOUGH_REPLICAS).
         broker.pushRequestErrors(.produce, Array(repeating: 19, count: 100_000))
@@ -433,16 +430,11 @@ func expectTheRestFollowsOnce(_ broker: EmbeddedBroker, stateDir dir: URL, group
         let first = try checkpointedConsistently(dir)
         #expect(first < consumer.summary.accepted, "the checkpoints cover events whose outputs were never delivered")
 
-        try broker.setBrokerUp(1)
-        broker.clearRequestErrors(.produce)
-        let rest = try expectTheRestFollowsOnce(broker, stateDir: dir, group: "it-outage-stop-2", world: p, delivered: delivered, before: first)
-        #expect(rest.riskChanges > 0)
+        try expectTheRestFollowsWithItsOutputs(broker, stateDir: dir, group: "it-outage-stop-2", world: p, delivered: delivered, before: first)
     }
 
     @Test func stoppedAndRestartedConsumerEndsWithTheSameMarts() throws {
-        let p = try smallWorld()
-        let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
-        let delivered = try produce(p, to: broker)
+        let (p, broker, delivered) = try producedSmallWorld()
         let dir = tempDir()
         var total = 0
         for round in 0..<3 {
