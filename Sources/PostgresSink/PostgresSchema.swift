@@ -22,6 +22,23 @@ public enum PostgresSchema {
     /// one at a time (each transaction sees the others' committed partitions).
     static let lockKey: Int64 = 0x756E_6465_7263_7572  // "undercur"
 
+    /// The error of a write that found the write lock taken and did not wait for it (SQLSTATE 55P03, as a lock
+    /// timeout: transient).
+    static let writeLockBusy = PostgresError(code: .statement, message: "another writer holds the sink's write lock (advisory lock \(lockKey))",
+                                             sqlState: "55P03")
+
+    /// Takes the write lock for the transaction under way. Without `wait` only if it is free: another consumer
+    /// sharing the database in a write of its own holds it for that write, and the sink, on the consuming thread,
+    /// does not wait for it. With `wait` it queues for the lock (fairly, so a busy database cannot starve a
+    /// consumer), up to `lock_timeout`.
+    static func takeWriteLock(_ db: PostgresConnection, wait: Bool) throws(PostgresError) {
+        if wait {
+            try db.query("SELECT pg_advisory_xact_lock($1)", [String(lockKey)])
+        } else if try db.query("SELECT pg_try_advisory_xact_lock($1)", [String(lockKey)]).rows.first?.first != "t" {
+            throw writeLockBusy
+        }
+    }
+
     public enum Kind: String, Sendable {
         case text, bigint, double = "double precision", boolean, timestamptz
     }
@@ -147,21 +164,29 @@ public enum PostgresSchema {
     /// Empties every mart and the sink's bookkeeping in one transaction (`--rebuild`): readers see no rows until
     /// the first write, and every partition, this consumer's or another's, is written whole at its next write.
     /// Clearing the positions alone would leave the rows of partitions no consumer writes any more.
-    static func empty(_ db: PostgresConnection) throws(PostgresError) {
+    static func empty(_ db: PostgresConnection, waitForLock: Bool) throws(PostgresError) {
         let all = (tables.map(\.qualified) + ["sink_positions", "sink_customer_partition"].map { "\(schema).\($0)" }).joined(separator: ", ")
-        try db.execute("BEGIN; SELECT pg_advisory_xact_lock(\(lockKey)); TRUNCATE \(all); COMMIT")
+        try db.execute("BEGIN")
+        do throws(PostgresError) {
+            try takeWriteLock(db, wait: waitForLock)
+            try db.execute("TRUNCATE \(all); COMMIT")
+        } catch {
+            _ = try? db.execute("ROLLBACK")
+            throw error
+        }
     }
 
     static func literal(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
 
     /// Creates the schema and whatever is missing, or checks what exists; a table whose columns are not the
     /// expected ones (altered or dropped by someone) is recreated, and then every partition's position is
-    /// cleared so that every consumer rewrites its rows. Returns the tables recreated.
+    /// cleared so that every consumer rewrites its rows. Returns the tables recreated. The write lock as
+    /// `takeWriteLock`.
     @discardableResult
-    static func ensure(_ db: PostgresConnection) throws(PostgresError) -> [String] {
+    static func ensure(_ db: PostgresConnection, waitForLock: Bool) throws(PostgresError) -> [String] {
         try db.execute("BEGIN")
         do throws(PostgresError) {
-            try db.query("SELECT pg_advisory_xact_lock($1)", [String(lockKey)])
+            try takeWriteLock(db, wait: waitForLock)
             try db.execute("CREATE SCHEMA IF NOT EXISTS \(schema)")
             // The role is optional: a user without CREATEROLE still gets its tables.
             let role = try db.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [readerRole])

@@ -40,7 +40,9 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         /// connects again. Well above any one statement of a write (a chunk's merge takes about a second).
         public var responseTimeout: Duration = .seconds(60)
         /// After a write gave up on a lock, how long the sink leaves the tables alone (checkpoints go on, and
-        /// count as behind) before it tries again: each try holds the consumer up for up to `lockTimeout`.
+        /// count as behind) before it tries again: each try holds the consumer up for up to `lockTimeout`. Also how
+        /// long the write lock may be found taken by other consumers' writes, each time tried again at the next
+        /// checkpoint without waiting, before a write queues for it (up to `lockTimeout`).
         public var lockRetryInterval: Duration = .seconds(30)
         public init(uri: String) { self.uri = uri }
     }
@@ -77,6 +79,8 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
     private var lockedSince: ContinuousClock.Instant?
     private var lockedRetryAt: ContinuousClock.Instant?
     private var lastLockLog: ContinuousClock.Instant?
+    /// Since when the write lock has been found taken by another writer, at every try since.
+    private var writeLockBusySince: ContinuousClock.Instant?
     /// Checkpoints handed over since the last commit, and when the oldest of them was taken.
     private var behind = 0
     private var behindSince: Date?
@@ -89,6 +93,8 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
     private var rebuilt = false
     /// Writes that gave up on a lock another session held.
     public private(set) var lockTimeouts = 0
+    /// Writes (or connections) put off without waiting because another writer held the write lock.
+    public private(set) var writeLockBusy = 0
     /// Rows of mart_customer_360 written so far (for benchmarks and tests).
     public private(set) var customerRowsWritten = 0
 
@@ -101,7 +107,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         do {
             try connect()
         } catch where error.isTransient {
-            noteOutage(error)
+            noteFailure(error)
         }
     }
 
@@ -115,12 +121,13 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         if try c.execute("SHOW lock_timeout").rows.first?.first == "0" {
             try c.execute("SET lock_timeout = \(max(1, Int((options.lockTimeout.seconds * 1000).rounded())))")
         }
-        let recreated = try PostgresSchema.ensure(c)
+        let recreated = try PostgresSchema.ensure(c, waitForLock: queueForWriteLock)
         // Once, at the first connection (the server may be away at start).
         if options.rebuild && !rebuilt {
-            try PostgresSchema.empty(c)
+            try PostgresSchema.empty(c, waitForLock: queueForWriteLock)
             rebuilt = true
         }
+        writeLockBusySince = nil
         try PostgresSchema.createStages(c)
         if !recreated.isEmpty && commits > 0 {
             logger.warning("postgres: tables \(recreated.joined(separator: ", ")) were missing or altered; recreated, refilling")
@@ -169,20 +176,20 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             if behindSince == nil { behindSince = Date() }
         }
         lastRefresh = .now
+        if let at = lockedRetryAt, ContinuousClock.now < at {
+            publishStatus()
+            return
+        }
         if db == nil {
             if let last = lastAttempt, ContinuousClock.now - last < options.retryInterval {
                 publishStatus()
                 return
             }
             do { try connect() } catch {
-                noteOutage(error)
+                noteFailure(error)
                 publishStatus()
                 return
             }
-        }
-        if let at = lockedRetryAt, ContinuousClock.now < at {
-            publishStatus()
-            return
         }
         write(partitions, retryAfterRepair: true)
         publishStatus()
@@ -208,18 +215,8 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         } catch {
             for p in tracked.keys { unverify(p) }
             _ = try? db.execute("ROLLBACK")  // (libpq first discards what a merge sent without waiting still had to say)
-            // A lock another session holds (55P03: lock_timeout): not ours to break. The tables are left alone for
-            // a while, the checkpoints go on, and the write is tried again later.
             if error.sqlState == "55P03" {
-                let now = ContinuousClock.now
-                lockTimeouts += 1
-                if lockedSince == nil { lockedSince = now }
-                lockedRetryAt = now + options.lockRetryInterval
-                if lastLockLog.map({ now - $0 >= .seconds(60) }) ?? true {
-                    lastLockLog = now
-                    logger.warning("postgres: a table is locked by another session (\(error.message)); consuming on, tables catch up once it is released",
-                                   metadata: [LogKey.sinkBehindCheckpoints: "\(behind)", LogKey.sinkRetrySeconds: "\(Int(options.lockRetryInterval.seconds))"])
-                }
+                noteLocked(error)
                 return
             }
             if error.isTransient || !db.isOpen {
@@ -231,11 +228,13 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             if retryAfterRepair, let state = error.sqlState, state.hasPrefix("42") {
                 logger.warning("postgres: \(error); checking the schema")
                 do {
-                    let recreated = try PostgresSchema.ensure(db)
+                    let recreated = try PostgresSchema.ensure(db, waitForLock: queueForWriteLock)
                     try PostgresSchema.createStages(db)
                     if !recreated.isEmpty { logger.warning("postgres: recreated \(recreated.joined(separator: ", ")); refilling") }
                     aggregatesCache = [:]
                     write(partitions, retryAfterRepair: false)
+                } catch where error.sqlState == "55P03" {
+                    noteLocked(error)
                 } catch {
                     logger.error("postgres: cannot repair the schema: \(error)")
                 }
@@ -251,6 +250,47 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         if let w = t.written { t.base = w }
         t.written = nil
         tracked[p] = t
+    }
+
+    /// Whether a write queues for the write lock (up to `lockTimeout`) instead of only taking it if it is free: once
+    /// other writers have held it at every try for `lockRetryInterval`, so that a busy database cannot starve this
+    /// consumer's writes.
+    private var queueForWriteLock: Bool {
+        writeLockBusySince.map { ContinuousClock.now - $0 >= options.lockRetryInterval } ?? false
+    }
+
+    /// A failure to connect: a lock found taken, or an outage.
+    private func noteFailure(_ error: PostgresError) {
+        if error.sqlState == "55P03" { noteLocked(error) } else { noteOutage(error) }
+    }
+
+    /// A statement that found a lock taken (SQLSTATE 55P03): not ours to break.
+    /// - The write lock, taken by another writer and not waited for: most likely another consumer sharing the
+    ///   database in a write of its own. The write (or connection) is tried again at the next checkpoint.
+    /// - Any lock after `lock_timeout`: a table another session keeps locked, or the write lock queued for and held
+    ///   for long. The tables are left alone for `lockRetryInterval`, with a warning once a minute.
+    /// Either way the checkpoints go on and count the sink behind.
+    private func noteLocked(_ error: PostgresError) {
+        let now = ContinuousClock.now
+        if error.message == PostgresSchema.writeLockBusy.message {
+            writeLockBusy += 1
+            if writeLockBusySince == nil { writeLockBusySince = now }
+            logger.debug("postgres: another writer holds the write lock; trying again at the next checkpoint",
+                         metadata: [LogKey.sinkBehindCheckpoints: "\(behind)"])
+            return
+        }
+        lockTimeouts += 1
+        if lockedSince == nil { lockedSince = now }
+        lockedRetryAt = now + options.lockRetryInterval
+        if lastLockLog.map({ now - $0 >= .seconds(60) }) ?? true {
+            lastLockLog = now
+            let what = writeLockBusySince.map {
+                "the sink's write lock (advisory lock \(PostgresSchema.lockKey)) has been held by another session for \(Int((now - $0).seconds)) s"
+                    + " (another consumer sharing this database in a long write, or a session holding that lock)"
+            } ?? "a table is locked by another session (\(error.message))"
+            logger.warning("postgres: \(what); consuming on, tables catch up once it is released",
+                           metadata: [LogKey.sinkBehindCheckpoints: "\(behind)", LogKey.sinkRetrySeconds: "\(Int(options.lockRetryInterval.seconds))"])
+        }
     }
 
     private func noteOutage(_ error: PostgresError) {
@@ -293,7 +333,8 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         phaseStart = .now
         let s = PostgresSchema.schema
         try db.execute("BEGIN")
-        try db.query("SELECT pg_advisory_xact_lock($1)", [String(PostgresSchema.lockKey)])
+        try PostgresSchema.takeWriteLock(db, wait: queueForWriteLock)
+        writeLockBusySince = nil
         let inDB = try readPositions(db)
         phase("begin")
         let mine = Set(partitions.map(\.number))

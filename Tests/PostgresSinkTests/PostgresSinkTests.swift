@@ -359,6 +359,78 @@ func expectCatchUp(_ core: ConsumerCore, _ storage: MemoryCheckpointStorage, _ p
         try expectCatchUp(core, storage, pg, server)
     }
 
+    /// Another consumer sharing the database is in a long write (a first load of many customers; here a session that
+    /// holds the sink's write lock): a write or a connection that finds the lock taken does not wait for it. The
+    /// consumer's checkpoints go on, the sink counts itself behind, and it writes at the next checkpoint opportunity
+    /// once the lock is free, not after the pause a locked table gets. (Before, each write waited for the lock up to the
+    /// lock timeout, then left the tables alone for the retry interval with a warning about a locked table.)
+    @Test(.timeLimit(.minutes(3))) func anotherConsumersLongWriteHoldsUpNeitherThisConsumerNorItsTables() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        // Lock waits and pauses far longer than the test: a write that waited for the lock would wait for the guard
+        // below, and one that paused would not catch up (both caught by the expectations).
+        let (core, storage, pg) = try committedOnce(server) {
+            $0.lockTimeout = .seconds(600)
+            $0.lockRetryInterval = .seconds(600)
+        }
+        let sibling = try PostgresConnection(uri: server.uri())
+        let siblingPID = try #require(try sibling.execute("SELECT pg_backend_pid()").rows.first?.first ?? nil)
+        try sibling.execute("BEGIN")
+        try sibling.query("SELECT pg_advisory_xact_lock($1)", [String(PostgresSchema.lockKey)])
+        let finished = StopSignal(handleSignals: false)
+        defer { finished.stop() }
+        Thread {
+            finished.sleep(.seconds(60))
+            if !finished.isStopped, let admin = try? PostgresConnection(uri: server.uri()) {
+                _ = try? admin.execute("SELECT pg_terminate_backend(\(siblingPID))")
+            }
+        }.start()
+        for (n, range) in [3000..<4000, 4000..<5000, 5000..<6000].enumerated() {
+            let writes = storage.writes
+            _ = core.apply(Array(stalledInput[range]))
+            #expect(core.checkpointAll(sinks: [pg], stop: nil))
+            #expect(storage.writes > writes, "the consumer's checkpoint was written")
+            #expect(pg.commits == 1 && pg.writeLockBusy == n + 1 && pg.lockTimeouts == 0)
+            #expect(pg.sinkStatus?.checkpointsBehind == n + 1 && pg.sinkStatus?.connected == true)
+        }
+        // A consumer that starts meanwhile: its connection is put off the same way, without an error.
+        var lateOptions = PostgresSink.Options(uri: server.uri())
+        lateOptions.lockTimeout = .seconds(600)
+        lateOptions.retryInterval = .zero
+        let late = try PostgresSink(options: lateOptions, logger: quiet)
+        #expect(late.db == nil && late.writeLockBusy == 1 && late.lockTimeouts == 0)
+
+        finished.stop()
+        try sibling.execute("ROLLBACK")
+        _ = core.apply(Array(stalledInput[6000..<7000]))
+        #expect(core.checkpointAll(sinks: [pg], stop: nil))
+        #expect(pg.commits == 2 && pg.lockTimeouts == 0)
+        #expect(pg.sinkStatus?.checkpointsBehind == 0)
+        try expectDatabaseEquals(storage.partitions.values.map(\.state), try PostgresConnection(uri: server.uri()))
+        late.checkpointed([])
+        #expect(late.db != nil && late.sinkStatus?.connected == true)
+    }
+
+    /// The write lock found taken at every try for the retry interval (here at once): the next write queues for it,
+    /// so that other writers cannot starve this one, up to the lock timeout; after that it is a locked table's case.
+    @Test(.timeLimit(.minutes(3))) func aWriteLockTakenForLongIsQueuedForUpToTheLockTimeout() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        let (core, storage, pg) = try committedOnce(server) { $0.lockRetryInterval = .zero }
+        let sibling = try PostgresConnection(uri: server.uri())
+        try sibling.execute("BEGIN")
+        try sibling.query("SELECT pg_advisory_xact_lock($1)", [String(PostgresSchema.lockKey)])
+        _ = core.apply(Array(stalledInput[3000..<4000]))
+        #expect(core.checkpointAll(sinks: [pg], stop: nil))
+        #expect(pg.writeLockBusy == 1 && pg.lockTimeouts == 0)
+        _ = core.apply(Array(stalledInput[4000..<5000]))
+        #expect(core.checkpointAll(sinks: [pg], stop: nil))
+        #expect(pg.writeLockBusy == 1 && pg.lockTimeouts == 1, "queued for the lock, then gave up after the lock timeout")
+        #expect(pg.sinkStatus?.checkpointsBehind == 2 && pg.sinkStatus?.connected == true)
+        try sibling.execute("ROLLBACK")
+        try expectCatchUp(core, storage, pg, server)
+    }
+
     /// The sink's backend stops answering while its host still acknowledges (here it is stopped with SIGSTOP, as a
     /// wedged process would be): TCP keepalives see nothing wrong, so the connection's own response timeout gives
     /// it up, the consumer goes on, and the sink catches up on a new connection once the backend is gone. (Before,
