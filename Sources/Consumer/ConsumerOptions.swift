@@ -24,7 +24,9 @@ extension ConsumerProbe {
 /// documented default; `MartsConsumerCommand` maps the command line onto it.
 public struct ConsumerOptions: Sendable {
     public var stateDirectory: URL
-    public var group = "undercurrent-marts"
+    /// The consumer group's name unless given (`--group`).
+    public static let defaultGroup = "undercurrent-marts"
+    public var group = ConsumerOptions.defaultGroup
     public var topics: [InputTopic: String] = Dictionary(uniqueKeysWithValues: InputTopic.allCases.map { ($0, $0.rawValue) })
     public var deadLetterTopic = Topics.deadLetter
     /// Larger values go to the dead-letter topic truncated to this size (with `dlq-truncated-from`).

@@ -9,4 +9,25 @@ public enum Topics {
     public static let deadLetter = "events-dlq"
     public static let inputs = [billing, payments, engagement]
     public static let outputs = [customerRisk, alerts, deadLetter]
+
+    /// Why Kafka would refuse `name` as a topic name, in words, or nil for a legal one. Kafka's rule: 1 to 249
+    /// characters, each a letter, a digit, '.', '_' or '-', and neither "." nor "..". (A name such as
+    /// `rb.billing,payments=rb.payments` would otherwise reach the cluster, which refuses every message to it, or
+    /// the embedded broker, which takes them into a topic nobody reads.)
+    public static func problem(with name: String) -> String? {
+        if name.isEmpty { return "a topic name cannot be empty" }
+        if name == "." || name == ".." { return "'\(name)' cannot be a topic name" }
+        if let c = name.unicodeScalars.first(where: { !isLegal($0) }) {
+            return "'\(name)' is not a topic name: \(c == "," ? "',' separates names" : "'\(c)' is not allowed") (letters, digits, '.', '_' and '-' only)"
+        }
+        if name.utf8.count > 249 { return "a topic name has at most 249 characters, this one \(name.utf8.count)" }
+        return nil
+    }
+
+    private static func isLegal(_ c: Unicode.Scalar) -> Bool {
+        switch c {
+        case "a"..."z", "A"..."Z", "0"..."9", ".", "_", "-": return true
+        default: return false
+        }
+    }
 }

@@ -82,6 +82,9 @@ public struct LoadTestCommand: ParsableCommand {
         }
         guard (1...256).contains(partitions) else { throw ValidationError("--partitions: expected 1 to 256") }
         guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout: expected seconds ≥ 0") }
+        // The load goes to topics of its own: without a prefix it would go into the live topics.
+        guard !topicPrefix.isEmpty else { throw ValidationError("--topic-prefix: cannot be empty (the load test would write into the live topics)") }
+        for name in Topics.inputs + Topics.outputs { try StartChecks.topicName(topicPrefix + name, option: "--topic-prefix") }
         t.topicPrefix = topicPrefix
         t.drainTimeout = drainTimeout
         t.warmup = try DurationArgument.parse(warmup, option: "--warmup")

@@ -29,7 +29,8 @@ public struct MartsConsumerCommand: ParsableCommand {
     )
 
     @Option(help: "Directory for checkpoints.") var stateDir: String
-    @Option(help: "Consumer group.") var group = "undercurrent-marts"
+    @Option(help: "Consumer group (default: undercurrent-marts, after the --topic-prefix).") var group: String?
+    @Option(help: "Read the input topics PREFIX+billing, PREFIX+payments and PREFIX+engagement, and write to PREFIX+customer-risk and, unless their options name others, PREFIX+alerts and PREFIX+events-dlq: for a history replayed beside the live topics (undercurrent replay --topic-map billing=replay.billing,…), whose alerts must not reach the live alerts topic.") var topicPrefix = ""
     @Option(help: "Checkpoint after this many events of a partition.") var checkpointEvents = 50_000
     @Option(help: "Checkpoint at least this often, in milliseconds.") var checkpointMs = 2000
     @Option(help: "Customers kept unpacked in memory per partition; the rest are packed (about 250 bytes each) and unpacked when their next event comes (default: 8192).") var hotCustomers: Int?
@@ -42,13 +43,13 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Option(help: "Leave out events after this event time (RFC 3339, e.g. 2025-06-30T23:59:59Z or 2025-06-30T23:59:59.999+02:00), for as-of analysis. Read and counted, never applied, in whatever order they come; the same command without --until then applies them (each partition reads again from its first record after the time: what it applied before counts as duplicates, not twice). From Kafka, the run stops by itself once every partition has had an event after the time or, when that time has passed, is at its end.") var until: String?
     @Option(help: "Start partitions that have no checkpoint at this time (RFC 3339 or YYYY-MM-DD): offsets are looked up by timestamp where the cluster can, else earlier messages are scanned and skipped.") var fromTime: String?
     @Option(help: "Exit after this many seconds without messages (batch runs). Such a run fails (exit 1) once no broker has answered for this long, and at least 30 s: one that never reached the cluster, or one whose cluster went away (its state checkpointed as far as it got).") var exitWhenIdle: Double?
-    @Option(help: "Dead-letter topic.") var dlqTopic = "events-dlq"
+    @Option(help: "Dead-letter topic (default: events-dlq, after the --topic-prefix).") var dlqTopic: String?
     @Option(help: "Write metrics in Prometheus text format to this file at each progress report (node_exporter textfile collector).") var metricsFile: String?
     @Option(help: "Seconds between progress reports.") var reportSeconds: Double = 5
     @Option(help: "Alert rules (default: alerts.yaml in the config directory).") var alerts: String?
     @Flag(help: "Do not evaluate failure-spike alerts.") var noAlerts = false
     @Option(help: "Directory holding alerts.yaml.") var configDir: String?
-    @Option(help: "Topic for alerts.") var alertsTopic = "alerts"
+    @Option(help: "Topic for alerts (default: alerts, after the --topic-prefix).") var alertsTopic: String?
     @Option(help: "POST each alert as JSON to this URL (never stalls consumption; 3 tries, 2 s timeout each).") var alertWebhook: String?
     @Option(help: "Serve the dashboard and API on HOST:PORT while consuming (e.g. 127.0.0.1:8080).") var serve: String?
     @Option(help: "With --serve: require this bearer token; default: $UNDERCURRENT_DASHBOARD_TOKEN.") var token: String?
@@ -78,9 +79,27 @@ public struct MartsConsumerCommand: ParsableCommand {
         if let hotCustomers, !(1...10_000_000).contains(hotCustomers) { throw ValidationError("--hot-customers: expected a number from 1 to 10000000") }
         if let threads, !(1...64).contains(threads) { throw ValidationError("--threads: expected a number from 1 to 64") }
         guard reportSeconds > 0 else { throw ValidationError("--report-seconds: expected a positive number of seconds") }
+        for name in Topics.inputs + Topics.outputs { try StartChecks.topicName(topicPrefix + name, option: "--topic-prefix") }
+        var topics = MartsConsumer.Options(stateDirectory: URL(fileURLWithPath: stateDir))
+        applyTopics(to: &topics)
+        for (topic, option) in [(topics.deadLetterTopic, "--dlq-topic"), (topics.alertsTopic, "--alerts-topic")] {
+            try StartChecks.topicName(topic, option: option)
+            // Its own outputs would come back to it as input: dead letters of dead letters, for ever.
+            if topics.topics.values.contains(topic) { throw ValidationError("\(option): \(topic) is an input topic of the consumer") }
+        }
         if let postgres {
             do { try PostgresURI.validate(postgres) } catch { throw ValidationError("--postgres: \(error.message)") }
         }
+    }
+
+    /// The consumer's topics and group: the contract's names, or with `--topic-prefix` those of a history replayed
+    /// beside them; outputs named by their own options are taken as given.
+    func applyTopics(to options: inout MartsConsumer.Options) {
+        options.topics = Dictionary(uniqueKeysWithValues: InputTopic.allCases.map { ($0, topicPrefix + $0.rawValue) })
+        options.deadLetterTopic = dlqTopic ?? topicPrefix + Topics.deadLetter
+        options.alertsTopic = alertsTopic ?? topicPrefix + Topics.alerts
+        options.riskTopic = topicPrefix + Topics.customerRisk
+        options.group = group ?? topicPrefix + ConsumerOptions.defaultGroup
     }
 
     public func run() throws {
@@ -92,8 +111,7 @@ public struct MartsConsumerCommand: ParsableCommand {
         if let serve { _ = try ListenAddress.available(serve, option: "--serve") }
         let logger = common.makeLogger("marts-consumer")
         var options = MartsConsumer.Options(stateDirectory: URL(fileURLWithPath: stateDir))
-        options.group = group
-        options.deadLetterTopic = dlqTopic
+        applyTopics(to: &options)
         options.checkpointEvents = checkpointEvents
         options.checkpointInterval = .milliseconds(checkpointMs)
         if let threads { options.threads = threads }
@@ -106,7 +124,6 @@ public struct MartsConsumerCommand: ParsableCommand {
         options.allowTruncatedArchive = allowTruncated
         options.metrics = MetricsRegistry()
         options.reportInterval = .milliseconds(Int64(reportSeconds * 1000))
-        options.alertsTopic = alertsTopic
         if !noAlerts { options.alertRules = try AlertConfig.load(file: alerts, configDir: configDir) }
         if let alertWebhook {
             guard let url = URL(string: alertWebhook), url.scheme == "http" || url.scheme == "https" else {

@@ -146,6 +146,7 @@ public struct ProducerOptions: ParsableArguments {
             guard realtime else { throw ValidationError("--speed: only with --realtime") }
         }
         if let rate, !(rate > 0) { throw ValidationError("--rate: expected a positive number of events per second, got \(rate)") }
+        if let topic { try StartChecks.topicName(topic, option: "--topic") }
     }
 
     public var pacing: Pacing {

@@ -136,6 +136,7 @@ public struct RecordCommand: ParsableCommand {
 
     public func validate() throws {
         guard !topicList.isEmpty else { throw ValidationError("--topics: expected a comma-separated list of topics") }
+        for name in topicList { try StartChecks.topicName(name, option: "--topics") }
         try TimeArgument.checkRange(from: try fromTime.map { try TimeArgument.parse($0, option: "--from-time") }, fromOption: "--from-time",
                                     until: try untilTime.map { try TimeArgument.parseTime($0, option: "--until-time") }, untilOption: "--until-time")
     }

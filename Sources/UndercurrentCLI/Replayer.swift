@@ -127,7 +127,8 @@ public struct ReplayCommand: ParsableCommand {
         discussion: """
         Reads archives written by `record` or `simulate` (plain or .gz). --speed 3600 replays an hour of history \
         per second; --speed max (the default) as fast as the cluster takes it; --rate caps messages per second.
-        --topic-map billing=replay.billing (repeatable) replays into fresh topics beside the live ones.
+        --topic-map billing=replay.billing,payments=replay.payments (or the option repeated) replays into fresh \
+        topics beside the live ones.
         """
     )
 
@@ -136,7 +137,7 @@ public struct ReplayCommand: ParsableCommand {
     @Option(help: "At most this many messages per second.") var rate: Double?
     @Option(help: "Only records at or after this time (RFC 3339 or YYYY-MM-DD).") var fromTime: String?
     @Option(help: "Only records at or before this time (RFC 3339, e.g. 2025-06-30T23:59:59Z; a bare date would be ambiguous).") var untilTime: String?
-    @Option(help: "old=new: publish records of topic old to topic new (repeatable).") var topicMap: [String] = []
+    @Option(help: "old=new[,old2=new2…]: publish records of topic old to topic new (repeatable).") var topicMap: [String] = []
     @Flag(help: "Write records to their recorded partition instead of partitioning by key.") var keepPartitions = false
     @Flag(help: "Accept a gzip archive that is cut off, replaying its complete lines (otherwise they are replayed, then exit 1).") var allowTruncated = false
     @OptionGroup var kafka: KafkaOptions
@@ -159,10 +160,15 @@ public struct ReplayCommand: ParsableCommand {
         r.fromTime = try fromTime.map { try TimeArgument.parse($0, option: "--from-time") }
         r.untilTime = try untilTime.map { try TimeArgument.parseTime($0, option: "--until-time") }
         try TimeArgument.checkRange(from: r.fromTime, fromOption: "--from-time", until: r.untilTime, untilOption: "--until-time")
-        for m in topicMap {
-            let parts = m.split(separator: "=", maxSplits: 1).map(String.init)
+        // Pairs separated by commas (a comma is in no topic name) or in repeated options.
+        for m in topicMap.flatMap({ $0.split(separator: ",", omittingEmptySubsequences: false) }) {
+            let parts = m.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                throw ValidationError("--topic-map: expected old=new, got '\(m)'")
+                throw ValidationError("--topic-map: expected old=new (pairs separated by commas), got '\(m)'")
+            }
+            for name in parts { try StartChecks.topicName(name, option: "--topic-map") }
+            if let earlier = r.topicMap[parts[0]], earlier != parts[1] {
+                throw ValidationError("--topic-map: \(parts[0]) is mapped twice, to \(earlier) and to \(parts[1])")
             }
             r.topicMap[parts[0]] = parts[1]
         }

@@ -1,5 +1,7 @@
+import ArgumentParser
 import Archives
 import Checkpoints
+import Events
 import Foundation
 
 /// Something a command needs before any work and cannot have: one line naming the path and the reason in
@@ -11,6 +13,11 @@ public struct StartError: Error, CustomStringConvertible, Sendable {
 
 /// The checks commands run first, so that a path that cannot be written fails at once rather than after the work.
 enum StartChecks {
+    /// A topic name given on the command line, by Kafka's rule (`Topics.problem(with:)`).
+    static func topicName(_ name: String, option: String) throws {
+        if let problem = Topics.problem(with: name) { throw ValidationError("\(option): \(problem)") }
+    }
+
     /// A directory the command writes into (it may be missing if it can be created).
     static func directory(_ path: String, _ what: String) throws {
         if let problem = ErrorWords.directoryProblem(path) { throw StartError("cannot use \(path) as \(what): \(problem)") }

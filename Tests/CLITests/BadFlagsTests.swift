@@ -45,6 +45,19 @@ import UndercurrentCLI
             ("undercurrent", ["evaluate-alerts", "--seeds", "42,x"], "--seeds: expected 1 to 64 seeds"),
             ("undercurrent", ["replay", "--from", "x.ndjson", "--speed", "fast"], "--speed: expected 'max' or a positive number"),
             ("undercurrent", ["replay", "--from", "x.ndjson", "--topic-map", "billing"], "--topic-map: expected old=new"),
+            // Topic names Kafka refuses: named before anything is sent (the embedded broker took a map's pairs, joined
+            // by commas, as one topic name, and the topics not mapped went to the live ones).
+            ("undercurrent", ["replay", "--from", "x.ndjson", "--topic-map", "billing=r billing"], "--topic-map: 'r billing' is not a topic name: ' ' is not allowed"),
+            ("undercurrent", ["replay", "--from", "x.ndjson", "--topic-map", "billing=a,billing=b"], "--topic-map: billing is mapped twice, to a and to b"),
+            ("undercurrent", ["replay", "--from", "x.ndjson", "--topic-map", "billing=a,"], "--topic-map: expected old=new (pairs separated by commas), got ''"),
+            ("undercurrent", ["record", "--out", "x", "--topics", "billing,pay/ments"], "--topics: 'pay/ments' is not a topic name: '/' is not allowed"),
+            ("undercurrent", ["loadtest", "--topic-prefix", ""], "--topic-prefix: cannot be empty (the load test would write into the live topics)"),
+            ("undercurrent", ["loadtest", "--topic-prefix", "load test."], "--topic-prefix: 'load test.billing' is not a topic name"),
+            ("billing-producer", ["--topic", "..", "--bootstrap-servers", "127.0.0.1:1"], "--topic: '..' cannot be a topic name"),
+            ("marts-consumer", ["--state-dir", state, "--dlq-topic", "billing"], "--dlq-topic: billing is an input topic of the consumer"),
+            ("marts-consumer", ["--state-dir", state, "--topic-prefix", "r.", "--alerts-topic", "r.payments"], "--alerts-topic: r.payments is an input topic of the consumer"),
+            ("marts-consumer", ["--state-dir", state, "--topic-prefix", "r,"], "--topic-prefix: 'r,billing' is not a topic name: ',' separates names"),
+            ("marts-consumer", ["--state-dir", state, "--alerts-topic", String(repeating: "a", count: 250)], "--alerts-topic: a topic name has at most 249 characters, this one 250"),
             ("undercurrent", ["record", "--out", "x", "--from-time", "noon"], "--from-time: expected a time"),
             // An end given as a bare date: its midnight would leave out the whole day named; refused as `--until` is.
             ("undercurrent", ["record", "--out", "x", "--until-time", "2024-01-31"], "--until-time: expected a time like 2025-06-30T23:59:59Z"),

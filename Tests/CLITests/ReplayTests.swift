@@ -9,7 +9,7 @@ import Marts
 import Simulation
 import Testing
 import TestSupport
-import UndercurrentCLI
+@testable import UndercurrentCLI
 
 func prefixedTopics(_ prefix: String) -> [InputTopic: String] {
     Dictionary(uniqueKeysWithValues: InputTopic.allCases.map { ($0, prefix + $0.rawValue) })
@@ -24,11 +24,12 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
                    configure: (inout MartsConsumer.Options) -> Void = { _ in }) throws -> (MartsConsumer, URL) {
     let dir = tempDir()
     var options = MartsConsumer.Options(stateDirectory: dir)
+    // The topics as `marts-consumer --topic-prefix` names them.
+    let command = try MartsConsumerCommand.parse(["--state-dir", dir.path, "--topic-prefix", prefix])
+    command.applyTopics(to: &options)
+    #expect(options.topics == prefixedTopics(prefix) && options.group == prefix + ConsumerOptions.defaultGroup)
+    #expect([options.deadLetterTopic, options.alertsTopic, options.riskTopic] == [prefix + Topics.deadLetter, prefix + Topics.alerts, prefix + Topics.customerRisk])
     options.group = "replay-\(UUID().uuidString)"
-    options.topics = prefixedTopics(prefix)
-    options.deadLetterTopic = prefix + Topics.deadLetter
-    options.alertsTopic = prefix + Topics.alerts
-    options.riskTopic = prefix + Topics.customerRisk
     options.alertRules = rules
     options.exitWhenIdle = .seconds(3)
     configure(&options)
@@ -116,8 +117,10 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
             #expect(r.headers.map(\.0) == ["event-type", "schema"] && r.headers.map(\.1) == [type.rawValue, "1"], "\(r.headers)")
         }
 
-        var replayer = Replayer()
-        replayer.topicMap = ["billing": "r.billing", "payments": "r.payments", "engagement": "r.engagement"]
+        // The map as a user gives it: pairs separated by commas, and the option repeated.
+        let replayer = try ReplayCommand.parse(["--from", archive, "--topic-map", "billing=r.billing,payments=r.payments",
+                                                "--topic-map", "engagement=r.engagement"]).replayer()
+        #expect(replayer.topicMap == ["billing": "r.billing", "payments": "r.payments", "engagement": "r.engagement"])
         let producer = try KafkaProducer(config: kafka, logger: quiet)
         let replayed = try replayer.run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
         #expect(replayed.sent == delivered && replayed.delivered == delivered)
