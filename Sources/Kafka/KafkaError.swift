@@ -51,6 +51,7 @@ public enum KafkaErrorCode {
     public static let queueFull = RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue
     public static let transport = RD_KAFKA_RESP_ERR__TRANSPORT.rawValue
     public static let allBrokersDown = RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN.rawValue
+    public static let unknownPartition = RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION.rawValue
 }
 
 /// Kafka API keys for request-error injection on the embedded broker.

@@ -28,6 +28,9 @@ public struct Replayer {
     public var allowTruncated = false
     /// How long the final flush waits for messages in flight.
     public var finalFlush: Duration = .seconds(120)
+    /// Every topic's partition count as the cluster had it at start (`checkTargets`): with `keepPartitions`, a record
+    /// whose partition its destination lacks stops the replay before it is sent.
+    public var partitionCounts: [String: Int] = [:]
 
     public init() {}
 
@@ -44,6 +47,8 @@ public struct Replayer {
         public var gaveUp: String?
         /// The archive ended early (its complete lines were sent).
         public var cutOff: ArchiveError?
+        /// The record the client refused to send, and why: the replay stopped there, after sending what came before.
+        public var refused: String?
     }
 
     public func run(archive: String, producer: KafkaProducer, stop: StopSignal, logger: Logger,
@@ -95,10 +100,27 @@ public struct Replayer {
                 }
             }
             // A stop while the cluster is away (the queue full) ends the wait at once.
-            guard try producer.send(ProducerMessage(topic: topicMap[record.topic] ?? record.topic, key: record.key, value: record.value,
-                                                    headers: headers, timestampMs: record.timestamp?.ms,
-                                                    partition: keepPartitions ? record.partition : nil),
-                                    cancelled: { stop.isStopped }) else { break reading }
+            let target = topicMap[record.topic] ?? record.topic
+            let taken: Bool
+            do {
+                if keepPartitions, let p = record.partition, let count = partitionCounts[target], Int(p) >= count {
+                    throw KafkaError(kind: .librdkafka, code: KafkaErrorCode.unknownPartition, message: "\(target) has \(count) partitions")
+                }
+                taken = try producer.send(ProducerMessage(topic: target, key: record.key, value: record.value, headers: headers,
+                                                          timestampMs: record.timestamp?.ms, partition: keepPartitions ? record.partition : nil),
+                                          cancelled: { stop.isStopped })
+            } catch {
+                // Such as a recorded partition the destination lacks: what was sent before it is still flushed and counted.
+                let at = "the record of \(record.topic)" + (record.partition.map { "[\($0)]" } ?? "") + (record.offset.map { " at offset \($0)" } ?? "")
+                if keepPartitions, let p = record.partition, (error as? KafkaError)?.code == KafkaErrorCode.unknownPartition {
+                    summary.refused = "\(at): \(target) has no partition \(p); create \(target) with as many partitions as \(record.topic) has, "
+                        + "or leave out --keep-partitions (records are then partitioned by key)"
+                } else {
+                    summary.refused = "\(at): \(error)"
+                }
+                break reading
+            }
+            guard taken else { break reading }
             summary.sent += 1
             if summary.sent & 1023 == 0 {
                 let now = ContinuousClock.now
@@ -182,8 +204,8 @@ public struct ReplayCommand: ParsableCommand {
         let logger = common.makeLogger("replay")
         let stop = StopSignal()
         let config = try kafka.kafkaConfig()
-        let replayer = try replayer()
-        try Replayer.checkTargets(replayer.topicMap, admin: try KafkaAdmin(config: config, logger: logger), logger: logger)
+        var replayer = try replayer()
+        try replayer.checkTargets(admin: try KafkaAdmin(config: config, logger: logger), logger: logger)
         let producer = try KafkaProducer(config: config, logger: logger)
         let summary = try ServiceRunner.runBlocking("replay", stop: stop, logger: logger) {
             try replayer.run(archive: from, producer: producer, stop: stop, logger: logger)
@@ -198,6 +220,10 @@ public struct ReplayCommand: ParsableCommand {
                         + KafkaProducer.undelivered(gaveUp: summary.gaveUp, firstFailure: summary.firstFailure))
             throw ExitCode(1)
         }
+        if let refused = summary.refused {
+            Console.err("replay: error: stopped at \(refused)")
+            throw ExitCode(1)
+        }
         if let cutOff = summary.cutOff {
             Console.err("replay: error: \(cutOff)")
             throw ExitCode(1)
@@ -207,17 +233,22 @@ public struct ReplayCommand: ParsableCommand {
 }
 
 extension Replayer {
-    /// Lists the cluster's topics before anything is sent: a cluster no broker answers for is a `StartError` (the
-    /// replay sent into it and waited two minutes for every message to time out). Returns the mapped destination
-    /// topics the cluster does not have, each with a warning: a cluster that creates topics on first use gives it
-    /// its default partition count (keys may land elsewhere than in the topic it stands in for, and
-    /// `--keep-partitions` may name partitions it lacks); one that does not fails every message to it, after
-    /// librdkafka's message timeout (`message.timeout.ms`, five minutes by default).
+    /// Lists the cluster's topics before anything is sent, keeping their partition counts: a cluster no broker
+    /// answers for is a `StartError` (the replay sent into it and waited two minutes for every message to time out).
+    /// Returns the mapped destination topics the cluster does not have, each with a warning: a cluster that creates
+    /// topics on first use gives it its default partition count (keys may land elsewhere than in the topic it stands
+    /// in for, and `--keep-partitions` may name partitions it lacks); one that does not fails every message to it,
+    /// after librdkafka's message timeout (`message.timeout.ms`, five minutes by default).
     @discardableResult
-    public static func checkTargets(_ map: [String: String], admin: KafkaAdmin, logger: Logger) throws -> [String] {
-        let found: [String: [Int32]]
-        do { found = try admin.partitions(of: Array(map.keys) + Array(map.values)) } catch { throw StartError("cannot list the cluster's topics: \(error)") }
-        let counts = found.mapValues(\.count)
+    public mutating func checkTargets(admin: KafkaAdmin, logger: Logger) throws -> [String] {
+        let map = topicMap
+        let counts: [String: Int]
+        do {
+            counts = Dictionary(try admin.metadata().map { ($0.name, $0.partitions.count) }, uniquingKeysWith: { a, _ in a })
+        } catch {
+            throw StartError("cannot list the cluster's topics: \(error)")
+        }
+        partitionCounts = counts
         let missing = map.sorted { $0.key < $1.key }.filter { counts[$0.value] == nil }
         for (old, new) in missing {
             let like = counts[old].map { "; \(old) has \($0) partitions: create \(new) with as many first" } ?? ""

@@ -159,6 +159,31 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         #expect(s.undelivered == s.gaveUp)
     }
 
+    /// `--keep-partitions` into a topic with fewer partitions than recorded: the replay stops at the first record
+    /// whose partition the destination lacks, says which and what to do, and still flushes and counts what it sent
+    /// before. (It threw a bare "Unknown partition", and the producer was destroyed with the messages before it still
+    /// in its queue.) Checked against the partition counts listed at start, and, for a destination created meanwhile,
+    /// by librdkafka once it has the topic's metadata (before, the message is queued and fails when it comes).
+    @Test func aRecordedPartitionTheDestinationLacksStopsTheReplayWithWhatWasSentDelivered() throws {
+        let broker = try EmbeddedBrokerRunner(partitions: 3, addressFile: nil).start(logger: quiet)
+        try broker.createTopic("narrow.billing", partitions: 1)
+        let archive = tempDir().appendingPathComponent("wide.ndjson").path
+        let writer = try ArchiveWriter(path: archive)
+        for (offset, partition) in [0, 0, 0, 2, 0].enumerated() {
+            try writer.write(ArchiveRecord(topic: "billing", partition: Int32(partition), offset: Int64(offset), key: Array("cus_\(offset)".utf8),
+                                           timestamp: Timestamp(ms: 1_704_067_200_000 + Int64(offset)), headers: [], value: Array("{}".utf8)))
+        }
+        try writer.close()
+        var replayer = try ReplayCommand.parse(["--from", archive, "--topic-map", "billing=narrow.billing", "--keep-partitions"]).replayer()
+        try replayer.checkTargets(admin: KafkaAdmin(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: quiet), logger: quiet)
+        let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: quiet)
+        let s = try replayer.run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        #expect(s.sent == 3 && s.delivered == 3 && s.failed == 0)
+        #expect(s.refused?.hasPrefix("the record of billing[2] at offset 3: narrow.billing has no partition 2; create narrow.billing") == true,
+                "\(s.refused ?? "nil")")
+        withExtendedLifetime(broker) {}
+    }
+
     /// The smoke check's round trip through the embedded broker: every message produced comes back, twice in a row
     /// (the second run reads only its own). A topic the cluster lacks is refused, and not created by asking.
     @Test func theSmokeCheckCarriesEveryMessageAndRefusesAMissingTopic() throws {
@@ -190,8 +215,11 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         #expect(!(try admin.metadata()).contains { $0.name == "biling" }, "asking about it created it")
         // Replaying into a topic the cluster lacks is warned about (it may be created with another partition count,
         // or every message may fail after a five-minute timeout), and not created by asking.
-        let warned = try Replayer.checkTargets(["billing": "billing", "payments": "replay.payments"], admin: admin, logger: quiet)
+        var replayer = Replayer()
+        replayer.topicMap = ["billing": "billing", "payments": "replay.payments"]
+        let warned = try replayer.checkTargets(admin: admin, logger: quiet)
         #expect(warned == ["replay.payments"])
+        #expect(replayer.partitionCounts["billing"] == 2 && replayer.partitionCounts["replay.payments"] == nil)
         #expect(!(try admin.metadata()).contains { $0.name == "replay.payments" })
         withExtendedLifetime(broker) {}
     }
