@@ -49,15 +49,20 @@ struct DemoCommand: ParsableCommand {
         let stateURL = URL(fileURLWithPath: stateDir)
         try? FileManager.default.removeItem(at: stateURL)
 
-        // The consumer runs beside the producers and exits once the topics have been quiet for a while.
+        // The consumer runs beside the producers and stops once it has taken in every message they delivered (or,
+        // should that count never be reached, once the topics have been quiet for a while); Ctrl-C stops it too.
+        let consumerStop = StopSignal(handleSignals: false)
+        stop.onStop { consumerStop.stop() }
+        let takeAll = TakeAll(consumerStop)
         var options = MartsConsumer.Options(stateDirectory: stateURL)
         options.exitWhenIdle = .seconds(4)
         options.alertRules = try AlertConfig.load(file: nil, configDir: simulation.configDir)
+        options.probe = takeAll
         let consumer = MartsConsumer(options: options, logger: logger)
         let consumerDone = DispatchSemaphore(value: 0)
         let consumerError = Mutex<String?>(nil)
         Thread {
-            do { try consumer.run(kafka: kafka, stop: stop) } catch { consumerError.withLock { $0 = "\(error)" } }
+            do { try consumer.run(kafka: kafka, stop: consumerStop) } catch { consumerError.withLock { $0 = "\(error)" } }
             consumerDone.signal()
         }.start()
 
@@ -87,6 +92,7 @@ struct DemoCommand: ParsableCommand {
         Console.endProgress()
         let produced = totals.withLock { $0 }
         Console.err("producers: \(produced.delivered) of \(produced.sent) events delivered in \(String(format: "%.1f", (ContinuousClock.now - started).seconds)) s; waiting for the consumer to catch up")
+        takeAll.expect(produced.delivered)
         consumerDone.wait()
         if let e = consumerError.withLock({ $0 }) { throw CLIError("consumer failed: \(e)") }
 
@@ -132,4 +138,25 @@ struct DemoCommand: ParsableCommand {
                                   stop: stop, logger: logger)
         }
     }
+}
+
+/// Stops the demo's consumer once it has taken in as many messages as the producers delivered (known when they are
+/// done), rather than after its idle wait.
+final class TakeAll: ConsumerProbe {
+    private let stop: StopSignal
+    private let taken = Atomic<Int>(0)
+    private let expected = Atomic<Int>(.max)
+
+    init(_ stop: StopSignal) { self.stop = stop }
+
+    func expect(_ count: Int) {
+        expected.store(count, ordering: .sequentiallyConsistent)
+        if taken.load(ordering: .sequentiallyConsistent) >= count { stop.stop() }
+    }
+
+    func applied(_ message: KafkaMessage) {
+        if taken.add(1, ordering: .sequentiallyConsistent).newValue >= expected.load(ordering: .sequentiallyConsistent) { stop.stop() }
+    }
+
+    func checkpointed(seconds: Double) {}
 }
