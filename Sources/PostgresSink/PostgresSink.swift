@@ -44,6 +44,9 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         /// long the write lock may be found taken by other consumers' writes, each time tried again at the next
         /// checkpoint without waiting, before a write queues for it (up to `lockTimeout`).
         public var lockRetryInterval: Duration = .seconds(30)
+        /// The consumer's input topics. Positions in the database that name others are the marts of another
+        /// consumer (a replayed history's, say, pointed at the live consumer's database): refused, never overwritten.
+        public var inputTopics: Set<String> = Set(Topics.inputs)
         public init(uri: String) { self.uri = uri }
     }
 
@@ -79,6 +82,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
     private var lockedSince: ContinuousClock.Instant?
     private var lockedRetryAt: ContinuousClock.Instant?
     private var lastLockLog: ContinuousClock.Instant?
+    private var lastRefusalLog: ContinuousClock.Instant?
     /// Since when the write lock has been found taken by another writer, at every try since.
     private var writeLockBusySince: ContinuousClock.Instant?
     /// Checkpoints handed over since the last commit, and when the oldest of them was taken.
@@ -122,6 +126,8 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             try c.execute("SET lock_timeout = \(max(1, Int((options.lockTimeout.seconds * 1000).rounded())))")
         }
         let recreated = try PostgresSchema.ensure(c, waitForLock: queueForWriteLock)
+        // Before `--rebuild` empties anything: another consumer's marts are not this one's to empty.
+        try checkOwnership(try readPositions(c))
         // Once, at the first connection (the server may be away at start).
         if options.rebuild && !rebuilt {
             try PostgresSchema.empty(c, waitForLock: queueForWriteLock)
@@ -224,6 +230,10 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
                 noteOutage(error)
                 return
             }
+            if error.code == .rejected {
+                noteRefusal(error)
+                return
+            }
             // A table dropped or altered under us: recreate it (positions cleared) and write everything again.
             if retryAfterRepair, let state = error.sqlState, state.hasPrefix("42") {
                 logger.warning("postgres: \(error); checking the schema")
@@ -259,9 +269,21 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         writeLockBusySince.map { ContinuousClock.now - $0 >= options.lockRetryInterval } ?? false
     }
 
-    /// A failure to connect: a lock found taken, or an outage.
+    /// A failure to connect: a lock found taken, a refusal, or an outage.
     private func noteFailure(_ error: PostgresError) {
-        if error.sqlState == "55P03" { noteLocked(error) } else { noteOutage(error) }
+        if error.sqlState == "55P03" {
+            noteLocked(error)
+        } else if error.code == .rejected {
+            noteRefusal(error)
+        } else {
+            noteOutage(error)
+        }
+    }
+
+    /// Refused for a reason waiting does not mend (credentials, another consumer's marts): said once a minute, and
+    /// tried again as after an outage, in case someone mends it meanwhile.
+    private func noteRefusal(_ error: PostgresError) {
+        if Self.due(&lastRefusalLog) { logger.error("postgres: \(error.message)", metadata: [LogKey.sinkBehindCheckpoints: "\(behind)"]) }
     }
 
     /// A statement that found a lock taken (SQLSTATE 55P03): not ours to break.
@@ -282,8 +304,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         lockTimeouts += 1
         if lockedSince == nil { lockedSince = now }
         lockedRetryAt = now + options.lockRetryInterval
-        if lastLockLog.map({ now - $0 >= .seconds(60) }) ?? true {
-            lastLockLog = now
+        if Self.due(&lastLockLog) {
             let what = writeLockBusySince.map {
                 "the sink's write lock (advisory lock \(PostgresSchema.lockKey)) has been held by another session for \(Int((now - $0).seconds)) s"
                     + " (another consumer sharing this database in a long write, or a session holding that lock)"
@@ -295,11 +316,27 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
 
     private func noteOutage(_ error: PostgresError) {
         if outageSince == nil { outageSince = .now }
-        let now = ContinuousClock.now
-        if lastOutageLog.map({ now - $0 >= .seconds(60) }) ?? true {
-            lastOutageLog = now
+        if Self.due(&lastOutageLog) {
             logger.error("postgres: \(error.message); consuming on, tables catch up when the server is back",
                          metadata: [LogKey.sinkURI: "\(redactedURI)", LogKey.sinkBehindCheckpoints: "\(behind)"])
+        }
+    }
+
+    /// Whether a message logged at most once a minute is due (then noted as logged now).
+    private static func due(_ last: inout ContinuousClock.Instant?) -> Bool {
+        let now = ContinuousClock.now
+        guard last.map({ now - $0 >= .seconds(60) }) ?? true else { return false }
+        last = now
+        return true
+    }
+
+    /// Refuses to write over the marts of a consumer of other topics (see `Options.inputTopics`).
+    private func checkOwnership(_ positions: [Int32: Position]) throws(PostgresError) {
+        for (p, pos) in positions.sorted(by: { $0.key < $1.key }) where !pos.position.offsets.keys.allSatisfy(options.inputTopics.contains) {
+            let s = PostgresSchema.schema
+            throw PostgresError(code: .rejected, message: "the marts in schema \(s) are another consumer's: partition \(p)'s position there is of topics "
+                + "\(pos.position.offsets.keys.sorted().joined(separator: ", ")), and this consumer reads \(options.inputTopics.sorted().joined(separator: ", ")); "
+                + "give it a database of its own, or drop schema \(s) if those marts are no longer wanted")
         }
     }
 
@@ -336,6 +373,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         try PostgresSchema.takeWriteLock(db, wait: queueForWriteLock)
         writeLockBusySince = nil
         let inDB = try readPositions(db)
+        try checkOwnership(inDB)
         phase("begin")
         let mine = Set(partitions.map(\.number))
         // The marts' as-of and first event time over every partition: ours as checkpointed, the others' as written.

@@ -135,6 +135,7 @@ public struct MartsConsumerCommand: ParsableCommand {
             // Before any work: wrong credentials or a missing database end here; a server that is away does not.
             var o = PostgresSink.Options(uri: postgres)
             o.rebuild = options.rebuild
+            o.inputTopics = Set(options.topics.values)
             do {
                 options.sinks.append(try PostgresSink(options: o, logger: logger))
             } catch {

@@ -182,6 +182,47 @@ func expectCatchUp(_ core: ConsumerCore, _ storage: MemoryCheckpointStorage, _ p
         try expectDatabaseEquals(Array(keptStorage.partitions.values.map(\.state)) + restarted.partitions.values.map(\.state), db)
     }
 
+    /// A consumer of other topics (a replayed history's, `--topic-prefix replay.`) pointed at the database of the
+    /// consumer of the live topics: refused at start, before `--rebuild` could empty anything, and refused at every
+    /// write if the other's marts arrive later; the live consumer's tables are never touched. (Before, each wrote the
+    /// partitions it held over the other's, and each found the other's positions and rewrote its partitions whole.)
+    @Test func aConsumerOfOtherTopicsNeitherWritesOverNorEmptiesAnothersMarts() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        let input = messages(history)
+        func replaySink(rebuild: Bool = false) throws -> PostgresSink {
+            var o = PostgresSink.Options(uri: server.uri())
+            o.inputTopics = Set(Topics.inputs.map { "replay." + $0 })
+            o.retryInterval = .zero
+            o.rebuild = rebuild
+            return try PostgresSink(options: o, logger: quiet)
+        }
+        // Connected before the live consumer has written anything: nothing to refuse yet.
+        let early = try replaySink()
+        let live = MemoryCheckpointStorage()
+        let core = try sinkCore(live, open: [0, 1])
+        _ = core.apply(Array(input[..<(input.count / 2)]))
+        #expect(core.checkpointAll(sinks: [try sink(server.uri())], stop: nil))
+        let db = try PostgresConnection(uri: server.uri())
+        try expectDatabaseEquals(Array(live.partitions.values.map(\.state)), db)
+
+        for rebuild in [false, true] {
+            #expect {
+                _ = try replaySink(rebuild: rebuild)
+            } throws: { e in
+                let e = e as! PostgresError
+                return e.code == .rejected && e.message.hasPrefix("the marts in schema undercurrent are another consumer's: partition 0's position there is of topics billing")
+                    && e.message.contains("this consumer reads replay.billing, replay.engagement, replay.payments")
+            }
+        }
+        let other = MemoryCheckpointStorage()
+        let otherCore = try sinkCore(other, open: [2, 3])
+        _ = otherCore.apply(Array(input[..<(input.count / 2)]))
+        #expect(otherCore.checkpointAll(sinks: [early], stop: nil), "the consumer's own checkpoints go on")
+        #expect(early.commits == 0 && early.sinkStatus?.checkpointsBehind == 1)
+        try expectDatabaseEquals(Array(live.partitions.values.map(\.state)), db)
+    }
+
     /// Another consumer's aggregates in the database that cannot be read: nothing commits on top of them (the
     /// tables stay as they were, and the sink is not taken for disconnected), until their owner writes them again.
     @Test func unreadableAggregatesOfAnotherPartitionStopWritesUntilTheirOwnerRewritesThem() throws {
