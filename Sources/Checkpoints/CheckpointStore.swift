@@ -397,17 +397,25 @@ private final class PendingCompaction: @unchecked Sendable {
 
 /// A checkpoint that cannot be used, with where and why.
 public struct CheckpointError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable, Equatable {
+        /// Unreadable, torn beyond repair, of another format: rebuilding it is the way out.
+        case unusable
+        /// Sound, but another consumer's (of other input topics): not this consumer's to use, write over or rebuild.
+        case anotherConsumers
+    }
     public var partition: Int32
     public var file: String
     public var problem: String
-    public init(partition: Int32, file: String, problem: String) {
+    public var kind: Kind
+    public init(partition: Int32, file: String, problem: String, kind: Kind = .unusable) {
         self.partition = partition
         self.file = file
         self.problem = problem
+        self.kind = kind
     }
     /// What is unusable and why; the caller adds what the user can do about it.
     public var description: String {
-        (partition < 0 ? "the alert engine's checkpoint is unusable" : "checkpoint of partition \(partition) is unusable")
-            + ": \(file): \(problem)"
+        let what = partition < 0 ? "the alert engine's checkpoint" : "checkpoint of partition \(partition)"
+        return what + (kind == .unusable ? " is unusable" : " is another consumer's") + ": \(file): \(problem)"
     }
 }

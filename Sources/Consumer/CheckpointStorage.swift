@@ -13,6 +13,8 @@ public protocol CheckpointStorage: AnyObject {
     func write(_ partition: Int32, state: inout MartState, offsets: [String: Int64]) throws
     /// Forgets a partition's checkpoint (a rebuild).
     func remove(_ partition: Int32) throws
+    /// Where a partition's checkpoint is, in words (a path), for messages.
+    func location(_ partition: Int32) -> String
     /// Waits for any background work on a partition (a compaction) before it is given up.
     func release(_ partition: Int32) throws
     /// The alert engine's checkpoint written with these rules, if any (a different fingerprint: nil).
@@ -52,6 +54,8 @@ public final class DirectoryCheckpointStorage: CheckpointStorage {
     }
 
     public func remove(_ partition: Int32) throws { try store(partition).remove() }
+
+    public func location(_ partition: Int32) -> String { store(partition).directory.path }
 
     public func release(_ partition: Int32) throws {
         defer { stores[partition] = nil }
@@ -110,6 +114,7 @@ public final class MemoryCheckpointStorage: CheckpointStorage, @unchecked Sendab
         histories[partition] = nil
     }
     public func release(_ partition: Int32) throws {}
+    public func location(_ partition: Int32) -> String { "memory" }
 
     public func loadAlertEngine(rules: String) throws -> AlertStateStore.Loaded? {
         guard let a = alertEngine, a.rules == rules else { return nil }

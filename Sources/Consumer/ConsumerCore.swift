@@ -126,6 +126,9 @@ public final class ConsumerCore {
     /// name (it runs per message).
     func inputTopic(named name: String) -> InputTopic? { topicNames.first { $0.name == name }?.topic }
 
+    /// This consumer's input topic names.
+    var inputTopicNames: Set<String> { Set(topicNames.map(\.name)) }
+
     // MARK: Partitions
 
     /// The partition numbers open now.
@@ -146,6 +149,15 @@ public final class ConsumerCore {
         for (p, result) in zip(missing, storage.load(missing)) {
             switch result {
             case let .success(loaded):
+                // Offsets of other topics: the state of a consumer of other topics (a replayed history's consumer
+                // pointed at the live one's directory, say). Left as it is: neither used nor written over.
+                if let loaded, !loaded.offsets.keys.allSatisfy(inputTopicNames.contains) {
+                    failure = failure ?? CheckpointError(
+                        partition: p, file: storage.location(p),
+                        problem: "it is of topics \(loaded.offsets.keys.sorted().joined(separator: ", ")), and this consumer reads "
+                            + inputTopicNames.sorted().joined(separator: ", "), kind: .anotherConsumers)
+                    continue
+                }
                 let part = Partition(state: loaded?.state ?? MartState(), offsets: loaded?.offsets ?? [:])
                 if let hot = options.hotCustomers { part.state.hotCustomerCapacity = hot }
                 for h in storage.loadHistory(p) { part.history[h.topic] = h }

@@ -165,6 +165,10 @@ public struct MartsConsumerCommand: ParsableCommand {
                               failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "marts-consumer"))
         do {
             try ServiceRunner.run(services, stop: stop, logger: logger)
+        } catch let e as CheckpointError where e.kind == .anotherConsumers {
+            // Not --rebuild's to mend: that would discard the other consumer's state.
+            Console.err("marts-consumer: error: \(e). Give this consumer a state directory of its own (--state-dir).")
+            throw ExitCode(2)
         } catch let e as CheckpointError {
             Console.err("marts-consumer: error: \(e). Start with --rebuild to rebuild it from the earliest offsets.")
             throw ExitCode(2)

@@ -28,4 +28,36 @@ import TestSupport
         #expect(allowed == 0, "\(log)")
         #expect(log.contains("ends early") && log.contains("rejected 0"), "\(log)")
     }
+
+    /// A consumer of replayed topics (`--topic-prefix replay.`) given the state directory of the consumer of the live
+    /// ones: it stops at start (exit 2), says whose the checkpoints are and what to do instead (not `--rebuild`, which
+    /// would discard them), and leaves them as they were.
+    @Test func anotherConsumersStateDirectoryIsRefusedAndLeftAsItWas() throws {
+        let dir = tempDir()
+        let path = dir.appendingPathComponent("history.ndjson").path
+        let writer = try ArchiveWriter(path: path)
+        for e in history.prefix(3000) { try writer.write(ArchiveRecord(event: e, value: EventEncoder.encode(e))) }
+        try writer.close()
+        let state = dir.appendingPathComponent("live").path
+        let (first, log) = try BadFlagsTests.run("marts-consumer", ["--from-archive", path, "--state-dir", state, "--log-level", "error"])
+        #expect(first == 0, "\(log)")
+        func files() throws -> [String: Data] {
+            var out: [String: Data] = [:]
+            let root = URL(fileURLWithPath: state)
+            for case let url as URL in FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil)! where !url.hasDirectoryPath {
+                out[url.path] = try Data(contentsOf: url)
+            }
+            return out
+        }
+        let before = try files()
+        let (status, stderr) = try BadFlagsTests.run("marts-consumer", ["--from-archive", path, "--state-dir", state, "--topic-prefix", "replay.",
+                                                                          "--log-level", "error"])
+        #expect(status == 2, "\(stderr)")
+        let line = try #require(stderr.split(separator: "\n").first { $0.contains("error:") })
+        #expect(line.contains("is another consumer's") && line.contains("and this consumer reads replay.billing, replay.engagement, replay.payments")
+                && line.hasSuffix("Give this consumer a state directory of its own (--state-dir)."), "\(line)")
+        #expect(!stderr.contains("--rebuild"), "\(stderr)")
+        #expect(before.keys.contains { $0.hasSuffix("alert-engine.bin") })
+        #expect(try files() == before, "the other consumer's state (its alert engine's too) was left as it was")
+    }
 }

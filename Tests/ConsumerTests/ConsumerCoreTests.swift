@@ -277,6 +277,37 @@ let reference = export([martState(history)])
         #expect(reach == engine.detectionReach(outageRate: 0.5) && reach == second.detectionReach(outageRate: 0.5))
         #expect((reach.first { $0.scope == "overall" }?.attemptsPerHour ?? 0) > 0)
     }
+
+    /// Checkpoints of other input topics (a replayed history's consumer, `--topic-prefix replay.`, pointed at the live
+    /// consumer's state): refused as another consumer's, neither used nor written over; a consumer of the same topics
+    /// resumes from them.
+    @Test func checkpointsOfOtherTopicsAreAnotherConsumersAndLeftAlone() throws {
+        let storage = MemoryCheckpointStorage()
+        let live = try core(storage)
+        _ = live.apply(Array(input.prefix(2000)))
+        #expect(live.checkpointAll(sinks: [], stop: nil))
+        let writes = storage.writes, stored = marts(storage)
+
+        var options = ConsumerOptions(stateDirectory: URL(fileURLWithPath: "/nonexistent"))
+        options.topics = Dictionary(uniqueKeysWithValues: InputTopic.allCases.map { ($0, "replay." + $0.rawValue) })
+        let replay = ConsumerCore(options: options, storage: storage, logger: quiet)
+        try replay.start()
+        #expect {
+            try replay.open([0, 1, 2, 3])
+        } throws: { e in
+            let e = e as! CheckpointError
+            return e.kind == .anotherConsumers && e.description.hasPrefix("checkpoint of partition 0 is another consumer's: memory: it is of topics ")
+                && e.problem.hasSuffix("and this consumer reads replay.billing, replay.engagement, replay.payments")
+        }
+        #expect(replay.openPartitions.isEmpty)
+        #expect(replay.checkpointAll(sinks: [], stop: nil))
+        #expect(storage.writes == writes && marts(storage) == stored)
+
+        let again = ConsumerCore(options: ConsumerOptions(stateDirectory: URL(fileURLWithPath: "/nonexistent")), storage: storage, logger: quiet)
+        try again.start()
+        try again.open([0, 1, 2, 3])
+        #expect(again.openPartitions == [0, 1, 2, 3])
+    }
 }
 
 /// A restore at any checkpoint, anywhere in a spike, raises exactly the uninterrupted run's alerts.
