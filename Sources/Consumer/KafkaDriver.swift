@@ -71,6 +71,7 @@ final class KafkaDriver: @unchecked Sendable {
             assignment.subtract(tps)
         })
         let consumer = try KafkaConsumer(config: config, logger: logger, rebalance: handler)
+        warnAboutMissingInputs(kafka: kafka)
         try consumer.subscribe(options.topics.values.sorted())
         var lastCheckpoint = ContinuousClock.now
         var lastMessage = ContinuousClock.now
@@ -288,6 +289,22 @@ final class KafkaDriver: @unchecked Sendable {
             }
         }
         return restarted
+    }
+
+    /// Names the input topics the cluster does not have at start (a misspelt `--topic-prefix`, a replay not started
+    /// yet): the consumer waits for them, and a batch run would otherwise end with nothing read and nothing said.
+    /// Silent when the cluster cannot be asked (its outage is reported as such). Before subscribing: a cluster that
+    /// creates topics on first use (the embedded broker) creates them as the subscription asks for them.
+    func warnAboutMissingInputs(kafka: KafkaConfig) {
+        guard let listed = try? KafkaAdmin(config: kafka, logger: logger).metadata(timeout: .seconds(3)) else { return }
+        let names = Set(listed.map(\.name))
+        let missing = options.topics.values.filter { !names.contains($0) }.sorted()
+        guard !missing.isEmpty else { return }
+        let theirs = names.filter { !$0.hasPrefix("__") }.sorted()
+        let line = "input topic\(missing.count == 1 ? "" : "s") \(missing.joined(separator: ", ")) not on the cluster at start "
+            + "(its topics: \(theirs.isEmpty ? "none" : theirs.joined(separator: ", "))): consuming what there is and waiting for "
+            + (missing.count == 1 ? "it" : "them")
+        logger.warning("\(line)")
     }
 
     /// Where each input partition starts at `time` (see `TimeSeek`); empty where the cluster cannot say,

@@ -5,8 +5,10 @@ import Consumer
 import Events
 import Foundation
 import Kafka
+import Logging
 import Marts
 import Simulation
+import Synchronization
 import Testing
 import TestSupport
 @testable import UndercurrentCLI
@@ -181,6 +183,29 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         #expect(s.sent == 3 && s.delivered == 3 && s.failed == 0)
         #expect(s.refused?.hasPrefix("the record of billing[2] at offset 3: narrow.billing has no partition 2; create narrow.billing") == true,
                 "\(s.refused ?? "nil")")
+        withExtendedLifetime(broker) {}
+    }
+
+    /// A consumer whose input topics are not on the cluster at start (a misspelt `--topic-prefix`, a replay not
+    /// started yet) says so, naming them and the topics there are; one whose topics are there says nothing of it.
+    /// (A batch run ended with "accepted 0" and nothing said.)
+    @Test func inputTopicsMissingAtStartAreNamed() throws {
+        let broker = try EmbeddedBrokerRunner(partitions: 2, addressFile: nil).start(logger: quiet)
+        let warnings = Mutex<[String]>([])
+        let logger = Logger(label: "test") { _ in
+            CallbackLogHandler(level: .warning) { e in warnings.withLock { $0.append(e.message.description) } }
+        }
+        for prefix in ["replya.", ""] {
+            var options = MartsConsumer.Options(stateDirectory: tempDir())
+            try MartsConsumerCommand.parse(["--state-dir", "x", "--topic-prefix", prefix]).applyTopics(to: &options)
+            options.exitWhenIdle = .seconds(1)
+            try MartsConsumer(options: options, logger: logger).run(kafka: KafkaConfig(bootstrapServers: broker.bootstrapServers),
+                                                                      stop: StopSignal(handleSignals: false))
+        }
+        let said = warnings.withLock { $0 }.filter { $0.hasPrefix("input topic") }
+        #expect(said.count == 1, "\(said)")
+        #expect(said.first?.hasPrefix("input topics replya.billing, replya.engagement, replya.payments not on the cluster at start (its topics: alerts, billing, ") == true
+                && said.first?.hasSuffix("): consuming what there is and waiting for them") == true, "\(said)")
         withExtendedLifetime(broker) {}
     }
 
