@@ -300,9 +300,8 @@ final class KafkaDriver: @unchecked Sendable {
         let names = Set(listed.map(\.name))
         let missing = options.topics.values.filter { !names.contains($0) }.sorted()
         guard !missing.isEmpty else { return }
-        let theirs = names.filter { !$0.hasPrefix("__") }.sorted()
         let line = "input topic\(missing.count == 1 ? "" : "s") \(missing.joined(separator: ", ")) not on the cluster at start "
-            + "(its topics: \(theirs.isEmpty ? "none" : theirs.joined(separator: ", "))): consuming what there is and waiting for "
+            + "(its topics: \(Topics.listed(names))): consuming what there is and waiting for "
             + (missing.count == 1 ? "it" : "them")
         logger.warning("\(line)")
     }

@@ -24,6 +24,15 @@ public enum Topics {
         return nil
     }
 
+    /// A cluster's topics for a message, internal ones (`__consumer_offsets`) left out: sorted, at most `limit` of
+    /// them named ("none" for none).
+    public static func listed(_ names: some Sequence<String>, limit: Int = 20) -> String {
+        let shown = names.filter { !$0.hasPrefix("__") }.sorted()
+        guard !shown.isEmpty else { return "none" }
+        let more = shown.count - limit
+        return shown.prefix(limit).joined(separator: ", ") + (more > 0 ? " and \(more) more" : "")
+    }
+
     private static func isLegal(_ c: Unicode.Scalar) -> Bool {
         switch c {
         case "a"..."z", "A"..."Z", "0"..."9", ".", "_", "-": return true

@@ -105,9 +105,8 @@ extension Recorder {
         do { found = try admin.partitions(of: topics) } catch { throw StartError("cannot list the cluster's topics: \(error)") }
         let missing = topics.filter { found[$0] == nil }
         guard missing.isEmpty else {
-            let there = ((try? admin.metadata()) ?? []).map(\.name).filter { !$0.hasPrefix("__") }
-            throw StartError("the cluster has no topic \(missing.map { "'\($0)'" }.joined(separator: ", ")) (its topics: "
-                             + (there.isEmpty ? "none" : there.joined(separator: ", ")) + ")")
+            let there = ((try? admin.metadata()) ?? []).map(\.name)
+            throw StartError("the cluster has no topic \(missing.map { "'\($0)'" }.joined(separator: ", ")) (its topics: \(Topics.listed(there)))")
         }
         return topics.flatMap { t in found[t]!.map { TopicPartition(t, $0) } }
     }

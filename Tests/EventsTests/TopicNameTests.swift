@@ -22,4 +22,10 @@ import Testing
             #expect(problem?.contains(reason) == true, "\(name): \(problem ?? "accepted")")
         }
     }
+
+    @Test func aClustersTopicsAreListedSortedWithoutInternalOnesAndCutShort() {
+        #expect(Topics.listed(["payments", "__consumer_offsets", "billing"]) == "billing, payments")
+        #expect(Topics.listed(["__consumer_offsets"]) == "none")
+        #expect(Topics.listed((0..<25).map { String(format: "t%02d", $0) }) == (0..<20).map { String(format: "t%02d", $0) }.joined(separator: ", ") + " and 5 more")
+    }
 }
