@@ -192,7 +192,9 @@ struct EmbeddedBrokerTests {
     /// A close that runs out of time (here none is given) leaves the group without the coordinator's answer and
     /// says so, and destroying the client afterwards (without librdkafka's consumer close) ends. The case it is
     /// for was seen by hand and not reproduced here: `rd_kafka_consumer_close` waited more than ten minutes on a
-    /// broker stopped with SIGSTOP in the middle of a fetch.
+    /// broker stopped with SIGSTOP in the middle of a fetch. The broker answers nothing for ten minutes from the
+    /// close on, so that the group cannot be left in time: without that, a close could find the group already left
+    /// and end at once, without the path under test (seen once in CI on a loaded machine).
     @Test func aCloseOutOfTimeLeavesWithoutTheCoordinatorAndTheClientStillEnds() throws {
         let broker = try EmbeddedBroker(brokers: 1, logger: testLogger)
         try broker.createTopic("leave", partitions: 2)
@@ -209,6 +211,7 @@ struct EmbeddedBrokerTests {
         let deadline = ContinuousClock.now + .seconds(60)
         while assigned.load(ordering: .acquiring) < 2 && ContinuousClock.now < deadline { _ = try consumer!.poll(timeout: .milliseconds(100)) }
         try #require(assigned.load(ordering: .acquiring) == 2)
+        try broker.setLatency(broker: 1, milliseconds: 600_000)
         consumer!.close(timeout: .zero)
         #expect(lines.withLock { $0 }.contains { $0.hasPrefix("consumer close: the group's coordinator did not answer for 0 s; left without it") })
         // The client is destroyed on another thread; a destroy that waited for the group would keep it there (the
