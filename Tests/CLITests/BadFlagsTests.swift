@@ -126,10 +126,7 @@ import UndercurrentCLI
     /// log shippers expect.
     @Test func jsonLogsAreOneObjectPerLine() throws {
         let dir = tempDir()
-        let archive = dir.appendingPathComponent("spike.ndjson").path
-        let writer = try ArchiveWriter(path: archive)
-        for e in history.prefix(2000) { try writer.write(ArchiveRecord(event: e, value: EventEncoder.encode(e))) }
-        try writer.close()
+        let archive = try writeArchive(Array(history.prefix(2000)), in: dir)
         let state = dir.appendingPathComponent("state").path
         _ = try Self.run("marts-consumer", ["--state-dir", state, "--from-archive", archive, "--no-alerts", "--checkpoint-events", "100"])
         // The second run resumes: it logs at info with metadata.

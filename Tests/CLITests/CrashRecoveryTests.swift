@@ -174,11 +174,8 @@ func killOnProgress(_ binary: URL, _ args: [String], state: URL, rng: inout Xosh
     @Test func alertsSurviveSIGKILLDuringASpike() throws {
         let binary = try consumerBinary()
         let dir = tempDir()
-        let archive = dir.appendingPathComponent("spike.ndjson").path
         let events = spikeEvents()
-        let writer = try ArchiveWriter(path: archive)
-        for e in events { try writer.write(ArchiveRecord(event: e, value: EventEncoder.encode(e))) }
-        try writer.close()
+        let archive = try writeArchive(events, in: dir)
         let rules = try AlertConfig.load(file: nil, configDir: repoConfig.path)
 
         let reference = dir.appendingPathComponent("reference")

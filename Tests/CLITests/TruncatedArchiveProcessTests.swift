@@ -9,10 +9,7 @@ import TestSupport
 @Suite struct TruncatedArchiveProcessTests {
     @Test func aCutOffArchiveIsAnErrorUnlessAllowed() throws {
         let dir = tempDir()
-        let path = dir.appendingPathComponent("cut.ndjson.gz").path
-        let writer = try ArchiveWriter(path: path)
-        for e in history.prefix(4000) { try writer.write(ArchiveRecord(event: e, value: EventEncoder.encode(e))) }
-        try writer.close()
+        let path = try writeArchive(Array(history.prefix(4000)), in: dir, named: "cut.ndjson.gz")
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         try data.prefix(data.count * 2 / 3).write(to: URL(fileURLWithPath: path))
 
@@ -34,10 +31,7 @@ import TestSupport
     /// would discard them), and leaves them as they were.
     @Test func anotherConsumersStateDirectoryIsRefusedAndLeftAsItWas() throws {
         let dir = tempDir()
-        let path = dir.appendingPathComponent("history.ndjson").path
-        let writer = try ArchiveWriter(path: path)
-        for e in history.prefix(3000) { try writer.write(ArchiveRecord(event: e, value: EventEncoder.encode(e))) }
-        try writer.close()
+        let path = try writeArchive(Array(history.prefix(3000)), in: dir, named: "history.ndjson")
         let state = dir.appendingPathComponent("live").path
         let (first, log) = try BadFlagsTests.run("marts-consumer", ["--from-archive", path, "--state-dir", state, "--log-level", "error"])
         #expect(first == 0, "\(log)")

@@ -61,6 +61,20 @@ func expectCatchUp(_ core: ConsumerCore, _ storage: MemoryCheckpointStorage, _ p
     try expectDatabaseEquals(storage.partitions.values.map(\.state), try PostgresConnection(uri: server.uri()))
 }
 
+/// A guard against a hang for the tests of a lock held by another session: unless the returned signal is stopped
+/// first, the session's backend `pid` is terminated after a minute, and whatever waited for its lock then goes on
+/// (which the test's expectations catch).
+func terminateAfterAMinute(_ server: PostgresServer, backend pid: String) -> StopSignal {
+    let finished = StopSignal(handleSignals: false)
+    Thread {
+        finished.sleep(.seconds(60))
+        if !finished.isStopped, let admin = try? PostgresConnection(uri: server.uri()) {
+            _ = try? admin.execute("SELECT pg_terminate_backend(\(pid))")
+        }
+    }.start()
+    return finished
+}
+
 /// Real PostgreSQL (a private cluster per test): the sink's tables are the export's, exactly once.
 @Suite(.serialized) struct PostgresSinkTests {
     @Test func everyCommitEqualsTheExportOfItsCheckpointUnderShuffleAndDuplicates() throws {
@@ -371,16 +385,9 @@ func expectCatchUp(_ core: ConsumerCore, _ storage: MemoryCheckpointStorage, _ p
         let locker = try PostgresConnection(uri: server.uri())
         let lockerPID = try #require(try locker.execute("SELECT pg_backend_pid()").rows.first?.first ?? nil)
         try locker.execute("BEGIN; LOCK TABLE undercurrent.mart_customer_360 IN ACCESS EXCLUSIVE MODE")
-        // A guard against a hang: if the sink waited for the lock, it is ended after a minute (and the write then
-        // succeeds, which the expectations below catch).
-        let finished = StopSignal(handleSignals: false)
+        // If the sink waited for the lock, the write would succeed after the guard's minute (caught below).
+        let finished = terminateAfterAMinute(server, backend: lockerPID)
         defer { finished.stop() }
-        Thread {
-            finished.sleep(.seconds(60))
-            if !finished.isStopped, let admin = try? PostgresConnection(uri: server.uri()) {
-                _ = try? admin.execute("SELECT pg_terminate_backend(\(lockerPID))")
-            }
-        }.start()
         let writes = storage.writes
         _ = core.apply(Array(stalledInput[3000..<6000]))
         #expect(core.checkpointAll(sinks: [pg], stop: nil))
@@ -418,14 +425,8 @@ func expectCatchUp(_ core: ConsumerCore, _ storage: MemoryCheckpointStorage, _ p
         let siblingPID = try #require(try sibling.execute("SELECT pg_backend_pid()").rows.first?.first ?? nil)
         try sibling.execute("BEGIN")
         try sibling.query("SELECT pg_advisory_xact_lock($1)", [String(PostgresSchema.lockKey)])
-        let finished = StopSignal(handleSignals: false)
+        let finished = terminateAfterAMinute(server, backend: siblingPID)
         defer { finished.stop() }
-        Thread {
-            finished.sleep(.seconds(60))
-            if !finished.isStopped, let admin = try? PostgresConnection(uri: server.uri()) {
-                _ = try? admin.execute("SELECT pg_terminate_backend(\(siblingPID))")
-            }
-        }.start()
         for (n, range) in [3000..<4000, 4000..<5000, 5000..<6000].enumerated() {
             let writes = storage.writes
             _ = core.apply(Array(stalledInput[range]))
