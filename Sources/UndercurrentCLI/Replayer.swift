@@ -20,8 +20,12 @@ public struct Replayer {
     public var rate: Double?
     public var fromTime: Timestamp?
     public var untilTime: Timestamp?
-    /// Source topic → destination topic; unmapped topics keep their name.
+    /// Source topic → destination topic. Without a map every topic keeps its name; with one, a record of a topic it
+    /// does not map stops the replay before it is sent (a misspelt source would otherwise send its records into the
+    /// live topic), unless `keepUnmappedTopics`.
     public var topicMap: [String: String] = [:]
+    /// With a `topicMap`: records of topics it does not map keep their topic's name.
+    public var keepUnmappedTopics = false
     /// Write each record to its recorded partition instead of partitioning by key.
     public var keepPartitions = false
     /// Replay the complete lines of a gzip archive that is cut off (otherwise they are sent, then an error).
@@ -99,9 +103,15 @@ public struct Replayer {
                     headers = typeHeaders[type]!
                 }
             }
-            // A stop while the cluster is away (the queue full) ends the wait at once.
-            let target = topicMap[record.topic] ?? record.topic
+            let mapped = topicMap[record.topic]
+            if mapped == nil && !topicMap.isEmpty && !keepUnmappedTopics {
+                summary.refused = "\(Self.place(record)): --topic-map does not map \(record.topic) (it maps \(topicMap.keys.sorted().joined(separator: ", "))), "
+                    + "so it would go to the topic \(record.topic) itself; map it too, or pass --keep-unmapped-topics to send such records under their own topics"
+                break reading
+            }
+            let target = mapped ?? record.topic
             let taken: Bool
+            // A stop while the cluster is away (the queue full) ends the wait at once.
             do {
                 if keepPartitions, let p = record.partition, let count = partitionCounts[target], Int(p) >= count {
                     throw KafkaError(kind: .librdkafka, code: KafkaErrorCode.unknownPartition, message: "\(target) has \(count) partitions")
@@ -111,12 +121,11 @@ public struct Replayer {
                                           cancelled: { stop.isStopped })
             } catch {
                 // Such as a recorded partition the destination lacks: what was sent before it is still flushed and counted.
-                let at = "the record of \(record.topic)" + (record.partition.map { "[\($0)]" } ?? "") + (record.offset.map { " at offset \($0)" } ?? "")
                 if keepPartitions, let p = record.partition, (error as? KafkaError)?.code == KafkaErrorCode.unknownPartition {
-                    summary.refused = "\(at): \(target) has no partition \(p); create \(target) with as many partitions as \(record.topic) has, "
+                    summary.refused = "\(Self.place(record)): \(target) has no partition \(p); create \(target) with as many partitions as \(record.topic) has, "
                         + "or leave out --keep-partitions (records are then partitioned by key)"
                 } else {
-                    summary.refused = "\(at): \(error)"
+                    summary.refused = "\(Self.place(record)): \(error)"
                 }
                 break reading
             }
@@ -161,6 +170,7 @@ public struct ReplayCommand: ParsableCommand {
     @Option(help: "Only records at or before this time (RFC 3339, e.g. 2025-06-30T23:59:59Z; a bare date would be ambiguous).") var untilTime: String?
     @Option(help: "old=new[,old2=new2…]: publish records of topic old to topic new (repeatable).") var topicMap: [String] = []
     @Flag(help: "Write records to their recorded partition instead of partitioning by key.") var keepPartitions = false
+    @Flag(help: "With --topic-map: send records of topics it does not map under their own topics (by default the replay stops at the first such record, before sending it).") var keepUnmappedTopics = false
     @Flag(help: "Accept a gzip archive that is cut off, replaying its complete lines (otherwise they are replayed, then exit 1).") var allowTruncated = false
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var common: CommonOptions
@@ -195,6 +205,8 @@ public struct ReplayCommand: ParsableCommand {
             r.topicMap[parts[0]] = parts[1]
         }
         r.keepPartitions = keepPartitions
+        if keepUnmappedTopics && r.topicMap.isEmpty { throw ValidationError("--keep-unmapped-topics: only with --topic-map") }
+        r.keepUnmappedTopics = keepUnmappedTopics
         r.allowTruncated = allowTruncated
         return r
     }
@@ -233,6 +245,11 @@ public struct ReplayCommand: ParsableCommand {
 }
 
 extension Replayer {
+    /// A record in words, for messages: "the record of billing[2] at offset 3".
+    static func place(_ record: ArchiveRecord) -> String {
+        "the record of \(record.topic)" + (record.partition.map { "[\($0)]" } ?? "") + (record.offset.map { " at offset \($0)" } ?? "")
+    }
+
     /// Lists the cluster's topics before anything is sent, keeping their partition counts: a cluster no broker
     /// answers for is a `StartError` (the replay sent into it and waited two minutes for every message to time out).
     /// Returns the mapped destination topics the cluster does not have, each with a warning: a cluster that creates

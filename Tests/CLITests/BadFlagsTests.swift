@@ -50,6 +50,7 @@ import UndercurrentCLI
             ("undercurrent", ["replay", "--from", "x.ndjson", "--topic-map", "billing=r billing"], "--topic-map: 'r billing' is not a topic name: ' ' is not allowed"),
             ("undercurrent", ["replay", "--from", "x.ndjson", "--topic-map", "billing=a,billing=b"], "--topic-map: billing is mapped twice, to a and to b"),
             ("undercurrent", ["replay", "--from", "x.ndjson", "--topic-map", "billing=a,"], "--topic-map: expected old=new (pairs separated by commas), got ''"),
+            ("undercurrent", ["replay", "--from", "x.ndjson", "--keep-unmapped-topics"], "--keep-unmapped-topics: only with --topic-map"),
             ("undercurrent", ["record", "--out", "x", "--topics", "billing,pay/ments"], "--topics: 'pay/ments' is not a topic name: '/' is not allowed"),
             ("undercurrent", ["loadtest", "--topic-prefix", ""], "--topic-prefix: cannot be empty (the load test would write into the live topics)"),
             ("undercurrent", ["loadtest", "--topic-prefix", "load test."], "--topic-prefix: 'load test.billing' is not a topic name"),

@@ -186,6 +186,36 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         withExtendedLifetime(broker) {}
     }
 
+    /// A topic map that leaves out a topic of the archive (here `billing`, misspelt): the replay stops at its first
+    /// record, before sending it into the live topic of that name, and says what to do; `--keep-unmapped-topics`
+    /// sends such records under their own topics. (Before, they went to the live topic without a word.)
+    @Test func aTopicTheMapLeavesOutStopsTheReplayBeforeItReachesTheLiveTopic() throws {
+        let broker = try EmbeddedBrokerRunner(partitions: 2, addressFile: nil).start(logger: quiet)
+        try createTopics(broker, prefix: "r.", partitions: 2)
+        let kafka = KafkaConfig(bootstrapServers: broker.bootstrapServers)
+        let archive = tempDir().appendingPathComponent("mixed.ndjson").path
+        let writer = try ArchiveWriter(path: archive)
+        for (offset, topic) in ["payments", "billing", "payments"].enumerated() {
+            try writer.write(ArchiveRecord(topic: topic, partition: 0, offset: Int64(offset), key: Array("cus_\(offset)".utf8),
+                                           timestamp: Timestamp(ms: 1_704_067_200_000 + Int64(offset)), headers: [], value: Array("{}".utf8)))
+        }
+        try writer.close()
+        let admin = try KafkaAdmin(config: kafka, logger: quiet)
+        func inLiveBilling() throws -> Int64 { try (0..<2).reduce(0) { $0 + (try admin.watermarks(TopicPartition("billing", Int32($1))).high) } }
+        let producer = try KafkaProducer(config: kafka, logger: quiet)
+        let map = ["--from", archive, "--topic-map", "biling=r.billing,payments=r.payments"]
+        let stopped = try ReplayCommand.parse(map).replayer().run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        #expect(stopped.sent == 1 && stopped.delivered == 1)
+        #expect(stopped.refused == "the record of billing[0] at offset 1: --topic-map does not map billing (it maps biling, payments), so it would go to "
+                + "the topic billing itself; map it too, or pass --keep-unmapped-topics to send such records under their own topics")
+        #expect(try inLiveBilling() == 0)
+        let kept = try ReplayCommand.parse(map + ["--keep-unmapped-topics"]).replayer()
+            .run(archive: archive, producer: try KafkaProducer(config: kafka, logger: quiet), stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        #expect(kept.refused == nil && kept.sent == 3 && kept.delivered == 3)
+        #expect(try inLiveBilling() == 1)
+        withExtendedLifetime(broker) {}
+    }
+
     /// A consumer whose input topics are not on the cluster at start (a misspelt `--topic-prefix`, a replay not
     /// started yet) says so, naming them and the topics there are; one whose topics are there says nothing of it.
     /// (A batch run ended with "accepted 0" and nothing said.)
