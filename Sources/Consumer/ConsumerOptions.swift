@@ -27,7 +27,7 @@ public struct ConsumerOptions: Sendable {
     /// The consumer group's name unless given (`--group`).
     public static let defaultGroup = "undercurrent-marts"
     public var group = ConsumerOptions.defaultGroup
-    public var topics: [InputTopic: String] = Dictionary(uniqueKeysWithValues: InputTopic.allCases.map { ($0, $0.rawValue) })
+    public var topics: [InputTopic: String] = Topics.inputs(prefixedBy: "")
     public var deadLetterTopic = Topics.deadLetter
     /// Larger values go to the dead-letter topic truncated to this size (with `dlq-truncated-from`).
     public var deadLetterMaxBytes = 512 * 1024

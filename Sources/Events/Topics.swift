@@ -10,6 +10,11 @@ public enum Topics {
     public static let inputs = [billing, payments, engagement]
     public static let outputs = [customerRisk, alerts, deadLetter]
 
+    /// The input topics' names after `prefix` (`--topic-prefix`; none: the contract's names).
+    public static func inputs(prefixedBy prefix: String) -> [InputTopic: String] {
+        Dictionary(uniqueKeysWithValues: InputTopic.allCases.map { ($0, prefix + $0.rawValue) })
+    }
+
     /// Why Kafka would refuse `name` as a topic name, in words, or nil for a legal one. Kafka's rule: 1 to 249
     /// characters, each a letter, a digit, '.', '_' or '-', and neither "." nor "..". (A name such as
     /// `rb.billing,payments=rb.payments` would otherwise reach the cluster, which refuses every message to it, or

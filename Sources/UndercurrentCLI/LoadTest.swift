@@ -59,7 +59,7 @@ public struct LoadTest {
         let probe = LoadProbe()
         var options = MartsConsumer.Options(stateDirectory: stateDirectory)
         options.group = "undercurrent-loadtest-\(ProcessInfo.processInfo.processIdentifier)-\(Int(Date().timeIntervalSince1970))"
-        options.topics = Dictionary(uniqueKeysWithValues: InputTopic.allCases.map { ($0, topicPrefix + $0.rawValue) })
+        options.topics = Topics.inputs(prefixedBy: topicPrefix)
         options.deadLetterTopic = topicPrefix + Topics.deadLetter
         options.alertsTopic = topicPrefix + Topics.alerts
         options.riskTopic = topicPrefix + Topics.customerRisk

@@ -80,12 +80,11 @@ public struct MartsConsumerCommand: ParsableCommand {
         if let threads, !(1...64).contains(threads) { throw ValidationError("--threads: expected a number from 1 to 64") }
         guard reportSeconds > 0 else { throw ValidationError("--report-seconds: expected a positive number of seconds") }
         for name in Topics.inputs + Topics.outputs { try StartChecks.topicName(topicPrefix + name, option: "--topic-prefix") }
-        var topics = MartsConsumer.Options(stateDirectory: URL(fileURLWithPath: stateDir))
-        applyTopics(to: &topics)
-        for (topic, option) in [(topics.deadLetterTopic, "--dlq-topic"), (topics.alertsTopic, "--alerts-topic")] {
+        let inputs = Topics.inputs(prefixedBy: topicPrefix).values
+        for (topic, option) in [(deadLetterTopic, "--dlq-topic"), (alertsTopicName, "--alerts-topic")] {
             try StartChecks.topicName(topic, option: option)
             // Its own outputs would come back to it as input: dead letters of dead letters, for ever.
-            if topics.topics.values.contains(topic) { throw ValidationError("\(option): \(topic) is an input topic of the consumer") }
+            if inputs.contains(topic) { throw ValidationError("\(option): \(topic) is an input topic of the consumer") }
         }
         if let postgres {
             do { try PostgresURI.validate(postgres) } catch { throw ValidationError("--postgres: \(error.message)") }
@@ -95,12 +94,15 @@ public struct MartsConsumerCommand: ParsableCommand {
     /// The consumer's topics and group: the contract's names, or with `--topic-prefix` those of a history replayed
     /// beside them; outputs named by their own options are taken as given.
     func applyTopics(to options: inout MartsConsumer.Options) {
-        options.topics = Dictionary(uniqueKeysWithValues: InputTopic.allCases.map { ($0, topicPrefix + $0.rawValue) })
-        options.deadLetterTopic = dlqTopic ?? topicPrefix + Topics.deadLetter
-        options.alertsTopic = alertsTopic ?? topicPrefix + Topics.alerts
+        options.topics = Topics.inputs(prefixedBy: topicPrefix)
+        options.deadLetterTopic = deadLetterTopic
+        options.alertsTopic = alertsTopicName
         options.riskTopic = topicPrefix + Topics.customerRisk
         options.group = group ?? topicPrefix + ConsumerOptions.defaultGroup
     }
+
+    private var deadLetterTopic: String { dlqTopic ?? topicPrefix + Topics.deadLetter }
+    private var alertsTopicName: String { alertsTopic ?? topicPrefix + Topics.alerts }
 
     public func run() throws {
         try StartChecks.directory(stateDir, "the state directory")

@@ -51,7 +51,8 @@ public struct Replayer {
         public var gaveUp: String?
         /// The archive ended early (its complete lines were sent).
         public var cutOff: ArchiveError?
-        /// The record the client refused to send, and why: the replay stopped there, after sending what came before.
+        /// The record the replay stopped at without sending it, and why (a topic the map leaves out, a partition the
+        /// destination lacks, a record the client refused): what came before it was sent, flushed and counted.
         public var refused: String?
     }
 
@@ -110,23 +111,26 @@ public struct Replayer {
                 break reading
             }
             let target = mapped ?? record.topic
+            let partition = keepPartitions ? record.partition : nil
+            // A partition the destination lacks: by the counts listed at start, or by librdkafka for a destination
+            // created since (it refuses the message once it has the topic's metadata).
+            func lacksPartition(_ p: Int32) -> String {
+                "\(Self.place(record)): \(target) has no partition \(p); create \(target) with as many partitions as \(record.topic) has, "
+                    + "or leave out --keep-partitions (records are then partitioned by key)"
+            }
+            if let p = partition, let count = partitionCounts[target], Int(p) >= count {
+                summary.refused = lacksPartition(p)
+                break reading
+            }
             let taken: Bool
             // A stop while the cluster is away (the queue full) ends the wait at once.
             do {
-                if keepPartitions, let p = record.partition, let count = partitionCounts[target], Int(p) >= count {
-                    throw KafkaError(kind: .librdkafka, code: KafkaErrorCode.unknownPartition, message: "\(target) has \(count) partitions")
-                }
                 taken = try producer.send(ProducerMessage(topic: target, key: record.key, value: record.value, headers: headers,
-                                                          timestampMs: record.timestamp?.ms, partition: keepPartitions ? record.partition : nil),
+                                                          timestampMs: record.timestamp?.ms, partition: partition),
                                           cancelled: { stop.isStopped })
             } catch {
-                // Such as a recorded partition the destination lacks: what was sent before it is still flushed and counted.
-                if keepPartitions, let p = record.partition, (error as? KafkaError)?.code == KafkaErrorCode.unknownPartition {
-                    summary.refused = "\(Self.place(record)): \(target) has no partition \(p); create \(target) with as many partitions as \(record.topic) has, "
-                        + "or leave out --keep-partitions (records are then partitioned by key)"
-                } else {
-                    summary.refused = "\(Self.place(record)): \(error)"
-                }
+                let unknownPartition = (error as? KafkaError)?.code == KafkaErrorCode.unknownPartition
+                summary.refused = partition.flatMap { unknownPartition ? lacksPartition($0) : nil } ?? "\(Self.place(record)): \(error)"
                 break reading
             }
             guard taken else { break reading }

@@ -289,7 +289,7 @@ let reference = export([martState(history)])
         let writes = storage.writes, stored = marts(storage)
 
         var options = ConsumerOptions(stateDirectory: URL(fileURLWithPath: "/nonexistent"))
-        options.topics = Dictionary(uniqueKeysWithValues: InputTopic.allCases.map { ($0, "replay." + $0.rawValue) })
+        options.topics = Topics.inputs(prefixedBy: "replay.")
         let replay = ConsumerCore(options: options, storage: storage, logger: quiet)
         try replay.start()
         #expect {
