@@ -192,8 +192,8 @@ public final class KafkaTopicsSink: ConsumerSink, @unchecked Sendable {
         func send(_ message: ProducerMessage) throws {
             var waitingSince: ContinuousClock.Instant?, nudged = ContinuousClock.now
             var why = ""
-            // No limit of the producer's own (a year): the closure decides when to stop waiting.
-            let taken = try producer.send(message, maxWait: .seconds(366 * 86_400)) {
+            // While the queue is full: warns once a minute, refreshes the metrics, and says when to stop waiting.
+            func stopWaiting() -> Bool {
                 let now = ContinuousClock.now
                 if waitingSince == nil {
                     waitingSince = now
@@ -212,6 +212,16 @@ public final class KafkaTopicsSink: ConsumerSink, @unchecked Sendable {
                     why = "the cluster took none of them for \(Int(Self.stoppedWait.seconds)) s after the stop"
                 }
                 return !why.isEmpty
+            }
+            let taken: Bool
+            do {
+                // No limit of the producer's own (a year): `stopWaiting` decides.
+                taken = try producer.send(message, maxWait: .seconds(366 * 86_400), cancelled: stopWaiting)
+            } catch let refused as KafkaError {
+                // Refused by the client itself, for good: a topic librdkafka marked failed once the cluster refused a
+                // delivery to it (this thread may see that before the delivery report), or a message it cannot
+                // send. As lost as a refused delivery.
+                throw OutputsLostError(failed: producer.statistics.failed + 1, first: producer.firstDeliveryFailure ?? refused)
             }
             guard taken else {
                 throw KafkaError(kind: .timeout, message: "the output queue is full (\(producer.statistics.inFlight) outputs in flight) and \(why): stopped. "
