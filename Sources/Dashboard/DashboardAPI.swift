@@ -11,8 +11,8 @@ public enum DashboardAPI {
                            zombieAccounts: k.zombieAccounts, mrrAtRiskCents: k.mrrAtRiskCents))
     }
 
-    public static func narrative(_ d: DashboardData) -> String {
-        let n = Narrative(d)
+    public static func narrative(_ d: DashboardData, reach: [DetectionReach]? = nil) -> String {
+        let n = Narrative(d, reach: reach)
         return encode(NarrativePayload(insufficient: n.insufficient,
                                        findings: n.findings.map { Finding(id: $0.id, title: $0.title, text: $0.text, numbers: $0.numbers.mapValues(Number.init)) },
                                        recommendations: n.recommendations))

@@ -2,12 +2,18 @@ import Events
 import Foundation
 import Marts
 
-/// The report as Markdown: the KPIs, the narrative and the monthly tables behind them.
+/// The report as Markdown: the KPIs, the narrative and the monthly tables behind them, and what the marts have not
+/// seen (a partial history) or the detector cannot catch (its reach at this volume), as the HTML report says them.
 public enum MarkdownReport {
-    public static func render(_ d: DashboardData) -> String {
+    public static func render(_ d: DashboardData, reach: [DetectionReach]? = nil) -> String {
         var out = "# Undercurrent report\n\nAs of \(d.asOf?.description ?? "-"), \(d.snapshot.accepted) events.\n\n"
+        if !d.historyGaps.isEmpty {
+            out += "> **Partial history: these marts were built without the first messages of some inputs.**\n"
+                + d.historyGaps.map { "> - \($0)\n" }.joined()
+                + "> Customers who began inside the gap have incomplete histories.\n\n"
+        }
         out += "```\n\(d.kpis.text)\n```\n\n"
-        out += Narrative(d).markdown + "\n"
+        out += Narrative(d, reach: reach).markdown + "\n"
         func md(_ t: MartTable, _ columns: [String], last: Int = 12, filter: ([String: MartValue]) -> Bool = { _ in true }) -> String {
             let recs = t.records.filter(filter).suffix(last)
             var s = "| " + columns.joined(separator: " | ") + " |\n|" + columns.map { _ in " --- |" }.joined() + "\n"
@@ -27,7 +33,16 @@ public enum MarkdownReport {
         out += md(MartTable(name: "at_risk", columns: d.table("mart_customer_360").columns,
                             rows: atRisk.map { r in d.table("mart_customer_360").columns.map { r[$0] ?? .null } }),
                   ["customer_id", "risk_segment", "risk_score", "mrr_cents", "plan", "status", "risk_reasons"], last: 20)
-        out += "## Alerts\n\n" + (d.alerts.isEmpty ? "None.\n" : d.alerts.map { "- \($0.state.rawValue) \($0.rule) [\($0.scope)] at \($0.at): observed \(Format.percent($0.observedRate)), baseline \(Format.percent($0.baselineRate))" }.joined(separator: "\n") + "\n")
+        out += "## Alerts\n\n" + (d.alerts.isEmpty ? "None raised.\n" : d.alerts.map { a in
+            var line = "- \(a.state.rawValue) \(a.rule) [\(a.scope)] at \(a.at): observed \(Format.percent(a.observedRate)), baseline "
+                + "\(Format.percent(a.baselineRate)), \(a.attempts) attempts / \(a.failures) failures"
+            if let start = a.shiftStart { line += ", shift began \(start)" }
+            if let e = a.evidence { line += String(format: ", evidence 10^%.1f", e / log(10)) }
+            return line
+        }.joined(separator: "\n") + "\n")
+        out += "\n### What the detector can catch now\n\n"
+        out += reach.map { "At this volume " + DetectionReach.sentence($0) + ".\n" }
+            ?? "Not known: this state directory holds no failure-spike detector (its consumer runs without alerts, or has not checkpointed yet).\n"
         return out
     }
 }

@@ -25,7 +25,22 @@ public struct Narrative: Sendable {
     /// The window "recent" means: the last three complete months.
     public static let recentMonths = 3
 
-    public init(_ d: DashboardData) {
+    /// `reach`: what the failure-spike detector can catch at the present volume (nil: not known, the state holds
+    /// no detector), for the outages finding.
+    public init(_ d: DashboardData, reach: [DetectionReach]? = nil) {
+        // What the figures were not built on comes first, and is said even when they are too few to conclude.
+        if !d.historyGaps.isEmpty {
+            findings.append(Finding(id: "partial_history", title: "Partial history",
+                                    text: "These figures were built without the first messages of some inputs: "
+                                        + d.historyGaps.joined(separator: " ") + " Customers who began inside the gap have "
+                                        + "incomplete histories, so their lifetime revenue, invoices and cohorts are undercounted.",
+                                    numbers: ["inputs_with_gaps": Double(d.historyGaps.count)]))
+        }
+        conclude(d)
+        findings.append(Self.outages(d, reach: reach))
+    }
+
+    private mutating func conclude(_ d: DashboardData) {
         let reliability = d.table("mart_payment_reliability").records
         let complete = Array(reliability.dropLast())  // the last month of the range is still running
         guard complete.count >= Self.minimumMonths,
@@ -146,6 +161,63 @@ public struct Narrative: Sendable {
         if atRisk > 0 { recommendations.append("Customer success: work the at-risk list from the top (\(atRisk) accounts, \(Format.money(d.kpis.mrrAtRiskCents)) MRR).") }
     }
 
+    /// The failure spikes raised since the first of the recent months (the running month included), or that none
+    /// was, with what the detector could catch at this volume: an executive reading "no spike" must also read whether
+    /// one could have been seen.
+    static func outages(_ d: DashboardData, reach: [DetectionReach]?) -> Finding {
+        let months = d.months
+        let since = months.count > Self.recentMonths ? months[months.count - 1 - Self.recentMonths] : months.first
+        let spikes = Spike.all(in: d.alerts, asOf: d.asOf).filter { since == nil || $0.firingSince.month.description >= since! }
+        let window = since.map { "since \($0)" } ?? "so far"
+        var text: String
+        var numbers: [String: Double] = ["spikes": Double(spikes.count), "firing": Double(spikes.filter { $0.resolvedAt == nil }.count)]
+        if spikes.isEmpty {
+            text = "No failure spike was raised \(window)."
+        } else {
+            let longest = spikes.sorted { $0.hours != $1.hours ? $0.hours > $1.hours : $0.firingSince < $1.firingSince }
+            text = "\(spikes.count) failure spike\(spikes.count == 1 ? " was" : "s were") raised \(window): "
+                + longest.prefix(3).map(\.sentence).joined(separator: "; ")
+                + (spikes.count > 3 ? "; and \(spikes.count - 3) more (see the alerts page)." : ".")
+            let firing = spikes.filter { $0.resolvedAt == nil }.count
+            if firing > 0 { text += " \(firing) \(firing == 1 ? "is" : "are") still firing." }
+        }
+        if let reach {
+            text += " At this volume " + DetectionReach.sentence(reach) + "."
+            if let hours = reach.first(where: { $0.scope == "overall" })?.hoursToDetect { numbers["overall_hours_to_detect"] = hours }
+        } else {
+            text += " Whether an outage could have been seen is not known: this state holds no failure-spike detector "
+                + "(the consumer runs without alerts, or has not checkpointed yet)."
+        }
+        return Finding(id: "outages", title: "Payment outages", text: text, numbers: numbers)
+    }
+
+    /// One raised alert: from its firing to its resolution, if any.
+    struct Spike {
+        var scope: String
+        var firingSince: Timestamp
+        var resolvedAt: Timestamp?
+        var observedRate: Double
+        var baselineRate: Double
+        var hours: Double
+
+        /// The alerts' firings, each with its resolution if there is one; a firing without one lasts up to `asOf`.
+        static func all(in alerts: [Alert], asOf: Timestamp?) -> [Spike] {
+            var resolved: [String: Timestamp] = [:]
+            for a in alerts where a.state == .resolved { resolved["\(a.rule)|\(a.scope)|\(a.firingSince.ms)"] = a.at }
+            return alerts.filter { $0.state == .firing }.map { a in
+                let end = resolved["\(a.rule)|\(a.scope)|\(a.firingSince.ms)"]
+                let until = end ?? max(asOf ?? a.firingSince, a.firingSince)
+                return Spike(scope: a.scope, firingSince: a.firingSince, resolvedAt: end, observedRate: a.observedRate,
+                             baselineRate: a.baselineRate, hours: Double(until.ms - a.firingSince.ms) / 3_600_000)
+            }
+        }
+
+        var sentence: String {
+            let span = resolvedAt == nil ? "firing for \(DetectionReach.duration(hours)) so far" : "for \(DetectionReach.duration(hours))"
+            return "\(scope) from \(firingSince) \(span) (failure rate \(Format.percent(observedRate)) against a baseline of \(Format.percent(baselineRate)))"
+        }
+    }
+
     /// Who can fix a failure reason, as events.md's owner column says first: `engineering`, `dunning`,
     /// `customer` or `risk team`.
     public static func ownerGroup(_ r: FailureReason) -> String {
@@ -154,7 +226,7 @@ public struct Narrative: Sendable {
 
     public var markdown: String {
         var out = "## Executive narrative\n\n"
-        if let insufficient { return out + insufficient + "\n" }
+        if let insufficient { out += insufficient + "\n\n" }
         for f in findings { out += "**\(f.title).** \(f.text)\n\n" }
         if !recommendations.isEmpty {
             out += "### Recommendations\n\n" + recommendations.map { "- \($0)" }.joined(separator: "\n") + "\n"

@@ -269,7 +269,7 @@ public struct PageRenderer: Sendable {
     // MARK: 3. Action and impact
 
     func action() -> String {
-        let narrative = Narrative(data)
+        let narrative = Narrative(data, reach: reach)
         let recovery = rows("mart_recovery_opportunity")
         let recent = Set(data.months.suffix(Narrative.recentMonths + 1).dropLast())
         var byReason: [String: (lost: Int64, recovered: Int64, lostN: Int64, recN: Int64)] = [:]
@@ -313,8 +313,8 @@ public struct PageRenderer: Sendable {
     }
 
     func narrativeHTML(_ n: Narrative) -> String {
-        if let s = n.insufficient { return reading(s) }
-        var out = n.findings.map { "<p class=\"reading\"><strong>\(escape($0.title)).</strong> \(escape($0.text))</p>" }.joined()
+        var out = n.insufficient.map { reading($0) } ?? ""
+        out += n.findings.map { "<p class=\"reading\"><strong>\(escape($0.title)).</strong> \(escape($0.text))</p>" }.joined()
         if !n.recommendations.isEmpty {
             out += "<h2>Recommendations</h2><ol>" + n.recommendations.map { "<li>\(escape($0))</li>" }.joined() + "</ol>"
         }

@@ -85,7 +85,7 @@ public struct ReportCommand: ParsableCommand {
         let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: URL(fileURLWithPath: stateDir)))
         let reach = StateDirectorySource.reach(fromCheckpointIn: URL(fileURLWithPath: stateDir))
         let format = resolvedFormat
-        let text = format == "md" ? MarkdownReport.render(data) : PageRenderer(data: data, reach: reach).report()
+        let text = format == "md" ? MarkdownReport.render(data, reach: reach) : PageRenderer(data: data, reach: reach).report()
         if out == "-" { print(text) } else {
             try Data(text.utf8).write(to: URL(fileURLWithPath: out), options: .atomic)
             Console.err("report: \(out) (\(format), as of \(data.asOf?.description ?? "-"))")

@@ -201,7 +201,7 @@ public struct DashboardServer: Sendable {
             return Self.json(DashboardAPI.version(d))
         }
         router.get("/api/kpis") { _, _ in Self.json(DashboardAPI.kpis(source.data)) }
-        router.get("/api/narrative") { _, _ in Self.json(DashboardAPI.narrative(source.data)) }
+        router.get("/api/narrative") { _, _ in Self.json(DashboardAPI.narrative(source.data, reach: source.reach)) }
         router.get("/api/alerts") { _, _ in Self.json(DashboardAPI.alerts(source.data)) }
         router.get("/api/alert-reach") { _, _ in
             guard let reach = source.reach else {

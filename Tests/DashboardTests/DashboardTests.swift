@@ -95,9 +95,76 @@ func stateDirectory(_ p: SimulationParameters) throws -> URL {
         let d = DashboardData(snapshot: try snapshot(try world(customers: 20, months: 2)))
         let n = Narrative(d)
         #expect(n.insufficient?.hasPrefix("Too little data to conclude") == true)
-        #expect(n.findings.isEmpty && n.recommendations.isEmpty)
+        // Nothing concluded from the marts; only what the alerts saw (none), which needs no months of data.
+        #expect(n.findings.map(\.id) == ["outages"] && n.recommendations.isEmpty)
         #expect(PageRenderer(data: d).document(.action).contains("Too little data to conclude"))
         #expect(Narrative(DashboardData(snapshot: MartSnapshot())).insufficient != nil)
+    }
+
+    /// The narrative an executive reads says what the figures were not built on, even when they are too few to
+    /// conclude anything; so does the Markdown report, as the HTML pages' banner does.
+    @Test func aPartialHistoryIsSaidFirstInTheNarrativeAndTheMarkdownReport() throws {
+        let gap = "billing: its partitions 0-2 began at offsets past 0 (the topic's retention dropped the first messages)."
+        for p in [try world(customers: 800, months: 12), try world(customers: 20, months: 2)] {
+            let s = try snapshot(p)
+            let whole = Narrative(DashboardData(snapshot: s))
+            #expect(!whole.findings.contains { $0.id == "partial_history" })
+            let d = DashboardData(snapshot: s, historyGaps: [gap])
+            let n = Narrative(d)
+            #expect(n.findings.first?.id == "partial_history")
+            #expect(n.findings.first?.text.contains(gap) == true)
+            #expect(n.findings.first?.numbers["inputs_with_gaps"] == 1)
+            // The other findings are those of the whole history: the gap adds a caveat, it changes no number.
+            #expect(Array(n.findings.dropFirst()) == whole.findings)
+            #expect(n.insufficient == whole.insufficient)
+            let md = MarkdownReport.render(d)
+            #expect(md.contains("> **Partial history") && md.contains("> - \(gap)"))
+            #expect(md.contains("**Partial history.** These figures were built without"))
+            #expect(!MarkdownReport.render(DashboardData(snapshot: s)).contains("Partial history"))
+            #expect(PageRenderer(data: d).document(.action).contains("These figures were built without"))
+        }
+    }
+
+    /// The outages finding counts each raised spike once (its firing and its resolution are two alerts), leaves
+    /// out the spikes before the recent months, tells a spike still firing, and says what the detector could
+    /// catch at this volume, or that it is not known.
+    @Test func theNarrativeTellsTheRecentSpikesAndWhatTheDetectorCouldCatch() throws {
+        let s = try snapshot(try world(customers: 800, months: 12))
+        let months = DashboardData(snapshot: s).months
+        let first = try #require(Month(months[months.count - 1 - Narrative.recentMonths]))
+        func at(_ m: Month, day: Int, hour: Int) -> Timestamp { Timestamp(year: m.year, month: m.month, day: day, hour: hour) }
+        func later(_ t: Timestamp, hours: Int64) -> Timestamp { Timestamp(ms: t.ms + hours * 3_600_000) }
+        func alert(_ scope: String, _ state: Alert.State, since: Timestamp, at t: Timestamp) -> Alert {
+            Alert(rule: "failure-spike", scope: scope, state: state, at: t, firingSince: since, observedRate: 0.48, baselineRate: 0.04,
+                  attempts: 40, failures: 19, windowMinutes: 60)
+        }
+        let old = at(first.previous, day: 3, hour: 0), a = at(first, day: 5, hour: 2), b = at(first.next, day: 9, hour: 6)
+        let alerts = [
+            alert("plan:premium", .firing, since: old, at: old), alert("plan:premium", .resolved, since: old, at: later(old, hours: 3)),
+            alert("reason:gateway_timeout", .firing, since: a, at: a), alert("reason:gateway_timeout", .resolved, since: a, at: later(a, hours: 6)),
+            alert("overall", .firing, since: b, at: b),
+        ]
+        let d = DashboardData(snapshot: s, alerts: alerts)
+        let unknown = try #require(Narrative(d).findings.first { $0.id == "outages" })
+        #expect(unknown.numbers["spikes"] == 2 && unknown.numbers["firing"] == 1)
+        #expect(unknown.text.hasPrefix("2 failure spikes were raised since \(first):"))
+        #expect(unknown.text.contains("reason:gateway_timeout from \(a) for 6.0 h (failure rate 48.0% against a baseline of 4.0%)"))
+        #expect(unknown.text.contains("overall from \(b) firing for"))
+        #expect(unknown.text.contains("1 is still firing."))
+        #expect(!unknown.text.contains("plan:premium"))
+        #expect(unknown.text.contains("is not known: this state holds no failure-spike detector"))
+
+        let reach = [DetectionReach(scope: "overall", attemptsPerHour: 1.2, baselineRate: 0.05, outageRate: 0.5, minimumAttemptsPerHour: 0.1,
+                                    hoursToDetect: 13.25)]
+        let none = try #require(Narrative(DashboardData(snapshot: s), reach: reach).findings.first { $0.id == "outages" })
+        #expect(none.text == "No failure spike was raised since \(first). At this volume \(DetectionReach.sentence(reach)).")
+        #expect(none.text.contains("about 13.2 h"))
+        #expect(none.numbers["spikes"] == 0 && none.numbers["overall_hours_to_detect"] == 13.25)
+        let md = MarkdownReport.render(DashboardData(snapshot: s), reach: reach)
+        #expect(md.contains("None raised.") && md.contains("### What the detector can catch now\n\nAt this volume an outage failing 50%"))
+        let api = try JSONSerialization.jsonObject(with: Data(DashboardAPI.narrative(d, reach: reach).utf8)) as? [String: Any]
+        let findings = try #require(api?["findings"] as? [[String: Any]])
+        #expect(findings.contains { $0["id"] as? String == "outages" && ($0["text"] as? String)?.contains("At this volume") == true })
     }
 }
 
