@@ -21,7 +21,7 @@ public struct DashboardCommand: ParsableCommand {
         discussion: """
         Reads the checkpoints (and alerts.ndjson) a marts-consumer writes to --state-dir and reloads them as they \
         change, so pages follow a running consumer. Pages: / (executive), /risk, /action, /product, /retention, \
-        /growth, /alerts, /customers/ID. API: /api/kpis, /api/marts, /api/marts/NAME?month=&plan=, /api/customers/ID, \
+        /growth, /alerts, /customers/ID. API: /api/kpis, /api/marts, /api/marts/NAME?month=&plan=&limit=&offset= (X-Total-Count: the rows matched), /api/customers/ID, \
         /api/at-risk?limit=, /api/alerts, /api/alert-reach, /api/narrative, /api/version, /health, /metrics. Read-only; binds to \
         127.0.0.1 unless --listen says otherwise; --token (or UNDERCURRENT_DASHBOARD_TOKEN) requires a bearer token.
         """

@@ -159,13 +159,43 @@ public struct DashboardServer: Sendable {
         return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(string: s)))
     }
 
-    static func json(_ s: String, status: HTTPResponse.Status = .ok) -> Response {
+    static func json(_ s: String, status: HTTPResponse.Status = .ok, total: Int? = nil) -> Response {
         var h = HTTPFields()
         h[.contentType] = "application/json; charset=utf-8"
         h[.xContentTypeOptions] = "nosniff"
         h[.cacheControl] = "no-store"
+        if let total { h[Self.totalCount] = String(total) }
         return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(string: s)))
     }
+
+    /// The rows a mart's filters match, before `limit` and `offset`: a client pages until it has this many.
+    public static let totalCount = HTTPFields.Element.Name("X-Total-Count")!
+
+    /// A 400 naming the first query parameter a route does not take (a misspelt filter would otherwise answer
+    /// every row, as if it had matched), or nil. `token` is taken everywhere (see `BearerToken`).
+    static func unknownParameter(_ request: Request, allowed: [String]) -> Response? {
+        guard let name = request.uri.queryParameters.first(where: { !allowed.contains(String($0.key)) && $0.key != "token" })?.key else { return nil }
+        let expected = allowed.isEmpty ? "this path takes none" : "expected " + allowed.joined(separator: ", ")
+        return json(DashboardAPI.error("unknown parameter '\(name)': \(expected)"), status: .badRequest)
+    }
+
+    /// A whole-number query parameter in `range`: nil when absent; throws a 400 naming it when it is not.
+    static func integer(_ request: Request, _ name: String, in range: ClosedRange<Int>) throws(Refusal) -> Int? {
+        guard let text = request.uri.queryParameters.get(name) else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            let bound = range.upperBound == Int.max ? "\(range.lowerBound) or more" : "\(range.lowerBound) to \(range.upperBound)"
+            throw Refusal(response: json(DashboardAPI.error("\(name): expected \(bound), got '\(text)'"), status: .badRequest))
+        }
+        return value
+    }
+
+    /// A request the API refuses, with the answer that says why.
+    struct Refusal: Error {
+        var response: Response
+    }
+
+    /// The most rows one `/api/marts/NAME` answer pages at.
+    static let maximumLimit = 100_000
 
     static func text(_ s: String, type: String = "text/plain; version=0.0.4; charset=utf-8") -> Response {
         var h = HTTPFields()
@@ -212,11 +242,12 @@ public struct DashboardServer: Sendable {
         }
         router.get("/api/history") { _, _ in Self.json(HistoryReport(source.history, customersWithoutSignup: source.data.snapshot.customersWithoutSignup).json) }
         router.get("/api/at-risk") { request, _ in
-            let text = request.uri.queryParameters.get("limit")
-            guard let limit = text.map({ Int($0) }) ?? 50, (1...10_000).contains(limit) else {
-                return Self.json(DashboardAPI.error("limit: expected 1 to 10000, got '\(text ?? "")'"), status: .badRequest)
+            if let refusal = Self.unknownParameter(request, allowed: ["limit"]) { return refusal }
+            do throws(Refusal) {
+                return Self.json(DashboardAPI.atRisk(source.data, limit: try Self.integer(request, "limit", in: 1...10_000) ?? 50))
+            } catch {
+                return error.response
             }
-            return Self.json(DashboardAPI.atRisk(source.data, limit: limit))
         }
         router.get("/api/marts") { _, _ in Self.json(DashboardAPI.martIndex()) }
         router.get("/api/marts/:name") { request, context in
@@ -225,7 +256,15 @@ public struct DashboardServer: Sendable {
             guard let table = d.tables[name] else {
                 return Self.json(DashboardAPI.error("no mart \(name)", marts: MartSnapshot.martNames), status: .notFound)
             }
-            // A filter that cannot match is a mistake to say, not an empty answer.
+            // A filter that cannot match is a mistake to say, not an empty answer; one that is not known, too.
+            if let refusal = Self.unknownParameter(request, allowed: ["month", "plan", "limit", "offset"]) { return refusal }
+            let limit: Int?, offset: Int?
+            do throws(Refusal) {
+                limit = try Self.integer(request, "limit", in: 1...Self.maximumLimit)
+                offset = try Self.integer(request, "offset", in: 0...Int.max)
+            } catch {
+                return error.response
+            }
             let q = request.uri.queryParameters
             let month = q.get("month"), plan = q.get("plan")
             if let month, Month(month) == nil {
@@ -235,7 +274,13 @@ public struct DashboardServer: Sendable {
             if let plan, !plans.contains(plan) {
                 return Self.json(DashboardAPI.error("plan: expected one of \(plans.joined(separator: ", ")), got '\(plan)'"), status: .badRequest)
             }
-            return Self.json(table.filtered(month: month, plan: plan).json)
+            var rows = table.filtered(month: month, plan: plan)
+            let total = rows.rows.count
+            if limit != nil || offset != nil {
+                let start = min(offset ?? 0, total)
+                rows.rows = Array(rows.rows[start..<min(total, start + (limit ?? Self.maximumLimit))])
+            }
+            return Self.json(rows.json, total: total)
         }
         router.get("/api/customers/:id") { _, context in
             let id = context.parameters.get("id") ?? ""

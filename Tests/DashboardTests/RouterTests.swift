@@ -32,6 +32,14 @@ import UndercurrentCLI
                 ("/api/marts/mart_revenue_monthly?plan=gold", "plan: expected one of free, standard, premium, enterprise, all, got 'gold'"),
                 ("/api/at-risk?limit=abc", "limit: expected 1 to 10000, got 'abc'"),
                 ("/api/at-risk?limit=0", "limit: expected 1 to 10000, got '0'"),
+                // A misspelt filter or an option this path does not have used to answer every row.
+                ("/api/marts/mart_revenue_monthly?plans=all", "unknown parameter 'plans': expected month, plan, limit, offset"),
+                ("/api/marts/mart_customer_360?format=csv", "unknown parameter 'format': expected month, plan, limit, offset"),
+                ("/api/at-risk?limt=5", "unknown parameter 'limt': expected limit"),
+                ("/api/marts/mart_customer_360?limit=0", "limit: expected 1 to 100000, got '0'"),
+                ("/api/marts/mart_customer_360?limit=100001", "limit: expected 1 to 100000, got '100001'"),
+                ("/api/marts/mart_customer_360?offset=-1", "offset: expected 0 or more, got '-1'"),
+                ("/api/marts/mart_customer_360?limit=5&offset=x", "offset: expected 0 or more, got 'x'"),
             ]
             for (uri, message) in cases {
                 try await client.execute(uri: uri, method: .get) { r in
@@ -45,6 +53,33 @@ import UndercurrentCLI
                 #expect(r.status == .ok)
                 let rows = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [[String: Any]])
                 #expect(!rows.isEmpty && rows.allSatisfy { $0["plan"] as? String == "all" })
+            }
+            // Paging: the pages of a mart, in order, are the mart; each answer says how many rows match.
+            var all: [[String: Any]] = []
+            try await client.execute(uri: "/api/marts/mart_customer_360", method: .get) { r in
+                all = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [[String: Any]])
+                #expect(r.headers[DashboardServer.totalCount] == String(all.count))
+            }
+            #expect(all.count > 100)
+            var paged: [String] = []
+            var offset = 0
+            while true {
+                let page = try await client.execute(uri: "/api/marts/mart_customer_360?limit=64&offset=\(offset)&token=ignored", method: .get) { r in
+                    #expect(r.status == .ok)
+                    #expect(r.headers[DashboardServer.totalCount] == String(all.count))
+                    return try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [[String: Any]])
+                }
+                #expect(page.count <= 64)
+                if page.isEmpty { break }
+                paged += page.map { $0["customer_id"] as! String }
+                offset += page.count
+            }
+            #expect(paged == all.map { $0["customer_id"] as! String })
+            try await client.execute(uri: "/api/marts/mart_revenue_monthly?plan=enterprise&limit=2&offset=1", method: .get) { r in
+                let rows = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [[String: Any]])
+                #expect(rows.count == 2 && rows.allSatisfy { $0["plan"] as? String == "enterprise" })
+                let total = try #require(r.headers[DashboardServer.totalCount].flatMap { Int($0) })
+                #expect(total > 3 && total < all.count)
             }
             try await client.execute(uri: "/api/at-risk?limit=2", method: .get) { r in
                 #expect(r.status == .ok)
