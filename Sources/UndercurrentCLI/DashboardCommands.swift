@@ -45,6 +45,10 @@ public struct DashboardCommand: ParsableCommand {
         let logger = common.makeLogger("dashboard")
         guard FileManager.default.fileExists(atPath: stateDir) else { throw ValidationError("--state-dir: \(stateDir) does not exist") }
         let address = try ListenAddress.available(listen, option: "--listen")
+        if let other = try metrics.metricsListen.map({ try ListenAddress.available($0, option: "--metrics-listen") }) {
+            try ListenAddress.checkApart((address, "--listen"), (other, "--metrics-listen"),
+                                         advice: "give each its own port, or leave out --metrics-listen (the dashboard serves /metrics too)")
+        }
         let dir = URL(fileURLWithPath: stateDir)
         let metrics = metricsFile.map { URL(fileURLWithPath: $0) } ?? dir.appendingPathComponent("metrics.prom")
         let source = StateDirectorySource(directory: dir, metricsFile: metrics)

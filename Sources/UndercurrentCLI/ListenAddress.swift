@@ -54,6 +54,25 @@ struct ListenAddress {
         }
     }
 
+    /// Two addresses of one command, each found free alone (`available`), found free together too: bound one while
+    /// the other is held, so that two options naming the same port (`127.0.0.1:8200` and `localhost:8200`, or
+    /// `0.0.0.0:8200` and `127.0.0.1:8200`) stop the command at start with one line instead of leaving the second
+    /// server to fail after the work began.
+    static func checkApart(_ first: (address: ListenAddress, option: String), _ second: (address: ListenAddress, option: String),
+                           advice: String) throws {
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+        let held = try bootstrap.bind(host: first.address.host, port: first.address.port).wait()
+        defer { try? held.close().wait() }
+        guard first.address.port != 0 || second.address.port != 0 else { return }  // two ports the system picks never clash
+        do {
+            try bootstrap.bind(host: second.address.host, port: second.address.port).wait().close().wait()
+        } catch {
+            throw StartError("\(second.option) \(second.address.host):\(second.address.port) and \(first.option) \(first.address.host):"
+                             + "\(first.address.port) name the same port: only one server can listen there; \(advice)")
+        }
+    }
+
     static func words(errno code: CInt) -> String {
         switch code {
         case EADDRINUSE: "the port is in use (another process listens on it)"

@@ -109,8 +109,12 @@ public struct MartsConsumerCommand: ParsableCommand {
         try StartChecks.file(metricsFile, "the metrics file")
         if let fromArchive { try StartChecks.archive(fromArchive) }
         // Before PostgreSQL or Kafka is touched (and again when the servers bind).
-        if let address = metrics.metricsListen { _ = try ListenAddress.available(address, option: "--metrics-listen") }
-        if let serve { _ = try ListenAddress.available(serve, option: "--serve") }
+        let metricsAddress = try metrics.metricsListen.map { try ListenAddress.available($0, option: "--metrics-listen") }
+        let serveAddress = try serve.map { try ListenAddress.available($0, option: "--serve") }
+        if let serveAddress, let metricsAddress {
+            try ListenAddress.checkApart((serveAddress, "--serve"), (metricsAddress, "--metrics-listen"),
+                                         advice: "give each its own port, or leave out --metrics-listen (the dashboard of --serve serves /metrics too)")
+        }
         let logger = common.makeLogger("marts-consumer")
         var options = MartsConsumer.Options(stateDirectory: URL(fileURLWithPath: stateDir))
         applyTopics(to: &options)

@@ -127,6 +127,34 @@ import TestSupport
         }
     }
 
+    /// Two options of one command naming the same port, in different words: one line naming both, exit 2, before
+    /// any work. Before, each was found free alone, the consumer began, and the second server failed with NIO's
+    /// `bind(descriptor:ptr:bytes:)` message and two HummingbirdCore errors, exit 1.
+    @Test func twoServersOfOneCommandOnOnePortIsOneLineBeforeAnyWork() throws {
+        let dir = tempDir()
+        let archive = dir.appendingPathComponent("a.ndjson")
+        try Data(#"{"topic":"billing","key":"cus_1","value":"{}"}"#.utf8 + [0x0A]).write(to: archive)
+        let port = PostgresServer.freePort()
+        let same = "name the same port: only one server can listen there; give each its own port, or leave out --metrics-listen"
+        let cases: [(String, [String], String, URL?)] = [
+            ("marts-consumer", ["--state-dir", dir.appendingPathComponent("s1").path, "--from-archive", archive.path,
+                                "--serve", "127.0.0.1:\(port)", "--metrics-listen", "localhost:\(port)"],
+             "--metrics-listen localhost:\(port) and --serve 127.0.0.1:\(port) \(same)", dir.appendingPathComponent("s1")),
+            ("marts-consumer", ["--state-dir", dir.appendingPathComponent("s2").path, "--from-archive", archive.path,
+                                "--serve", "0.0.0.0:\(port)", "--metrics-listen", "127.0.0.1:\(port)"],
+             "--metrics-listen 127.0.0.1:\(port) and --serve 0.0.0.0:\(port) \(same)", dir.appendingPathComponent("s2")),
+            ("undercurrent", ["dashboard", "--state-dir", dir.path, "--listen", "127.0.0.1:\(port)", "--metrics-listen", "127.0.0.1:\(port)"],
+             "--metrics-listen 127.0.0.1:\(port) and --listen 127.0.0.1:\(port) \(same)", nil),
+        ]
+        for (product, args, expected, state) in cases {
+            let (status, stderr) = try BadFlagsTests.run(product, args)
+            let lines = stderr.split(separator: "\n")
+            #expect(status == 2, "\(product) \(args.joined(separator: " ")) exited \(status): \(stderr)")
+            #expect(lines.count == 1 && lines[0].contains("error: " + expected), "\(product) \(args.joined(separator: " ")): \(stderr)")
+            if let state { #expect(!FileManager.default.fileExists(atPath: state.appendingPathComponent("partition-0").path)) }
+        }
+    }
+
     /// `record` with no cluster to record from: one line, exit 2, and no empty archive left behind.
     @Test func recordWithoutAClusterLeavesNoArchive() throws {
         let dir = tempDir()
