@@ -62,6 +62,9 @@ ROWS = [
         ("Failure-spike alerts", "short", [
             ("sum by (state) (increase(undercurrent_alerts_total[$__range]))", "{{state}}")],
          "Alerts raised and resolved in the dashboard's time range."),
+        ("Failure spikes firing", "short", [
+            ("undercurrent_failure_spike_firing == 1", "{{scope}}")],
+         "The scopes where a failure-spike alert fires now (Prometheus' UndercurrentFailureSpike pages on the same series); the alerts page of the dashboard explains each."),
         ("Failure-spike reach", "s", [
             ("undercurrent_alert_detection_seconds{scope=~\"overall|plan:[a-z]+\"}", "{{scope}}")],
          "Expected time from the start of an outage failing half of a scope's first attempts to its alert, at the present volume; a scope appears once its baseline is learnt."),

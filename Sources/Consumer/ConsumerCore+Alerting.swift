@@ -77,6 +77,9 @@ extension ConsumerCore {
         alerting?.engine.detectionReach(outageRate: outageRate) ?? []
     }
 
+    /// Every scope the alert engine watches and whether it fires now (empty without alerting).
+    public var alertScopes: [(rule: String, scope: String, firing: Bool)] { alerting?.engine.watchedScopes ?? [] }
+
     /// Alerting waits for every assigned payments partition (or `alertSourceWait`) before event time moves.
     public func holdAlertSources(_ sources: [Int32], now: ContinuousClock.Instant) {
         guard var a = alerting else { return }

@@ -34,6 +34,8 @@ public struct ConsumerMetrics: Sendable {
     /// What the failure-spike detector can catch at the present volume, per scope, for an outage failing
     /// `referenceOutageRate` of a scope's first attempts.
     public var detectionReach: [DetectionReach] = []
+    /// Every scope the alert engine watches, and whether a failure spike fires in it now.
+    public var alertScopes: [(rule: String, scope: String, firing: Bool)] = []
     /// The outage the reach is stated for: half of a scope's first attempts failing.
     public static let referenceOutageRate = 0.5
 
@@ -56,6 +58,7 @@ public final class ConsumerTelemetry: Sendable {
     private let partitions = Mutex<[TopicPartition: (messages: Meter, seconds: Meter)]>([:])
     private let sinks = Mutex<[String: (up: Meter, checkpoints: Meter, seconds: Meter, commits: TotalCounter)]>([:])
     private let reachSeries = Mutex<[String: (attempts: Meter, seconds: Meter?)]>([:])
+    private let spikeSeries = Mutex<[String: Meter]>([:])
 
     public init(registry: MetricsRegistry) {
         self.registry = registry
@@ -121,6 +124,16 @@ public final class ConsumerTelemetry: Sendable {
                     g.seconds = nil
                 }
                 series[r.scope] = g
+            }
+        }
+        spikeSeries.withLock { series in
+            for s in m.alertScopes {
+                let key = s.rule + "|" + s.scope
+                let gauge = series[key] ?? registry.gauge("undercurrent_failure_spike_firing",
+                                                          help: "Whether a failure-spike alert fires now (1) or not (0) in each scope the alert engine watches; the alert itself (rates, attempts, estimated start, evidence) is on the alerts topic, in alerts.ndjson and on the dashboard's /alerts page.",
+                                                          labels: [("rule", s.rule), ("scope", s.scope)])
+                gauge.set(s.firing ? 1.0 : 0.0)
+                series[key] = gauge
             }
         }
         historySeries.withLock { series in

@@ -109,6 +109,7 @@ final class ConsumerReporter: Sendable {
         m.history = core.history
         m.sinks = sinks.compactMap(\.sinkStatus)
         m.detectionReach = core.detectionReach(outageRate: ConsumerMetrics.referenceOutageRate)
+        m.alertScopes = core.alertScopes
         snapshot.withLock { $0 = m }
         telemetry.publish(m, checkpointDurations: core.checkpointDurations)
         core.checkpointDurations.removeAll()

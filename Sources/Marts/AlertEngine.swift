@@ -454,6 +454,23 @@ public struct AlertEngine: Sendable {
         return min(sum, 1)
     }
 
+    /// Every scope a rule or the sequential detector watches, as (rule id, scope name), and whether it fires now:
+    /// what `/metrics` exports as `undercurrent_failure_spike_firing`, so that an Alertmanager pages on it.
+    public var watchedScopes: [(rule: String, scope: String, firing: Bool)] {
+        let now = Set(firing)
+        var out: [(rule: String, scope: String, firing: Bool)] = []
+        for rule in rules.rules {
+            let names: [String] = switch rule.scope {
+            case .overall: ["overall"]
+            case .plan: Plan.paid.map { "plan:\($0.rawValue)" }
+            case .reason: FailureReason.allCases.map { "reason:\($0.rawValue)" }
+            }
+            out += names.map { (rule.id, $0, now.contains(rule.id + "|" + $0)) }
+        }
+        if let d = sequential { out += d.watched.map { (d.config.id, $0.name, now.contains(d.config.id + "|" + $0.name)) } }
+        return out
+    }
+
     /// Scopes firing now (window rules as `rule|scope`, the sequential detector's as `id|scope`).
     public var firing: [String] {
         (open.keys + (sequential.map { d in d.firing.map { d.config.id + "|" + $0 } } ?? [])).sorted()

@@ -107,6 +107,12 @@ import UndercurrentCLI
         // Enough payments for the failure-spike detector to learn a baseline: it says how soon it would catch an outage.
         let reach = try #require(eventually("undercurrent_alert_detection_seconds{scope=\"overall\",outage_rate=\"0.5\"}") { $0.count == 1 })
         #expect(reach[0] > 0)
+        // Every scope the failure-spike detector watches, 0 while no spike fires: what UndercurrentFailureSpike
+        // pages on (the rule's own firing is unit-tested in rules_test.yml).
+        let spikes = try #require(eventually("undercurrent_failure_spike_firing{job=\"undercurrent-consumer\",scope=\"overall\"}") { $0.count == 1 })
+        #expect(spikes == [0])
+        #expect(try #require(query("count(undercurrent_failure_spike_firing{scope=~\"plan:.*\"})")).first ?? 0 >= 3)
+        #expect(try #require(query("sum(undercurrent_history_missed_messages)")) == [0])
 
         // Every metric the processes export, as Prometheus saw them.
         let (_, namesBody) = httpGet("\(api)/label/__name__/values")
@@ -123,10 +129,10 @@ import UndercurrentCLI
         // And every rule's expression.
         let rulesText = try String(contentsOf: Self.deploy.appendingPathComponent("prometheus/rules.yml"), encoding: .utf8)
         let ruleExpressions = rulesText.split(separator: "\n").filter { $0.contains("expr:") }.count
-        #expect(ruleExpressions == 17)
+        #expect(ruleExpressions == 20)
         let panelTitles = Set(panels.compactMap { $0["title"] as? String })
         for wanted in ["Consumer lag per partition (messages)", "Delivery latency", "End-to-end latency (estimate)", "Checkpoint duration",
-                       "Dead letters", "Failure-spike alerts", "Failure-spike reach", "Sink lag", "Input messages by outcome",
+                       "Dead letters", "Failure-spike alerts", "Failure spikes firing", "Failure-spike reach", "Sink lag", "Input messages by outcome",
                        "Kafka cluster and outputs"] {
             #expect(panelTitles.contains(wanted), "panel \(wanted)")
         }

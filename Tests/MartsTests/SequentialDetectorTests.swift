@@ -90,6 +90,33 @@ func meteredAttempts(minutes: Int, perMinute: Double, seed: UInt64, baseline: Do
         #expect(alerts.filter { $0.state == .firing && $0.scope == fired.scope }.count == 1)
     }
 
+    /// The scopes `/metrics` exports as `undercurrent_failure_spike_firing`: every watched scope, each firing exactly
+    /// between its firing and its resolution alert, whichever engine (sequential or window rules) raised it.
+    @Test func theWatchedScopesFireExactlyBetweenAnAlertAndItsResolution() throws {
+        let week = 7 * 24 * 60, outage = 12 * 60
+        let events = meteredAttempts(minutes: week + outage + 12 * 60, perMinute: 5, seed: 5) { m in
+            (week..<(week + outage)).contains(m) ? 0.40 : 0.04
+        }
+        for rules in [Self.rules, testRules] {
+            var engine = AlertEngine(rules: rules)
+            let scopes = engine.watchedScopes
+            #expect(scopes.count == Set(scopes.map { $0.rule + "|" + $0.scope }).count && scopes.allSatisfy { !$0.firing })
+            #expect(scopes.contains { $0.scope == "overall" })
+            if rules.sequential != nil { #expect(scopes.contains { $0.scope == "plan:premium" } && scopes.contains { $0.scope == "reason:gateway_timeout" }) }
+            var open = Set<String>(), raised = 0
+            for e in events {
+                for alert in engine.observe(e, source: 0) {
+                    let key = alert.rule + "|" + alert.scope
+                    if alert.state == .firing { open.insert(key); raised += 1 } else { open.remove(key) }
+                }
+                let firing = Set(engine.watchedScopes.filter(\.firing).map { $0.rule + "|" + $0.scope })
+                if firing != open { Issue.record("firing \(firing.sorted()) at \(e.occurredAt), alerts say \(open.sorted())"); break }
+            }
+            #expect(raised > 0, "the outage raised no alert under \(rules.rules.map(\.id))")
+            #expect(engine.watchedScopes.map { $0.rule + "|" + $0.scope } == scopes.map { $0.rule + "|" + $0.scope })
+        }
+    }
+
     /// What the detector says it can catch matches what it catches. After a calm week (4% failing) at a given
     /// volume, the plan's scope states its attempt rate, its baseline and the expected time to catch an outage
     /// failing 40%; the delays measured on that outage, over five seeds, average within a factor of two of it.
