@@ -72,7 +72,7 @@ let package = Package(
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
         // Mirrors the marts into PostgreSQL after each checkpoint (a ConsumerSink).
-        .target(name: "PostgresSink", dependencies: ["Postgres", "Consumer", "Marts", "Events", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "PostgresSink", dependencies: ["Postgres", "Consumer", "Checkpoints", "Marts", "Events", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "UndercurrentCLI",
             dependencies: [

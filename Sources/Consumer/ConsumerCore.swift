@@ -276,7 +276,8 @@ public final class ConsumerCore {
             let part = partitions[p]!
             let before = previous[p]
             return CheckpointedPartition(number: p, state: part.state, offsets: part.checkpointedOffsets,
-                                         previous: before?.position ?? part.checkpointedPosition, changedCustomers: before?.changed ?? [])
+                                         previous: before?.position ?? part.checkpointedPosition, changedCustomers: before?.changed ?? [],
+                                         history: Array(part.history.values))
         }
         for sink in mirrors { sink.checkpointed(view) }
     }

@@ -1,3 +1,4 @@
+import Checkpoints
 import Events
 import Foundation
 import Kafka
@@ -100,11 +101,16 @@ public struct CheckpointedPartition {
     public let previousPosition: StatePosition
     /// Customers changed between `previousPosition` and `position`.
     public let changedCustomers: [String]
+    /// Where the partition's history starts in each input topic it has had a message of (a partial history says
+    /// what the marts have not seen), ordered by topic.
+    public let history: [HistoryStart]
 
     /// The checkpoint's offsets.
     public var offsets: [String: Int64] { position.offsets }
 
-    public init(number: Int32, state: MartState, offsets: [String: Int64], previous: StatePosition, changedCustomers: [String]) {
+    public init(number: Int32, state: MartState, offsets: [String: Int64], previous: StatePosition, changedCustomers: [String],
+                history: [HistoryStart] = []) {
+        self.history = history.sorted { $0.topic < $1.topic }
         self.number = number
         self.state = state
         position = StatePosition(offsets: offsets, state: state)

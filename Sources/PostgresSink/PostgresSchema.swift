@@ -7,12 +7,14 @@ import Postgres
 /// by `ensure`, which brings an older version up with `migrations`.
 public enum PostgresSchema {
     public static let schema = "undercurrent"
-    static let version = 2
+    static let version = 3
     /// What takes a schema from the version before each key to that version, run in `ensure`'s transaction.
     /// Version 2 drops the index of owners by partition: maintaining it cost a first load of 1,000,000 customers
     /// about 2.5 s. The only query that filters on the partition (rows gone from a partition written whole: a
     /// first load, a rebuild, a crash between a checkpoint and its commit) took as long without it in a first
     /// load, and about 40 ms more (83-109 ms against 41-44) for one partition of twelve among 1,000,000 owners.
+    /// Version 3 adds `history_starts` (made by `bookkeeping`, as every version's tables): an older sink would leave
+    /// it stale, so it must not write a version 3 schema.
     static let migrations: [Int: String] = [
         2: "DROP INDEX IF EXISTS \(schema).sink_customer_partition_partition",
     ]
@@ -107,6 +109,19 @@ public enum PostgresSchema {
             customer_id text PRIMARY KEY,
             partition integer NOT NULL);
         COMMENT ON TABLE \(schema).sink_customer_partition IS 'Which input partition owns each mart_customer_360 row.';
+        CREATE TABLE IF NOT EXISTS \(schema).history_starts (
+            partition integer NOT NULL,
+            topic text NOT NULL,
+            first_offset bigint NOT NULL,
+            first_event_time timestamptz,
+            missed_messages bigint NOT NULL,
+            gap text,
+            PRIMARY KEY (partition, topic));
+        COMMENT ON TABLE \(schema).history_starts IS 'What the marts have not seen: where their history starts in each input topic-partition, as of the rows. missed_messages > 0 (or gap skipped_by_start_time) means the marts were built without that partition''s first messages, and customers who began inside the gap have incomplete histories.';
+        COMMENT ON COLUMN \(schema).history_starts.first_offset IS 'The offset of the first message applied.';
+        COMMENT ON COLUMN \(schema).history_starts.first_event_time IS 'The event time of the first message applied (with gap skipped_by_start_time, the start time).';
+        COMMENT ON COLUMN \(schema).history_starts.missed_messages IS 'Messages before first_offset that were never applied.';
+        COMMENT ON COLUMN \(schema).history_starts.gap IS 'Why they were not: deleted (the topic''s retention), skipped_by_start_time (a consumer started at a time), not_in_archive (an archive that begins later); null when none were missed.';
 
         """
 
@@ -140,9 +155,11 @@ public enum PostgresSchema {
                max(max_event_time) AS as_of,
                min(rows_as_of) AS oldest_rows_as_of,
                bool_and(rows_as_of IS NOT DISTINCT FROM (SELECT max(max_event_time) FROM \(schema).sink_positions)) AS rows_current,
-               max(written_at) AS last_write
+               max(written_at) AS last_write,
+               NOT EXISTS (SELECT 1 FROM \(schema).history_starts h WHERE h.missed_messages > 0 OR h.gap = 'skipped_by_start_time') AS history_complete,
+               (SELECT coalesce(sum(missed_messages), 0)::bigint FROM \(schema).history_starts) AS missed_messages
         FROM \(schema).sink_positions;
-        COMMENT ON VIEW \(schema).sink_status IS 'What the tables reflect: partitions written, as-of, whether every partition''s customer rows are computed at that as-of, the last write.';
+        COMMENT ON VIEW \(schema).sink_status IS 'What the tables reflect: partitions written, as-of, whether every partition''s customer rows are computed at that as-of, the last write, and whether the marts were built on every input message since the topics began (history_complete; see history_starts when not).';
 
         """
 
@@ -165,7 +182,7 @@ public enum PostgresSchema {
     /// the first write, and every partition, this consumer's or another's, is written whole at its next write.
     /// Clearing the positions alone would leave the rows of partitions no consumer writes any more.
     static func empty(_ db: PostgresConnection, waitForLock: Bool) throws(PostgresError) {
-        let all = (tables.map(\.qualified) + ["sink_positions", "sink_customer_partition"].map { "\(schema).\($0)" }).joined(separator: ", ")
+        let all = (tables.map(\.qualified) + ["sink_positions", "sink_customer_partition", "history_starts"].map { "\(schema).\($0)" }).joined(separator: ", ")
         try db.execute("BEGIN")
         do throws(PostgresError) {
             try takeWriteLock(db, wait: waitForLock)

@@ -1,3 +1,4 @@
+import Checkpoints
 import Consumer
 import Events
 import Foundation
@@ -74,6 +75,8 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
     var tracked: [Int32: Tracked] = [:]
     /// Every partition's aggregates as last read or written, by the version the database gave them.
     var aggregatesCache: [Int32: (version: Int64, aggregates: Aggregates)] = [:]
+    /// Each partition's history starts as this connection last wrote them to `history_starts` (emptied at each connection).
+    private var historyWritten: [Int32: [HistoryStart]] = [:]
     private var lastAttempt: ContinuousClock.Instant?
     private var lastRefresh = ContinuousClock.now
     private var lastOutageLog: ContinuousClock.Instant?
@@ -147,6 +150,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         // Everything is verified against the database again.
         for p in tracked.keys { unverify(p) }
         aggregatesCache = [:]
+        historyWritten = [:]
     }
 
     // MARK: ConsumerSink
@@ -242,6 +246,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
                     try PostgresSchema.createStages(db)
                     if !recreated.isEmpty { logger.warning("postgres: recreated \(recreated.joined(separator: ", ")); refilling") }
                     aggregatesCache = [:]
+                    historyWritten = [:]
                     write(partitions, retryAfterRepair: false)
                 } catch where error.sqlState == "55P03" {
                     noteLocked(error)
@@ -402,7 +407,9 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
         // Nothing of ours changed and nothing of the others: the tables are as they were.
         var stale: [Int32] = []
         for (p, pos) in inDB where !mine.contains(p) && aggregatesCache[p]?.version != pos.version { stale.append(p) }
-        let unchanged = staged == 0 && whole.isEmpty && positionsChanged.isEmpty && stale.isEmpty
+        // Where each partition's history starts, written when it differs from what this connection wrote last.
+        let historyDue = partitions.filter { historyWritten[$0.number] != $0.history }
+        let unchanged = staged == 0 && whole.isEmpty && positionsChanged.isEmpty && stale.isEmpty && historyDue.isEmpty
             && partitions.allSatisfy { inDB[$0.number]?.rowsAsOf == g } && lastWindow.map { $0 == (minTime, asOf) } == true
         if unchanged {
             try db.execute("COMMIT")
@@ -432,6 +439,7 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             aggregatesCache[p.number] = (Int64(r.rows[0][0]!)!, p.state.aggregates)
         }
 
+        if !historyDue.isEmpty { try writeHistory(db, historyDue) }
         phase("positions")
         // The monthly marts, from every partition's aggregates.
         for p in aggregatesCache.keys where inDB[p] == nil && !mine.contains(p) { aggregatesCache[p] = nil }
@@ -470,8 +478,24 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
             nextTracked[p.number]!.written = p.position
         }
         tracked = nextTracked
+        for p in historyDue { historyWritten[p.number] = p.history }
         customerRowsWritten += staged
         lastWindow = (minTime, asOf)
+    }
+
+    /// Replaces the `history_starts` rows of `partitions` with their history as checkpointed.
+    private func writeHistory(_ db: PostgresConnection, _ partitions: [CheckpointedPartition]) throws(PostgresError) {
+        let s = PostgresSchema.schema
+        var sql = "DELETE FROM \(s).history_starts WHERE partition IN (\(partitions.map { String($0.number) }.joined(separator: ",")));\n"
+        let rows = partitions.flatMap { p in
+            p.history.map { h in
+                "(\(p.number), \(PostgresSchema.literal(h.topic)), \(h.firstOffset), "
+                    + "\(h.firstTimestampMs.map { PostgresSchema.literal(Timestamp(ms: $0).description) } ?? "NULL"), \(h.missedMessages), "
+                    + "\(h.gap.map { PostgresSchema.literal($0.rawValue) } ?? "NULL"))"
+            }
+        }
+        if !rows.isEmpty { sql += "INSERT INTO \(s).history_starts VALUES " + rows.joined(separator: ",\n") + ";\n" }
+        try db.execute(sql)
     }
 
     /// Every partition's position in the database.

@@ -59,6 +59,15 @@ import TestSupport
         #expect(model == mart)
         #expect(mart[1].flatMap(Int.init) ?? 0 > 0)
 
+        // The whole history was applied: its test passes. A partial one (retention deleted a partition's first
+        // messages) is a warning, not a failure.
+        #expect(text.contains("PASS source_history_is_complete_undercurrent_history_starts_"), "\(text.suffix(3000))")
+        try db.execute("UPDATE undercurrent.history_starts SET first_offset = 40, missed_messages = 40, gap = 'deleted' WHERE partition = 0 AND topic = 'billing'")
+        let warnLog = dir.appendingPathComponent("dbt-partial.log")
+        #expect(try runDbt(server, ["test", "--select", "source:undercurrent.history_starts"], log: warnLog) == 0)
+        let warned = try String(contentsOf: warnLog, encoding: .utf8)
+        #expect(warned.contains("WARN 1 source_history_is_complete_undercurrent_history_starts_"), "\(warned.suffix(3000))")
+
         // A value outside the documented ones makes `dbt test` fail.
         try db.execute("UPDATE undercurrent.mart_customer_360 SET risk_segment = 'unknown' WHERE customer_id = (SELECT min(customer_id) FROM undercurrent.mart_customer_360)")
         let failing = try runDbt(server, ["test", "--select", "source:undercurrent.mart_customer_360"], log: dir.appendingPathComponent("dbt-bad.log"))

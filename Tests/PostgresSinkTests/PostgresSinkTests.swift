@@ -1,3 +1,4 @@
+import Checkpoints
 import Consumer
 import Events
 import Foundation
@@ -582,6 +583,69 @@ func terminateAfterAMinute(_ server: PostgresServer, backend pid: String) -> Sto
 
     /// A database the previous schema version wrote is brought up in place: the index version 2 drops is gone,
     /// the version recorded, and nothing rewritten; a schema newer than the sink's stops it.
+    /// What the marts have not seen reaches the database too: `history_starts` holds where each input
+    /// topic-partition's history starts, as the consumer's own history records it, and `sink_status` says whether
+    /// it is complete. A history deleted by retention (the first 100 billing messages of partition 0) shows there;
+    /// a database written before the table existed gets it at the next write, with no position moved.
+    @Test func whereTheHistoryStartsIsInTheDatabaseAndSinkStatusSaysWhetherItIsComplete() throws {
+        let server = try PostgresServer()
+        defer { server.stop() }
+        let db = try PostgresConnection(uri: server.uri())
+        let historyRows = """
+            SELECT partition, topic, first_offset, missed_messages, gap, (extract(epoch FROM first_event_time) * 1000)::bigint
+            FROM undercurrent.history_starts ORDER BY partition, topic
+            """
+        func expected(_ core: ConsumerCore) -> [[String?]] {
+            core.history.sorted { ($0.partition, $0.topic) < ($1.partition, $1.topic) }.map {
+                [String($0.partition), $0.topic, String($0.firstOffset), String($0.missedMessages), $0.gap?.rawValue, $0.firstTimestampMs.map(String.init)]
+            }
+        }
+        let status = "SELECT history_complete, missed_messages FROM undercurrent.sink_status"
+
+        // The whole history.
+        let whole = try sinkCore(MemoryCheckpointStorage(), open: [0, 1, 2, 3])
+        _ = whole.apply(messages(history))
+        #expect(whole.checkpointAll(sinks: [try sink(server.uri())], stop: nil))
+        #expect(whole.history.count == 12 && whole.history.allSatisfy { !$0.isPartial })
+        #expect(try db.execute(historyRows).rows == expected(whole))
+        #expect(try db.execute(status).rows == [["t", "0"]])
+
+        // Partition 0's first 100 billing messages gone before the consumer read it (a rebuilt consumer).
+        let input = messages(history).map { m in
+            var m = m
+            if m.topic == "billing" && m.partition == 0 { m.offset += 100 }
+            return m
+        }
+        let storage = MemoryCheckpointStorage()
+        let partial = try sinkCore(storage, open: [0, 1, 2, 3])
+        _ = partial.apply(input)
+        let rebuilt = try sink(server.uri())
+        #expect(partial.checkpointAll(sinks: [rebuilt], stop: nil))
+        #expect(rebuilt.commits == 1)
+        let rows = try db.execute(historyRows).rows
+        #expect(rows == expected(partial))
+        #expect(rows.contains { $0[0] == "0" && $0[1] == "billing" && $0[2] == "100" && $0[3] == "100" && $0[4] == "deleted" })
+        #expect(rows.filter { $0[3] != "0" }.count == 1)
+        #expect(try db.execute(status).rows == [["f", "100"]])
+
+        // A schema of version 2 (no history_starts): migrated, and the table filled at the next write although no
+        // partition's position moved.
+        try db.execute("DROP TABLE undercurrent.history_starts CASCADE; UPDATE undercurrent.sink_schema_version SET version = 2")
+        let positions = try db.execute("SELECT partition, version FROM undercurrent.sink_positions ORDER BY partition").rows
+        let migrated = try sink(server.uri())
+        #expect(try db.execute("SELECT version FROM undercurrent.sink_schema_version").rows == [["\(PostgresSchema.version)"]])
+        #expect(try db.execute(historyRows).rows.isEmpty)
+        let restarted = try sinkCore(storage, open: [0, 1, 2, 3])
+        #expect(restarted.checkpointAll(sinks: [migrated], stop: nil))
+        #expect(migrated.commits == 1 && migrated.customerRowsWritten == 0)
+        #expect(try db.execute("SELECT partition, version FROM undercurrent.sink_positions ORDER BY partition").rows == positions)
+        #expect(try db.execute(historyRows).rows == rows)
+        #expect(try db.execute(status).rows == [["f", "100"]])
+        // Nothing changed: the next checkpoint writes nothing.
+        #expect(restarted.checkpointAll(sinks: [migrated], stop: nil))
+        #expect(migrated.commits == 1)
+    }
+
     @Test func anOlderSchemaIsMigratedInPlaceAndANewerOneRefused() throws {
         let server = try PostgresServer()
         defer { server.stop() }
