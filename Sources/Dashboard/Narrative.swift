@@ -167,7 +167,8 @@ public struct Narrative: Sendable {
     static func outages(_ d: DashboardData, reach: [DetectionReach]?) -> Finding {
         let months = d.months
         let since = months.count > Self.recentMonths ? months[months.count - 1 - Self.recentMonths] : months.first
-        let spikes = Spike.all(in: d.alerts, asOf: d.asOf).filter { since == nil || $0.firingSince.month.description >= since! }
+        // Those raised in the window, and any still firing, however long ago it began.
+        let spikes = Spike.all(in: d.alerts, asOf: d.asOf).filter { since == nil || $0.resolvedAt == nil || $0.firingSince.month.description >= since! }
         let window = since.map { "since \($0)" } ?? "so far"
         var text: String
         var numbers: [String: Double] = ["spikes": Double(spikes.count), "firing": Double(spikes.filter { $0.resolvedAt == nil }.count)]
@@ -175,7 +176,8 @@ public struct Narrative: Sendable {
             text = "No failure spike was raised \(window)."
         } else {
             let longest = spikes.sorted { $0.hours != $1.hours ? $0.hours > $1.hours : $0.firingSince < $1.firingSince }
-            text = "\(spikes.count) failure spike\(spikes.count == 1 ? " was" : "s were") raised \(window): "
+            let fromBefore = since.map { s in spikes.contains { $0.firingSince.month.description < s } } ?? false
+            text = "\(spikes.count) failure spike\(spikes.count == 1 ? " was" : "s were") raised \(window)\(fromBefore ? " or still fire from before" : ""): "
                 + longest.prefix(3).map(\.sentence).joined(separator: "; ")
                 + (spikes.count > 3 ? "; and \(spikes.count - 3) more (see the alerts page)." : ".")
             let firing = spikes.filter { $0.resolvedAt == nil }.count

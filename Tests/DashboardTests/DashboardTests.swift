@@ -139,6 +139,7 @@ func stateDirectory(_ p: SimulationParameters) throws -> URL {
                   attempts: 40, failures: 19, windowMinutes: 60)
         }
         let old = at(first.previous, day: 3, hour: 0), a = at(first, day: 5, hour: 2), b = at(first.next, day: 9, hour: 6)
+        let older = at(first.previous.previous, day: 1, hour: 0)
         let alerts = [
             alert("plan:premium", .firing, since: old, at: old), alert("plan:premium", .resolved, since: old, at: later(old, hours: 3)),
             alert("reason:gateway_timeout", .firing, since: a, at: a), alert("reason:gateway_timeout", .resolved, since: a, at: later(a, hours: 6)),
@@ -148,6 +149,13 @@ func stateDirectory(_ p: SimulationParameters) throws -> URL {
         let unknown = try #require(Narrative(d).findings.first { $0.id == "outages" })
         #expect(unknown.numbers["spikes"] == 2 && unknown.numbers["firing"] == 1)
         #expect(unknown.text.hasPrefix("2 failure spikes were raised since \(first):"))
+        // A spike raised before the window that still fires is told too.
+        let long = try #require(Narrative(DashboardData(snapshot: s, alerts: alerts + [alert("plan:standard", .firing, since: older, at: older)]))
+            .findings.first { $0.id == "outages" })
+        #expect(long.numbers["spikes"] == 3 && long.numbers["firing"] == 2)
+        #expect(long.text.hasPrefix("3 failure spikes were raised since \(first) or still fire from before:"))
+        #expect(long.text.contains("plan:standard from \(older) firing for") && long.text.contains("2 are still firing."))
+        #expect(!long.text.contains("plan:premium"))
         #expect(unknown.text.contains("reason:gateway_timeout from \(a) for 6.0 h (failure rate 48.0% against a baseline of 4.0%)"))
         #expect(unknown.text.contains("overall from \(b) firing for"))
         #expect(unknown.text.contains("1 is still firing."))
