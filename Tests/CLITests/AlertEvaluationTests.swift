@@ -53,6 +53,15 @@ import TestSupport
             #expect(AlertEvaluation.touches(r.scope, d.incident))
         }
         #expect(result.detections.contains { $0.realized != nil })
+        // The limit of any test held to one false alert a month (the whole budget on one scope) is never slower than
+        // the oracle that shares the budget among every scope and CUSUM as the detector does.
+        for d in result.detections {
+            guard let r = d.realized else { continue }
+            let bound = try #require(d.bound, "\(d.incident.name): the oracle decides, the bound must too")
+            #expect(bound.delayMinutes <= r.delayMinutes && bound.attempts <= r.attempts && bound.delayMinutes >= 0)
+            #expect(AlertEvaluation.touches(bound.scope, d.incident))
+        }
+        #expect(result.report.contains("with the whole false-alarm budget on one scope"))
         // Every detection is an alert about its incident, never before it began.
         for d in result.detections { if let a = d.alert { #expect(a.at >= d.incident.start && AlertEvaluation.touches(a.scope, d.incident)) } }
         #expect(result.months > 23 && result.months < 25)
