@@ -50,12 +50,17 @@ struct SimulateCommand: ParsableCommand {
         try StartChecks.file(out, "the archive")
         try StartChecks.file(truth, "the ground truth")
         let stop = StopSignal()
+        let parameters = try simulation.parameters()
         var run = SimulateRun(world: try simulation.world())
         let writer = try ArchiveWriter(path: out)
         let started = ContinuousClock.now
         let summary = try run.write(to: writer, stop: stop) { n, t in
             let s = (ContinuousClock.now - started).seconds
-            Console.progress("simulated \(n) events, at \(t.month) (\(Int(Double(n) / max(s, 0.001))) events/s)")
+            // How far through the simulated time, and the seconds left at the pace so far (a growing business makes
+            // more events a day later on, so it is a rough figure).
+            let share = min(1, max(0, Double(t.ms - parameters.start.ms) / Double(max(1, parameters.end.ms - parameters.start.ms))))
+            let left = share >= 0.01 ? ", about \(Int((s * (1 - share) / share).rounded())) s left" : ""
+            Console.progress("simulated \(n) events, at \(t.month) (\(Int(share * 100))% of the simulated time\(left); \(Int(Double(n) / max(s, 0.001))) events/s)")
         }
         Console.endProgress()
         if stop.isStopped {

@@ -22,6 +22,22 @@ import TestSupport
         return (p.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
     }
 
+    /// A long simulation says how far through the simulated time it is and about how long is left, never going
+    /// backwards (on a pipe, one line per report).
+    @Test func simulateShowsHowFarThroughTheSimulatedTimeItIs() throws {
+        let dir = tempDir()
+        let (status, stderr) = try Self.run("undercurrent", ["simulate", "--out", "a.ndjson", "--customers", "3000", "--months", "12"], in: dir)
+        #expect(status == 0, "\(stderr)")
+        let shares = stderr.split(separator: "\n").compactMap { line -> Int? in
+            guard line.hasPrefix("simulated "), let r = line.range(of: "% of the simulated time") else { return nil }
+            return Int(line[..<r.lowerBound].split(separator: "(").last ?? "")
+        }
+        #expect(shares.count >= 2, "\(stderr)")
+        #expect(zip(shares, shares.dropFirst()).allSatisfy { $0 <= $1 } && shares.allSatisfy { (0...100).contains($0) }, "\(shares)")
+        #expect(stderr.contains(" s left; "), "\(stderr)")
+        #expect(stderr.split(separator: "\n").last?.hasPrefix("wrote ") == true)
+    }
+
     @Test func simulateAndConsumeOutsideTheCheckoutWithTheBuiltInDefaults() throws {
         let outside = tempDir()
         #expect(!FileManager.default.fileExists(atPath: outside.appendingPathComponent("config").path))
