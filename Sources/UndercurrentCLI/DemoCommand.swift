@@ -111,6 +111,17 @@ struct DemoCommand: ParsableCommand {
         Console.out("")
         Console.out(ExecutiveKPIs(snapshot).text)
         Console.out("")
+        // What to fix first: the narrative's recommendations, or why it cannot conclude.
+        let narrative = Narrative(DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: stateURL)))
+        if let insufficient = narrative.insufficient {
+            Console.out("what to fix first: not known yet. \(insufficient)")
+        } else if narrative.recommendations.isEmpty {
+            Console.out("what to fix first: nothing stands out (no revenue lost to failed payments, no customer at high risk)")
+        } else {
+            Console.out("what to fix first:")
+            for (i, r) in narrative.recommendations.enumerated() { Console.out("  \(i + 1). \(r)") }
+        }
+        Console.out("")
         Console.out("alerts: \(consumer.summary.alertsFiring) fired, \(consumer.summary.alertsResolved) resolved")
         Console.out("at this volume \(DetectionReach.sentence(consumer.detectionReach(outageRate: ConsumerMetrics.referenceOutageRate))) (`undercurrent evaluate-alerts` measures detection at other sizes)")
         Console.out("counted: \(produced.sent) events simulated, \(produced.delivered) delivered, \(consumed) consumed (offsets), \(snapshot.accepted) accepted, \(snapshot.duplicates) duplicates, \(snapshot.rejected) rejected; \(dropped) dropped by broker retention")
