@@ -34,6 +34,9 @@ public struct ConsumerMetrics: Sendable {
     /// What the failure-spike detector can catch at the present volume, per scope, for an outage failing
     /// `referenceOutageRate` of a scope's first attempts.
     public var detectionReach: [DetectionReach] = []
+    /// Payment attempts the alert engine left out because their minute was evaluated already (since the engine's
+    /// state began, restored across restarts).
+    public var lateAlertAttempts = 0
     /// Every scope the alert engine watches, and whether a failure spike fires in it now.
     public var alertScopes: [(rule: String, scope: String, firing: Bool)] = []
     /// The outage the reach is stated for: half of a scope's first attempts failing.
@@ -54,6 +57,7 @@ public final class ConsumerTelemetry: Sendable {
     private let asOf: Meter
     private let clusterUp: Meter
     private let outputsInFlight: Meter
+    private let lateAttempts: Meter
     private let historySeries = Mutex<[TopicPartition: Meter]>([:])
     private let partitions = Mutex<[TopicPartition: (messages: Meter, seconds: Meter)]>([:])
     private let sinks = Mutex<[String: (up: Meter, checkpoints: Meter, seconds: Meter, commits: TotalCounter)]>([:])
@@ -88,6 +92,9 @@ public final class ConsumerTelemetry: Sendable {
         outputsInFlight = registry.gauge("undercurrent_outputs_in_flight",
                                          help: "Risk, alert and dead-letter messages sent to Kafka and not yet delivered.")
         outputsInFlight.set(0.0)
+        lateAttempts = registry.gauge("undercurrent_alert_late_attempts",
+                                      help: "Payment attempts that arrived after their minute was evaluated (more than the alert rules' allowed lateness behind the slowest payments partition): left out of failure-spike alerting, still in the marts. Kept with the alert engine's state across restarts.")
+        lateAttempts.set(0.0)
     }
 
     public func publish(_ m: ConsumerMetrics, checkpointDurations: [Double] = []) {
@@ -107,6 +114,7 @@ public final class ConsumerTelemetry: Sendable {
         asOf.set(m.asOf.map { Double($0.ms) / 1000 } ?? .nan)
         clusterUp.set(m.clusterWaitingSeconds == nil ? 1.0 : 0.0)
         outputsInFlight.set(Double(m.outputsInFlight))
+        lateAttempts.set(Double(m.lateAlertAttempts))
         reachSeries.withLock { series in
             for r in m.detectionReach {
                 var g = series[r.scope] ?? (registry.gauge("undercurrent_alert_scope_attempts_per_hour",

@@ -17,6 +17,7 @@ public enum LogKey {
     public static let alertObservedRate = "alert.observed_rate"
     public static let alertBaselineRate = "alert.baseline_rate"
     public static let alertsOpen = "alerts.open"
+    public static let alertsLateAttempts = "alerts.late_attempts"
     public static let waitingSeconds = "kafka.waiting_seconds"
     public static let missedMessages = "history.missed_messages"
     public static let archiveRead = "archive.read"

@@ -72,6 +72,8 @@ final class ConsumerReporter: Sendable {
     private let lagClock = Mutex(LagClock<TopicPartition>())
     /// When a failing metrics file was last reported.
     private let metricsFileFailing = Mutex<ContinuousClock.Instant?>(nil)
+    /// The late payment attempts last warned about, and when.
+    private let lateWarned = Mutex<(count: Int, at: ContinuousClock.Instant?)>((0, nil))
     let metricsFile: URL?
     let telemetry: ConsumerTelemetry
     let sinks: [any ConsumerSink]
@@ -110,6 +112,8 @@ final class ConsumerReporter: Sendable {
         m.sinks = sinks.compactMap(\.sinkStatus)
         m.detectionReach = core.detectionReach(outageRate: ConsumerMetrics.referenceOutageRate)
         m.alertScopes = core.alertScopes
+        m.lateAlertAttempts = core.lateAlertAttempts
+        warnAboutLateAttempts(m.lateAlertAttempts, allowed: core.options.alertRules?.allowedLatenessSeconds)
         snapshot.withLock { $0 = m }
         telemetry.publish(m, checkpointDurations: core.checkpointDurations)
         core.checkpointDurations.removeAll()
@@ -129,5 +133,19 @@ final class ConsumerReporter: Sendable {
             }
         }
         return m
+    }
+
+    /// Payment attempts the alert engine left out because their minute was evaluated already: said when their
+    /// number grows, at most once a minute (they are in the marts; alerting did not see them).
+    private func warnAboutLateAttempts(_ count: Int, allowed: Int?) {
+        let now = ContinuousClock.now
+        let grown = lateWarned.withLock { w -> Int? in
+            guard count > w.count, w.at.map({ now - $0 >= .seconds(60) }) ?? true else { return nil }
+            defer { w = (count, now) }
+            return count - w.count
+        }
+        guard let grown else { return }
+        logger.warning("\(grown) payment attempt\(grown == 1 ? "" : "s") arrived more than \(allowed ?? 0) s of event time behind the slowest payments partition, after their minute was evaluated: left out of failure-spike alerting (they are in the marts); \(count) so far",
+                       metadata: [LogKey.alertsLateAttempts: "\(count)"])
     }
 }

@@ -22,6 +22,36 @@ import TestSupport
         return path
     }
 
+    /// A payment attempt that arrives after its minute was evaluated is left out of alerting (it is in the marts),
+    /// and the consumer says so: a warning with the count, the count in its metrics and in
+    /// `undercurrent_alert_late_attempts`. On time, nothing is said.
+    @Test func paymentAttemptsLateForAlertingAreCountedAndSaid() throws {
+        let events = spikeEvents()
+        let onTime = events.prefix(3000)
+        // One attempt a day older than the last one, at the end of the file: its minute was evaluated long ago.
+        var late = onTime.last!
+        late.eventID = "late-1"
+        late.occurredAt = late.occurredAt.adding(days: -1)
+        for (name, records, expected) in [("on time", Array(onTime), 0), ("late", Array(onTime) + [late], 1)] {
+            let path = try archive(records.map { ArchiveRecord(event: $0, value: EventEncoder.encode($0)) })
+            let warnings = Mutex<[String]>([])
+            var logger = Logger(label: "test") { _ in
+                CallbackLogHandler(level: .warning) { e in warnings.withLock { $0.append("\(e.message)") } }
+            }
+            logger.logLevel = .warning
+            var options = MartsConsumer.Options(stateDirectory: tempDir())
+            options.alertRules = testRules
+            let consumer = MartsConsumer(options: options, logger: logger)
+            try consumer.run(archive: path, partitionCount: 1, stop: StopSignal(handleSignals: false))
+            #expect(consumer.metrics.summary.accepted == records.count, "\(name)")
+            #expect(consumer.metrics.lateAlertAttempts == expected, "\(name)")
+            #expect(options.metrics.exposition().contains("undercurrent_alert_late_attempts \(expected)"), "\(name)")
+            let said = warnings.withLock { $0 }.filter { $0.contains("left out of failure-spike alerting") }
+            #expect(said.count == expected, "\(name): \(said)")
+            #expect(said.allSatisfy { $0.hasPrefix("1 payment attempt arrived more than 120 s of event time behind") && $0.hasSuffix("1 so far") })
+        }
+    }
+
     @Test(arguments: [(300, 1), (300, 2), (4096, 2), (1 << 20, 2)])
     func blocksParsedAheadComeInOrderWithTheirPartitions(blockBytes: Int, threads: Int) throws {
         // More blocks than are read ahead, so the reading thread waits for the driver and resumes.
