@@ -65,6 +65,10 @@ ROWS = [
         ("Failure spikes firing", "short", [
             ("undercurrent_failure_spike_firing == 1", "{{scope}}")],
          "The scopes where a failure-spike alert fires now (Prometheus' UndercurrentFailureSpike pages on the same series); the alerts page of the dashboard explains each."),
+        ("What the marts and alerts have not seen", "short", [
+            ("sum by (topic) (undercurrent_history_missed_messages)", "{{topic}}: first messages never applied"),
+            ("undercurrent_alert_late_attempts", "{{instance}}: payment attempts too late for alerting")],
+         "Messages before the first one applied, per input topic (retention deleted them before the consumer read them: the marts' history is partial), and payment attempts that came after their minute was evaluated (in the marts, left out of alerting)."),
         ("Failure-spike reach", "s", [
             ("undercurrent_alert_detection_seconds{scope=~\"overall|plan:[a-z]+\"}", "{{scope}}")],
          "Expected time from the start of an outage failing half of a scope's first attempts to its alert, at the present volume; a scope appears once its baseline is learnt."),

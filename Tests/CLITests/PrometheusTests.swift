@@ -132,7 +132,7 @@ import UndercurrentCLI
         #expect(ruleExpressions == 21)
         let panelTitles = Set(panels.compactMap { $0["title"] as? String })
         for wanted in ["Consumer lag per partition (messages)", "Delivery latency", "End-to-end latency (estimate)", "Checkpoint duration",
-                       "Dead letters", "Failure-spike alerts", "Failure spikes firing", "Failure-spike reach", "Sink lag", "Input messages by outcome",
+                       "Dead letters", "Failure-spike alerts", "Failure spikes firing", "What the marts and alerts have not seen", "Failure-spike reach", "Sink lag", "Input messages by outcome",
                        "Kafka cluster and outputs"] {
             #expect(panelTitles.contains(wanted), "panel \(wanted)")
         }
