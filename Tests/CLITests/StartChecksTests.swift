@@ -117,12 +117,17 @@ import TestSupport
             ("billing-producer", ["--customers", "20", "--months", "2", "--bootstrap-servers", "127.0.0.1:1", "--metrics-listen", held],
              "--metrics-listen \(held): \(inUse)", nil),
         ]
+        try Self.expectRefusedAtStart(cases)
+    }
+
+    /// Each command of `cases` (product, arguments, the message expected after "error: ", the state directory it
+    /// was given) ends with that one line and exit 2, before any work: no checkpoint was written.
+    static func expectRefusedAtStart(_ cases: [(String, [String], String, URL?)]) throws {
         for (product, args, expected, state) in cases {
             let (status, stderr) = try BadFlagsTests.run(product, args)
             let lines = stderr.split(separator: "\n")
             #expect(status == 2, "\(product) \(args.joined(separator: " ")) exited \(status): \(stderr)")
             #expect(lines.count == 1 && lines[0].contains("error: " + expected), "\(product) \(args.joined(separator: " ")): \(stderr)")
-            // Before any work: no checkpoint was written.
             if let state { #expect(!FileManager.default.fileExists(atPath: state.appendingPathComponent("partition-0").path)) }
         }
     }
@@ -146,13 +151,7 @@ import TestSupport
             ("undercurrent", ["dashboard", "--state-dir", dir.path, "--listen", "127.0.0.1:\(port)", "--metrics-listen", "127.0.0.1:\(port)"],
              "--metrics-listen 127.0.0.1:\(port) and --listen 127.0.0.1:\(port) \(same)", nil),
         ]
-        for (product, args, expected, state) in cases {
-            let (status, stderr) = try BadFlagsTests.run(product, args)
-            let lines = stderr.split(separator: "\n")
-            #expect(status == 2, "\(product) \(args.joined(separator: " ")) exited \(status): \(stderr)")
-            #expect(lines.count == 1 && lines[0].contains("error: " + expected), "\(product) \(args.joined(separator: " ")): \(stderr)")
-            if let state { #expect(!FileManager.default.fileExists(atPath: state.appendingPathComponent("partition-0").path)) }
-        }
+        try Self.expectRefusedAtStart(cases)
     }
 
     /// `record` with no cluster to record from: one line, exit 2, and no empty archive left behind.
