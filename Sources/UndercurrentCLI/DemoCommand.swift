@@ -112,7 +112,8 @@ struct DemoCommand: ParsableCommand {
         Console.out(ExecutiveKPIs(snapshot).text)
         Console.out("")
         // What to fix first: the narrative's recommendations, or why it cannot conclude.
-        let narrative = Narrative(DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: stateURL)))
+        let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: stateURL))
+        let narrative = Narrative(data)
         if let insufficient = narrative.insufficient {
             Console.out("what to fix first: not known yet. \(insufficient)")
         } else if narrative.recommendations.isEmpty {
@@ -130,7 +131,6 @@ struct DemoCommand: ParsableCommand {
             Console.out("marts exported to \(export)")
         }
         if let report {
-            let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: stateURL))
             let reach = consumer.detectionReach(outageRate: ConsumerMetrics.referenceOutageRate)
             try Data(PageRenderer(data: data, reach: reach).report().utf8).write(to: URL(fileURLWithPath: report), options: .atomic)
             Console.out("report written to \(report)")

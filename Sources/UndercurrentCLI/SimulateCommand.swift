@@ -51,7 +51,7 @@ struct SimulateCommand: ParsableCommand {
         try StartChecks.file(truth, "the ground truth")
         let stop = StopSignal()
         let parameters = try simulation.parameters()
-        var run = SimulateRun(world: try simulation.world())
+        var run = SimulateRun(world: try simulation.world(parameters))
         let writer = try ArchiveWriter(path: out)
         let started = ContinuousClock.now
         let summary = try run.write(to: writer, stop: stop) { n, t in

@@ -61,8 +61,9 @@ public struct SimulationOptions: ParsableArguments {
                                     end: try endTime(), shardIndex: i, shardCount: n)
     }
 
-    public func world() throws -> World {
-        do { return try World(try parameters()) } catch let e as ConfigError { throw ValidationError(e.description) }
+    /// The world of these options, or of `parameters` made from them already.
+    public func world(_ parameters: SimulationParameters? = nil) throws -> World {
+        do { return try World(try parameters ?? self.parameters()) } catch let e as ConfigError { throw ValidationError(e.description) }
     }
 }
 
