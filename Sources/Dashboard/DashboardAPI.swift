@@ -48,8 +48,8 @@ public enum DashboardAPI {
     /// first attempts an hour, the baseline failure rate and the expected seconds to catch an outage failing
     /// `outage_rate` of the scope's first attempts (null while the baseline is being learnt), and the sentence
     /// the alerts page shows.
-    public static func alertReach(_ reach: [DetectionReach]) -> String {
-        encode(ReachPayload(summary: DetectionReach.sentence(reach), scopes: reach.map {
+    public static func alertReach(_ reach: [DetectionReach], lateAttempts: Int = 0) -> String {
+        encode(ReachPayload(summary: DetectionReach.sentence(reach), lateAttempts: lateAttempts, scopes: reach.map {
             ScopeReach(scope: $0.scope, attemptsPerHour: $0.attemptsPerHour, baselineRate: Rate(value: $0.baselineRate), outageRate: $0.outageRate,
                        secondsToDetect: $0.hoursToDetect.map { ($0 * 3600).rounded() })
         }))
@@ -57,7 +57,10 @@ public enum DashboardAPI {
 
     struct ReachPayload: Encodable {
         var summary: String
+        /// Payment attempts left out of alerting as late (in the marts).
+        var lateAttempts: Int
         var scopes: [ScopeReach]
+        enum CodingKeys: String, CodingKey { case summary, lateAttempts = "late_attempts", scopes }
     }
 
     struct ScopeReach: Encodable {

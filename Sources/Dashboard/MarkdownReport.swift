@@ -5,7 +5,7 @@ import Marts
 /// The report as Markdown: the KPIs, the narrative and the monthly tables behind them, and what the marts have not
 /// seen (a partial history) or the detector cannot catch (its reach at this volume), as the HTML report says them.
 public enum MarkdownReport {
-    public static func render(_ d: DashboardData, reach: [DetectionReach]? = nil) -> String {
+    public static func render(_ d: DashboardData, reach: [DetectionReach]? = nil, lateAlertAttempts: Int = 0) -> String {
         var out = "# Undercurrent report\n\nAs of \(d.asOf?.description ?? "-"), \(d.snapshot.accepted) events.\n\n"
         if !d.historyGaps.isEmpty {
             out += "> **Partial history: these marts were built without the first messages of some inputs.**\n"
@@ -43,6 +43,9 @@ public enum MarkdownReport {
         out += "\n### What the detector can catch now\n\n"
         out += reach.map { "At this volume " + DetectionReach.sentence($0) + ".\n" }
             ?? "Not known: this state directory holds no failure-spike detector (its consumer runs without alerts, or has not checkpointed yet).\n"
+        if lateAlertAttempts > 0 {
+            out += "\n\(lateAlertAttempts) payment attempt(s) came after their minute was evaluated: in the marts, but no alert saw them.\n"
+        }
         return out
     }
 }

@@ -32,12 +32,15 @@ public struct PageRenderer: Sendable {
 
     /// What the failure-spike detector can catch now (nil: no detector in the state directory).
     public var reach: [DetectionReach]?
+    /// Payment attempts the alert engine left out because they came after their minute was evaluated.
+    public var lateAlertAttempts: Int
 
-    public init(data: DashboardData, live: Bool = true, singleDocument: Bool = false, reach: [DetectionReach]? = nil) {
+    public init(data: DashboardData, live: Bool = true, singleDocument: Bool = false, reach: [DetectionReach]? = nil, lateAlertAttempts: Int = 0) {
         self.data = data
         self.live = live
         self.singleDocument = singleDocument
         self.reach = reach
+        self.lateAlertAttempts = lateAlertAttempts
     }
 
     // MARK: Documents
@@ -473,6 +476,10 @@ public struct PageRenderer: Sendable {
                 + "or has not checkpointed yet).")
         }
         out += reading("At this volume " + DetectionReach.sentence(reach) + ".")
+        if lateAlertAttempts > 0 {
+            out += reading("\(lateAlertAttempts) payment attempt\(lateAlertAttempts == 1 ? "" : "s") came after \(lateAlertAttempts == 1 ? "its" : "their") minute was evaluated "
+                + "(more than the rules' allowed lateness behind the slowest payments partition): in the marts, but no alert saw \(lateAlertAttempts == 1 ? "it" : "them").")
+        }
         let seen = reach.filter { $0.attemptsPerHour > 0 && !$0.scope.contains("/") }
         let percent = Int(((reach.first?.outageRate ?? 0.5) * 100).rounded())
         out += table(["scope", "first attempts an hour", "baseline failure rate", "an outage failing \(percent)% caught in"], seen.map { r in

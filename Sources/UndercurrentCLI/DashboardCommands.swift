@@ -85,11 +85,15 @@ public struct ReportCommand: ParsableCommand {
 
     public func run() throws {
         try StartChecks.file(out, "the report")
-        let (snapshot, _) = try StartChecks.stateDirectory(stateDir).load()
-        let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: URL(fileURLWithPath: stateDir)))
-        let reach = StateDirectorySource.reach(fromCheckpointIn: URL(fileURLWithPath: stateDir))
+        let state = try StartChecks.stateDirectory(stateDir)
+        let (snapshot, _) = try state.load()
+        // As the dashboard shows it: with the partial-history banner when the history is partial.
+        let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: URL(fileURLWithPath: stateDir)),
+                                 historyGaps: HistoryStart.summaries(state.history()))
+        let alerting = StateDirectorySource.reach(fromCheckpointIn: URL(fileURLWithPath: stateDir))
         let format = resolvedFormat
-        let text = format == "md" ? MarkdownReport.render(data, reach: reach) : PageRenderer(data: data, reach: reach).report()
+        let text = format == "md" ? MarkdownReport.render(data, reach: alerting?.reach, lateAlertAttempts: alerting?.lateAttempts ?? 0)
+            : PageRenderer(data: data, reach: alerting?.reach, lateAlertAttempts: alerting?.lateAttempts ?? 0).report()
         if out == "-" { print(text) } else {
             try Data(text.utf8).write(to: URL(fileURLWithPath: out), options: .atomic)
             Console.err("report: \(out) (\(format), as of \(data.asOf?.description ?? "-"))")

@@ -34,17 +34,23 @@ public final class StateDirectorySource: Sendable {
     let liveKafkaWaiting: (@Sendable () -> Double?)?
     /// Served by a consumer: what its failure-spike detector can catch now.
     let liveReach: (@Sendable () -> [DetectionReach])?
+    /// Served by a consumer: the payment attempts its alert engine left out as late.
+    let liveLateAttempts: (@Sendable () -> Int)?
     /// Otherwise, the same from the alert engine's checkpoint in the state directory (nil without one).
-    private let checkpointedReach = Mutex<[DetectionReach]?>(nil)
+    private let checkpointedReach = Mutex<(reach: [DetectionReach], lateAttempts: Int)?>(nil)
 
     /// What the failure-spike detector can catch: live when a consumer serves the dashboard, else as of the
     /// alert engine's last checkpoint; nil when the state directory has none (a consumer run without alerts).
-    public var reach: [DetectionReach]? { liveReach?() ?? checkpointedReach.withLock { $0 } }
+    public var reach: [DetectionReach]? { liveReach?() ?? checkpointedReach.withLock { $0?.reach } }
+    /// Payment attempts the alert engine left out because they came after their minute was evaluated (live, or
+    /// as of its checkpoint).
+    public var lateAlertAttempts: Int { liveLateAttempts?() ?? checkpointedReach.withLock { $0?.lateAttempts ?? 0 } }
 
     public init(directory: URL, metricsFile: URL? = nil, metrics: MetricsRegistry = MetricsRegistry(),
                 liveSinks: (@Sendable () -> [DashboardAPI.SinkHealth])? = nil, liveKafkaWaiting: (@Sendable () -> Double?)? = nil,
-                liveReach: (@Sendable () -> [DetectionReach])? = nil) {
+                liveReach: (@Sendable () -> [DetectionReach])? = nil, liveLateAttempts: (@Sendable () -> Int)? = nil) {
         self.liveReach = liveReach
+        self.liveLateAttempts = liveLateAttempts
         self.directory = directory
         self.liveKafkaWaiting = liveKafkaWaiting
         self.metricsFile = metricsFile
@@ -102,12 +108,14 @@ public final class StateDirectorySource: Sendable {
         }
     }
 
-    /// The detector's reach as of the alert engine's checkpoint, restored under the rules it was written with.
-    static func reach(fromCheckpointIn directory: URL) -> [DetectionReach]? {
+    /// The detector's reach as of the alert engine's checkpoint, restored under the rules it was written with, and
+    /// the attempts it had left out as late.
+    static func reach(fromCheckpointIn directory: URL) -> (reach: [DetectionReach], lateAttempts: Int)? {
         guard let loaded = try? AlertStateStore(stateDirectory: directory).load(rules: nil),
               let rules = try? JSONDecoder().decode(AlertRules.self, from: Data(loaded.rules.utf8)), rules.sequential != nil
         else { return nil }
-        return AlertEngine(rules: rules, state: loaded.state).detectionReach(outageRate: ConsumerMetrics.referenceOutageRate)
+        let engine = AlertEngine(rules: rules, state: loaded.state)
+        return (engine.detectionReach(outageRate: ConsumerMetrics.referenceOutageRate), engine.lateAttempts)
     }
 
     /// What `/metrics` serves: the metrics file's families (those this process does not export itself), then
@@ -209,7 +217,9 @@ public struct DashboardServer: Sendable {
         if let token { router.add(middleware: BearerToken(token: token)) }
         let source = self.source
         for page in Page.allCases {
-            router.get(RouterPath(page.path)) { _, _ in Self.html(PageRenderer(data: source.data, reach: source.reach).document(page)) }
+            router.get(RouterPath(page.path)) { _, _ in
+                Self.html(PageRenderer(data: source.data, reach: source.reach, lateAlertAttempts: source.lateAlertAttempts).document(page))
+            }
         }
         router.get("/customers/:id") { _, context in
             let id = context.parameters.get("id") ?? ""
@@ -238,7 +248,7 @@ public struct DashboardServer: Sendable {
                 return Self.json(DashboardAPI.error("no failure-spike detector in this state directory: its consumer runs without alerts or has not checkpointed yet"),
                                  status: .notFound)
             }
-            return Self.json(DashboardAPI.alertReach(reach))
+            return Self.json(DashboardAPI.alertReach(reach, lateAttempts: source.lateAlertAttempts))
         }
         router.get("/api/history") { _, _ in Self.json(HistoryReport(source.history, customersWithoutSignup: source.data.snapshot.customersWithoutSignup).json) }
         router.get("/api/at-risk") { request, _ in

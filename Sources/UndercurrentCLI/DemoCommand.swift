@@ -106,13 +106,14 @@ struct DemoCommand: ParsableCommand {
             }
             return dropped
         }()
-        let (snapshot, offsets) = try StateDirectory(stateDir).load()
+        let state = try StateDirectory(stateDir)
+        let (snapshot, offsets) = try state.load()
         let consumed = offsets.values.reduce(0) { $0 + $1.values.reduce(0) { $0 + Int($1) } }
         Console.out("")
         Console.out(ExecutiveKPIs(snapshot).text)
         Console.out("")
         // What to fix first: the narrative's recommendations, or why it cannot conclude.
-        let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: stateURL))
+        let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: stateURL), historyGaps: HistoryStart.summaries(state.history()))
         let narrative = Narrative(data)
         if let insufficient = narrative.insufficient {
             Console.out("what to fix first: not known yet. \(insufficient)")
@@ -132,7 +133,7 @@ struct DemoCommand: ParsableCommand {
         }
         if let report {
             let reach = consumer.detectionReach(outageRate: ConsumerMetrics.referenceOutageRate)
-            try Data(PageRenderer(data: data, reach: reach).report().utf8).write(to: URL(fileURLWithPath: report), options: .atomic)
+            try Data(PageRenderer(data: data, reach: reach, lateAlertAttempts: consumer.lateAlertAttempts).report().utf8).write(to: URL(fileURLWithPath: report), options: .atomic)
             Console.out("report written to \(report)")
         }
         withExtendedLifetime(broker) {}

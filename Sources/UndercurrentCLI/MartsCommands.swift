@@ -228,8 +228,9 @@ extension MartsConsumerCommand {
         let readWaiting: @Sendable () -> Double? = { consumer.metrics.clusterWaitingSeconds }
         let waiting = fromArchive == nil ? readWaiting : nil
         let reach: @Sendable () -> [DetectionReach] = { consumer.metrics.detectionReach }
+        let late: @Sendable () -> Int = { consumer.metrics.lateAlertAttempts }
         let source = StateDirectorySource(directory: options.stateDirectory, metrics: options.metrics, liveSinks: sinks, liveKafkaWaiting: waiting,
-                                          liveReach: options.alertRules == nil ? nil : reach)
+                                          liveReach: options.alertRules == nil ? nil : reach, liveLateAttempts: options.alertRules == nil ? nil : late)
         let server = DashboardServer(source: source, host: address.host, port: address.port, token: try dashboardToken(token))
         return server.services(logger: common.makeLogger("dashboard")) { port in Console.err("dashboard: \(address.url(port: port))/") }
     }

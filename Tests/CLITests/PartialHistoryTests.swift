@@ -52,6 +52,15 @@ import UndercurrentCLI
         #expect((engagement["missed_messages"] as? Int).map(Int64.init) == low && engagement["gap"] as? String == "deleted")
         #expect((history["customers_without_signup"] as? Int) != nil)
 
+        // The report, HTML and Markdown: the banner, and the narrative's partial-history finding (the report left the
+        // history out: neither said it).
+        for (name, banner) in [("r.html", "class=\"banner\""), ("r.md", "> **Partial history")] {
+            let out = dir.appendingPathComponent(name).path
+            #expect(try runProcess(try binary("undercurrent").path, ["report", "--state-dir", state, "--out", out]).status == 0)
+            let text = try String(contentsOfFile: out, encoding: .utf8)
+            #expect(text.contains(banner) && text.contains("engagement before") && text.contains("These figures were built without"), "\(name)")
+        }
+
         // The dashboard (from the state directory): banner on every page, /health, /api/history.
         let d = try launch("undercurrent", ["dashboard", "--state-dir", state, "--listen", "127.0.0.1:0"], stderr: dir.appendingPathComponent("dash.log"))
         defer { d.terminate(); d.waitUntilExit() }

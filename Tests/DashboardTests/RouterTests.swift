@@ -138,7 +138,7 @@ import UndercurrentCLI
             DetectionReach(scope: "plan:premium", attemptsPerHour: 4, baselineRate: 0.1, outageRate: 0.5, minimumAttemptsPerHour: 0.8, hoursToDetect: 2.5),
             DetectionReach(scope: "plan:enterprise", attemptsPerHour: 0.5, baselineRate: nil, outageRate: 0.5, minimumAttemptsPerHour: 0.8, hoursToDetect: nil),
         ]
-        let live = StateDirectorySource(directory: Self.state, liveReach: { reach })
+        let live = StateDirectorySource(directory: Self.state, liveReach: { reach }, liveLateAttempts: { 3 })
         live.refresh(logger: quiet)
         try await Application(router: DashboardServer(source: live).router()).test(.router) { client in
             try await client.execute(uri: "/alerts", method: .get) { r in
@@ -146,10 +146,13 @@ import UndercurrentCLI
                 #expect(page.contains("What the detector can catch now"))
                 #expect(page.contains("caught in about 24 min (30 first attempts an hour)"))
                 #expect(page.contains("about 2.5 h") && page.contains("learning the baseline"))
+                // What the alerts have not seen: attempts too late for their minute.
+                #expect(page.contains("3 payment attempts came after their minute was evaluated"))
             }
             try await client.execute(uri: "/api/alert-reach", method: .get) { r in
                 #expect(r.status == .ok)
                 let body = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [String: Any])
+                #expect(body["late_attempts"] as? Int == 3)
                 #expect((body["summary"] as? String)?.hasPrefix("an outage failing 50% of all first attempts") == true)
                 let scopes = try #require(body["scopes"] as? [[String: Any]])
                 #expect(scopes.count == 3)
@@ -164,11 +167,14 @@ import UndercurrentCLI
         #expect(!expected.isEmpty)
         try await app().test(.router) { client in
             try await client.execute(uri: "/alerts", method: .get) { r in
-                #expect(String(buffer: r.body).contains(Charts.escape("At this volume " + DetectionReach.sentence(expected) + ".")))
+                let page = String(buffer: r.body)
+                #expect(page.contains(Charts.escape("At this volume " + DetectionReach.sentence(expected) + ".")))
+                #expect(engine.state.lateAttempts > 0 || !page.contains("came after their minute was evaluated"))
             }
             try await client.execute(uri: "/api/alert-reach", method: .get) { r in
                 let body = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [String: Any])
                 #expect(body["summary"] as? String == DetectionReach.sentence(expected))
+                #expect(body["late_attempts"] as? Int == engine.state.lateAttempts)
                 #expect((body["scopes"] as? [Any])?.count == expected.count)
             }
         }
