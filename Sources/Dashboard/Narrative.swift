@@ -175,13 +175,14 @@ public struct Narrative: Sendable {
         if spikes.isEmpty {
             text = "No failure spike was raised \(window)."
         } else {
-            let longest = spikes.sorted { $0.hours != $1.hours ? $0.hours > $1.hours : $0.firingSince < $1.firingSince }
+            // The latest first: what an executive asks about is what is happening now.
+            let latest = spikes.sorted { $0.firingSince != $1.firingSince ? $0.firingSince > $1.firingSince : $0.scope < $1.scope }
             let fromBefore = since.map { s in spikes.contains { $0.firingSince.month.description < s } } ?? false
             text = "\(spikes.count) failure spike\(spikes.count == 1 ? " was" : "s were") raised \(window)\(fromBefore ? " or still fire from before" : ""): "
-                + longest.prefix(3).map(\.sentence).joined(separator: "; ")
+                + latest.prefix(3).map(\.sentence).joined(separator: "; ")
                 + (spikes.count > 3 ? "; and \(spikes.count - 3) more (see the alerts page)." : ".")
             let firing = spikes.filter { $0.resolvedAt == nil }.count
-            if firing > 0 { text += " \(firing) \(firing == 1 ? "is" : "are") still firing." }
+            if firing > 1 || (firing == 1 && spikes.count > 3) { text += " \(firing) \(firing == 1 ? "is" : "are") still firing." }
         }
         if let reach {
             text += " At this volume " + DetectionReach.sentence(reach) + "."
@@ -197,6 +198,8 @@ public struct Narrative: Sendable {
     struct Spike {
         var scope: String
         var firingSince: Timestamp
+        /// The detector's estimate of when the shift began (sequential alerts).
+        var shiftStart: Timestamp?
         var resolvedAt: Timestamp?
         var observedRate: Double
         var baselineRate: Double
@@ -209,14 +212,24 @@ public struct Narrative: Sendable {
             return alerts.filter { $0.state == .firing }.map { a in
                 let end = resolved["\(a.rule)|\(a.scope)|\(a.firingSince.ms)"]
                 let until = end ?? max(asOf ?? a.firingSince, a.firingSince)
-                return Spike(scope: a.scope, firingSince: a.firingSince, resolvedAt: end, observedRate: a.observedRate,
+                return Spike(scope: a.scope, firingSince: a.firingSince, shiftStart: a.shiftStart, resolvedAt: end, observedRate: a.observedRate,
                              baselineRate: a.baselineRate, hours: Double(until.ms - a.firingSince.ms) / 3_600_000)
             }
         }
 
+        /// The alert's time, when the shift began by the detector's estimate, and how long it fired (an alert resolves
+        /// once the rate is shown back at the baseline, which takes longer than the outage where attempts are few).
         var sentence: String {
-            let span = resolvedAt == nil ? "firing for \(DetectionReach.duration(hours)) so far" : "for \(DetectionReach.duration(hours))"
-            return "\(scope) from \(firingSince) \(span) (failure rate \(Format.percent(observedRate)) against a baseline of \(Format.percent(baselineRate)))"
+            let began = shiftStart.map { " (the shift began about \(Self.minute($0)))" } ?? ""
+            let span = resolvedAt == nil ? "still firing after \(DetectionReach.duration(hours))" : "resolved \(DetectionReach.duration(hours)) later"
+            return "\(scope), raised \(Self.minute(firingSince))\(began), \(span): failure rate \(Format.percent(observedRate)) against a baseline of "
+                + Format.percent(baselineRate)
+        }
+
+        /// `2025-07-14 06:20 UTC`: event time to the minute, as a person reads it.
+        static func minute(_ t: Timestamp) -> String {
+            let text = t.description
+            return String(text.prefix(10)) + " " + String(text.dropFirst(11).prefix(5)) + " UTC"
         }
     }
 

@@ -136,8 +136,9 @@ func stateDirectory(_ p: SimulationParameters) throws -> URL {
         func later(_ t: Timestamp, hours: Int64) -> Timestamp { Timestamp(ms: t.ms + hours * 3_600_000) }
         func alert(_ scope: String, _ state: Alert.State, since: Timestamp, at t: Timestamp) -> Alert {
             Alert(rule: "failure-spike", scope: scope, state: state, at: t, firingSince: since, observedRate: 0.48, baselineRate: 0.04,
-                  attempts: 40, failures: 19, windowMinutes: 60)
+                  attempts: 40, failures: 19, windowMinutes: 60, shiftStart: Timestamp(ms: since.ms - 40 * 60_000))
         }
+        func minute(_ t: Timestamp) -> String { String(t.description.prefix(16)).replacingOccurrences(of: "T", with: " ") + " UTC" }
         let old = at(first.previous, day: 3, hour: 0), a = at(first, day: 5, hour: 2), b = at(first.next, day: 9, hour: 6)
         let older = at(first.previous.previous, day: 1, hour: 0)
         let alerts = [
@@ -154,11 +155,13 @@ func stateDirectory(_ p: SimulationParameters) throws -> URL {
             .findings.first { $0.id == "outages" })
         #expect(long.numbers["spikes"] == 3 && long.numbers["firing"] == 2)
         #expect(long.text.hasPrefix("3 failure spikes were raised since \(first) or still fire from before:"))
-        #expect(long.text.contains("plan:standard from \(older) firing for") && long.text.contains("2 are still firing."))
+        #expect(long.text.contains("plan:standard, raised \(minute(older))") && long.text.contains("2 are still firing."))
         #expect(!long.text.contains("plan:premium"))
-        #expect(unknown.text.contains("reason:gateway_timeout from \(a) for 6.0 h (failure rate 48.0% against a baseline of 4.0%)"))
-        #expect(unknown.text.contains("overall from \(b) firing for"))
-        #expect(unknown.text.contains("1 is still firing."))
+        // The latest first, each with its time, the estimated start of the shift, how long it fired and its rates.
+        #expect(unknown.text.contains("raised since \(first): overall, raised \(minute(b)) (the shift began about "
+                                      + "\(minute(Timestamp(ms: b.ms - 40 * 60_000)))), still firing after"), "\(unknown.text)")
+        #expect(unknown.text.contains("; reason:gateway_timeout, raised \(minute(a)) (the shift began about \(minute(Timestamp(ms: a.ms - 40 * 60_000)))), "
+                                      + "resolved 6.0 h later: failure rate 48.0% against a baseline of 4.0%."), "\(unknown.text)")
         #expect(!unknown.text.contains("plan:premium"))
         #expect(unknown.text.contains("is not known: this state holds no failure-spike detector"))
 
