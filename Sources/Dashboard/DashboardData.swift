@@ -27,6 +27,17 @@ public struct DashboardData: Sendable {
         version = "\(snapshot.asOf?.ms ?? 0)-\(snapshot.accepted)-\(snapshot.duplicates)-\(snapshot.rejected)-\(alerts.count)"
     }
 
+    /// The banner's words over a partial history (the pages, the reports): its headline and what follows from it.
+    public static let partialHistoryHeadline = "Partial history: these marts were built without the first messages of some inputs."
+    public static let partialHistoryConsequence = "Customers who began inside the gap have incomplete histories"
+
+    /// What alerting did not see: payment attempts that came after their minute was evaluated; nil when none did.
+    public static func lateAttemptsSentence(_ n: Int) -> String? {
+        guard n > 0 else { return nil }
+        return "\(n) payment attempt\(n == 1 ? "" : "s") came after \(n == 1 ? "its" : "their") minute was evaluated (more than the rules' "
+            + "allowed lateness behind the slowest payments partition): in the marts, but no alert saw \(n == 1 ? "it" : "them")."
+    }
+
     public func table(_ name: String) -> MartTable { tables[name] ?? MartTable(name: name, columns: [], rows: []) }
 
     public var asOf: Timestamp? { snapshot.asOf }

@@ -8,9 +8,8 @@ public enum MarkdownReport {
     public static func render(_ d: DashboardData, reach: [DetectionReach]? = nil, lateAlertAttempts: Int = 0) -> String {
         var out = "# Undercurrent report\n\nAs of \(d.asOf?.description ?? "-"), \(d.snapshot.accepted) events.\n\n"
         if !d.historyGaps.isEmpty {
-            out += "> **Partial history: these marts were built without the first messages of some inputs.**\n"
-                + d.historyGaps.map { "> - \($0)\n" }.joined()
-                + "> Customers who began inside the gap have incomplete histories.\n\n"
+            out += "> **\(DashboardData.partialHistoryHeadline)**\n" + d.historyGaps.map { "> - \($0)\n" }.joined()
+                + "> \(DashboardData.partialHistoryConsequence).\n\n"
         }
         out += "```\n\(d.kpis.text)\n```\n\n"
         out += Narrative(d, reach: reach).markdown + "\n"
@@ -43,9 +42,7 @@ public enum MarkdownReport {
         out += "\n### What the detector can catch now\n\n"
         out += reach.map { "At this volume " + DetectionReach.sentence($0) + ".\n" }
             ?? "Not known: this state directory holds no failure-spike detector (its consumer runs without alerts, or has not checkpointed yet).\n"
-        if lateAlertAttempts > 0 {
-            out += "\n\(lateAlertAttempts) payment attempt(s) came after their minute was evaluated: in the marts, but no alert saw them.\n"
-        }
+        if let late = DashboardData.lateAttemptsSentence(lateAlertAttempts) { out += "\n\(late)\n" }
         return out
     }
 }

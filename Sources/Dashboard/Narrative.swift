@@ -32,8 +32,8 @@ public struct Narrative: Sendable {
         if !d.historyGaps.isEmpty {
             findings.append(Finding(id: "partial_history", title: "Partial history",
                                     text: "These figures were built without the first messages of some inputs: "
-                                        + d.historyGaps.joined(separator: " ") + " Customers who began inside the gap have "
-                                        + "incomplete histories, so their lifetime revenue, invoices and cohorts are undercounted.",
+                                        + d.historyGaps.joined(separator: " ") + " " + DashboardData.partialHistoryConsequence
+                                        + ", so their lifetime revenue, invoices and cohorts are undercounted.",
                                     numbers: ["inputs_with_gaps": Double(d.historyGaps.count)]))
         }
         conclude(d)
@@ -171,7 +171,8 @@ public struct Narrative: Sendable {
         let spikes = Spike.all(in: d.alerts, asOf: d.asOf).filter { since == nil || $0.resolvedAt == nil || $0.firingSince.month.description >= since! }
         let window = since.map { "since \($0)" } ?? "so far"
         var text: String
-        var numbers: [String: Double] = ["spikes": Double(spikes.count), "firing": Double(spikes.filter { $0.resolvedAt == nil }.count)]
+        let firing = spikes.filter { $0.resolvedAt == nil }.count
+        var numbers: [String: Double] = ["spikes": Double(spikes.count), "firing": Double(firing)]
         if spikes.isEmpty {
             text = "No failure spike was raised \(window)."
         } else {
@@ -181,8 +182,7 @@ public struct Narrative: Sendable {
             text = "\(spikes.count) failure spike\(spikes.count == 1 ? " was" : "s were") raised \(window)\(fromBefore ? " or still fire from before" : ""): "
                 + latest.prefix(3).map(\.sentence).joined(separator: "; ")
                 + (spikes.count > 3 ? "; and \(spikes.count - 3) more (see the alerts page)." : ".")
-            let firing = spikes.filter { $0.resolvedAt == nil }.count
-            if firing > 1 || (firing == 1 && spikes.count > 3) { text += " \(firing) \(firing == 1 ? "is" : "are") still firing." }
+            if firing > 0 && spikes.count > 1 { text += " \(firing) of them \(firing == 1 ? "is" : "are") still firing." }
         }
         if let reach {
             text += " At this volume " + DetectionReach.sentence(reach) + "."

@@ -78,7 +78,8 @@ public struct PageRenderer: Sendable {
     var historyBanner: String {
         guard !data.historyGaps.isEmpty else { return "" }
         let items = data.historyGaps.map { "<li>\(escape($0))</li>" }.joined()
-        return "<div class=\"banner\" role=\"alert\"><strong>Partial history: these marts were built without the first messages of some inputs.</strong><ul>\(items)</ul>Customers who began inside the gap have incomplete histories (see <code>/api/history</code>).</div>"
+        return "<div class=\"banner\" role=\"alert\"><strong>\(escape(DashboardData.partialHistoryHeadline))</strong><ul>\(items)</ul>"
+            + "\(escape(DashboardData.partialHistoryConsequence)) (see <code>/api/history</code>).</div>"
     }
 
     static let css = """
@@ -476,10 +477,7 @@ public struct PageRenderer: Sendable {
                 + "or has not checkpointed yet).")
         }
         out += reading("At this volume " + DetectionReach.sentence(reach) + ".")
-        if lateAlertAttempts > 0 {
-            out += reading("\(lateAlertAttempts) payment attempt\(lateAlertAttempts == 1 ? "" : "s") came after \(lateAlertAttempts == 1 ? "its" : "their") minute was evaluated "
-                + "(more than the rules' allowed lateness behind the slowest payments partition): in the marts, but no alert saw \(lateAlertAttempts == 1 ? "it" : "them").")
-        }
+        if let late = DashboardData.lateAttemptsSentence(lateAlertAttempts) { out += reading(late) }
         let seen = reach.filter { $0.attemptsPerHour > 0 && !$0.scope.contains("/") }
         let percent = Int(((reach.first?.outageRate ?? 0.5) * 100).rounded())
         out += table(["scope", "first attempts an hour", "baseline failure rate", "an outage failing \(percent)% caught in"], seen.map { r in
