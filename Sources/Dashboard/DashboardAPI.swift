@@ -48,8 +48,10 @@ public enum DashboardAPI {
     /// first attempts an hour, the baseline failure rate and the expected seconds to catch an outage failing
     /// `outage_rate` of the scope's first attempts (null while the baseline is being learnt), and the sentence
     /// the alerts page shows.
-    public static func alertReach(_ reach: [DetectionReach], lateAttempts: Int = 0) -> String {
-        encode(ReachPayload(summary: DetectionReach.sentence(reach), lateAttempts: lateAttempts, scopes: reach.map {
+    /// nil when the reach is not known.
+    public static func alertReach(_ alerting: AlertCoverage) -> String? {
+        guard let reach = alerting.reach else { return nil }
+        return encode(ReachPayload(summary: DetectionReach.sentence(reach), lateAttempts: alerting.lateAttempts, scopes: reach.map {
             ScopeReach(scope: $0.scope, attemptsPerHour: $0.attemptsPerHour, baselineRate: Rate(value: $0.baselineRate), outageRate: $0.outageRate,
                        secondsToDetect: $0.hoursToDetect.map { ($0 * 3600).rounded() })
         }))

@@ -5,14 +5,14 @@ import Marts
 /// The report as Markdown: the KPIs, the narrative and the monthly tables behind them, and what the marts have not
 /// seen (a partial history) or the detector cannot catch (its reach at this volume), as the HTML report says them.
 public enum MarkdownReport {
-    public static func render(_ d: DashboardData, reach: [DetectionReach]? = nil, lateAlertAttempts: Int = 0) -> String {
+    public static func render(_ d: DashboardData, alerting: AlertCoverage = .unknown) -> String {
         var out = "# Undercurrent report\n\nAs of \(d.asOf?.description ?? "-"), \(d.snapshot.accepted) events.\n\n"
         if !d.historyGaps.isEmpty {
             out += "> **\(DashboardData.partialHistoryHeadline)**\n" + d.historyGaps.map { "> - \($0)\n" }.joined()
                 + "> \(DashboardData.partialHistoryConsequence).\n\n"
         }
         out += "```\n\(d.kpis.text)\n```\n\n"
-        out += Narrative(d, reach: reach).markdown + "\n"
+        out += Narrative(d, reach: alerting.reach).markdown + "\n"
         func md(_ t: MartTable, _ columns: [String], last: Int = 12, filter: ([String: MartValue]) -> Bool = { _ in true }) -> String {
             let recs = t.records.filter(filter).suffix(last)
             var s = "| " + columns.joined(separator: " | ") + " |\n|" + columns.map { _ in " --- |" }.joined() + "\n"
@@ -40,9 +40,9 @@ public enum MarkdownReport {
             return line
         }.joined(separator: "\n") + "\n")
         out += "\n### What the detector can catch now\n\n"
-        out += reach.map { "At this volume " + DetectionReach.sentence($0) + ".\n" }
+        out += alerting.reach.map { "At this volume " + DetectionReach.sentence($0) + ".\n" }
             ?? "Not known: this state directory holds no failure-spike detector (its consumer runs without alerts, or has not checkpointed yet).\n"
-        if let late = DashboardData.lateAttemptsSentence(lateAlertAttempts) { out += "\n\(late)\n" }
+        if let late = DashboardData.lateAttemptsSentence(alerting.lateAttempts) { out += "\n\(late)\n" }
         return out
     }
 }

@@ -30,17 +30,14 @@ public struct PageRenderer: Sendable {
     /// Report mode: one document, navigation by anchors.
     public var singleDocument = false
 
-    /// What the failure-spike detector can catch now (nil: no detector in the state directory).
-    public var reach: [DetectionReach]?
-    /// Payment attempts the alert engine left out because they came after their minute was evaluated.
-    public var lateAlertAttempts: Int
+    /// What the failure-spike detector can catch now and the attempts it left out as late.
+    public var alerting: AlertCoverage
 
-    public init(data: DashboardData, live: Bool = true, singleDocument: Bool = false, reach: [DetectionReach]? = nil, lateAlertAttempts: Int = 0) {
+    public init(data: DashboardData, live: Bool = true, singleDocument: Bool = false, alerting: AlertCoverage = .unknown) {
         self.data = data
         self.live = live
         self.singleDocument = singleDocument
-        self.reach = reach
-        self.lateAlertAttempts = lateAlertAttempts
+        self.alerting = alerting
     }
 
     // MARK: Documents
@@ -273,7 +270,7 @@ public struct PageRenderer: Sendable {
     // MARK: 3. Action and impact
 
     func action() -> String {
-        let narrative = Narrative(data, reach: reach)
+        let narrative = Narrative(data, reach: alerting.reach)
         let recovery = rows("mart_recovery_opportunity")
         let recent = Set(data.months.suffix(Narrative.recentMonths + 1).dropLast())
         var byReason: [String: (lost: Int64, recovered: Int64, lostN: Int64, recN: Int64)] = [:]
@@ -472,12 +469,12 @@ public struct PageRenderer: Sendable {
              a.evidence.map { String(format: "10^%.1f", $0 / log(10)) } ?? "–"]
         })
         out += "<h2>What the detector can catch now</h2>"
-        guard let reach else {
+        guard let reach = alerting.reach else {
             return out + reading("Not known: this state directory holds no failure-spike detector (its consumer runs without alerts, "
                 + "or has not checkpointed yet).")
         }
         out += reading("At this volume " + DetectionReach.sentence(reach) + ".")
-        if let late = DashboardData.lateAttemptsSentence(lateAlertAttempts) { out += reading(late) }
+        if let late = DashboardData.lateAttemptsSentence(alerting.lateAttempts) { out += reading(late) }
         let seen = reach.filter { $0.attemptsPerHour > 0 && !$0.scope.contains("/") }
         let percent = Int(((reach.first?.outageRate ?? 0.5) * 100).rounded())
         out += table(["scope", "first attempts an hour", "baseline failure rate", "an outage failing \(percent)% caught in"], seen.map { r in

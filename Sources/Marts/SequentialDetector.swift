@@ -33,8 +33,8 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
     public var priorFailureRate: Double
     /// Attempts (decayed) a scope needs before it may fire.
     public var minBaselineAttempts: Double
-    /// Evidence (natural log of the likelihood ratio) that the rate is back at the baseline before a firing
-    /// scope resolves: 6.9 is odds of 1000 to 1.
+    /// Evidence (natural log of the likelihood ratio) that the rate is back at the baseline, rather than at the
+    /// outage's rate the alert measured, before a firing scope resolves: 6.9 is odds of 1000 to 1.
     public var resolveEvidence: Double
     /// `first`: first attempts only (retries fail far more often and come in dunning waves); `all`: every attempt.
     public var attempts: AlertRules.Rule.AttemptKind
@@ -149,7 +149,7 @@ struct ScopeDetector: Sendable, Equatable {
         /// The alert's time (ms) and the estimated start of the shift (minute).
         var at: Int64
         var shiftStart: Int64
-        /// The baseline, and the smallest shifted rate tuned for (what the recovery test weighs it against).
+        /// The baseline, and the outage's rate the recovery test weighs it against (`recoveryRate`).
         var baseline: Double
         var rate: Double
         var recovery = 0.0
@@ -202,7 +202,7 @@ public struct SequentialDetector: Sendable, Equatable {
             let p0 = baseline(d)
             let (nd, fd) = (Double(n), Double(f))
             if var firing = d.firing {
-                // Is the rate back? A CUSUM of the baseline against the smallest shift tuned for.
+                // Is the rate back? A CUSUM of the baseline against the outage's rate as the alert measured it (`recoveryRate`).
                 let p1 = firing.rate
                 firing.recovery = max(0, firing.recovery + fd * log(firing.baseline / p1) + (nd - fd) * log((1 - firing.baseline) / (1 - p1)))
                 firing.attempts += n
@@ -246,11 +246,8 @@ public struct SequentialDetector: Sendable, Equatable {
                 if let best {
                     let c = d.cusums[best.k]
                     let rate = Double(c.failures) / Double(c.attempts)
-                    // Resolution weighs the baseline against the smallest shift the detector is tuned for: the rate
-                    // measured at firing (from a few attempts, in a thin scope) may overstate the outage, and a test
-                    // against it would take a still-raised rate for recovery.
-                    let smallest = design(p0, config.shifts.min() ?? 2)
-                    d.firing = ScopeDetector.Firing(at: at, shiftStart: c.since, baseline: p0, rate: smallest, attempts: c.attempts, failures: c.failures)
+                    d.firing = ScopeDetector.Firing(at: at, shiftStart: c.since, baseline: p0, rate: recoveryRate(p0, fired: best.k, seen: rate),
+                                                    attempts: c.attempts, failures: c.failures)
                     out.append(Alert(rule: config.id, scope: scope.name, state: .firing, at: Timestamp(ms: at), firingSince: Timestamp(ms: at),
                                      observedRate: rate, baselineRate: p0, attempts: Int(c.attempts), failures: Int(c.failures),
                                      windowMinutes: Int(minute + 1 - c.since), shiftStart: Timestamp(ms: c.since * AlertEngine.minute),
@@ -287,6 +284,19 @@ extension SequentialDetector {
 
     /// The failure rate the CUSUM for `shift` times the baseline is tuned for.
     func design(_ p0: Double, _ shift: Double) -> Double { min(0.95, max(p0 * shift, p0 + config.minIncrease)) }
+
+    /// The outage's rate the recovery test weighs the baseline against: the rate the CUSUM that fired is tuned
+    /// for, or the rate seen since the shift began if lower (a thin scope's few attempts can fire a CUSUM tuned far
+    /// above the outage), and never below the smallest shift tuned for. The alert resolves once the attempts
+    /// since favour the baseline over that rate by `resolveEvidence`: once the outage is over, which is what the
+    /// person it paged needs to know. Against the smallest shift instead (2× or `minIncrease` above the baseline),
+    /// a 6-hour outage at 30,000 customers kept firing for 1 to 3 days: telling a 0.6% rate from 3.6% takes about
+    /// 225 clean attempts, a day of them in that scope. A rate still raised after the resolution is a new shift, and
+    /// the CUSUMs, reset, catch it again.
+    func recoveryRate(_ p0: Double, fired k: Int, seen: Double) -> Double {
+        let smallest = design(p0, config.shifts.min() ?? 2)
+        return max(smallest, min(design(p0, config.shifts[k]), seen))
+    }
 }
 
 extension SequentialDetector {

@@ -90,10 +90,10 @@ public struct ReportCommand: ParsableCommand {
         // As the dashboard shows it: with the partial-history banner when the history is partial.
         let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: URL(fileURLWithPath: stateDir)),
                                  historyGaps: HistoryStart.summaries(state.history()))
-        let alerting = StateDirectorySource.reach(fromCheckpointIn: URL(fileURLWithPath: stateDir))
+        let alerting = StateDirectorySource.alerting(fromCheckpointIn: URL(fileURLWithPath: stateDir)) ?? .unknown
         let format = resolvedFormat
-        let text = format == "md" ? MarkdownReport.render(data, reach: alerting?.reach, lateAlertAttempts: alerting?.lateAttempts ?? 0)
-            : PageRenderer(data: data, reach: alerting?.reach, lateAlertAttempts: alerting?.lateAttempts ?? 0).report()
+        let text = format == "md" ? MarkdownReport.render(data, alerting: alerting)
+            : PageRenderer(data: data, alerting: alerting).report()
         if out == "-" { print(text) } else {
             try Data(text.utf8).write(to: URL(fileURLWithPath: out), options: .atomic)
             Console.err("report: \(out) (\(format), as of \(data.asOf?.description ?? "-"))")

@@ -32,25 +32,20 @@ public final class StateDirectorySource: Sendable {
     let liveSinks: (@Sendable () -> [DashboardAPI.SinkHealth])?
     /// When served by a consumer reading Kafka: how long no broker has answered (nil while one does).
     let liveKafkaWaiting: (@Sendable () -> Double?)?
-    /// Served by a consumer: what its failure-spike detector can catch now.
-    let liveReach: (@Sendable () -> [DetectionReach])?
-    /// Served by a consumer: the payment attempts its alert engine left out as late.
-    let liveLateAttempts: (@Sendable () -> Int)?
+    /// Served by a consumer with alerts: what its failure-spike detector can catch now and what it left out.
+    let liveAlerting: (@Sendable () -> AlertCoverage)?
     /// Otherwise, the same from the alert engine's checkpoint in the state directory (nil without one).
-    private let checkpointedReach = Mutex<(reach: [DetectionReach], lateAttempts: Int)?>(nil)
+    private let checkpointedAlerting = Mutex<AlertCoverage?>(nil)
 
-    /// What the failure-spike detector can catch: live when a consumer serves the dashboard, else as of the
-    /// alert engine's last checkpoint; nil when the state directory has none (a consumer run without alerts).
-    public var reach: [DetectionReach]? { liveReach?() ?? checkpointedReach.withLock { $0?.reach } }
-    /// Payment attempts the alert engine left out because they came after their minute was evaluated (live, or
-    /// as of its checkpoint).
-    public var lateAlertAttempts: Int { liveLateAttempts?() ?? checkpointedReach.withLock { $0?.lateAttempts ?? 0 } }
+    /// What the failure-spike detector can catch and the payment attempts it left out as late: live when a
+    /// consumer serves the dashboard, else as of the alert engine's last checkpoint; `.unknown` when the state
+    /// directory has none (a consumer run without alerts).
+    public var alerting: AlertCoverage { liveAlerting?() ?? checkpointedAlerting.withLock { $0 } ?? .unknown }
 
     public init(directory: URL, metricsFile: URL? = nil, metrics: MetricsRegistry = MetricsRegistry(),
                 liveSinks: (@Sendable () -> [DashboardAPI.SinkHealth])? = nil, liveKafkaWaiting: (@Sendable () -> Double?)? = nil,
-                liveReach: (@Sendable () -> [DetectionReach])? = nil, liveLateAttempts: (@Sendable () -> Int)? = nil) {
-        self.liveReach = liveReach
-        self.liveLateAttempts = liveLateAttempts
+                liveAlerting: (@Sendable () -> AlertCoverage)? = nil) {
+        self.liveAlerting = liveAlerting
         self.directory = directory
         self.liveKafkaWaiting = liveKafkaWaiting
         self.metricsFile = metricsFile
@@ -96,7 +91,7 @@ public final class StateDirectorySource: Sendable {
             let history = state.history()
             let d = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: directory), historyGaps: HistoryStart.summaries(history))
             historyRecords.withLock { $0 = history }
-            if liveReach == nil { checkpointedReach.withLock { $0 = Self.reach(fromCheckpointIn: directory) } }
+            if liveAlerting == nil { checkpointedAlerting.withLock { $0 = Self.alerting(fromCheckpointIn: directory) } }
             current.withLock { $0 = d }
             signature.withLock { $0 = f }
             loadError.withLock { $0 = nil }
@@ -109,13 +104,13 @@ public final class StateDirectorySource: Sendable {
     }
 
     /// The detector's reach as of the alert engine's checkpoint, restored under the rules it was written with, and
-    /// the attempts it had left out as late.
-    static func reach(fromCheckpointIn directory: URL) -> (reach: [DetectionReach], lateAttempts: Int)? {
+    /// the attempts it had left out as late; nil without such a checkpoint.
+    static func alerting(fromCheckpointIn directory: URL) -> AlertCoverage? {
         guard let loaded = try? AlertStateStore(stateDirectory: directory).load(rules: nil),
               let rules = try? JSONDecoder().decode(AlertRules.self, from: Data(loaded.rules.utf8)), rules.sequential != nil
         else { return nil }
         let engine = AlertEngine(rules: rules, state: loaded.state)
-        return (engine.detectionReach(outageRate: ConsumerMetrics.referenceOutageRate), engine.lateAttempts)
+        return AlertCoverage(reach: engine.detectionReach(outageRate: ConsumerMetrics.referenceOutageRate), lateAttempts: engine.lateAttempts)
     }
 
     /// What `/metrics` serves: the metrics file's families (those this process does not export itself), then
@@ -218,7 +213,7 @@ public struct DashboardServer: Sendable {
         let source = self.source
         for page in Page.allCases {
             router.get(RouterPath(page.path)) { _, _ in
-                Self.html(PageRenderer(data: source.data, reach: source.reach, lateAlertAttempts: source.lateAlertAttempts).document(page))
+                Self.html(PageRenderer(data: source.data, alerting: source.alerting).document(page))
             }
         }
         router.get("/customers/:id") { _, context in
@@ -241,14 +236,14 @@ public struct DashboardServer: Sendable {
             return Self.json(DashboardAPI.version(d))
         }
         router.get("/api/kpis") { _, _ in Self.json(DashboardAPI.kpis(source.data)) }
-        router.get("/api/narrative") { _, _ in Self.json(DashboardAPI.narrative(source.data, reach: source.reach)) }
+        router.get("/api/narrative") { _, _ in Self.json(DashboardAPI.narrative(source.data, reach: source.alerting.reach)) }
         router.get("/api/alerts") { _, _ in Self.json(DashboardAPI.alerts(source.data)) }
         router.get("/api/alert-reach") { _, _ in
-            guard let reach = source.reach else {
+            guard let body = DashboardAPI.alertReach(source.alerting) else {
                 return Self.json(DashboardAPI.error("no failure-spike detector in this state directory: its consumer runs without alerts or has not checkpointed yet"),
                                  status: .notFound)
             }
-            return Self.json(DashboardAPI.alertReach(reach, lateAttempts: source.lateAlertAttempts))
+            return Self.json(body)
         }
         router.get("/api/history") { _, _ in Self.json(HistoryReport(source.history, customersWithoutSignup: source.data.snapshot.customersWithoutSignup).json) }
         router.get("/api/at-risk") { request, _ in

@@ -133,7 +133,7 @@ struct DemoCommand: ParsableCommand {
         }
         if let report {
             let reach = consumer.detectionReach(outageRate: ConsumerMetrics.referenceOutageRate)
-            try Data(PageRenderer(data: data, reach: reach, lateAlertAttempts: consumer.lateAlertAttempts).report().utf8).write(to: URL(fileURLWithPath: report), options: .atomic)
+            try Data(PageRenderer(data: data, alerting: AlertCoverage(reach: reach, lateAttempts: consumer.lateAlertAttempts)).report().utf8).write(to: URL(fileURLWithPath: report), options: .atomic)
             Console.out("report written to \(report)")
         }
         withExtendedLifetime(broker) {}

@@ -43,6 +43,11 @@ public struct AlertEvaluation: Sendable {
         /// scope or CUSUM; nil when it decides in no scope within the window. A goal faster than this is beyond any
         /// detector that meets the false-alarm goal.
         public var bound: RealizedOracle?
+        /// Every firing alert about the incident (more than one: it resolved and fired again, or several scopes fired).
+        public var firings: Int = 0
+        /// Minutes from the incident's end to the last resolution of an alert about it (negative: before the end);
+        /// nil when one of them still fires at the run's end or none fired.
+        public var resolvedAfterEndMinutes: Double?
         /// Whether the oracle, given this run's attempts, decides within the incident's window.
         public var detectable: Bool { realized != nil }
         /// The goal: detected within 2× the delay of the oracle on this run's attempts plus one evaluation step
@@ -203,7 +208,12 @@ public struct AlertEvaluation: Sendable {
                     if minutes < bound?.delayMinutes ?? .infinity { bound = RealizedOracle(scope: scope, delayMinutes: minutes, attempts: n) }
                 }
             }
-            return Detection(incident: w, alert: firing.first { matches($0, w) }, oracle: best, realized: first, bound: bound)
+            let about = firing.filter { matches($0, w) }
+            // Each firing's resolution: the resolved alert of its scope that names its firing time.
+            let resolutions = about.map { f in alerts.first { $0.state == .resolved && $0.scope == f.scope && $0.firingSince == f.at }?.at.ms }
+            let resolvedAfterEnd = about.isEmpty || resolutions.contains(nil) ? nil : Double(resolutions.map { $0! }.max()! - w.end.ms) / 60_000
+            return Detection(incident: w, alert: about.first, oracle: best, realized: first, bound: bound,
+                             firings: about.count, resolvedAfterEndMinutes: resolvedAfterEnd)
         }
         let falseAlerts = firing.filter { a in !incidents.contains { matches(a, $0) } }
         return AlertEvaluation(detections: detections, falseAlerts: falseAlerts,
@@ -222,8 +232,10 @@ public struct AlertEvaluation: Sendable {
             let oracle = d.oracle.map { String(format: "oracle %.1f min expected in [%@] (%.2f%% → %.1f%%, %.2f attempts/min), %@", $0.delayMinutes, $0.scope,
                                                $0.baseline * 100, $0.rate * 100, $0.attemptsPerMinute, realized) } ?? "oracle: no attempts"
             if let a = d.alert {
-                lines.append(String(format: "incident %@ (%@, %@ at %.0f%%, %.1f h): detected by %@ [%@] after %.1f minutes; %@",
-                                    w.name, w.start.description, scope, w.failureRate * 100, w.durationMinutes / 60, a.rule, a.scope, d.delayMinutes!, oracle))
+                let resolved = d.resolvedAfterEndMinutes.map { String(format: "resolved %.1f h after the incident's end", $0 / 60) } ?? "still firing at the end of the run"
+                lines.append(String(format: "incident %@ (%@, %@ at %.0f%%, %.1f h): detected by %@ [%@] after %.1f minutes (%d firing alert(s), %@); %@",
+                                    w.name, w.start.description, scope, w.failureRate * 100, w.durationMinutes / 60, a.rule, a.scope, d.delayMinutes!,
+                                    d.firings, resolved, oracle))
             } else {
                 lines.append(String(format: "incident %@ (%@, %@ at %.0f%%, %.1f h): NOT detected; %@", w.name, w.start.description, scope,
                                     w.failureRate * 100, w.durationMinutes / 60, oracle))
@@ -261,6 +273,8 @@ public struct SeededDetection: Sendable {
     public var realizedDelays: [Double?] { runs.map { $0.realized?.delayMinutes } }
     /// Per seed, the limit of any test held to the goal's false-alarm rate (`Detection.bound`; nil: beyond the window).
     public var boundDelays: [Double?] { runs.map { $0.bound?.delayMinutes } }
+    /// Per seed, hours from the incident's end to the resolution of its alerts (nil: not detected, or still firing).
+    public var resolvedAfterEndHours: [Double?] { runs.map { $0.resolvedAfterEndMinutes.map { $0 / 60 } } }
 
     public func meetsGoal(step: Double) -> Bool { runs.allSatisfy { $0.meetsGoal(step: step) } }
 
@@ -379,10 +393,12 @@ struct EvaluateCommand: ParsableCommand {
                     if seedList.count > 1 {
                         func list(_ xs: [Double?], _ none: String) -> String { xs.map { $0.map { String(format: "%.0f", $0) } ?? none }.joined(separator: ", ") }
                         Console.out(String(format: "== %@ over %d seeds: delays %@ min (mean %@); oracle on each seed's attempts %@ min; expected oracle mean %@; "
-                                           + "any test within %@ false alert(s) a month: %@ min",
+                                           + "any test within %@ false alert(s) a month: %@ min; resolved %@ h after its end; firing alerts %@",
                                            d.incident.name, seedList.count, list(d.delays, "missed"), d.meanDelay.map { String(format: "%.1f", $0) } ?? "-",
                                            list(d.realizedDelays, "beyond"), d.meanOracle.map { String(format: "%.1f min", $0) } ?? "-",
-                                           String(format: "%g", maxFalsePerMonth), list(d.boundDelays, "beyond")))
+                                           String(format: "%g", maxFalsePerMonth), list(d.boundDelays, "beyond"),
+                                           d.resolvedAfterEndHours.map { $0.map { String(format: "%.1f", $0) } ?? "-" }.joined(separator: ", "),
+                                           d.runs.map { "\($0.firings)" }.joined(separator: ", ")))
                     }
                     if !d.meetsGoal(step: step) {
                         ok = false

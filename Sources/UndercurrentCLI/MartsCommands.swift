@@ -227,10 +227,12 @@ extension MartsConsumerCommand {
         }
         let readWaiting: @Sendable () -> Double? = { consumer.metrics.clusterWaitingSeconds }
         let waiting = fromArchive == nil ? readWaiting : nil
-        let reach: @Sendable () -> [DetectionReach] = { consumer.metrics.detectionReach }
-        let late: @Sendable () -> Int = { consumer.metrics.lateAlertAttempts }
+        let alerting: @Sendable () -> AlertCoverage = {
+            let m = consumer.metrics
+            return AlertCoverage(reach: m.detectionReach, lateAttempts: m.lateAlertAttempts)
+        }
         let source = StateDirectorySource(directory: options.stateDirectory, metrics: options.metrics, liveSinks: sinks, liveKafkaWaiting: waiting,
-                                          liveReach: options.alertRules == nil ? nil : reach, liveLateAttempts: options.alertRules == nil ? nil : late)
+                                          liveAlerting: options.alertRules == nil ? nil : alerting)
         let server = DashboardServer(source: source, host: address.host, port: address.port, token: try dashboardToken(token))
         return server.services(logger: common.makeLogger("dashboard")) { port in Console.err("dashboard: \(address.url(port: port))/") }
     }

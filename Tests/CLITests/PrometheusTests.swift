@@ -129,7 +129,7 @@ import UndercurrentCLI
         // And every rule's expression.
         let rulesText = try String(contentsOf: Self.deploy.appendingPathComponent("prometheus/rules.yml"), encoding: .utf8)
         let ruleExpressions = rulesText.split(separator: "\n").filter { $0.contains("expr:") }.count
-        #expect(ruleExpressions == 21)
+        #expect(ruleExpressions == 22)
         let panelTitles = Set(panels.compactMap { $0["title"] as? String })
         for wanted in ["Consumer lag per partition (messages)", "Delivery latency", "End-to-end latency (estimate)", "Checkpoint duration",
                        "Dead letters", "Failure-spike alerts", "Failure spikes firing", "What the marts and alerts have not seen", "Failure-spike reach", "Sink lag", "Input messages by outcome",

@@ -172,7 +172,7 @@ func stateDirectory(_ p: SimulationParameters) throws -> URL {
         #expect(none.text == "No failure spike was raised since \(first). At this volume \(DetectionReach.sentence(reach)).")
         #expect(none.text.contains("about 13.2 h"))
         #expect(none.numbers["spikes"] == 0 && none.numbers["overall_hours_to_detect"] == 13.25)
-        let md = MarkdownReport.render(DashboardData(snapshot: s), reach: reach)
+        let md = MarkdownReport.render(DashboardData(snapshot: s), alerting: AlertCoverage(reach: reach))
         #expect(md.contains("None raised.") && md.contains("### What the detector can catch now\n\nAt this volume an outage failing 50%"))
         let api = try JSONSerialization.jsonObject(with: Data(DashboardAPI.narrative(d, reach: reach).utf8)) as? [String: Any]
         let findings = try #require(api?["findings"] as? [[String: Any]])

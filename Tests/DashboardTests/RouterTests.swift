@@ -138,7 +138,7 @@ import UndercurrentCLI
             DetectionReach(scope: "plan:premium", attemptsPerHour: 4, baselineRate: 0.1, outageRate: 0.5, minimumAttemptsPerHour: 0.8, hoursToDetect: 2.5),
             DetectionReach(scope: "plan:enterprise", attemptsPerHour: 0.5, baselineRate: nil, outageRate: 0.5, minimumAttemptsPerHour: 0.8, hoursToDetect: nil),
         ]
-        let live = StateDirectorySource(directory: Self.state, liveReach: { reach }, liveLateAttempts: { 3 })
+        let live = StateDirectorySource(directory: Self.state, liveAlerting: { AlertCoverage(reach: reach, lateAttempts: 3) })
         live.refresh(logger: quiet)
         try await Application(router: DashboardServer(source: live).router()).test(.router) { client in
             try await client.execute(uri: "/alerts", method: .get) { r in
