@@ -67,8 +67,10 @@ ROWS = [
          "The scopes where a failure-spike alert fires now (Prometheus' UndercurrentFailureSpike pages on the same series); the alerts page of the dashboard explains each."),
         ("What the marts and alerts have not seen", "short", [
             ("sum by (topic) (undercurrent_history_missed_messages)", "{{topic}}: first messages never applied"),
-            ("undercurrent_alert_late_attempts", "{{instance}}: payment attempts too late for alerting")],
-         "Messages before the first one applied, per input topic (retention deleted them before the consumer read them: the marts' history is partial), and payment attempts that came after their minute was evaluated (in the marts, left out of alerting)."),
+            ("undercurrent_alert_late_attempts", "{{instance}}: payment attempts too late for alerting"),
+            ("count by (instance) (undercurrent_alert_scope_attempts_per_hour > 0 unless on (instance, scope) undercurrent_alert_detection_seconds)",
+             "{{instance}}: scopes with payments but no baseline yet")],
+         "Messages before the first one applied, per input topic (retention deleted them before the consumer read them: the marts' history is partial); payment attempts that came after their minute was evaluated (in the marts, left out of alerting); and the scopes that see payments but whose baseline is still being learnt, where no failure spike can be alerted on yet."),
         ("Failure-spike reach", "s", [
             ("undercurrent_alert_detection_seconds{scope=~\"overall|plan:[a-z]+\"}", "{{scope}}")],
          "Expected time from the start of an outage failing half of a scope's first attempts to its alert, at the present volume; a scope appears once its baseline is learnt."),

@@ -34,7 +34,9 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
     /// Attempts (decayed) a scope needs before it may fire.
     public var minBaselineAttempts: Double
     /// Evidence (natural log of the likelihood ratio) that the rate is back at the baseline, rather than at the
-    /// outage's rate the alert measured, before a firing scope resolves: 6.9 is odds of 1000 to 1.
+    /// outage's rate as measured so far, before a firing scope resolves: 6.9 is odds of 1000 to 1. The least
+    /// asked: a scope with many attempts asks more, so that a lucky run of successes while the outage lasts
+    /// resolves it by chance less than once a week (`SequentialDetector.resolveThreshold`).
     public var resolveEvidence: Double
     /// `first`: first attempts only (retries fail far more often and come in dunning waves); `all`: every attempt.
     public var attempts: AlertRules.Rule.AttemptKind
@@ -121,6 +123,13 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
         return h
     }
 
+    /// The Wilson score interval's lower end at z = 1.96 (95%, two-sided) for `failures` in `attempts`.
+    public static func lowerBound(failures: Int64, attempts: Int64) -> Double {
+        guard attempts > 0 else { return 0 }
+        let n = Double(attempts), p = Double(failures) / n, z = 1.96, z2 = z * z
+        return max(0, (p + z2 / (2 * n) - z * (p * (1 - p) / n + z2 / (4 * n * n)).squareRoot()) / (1 + z2 / n))
+    }
+
     public static func kl(_ p: Double, _ q: Double) -> Double {
         p * log(p / q) + (1 - p) * log((1 - p) / (1 - q))
     }
@@ -149,7 +158,7 @@ struct ScopeDetector: Sendable, Equatable {
         /// The alert's time (ms) and the estimated start of the shift (minute).
         var at: Int64
         var shiftStart: Int64
-        /// The baseline, and the outage's rate the recovery test weighs it against (`recoveryRate`).
+        /// The baseline, and the outage's rate the recovery test weighs it against now (`recoveryRate`).
         var baseline: Double
         var rate: Double
         var recovery = 0.0
@@ -202,12 +211,15 @@ public struct SequentialDetector: Sendable, Equatable {
             let p0 = baseline(d)
             let (nd, fd) = (Double(n), Double(f))
             if var firing = d.firing {
-                // Is the rate back? A CUSUM of the baseline against the outage's rate as the alert measured it (`recoveryRate`).
+                // Is the rate back? A CUSUM of the baseline against the outage's rate as measured so far (`recoveryRate`).
                 let p1 = firing.rate
                 firing.recovery = max(0, firing.recovery + fd * log(firing.baseline / p1) + (nd - fd) * log((1 - firing.baseline) / (1 - p1)))
                 firing.attempts += n
                 firing.failures += f
-                if firing.recovery >= config.resolveEvidence {
+                // The outage's rate is learnt while the attempts still look like it (no evidence of recovery): after
+                // it ends, clean attempts would pull the estimate towards the baseline and slow the test down.
+                if firing.recovery == 0 { firing.rate = recoveryRate(p0: firing.baseline, failures: firing.failures, attempts: firing.attempts) }
+                if firing.recovery >= resolveThreshold(d, p1: p1, minute: minute, tau: tau) {
                     out.append(Alert(rule: config.id, scope: scope.name, state: .resolved, at: Timestamp(ms: at), firingSince: Timestamp(ms: firing.at),
                                      observedRate: Double(firing.failures) / Double(max(firing.attempts, 1)), baselineRate: firing.baseline,
                                      attempts: Int(firing.attempts), failures: Int(firing.failures),
@@ -246,7 +258,7 @@ public struct SequentialDetector: Sendable, Equatable {
                 if let best {
                     let c = d.cusums[best.k]
                     let rate = Double(c.failures) / Double(c.attempts)
-                    d.firing = ScopeDetector.Firing(at: at, shiftStart: c.since, baseline: p0, rate: recoveryRate(p0, fired: best.k, seen: rate),
+                    d.firing = ScopeDetector.Firing(at: at, shiftStart: c.since, baseline: p0, rate: recoveryRate(p0: p0, failures: c.failures, attempts: c.attempts),
                                                     attempts: c.attempts, failures: c.failures)
                     out.append(Alert(rule: config.id, scope: scope.name, state: .firing, at: Timestamp(ms: at), firingSince: Timestamp(ms: at),
                                      observedRate: rate, baselineRate: p0, attempts: Int(c.attempts), failures: Int(c.failures),
@@ -285,17 +297,31 @@ extension SequentialDetector {
     /// The failure rate the CUSUM for `shift` times the baseline is tuned for.
     func design(_ p0: Double, _ shift: Double) -> Double { min(0.95, max(p0 * shift, p0 + config.minIncrease)) }
 
-    /// The outage's rate the recovery test weighs the baseline against: the rate the CUSUM that fired is tuned
-    /// for, or the rate seen since the shift began if lower (a thin scope's few attempts can fire a CUSUM tuned far
-    /// above the outage), and never below the smallest shift tuned for. The alert resolves once the attempts
-    /// since favour the baseline over that rate by `resolveEvidence`: once the outage is over, which is what the
-    /// person it paged needs to know. Against the smallest shift instead (2× or `minIncrease` above the baseline),
-    /// a 6-hour outage at 30,000 customers kept firing for 1 to 3 days: telling a 0.6% rate from 3.6% takes about
-    /// 225 clean attempts, a day of them in that scope. A rate still raised after the resolution is a new shift, and
-    /// the CUSUMs, reset, catch it again.
-    func recoveryRate(_ p0: Double, fired k: Int, seen: Double) -> Double {
-        let smallest = design(p0, config.shifts.min() ?? 2)
-        return max(smallest, min(design(p0, config.shifts[k]), seen))
+    /// The outage's rate the recovery test weighs the baseline against: the lower end of the 95% interval of the
+    /// rate seen since the shift began, updated every minute while the scope fires and the attempts do not yet
+    /// favour the baseline, and never below the smallest shift tuned for. The alert resolves once the attempts since favour the baseline over it by
+    /// `resolveEvidence`: once the outage is over, which is what the person it paged needs to know.
+    /// - Against the smallest shift instead (2× or `minIncrease` above the baseline), a 6-hour outage at 30,000
+    ///   customers kept firing for 1 to 3 days: telling a 0.6% rate from 3.6% takes about 225 clean attempts, a day
+    ///   of them in that scope.
+    /// - Against the rate seen when it fired, an outage still under way could look over: a thin scope's few
+    ///   attempts overstate it (6 failures in 10 say little more than 30%), and an outage of 25% then looks like
+    ///   the baseline next to 60%. The interval's lower end starts low and rises towards the outage's true rate
+    ///   as its attempts come in.
+    /// A rate still raised after the resolution is a new shift, and the CUSUMs, reset, catch it again.
+    func recoveryRate(p0: Double, failures: Int64, attempts: Int64) -> Double {
+        max(design(p0, config.shifts.min() ?? 2), min(0.95, SequentialAlerting.lowerBound(failures: failures, attempts: attempts)))
+    }
+
+    /// The evidence a firing scope needs to resolve: `resolveEvidence`, or more where the scope sees many attempts.
+    /// The recovery test is a CUSUM too, and while the outage lasts at the rate `p1` it weighs against, each of its
+    /// excursions is a chance to cross by luck: Siegmund's approximation gives the threshold at which that happens
+    /// once in a week of the scope's attempts. Without it, an outage of 21% in a scope seeing 2 attempts a minute
+    /// looked over after a run of 33 successes (a 1-in-2,500 run, so one or two a day), and paged again.
+    func resolveThreshold(_ d: ScopeDetector, p1: Double, minute: Int64, tau: Double) -> Double {
+        let p0 = d.firing?.baseline ?? baseline(d)
+        let week = max(attemptsPerMinute(d, minute: minute, tau: tau) * 7 * 24 * 60, 10)
+        return max(config.resolveEvidence, SequentialAlerting.threshold(arl0: week, kl01: SequentialAlerting.kl(p1, p0)))
     }
 }
 
