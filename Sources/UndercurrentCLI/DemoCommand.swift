@@ -18,7 +18,8 @@ struct DemoCommand: ParsableCommand {
         discussion: """
         Starts the embedded broker, runs billing, payments and engagement producers in backfill mode next to the \
         marts consumer, waits until the consumer has taken in every delivered event, and proves by counting that \
-        nothing was lost to the embedded broker's 5 MiB-per-partition retention.
+        nothing was lost to the embedded broker's 5 MiB-per-partition retention: a producer that runs more than \
+        about 2 MiB a partition (5,000 messages) ahead of the consumer waits for it, so the demo works at any size.
         """
     )
 
@@ -29,6 +30,11 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Also write the one-file HTML report (every dashboard page) here.") var report: String?
     @Option(help: "Afterwards, serve the dashboard on HOST:PORT (e.g. 127.0.0.1:8080) until Ctrl-C.") var serve: String?
     @OptionGroup var common: CommonOptions
+
+    /// How many messages a partition a producer may run ahead of the consumer: about 2 MiB of the embedded broker's
+    /// 5 MiB a partition at the simulated events' 300-400 bytes a message with key and headers, leaving room for
+    /// keys that spread unevenly.
+    static let aheadPerPartition = 5_000
 
     func validate() throws {
         guard (1...64).contains(partitions) else { throw ValidationError("--partitions: expected 1 to 64, got \(partitions)") }
@@ -63,20 +69,25 @@ struct DemoCommand: ParsableCommand {
         let consumerError = Mutex<String?>(nil)
         Thread {
             do { try consumer.run(kafka: kafka, stop: consumerStop) } catch { consumerError.withLock { $0 = "\(error)" } }
+            takeAll.consumerEnded()
             consumerDone.signal()
         }.start()
+        stop.onStop { takeAll.consumerEnded() }
 
         let started = ContinuousClock.now
         let totals = Mutex<(sent: Int, delivered: Int, failed: Int)>((0, 0, 0))
         let group = DispatchGroup()
         let start = try simulation.startTime()
         let parameters = try simulation.parameters()
+        // At most `aheadPerPartition` messages a partition unread (keys spread evenly over the partitions).
+        let allowed = partitions * Self.aheadPerPartition
         for topic in InputTopic.allCases {
             let producer = try KafkaProducer(config: kafka, logger: logger)
             group.enter()
             Thread {
                 defer { group.leave() }
-                let run = ProducerRun(topics: [topic], pacing: .backfill, label: "\(topic.rawValue)-producer")
+                var run = ProducerRun(topics: [topic], pacing: .backfill, label: "\(topic.rawValue)-producer")
+                run.holdBack = { sent in takeAll.wait(for: topic, toReach: sent - allowed) }
                 do {
                     let s = try run.run(world: try World(parameters), simulationStart: start, producer: producer, stop: stop) { line in
                         if topic == .engagement { Console.progress(line) }
@@ -96,24 +107,28 @@ struct DemoCommand: ParsableCommand {
         consumerDone.wait()
         if let e = consumerError.withLock({ $0 }) { throw CLIError("consumer failed: \(e)") }
 
-        // Prove by counting that the broker dropped nothing and the consumer took in everything.
+        // Prove by counting that the consumer took in everything: no message was deleted by the broker's retention
+        // before the consumer read it (its history says how many it missed). The broker may have deleted messages
+        // since, after they were read: a demo larger than it keeps.
         // Its own scope: every client is gone before the broker stops, so none logs a refused connection.
-        let dropped = try {
+        let deleted = try {
             let admin = try KafkaAdmin(config: kafka, logger: logger)
-            var dropped = 0
+            var deleted = 0
             for topic in Topics.inputs {
-                for p in 0..<partitions { dropped += Int(try admin.watermarks(TopicPartition(topic, Int32(p))).low) }
+                for p in 0..<partitions { deleted += Int(try admin.watermarks(TopicPartition(topic, Int32(p))).low) }
             }
-            return dropped
+            return deleted
         }()
         let state = try StateDirectory(stateDir)
         let (snapshot, offsets) = try state.load()
         let consumed = offsets.values.reduce(0) { $0 + $1.values.reduce(0) { $0 + Int($1) } }
+        let history = state.history()
+        let missed = history.reduce(0) { $0 + Int($1.missedMessages) }
         Console.out("")
         Console.out(ExecutiveKPIs(snapshot).text)
         Console.out("")
         // What to fix first: the narrative's recommendations, or why it cannot conclude.
-        let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: stateURL), historyGaps: HistoryStart.summaries(state.history()))
+        let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: stateURL), historyGaps: HistoryStart.summaries(history))
         let narrative = Narrative(data)
         if let insufficient = narrative.insufficient {
             Console.out("what to fix first: not known yet. \(insufficient)")
@@ -126,7 +141,8 @@ struct DemoCommand: ParsableCommand {
         Console.out("")
         Console.out("alerts: \(consumer.summary.alertsFiring) fired, \(consumer.summary.alertsResolved) resolved")
         Console.out("at this volume \(DetectionReach.sentence(consumer.detectionReach(outageRate: ConsumerMetrics.referenceOutageRate))) (`undercurrent evaluate-alerts` measures detection at other sizes)")
-        Console.out("counted: \(produced.sent) events simulated, \(produced.delivered) delivered, \(consumed) consumed (offsets), \(snapshot.accepted) accepted, \(snapshot.duplicates) duplicates, \(snapshot.rejected) rejected; \(dropped) dropped by broker retention")
+        Console.out("counted: \(produced.sent) events simulated, \(produced.delivered) delivered, \(consumed) consumed (offsets), \(snapshot.accepted) accepted, \(snapshot.duplicates) duplicates, \(snapshot.rejected) rejected; \(missed) lost to broker retention"
+                    + (deleted > 0 ? " (it deleted \(deleted) messages after the consumer had read them)" : ""))
         if let export {
             try MartExporter.write(snapshot, offsets: offsets, to: URL(fileURLWithPath: export), json: false)
             Console.out("marts exported to \(export)")
@@ -138,7 +154,7 @@ struct DemoCommand: ParsableCommand {
         }
         withExtendedLifetime(broker) {}
         guard produced.failed == 0, produced.delivered == produced.sent, snapshot.accepted == produced.delivered,
-              consumed == produced.delivered, dropped == 0 else {
+              consumed == produced.delivered, missed == 0 else {
             Console.err("demo: error: the counts above do not agree")
             throw ExitCode(1)
         }
@@ -153,13 +169,40 @@ struct DemoCommand: ParsableCommand {
 }
 
 /// Stops the demo's consumer once it has taken in as many messages as the producers delivered (known when they are
-/// done), rather than after its idle wait.
+/// done), rather than after its idle wait; and holds a producer back while the consumer trails it by too much.
 final class TakeAll: ConsumerProbe {
     private let stop: StopSignal
     private let taken = Atomic<Int>(0)
     private let expected = Atomic<Int>(.max)
+    /// Per input topic (`ordinal`): messages applied, and the count at which a waiting producer is to be woken
+    /// (.max: none waits). The consumer's threads touch only atomics unless a producer waits for that count.
+    private final class Count: Sendable {
+        let taken = Atomic<Int>(0)
+        let wakeAt = Atomic<Int>(.max)
+    }
+    private let counts = InputTopic.allCases.map { _ in Count() }
+    private let ended = Atomic<Bool>(false)
+    private let condition = NSCondition()
 
     init(_ stop: StopSignal) { self.stop = stop }
+
+    /// Returns once the consumer has applied `count` messages of `topic`, or has stopped.
+    func wait(for topic: InputTopic, toReach count: Int) {
+        let c = counts[topic.ordinal]
+        condition.lock()
+        defer { condition.unlock() }
+        c.wakeAt.store(count, ordering: .sequentiallyConsistent)
+        while c.taken.load(ordering: .sequentiallyConsistent) < count && !ended.load(ordering: .sequentiallyConsistent) { condition.wait() }
+        c.wakeAt.store(.max, ordering: .sequentiallyConsistent)
+    }
+
+    /// The consumer stopped (or the demo is stopping): no producer waits for it any more.
+    func consumerEnded() {
+        ended.store(true, ordering: .sequentiallyConsistent)
+        condition.lock()
+        condition.broadcast()
+        condition.unlock()
+    }
 
     func expect(_ count: Int) {
         expected.store(count, ordering: .sequentiallyConsistent)
@@ -167,6 +210,12 @@ final class TakeAll: ConsumerProbe {
     }
 
     func applied(_ message: KafkaMessage) {
+        if let c = InputTopic(rawValue: message.topic).map({ counts[$0.ordinal] }),
+           c.taken.add(1, ordering: .sequentiallyConsistent).newValue >= c.wakeAt.load(ordering: .sequentiallyConsistent) {
+            condition.lock()
+            condition.broadcast()
+            condition.unlock()
+        }
         if taken.add(1, ordering: .sequentiallyConsistent).newValue >= expected.load(ordering: .sequentiallyConsistent) { stop.stop() }
     }
 

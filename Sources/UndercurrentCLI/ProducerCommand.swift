@@ -25,6 +25,10 @@ public struct ProducerRun {
     public var label: String
     /// How long the final flush waits for messages in flight (see `KafkaProducer.flushSaying`).
     public var finalFlush: Duration = .seconds(120)
+    /// With `.backfill`: called after each batch with the messages sent so far, and returns once the reader of the
+    /// topic is close enough behind (the demo's consumer: the embedded broker keeps only the newest 5 MiB of a
+    /// partition, and a producer running ahead would have it drop what the consumer has not read yet).
+    public var holdBack: ((_ sent: Int) -> Void)?
 
     public init(topics: Set<InputTopic>, topicNames: [InputTopic: String] = [:], pacing: Pacing, label: String) {
         self.topics = topics
@@ -88,6 +92,7 @@ public struct ProducerRun {
                 if taken < batch.count { break }
                 if let last = batch.records.last { simulated = Timestamp(ms: last.timestampMs) }
                 progress()
+                holdBack?(sent)
                 source.recycle(&batch)
             }
         }
