@@ -54,12 +54,13 @@ struct SimulateCommand: ParsableCommand {
         var run = SimulateRun(world: try simulation.world(parameters))
         let writer = try ArchiveWriter(path: out)
         let started = ContinuousClock.now
+        var remaining = RemainingTime(start: parameters.start.ms, end: parameters.end.ms)
         let summary = try run.write(to: writer, stop: stop) { n, t in
             let s = (ContinuousClock.now - started).seconds
-            // How far through the simulated time, and the seconds left at the pace so far (a growing business makes
-            // more events a day later on, so it is a rough figure).
+            // How far through the simulated time, and the seconds left (a growing business makes more events a day
+            // later on: `RemainingTime` allows for it).
             let share = min(1, max(0, Double(t.ms - parameters.start.ms) / Double(max(1, parameters.end.ms - parameters.start.ms))))
-            let left = share >= 0.01 ? ", about \(Int((s * (1 - share) / share).rounded())) s left" : ""
+            let left = remaining.update(wall: s, simulated: t.ms).map { ", about \(Int($0.rounded())) s left" } ?? ""
             Console.progress("simulated \(n) events, at \(t.month) (\(Int(share * 100))% of the simulated time\(left); \(Int(Double(n) / max(s, 0.001))) events/s)")
         }
         Console.endProgress()
