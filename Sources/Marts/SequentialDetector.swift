@@ -219,7 +219,7 @@ public struct SequentialDetector: Sendable, Equatable {
                 // The outage's rate is learnt while the attempts still look like it (no evidence of recovery): after
                 // it ends, clean attempts would pull the estimate towards the baseline and slow the test down.
                 if firing.recovery == 0 { firing.rate = recoveryRate(p0: firing.baseline, failures: firing.failures, attempts: firing.attempts) }
-                if firing.recovery >= resolveThreshold(d, p1: p1, minute: minute, tau: tau) {
+                if firing.recovery >= resolveThreshold(p0: firing.baseline, p1: p1, attemptsPerMinute: attemptsPerMinute(d, minute: minute, tau: tau)) {
                     out.append(Alert(rule: config.id, scope: scope.name, state: .resolved, at: Timestamp(ms: at), firingSince: Timestamp(ms: firing.at),
                                      observedRate: Double(firing.failures) / Double(max(firing.attempts, 1)), baselineRate: firing.baseline,
                                      attempts: Int(firing.attempts), failures: Int(firing.failures),
@@ -299,8 +299,9 @@ extension SequentialDetector {
 
     /// The outage's rate the recovery test weighs the baseline against: the lower end of the 95% interval of the
     /// rate seen since the shift began, updated every minute while the scope fires and the attempts do not yet
-    /// favour the baseline, and never below the smallest shift tuned for. The alert resolves once the attempts since favour the baseline over it by
-    /// `resolveEvidence`: once the outage is over, which is what the person it paged needs to know.
+    /// favour the baseline, and never below the smallest shift tuned for. The alert resolves once the attempts
+    /// since favour the baseline over it by `resolveThreshold`: once the outage is over, which is what the person
+    /// it paged needs to know.
     /// - Against the smallest shift instead (2× or `minIncrease` above the baseline), a 6-hour outage at 30,000
     ///   customers kept firing for 1 to 3 days: telling a 0.6% rate from 3.6% takes about 225 clean attempts, a day
     ///   of them in that scope.
@@ -318,9 +319,8 @@ extension SequentialDetector {
     /// excursions is a chance to cross by luck: Siegmund's approximation gives the threshold at which that happens
     /// once in a week of the scope's attempts. Without it, an outage of 21% in a scope seeing 2 attempts a minute
     /// looked over after a run of 33 successes (a 1-in-2,500 run, so one or two a day), and paged again.
-    func resolveThreshold(_ d: ScopeDetector, p1: Double, minute: Int64, tau: Double) -> Double {
-        let p0 = d.firing?.baseline ?? baseline(d)
-        let week = max(attemptsPerMinute(d, minute: minute, tau: tau) * 7 * 24 * 60, 10)
+    func resolveThreshold(p0: Double, p1: Double, attemptsPerMinute: Double) -> Double {
+        let week = max(attemptsPerMinute * 7 * 24 * 60, 10)
         return max(config.resolveEvidence, SequentialAlerting.threshold(arl0: week, kl01: SequentialAlerting.kl(p1, p0)))
     }
 }
