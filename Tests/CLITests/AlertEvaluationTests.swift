@@ -64,6 +64,20 @@ import TestSupport
         #expect(result.report.contains("with the whole false-alarm budget on one scope"))
         // Every detection is an alert about its incident, never before it began.
         for d in result.detections { if let a = d.alert { #expect(a.at >= d.incident.start && AlertEvaluation.touches(a.scope, d.incident)) } }
+        // How long after its end the incident's alerts resolved: the latest resolution, in the run's alerts, of a
+        // scope the incident touches, that names a firing at or after the incident's start; and at least one firing.
+        #expect(result.detections.contains { $0.alert != nil })
+        for d in result.detections {
+            guard let a = d.alert else { #expect(d.firings == 0 && d.resolvedAfterEndMinutes == nil); continue }
+            #expect(d.firings >= 1)
+            let after = try #require(d.resolvedAfterEndMinutes, "\(d.incident.name): every alert of this run resolves before its end")
+            let at = d.incident.end.ms + Int64((after * 60_000).rounded())
+            let resolution = result.allAlerts.first { $0.state == .resolved && $0.at.ms == at && AlertEvaluation.touches($0.scope, d.incident) }
+            #expect(resolution.map { $0.firingSince >= a.at } == true, "\(d.incident.name): no resolution at \(at)")
+            #expect(!result.allAlerts.contains { $0.state == .resolved && $0.at.ms > at && $0.firingSince >= a.at
+                && AlertEvaluation.touches($0.scope, d.incident) && $0.firingSince.ms <= d.incident.end.ms + 10 * 60_000 })
+        }
+        #expect(result.report.contains("h after the incident's end"))
         #expect(result.months > 23 && result.months < 25)
     }
 
