@@ -139,9 +139,12 @@ signupBursts: []
 # outage does not become the new normal. A scope fires as soon as the attempts seen since the shift began make
 # chance unlikely enough for the false-alarm budget: `falseAlertsPerMonth` for the whole business, shared by
 # every scope and CUSUM and turned into a threshold at each scope's own attempt rate. Minutes at a payment
-# processor's volume, an hour or two at a small SaaS's. It resolves once the evidence says the rate is back
-# (`resolveEvidence`, natural log of the odds). Each alert carries the observed and baseline rates, the
-# attempts and failures since the estimated start of the shift, and the evidence.
+# processor's volume, an hour or two at a small SaaS's. It resolves once the attempts since favour the baseline
+# over the outage's rate as measured so far (the lower end of its 95% interval) by at least `resolveEvidence`
+# (natural log of the odds; more in a busy scope, so that a lucky run of successes while the outage lasts
+# resolves it less than once a week): the outage is over. A rate still raised after that is a new shift, which
+# the CUSUMs catch again. Each alert carries the observed and
+# baseline rates, the attempts and failures since the estimated start of the shift, and the evidence.
 #
 # Evaluated in event time once a minute; `undercurrent evaluate-alerts --sweep` measures it against an oracle.
 evaluateEverySeconds: 60
