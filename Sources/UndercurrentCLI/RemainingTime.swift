@@ -15,6 +15,11 @@ struct RemainingTime {
         self.end = end
     }
 
+    /// The share of the simulated time behind at `simulated` (ms), in 0...1.
+    func share(at simulated: Int64) -> Double {
+        min(1, max(0, Double(simulated - start) / Double(max(1, end - start))))
+    }
+
     /// Records that `wall` seconds in, the run is at simulated time `simulated` (ms); returns the seconds left, or
     /// nil while less than 1% of the simulated time is behind.
     mutating func update(wall: Double, simulated: Int64) -> Double? {

@@ -59,7 +59,7 @@ struct SimulateCommand: ParsableCommand {
             let s = (ContinuousClock.now - started).seconds
             // How far through the simulated time, and the seconds left (a growing business makes more events a day
             // later on: `RemainingTime` allows for it).
-            let share = min(1, max(0, Double(t.ms - parameters.start.ms) / Double(max(1, parameters.end.ms - parameters.start.ms))))
+            let share = remaining.share(at: t.ms)
             let left = remaining.update(wall: s, simulated: t.ms).map { ", about \(Int($0.rounded())) s left" } ?? ""
             Console.progress("simulated \(n) events, at \(t.month) (\(Int(share * 100))% of the simulated time\(left); \(Int(Double(n) / max(s, 0.001))) events/s)")
         }

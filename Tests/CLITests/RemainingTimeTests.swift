@@ -8,8 +8,8 @@ import Testing
     static func wall(_ u: Double) -> Double { 100 * (u + u * u) }
 
     /// Updated as `simulate` does, 400 times through the run: at a quarter, half and three quarters of the simulated
-    /// time the estimate is within 5% of the truth, where the pace so far (the former estimate) promised a third to
-    /// a half too little.
+    /// time the estimate is within 5% of the truth, where the pace so far (the former estimate) promised 36-44% too
+    /// little (at a quarter: 94 s of 169). The share shown beside it is the simulated time behind.
     @Test func aGrowingBusinessIsForeseen() {
         let start: Int64 = 0, end: Int64 = 400_000
         var remaining = RemainingTime(start: start, end: end)
@@ -20,9 +20,8 @@ import Testing
             if k < 4 { #expect(estimate == nil) } else { #expect(estimate != nil) }
             guard [100, 200, 300].contains(k), let estimate else { continue }
             let truth = Self.wall(1) - Self.wall(u)
-            let paceSoFar = Self.wall(u) * (1 - u) / u
             #expect(abs(estimate - truth) <= 0.05 * truth, "at \(u): estimated \(estimate) s, truly \(truth) s")
-            #expect(paceSoFar < 0.7 * truth, "at \(u): the pace so far says \(paceSoFar) s, truly \(truth) s")
+            #expect(abs(remaining.share(at: Int64(k) * 1000) - u) < 1e-12)
             checked += 1
         }
         #expect(checked == 3)
