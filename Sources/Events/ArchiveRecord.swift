@@ -120,6 +120,9 @@ extension ArchiveRecord {
     public static func parse(line: ArraySlice<UInt8>, into out: inout [UInt8]) -> Result<ArchiveLine, ArchiveLineError> {
         var p = LineParser(bytes: line)
         let mark = out.count
+        if let l = p.canonicalRecord(into: &out) { return .success(l) }
+        out.removeSubrange(mark...)
+        p = LineParser(bytes: line)
         do { return .success(try p.record(into: &out)) } catch {
             out.removeSubrange(mark...)
             return .failure(error)
@@ -252,7 +255,91 @@ struct LineParser {
         guard let topic else { throw fail("not an archive record (no topic)") }
         guard let value else { throw fail("no value") }
         return ArchiveLine(topic: topic, partition: partition, offset: offset, key: key, timestampMs: timestamp,
-                           headers: headers.sorted { $0.0 < $1.0 }, value: value)
+                           headers: headers.count > 1 ? headers.sorted { $0.0 < $1.0 } : headers, value: value)
+    }
+
+    // MARK: The layout `appendLine` writes
+
+    static let canonicalStart = Array(#"{"topic":""#.utf8)
+    static let canonicalPartition = Array(#","partition":"#.utf8)
+    static let canonicalOffset = Array(#","offset":"#.utf8)
+    static let canonicalKey = Array(#","key":""#.utf8)
+    static let canonicalTimestamp = Array(#","timestamp":""#.utf8)
+    static let canonicalValue = Array(#","value":""#.utf8)
+
+    /// The line read as `ArchiveRecord.appendLine` writes it without headers (fields in its order, no whitespace,
+    /// no escapes but in the value): what `record(into:)` would return, without its field lookups, whitespace
+    /// checks and scratch buffer. Nil for any other line, which `record(into:)` then reads (`out` may have had
+    /// bytes appended: the caller cuts it back).
+    mutating func canonicalRecord(into out: inout [UInt8]) -> ArchiveLine? {
+        let base = bytes.startIndex
+        let s = bytes.span
+        var k = 0
+        guard Self.literal(s, &k, Self.canonicalStart), let t = Self.plainString(s, &k) else { return nil }
+        let topicBytes = s.extracting(t)
+        let topic = Self.knownTopics.first { ByteWords.equal($0.bytes.span, topicBytes) }?.name
+            ?? String(decoding: bytes[(base + t.lowerBound)..<(base + t.upperBound)], as: UTF8.self)
+        var partition: Int32?, offset: Int64?, key: Range<Int>?, timestamp: Int64?
+        if Self.literal(s, &k, Self.canonicalPartition) {
+            guard let n = Self.plainInteger(s, &k), let p = Int32(exactly: n) else { return nil }
+            partition = p
+        }
+        if Self.literal(s, &k, Self.canonicalOffset) {
+            guard let n = Self.plainInteger(s, &k) else { return nil }
+            offset = n
+        }
+        if Self.literal(s, &k, Self.canonicalKey) {
+            guard let r = Self.plainString(s, &k) else { return nil }
+            let first = out.count
+            out.append(contentsOf: bytes[(base + r.lowerBound)..<(base + r.upperBound)])
+            key = first..<out.count
+        }
+        if Self.literal(s, &k, Self.canonicalTimestamp) {
+            guard let r = Self.plainString(s, &k), let time = Timestamp(rfc3339: s.extracting(r)) else { return nil }
+            timestamp = time.ms
+        }
+        guard Self.literal(s, &k, Self.canonicalValue), s.count - k >= 2, s[s.count - 1] == UInt8(ascii: "}") else { return nil }
+        // The value's body, escapes resolved as `string(into:)` does; it must end just before the closing brace.
+        let first = out.count
+        var failure: ArchiveLineError?
+        out.append(addingCapacity: s.count - k) { o in failure = Self.unescape(s, at: &k, into: &o) }
+        guard failure == nil, k == s.count - 1 else { return nil }
+        return ArchiveLine(topic: topic, partition: partition, offset: offset, key: key, timestampMs: timestamp, headers: [],
+                           value: first..<out.count)
+    }
+
+    /// Whether `literal` is at `k` (then moved past it).
+    static func literal(_ s: borrowing Span<UInt8>, _ k: inout Int, _ literal: [UInt8]) -> Bool {
+        let n = literal.count
+        guard k + n <= s.count, ByteWords.equal(literal.span, s.extracting(k..<(k + n))) else { return false }
+        k += n
+        return true
+    }
+
+    /// The bytes from `k` to the next quote (then `k` is just past it), when none of them needs unescaping.
+    static func plainString(_ s: borrowing Span<UInt8>, _ k: inout Int) -> Range<Int>? {
+        let first = k
+        while k < s.count {
+            let c = s[k]
+            if c == 0x22 {
+                k += 1
+                return first..<(k - 1)
+            }
+            if c == 0x5C || c < 0x20 { return nil }
+            k += 1
+        }
+        return nil
+    }
+
+    /// A non-negative integer of at most 18 digits at `k` (no overflow possible), then `k` past it.
+    static func plainInteger(_ s: borrowing Span<UInt8>, _ k: inout Int) -> Int64? {
+        var n: Int64 = 0, digits = 0
+        while k < s.count, digits < 19, (0x30...0x39).contains(s[k]) {
+            n = n * 10 + Int64(s[k] - 0x30)
+            k += 1
+            digits += 1
+        }
+        return digits > 0 && digits <= 18 ? n : nil
     }
 
     mutating func integer() throws(ArchiveLineError) -> Int64 {
@@ -322,7 +409,12 @@ struct LineParser {
                     for j in k..<(k + plain) { o.append(span[j]) }
                 }
                 k += plain
-                if plain < 8 { break }
+                if plain < 8 {
+                    // The commonest escape in an archived value, `\"`, resolved without leaving the loop.
+                    guard k + 1 < n, span[k] == 0x5C, span[k + 1] == 0x22, o.freeCapacity > 0 else { break }
+                    o.append(0x22)
+                    k += 2
+                }
             }
             guard k < n else { break }
             let c = span[k]

@@ -1,4 +1,4 @@
-import Events
+@testable import Events
 import Foundation
 import Testing
 
@@ -26,6 +26,55 @@ import Testing
         }
     }
 
+    /// The reading of the writer's own layout (`LineParser.canonicalRecord`) gives what the general parser gives,
+    /// or declines: on written lines and on lines with a byte inserted, removed or replaced anywhere.
+    @Test func theWritersLayoutIsReadExactlyAsTheGeneralParserReadsIt() {
+        var rng = SplitMix(seed: 7)
+        let pieces = ["a", "cus_00042", "\"", "\\", "\n", "\u{01}", "é", "😀", " ", "{", "}", ":", ","]
+        func text() -> String { (0..<Int.random(in: 0...6, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined() }
+        let interesting = Array(#" "\{}:,0-9au"#.utf8) + [0x0A, 0x01, 0xC3]
+        var read = 0, declined = 0
+        for n in 0..<4000 {
+            let value = Array(#"{"schema":1,"event_id":""#.utf8) + Array(text().utf8) + Array(#"","amount_cents":1200}"#.utf8)
+            let r = ArchiveRecord(topic: Bool.random(using: &rng) ? "payments" : "billing" + text(),
+                                  partition: Bool.random(using: &rng) ? Int32.random(in: 0...1000, using: &rng) : nil,
+                                  offset: Bool.random(using: &rng) ? Int64.random(in: 0...Int64.max, using: &rng) : nil,
+                                  key: Bool.random(using: &rng) ? Array(text().utf8) : nil,
+                                  timestamp: Bool.random(using: &rng) ? Timestamp(ms: Int64.random(in: 946_684_800_000...4_102_444_799_999, using: &rng)) : nil,
+                                  headers: n % 10 == 0 ? [("event-type", "payment.failed")] : [], value: value)
+            var line: [UInt8] = []
+            r.appendLine(to: &line)
+            line.removeLast()  // the newline
+            if n % 2 == 1 {  // one byte inserted, removed or replaced
+                let at = Int.random(in: 0..<line.count, using: &rng)
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: line.insert(interesting.randomElement(using: &rng)!, at: at)
+                case 1: line.remove(at: at)
+                default: line[at] = interesting.randomElement(using: &rng)!
+                }
+            }
+            var fastOut: [UInt8] = [9], generalOut: [UInt8] = [9]
+            var fastParser = LineParser(bytes: line[...]), generalParser = LineParser(bytes: line[...])
+            let fast = fastParser.canonicalRecord(into: &fastOut)
+            let general = try? generalParser.record(into: &generalOut)
+            guard let fast else {
+                declined += 1
+                continue
+            }
+            read += 1
+            guard let general else {
+                Issue.record("read a line the general parser rejects: \(String(decoding: line, as: UTF8.self))")
+                continue
+            }
+            #expect(fast.topic == general.topic && fast.partition == general.partition && fast.offset == general.offset
+                && fast.timestampMs == general.timestampMs && general.headers.isEmpty
+                && fast.key.map { fastOut[$0] } == general.key.map { generalOut[$0] } && fastOut[fast.value] == generalOut[general.value],
+                "\(String(decoding: line, as: UTF8.self))")
+        }
+        // Both paths were taken often: the written lines without headers or escapes are read, the rest declined.
+        #expect(read > 400 && declined > 1000, "read \(read), declined \(declined)")
+    }
+
     @Test func otherWritersFieldOrderWhitespaceAndUnknownFieldsAreAccepted() throws {
         let line = #"  { "value" : "{\"a\":1}", "extra": [1, {"x": null}, true], "key":null, "topic":"billing", "offset": 7 }  "#
         let r = try ArchiveRecord.parse(line: Array(line.utf8)[...]).get()
@@ -48,5 +97,18 @@ import Testing
             return
         }
         #expect(!e.description.isEmpty)
+    }
+}
+
+/// SplitMix64: the same numbers on every run.
+private struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
