@@ -388,7 +388,15 @@ public final class ConsumerCore {
     /// The per-partition half of taking in a message: decodes it and applies it to its partition's state,
     /// with the risk segment changes that gave. Touches nothing but `part`, so different partitions can run
     /// on different threads. `keepEvent`: the accepted event goes with the result (for the alert engine).
-    func apply(part: Partition, message: KafkaMessage, _ prepared: borrowing MartState.Prepared, keepEvent: Bool) -> Applied {
+    /// Where a message was: what `apply(part:at:_:keepEvent:)` needs of it.
+    struct Position {
+        var topic: String
+        var partition: Int32
+        var offset: Int64
+        var timestampMs: Int64?
+    }
+
+    func apply(part: Partition, at message: Position, _ prepared: borrowing MartState.Prepared, keepEvent: Bool) -> Applied {
         // One lookup in the common case: the previous offset says whether this topic-partition had any message.
         if part.offsets.updateValue(message.offset + 1, forKey: message.topic) == nil && part.history[message.topic] == nil {
             // The first message of this topic-partition: the history of the marts starts here.
@@ -418,9 +426,9 @@ public final class ConsumerCore {
 
     /// The stateless part of applying: decoding and validation (`MartState.prepare`), or `.ignored` for a
     /// message before `startMs`.
-    func prepare(topic: InputTopic, message: KafkaMessage, startMs: Int64?) -> MartState.Prepared {
-        if let startMs, let t = message.timestampMs, t < startMs { return .ignored }
-        return MartState.prepare(value: message.value, topic: topic, key: message.key, until: options.until, requireKey: true)
+    func prepare(topic: InputTopic, value: ArraySlice<UInt8>, key: ArraySlice<UInt8>?, timestampMs: Int64?, startMs: Int64?) -> MartState.Prepared {
+        if let startMs, let t = timestampMs, t < startMs { return .ignored }
+        return MartState.prepare(value: value, topic: topic, key: key, until: options.until, requireKey: true)
     }
 
     /// The serial half: counts the outcome, feeds the alert engine (in message order) and collects the

@@ -47,6 +47,22 @@ public struct CustomerTable: Sendable {
 
     public func contains(_ id: String) -> Bool { find(id).row != nil }
 
+    /// The row of customer `id` (rows never move), nil when the table has no such customer.
+    func row(of id: String) -> Int? { find(id).row }
+
+    /// The id of a row.
+    func id(atRow row: Int) -> String { ids[row] }
+
+    /// Calls `body` with a row's state in place, so that the state is not copied out of the table (`read`
+    /// passes a copy: each of the customer's arrays retained and released, a call). `inout` only for that:
+    /// `body` must not change the state, which is not marked changed.
+    mutating func inspect<R>(row: Int, _ body: (inout CustomerState) -> R) -> R {
+        let s = Int(hotSlot[row])
+        if s >= 0 { return body(&hot[s]) }
+        var c = CustomerCodec.decode(packed[row])
+        return body(&c)
+    }
+
     public subscript(id: String) -> CustomerState? {
         guard let row = find(id).row else { return nil }  // (not `.map(state)`: that closure copies the table)
         return state(row)

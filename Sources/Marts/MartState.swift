@@ -21,12 +21,14 @@ public struct MartState: Sendable {
     /// When time alone may change a customer's risk segment: customers by the day to re-assess them, the
     /// day each customer is due, and the last day swept. Derived from `customers`; rebuilt on the first
     /// sweep after a restore, so not checkpointed.
-    private var riskChecks: [Int64: [String]] = [:]
-    private var riskCheckDay: [String: Int64] = [:]
+    /// Customers are their rows in `customers` (rows never move): no hashing of ids per event.
+    private var riskChecks: [Int64: [Int32]] = [:]
+    /// Per row, the day it is due, or `Int64.min`; rows beyond the end have none.
+    private var riskCheckDay: [Int64] = []
     private var riskSweptThrough: Int64?
-    /// Customers still to schedule after a restore, a slice per sweep so that the first event after a
+    /// Customers (rows) still to schedule after a restore, a slice per sweep so that the first event after a
     /// restart does not wait for all of them.
-    private var riskBacklog: [String] = []
+    private var riskBacklog: [Int32] = []
     /// What `warm` read, kept so that its loads are not optimised away.
     private var warmed: UInt64 = 0
 
@@ -155,14 +157,19 @@ public struct MartState: Sendable {
     /// (its newest event time); nil when the segment is unchanged. Records the new segment as announced, and
     /// when time alone may next change the assessment (see `timeDrivenRiskChanges`).
     public mutating func riskChange(of customerID: String) -> RiskChange? {
-        guard let asOf = maxTime,
-              case let (next, segment, previous)? = customers.read(customerID, { c in
-                  (RiskModel.nextChange(c, asOf: asOf), RiskModel.segment(c, asOf: asOf), c.announcedSegment ?? .low)
-              })
-        else { return nil }
-        scheduleRiskCheck(customerID, next)
+        guard let row = customers.row(of: customerID) else { return nil }
+        return riskChange(row: row)
+    }
+
+    private mutating func riskChange(row: Int) -> RiskChange? {
+        guard let asOf = maxTime else { return nil }
+        let (next, segment, previous) = customers.inspect(row: row) { c in
+            (RiskModel.nextChange(c, asOf: asOf), RiskModel.segment(c, asOf: asOf), c.announcedSegment ?? .low)
+        }
+        scheduleRiskCheck(row, next)
         guard segment != previous else { return nil }
-        let (assessment, mrr) = customers.read(customerID) { c in (RiskModel.assess(c, asOf: asOf), c.currentMrr) }!
+        let customerID = customers.id(atRow: row)
+        let (assessment, mrr) = customers.inspect(row: row) { c in (RiskModel.assess(c, asOf: asOf), c.currentMrr) }
         customers.update(customerID) { $0.announcedSegment = assessment.segment }  // checkpointed with the customer
         return RiskChange(customerID: customerID, previous: previous, assessment: assessment, mrrCents: mrr, asOf: asOf)
     }
@@ -176,43 +183,51 @@ public struct MartState: Sendable {
         guard let swept = riskSweptThrough else {
             // First sweep of this state (new, or restored from a checkpoint): every customer is to be scheduled.
             riskSweptThrough = today
-            riskBacklog = Array(customers.keys)
+            riskBacklog = Array(0..<Int32(customers.count))
             return []
         }
         for _ in 0..<min(riskBacklog.count, 4096) {
-            let id = riskBacklog.removeLast()
-            if riskCheckDay[id] == nil, let next = customers.read(id, { RiskModel.nextChange($0, asOf: asOf) }) {
-                scheduleRiskCheck(id, next)
+            let row = Int(riskBacklog.removeLast())
+            if riskCheckDay(row) == nil {
+                scheduleRiskCheck(row, customers.inspect(row: row) { RiskModel.nextChange($0, asOf: asOf) })
             }
         }
         guard today > swept else { return [] }
         riskSweptThrough = today
-        var due: [String] = []
+        var due: [Int32] = []
         if today - swept <= Int64(riskChecks.count) {
             for day in (swept + 1)...today { due += takeRiskChecks(day) }
         } else {
             for day in riskChecks.keys.filter({ $0 <= today }).sorted() { due += takeRiskChecks(day) }
         }
-        return due.compactMap { riskChange(of: $0) }
+        return due.compactMap { riskChange(row: Int($0)) }
     }
 
-    private mutating func takeRiskChecks(_ day: Int64) -> [String] {
-        guard let ids = riskChecks.removeValue(forKey: day) else { return [] }
-        return ids.filter { id in
-            guard riskCheckDay[id] == day else { return false }  // re-scheduled since
-            riskCheckDay[id] = nil
+    private func riskCheckDay(_ row: Int) -> Int64? {
+        row < riskCheckDay.count && riskCheckDay[row] != Int64.min ? riskCheckDay[row] : nil
+    }
+
+    private mutating func takeRiskChecks(_ day: Int64) -> [Int32] {
+        guard let rows = riskChecks.removeValue(forKey: day) else { return [] }
+        return rows.filter { row in
+            guard riskCheckDay(Int(row)) == day else { return false }  // re-scheduled since
+            riskCheckDay[Int(row)] = Int64.min
             return true
         }
     }
 
-    private mutating func scheduleRiskCheck(_ id: String, _ at: Int64?) {
+    private mutating func scheduleRiskCheck(_ row: Int, _ at: Int64?) {
         guard let at else {
-            riskCheckDay[id] = nil
+            if row < riskCheckDay.count { riskCheckDay[row] = Int64.min }
             return
         }
+        if row >= riskCheckDay.count {
+            riskCheckDay.append(contentsOf: repeatElement(Int64.min, count: Swift.max(customers.count, row + 1) - riskCheckDay.count))
+        }
         let day = at / Timestamp.millisecondsPerDay + 1
-        guard riskCheckDay.updateValue(day, forKey: id) != day else { return }  // one hash lookup, not two
-        riskChecks[day, default: []].append(id)
+        guard riskCheckDay[row] != day else { return }
+        riskCheckDay[row] = day
+        riskChecks[day, default: []].append(Int32(row))
     }
 
     /// The customers changed since the last `takeChanges()` (the last checkpoint), by id.
