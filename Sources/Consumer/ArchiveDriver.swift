@@ -51,7 +51,6 @@ final class ArchiveDriver {
             if core.checkpointDueByCount { core.checkpointAll(sinks: sinks, stop: stop) }
             reportIfDue(&progress)
         }
-        var lastTopic: (archived: String, name: String?, ordinal: Int) = ("", nil, 0)
         var cutOff: ArchiveError?
         let blocks = ParsedBlocks(reader.blocks(), threads: options.threads, partitionCount: partitionCount)
         defer { blocks.cancel() }
@@ -74,40 +73,42 @@ final class ArchiveDriver {
             // Also here: a resumed replay skips what its checkpoints hold without applying a batch.
             reportIfDue(&progress)
             for part in parts {
-                for (k, parsed) in part.lines.enumerated() {
+                // The part's few topic names looked up once: each line holds an index into them.
+                let topics = part.topicNames.map { archived in
+                    let topic = core.inputTopic(named: archived) ?? InputTopic(rawValue: archived)
+                    return (name: topic.flatMap { options.topics[$0] }, ordinal: topic?.ordinal ?? 0)
+                }
+                for k in part.lines.indices {
                     if stop.isStopped { break reading }
-                    let line: ArchiveLine
-                    switch parsed {
-                    case nil: continue  // an empty line
-                    case let .success(l)?: line = l
-                    case let .failure(e)?:
-                        logger.warning("archive line \(block.firstLineNumber + part.firstLine + k): \(e)")
+                    let line = part.lines[k]
+                    switch line.kind {
+                    case .empty: continue
+                    case .failed:
+                        logger.warning("archive line \(block.firstLineNumber + part.firstLine + k): \(part.errors[k].map { "\($0)" } ?? "")")
                         core.summary.rejected += 1
                         continue
+                    case .record: break
                     }
-                    // Lines come in runs of few topics: the name is looked up when it differs from the previous line's.
-                    if line.topic != lastTopic.archived {
-                        let topic = core.inputTopic(named: line.topic) ?? InputTopic(rawValue: line.topic)
-                        lastTopic = (line.topic, topic.flatMap { options.topics[$0] }, topic?.ordinal ?? 0)
-                    }
-                    guard let name = lastTopic.name else { continue }
-                    let p = part.partitions[k], t = lastTopic.ordinal
+                    let topic = topics[Int(line.topic)]
+                    guard let name = topic.name else { continue }
+                    let p = line.partition, t = topic.ordinal
                     if fresh[t, p] < 0 {
                         if core.partitions[p] == nil { try core.open([p]) }
                         for topic in InputTopic.allCases {
                             fresh[topic.ordinal, p] = options.topics[topic].flatMap { core.nextOffset(TopicPartition($0, p)) } ?? 0
                         }
                     }
-                    let offset = line.offset ?? max(next[t, p], 0)
+                    let offset = line.offset != ParsedLine.noOffset ? line.offset : max(next[t, p], 0)
                     next[t, p] = offset + 1
                     if offset < fresh[t, p] { continue }  // already in the checkpoint
-                    if let until = options.until, let time = line.timestampMs, time > until.ms {
+                    if let until = options.until, line.timestampMs != ParsedLine.noTimestamp, line.timestampMs > until.ms {
                         core.hold(TopicPartition(name, p), at: offset)
                         core.summary.skippedAfterUntil += 1
                         continue
                     }
                     batch.append(KafkaMessage(topic: name, partition: p, offset: offset, key: line.key.map { part.bytes[$0] },
-                                              value: part.bytes[line.value], timestampMs: line.timestampMs))
+                                              value: part.bytes[line.value],
+                                              timestampMs: line.timestampMs == ParsedLine.noTimestamp ? nil : line.timestampMs))
                     if batch.count >= batchSize { try applyBatch() }
                 }
             }
@@ -248,9 +249,31 @@ final class ArchiveDriver {
     /// each line, its partition: the archived one, or the key's under the producers' partitioner.
     struct ParsedPart: @unchecked Sendable {
         var bytes: [UInt8] = []
-        var lines: [Result<ArchiveLine, ArchiveLineError>?] = []
-        var partitions: [Int32] = []
+        var lines: [ParsedLine] = []
+        /// Why each line that is not a record was refused, by its index in `lines`.
+        var errors: [Int: ArchiveLineError] = [:]
+        /// The topic names of the part's records (`ParsedLine.topic` indexes them): a handful.
+        var topicNames: [String] = []
         var firstLine = 0
+    }
+
+    /// A line of a block as the driver needs it, with no reference in it (the applying thread copies these
+    /// without retaining or releasing anything): its topic as an index into its part's names, its partition
+    /// (the archived one, or the key's under the producers' partitioner), where its key and value are in the
+    /// part's buffer.
+    struct ParsedLine {
+        enum Kind: UInt8 { case record, empty, failed }
+        static let noTimestamp = Int64.min
+        static let noOffset = Int64.min
+        var kind: Kind
+        var topic: Int32 = 0
+        var partition: Int32 = 0
+        /// `noOffset` when the line has none.
+        var offset = noOffset
+        /// `noTimestamp` when the line has none.
+        var timestampMs = noTimestamp
+        var key: Range<Int>?
+        var value: Range<Int> = 0..<0
     }
 
     static func parse(_ block: ArchiveReader.Block, threads: Int, partitionCount: Int) -> [ParsedPart] {
@@ -266,16 +289,26 @@ final class ArchiveDriver {
             var part = ParsedPart(firstLine: range.lowerBound)
             part.bytes.reserveCapacity(block.bytes.count / parts)
             part.lines.reserveCapacity(range.count)
-            part.partitions.reserveCapacity(range.count)
             for i in range {
                 let line = block.lines[i]
-                let parsed = line.isEmpty ? nil : ArchiveRecord.parse(line: block.bytes[line], into: &part.bytes)
-                var p: Int32 = 0
-                if case let .success(l)? = parsed {
-                    p = l.partition ?? Int32(Murmur2.partition(for: l.key.map { part.bytes[$0] } ?? [], partitionCount: partitionCount))
+                if line.isEmpty {
+                    part.lines.append(ParsedLine(kind: .empty))
+                    continue
                 }
-                part.lines.append(parsed)
-                part.partitions.append(p)
+                switch ArchiveRecord.parse(line: block.bytes[line], into: &part.bytes) {
+                case let .success(l):
+                    let p = l.partition ?? Int32(Murmur2.partition(for: l.key.map { part.bytes[$0] } ?? [], partitionCount: partitionCount))
+                    var topic = part.topicNames.firstIndex(of: l.topic) ?? -1
+                    if topic < 0 {
+                        topic = part.topicNames.count
+                        part.topicNames.append(l.topic)
+                    }
+                    part.lines.append(ParsedLine(kind: .record, topic: Int32(topic), partition: p, offset: l.offset ?? ParsedLine.noOffset,
+                                                 timestampMs: l.timestampMs ?? ParsedLine.noTimestamp, key: l.key, value: l.value))
+                case let .failure(e):
+                    part.errors[part.lines.count] = e
+                    part.lines.append(ParsedLine(kind: .failed))
+                }
             }
             results.parts[k] = part
         }

@@ -15,10 +15,11 @@ extension ConsumerCore {
         // Each message's partition state, looked up once per partition in a table by number, and its topic by
         // comparing the few names: no hashing per message (messages from an archive change partition at nearly
         // every message).
+        // Each message's topic, not its partition state with it: a reference per message, retained and released.
         var groupOf = PartitionTable(empty: -2)  // -2: not looked up yet; -1: not open
         var parts: [Partition] = []
         var byPartition: [[Int]] = []
-        var targets = [(part: Partition, topic: InputTopic)?](repeating: nil, count: messages.count)
+        var topics = [InputTopic?](repeating: nil, count: messages.count)
         let m = messages.span
         for i in m.indices {
             let partition = m[i].partition
@@ -33,15 +34,17 @@ extension ConsumerCore {
                 groupOf[partition] = g
             }
             guard g >= 0, let topic = inputTopic(named: m[i].topic) else { continue }
-            targets[i] = (parts[g], topic)
+            topics[i] = topic
             byPartition[g].append(i)
         }
         // (A partition may have only messages of other topics: no group for it.)
-        let groups = byPartition.filter { !$0.isEmpty }.sorted { $0.count > $1.count }
+        let ordered = byPartition.indices.filter { !byPartition[$0].isEmpty }.sorted { byPartition[$0].count > byPartition[$1].count }
+        let groups = ordered.map { byPartition[$0] }
+        let groupParts = ordered.map { parts[$0] }
         let threads = max(1, min(options.threads, groups.count, messages.count / 64))
         // Each thread takes the next partition's messages, largest first, until none are left: a thread that
         // finishes early takes more (a fixed split left one thread idle for 14% of the run, measured).
-        let resolved = targets
+        let resolved = topics
         let alertingOn = alerting != nil
         let results = LaneResults(lanes: threads, groups: groups.count)
         let work = { [self] (lane: Int) in
@@ -53,7 +56,7 @@ extension ConsumerCore {
                 // A group is one partition's messages: prepared a slice at a time, the slice's duplicate-table
                 // lines fetched together (`MartState.warm`), then applied in order.
                 let group = groups[g]
-                let part = resolved[group[0]]!.part
+                let part = groupParts[g]
                 var k = 0
                 while k < group.count {
                     let slice = group[k..<min(k + Self.warmBatch, group.count)]
@@ -61,12 +64,12 @@ extension ConsumerCore {
                     // field, through the type's value witness) twice a message, 4% of a replay's instructions.
                     let m = messages.span
                     for i in slice {
-                        prepared.append(prepare(topic: resolved[i]!.topic, value: m[i].value, key: m[i].key,
+                        prepared.append(prepare(topic: resolved[i]!, value: m[i].value, key: m[i].key,
                                                 timestampMs: m[i].timestampMs, startMs: startMs))
                     }
                     part.state.warm(prepared.span)
                     for (j, i) in slice.enumerated() {
-                        let keepEvent = alertingOn && resolved[i]!.topic == .payments  // for the alert engine
+                        let keepEvent = alertingOn && resolved[i]! == .payments  // for the alert engine
                         let at = Position(topic: m[i].topic, partition: m[i].partition, offset: m[i].offset, timestampMs: m[i].timestampMs)
                         out.append((i, apply(part: part, at: at, prepared[j], keepEvent: keepEvent)))
                     }

@@ -385,9 +385,6 @@ public final class ConsumerCore {
         return outputs
     }
 
-    /// The per-partition half of taking in a message: decodes it and applies it to its partition's state,
-    /// with the risk segment changes that gave. Touches nothing but `part`, so different partitions can run
-    /// on different threads. `keepEvent`: the accepted event goes with the result (for the alert engine).
     /// Where a message was: what `apply(part:at:_:keepEvent:)` needs of it.
     struct Position {
         var topic: String
@@ -396,6 +393,9 @@ public final class ConsumerCore {
         var timestampMs: Int64?
     }
 
+    /// The per-partition half of taking in a message: applies its prepared event to its partition's state,
+    /// with the risk segment changes that gave. Touches nothing but `part`, so different partitions can run
+    /// on different threads. `keepEvent`: the accepted event goes with the result (for the alert engine).
     func apply(part: Partition, at message: Position, _ prepared: borrowing MartState.Prepared, keepEvent: Bool) -> Applied {
         // One lookup in the common case: the previous offset says whether this topic-partition had any message.
         if part.offsets.updateValue(message.offset + 1, forKey: message.topic) == nil && part.history[message.topic] == nil {

@@ -52,6 +52,30 @@ import TestSupport
         }
     }
 
+    /// Lines that are not records (bad JSON, no topic) are counted as rejected and named by their line number;
+    /// empty lines are skipped; every record around them is applied.
+    @Test func linesThatAreNotRecordsAreRejectedByLineNumber() throws {
+        let records = history.prefix(3000).map { ArchiveRecord(event: $0, value: EventEncoder.encode($0)) }
+        var text: [UInt8] = []
+        for (i, r) in records.enumerated() {
+            r.appendLine(to: &text)
+            if i == 999 { text += Array(#"{"topic":"payments","value":"unterminated"#.utf8) + [0x0A] }  // line 1001
+            if i == 1999 { text += Array("\n".utf8) + Array(#"{"value":"{}"}"#.utf8) + [0x0A] }  // empty 2002, no topic 2003
+        }
+        let path = tempDir().appendingPathComponent("bad.ndjson").path
+        try Data(text).write(to: URL(fileURLWithPath: path))
+        let warnings = Mutex<[String]>([])
+        let logger = Logger(label: "test") { _ in
+            CallbackLogHandler(level: .warning) { e in warnings.withLock { $0.append("\(e.message)") } }
+        }
+        let consumer = MartsConsumer(options: MartsConsumer.Options(stateDirectory: tempDir()), logger: logger)
+        try consumer.run(archive: path, partitionCount: 4, stop: StopSignal(handleSignals: false))
+        #expect(consumer.metrics.summary.accepted == records.count)
+        #expect(consumer.metrics.summary.rejected == 2)
+        let said = warnings.withLock { $0 }.filter { $0.hasPrefix("archive line") }
+        #expect(said.count == 2 && said[0].hasPrefix("archive line 1001: ") && said[1].hasPrefix("archive line 2003: "), "\(said)")
+    }
+
     @Test(arguments: [(300, 1), (300, 2), (4096, 2), (1 << 20, 2)])
     func blocksParsedAheadComeInOrderWithTheirPartitions(blockBytes: Int, threads: Int) throws {
         // More blocks than are read ahead, so the reading thread waits for the driver and resumes.
@@ -59,7 +83,7 @@ import TestSupport
         let path = try archive(records)
         let blocks = ArchiveDriver.ParsedBlocks(try ArchiveReader(path: path).blocks(bytes: blockBytes), threads: threads, partitionCount: 12)
         defer { blocks.cancel() }
-        var got: [(key: [UInt8]?, value: [UInt8], partition: Int32)] = []
+        var got: [(topic: String, key: [UInt8]?, value: [UInt8], partition: Int32)] = []
         var nextLine = 1
         var count = 0
         while let item = blocks.next() {
@@ -72,17 +96,17 @@ import TestSupport
             nextLine += block.lines.count
             #expect(parts.map(\.lines.count).reduce(0, +) == block.lines.count)
             for part in parts {
-                #expect(part.partitions.count == part.lines.count)
-                for (k, parsed) in part.lines.enumerated() {
-                    let line = try #require(try parsed?.get())
-                    got.append((line.key.map { Array(part.bytes[$0]) }, Array(part.bytes[line.value]), part.partitions[k]))
+                #expect(part.errors.isEmpty)
+                for line in part.lines {
+                    #expect(line.kind == .record)
+                    got.append((part.topicNames[Int(line.topic)], line.key.map { Array(part.bytes[$0]) }, Array(part.bytes[line.value]), line.partition))
                 }
             }
         }
         #expect(blockBytes >= 1 << 20 || count > ArchiveDriver.blocksAhead)
         #expect(got.count == records.count)
         for (r, g) in zip(records, got) {
-            #expect(g.key == r.key && g.value == r.value)
+            #expect(g.topic == r.topic && g.key == r.key && g.value == r.value)
             #expect(g.partition == Int32(Murmur2.partition(for: r.key ?? [], partitionCount: 12)))
         }
         #expect(blocks.next() == nil)
