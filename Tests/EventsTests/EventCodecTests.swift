@@ -182,7 +182,8 @@ let samples: [Event] = [
     }
 }
 
-struct SplitMix64 {
+/// SplitMix64: the same numbers on every run.
+struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {
