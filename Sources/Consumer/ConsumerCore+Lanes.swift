@@ -63,17 +63,18 @@ extension ConsumerCore {
                     // The fields each step needs, not the message: passing `m[i]` whole copied it (a retain per
                     // field, through the type's value witness) twice a message, 4% of a replay's instructions.
                     let m = messages.span
-                    for i in slice {
+                    // Prepared last message first, then taken off the end in message order: `popLast` moves each
+                    // out, where reading `prepared[j]` copied it.
+                    for i in slice.reversed() {
                         prepared.append(prepare(topic: resolved[i]!, value: m[i].value, key: m[i].key,
                                                 timestampMs: m[i].timestampMs, startMs: startMs))
                     }
                     part.state.warm(prepared.span)
-                    for (j, i) in slice.enumerated() {
+                    for i in slice {
                         let keepEvent = alertingOn && resolved[i]! == .payments  // for the alert engine
                         let at = Position(topic: m[i].topic, partition: m[i].partition, offset: m[i].offset, timestampMs: m[i].timestampMs)
-                        out.append((i, apply(part: part, at: at, prepared[j], keepEvent: keepEvent)))
+                        out.append((i, apply(part: part, at: at, prepared.removeLast(), keepEvent: keepEvent)))
                     }
-                    prepared.removeAll(keepingCapacity: true)
                     k = slice.endIndex
                 }
             }
