@@ -12,10 +12,10 @@ extension ConsumerCore {
     /// as they come free; each partition's messages stay in order on one thread. Returns, per
     /// message, what it gave (nil: not for a partition or topic of this consumer).
     func applyLanes(_ messages: [KafkaMessage], startMs: Int64?) -> [Applied?] {
-        // Each message's partition state, looked up once per partition in a table by number, and its topic by
+        // Each message's partition group, looked up once per partition in a table by number, and its topic by
         // comparing the few names: no hashing per message (messages from an archive change partition at nearly
-        // every message).
-        // Each message's topic, not its partition state with it: a reference per message, retained and released.
+        // every message). A group's partition state is kept once, with the group: not per message, where it was a
+        // reference retained and released a message.
         var groupOf = PartitionTable(empty: -2)  // -2: not looked up yet; -1: not open
         var parts: [Partition] = []
         var byPartition: [[Int]] = []

@@ -122,7 +122,6 @@ extension ArchiveRecord {
         let mark = out.count
         if let l = p.canonicalRecord(into: &out) { return .success(l) }
         out.removeSubrange(mark...)
-        p = LineParser(bytes: line)
         do { return .success(try p.record(into: &out)) } catch {
             out.removeSubrange(mark...)
             return .failure(error)
@@ -271,7 +270,7 @@ struct LineParser {
     /// no escapes but in the value): what `record(into:)` would return, without its field lookups, whitespace
     /// checks and scratch buffer. Nil for any other line, which `record(into:)` then reads (`out` may have had
     /// bytes appended: the caller cuts it back).
-    mutating func canonicalRecord(into out: inout [UInt8]) -> ArchiveLine? {
+    func canonicalRecord(into out: inout [UInt8]) -> ArchiveLine? {
         let base = bytes.startIndex
         let s = bytes.span
         var k = 0

@@ -54,7 +54,8 @@ import Testing
                 }
             }
             var fastOut: [UInt8] = [9], generalOut: [UInt8] = [9]
-            var fastParser = LineParser(bytes: line[...]), generalParser = LineParser(bytes: line[...])
+            let fastParser = LineParser(bytes: line[...])
+            var generalParser = LineParser(bytes: line[...])
             let fast = fastParser.canonicalRecord(into: &fastOut)
             let general = try? generalParser.record(into: &generalOut)
             guard let fast else {
