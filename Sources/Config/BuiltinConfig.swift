@@ -142,8 +142,8 @@ signupBursts: []
 # processor's volume, an hour or two at a small SaaS's. It resolves once the attempts since favour the baseline
 # over the outage's rate as measured so far (the lower end of its 95% interval) by at least `resolveEvidence`
 # (natural log of the odds; more in a busy scope, so that a lucky run of successes while the outage lasts
-# resolves it less than once a week): the outage is over. A rate still raised after that is a new shift, which
-# the CUSUMs catch again. Each alert carries the observed and
+# resolves it less than once in `chanceResolutionDays` days of the scope's attempts): the outage is over. A rate
+# still raised after that is a new shift, which the CUSUMs catch again. Each alert carries the observed and
 # baseline rates, the attempts and failures since the estimated start of the shift, and the evidence.
 #
 # Evaluated in event time once a minute; `undercurrent evaluate-alerts --sweep` measures it against an oracle.
@@ -161,6 +161,7 @@ sequential:
   priorFailureRate: 0.1
   minBaselineAttempts: 200
   resolveEvidence: 6.9
+  chanceResolutionDays: 7
   attempts: first
 """#,
         "scenarios/baseline.yaml": #"""

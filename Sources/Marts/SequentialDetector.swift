@@ -36,15 +36,19 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
     /// Evidence (natural log of the likelihood ratio) that the rate is back at the baseline, rather than at the
     /// outage's rate as measured so far, before a firing scope resolves: 6.9 is odds of 1000 to 1. The least
     /// asked: a scope with many attempts asks more, so that a lucky run of successes while the outage lasts
-    /// resolves it by chance less than once a week (`SequentialDetector.resolveThreshold`).
+    /// resolves it by chance less than once in `chanceResolutionDays` days of its attempts
+    /// (`SequentialDetector.resolveThreshold`).
     public var resolveEvidence: Double
+    /// Days of a busy scope's attempts (at its current rate) in which a lucky run of successes, while an outage
+    /// lasts, may resolve its alert by chance once: the longer, the more evidence a busy scope needs to resolve.
+    public var chanceResolutionDays: Double
     /// `first`: first attempts only (retries fail far more often and come in dunning waves); `all`: every attempt.
     public var attempts: AlertRules.Rule.AttemptKind
 
     public init(id: String = "failure-rate-shift", falseAlertsPerMonth: Double = 0.5, scopes: [Scope] = Scope.allCases,
                 shifts: [Double] = [2, 8, 40, 200], minIncrease: Double = 0.03, baselineHalfLifeDays: Double = 7, priorAttempts: Double = 5,
                 priorFailureRate: Double = 0.1, minBaselineAttempts: Double = 200, resolveEvidence: Double = 6.9,
-                attempts: AlertRules.Rule.AttemptKind = .first) {
+                chanceResolutionDays: Double = 7, attempts: AlertRules.Rule.AttemptKind = .first) {
         self.id = id
         self.falseAlertsPerMonth = falseAlertsPerMonth
         self.scopes = scopes
@@ -55,12 +59,13 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
         self.priorFailureRate = priorFailureRate
         self.minBaselineAttempts = minBaselineAttempts
         self.resolveEvidence = resolveEvidence
+        self.chanceResolutionDays = chanceResolutionDays
         self.attempts = attempts
     }
 
     enum CodingKeys: String, CodingKey {
         case id, falseAlertsPerMonth, scopes, shifts, minIncrease, baselineHalfLifeDays, priorAttempts, priorFailureRate,
-             minBaselineAttempts, resolveEvidence, attempts
+             minBaselineAttempts, resolveEvidence, chanceResolutionDays, attempts
     }
 
     /// Every key may be left out (the default above).
@@ -77,7 +82,29 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
         priorFailureRate = try c.decodeIfPresent(Double.self, forKey: .priorFailureRate) ?? d.priorFailureRate
         minBaselineAttempts = try c.decodeIfPresent(Double.self, forKey: .minBaselineAttempts) ?? d.minBaselineAttempts
         resolveEvidence = try c.decodeIfPresent(Double.self, forKey: .resolveEvidence) ?? d.resolveEvidence
+        chanceResolutionDays = try c.decodeIfPresent(Double.self, forKey: .chanceResolutionDays) ?? d.chanceResolutionDays
         attempts = try c.decodeIfPresent(AlertRules.Rule.AttemptKind.self, forKey: .attempts) ?? d.attempts
+    }
+
+    /// Every key but `chanceResolutionDays`, which is written only when it is not its default: the rules'
+    /// fingerprint (`AlertRules.fingerprint`) of a file without it is the one it had before the key existed, so
+    /// an alert engine checkpointed then is still restored.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(falseAlertsPerMonth, forKey: .falseAlertsPerMonth)
+        try c.encode(scopes, forKey: .scopes)
+        try c.encode(shifts, forKey: .shifts)
+        try c.encode(minIncrease, forKey: .minIncrease)
+        try c.encode(baselineHalfLifeDays, forKey: .baselineHalfLifeDays)
+        try c.encode(priorAttempts, forKey: .priorAttempts)
+        try c.encode(priorFailureRate, forKey: .priorFailureRate)
+        try c.encode(minBaselineAttempts, forKey: .minBaselineAttempts)
+        try c.encode(resolveEvidence, forKey: .resolveEvidence)
+        if chanceResolutionDays != SequentialAlerting().chanceResolutionDays {
+            try c.encode(chanceResolutionDays, forKey: .chanceResolutionDays)
+        }
+        try c.encode(attempts, forKey: .attempts)
     }
 
     /// Checks every value; the message names the key.
@@ -96,6 +123,8 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
         try check(priorFailureRate.isFinite && priorFailureRate > 0 && priorFailureRate < 1, "priorFailureRate", "a rate above 0 and below 1")
         try check(minBaselineAttempts.isFinite && minBaselineAttempts >= 0 && minBaselineAttempts <= 1e9, "minBaselineAttempts", "0 to 1000000000")
         try check(resolveEvidence.isFinite && resolveEvidence > 0 && resolveEvidence <= 100, "resolveEvidence", "a number above 0 and at most 100")
+        try check(chanceResolutionDays.isFinite && chanceResolutionDays >= 0.01 && chanceResolutionDays <= 3650, "chanceResolutionDays",
+                  "0.01 to 3650 days")
     }
 
     /// The scopes watched, in the engine's counter layout: (counter scope index, name).
@@ -317,11 +346,12 @@ extension SequentialDetector {
     /// The evidence a firing scope needs to resolve: `resolveEvidence`, or more where the scope sees many attempts.
     /// The recovery test is a CUSUM too, and while the outage lasts at the rate `p1` it weighs against, each of its
     /// excursions is a chance to cross by luck: Siegmund's approximation gives the threshold at which that happens
-    /// once in a week of the scope's attempts. Without it, an outage of 21% in a scope seeing 2 attempts a minute
-    /// looked over after a run of 33 successes (a 1-in-2,500 run, so one or two a day), and paged again.
+    /// once in `chanceResolutionDays` (7) days of the scope's attempts. Without it, an outage of 21% in a scope
+    /// seeing 2 attempts a minute looked over after a run of 33 successes (a 1-in-2,500 run, so one or two a day),
+    /// and paged again.
     func resolveThreshold(p0: Double, p1: Double, attemptsPerMinute: Double) -> Double {
-        let week = max(attemptsPerMinute * 7 * 24 * 60, 10)
-        return max(config.resolveEvidence, SequentialAlerting.threshold(arl0: week, kl01: SequentialAlerting.kl(p1, p0)))
+        let attempts = max(attemptsPerMinute * config.chanceResolutionDays * 24 * 60, 10)
+        return max(config.resolveEvidence, SequentialAlerting.threshold(arl0: attempts, kl01: SequentialAlerting.kl(p1, p0)))
     }
 }
 

@@ -95,6 +95,36 @@ func meteredAttempts(minutes: Int, perMinute: Double, seed: UInt64, baseline: Do
         #expect(alerts.filter { $0.state == .firing && $0.scope == fired.scope }.count == 1)
     }
 
+    /// `chanceResolutionDays` sets how much evidence a busy scope needs to resolve: the same outage (4% to 40% for
+    /// 12 hours, 5 attempts a minute) resolves later when a chance resolution may come once in ten years of the
+    /// scope's attempts than once in a quarter of an hour (where `resolveEvidence` alone decides), and after its end
+    /// either way. A file that leaves the key out has the fingerprint it had before the key existed.
+    @Test func chanceResolutionDaysSetsTheEvidenceABusyScopeNeedsToResolve() throws {
+        let week = 7 * 24 * 60, outage = 12 * 60
+        let events = meteredAttempts(minutes: week + outage + 12 * 60, perMinute: 5, seed: 5) { m in
+            (week..<(week + outage)).contains(m) ? 0.40 : 0.04
+        }
+        let end = Timestamp(year: 2025, month: 1, day: 1).adding(ms: Int64(week + outage) * 60_000)
+        func resolution(days: Double) throws -> Timestamp {
+            var config = SequentialAlerting()
+            config.chanceResolutionDays = days
+            let rules = AlertRules(evaluateEverySeconds: 60, allowedLatenessSeconds: 120, rules: [], sequential: config)
+            let alerts = run(events, rules: rules)
+            let fired = try #require(alerts.first { $0.state == .firing })
+            return try #require(alerts.first { $0.state == .resolved && $0.scope == fired.scope }).at
+        }
+        let quick = try resolution(days: 0.01), slow = try resolution(days: 3650)
+        #expect(quick > end && slow > end)
+        #expect(slow > quick, "resolved at \(slow) with 3650 days, \(quick) with 0.01")
+
+        #expect(!Self.rules.fingerprint.contains("chanceResolutionDays"))
+        var other = SequentialAlerting()
+        other.chanceResolutionDays = 30
+        let rules = AlertRules(evaluateEverySeconds: 60, allowedLatenessSeconds: 120, rules: [], sequential: other)
+        #expect(rules.fingerprint != Self.rules.fingerprint)
+        #expect(try JSONDecoder().decode(AlertRules.self, from: Data(rules.fingerprint.utf8)) == rules)
+    }
+
     /// An outage still under way does not look over: at a moderate rise (4% to 25% failing for a day) and a thin
     /// stream, a CUSUM tuned far above the outage can fire on a lucky run of failures, and the rate seen by then
     /// overstates it. Weighed against that rate, the attempts that follow favour the baseline and the alert resolves
@@ -233,6 +263,7 @@ func meteredAttempts(minutes: Int, perMinute: Double, seed: UInt64, baseline: Do
             ("scopes: [galaxy]", "scopes"), ("minIncrease: 2", "minIncrease"), ("baselineHalfLifeDays: 0", "baselineHalfLifeDays"),
             ("priorFailureRate: 1.5", "priorFailureRate"), ("priorAttempts: -4", "priorAttempts"),
             ("minBaselineAttempts: -1", "minBaselineAttempts"), ("resolveEvidence: 0", "resolveEvidence"),
+            ("chanceResolutionDays: 0", "chanceResolutionDays"), ("chanceResolutionDays: .inf", "chanceResolutionDays"),
             ("attempts: some", "attempts"), ("falseAlertsPerMonth: lots", "falseAlertsPerMonth"),
         ]
         let dir = tempDir()
