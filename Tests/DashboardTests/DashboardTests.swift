@@ -247,10 +247,7 @@ func get(_ url: String, headers: [String: String] = [:], method: String = "GET")
 /// Runs `undercurrent dashboard` over `dir` on a free port until the returned stop is called. A process of
 /// its own: the server then never competes with the test runner's threads.
 func serve(_ dir: URL, token: String? = nil) async throws -> (port: Int, stop: @Sendable () -> Void) {
-    let binary = root.appendingPathComponent(".build/debug/undercurrent")
-    guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-        throw CLIError("\(binary.path) is missing: build all products (swift build --build-tests) before the tests")
-    }
+    let binary = try TestSupport.binary("undercurrent")
     let log = FileManager.default.temporaryDirectory.appendingPathComponent("uc-dashboard-\(UUID().uuidString).log")
     FileManager.default.createFile(atPath: log.path, contents: nil)
     let p = Process()

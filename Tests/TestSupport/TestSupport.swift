@@ -54,9 +54,17 @@ public struct TestSetupError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
+/// Where the package's executables are: beside the running test bundle (`.build/debug` or, for a release build of
+/// the tests, `.build/release`), else `.build/debug`.
+public let binaryDirectory: URL = {
+    let bundle = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+    let beside = FileManager.default.isExecutableFile(atPath: bundle.appendingPathComponent("undercurrent").path)
+    return beside ? bundle : repoRoot.appendingPathComponent(".build/debug")
+}()
+
 /// An executable of this package, built beside the tests (`swift build --build-tests`).
 public func binary(_ name: String) throws -> URL {
-    let url = repoRoot.appendingPathComponent(".build/debug/\(name)")
+    let url = binaryDirectory.appendingPathComponent(name)
     guard FileManager.default.isExecutableFile(atPath: url.path) else {
         throw TestSetupError("\(url.path) is missing: build all products (swift build --build-tests) before the tests")
     }
