@@ -54,6 +54,7 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Option(help: "Serve the dashboard and API on HOST:PORT while consuming (e.g. 127.0.0.1:8080).") var serve: String?
     @Option(help: "With --serve: require this bearer token; default: $UNDERCURRENT_DASHBOARD_TOKEN.") var token: String?
     @Option(help: "Mirror the marts into PostgreSQL after each checkpoint, exactly once: a libpq URI such as postgresql://undercurrent@127.0.0.1:5432/analytics (password from PGPASSWORD or ~/.pgpass). Tables in schema 'undercurrent' (docs/architecture.md).") var postgres: String?
+    @Option(help: "With --postgres: seconds a write may wait without the server answering before the connection is given up as broken and made again (a backend that stopped answering while its host still acknowledges; default 60).") var postgresTimeout: Double?
     @OptionGroup var metrics: MetricsOptions
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var common: CommonOptions
@@ -88,6 +89,12 @@ public struct MartsConsumerCommand: ParsableCommand {
         }
         if let postgres {
             do { try PostgresURI.validate(postgres) } catch { throw ValidationError("--postgres: \(error.message)") }
+        }
+        if let postgresTimeout {
+            guard postgres != nil else { throw ValidationError("--postgres-timeout: only with --postgres") }
+            guard postgresTimeout >= 1 && postgresTimeout <= 86_400 else {
+                throw ValidationError("--postgres-timeout: expected 1 to 86400 seconds")
+            }
         }
     }
 
@@ -141,6 +148,7 @@ public struct MartsConsumerCommand: ParsableCommand {
             // Before any work: wrong credentials or a missing database end here; a server that is away does not.
             var o = PostgresSink.Options(uri: postgres)
             o.rebuild = options.rebuild
+            if let postgresTimeout { o.responseTimeout = .milliseconds(Int64(postgresTimeout * 1000)) }
             o.inputTopics = Set(options.topics.values)
             do {
                 options.sinks.append(try PostgresSink(options: o, logger: logger))
