@@ -111,6 +111,15 @@ public struct MartsConsumerCommand: ParsableCommand {
     private var deadLetterTopic: String { dlqTopic ?? topicPrefix + Topics.deadLetter }
     private var alertsTopicName: String { alertsTopic ?? topicPrefix + Topics.alerts }
 
+    /// The PostgreSQL sink's options from the flags and the consumer's.
+    func sinkOptions(_ uri: String, consumer options: MartsConsumer.Options) -> PostgresSink.Options {
+        var o = PostgresSink.Options(uri: uri)
+        o.rebuild = options.rebuild
+        if let postgresTimeout { o.responseTimeout = .milliseconds(Int64(postgresTimeout * 1000)) }
+        o.inputTopics = Set(options.topics.values)
+        return o
+    }
+
     public func run() throws {
         try StartChecks.directory(stateDir, "the state directory")
         try StartChecks.file(metricsFile, "the metrics file")
@@ -146,10 +155,7 @@ public struct MartsConsumerCommand: ParsableCommand {
         }
         if let postgres {
             // Before any work: wrong credentials or a missing database end here; a server that is away does not.
-            var o = PostgresSink.Options(uri: postgres)
-            o.rebuild = options.rebuild
-            if let postgresTimeout { o.responseTimeout = .milliseconds(Int64(postgresTimeout * 1000)) }
-            o.inputTopics = Set(options.topics.values)
+            let o = sinkOptions(postgres, consumer: options)
             do {
                 options.sinks.append(try PostgresSink(options: o, logger: logger))
             } catch {
