@@ -54,8 +54,8 @@ public struct TestSetupError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// Where the package's executables are: beside the running test bundle (`.build/debug` or, for a release build of
-/// the tests, `.build/release`), else `.build/debug`.
+/// Where the package's executables are: beside the running test bundle (the debug or release directory of the
+/// build that ran the tests: `scripts/test.sh` builds into `.build-tests`), else `.build/debug`.
 public let binaryDirectory: URL = {
     let bundle = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
     let beside = FileManager.default.isExecutableFile(atPath: bundle.appendingPathComponent("undercurrent").path)
