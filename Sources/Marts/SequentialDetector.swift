@@ -88,7 +88,8 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
 
     /// Every key but `chanceResolutionDays`, which is written only when it is not its default: the rules'
     /// fingerprint (`AlertRules.fingerprint`) of a file without it is the one it had before the key existed, so
-    /// an alert engine checkpointed then is still restored.
+    /// an alert engine checkpointed then is still restored. A new setting must be written here too (a test counts
+    /// the keys against the stored properties).
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(id, forKey: .id)

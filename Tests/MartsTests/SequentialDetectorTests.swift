@@ -123,6 +123,10 @@ func meteredAttempts(minutes: Int, perMinute: Double, seed: UInt64, baseline: Do
         let rules = AlertRules(evaluateEverySeconds: 60, allowedLatenessSeconds: 120, rules: [], sequential: other)
         #expect(rules.fingerprint != Self.rules.fingerprint)
         #expect(try JSONDecoder().decode(AlertRules.self, from: Data(rules.fingerprint.utf8)) == rules)
+        // `SequentialAlerting.encode(to:)` is written by hand: every stored setting must be in it, or two files
+        // that differ in a new one would share a fingerprint (and one's alert checkpoint restore under the other).
+        let written = try JSONSerialization.jsonObject(with: JSONEncoder().encode(other)) as? [String: Any]
+        #expect(written?.count == Mirror(reflecting: other).children.count, "\(written?.keys.sorted() ?? [])")
     }
 
     /// An outage still under way does not look over: at a moderate rise (4% to 25% failing for a day) and a thin
