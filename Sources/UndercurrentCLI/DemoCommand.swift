@@ -128,7 +128,8 @@ struct DemoCommand: ParsableCommand {
         Console.out(ExecutiveKPIs(snapshot).text)
         Console.out("")
         // What to fix first: the narrative's recommendations, or why it cannot conclude.
-        let data = DashboardData(snapshot: snapshot, alerts: AlertLog.read(stateDirectory: stateURL), historyGaps: HistoryStart.summaries(history))
+        let alerts = AlertLog.read(stateDirectory: stateURL)
+        let data = DashboardData(snapshot: snapshot, alerts: alerts, historyGaps: HistoryStart.summaries(history))
         let narrative = Narrative(data)
         if let insufficient = narrative.insufficient {
             Console.out("what to fix first: not known yet. \(insufficient)")
@@ -141,6 +142,11 @@ struct DemoCommand: ParsableCommand {
         Console.out("")
         Console.out("alerts: \(consumer.summary.alertsFiring) fired, \(consumer.summary.alertsResolved) resolved")
         Console.out("at this volume \(DetectionReach.sentence(consumer.detectionReach(outageRate: ConsumerMetrics.referenceOutageRate))) (`undercurrent evaluate-alerts` measures detection at other sizes)")
+        // The simulation's ground truth: what the alerts caught of the incidents the scenario injected, and what they
+        // raised about none.
+        for line in IncidentCoverage.demoLines(windows: try World(parameters).incidents, alerts: alerts, start: start, end: try simulation.endTime()) {
+            Console.out(line)
+        }
         Console.out("counted: \(produced.sent) events simulated, \(produced.delivered) delivered, \(consumed) consumed (offsets), \(snapshot.accepted) accepted, \(snapshot.duplicates) duplicates, \(snapshot.rejected) rejected; \(missed) lost to broker retention"
                     + (deleted > 0 ? " (it deleted \(deleted) messages after the consumer had read them)" : ""))
         if let export {

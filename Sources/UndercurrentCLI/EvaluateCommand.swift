@@ -99,27 +99,7 @@ public struct AlertEvaluation: Sendable {
     public var months: Double
     public var allAlerts: [Alert]
 
-    /// Whether an alert's scope is one the incident touches: overall, its reason, its plan (any plan when it has
-    /// none), or its plan × reason.
-    static func touches(_ scope: String, _ w: IncidentWindow) -> Bool {
-        if scope == "overall" { return true }
-        let (plan, reason) = parts(scope)
-        if let reason, reason != w.reason.rawValue { return false }
-        if let plan, let p = w.plan, plan != p.rawValue { return false }
-        return plan != nil || reason != nil
-    }
-
-    /// A scope name's plan and reason ("plan:premium/reason:gateway_timeout"; either may be missing).
-    static func parts(_ scope: String) -> (plan: String?, reason: String?) {
-        var plan: String?, reason: String?
-        for part in scope.split(separator: "/") {
-            if part.hasPrefix("plan:") { plan = String(part.dropFirst(5)) }
-            if part.hasPrefix("reason:") { reason = String(part.dropFirst(7)) }
-        }
-        return (plan, reason)
-    }
-
-    /// Runs the world through the engine and matches firing alerts to the incidents (see `matches`).
+    /// Runs the world through the engine and matches firing alerts to the incidents (`IncidentCoverage`).
     /// `progress` is told the share of the simulated time done, in 0...1, once per simulated day.
     public static func run(world: World, rules: AlertRules, start: Timestamp, end: Timestamp, wholeBudget: Double = 1,
                            progress: (Double) -> Void = { _ in }) -> AlertEvaluation {
@@ -132,7 +112,7 @@ public struct AlertEvaluation: Sendable {
             + FailureReason.allCases.map { "reason:\($0.rawValue)" }
         // Per incident and touched scope: first attempts and failures in the 7 days before it and inside it.
         let lookback: Int64 = 7 * 86_400_000
-        let touched = incidents.map { w in scopes.filter { touches($0, w) } }
+        let touched = incidents.map { w in scopes.filter { IncidentCoverage.touches($0, w) } }
         var before = incidents.map { _ in [String: (n: Int, f: Int)]() }, inside = before
         /// Per incident and touched scope, its attempts inside the window that are in the incident's plan: time and
         /// whether it failed (for the scope).
@@ -151,7 +131,7 @@ public struct AlertEvaluation: Sendable {
             for (i, w) in incidents.enumerated() where e.occurredAt.ms >= w.start.ms - lookback && e.occurredAt < w.end {
                 let isInside = e.occurredAt >= w.start
                 for scope in touched[i] {
-                    let (planPart, reasonPart) = parts(scope)
+                    let (planPart, reasonPart) = IncidentCoverage.parts(scope)
                     if let planPart, planPart != plan.rawValue { continue }
                     let failed = reasonPart.map { failure?.rawValue == $0 } ?? (failure != nil)
                     if isInside {
@@ -166,13 +146,7 @@ public struct AlertEvaluation: Sendable {
             }
         }
         alerts += engine.advance(to: .max)
-        let firing = alerts.filter { $0.state == .firing }
-        /// An alert is about an incident when its scope touches it and it fires during it or up to 10 minutes after
-        /// its end, or later (within 6 hours) for a shift it estimates began before the end.
-        func matches(_ a: Alert, _ w: IncidentWindow) -> Bool {
-            guard touches(a.scope, w), a.at >= w.start else { return false }
-            return a.at.ms <= w.end.ms + 10 * 60_000 || (a.at.ms <= w.end.ms + 6 * 3_600_000 && (a.shiftStart.map { $0 < w.end } ?? false))
-        }
+        let coverage = IncidentCoverage(windows: incidents, alerts: alerts)
         let budget = rules.sequential.map { $0.falseAlertsPerMonth / Double($0.watched.count * $0.shifts.count) } ?? 1.0 / Double(scopes.count)
         let planShare = incidents.indices.map { i in
             inside[i].mapValues { $0.n }.reduce(into: [String: Double]()) { out, e in out[e.key] = Double(inPlan[i][e.key]?.count ?? 0) / Double(max(e.value, 1)) }
@@ -208,15 +182,11 @@ public struct AlertEvaluation: Sendable {
                     if minutes < bound?.delayMinutes ?? .infinity { bound = RealizedOracle(scope: scope, delayMinutes: minutes, attempts: n) }
                 }
             }
-            let about = firing.filter { matches($0, w) }
-            // Each firing's resolution: the resolved alert of its scope that names its firing time.
-            let resolutions = about.map { f in alerts.first { $0.state == .resolved && $0.scope == f.scope && $0.firingSince == f.at }?.at.ms }
-            let resolvedAfterEnd = about.isEmpty || resolutions.contains(nil) ? nil : Double(resolutions.map { $0! }.max()! - w.end.ms) / 60_000
-            return Detection(incident: w, alert: about.first, oracle: best, realized: first, bound: bound,
-                             firings: about.count, resolvedAfterEndMinutes: resolvedAfterEnd)
+            let covered = coverage.incidents[i]
+            return Detection(incident: w, alert: covered.first, oracle: best, realized: first, bound: bound,
+                             firings: covered.firings.count, resolvedAfterEndMinutes: covered.resolvedAfterEndMinutes)
         }
-        let falseAlerts = firing.filter { a in !incidents.contains { matches(a, $0) } }
-        return AlertEvaluation(detections: detections, falseAlerts: falseAlerts,
+        return AlertEvaluation(detections: detections, falseAlerts: coverage.falseAlerts,
                                months: Double(end.ms - start.ms) / (30.44 * 86_400_000), allAlerts: alerts)
     }
 

@@ -12,15 +12,15 @@ import TestSupport
     @Test func scopesTouchTheIncidentsTheyCover() {
         let w = IncidentWindow(name: "x", start: Timestamp(ms: 0), end: Timestamp(ms: 3_600_000), plan: .premium, reason: .gatewayTimeout, failureRate: 0.5)
         for scope in ["overall", "plan:premium", "reason:gateway_timeout", "plan:premium/reason:gateway_timeout"] {
-            #expect(AlertEvaluation.touches(scope, w), "\(scope)")
+            #expect(IncidentCoverage.touches(scope, w), "\(scope)")
         }
         for scope in ["plan:standard", "reason:expired_card", "plan:standard/reason:gateway_timeout", "plan:premium/reason:expired_card"] {
-            #expect(!AlertEvaluation.touches(scope, w), "\(scope)")
+            #expect(!IncidentCoverage.touches(scope, w), "\(scope)")
         }
         var anyPlan = w
         anyPlan.plan = nil
-        #expect(AlertEvaluation.touches("plan:standard/reason:gateway_timeout", anyPlan))
-        #expect(AlertEvaluation.parts("plan:premium/reason:gateway_timeout") == ("premium", "gateway_timeout"))
+        #expect(IncidentCoverage.touches("plan:standard/reason:gateway_timeout", anyPlan))
+        #expect(IncidentCoverage.parts("plan:premium/reason:gateway_timeout") == ("premium", "gateway_timeout"))
     }
 
     @Test func everyIncidentGetsAnOracleFromItsTrueRatesAndItsOwnWindow() throws {
@@ -44,13 +44,13 @@ import TestSupport
                 #expect(abs(oracle.rate - (oracle.baseline + (1 - oracle.baseline) * d.incident.failureRate)) < 1e-9)
             }
             #expect(oracle.attempts >= 1 && oracle.delayMinutes > 0)
-            #expect(AlertEvaluation.touches(oracle.scope, d.incident))
+            #expect(IncidentCoverage.touches(oracle.scope, d.incident))
         }
         // The oracle on the run's own attempts decides inside the window, in a scope the incident touches.
         for d in result.detections {
             guard let r = d.realized else { continue }
             #expect(r.delayMinutes >= 0 && r.delayMinutes <= d.incident.durationMinutes && r.attempts >= 1)
-            #expect(AlertEvaluation.touches(r.scope, d.incident))
+            #expect(IncidentCoverage.touches(r.scope, d.incident))
         }
         #expect(result.detections.contains { $0.realized != nil })
         // The limit of any test held to one false alert a month (the whole budget on one scope) is never slower than
@@ -59,11 +59,11 @@ import TestSupport
             guard let r = d.realized else { continue }
             let bound = try #require(d.bound, "\(d.incident.name): the oracle decides, the bound must too")
             #expect(bound.delayMinutes <= r.delayMinutes && bound.attempts <= r.attempts && bound.delayMinutes >= 0)
-            #expect(AlertEvaluation.touches(bound.scope, d.incident))
+            #expect(IncidentCoverage.touches(bound.scope, d.incident))
         }
         #expect(result.report.contains("with the whole false-alarm budget on one scope"))
         // Every detection is an alert about its incident, never before it began.
-        for d in result.detections { if let a = d.alert { #expect(a.at >= d.incident.start && AlertEvaluation.touches(a.scope, d.incident)) } }
+        for d in result.detections { if let a = d.alert { #expect(a.at >= d.incident.start && IncidentCoverage.touches(a.scope, d.incident)) } }
         // How long after its end the incident's alerts resolved: the latest resolution, in the run's alerts, of a
         // scope the incident touches, that names a firing at or after the incident's start; and at least one firing.
         #expect(result.detections.contains { $0.alert != nil })
@@ -72,10 +72,10 @@ import TestSupport
             #expect(d.firings >= 1)
             let after = try #require(d.resolvedAfterEndMinutes, "\(d.incident.name): every alert of this run resolves before its end")
             let at = d.incident.end.ms + Int64((after * 60_000).rounded())
-            let resolution = result.allAlerts.first { $0.state == .resolved && $0.at.ms == at && AlertEvaluation.touches($0.scope, d.incident) }
+            let resolution = result.allAlerts.first { $0.state == .resolved && $0.at.ms == at && IncidentCoverage.touches($0.scope, d.incident) }
             #expect(resolution.map { $0.firingSince >= a.at } == true, "\(d.incident.name): no resolution at \(at)")
             #expect(!result.allAlerts.contains { $0.state == .resolved && $0.at.ms > at && $0.firingSince >= a.at
-                && AlertEvaluation.touches($0.scope, d.incident) && $0.firingSince.ms <= d.incident.end.ms + 10 * 60_000 })
+                && IncidentCoverage.touches($0.scope, d.incident) && $0.firingSince.ms <= d.incident.end.ms + 10 * 60_000 })
         }
         #expect(result.report.contains("h after the incident's end"))
         #expect(result.months > 23 && result.months < 25)

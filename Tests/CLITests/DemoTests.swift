@@ -55,4 +55,39 @@ import TestSupport
                 "\(numbers)")
         #expect(!stderr.contains("partial history") && !stderr.contains("lost"), "\(stderr)")
     }
+
+    /// The demo holds its alerts against the scenario's ground truth: an outage injected into a business of 10,000
+    /// customers (6 hours of 90% of first attempts failing with processing_error) is reported caught, with its
+    /// delay and scope, and every alert that fired is either about it or counted as about no incident.
+    @Test func theDemoReportsItsAlertsAgainstTheInjectedIncidents() throws {
+        let config = tempDir()
+        try FileManager.default.createDirectory(at: config.appendingPathComponent("scenarios"), withIntermediateDirectories: true)
+        for file in ["baseline.yaml", "alerts.yaml"] {
+            try FileManager.default.copyItem(at: repoConfig.appendingPathComponent(file), to: config.appendingPathComponent(file))
+        }
+        try """
+        incidents:
+          - {name: early-outage, startDay: 45.5, hours: 6, reason: processing_error, failureRate: 0.9}
+          - {name: after-the-run, startDay: 200, hours: 2, reason: expired_card, failureRate: 0.5}
+        """.write(to: config.appendingPathComponent("scenarios/outage.yaml"), atomically: true, encoding: .utf8)
+        let (status, stdout, stderr) = try demo(["--customers", "10000", "--months", "2", "--scenario", "outage", "--config-dir", config.path])
+        #expect(status == 0, "\(stderr)")
+        let lines = stdout.split(separator: "\n").map(String.init)
+        let header = try #require(lines.firstIndex(of: "the scenario's injected incidents against the alerts (1 more outside the simulated time):"), "\(stdout)")
+        let incident = lines[header + 1]
+        let prefix = "  early-outage (2024-02-15 12:00 UTC, reason processing_error at 90%, 6.0 h): first alert after "
+        #expect(incident.hasPrefix(prefix), "\(incident)")
+        let delay = try #require(Int(incident.dropFirst(prefix.count).prefix { $0.isNumber }), "\(incident)")
+        #expect(delay < 6 * 60, "\(incident)")
+        // Every alert that fired is about the incident or about none.
+        func number(before suffix: String, in line: String) -> Int? {
+            guard let r = line.range(of: suffix) else { return nil }
+            return Int(line[..<r.lowerBound].split(whereSeparator: { !$0.isNumber }).last ?? "")
+        }
+        let fired = try #require(lines.first { $0.hasPrefix("alerts: ") }.flatMap { number(before: " fired", in: $0) }, "\(stdout)")
+        let about = try #require(number(before: " alert(s) about it", in: incident), "\(incident)")
+        let falseLine = try #require(lines.first { $0.hasPrefix("alerts about no injected incident: ") }, "\(stdout)")
+        let unrelated = try #require(Int(falseLine.dropFirst("alerts about no injected incident: ".count).prefix { $0.isNumber }), "\(falseLine)")
+        #expect(fired >= 1 && about >= 1 && about + unrelated == fired, "\(stdout)")
+    }
 }
