@@ -64,6 +64,8 @@ let package = Package(
         .target(name: "Simulation", dependencies: ["Events"]),
         .target(name: "Marts", dependencies: ["Events"]),
         .target(name: "Checkpoints", dependencies: ["Marts", "Events"]),
+        // Alerting and risk scoring against a simulation's ground truth: the oracle, the sweep's figures (pure).
+        .target(name: "Evaluation", dependencies: ["Simulation", "Marts", "Events"]),
         // The consumer: a core (partition states, outputs, checkpoint policy) fed by a Kafka and an archive
         // driver, its outputs sent through sinks.
         .target(
@@ -76,7 +78,7 @@ let package = Package(
         .target(
             name: "UndercurrentCLI",
             dependencies: [
-                "Kafka", "Events", "Simulation", "Marts", "Checkpoints", "Archives", "Config", "Consumer", "Charts", "Dashboard", "Postgres", "PostgresSink", "Telemetry",
+                "Kafka", "Events", "Simulation", "Marts", "Checkpoints", "Archives", "Config", "Consumer", "Charts", "Dashboard", "Evaluation", "Postgres", "PostgresSink", "Telemetry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -104,6 +106,7 @@ let package = Package(
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Events", "Config", "TestSupport"]),
         .testTarget(name: "MartsTests", dependencies: ["Marts", "Events", "Simulation", "Config", "TestSupport"]),
         .testTarget(name: "ArchivesTests", dependencies: ["Archives", "Events", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Simulation", "Marts", "Events", "Config", "TestSupport"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Marts", "Events", "TestSupport"]),
         .testTarget(name: "ConsumerTests", dependencies: ["Consumer", "Archives", "Config", "Simulation", "Kafka", "Marts", "Events", "Checkpoints", "TestSupport",
                                                          .product(name: "Logging", package: "swift-log")]),

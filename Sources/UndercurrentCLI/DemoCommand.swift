@@ -9,6 +9,7 @@ import Kafka
 import Logging
 import Marts
 import Simulation
+import Evaluation
 import Synchronization
 
 struct DemoCommand: ParsableCommand {

@@ -5,7 +5,7 @@ import Marts
 @testable import Simulation
 import Testing
 import TestSupport
-@testable import UndercurrentCLI
+@testable import Evaluation
 
 /// `evaluate-alerts`: incidents matched to the scopes they touch, and an oracle computed from the true rates.
 @Suite struct AlertEvaluationTests {

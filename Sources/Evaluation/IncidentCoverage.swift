@@ -5,29 +5,29 @@ import Simulation
 
 /// Alerts against a simulation's injected incidents, its ground truth: which alerts are about which incident, and
 /// which are about none (false alerts). `evaluate-alerts` scores with it, and the demo reports with it.
-struct IncidentCoverage {
+public struct IncidentCoverage: Sendable {
     /// One incident and the alerts about it.
-    struct Incident {
-        var window: IncidentWindow
+    public struct Incident: Sendable {
+        public var window: IncidentWindow
         /// Every firing alert about the incident, in time order (more than one: it resolved and fired again, or
         /// several scopes fired).
-        var firings: [Alert]
+        public var firings: [Alert]
         /// Minutes from the incident's end to the last resolution of an alert about it (negative: before the end);
         /// nil when one of them still fires at the end or none fired.
-        var resolvedAfterEndMinutes: Double?
+        public var resolvedAfterEndMinutes: Double?
 
         /// The first alert about it.
-        var first: Alert? { firings.first }
+        public var first: Alert? { firings.first }
         /// Minutes from the incident's start to its first alert.
-        var delayMinutes: Double? { first.map { Double($0.at.ms - window.start.ms) / 60_000 } }
+        public var delayMinutes: Double? { first.map { Double($0.at.ms - window.start.ms) / 60_000 } }
     }
 
-    var incidents: [Incident]
+    public var incidents: [Incident]
     /// The firing alerts about no incident.
-    var falseAlerts: [Alert]
+    public var falseAlerts: [Alert]
 
     /// Matches `alerts` (firing and resolved transitions, in time order) to `windows`.
-    init(windows: [IncidentWindow], alerts: [Alert]) {
+    public init(windows: [IncidentWindow], alerts: [Alert]) {
         let firing = alerts.filter { $0.state == .firing }
         incidents = windows.map { w in
             let about = firing.filter { Self.matches($0, w) }
@@ -79,7 +79,7 @@ extension IncidentCoverage {
     /// The demo's account of its alerts against the scenario's incidents, a line each: when each incident in
     /// `start..<end` was first alerted on and in which scope, or that it was not; when its alerts resolved; then
     /// the alerts about no incident. Incidents outside the simulated time are counted, not listed.
-    static func demoLines(windows: [IncidentWindow], alerts: [Alert], start: Timestamp, end: Timestamp) -> [String] {
+    public static func demoLines(windows: [IncidentWindow], alerts: [Alert], start: Timestamp, end: Timestamp) -> [String] {
         let inRun = windows.filter { $0.start < end && $0.end > start }
         let coverage = IncidentCoverage(windows: inRun, alerts: alerts)
         var lines: [String] = []

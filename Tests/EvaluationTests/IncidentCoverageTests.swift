@@ -2,7 +2,7 @@ import Events
 import Marts
 @testable import Simulation
 import Testing
-@testable import UndercurrentCLI
+@testable import Evaluation
 
 /// Alerts matched to a scenario's injected incidents: what `evaluate-alerts` scores and the demo reports.
 @Suite struct IncidentCoverageTests {
