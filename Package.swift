@@ -54,16 +54,22 @@ let package = Package(
         .target(name: "Telemetry", dependencies: [.product(name: "CoreMetrics", package: "swift-metrics"),
                                                   .product(name: "Prometheus", package: "swift-prometheus")]),
         // Event archives (NDJSON, plain or gzip): reading and writing.
-        .target(name: "Archives", dependencies: ["Events", "CZlib"]),
+        .target(name: "Archives", dependencies: ["Events", "Simulation", "CZlib"]),
         // The product's configuration files: the simulated business (baseline + scenarios) and alert rules.
         .target(name: "Config", dependencies: ["Simulation", "Marts", .product(name: "Yams", package: "Yams")]),
         // SVG charts for the dashboard, reports and load-test pages (pure functions).
         .target(name: "Charts"),
-        // Dashboard pages, narrative and API payloads from the marts (pure; served by UndercurrentCLI).
+        // Dashboard pages, narrative and API payloads from the marts (pure; served by DashboardHTTP).
         .target(name: "Dashboard", dependencies: ["Marts", "Events", "Charts"]),
         .target(name: "Simulation", dependencies: ["Events"]),
         .target(name: "Marts", dependencies: ["Events"]),
         .target(name: "Checkpoints", dependencies: ["Marts", "Events"]),
+        // The dashboard over HTTP (Hummingbird): pages, API, /metrics, the state watcher.
+        .target(name: "DashboardHTTP", dependencies: ["Dashboard", "Checkpoints", "Consumer", "Charts", "Events", "Marts", "Telemetry",
+                                                     .product(name: "Hummingbird", package: "hummingbird"),
+                                                     .product(name: "Logging", package: "swift-log"),
+                                                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                                                     .product(name: "NIOCore", package: "swift-nio")]),
         // Alerting and risk scoring against a simulation's ground truth: the oracle, the sweep's figures (pure).
         .target(name: "Evaluation", dependencies: ["Simulation", "Marts", "Events"]),
         // The consumer: a core (partition states, outputs, checkpoint policy) fed by a Kafka and an archive
@@ -78,7 +84,7 @@ let package = Package(
         .target(
             name: "UndercurrentCLI",
             dependencies: [
-                "Kafka", "Events", "Simulation", "Marts", "Checkpoints", "Archives", "Config", "Consumer", "Charts", "Dashboard", "Evaluation", "Postgres", "PostgresSink", "Telemetry",
+                "Kafka", "Events", "Simulation", "Marts", "Checkpoints", "Archives", "Config", "Consumer", "Charts", "Dashboard", "DashboardHTTP", "Evaluation", "Postgres", "PostgresSink", "Telemetry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -111,7 +117,7 @@ let package = Package(
         .testTarget(name: "ConsumerTests", dependencies: ["Consumer", "Archives", "Config", "Simulation", "Kafka", "Marts", "Events", "Checkpoints", "TestSupport",
                                                          .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PostgresSinkTests", dependencies: ["PostgresSink", "Postgres", "Consumer", "Marts", "Events", "Kafka", "TestSupport"]),
-        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "UndercurrentCLI", "Telemetry", "Consumer", "Config", "Checkpoints", "Marts", "Events", "Simulation", "TestSupport",
+        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "DashboardHTTP", "Telemetry", "Consumer", "Config", "Checkpoints", "Marts", "Events", "Simulation", "TestSupport",
                                                           .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Consumer", "Telemetry", "Postgres", "PostgresSink", "Config", "Archives", "Kafka", "Marts", "Events", "Simulation", "Checkpoints", "TestSupport",
                                                     .product(name: "Yams", package: "Yams")]),

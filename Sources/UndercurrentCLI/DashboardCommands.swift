@@ -2,6 +2,7 @@ import Checkpoints
 import Consumer
 import ArgumentParser
 import Dashboard
+import DashboardHTTP
 import Foundation
 import Marts
 

@@ -4,6 +4,7 @@ import Config
 import ArgumentParser
 import Dashboard
 import Events
+import DashboardHTTP
 import Foundation
 import Kafka
 import Logging

@@ -5,6 +5,7 @@ import Archives
 import Checkpoints
 import Dashboard
 import Events
+import DashboardHTTP
 import Foundation
 import Postgres
 import PostgresSink

@@ -5,35 +5,6 @@ import Events
 import Foundation
 import Simulation
 
-/// Runs the simulation and writes every event, merged in event-time order, to an NDJSON archive.
-public struct SimulateRun {
-    public var world: World
-    public init(world: World) { self.world = world }
-
-    public struct Summary: Sendable {
-        public var events: Int
-        public var byTopic: [String: Int]
-    }
-
-    public mutating func write(to writer: ArchiveWriter, stop: StopSignal? = nil, progress: ((Int, Timestamp) -> Void)? = nil) throws -> Summary {
-        var byTopic: [String: Int] = [:]
-        var value = [UInt8]()
-        var n = 0
-        while let event = world.next() {
-            value.removeAll(keepingCapacity: true)
-            EventEncoder.encode(event, into: &value)
-            try writer.write(ArchiveRecord(event: event, value: value))
-            byTopic[event.topic.rawValue, default: 0] += 1
-            n += 1
-            if n & 0xFFFF == 0 {
-                progress?(n, event.occurredAt)
-                if stop?.isStopped == true { break }
-            }
-        }
-        return Summary(events: n, byTopic: byTopic)
-    }
-}
-
 struct SimulateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate",
@@ -55,7 +26,7 @@ struct SimulateCommand: ParsableCommand {
         let writer = try ArchiveWriter(path: out)
         let started = ContinuousClock.now
         var remaining = RemainingTime(start: parameters.start.ms, end: parameters.end.ms)
-        let summary = try run.write(to: writer, stop: stop) { n, t in
+        let summary = try run.write(to: writer, isStopped: { stop.isStopped }) { n, t in
             let s = (ContinuousClock.now - started).seconds
             // How far through the simulated time, and the seconds left (a growing business makes more events a day
             // later on: `RemainingTime` allows for it).

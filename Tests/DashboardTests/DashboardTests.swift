@@ -14,7 +14,7 @@ import Simulation
 import Synchronization
 import Testing
 import TestSupport
-import UndercurrentCLI
+import DashboardHTTP
 
 let root = repoRoot
 let quietLogger = quiet
@@ -273,7 +273,7 @@ func serve(_ dir: URL, token: String? = nil) async throws -> (port: Int, stop: @
     }
     guard let port else {
         p.terminate()
-        throw CLIError("the dashboard did not start or load its state: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        throw TestSetupError("the dashboard did not start or load its state: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
     }
     return (port, { process.terminate(); process.waitUntilExit() })
 }

@@ -10,7 +10,7 @@ import TestSupport
 import Checkpoints
 import Consumer
 import Telemetry
-import UndercurrentCLI
+import DashboardHTTP
 
 /// The HTTP routes, served in process without a socket (HummingbirdTesting's router client).
 @Suite struct RouterTests {

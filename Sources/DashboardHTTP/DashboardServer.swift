@@ -1,6 +1,5 @@
 import Checkpoints
 import Consumer
-import ArgumentParser
 import Charts
 import Dashboard
 import Events
@@ -105,7 +104,7 @@ public final class StateDirectorySource: Sendable {
 
     /// The detector's reach as of the alert engine's checkpoint, restored under the rules it was written with, and
     /// the attempts it had left out as late; nil without such a checkpoint.
-    static func alerting(fromCheckpointIn directory: URL) -> AlertCoverage? {
+    public static func alerting(fromCheckpointIn directory: URL) -> AlertCoverage? {
         guard let loaded = try? AlertStateStore(stateDirectory: directory).load(rules: nil),
               let rules = try? JSONDecoder().decode(AlertRules.self, from: Data(loaded.rules.utf8)), rules.sequential != nil
         else { return nil }
