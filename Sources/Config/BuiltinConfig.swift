@@ -143,7 +143,10 @@ signupBursts: []
 # over the outage's rate as measured so far (the lower end of its 95% interval) by at least `resolveEvidence`
 # (natural log of the odds; more in a busy scope, so that a lucky run of successes while the outage lasts
 # resolves it less than once in `chanceResolutionDays` days of the scope's attempts): the outage is over. A rate
-# still raised after that is a new shift, which the CUSUMs catch again. Each alert carries the observed and
+# still raised after that is a new shift, which the CUSUMs catch again. With `resolveWithWiderScope`, a scope
+# also resolves when a wider one containing it resolves (overall contains each plan and reason, a plan and a
+# reason their plan × reason) for the same episode: a thin plan × reason no longer fires for days after a mild
+# outage that its plan or reason has seen end (`resolved_with` names that scope). Each alert carries the observed and
 # baseline rates, the attempts and failures since the estimated start of the shift, and the evidence.
 #
 # Evaluated in event time once a minute; `undercurrent evaluate-alerts --sweep` measures it against an oracle.
@@ -162,6 +165,7 @@ sequential:
   minBaselineAttempts: 200
   resolveEvidence: 6.9
   chanceResolutionDays: 7
+  resolveWithWiderScope: true
   attempts: first
 """#,
         "scenarios/baseline.yaml": #"""

@@ -19,7 +19,8 @@ public enum AlertLog {
                   let at = Timestamp(rfc3339: l.at), let since = Timestamp(rfc3339: l.firingSince) else { return nil }
             return Alert(rule: l.rule, scope: l.scope, state: state, at: at, firingSince: since, observedRate: l.observedRate ?? 0,
                          baselineRate: l.baselineRate ?? 0, attempts: l.attempts ?? 0, failures: l.failures ?? 0,
-                         windowMinutes: l.windowMinutes ?? 0, shiftStart: l.shiftStarted.flatMap { Timestamp(rfc3339: $0) }, evidence: l.evidence)
+                         windowMinutes: l.windowMinutes ?? 0, shiftStart: l.shiftStarted.flatMap { Timestamp(rfc3339: $0) }, evidence: l.evidence,
+                         resolvedWith: l.resolvedWith)
         }
     }
 }
@@ -39,11 +40,12 @@ extension AlertLog {
         var windowMinutes: Int?
         var shiftStarted: String?
         var evidence: Double?
+        var resolvedWith: String?
 
         enum CodingKeys: String, CodingKey {
             case rule, scope, state, at, attempts, failures, evidence
             case firingSince = "firing_since", observedRate = "observed_rate", baselineRate = "baseline_rate", windowMinutes = "window_minutes"
-            case shiftStarted = "shift_started"
+            case shiftStarted = "shift_started", resolvedWith = "resolved_with"
         }
     }
 }

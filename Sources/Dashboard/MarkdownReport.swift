@@ -36,7 +36,11 @@ public enum MarkdownReport {
             var line = "- \(a.state.rawValue) \(a.rule) [\(a.scope)] at \(a.at): observed \(Format.percent(a.observedRate)), baseline "
                 + "\(Format.percent(a.baselineRate)), \(a.attempts) attempts / \(a.failures) failures"
             if let start = a.shiftStart { line += ", shift began \(start)" }
-            if let e = a.evidence { line += String(format: ", evidence 10^%.1f", e / log(10)) }
+            if let wider = a.resolvedWith {
+                line += ", resolved with [\(wider)]"
+            } else if let e = a.evidence {
+                line += String(format: ", evidence 10^%.1f", e / log(10))
+            }
             return line
         }.joined(separator: "\n") + "\n")
         out += "\n### What the detector can catch now\n\n"

@@ -465,8 +465,8 @@ public struct PageRenderer: Sendable {
             ["<span class=\"\(a.state.rawValue)\">\(a.state.rawValue)</span>", escape(a.rule), escape(a.scope), escape(a.at.description),
              Format.percent(a.observedRate), Format.percent(a.baselineRate), "\(a.attempts) / \(a.failures)", "\(a.windowMinutes) min",
              a.shiftStart.map { escape($0.description) } ?? "–",
-             // The likelihood ratio in powers of ten reads better than nats.
-             a.evidence.map { String(format: "10^%.1f", $0 / log(10)) } ?? "–"]
+             // The likelihood ratio in powers of ten reads better than nats; one resolved with a wider scope says so.
+             a.resolvedWith.map { "with [\(escape($0))]" } ?? a.evidence.map { String(format: "10^%.1f", $0 / log(10)) } ?? "–"]
         })
         out += "<h2>What the detector can catch now</h2>"
         guard let reach = alerting.reach else {

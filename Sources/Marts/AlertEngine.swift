@@ -121,11 +121,16 @@ public struct Alert: Sendable, Equatable {
     /// likelihood ratio of the shifted rate against the baseline; for `resolved`, of the baseline against it).
     public var shiftStart: Timestamp?
     public var evidence: Double?
+    /// A `resolved` alert that resolved with a wider scope containing it (`SequentialAlerting.resolveWithWiderScope`):
+    /// that scope; nil when it resolved on its own evidence.
+    public var resolvedWith: String?
 
     public init(rule: String, scope: String, state: State, at: Timestamp, firingSince: Timestamp, observedRate: Double,
-                baselineRate: Double, attempts: Int, failures: Int, windowMinutes: Int, shiftStart: Timestamp? = nil, evidence: Double? = nil) {
+                baselineRate: Double, attempts: Int, failures: Int, windowMinutes: Int, shiftStart: Timestamp? = nil, evidence: Double? = nil,
+                resolvedWith: String? = nil) {
         self.shiftStart = shiftStart
         self.evidence = evidence
+        self.resolvedWith = resolvedWith
         self.rule = rule
         self.scope = scope
         self.state = state
@@ -144,7 +149,8 @@ public struct Alert: Sendable, Equatable {
         return "{\"rule\":\(jsonString(rule)),\"scope\":\(jsonString(scope)),\"state\":\"\(state.rawValue)\",\"at\":\"\(at)\",\"firing_since\":\"\(firingSince)\","
             + "\"observed_rate\":\(rate(observedRate)),\"baseline_rate\":\(rate(baselineRate)),\"attempts\":\(attempts),"
             + "\"failures\":\(failures),\"window_minutes\":\(windowMinutes)"
-            + (shiftStart.map { ",\"shift_started\":\"\($0)\"" } ?? "") + (evidence.map { ",\"evidence\":" + String(format: "%.3f", $0) } ?? "") + "}"
+            + (shiftStart.map { ",\"shift_started\":\"\($0)\"" } ?? "") + (evidence.map { ",\"evidence\":" + String(format: "%.3f", $0) } ?? "")
+            + (resolvedWith.map { ",\"resolved_with\":\(jsonString($0))" } ?? "") + "}"
     }
 }
 

@@ -42,13 +42,19 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
     /// Days of a busy scope's attempts (at its current rate) in which a lucky run of successes, while an outage
     /// lasts, may resolve its alert by chance once: the longer, the more evidence a busy scope needs to resolve.
     public var chanceResolutionDays: Double
+    /// Whether a firing scope also resolves when a wider scope containing it resolves (overall contains each plan
+    /// and each reason; a plan and a reason contain their plan × reason), for a shift that began within the wider
+    /// scope's episode: the wider scope's attempts include the narrower one's, and its recovery test has found
+    /// them back at its baseline. A thin scope alone waits for as many clean attempts as its own evidence needs,
+    /// days of them for a mild outage; one still raised is a new shift to its reset CUSUMs and fires again.
+    public var resolveWithWiderScope: Bool
     /// `first`: first attempts only (retries fail far more often and come in dunning waves); `all`: every attempt.
     public var attempts: AlertRules.Rule.AttemptKind
 
     public init(id: String = "failure-rate-shift", falseAlertsPerMonth: Double = 0.5, scopes: [Scope] = Scope.allCases,
                 shifts: [Double] = [2, 8, 40, 200], minIncrease: Double = 0.03, baselineHalfLifeDays: Double = 7, priorAttempts: Double = 5,
                 priorFailureRate: Double = 0.1, minBaselineAttempts: Double = 200, resolveEvidence: Double = 6.9,
-                chanceResolutionDays: Double = 7, attempts: AlertRules.Rule.AttemptKind = .first) {
+                chanceResolutionDays: Double = 7, resolveWithWiderScope: Bool = true, attempts: AlertRules.Rule.AttemptKind = .first) {
         self.id = id
         self.falseAlertsPerMonth = falseAlertsPerMonth
         self.scopes = scopes
@@ -60,12 +66,13 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
         self.minBaselineAttempts = minBaselineAttempts
         self.resolveEvidence = resolveEvidence
         self.chanceResolutionDays = chanceResolutionDays
+        self.resolveWithWiderScope = resolveWithWiderScope
         self.attempts = attempts
     }
 
     enum CodingKeys: String, CodingKey {
         case id, falseAlertsPerMonth, scopes, shifts, minIncrease, baselineHalfLifeDays, priorAttempts, priorFailureRate,
-             minBaselineAttempts, resolveEvidence, chanceResolutionDays, attempts
+             minBaselineAttempts, resolveEvidence, chanceResolutionDays, resolveWithWiderScope, attempts
     }
 
     /// Every key may be left out (the default above).
@@ -83,12 +90,14 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
         minBaselineAttempts = try c.decodeIfPresent(Double.self, forKey: .minBaselineAttempts) ?? d.minBaselineAttempts
         resolveEvidence = try c.decodeIfPresent(Double.self, forKey: .resolveEvidence) ?? d.resolveEvidence
         chanceResolutionDays = try c.decodeIfPresent(Double.self, forKey: .chanceResolutionDays) ?? d.chanceResolutionDays
+        resolveWithWiderScope = try c.decodeIfPresent(Bool.self, forKey: .resolveWithWiderScope) ?? d.resolveWithWiderScope
         attempts = try c.decodeIfPresent(AlertRules.Rule.AttemptKind.self, forKey: .attempts) ?? d.attempts
     }
 
-    /// Every key but `chanceResolutionDays`, which is written only when it is not its default: the rules'
-    /// fingerprint (`AlertRules.fingerprint`) of a file without it is the one it had before the key existed, so
-    /// an alert engine checkpointed then is still restored. A new setting must be written here too (a test counts
+    /// Every key but `chanceResolutionDays` and `resolveWithWiderScope`, which are written only when they are not
+    /// their defaults: the rules' fingerprint (`AlertRules.fingerprint`) of a file without them is the one it had
+    /// before the keys existed, so an alert engine checkpointed then is still restored (its state's layout is the
+    /// same). A new setting must be written here too (a test counts
     /// the keys against the stored properties).
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -104,6 +113,9 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
         try c.encode(resolveEvidence, forKey: .resolveEvidence)
         if chanceResolutionDays != SequentialAlerting().chanceResolutionDays {
             try c.encode(chanceResolutionDays, forKey: .chanceResolutionDays)
+        }
+        if resolveWithWiderScope != SequentialAlerting().resolveWithWiderScope {
+            try c.encode(resolveWithWiderScope, forKey: .resolveWithWiderScope)
         }
         try c.encode(attempts, forKey: .attempts)
     }
@@ -250,11 +262,7 @@ public struct SequentialDetector: Sendable, Equatable {
                 // it ends, clean attempts would pull the estimate towards the baseline and slow the test down.
                 if firing.recovery == 0 { firing.rate = recoveryRate(p0: firing.baseline, failures: firing.failures, attempts: firing.attempts) }
                 if firing.recovery >= resolveThreshold(p0: firing.baseline, p1: p1, attemptsPerMinute: attemptsPerMinute(d, minute: minute, tau: tau)) {
-                    out.append(Alert(rule: config.id, scope: scope.name, state: .resolved, at: Timestamp(ms: at), firingSince: Timestamp(ms: firing.at),
-                                     observedRate: Double(firing.failures) / Double(max(firing.attempts, 1)), baselineRate: firing.baseline,
-                                     attempts: Int(firing.attempts), failures: Int(firing.failures),
-                                     windowMinutes: Int(minute + 1 - firing.shiftStart), shiftStart: Timestamp(ms: firing.shiftStart * AlertEngine.minute),
-                                     evidence: firing.recovery))
+                    out.append(resolution(scope.name, firing, minute: minute))
                     d.firing = nil
                     d.cusums = Array(repeating: .init(), count: config.shifts.count)
                 } else {
@@ -302,7 +310,53 @@ public struct SequentialDetector: Sendable, Equatable {
             }
             scopes[i] = d
         }
+        if config.resolveWithWiderScope { resolveWithWiderScopes(&out, minute: minute) }
         return out
+    }
+
+    /// The alert resolving a scope's firing at the end of `minute`.
+    func resolution(_ scope: String, _ firing: ScopeDetector.Firing, minute: Int64, with wider: String? = nil) -> Alert {
+        Alert(rule: config.id, scope: scope, state: .resolved, at: Timestamp(ms: (minute + 1) * AlertEngine.minute), firingSince: Timestamp(ms: firing.at),
+              observedRate: Double(firing.failures) / Double(max(firing.attempts, 1)), baselineRate: firing.baseline,
+              attempts: Int(firing.attempts), failures: Int(firing.failures), windowMinutes: Int(minute + 1 - firing.shiftStart),
+              shiftStart: Timestamp(ms: firing.shiftStart * AlertEngine.minute), evidence: firing.recovery, resolvedWith: wider)
+    }
+
+    /// Resolves the firing scopes contained in a scope that resolved this minute (`resolveWithWiderScope`), when
+    /// their shift began within its episode: no earlier before its shift's start than that episode lasted (an
+    /// hour at least). A narrower scope firing since long before was not part of what the wider one saw, and
+    /// stays. Wider scopes come first in `watched`, so a plan × reason also resolves with a plan or reason that
+    /// resolved with `overall`.
+    mutating func resolveWithWiderScopes(_ out: inout [Alert], minute: Int64) {
+        var episodes: [String: Int64] = [:]  // a scope resolved this minute → the start (minute) of its shift
+        for a in out where a.state == .resolved { episodes[a.scope] = (a.shiftStart?.ms ?? minute * AlertEngine.minute) / AlertEngine.minute }
+        guard !episodes.isEmpty else { return }
+        for (i, scope) in watched.enumerated() {
+            // (One that fired in this very minute still sees the shift: it stays.)
+            guard let firing = scopes[i].firing, firing.at < (minute + 1) * AlertEngine.minute else { continue }
+            let within = Self.widerScopes(of: scope.name).first { wider in
+                episodes[wider].map { Self.sameEpisode(narrowerStart: firing.shiftStart, widerStart: $0, minute: minute) } ?? false
+            }
+            guard let wider = within, let start = episodes[wider] else { continue }
+            out.append(resolution(scope.name, firing, minute: minute, with: wider))
+            episodes[scope.name] = start
+            scopes[i].firing = nil
+            scopes[i].cusums = Array(repeating: .init(), count: config.shifts.count)
+        }
+    }
+
+    /// Whether a narrower scope's shift (from `narrowerStart`) belongs to a wider scope's episode, from
+    /// `widerStart` to the end of `minute`: it began no earlier before that start than the episode lasted, an hour
+    /// at least.
+    static func sameEpisode(narrowerStart: Int64, widerStart: Int64, minute: Int64) -> Bool {
+        narrowerStart >= widerStart - max(60, minute + 1 - widerStart)
+    }
+
+    /// The scopes one level wider than `scope`: a plan × reason's plan and reason; a plan's or a reason's `overall`.
+    static func widerScopes(of scope: String) -> [String] {
+        if scope == "overall" { return [] }
+        let parts = scope.split(separator: "/").map(String.init)
+        return parts.count > 1 ? parts : ["overall"]
     }
 }
 

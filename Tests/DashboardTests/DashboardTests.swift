@@ -177,6 +177,20 @@ func stateDirectory(_ p: SimulationParameters) throws -> URL {
         let api = try JSONSerialization.jsonObject(with: Data(DashboardAPI.narrative(d, reach: reach).utf8)) as? [String: Any]
         let findings = try #require(api?["findings"] as? [[String: Any]])
         #expect(findings.contains { $0["id"] as? String == "outages" && ($0["text"] as? String)?.contains("At this volume") == true })
+
+        // An alert resolved with a wider scope says which, on the alerts page and in the report, in place of its
+        // own evidence; one resolved by itself shows its evidence.
+        var with = alert("plan:premium/reason:gateway_timeout", .resolved, since: a, at: later(a, hours: 6))
+        with.resolvedWith = "reason:gateway_timeout"
+        with.evidence = 1.2
+        var own = alerts[3]
+        own.evidence = 6.9 * 2
+        let both = DashboardData(snapshot: s, alerts: [alerts[2], own, with])
+        let page = PageRenderer(data: both).document(.alerts)
+        #expect(page.contains("with [reason:gateway_timeout]") && page.contains("10^6.0") && !page.contains("10^0.5"), "\(page)")
+        let report = MarkdownReport.render(both)
+        #expect(report.contains("[plan:premium/reason:gateway_timeout] at ") && report.contains(", resolved with [reason:gateway_timeout]"))
+        #expect(report.contains(", evidence 10^6.0"))
     }
 }
 

@@ -1,7 +1,7 @@
 import Config
 import Events
 import Foundation
-import Marts
+@testable import Marts
 import Simulation
 import Testing
 import TestSupport
@@ -125,8 +125,69 @@ func meteredAttempts(minutes: Int, perMinute: Double, seed: UInt64, baseline: Do
         #expect(try JSONDecoder().decode(AlertRules.self, from: Data(rules.fingerprint.utf8)) == rules)
         // `SequentialAlerting.encode(to:)` is written by hand: every stored setting must be in it, or two files
         // that differ in a new one would share a fingerprint (and one's alert checkpoint restore under the other).
+        other.resolveWithWiderScope = false  // (the other key written only when not at its default)
         let written = try JSONSerialization.jsonObject(with: JSONEncoder().encode(other)) as? [String: Any]
         #expect(written?.count == Mirror(reflecting: other).children.count, "\(written?.keys.sorted() ?? [])")
+    }
+
+    /// A thin scope resolves with a wider one containing it. A gateway outage (50% of first attempts for 6 hours)
+    /// hits a busy plan (standard, 3 attempts a minute) and a thin one (premium, 0.2 a minute): reason
+    /// gateway_timeout sees both and resolves soon after the end, premium × gateway_timeout alone would wait for
+    /// its own few clean attempts. With `resolveWithWiderScope` it resolves with its plan or its reason, saying
+    /// which (`resolvedWith`), at the same minute; without, later and on its own evidence. The alerts that fire
+    /// are the same either way (no scope fires again), and nothing resolves before the outage ends.
+    @Test func aThinScopeResolvesWithTheWiderScopeContainingIt() throws {
+        let week = 7 * 24 * 60, outage = 6 * 60, minutes = week + outage + 3 * 24 * 60
+        let rate: (Int) -> Double = { m in (week..<(week + outage)).contains(m) ? 0.5 : 0.04 }
+        let busy = meteredAttempts(minutes: minutes, perMinute: 3, seed: 21, failureRate: rate).map { e -> Event in
+            guard case let .paymentFailed(id, invoice, _, amount, currency, attempt, reason, retry) = e.payload else {
+                guard case let .paymentSucceeded(id, invoice, _, amount, currency, attempt) = e.payload else { return e }
+                return Event(eventID: "s" + e.eventID, occurredAt: e.occurredAt, customerID: "s" + e.customerID,
+                             payload: .paymentSucceeded(paymentID: "s" + id, invoiceID: "s" + invoice, plan: .standard, amountCents: amount,
+                                                        currency: currency, attempt: attempt))
+            }
+            return Event(eventID: "s" + e.eventID, occurredAt: e.occurredAt, customerID: "s" + e.customerID,
+                         payload: .paymentFailed(paymentID: "s" + id, invoiceID: "s" + invoice, plan: .standard, amountCents: amount, currency: currency,
+                                                 attempt: attempt, failureReason: reason, nextRetryAt: retry))
+        }
+        let thin = meteredAttempts(minutes: minutes, perMinute: 0.2, seed: 22, failureRate: rate)
+        let events = (busy + thin).sorted { $0.occurredAt < $1.occurredAt }
+        let end = Timestamp(year: 2025, month: 1, day: 1).adding(ms: Int64(week + outage) * 60_000)
+        func alerts(together: Bool) -> [Alert] {
+            var config = SequentialAlerting()
+            config.resolveWithWiderScope = together
+            return run(events, rules: AlertRules(evaluateEverySeconds: 60, allowedLatenessSeconds: 120, rules: [], sequential: config))
+        }
+        let with = alerts(together: true), alone = alerts(together: false)
+        let narrow = "plan:premium/reason:gateway_timeout"
+        #expect(with.filter { $0.state == .firing } == alone.filter { $0.state == .firing })
+        #expect(with.contains { $0.state == .firing && $0.scope == narrow }, "\(with.map { "\($0.state) \($0.scope)" })")
+        #expect(alone.allSatisfy { $0.resolvedWith == nil })
+        #expect(with.filter { $0.state == .resolved }.allSatisfy { $0.at > end })
+        let together = try #require(with.first { $0.state == .resolved && $0.scope == narrow })
+        let wider = try #require(together.resolvedWith)
+        #expect(["plan:premium", "reason:gateway_timeout"].contains(wider))
+        #expect(with.contains { $0.state == .resolved && $0.scope == wider && $0.at == together.at })
+        let byItself = try #require(alone.first { $0.state == .resolved && $0.scope == narrow })
+        #expect(byItself.at.ms - together.at.ms > 60 * 60_000, "alone at \(byItself.at), with its wider scope at \(together.at)")
+        #expect(together.json.contains("\"resolved_with\":\"\(wider)\""))
+    }
+
+    /// Which scopes contain which, and the episode a narrower scope's shift must have begun in to resolve with a
+    /// wider one: no earlier before the wider shift's start than that shift lasted (an hour at least).
+    @Test func aNarrowerScopeResolvesWithAWiderOneOnlyForTheSameEpisode() {
+        #expect(SequentialDetector.widerScopes(of: "plan:premium/reason:gateway_timeout") == ["plan:premium", "reason:gateway_timeout"])
+        #expect(SequentialDetector.widerScopes(of: "plan:premium") == ["overall"])
+        #expect(SequentialDetector.widerScopes(of: "reason:expired_card") == ["overall"])
+        #expect(SequentialDetector.widerScopes(of: "overall").isEmpty)
+        // A wider shift from minute 1000, resolved at the end of minute 1299 (300 minutes).
+        #expect(SequentialDetector.sameEpisode(narrowerStart: 1000, widerStart: 1000, minute: 1299))
+        #expect(SequentialDetector.sameEpisode(narrowerStart: 700, widerStart: 1000, minute: 1299))
+        #expect(!SequentialDetector.sameEpisode(narrowerStart: 699, widerStart: 1000, minute: 1299))
+        #expect(SequentialDetector.sameEpisode(narrowerStart: 1200, widerStart: 1000, minute: 1299))
+        // A short one: an hour's margin.
+        #expect(SequentialDetector.sameEpisode(narrowerStart: 941, widerStart: 1000, minute: 1009))
+        #expect(!SequentialDetector.sameEpisode(narrowerStart: 939, widerStart: 1000, minute: 1009))
     }
 
     /// An outage still under way does not look over: at a moderate rise (4% to 25% failing for a day) and a thin
@@ -269,6 +330,7 @@ func meteredAttempts(minutes: Int, perMinute: Double, seed: UInt64, baseline: Do
             ("minBaselineAttempts: -1", "minBaselineAttempts"), ("resolveEvidence: 0", "resolveEvidence"),
             ("chanceResolutionDays: 0", "chanceResolutionDays"), ("chanceResolutionDays: .inf", "chanceResolutionDays"),
             ("attempts: some", "attempts"), ("falseAlertsPerMonth: lots", "falseAlertsPerMonth"),
+            ("resolveWithWiderScope: sometimes", "resolveWithWiderScope"),
         ]
         let dir = tempDir()
         for (line, key) in cases {
