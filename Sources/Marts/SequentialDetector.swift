@@ -44,9 +44,10 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
     public var chanceResolutionDays: Double
     /// Whether a firing scope also resolves when a wider scope containing it resolves (overall contains each plan
     /// and each reason; a plan and a reason contain their plan × reason), for a shift that began within the wider
-    /// scope's episode: the wider scope's attempts include the narrower one's, and its recovery test has found
-    /// them back at its baseline. A thin scope alone waits for as many clean attempts as its own evidence needs,
-    /// days of them for a mild outage; one still raised is a new shift to its reset CUSUMs and fires again.
+    /// scope's episode and its own latest attempts lean towards the baseline: the wider scope's attempts include
+    /// the narrower one's, and its recovery test has found them back at its baseline. A thin scope alone waits
+    /// for as many clean attempts as its own evidence needs, days of them for a mild outage; one still raised
+    /// is a new shift to its reset CUSUMs and fires again.
     public var resolveWithWiderScope: Bool
     /// `first`: first attempts only (retries fail far more often and come in dunning waves); `all`: every attempt.
     public var attempts: AlertRules.Rule.AttemptKind
@@ -323,17 +324,19 @@ public struct SequentialDetector: Sendable, Equatable {
     }
 
     /// Resolves the firing scopes contained in a scope that resolved this minute (`resolveWithWiderScope`), when
-    /// their shift began within its episode: no earlier before its shift's start than that episode lasted (an
-    /// hour at least). A narrower scope firing since long before was not part of what the wider one saw, and
-    /// stays. Wider scopes come first in `watched`, so a plan × reason also resolves with a plan or reason that
+    /// their shift began within its episode (no earlier before its shift's start than that episode lasted, an
+    /// hour at least) and their own attempts since their last failure favour the baseline (their recovery test is
+    /// above zero). A narrower scope firing since long before was not part of what the wider one saw, and one
+    /// whose latest attempts still look like the outage is not over: both stay. Wider scopes come first in `watched`, so a plan × reason also resolves with a plan or reason that
     /// resolved with `overall`.
     mutating func resolveWithWiderScopes(_ out: inout [Alert], minute: Int64) {
         var episodes: [String: Int64] = [:]  // a scope resolved this minute → the start (minute) of its shift
         for a in out where a.state == .resolved { episodes[a.scope] = (a.shiftStart?.ms ?? minute * AlertEngine.minute) / AlertEngine.minute }
         guard !episodes.isEmpty else { return }
         for (i, scope) in watched.enumerated() {
-            // (One that fired in this very minute still sees the shift: it stays.)
-            guard let firing = scopes[i].firing, firing.at < (minute + 1) * AlertEngine.minute else { continue }
+            // One whose own attempts still look like the outage (its recovery test at zero: a failure since its last
+            // clean run, or no attempt since it fired) stays.
+            guard let firing = scopes[i].firing, firing.recovery > 0 else { continue }
             let within = Self.widerScopes(of: scope.name).first { wider in
                 episodes[wider].map { Self.sameEpisode(narrowerStart: firing.shiftStart, widerStart: $0, minute: minute) } ?? false
             }
