@@ -98,8 +98,7 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
     /// Every key but `chanceResolutionDays` and `resolveWithWiderScope`, which are written only when they are not
     /// their defaults: the rules' fingerprint (`AlertRules.fingerprint`) of a file without them is the one it had
     /// before the keys existed, so an alert engine checkpointed then is still restored (its state's layout is the
-    /// same). A new setting must be written here too (a test counts
-    /// the keys against the stored properties).
+    /// same). A new setting must be written here too (a test counts the keys against the stored properties).
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(id, forKey: .id)
@@ -327,8 +326,8 @@ public struct SequentialDetector: Sendable, Equatable {
     /// their shift began within its episode (no earlier before its shift's start than that episode lasted, an
     /// hour at least) and their own attempts since their last failure favour the baseline (their recovery test is
     /// above zero). A narrower scope firing since long before was not part of what the wider one saw, and one
-    /// whose latest attempts still look like the outage is not over: both stay. Wider scopes come first in `watched`, so a plan × reason also resolves with a plan or reason that
-    /// resolved with `overall`.
+    /// whose latest attempts still look like the outage is not over: both stay. Wider scopes come first in
+    /// `watched`, so a plan × reason also resolves with a plan or reason that resolved with `overall`.
     mutating func resolveWithWiderScopes(_ out: inout [Alert], minute: Int64) {
         var episodes: [String: Int64] = [:]  // a scope resolved this minute → the start (minute) of its shift
         for a in out where a.state == .resolved { episodes[a.scope] = (a.shiftStart?.ms ?? minute * AlertEngine.minute) / AlertEngine.minute }
