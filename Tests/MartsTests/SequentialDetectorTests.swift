@@ -37,6 +37,32 @@ func meteredAttempts(minutes: Int, perMinute: Double, seed: UInt64, baseline: Do
     return out
 }
 
+/// First attempts on one plan, `perMinute` a minute, each customer and id prefixed by the plan: 1% fail with
+/// insufficient funds, and a share `gatewayTimeouts(minute)` with gateway_timeout.
+func planAttempts(_ plan: Plan, minutes: Int, perMinute: Double, seed: UInt64, gatewayTimeouts: (Int) -> Double) -> [Event] {
+    var rng = Xoshiro(seed: seed)
+    let start = Timestamp(year: 2025, month: 1, day: 1)
+    var out: [Event] = []
+    for m in 0..<minutes {
+        let n = Int(perMinute) + (rng.chance(perMinute - Double(Int(perMinute))) ? 1 : 0)
+        let timeouts = gatewayTimeouts(m)
+        for i in 0..<n {
+            let id = "\(plan.rawValue)\(m)_\(i)"
+            let u = rng.uniform(0, 1)
+            let payload: Event.Payload
+            if u < 0.01 || u < 0.01 + timeouts {
+                payload = .paymentFailed(paymentID: id, invoiceID: id, plan: plan, amountCents: 100, currency: "USD", attempt: 1,
+                                         failureReason: u < 0.01 ? .insufficientFunds : .gatewayTimeout, nextRetryAt: nil)
+            } else {
+                payload = .paymentSucceeded(paymentID: id, invoiceID: id, plan: plan, amountCents: 100, currency: "USD", attempt: 1)
+            }
+            out.append(Event(eventID: id, occurredAt: start.adding(ms: Int64(m) * 60_000 + Int64(i * 60_000 / max(n, 1))),
+                             customerID: "\(plan.rawValue)\(i)", payload: payload))
+        }
+    }
+    return out
+}
+
 @Suite struct SequentialDetectorTests {
     static let rules = AlertRules(evaluateEverySeconds: 60, allowedLatenessSeconds: 120, rules: [], sequential: SequentialAlerting())
 
@@ -171,6 +197,45 @@ func meteredAttempts(minutes: Int, perMinute: Double, seed: UInt64, baseline: Do
         let byItself = try #require(alone.first { $0.state == .resolved && $0.scope == narrow })
         #expect(byItself.at.ms - together.at.ms > 60 * 60_000, "alone at \(byItself.at), with its wider scope at \(together.at)")
         #expect(together.json.contains("\"resolved_with\":\"\(wider)\""))
+    }
+
+    /// A thin scope firing since long before is not resolved by a wider scope's later episode. A premium gateway
+    /// outage (0.1 attempts a minute, 50% failing) lasts two days; a day into it, standard's gateway (10 a minute)
+    /// fails 40% for three hours, which fires `overall`, `reason:gateway_timeout` and standard's scopes, and they
+    /// resolve soon after its end, while premium's outage goes on. `plan:premium` (inside `overall`) and
+    /// premium × gateway_timeout (inside the reason) fired a day before that episode began: they stay firing until
+    /// their own outage is over. Six seeds. Without the episode check, each of them resolves with the wider scope
+    /// whenever its own last attempt happened to succeed (its recovery test above zero), about half the time.
+    @Test func aWiderScopesLaterEpisodeDoesNotResolveAScopeFiringSinceBefore() throws {
+        let week = 7 * 24 * 60, day = 24 * 60
+        let premiumOutage = week..<(week + 2 * day), standardOutage = (week + day)..<(week + day + 3 * 60)
+        let start = Timestamp(year: 2025, month: 1, day: 1)
+        func at(_ minute: Int) -> Timestamp { start.adding(ms: Int64(minute) * 60_000) }
+        var early: [String] = [], widerResolvedDuring = 0
+        for seed: UInt64 in 1...6 {
+            let premium = planAttempts(.premium, minutes: week + 3 * day, perMinute: 0.1, seed: seed) { m in
+                premiumOutage.contains(m) ? 0.5 : 0.01
+            }
+            let standard = planAttempts(.standard, minutes: week + 3 * day, perMinute: 10, seed: seed + 100) { m in
+                standardOutage.contains(m) ? 0.4 : 0.01
+            }
+            let alerts = run((premium + standard).sorted { $0.occurredAt < $1.occurredAt }, rules: Self.rules)
+            let premiumScopes = ["plan:premium", "plan:premium/reason:gateway_timeout"]
+            for scope in premiumScopes {
+                let fired = try #require(alerts.first { $0.state == .firing && $0.scope == scope }, "seed \(seed): \(scope) never fired")
+                #expect(fired.at < at(standardOutage.lowerBound), "seed \(seed): \(scope) fired at \(fired.at)")
+            }
+            // The wider scopes' episode: fired in standard's outage, resolved before premium's ended.
+            for wider in ["overall", "reason:gateway_timeout"] {
+                let fired = try #require(alerts.first { $0.state == .firing && $0.scope == wider }, "seed \(seed): \(wider) never fired")
+                #expect(fired.at >= at(standardOutage.lowerBound))
+                if alerts.contains(where: { $0.state == .resolved && $0.scope == wider && $0.at < at(premiumOutage.upperBound) }) { widerResolvedDuring += 1 }
+            }
+            early += alerts.filter { $0.state == .resolved && premiumScopes.contains($0.scope) && $0.at < at(premiumOutage.upperBound) }
+                .map { "seed \(seed): \($0.scope) resolved at \($0.at) with \($0.resolvedWith ?? "its own evidence")" }
+        }
+        #expect(widerResolvedDuring == 12, "the wider scopes resolved during premium's outage \(widerResolvedDuring) times of 12")
+        #expect(early.isEmpty, "\(early)")
     }
 
     /// Which scopes contain which, and the episode a narrower scope's shift must have begun in to resolve with a
