@@ -11,6 +11,7 @@ import Logging
 import Marts
 import Simulation
 import Evaluation
+import ServiceLifecycle
 import Synchronization
 
 struct DemoCommand: ParsableCommand {
@@ -70,46 +71,62 @@ struct DemoCommand: ParsableCommand {
         options.alertRules = try AlertConfig.load(file: nil, configDir: simulation.configDir)
         options.probe = takeAll
         let consumer = MartsConsumer(options: options, logger: logger)
-        let consumerDone = DispatchSemaphore(value: 0)
         let consumerError = Mutex<String?>(nil)
-        Thread {
-            do { try consumer.run(kafka: kafka, stop: consumerStop) } catch { consumerError.withLock { $0 = "\(error)" } }
-            takeAll.consumerEnded()
-            consumerDone.signal()
-        }.start()
+        // The consumer and the three producers run as services of one group, each loop on a thread of its own. A
+        // producer finishing leaves the others running; when the last one has finished, the consumer is told how
+        // many messages to expect and stops once it has applied them. The group returns when all four have
+        // returned. Ctrl-C stops the four loops at once, each in its own way (a producer waits for its messages in
+        // flight, the consumer writes its checkpoint), and they may return in any order.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: ThreadService("marts-consumer", stop: consumerStop) {
+                do { try consumer.run(kafka: kafka, stop: consumerStop) } catch { consumerError.withLock { $0 = "\(error)" } }
+                takeAll.consumerEnded()
+            }, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "marts-consumer")
+        ]
         stop.onStop { takeAll.consumerEnded() }
 
         let started = ContinuousClock.now
-        let totals = Mutex<(sent: Int, delivered: Int, failed: Int)>((0, 0, 0))
-        let group = DispatchGroup()
+        let totals = Mutex<(sent: Int, delivered: Int, failed: Int, finished: Int)>((0, 0, 0, 0))
         let start = try simulation.startTime()
         let parameters = try simulation.parameters()
         // At most `aheadPerPartition` messages a partition unread (keys spread evenly over the partitions).
         let allowed = partitions * Self.aheadPerPartition
         for topic in InputTopic.allCases {
             let producer = try KafkaProducer(config: kafka, logger: logger)
-            group.enter()
-            Thread {
-                defer { group.leave() }
-                var run = ProducerRun(topics: [topic], pacing: .backfill, label: "\(topic.rawValue)-producer")
+            let name = "\(topic.rawValue)-producer"
+            services.append(.init(service: ThreadService(name, stop: stop) {
+                var run = ProducerRun(topics: [topic], pacing: .backfill, label: name)
                 run.holdBack = { sent in takeAll.wait(for: topic, toReach: sent - allowed) }
+                var s = (sent: 0, delivered: 0, failed: 0)
                 do {
-                    let s = try run.run(world: try World(parameters), simulationStart: start, producer: producer, stop: stop) { line in
+                    let summary = try run.run(world: try World(parameters), simulationStart: start, producer: producer, stop: stop) { line in
                         if topic == .engagement { Console.progress(line) }
                     }
-                    totals.withLock { $0.sent += s.sent; $0.delivered += s.delivered; $0.failed += s.failed }
+                    s = (summary.sent, summary.delivered, summary.failed)
                 } catch {
-                    Console.err("\(topic.rawValue)-producer: \(error)")
-                    totals.withLock { $0.failed += 1 }
+                    Console.err("\(name): \(error)")
+                    s.failed = 1
                 }
-            }.start()
+                let all = totals.withLock { t in
+                    t = (t.sent + s.sent, t.delivered + s.delivered, t.failed + s.failed, t.finished + 1)
+                    return t
+                }
+                guard all.finished == InputTopic.allCases.count else { return }
+                Console.endProgress()
+                Console.err("producers: \(all.delivered) of \(all.sent) events delivered in \(String(format: "%.1f", (ContinuousClock.now - started).seconds)) s"
+                            + (stop.isStopped ? "" : "; waiting for the consumer to catch up"))
+                takeAll.expect(all.delivered)
+            }, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: name))
         }
-        group.wait()
-        Console.endProgress()
+        try ServiceRunner.run(services, stop: stop, logger: logger, shutdownOnStop: false)
         let produced = totals.withLock { $0 }
-        Console.err("producers: \(produced.delivered) of \(produced.sent) events delivered in \(String(format: "%.1f", (ContinuousClock.now - started).seconds)) s; waiting for the consumer to catch up")
-        takeAll.expect(produced.delivered)
-        consumerDone.wait()
+        services.removeAll()  // the producers' clients, before the broker goes
+        if stop.isStopped {
+            withExtendedLifetime(broker) {}
+            Console.endProgress()
+            Console.err("demo: stopped; what the consumer had taken in is checkpointed in \(stateDir)")
+            throw ExitCode(130)
+        }
         if let e = consumerError.withLock({ $0 }) { throw CLIError("consumer failed: \(e)") }
 
         // Prove by counting that the consumer took in everything: no message was deleted by the broker's retention

@@ -8,9 +8,12 @@ import Synchronization
 /// `StopSignal` handles for the whole process) shuts them down gracefully, in the reverse of their order.
 /// Called from a command's synchronous `run`, whose thread waits for the group.
 enum ServiceRunner {
-    static func run(_ services: [ServiceGroupConfiguration.ServiceConfiguration], stop: StopSignal, logger: Logger) throws {
+    /// `shutdownOnStop: false` for services that each watch `stop` themselves and may finish in any order (the
+    /// demo's loops): the group then returns once all have returned. (A group shutting down gracefully takes a
+    /// service that returns before its turn for a failure.)
+    static func run(_ services: [ServiceGroupConfiguration.ServiceConfiguration], stop: StopSignal, logger: Logger, shutdownOnStop: Bool = true) throws {
         let group = ServiceGroup(configuration: .init(services: services, logger: logger))
-        stop.onStop { Task { await group.triggerGracefulShutdown() } }
+        if shutdownOnStop { stop.onStop { Task { await group.triggerGracefulShutdown() } } }
         let outcome = Mutex<Result<Void, any Error>>(.success(()))
         let done = DispatchSemaphore(value: 0)
         Task {

@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 import Testing
 import TestSupport
@@ -89,5 +90,41 @@ import TestSupport
         let falseLine = try #require(lines.first { $0.hasPrefix("alerts about no injected incident: ") }, "\(stdout)")
         let unrelated = try #require(Int(falseLine.dropFirst("alerts about no injected incident: ".count).prefix { $0.isNumber }), "\(falseLine)")
         #expect(fired >= 1 && about >= 1 && about + unrelated == fired, "\(stdout)")
+    }
+
+    /// Ctrl-C stops the demo's four loops (three producers, the consumer), which run as services of one group:
+    /// the status says it did not finish (130), it says where the consumer's state is, prints no KPIs and no
+    /// counts (they would not agree), and the state directory holds a consistent checkpoint. Before, the loops
+    /// were bare threads; a group shut down gracefully in order took a producer that stopped before its turn for
+    /// a failure ("finished unexpectedly").
+    @Test func ctrlCStopsTheDemoWithItsStateCheckpointed() throws {
+        let dir = tempDir()
+        let state = dir.appendingPathComponent("state")
+        let out = dir.appendingPathComponent("stdout"), err = dir.appendingPathComponent("stderr")
+        for f in [out, err] { FileManager.default.createFile(atPath: f.path, contents: nil) }
+        let p = Process()
+        p.executableURL = try binary("undercurrent")
+        // About ten million events: minutes of work, stopped at its first checkpoint (every 2 s).
+        p.arguments = ["demo", "--customers", "50000", "--months", "24", "--partitions", "4", "--state-dir", state.path]
+        p.standardOutput = try FileHandle(forWritingTo: out)
+        p.standardError = try FileHandle(forWritingTo: err)
+        try p.run()
+        func checkpointed() -> Bool {
+            (0..<4).contains { k in
+                ((try? FileManager.default.attributesOfItem(atPath: state.appendingPathComponent("partition-\(k)/log.bin").path)[.size] as? Int) ?? 0) > 0
+            }
+        }
+        while p.isRunning && !checkpointed() { usleep(1000) }
+        #expect(p.isRunning, "the demo ended before a checkpoint was seen")
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        let stdout = try String(contentsOf: out, encoding: .utf8), stderr = try String(contentsOf: err, encoding: .utf8)
+        #expect(p.terminationReason == .exit && p.terminationStatus == 130, "\(stderr)")
+        #expect(stderr.contains("demo: stopped; what the consumer had taken in is checkpointed in \(state.path)"), "\(stderr)")
+        #expect(!stderr.contains("finished unexpectedly") && !stdout.contains("counted: ") && !stdout.contains("Executive KPIs"), "\(stdout)\n\(stderr)")
+        let (snapshot, offsets) = try StateDirectory(state.path).load()
+        let consumed = offsets.values.reduce(0) { $0 + $1.values.reduce(0) { $0 + Int($1) } }
+        #expect(snapshot.accepted > 0 && snapshot.accepted == consumed && snapshot.duplicates == 0 && snapshot.rejected == 0,
+                "accepted \(snapshot.accepted), offsets \(consumed)")
     }
 }
