@@ -653,14 +653,14 @@ public final class PostgresSink: ConsumerSink, @unchecked Sendable {
     }
 
     static func encodeOffsets(_ offsets: [String: Int64]) -> String {
-        "{" + offsets.sorted { $0.key < $1.key }.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ") + "}"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        // (A dictionary of strings to integers always encodes.)
+        return (try? encoder.encode(offsets)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
     static func decodeOffsets(_ json: String) -> [String: Int64] {
-        guard let data = json.data(using: .utf8), let any = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
-        var out: [String: Int64] = [:]
-        for (k, v) in any { if let n = v as? NSNumber { out[k] = n.int64Value } }
-        return out
+        (try? JSONDecoder().decode([String: Int64].self, from: Data(json.utf8))) ?? [:]
     }
 
     static func hex(_ bytes: [UInt8]) -> String {

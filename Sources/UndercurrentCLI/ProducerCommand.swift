@@ -103,14 +103,13 @@ public struct ProducerRun {
             case .backfill: break
             case let .realtime(speed):
                 let due = started + .milliseconds(Int64(Double(event.occurredAt.ms - simulationStart.ms) / speed))
-                while !stop.isStopped && ContinuousClock.now < due {
-                    Thread.sleep(forTimeInterval: min(0.05, (due - ContinuousClock.now).seconds))
-                }
+                while !stop.isStopped && ContinuousClock.now < due { stop.sleep(due - ContinuousClock.now) }  // woken at once by a stop
             case let .rate(r):
-                rateDue = rateDue + .nanoseconds(Int64(1e9 / r))
+                // The first event at once, each next one an interval after the one before (a wait cut short by a stop).
                 let now = ContinuousClock.now
-                if rateDue > now { Thread.sleep(forTimeInterval: (rateDue - now).seconds) }
+                if rateDue > now { stop.sleep(rateDue - now) }
                 else if now - rateDue > .seconds(1) { rateDue = now }  // don't burst after a stall
+                rateDue = rateDue + .nanoseconds(Int64(1e9 / r))
             }
             value.removeAll(keepingCapacity: true)
             encoder.encode(event, into: &value)

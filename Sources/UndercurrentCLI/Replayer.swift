@@ -85,15 +85,14 @@ public struct Replayer {
                 let base = firstTime ?? t
                 firstTime = base
                 let due = started + .milliseconds(Int64(Double(t - base) / n))
-                while !stop.isStopped && ContinuousClock.now < due {
-                    Thread.sleep(forTimeInterval: min(0.05, (due - ContinuousClock.now).seconds))
-                }
+                while !stop.isStopped && ContinuousClock.now < due { stop.sleep(due - ContinuousClock.now) }  // woken at once by a stop
             }
             if let rate {
-                rateDue = rateDue + .nanoseconds(Int64(1e9 / rate))
+                // The first event at once, each next one an interval after the one before (a wait cut short by a stop).
                 let now = ContinuousClock.now
-                if rateDue > now { Thread.sleep(forTimeInterval: (rateDue - now).seconds) }
-                else if now - rateDue > .seconds(1) { rateDue = now }
+                if rateDue > now { stop.sleep(rateDue - now) }
+                else if now - rateDue > .seconds(1) { rateDue = now }  // don't burst after a stall
+                rateDue = rateDue + .nanoseconds(Int64(1e9 / rate))
             }
             var headers = record.headers.map { KafkaHeader($0.0, $0.1) }
             if headers.isEmpty {

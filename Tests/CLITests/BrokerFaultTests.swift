@@ -162,3 +162,34 @@ func readBack(kafka: KafkaConfig, topics: [String], partitions: Int32) throws ->
         #expect(p.terminationReason == .exit && p.terminationStatus == 130, "\(text())")
     }
 }
+
+/// A producer paced slowly (`--rate 0.0001`: one event every 10,000 s) sends its first event at once (it waited an
+/// interval before it), and stops at Ctrl-C while it waits for the next one's turn: the wait is cut short by the
+/// stop. It slept through it before, for up to the whole interval.
+@Suite struct ProducerPacingTests {
+    @Test func ctrlCEndsAProducerWaitingForItsNextEventsTurn() throws {
+        let broker = try EmbeddedBroker(brokers: 1, logger: quiet)
+        try broker.createTopic(Topics.payments, partitions: 2)
+        let p = try launch("payments-producer", ["--customers", "100", "--months", "2", "--rate", "0.0001", "--bootstrap-servers", broker.bootstrapServers])
+        defer { if p.isRunning { p.terminate() } }
+        // Its first event delivered: it is in its loop, waiting for the second one's turn.
+        let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: quiet)
+        func delivered() -> Int64 { (0..<2).reduce(0) { $0 + ((try? admin.watermarks(TopicPartition(Topics.payments, Int32($1))).high) ?? 0) } }
+        while p.isRunning && delivered() == 0 { usleep(10_000) }
+        #expect(p.isRunning && delivered() == 1)
+        kill(p.processIdentifier, SIGINT)
+        // A watchdog, far beyond a stop's milliseconds and far short of the interval: a stop that slept through
+        // the wait fails here rather than holding the run for hours.
+        let watchdog = Atomic<Bool>(false)
+        let pid = p.processIdentifier
+        Thread {
+            for _ in 0..<3000 where p.isRunning { usleep(100_000) }
+            if p.isRunning { watchdog.store(true, ordering: .relaxed); kill(pid, SIGKILL) }
+        }.start()
+        p.waitUntilExit()
+        let killed = watchdog.load(ordering: .relaxed)
+        #expect(!killed, "the producer slept through Ctrl-C for 300 s")
+        #expect(p.terminationReason == .exit && p.terminationStatus == 130)
+        withExtendedLifetime(broker) {}
+    }
+}
