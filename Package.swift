@@ -81,10 +81,15 @@ let package = Package(
         ),
         // Mirrors the marts into PostgreSQL after each checkpoint (a ConsumerSink).
         .target(name: "PostgresSink", dependencies: ["Postgres", "Consumer", "Checkpoints", "Marts", "Events", .product(name: "Logging", package: "swift-log")]),
+        // The streams into and out of Kafka beside the marts consumer: a producer's simulated business
+        // (`ProducerRun`), recording and replaying archives (`Recorder`, `Replayer`), the load test.
+        .target(name: "Streams", dependencies: ["Kafka", "Events", "Simulation", "Marts", "Archives", "Config", "Consumer", "Charts", "Telemetry",
+                                               .product(name: "Histogram", package: "hdrhistogram-swift"),
+                                               .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "UndercurrentCLI",
             dependencies: [
-                "Kafka", "Events", "Simulation", "Marts", "Checkpoints", "Archives", "Config", "Consumer", "Charts", "Dashboard", "DashboardHTTP", "Evaluation", "Postgres", "PostgresSink", "Telemetry",
+                "Kafka", "Events", "Simulation", "Marts", "Checkpoints", "Archives", "Config", "Consumer", "Charts", "Dashboard", "DashboardHTTP", "Evaluation", "Postgres", "PostgresSink", "Streams", "Telemetry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -101,7 +106,7 @@ let package = Package(
         .executableTarget(name: "engagement-producer", dependencies: ["UndercurrentCLI"], linkerSettings: allocator),
         .executableTarget(name: "marts-consumer", dependencies: ["UndercurrentCLI"], linkerSettings: allocator),
         // Throughput harness for BENCHMARKS.md (build with -c release).
-        .executableTarget(name: "undercurrent-bench", dependencies: ["UndercurrentCLI", "Config", "Consumer", "Postgres", "PostgresSink", "Kafka", "Events", "Simulation", "Marts", "Checkpoints"],
+        .executableTarget(name: "undercurrent-bench", dependencies: ["Streams", "Config", "Consumer", "Postgres", "PostgresSink", "Kafka", "Events", "Simulation", "Marts", "Checkpoints"],
                           linkerSettings: allocator),
         // Helpers every test target shares (temporary directories, the checkout's config, child processes).
         .target(name: "TestSupport", dependencies: ["Config", "Events", "Marts", "Simulation", "Kafka", "Postgres", "PostgresSink", .product(name: "Logging", package: "swift-log")],
@@ -119,7 +124,7 @@ let package = Package(
         .testTarget(name: "PostgresSinkTests", dependencies: ["PostgresSink", "Postgres", "Consumer", "Marts", "Events", "Kafka", "TestSupport"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "DashboardHTTP", "Telemetry", "Consumer", "Config", "Checkpoints", "Marts", "Events", "Simulation", "TestSupport",
                                                           .product(name: "HummingbirdTesting", package: "hummingbird")]),
-        .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Consumer", "Telemetry", "Postgres", "PostgresSink", "Config", "Archives", "Kafka", "Marts", "Events", "Simulation", "Checkpoints", "TestSupport",
+        .testTarget(name: "CLITests", dependencies: ["UndercurrentCLI", "Streams", "Consumer", "Telemetry", "Postgres", "PostgresSink", "Config", "Archives", "Kafka", "Marts", "Events", "Simulation", "Checkpoints", "TestSupport",
                                                     .product(name: "Yams", package: "Yams")]),
     ],
     swiftLanguageModes: [.v6]

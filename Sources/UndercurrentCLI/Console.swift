@@ -23,6 +23,12 @@ public enum Console {
     public static func endProgress() {
         if isatty(2) == 1 { FileHandle.standardError.write(Data("\n".utf8)) }
     }
+
+    /// A line that stays, after a progress line.
+    public static func notice(_ line: String) {
+        endProgress()
+        err(line)
+    }
 }
 
 /// Progress lines at most every `interval`, for work that reports far more often than a person reads (from any

@@ -12,6 +12,7 @@ import Marts
 import Simulation
 import Evaluation
 import ServiceLifecycle
+import Streams
 import Synchronization
 
 struct DemoCommand: ParsableCommand {
@@ -99,9 +100,8 @@ struct DemoCommand: ParsableCommand {
                 run.holdBack = { sent in takeAll.wait(for: topic, toReach: sent - allowed) }
                 var s = (sent: 0, delivered: 0, failed: 0)
                 do {
-                    let summary = try run.run(world: try World(parameters), simulationStart: start, producer: producer, stop: stop) { line in
-                        if topic == .engagement { Console.progress(line) }
-                    }
+                    let summary = try run.run(world: try World(parameters), simulationStart: start, producer: producer, stop: stop,
+                                              report: { line in if topic == .engagement { Console.progress(line) } }, notice: Console.notice)
                     s = (summary.sent, summary.delivered, summary.failed)
                 } catch {
                     Console.err("\(name): \(error)")

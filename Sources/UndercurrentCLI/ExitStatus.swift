@@ -3,6 +3,7 @@ import Checkpoints
 import Config
 import Foundation
 import Simulation
+import Streams
 
 /// What the executables' exit statuses mean: the same five for every command (README, "Exit statuses").
 public enum ExitStatus {
@@ -28,6 +29,8 @@ public enum ExitStatus {
             // directory): one line. The usage below it was the root command's, and beside the point.
             cannotStart(Command.self, error.message)
         } catch let error as StartError {
+            cannotStart(Command.self, error.description)
+        } catch let error as StreamSetupError {
             cannotStart(Command.self, error.description)
         } catch let error as ConfigFileError {
             cannotStart(Command.self, error.description)

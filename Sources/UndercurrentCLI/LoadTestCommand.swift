@@ -9,6 +9,7 @@ import Kafka
 import Logging
 import Marts
 import Simulation
+import Streams
 import Synchronization
 import Yams
 
@@ -148,7 +149,7 @@ public struct LoadTestCommand: ParsableCommand {
         defer { if stateDir == nil { try? FileManager.default.removeItem(at: state) } }
         Console.err("loadtest: \(test.profile) for \(compact(test.duration)) s, scenario \(simulation.scenario), \(parameters.customers) customers, \(cluster)")
         var result = try test.run(parameters: parameters, scenario: simulation.scenario, kafka: config, partitions: partitions,
-                                  cluster: cluster, stateDirectory: state, stop: stop, logger: logger)
+                                  cluster: cluster, stateDirectory: state, stop: stop, logger: logger, report: { Console.progress($0) })
         _ = broker
         result.evaluate(objectives)
         Console.endProgress()

@@ -8,7 +8,7 @@ import Checkpoints
 import Logging
 import Config
 import Consumer
-import UndercurrentCLI
+import Streams
 import Postgres
 import PostgresSink
 
@@ -308,7 +308,7 @@ func pipelineBench(customers: Int, partitions: Int, consume: Bool = true) throws
     let run = ProducerRun(topics: Set(InputTopic.allCases), pacing: .backfill, label: "bench")
     let cpuBefore = processCPUSeconds()
     let summary = try run.run(world: try World(params), simulationStart: start, producer: producer,
-                              stop: StopSignal(handleSignals: false)) { _ in }
+                              stop: StopSignal(handleSignals: false), report: { _ in }, notice: { print($0) })
     print(String(format: "simulate+produce (one producer, all topics, %d partitions): %d events delivered in %.2f s = %.0f events/s",
                  partitions, summary.delivered, summary.seconds, Double(summary.delivered) / summary.seconds))
     if !consume {
@@ -397,7 +397,7 @@ func postgresBench(uri: String, customers: Int, partitions: Int) throws {
     let t1 = ContinuousClock.now
     sink.checkpointed(view(previous: Array(repeating: -1, count: partitions), changed: Array(repeating: [], count: partitions)))
     let load = seconds(ContinuousClock.now - t1)
-    guard sink.commits == 1 else { throw CLIError("the first load did not commit") }
+    guard sink.commits == 1 else { throw BenchError("the first load did not commit") }
     print(String(format: "first full load: %d customer rows in %.2f s = %.0f rows/s", sink.customerRowsWritten, load, Double(sink.customerRowsWritten) / load))
     var round = 0
     var sinkRate: [Int: Double] = [:]
@@ -513,7 +513,7 @@ do {
         try pipelineBench(customers: args.dropFirst().first.flatMap(Int.init) ?? 5000,
                           partitions: args.dropFirst(2).first.flatMap(Int.init) ?? 12, consume: false)
     case "postgres":
-        guard let uri = args.dropFirst().first else { throw CLIError("usage: undercurrent-bench postgres URI [CUSTOMERS] [PARTITIONS]") }
+        guard let uri = args.dropFirst().first else { throw BenchError("usage: undercurrent-bench postgres URI [CUSTOMERS] [PARTITIONS]") }
         try postgresBench(uri: uri, customers: args.dropFirst(2).first.flatMap(Int.init) ?? 1_000_000,
                           partitions: args.dropFirst(3).first.flatMap(Int.init) ?? 12)
     case "kafka":
@@ -527,4 +527,10 @@ do {
 } catch {
     FileHandle.standardError.write(Data("undercurrent-bench: \(error)\n".utf8))
     exit(1)
+}
+
+/// A benchmark that cannot go on: printed as `undercurrent-bench: <description>`.
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

@@ -6,6 +6,7 @@ import Kafka
 import Logging
 import Marts
 import Simulation
+import Streams
 import Synchronization
 import Testing
 import TestSupport
@@ -71,7 +72,7 @@ import UndercurrentCLI
         producerConfig["max.in.flight.requests.per.connection"] = "1"
         let producer = try KafkaProducer(config: producerConfig, logger: debugLogger)
         let run = ProducerRun(topics: Set(InputTopic.allCases), pacing: .rate(Double(events.count) / 10), label: "faults")
-        let sent = try run.run(world: try World(p), simulationStart: p.start, producer: producer, stop: StopSignal(handleSignals: false)) { _ in }
+        let sent = try run.run(world: try World(p), simulationStart: p.start, producer: producer, stop: StopSignal(handleSignals: false), report: { _ in }, notice: { _ in })
         #expect(sent.delivered == events.count && sent.failed == 0)
         #expect(producer.statistics.inFlight == 0)
 

@@ -7,6 +7,7 @@ import Kafka
 import Logging
 import Marts
 import Simulation
+import Streams
 import Synchronization
 import Testing
 import TestSupport
@@ -22,7 +23,7 @@ func smallWorld() throws -> SimulationParameters {
 func produce(_ p: SimulationParameters, to broker: EmbeddedBroker, extra: [ProducerMessage] = [], pacing: Pacing = .backfill) throws -> Int {
     let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: quiet)
     let run = ProducerRun(topics: Set(InputTopic.allCases), pacing: pacing, label: "test")
-    let s = try run.run(world: try World(p), simulationStart: p.start, producer: producer, stop: StopSignal(handleSignals: false)) { _ in }
+    let s = try run.run(world: try World(p), simulationStart: p.start, producer: producer, stop: StopSignal(handleSignals: false), report: { _ in }, notice: { _ in })
     for m in extra { try producer.send(m) }
     try producer.flush()
     return s.delivered

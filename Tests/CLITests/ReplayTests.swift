@@ -8,6 +8,7 @@ import Kafka
 import Logging
 import Marts
 import Simulation
+import Streams
 import Synchronization
 import Testing
 import TestSupport
@@ -134,7 +135,7 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
                                                 "--topic-map", "engagement=r.engagement"]).replayer()
         #expect(replayer.topicMap == ["billing": "r.billing", "payments": "r.payments", "engagement": "r.engagement"])
         let producer = try KafkaProducer(config: kafka, logger: quiet)
-        let replayed = try replayer.run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        let replayed = try replayer.run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet, report: { _ in }, notice: { _ in })
         #expect(replayed.sent == delivered && replayed.delivered == delivered)
 
         let (copy, copyDir) = try consumeTopics(broker, prefix: "r.")
@@ -165,7 +166,7 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         let config = try ConfigLoader.load(scenario: "baseline", configDir: repoConfig)
         let start = Timestamp(year: 2024, month: 1, day: 1)
         let p = SimulationParameters(config: config, seed: 1, customers: 5, start: start, end: start.addingMonths(1))
-        let s = try run.run(world: try World(p), simulationStart: start, producer: producer, stop: StopSignal(handleSignals: false)) { _ in }
+        let s = try run.run(world: try World(p), simulationStart: start, producer: producer, stop: StopSignal(handleSignals: false), report: { _ in }, notice: { _ in })
         #expect(s.sent > 0 && s.delivered == 0 && s.failed == 0)
         #expect(s.gaveUp?.hasPrefix("\(s.sent) still in flight when the final flush gave up after 2 s") == true, "\(String(describing: s.gaveUp))")
         #expect(s.undelivered == s.gaveUp)
@@ -183,7 +184,7 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         var replayer = try ReplayCommand.parse(["--from", archive, "--topic-map", "billing=narrow.billing", "--keep-partitions"]).replayer()
         try replayer.checkTargets(admin: KafkaAdmin(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: quiet), logger: quiet)
         let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: broker.bootstrapServers), logger: quiet)
-        let s = try replayer.run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        let s = try replayer.run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet, report: { _ in }, notice: { _ in })
         #expect(s.sent == 3 && s.delivered == 3 && s.failed == 0)
         #expect(s.refused?.hasPrefix("the record of billing[2] at offset 3: narrow.billing has no partition 2; create narrow.billing") == true,
                 "\(s.refused ?? "nil")")
@@ -202,13 +203,13 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         func inLiveBilling() throws -> Int64 { try (0..<2).reduce(0) { $0 + (try admin.watermarks(TopicPartition("billing", Int32($1))).high) } }
         let producer = try KafkaProducer(config: kafka, logger: quiet)
         let map = ["--from", archive, "--topic-map", "biling=r.billing,payments=r.payments"]
-        let stopped = try ReplayCommand.parse(map).replayer().run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        let stopped = try ReplayCommand.parse(map).replayer().run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet, report: { _ in }, notice: { _ in })
         #expect(stopped.sent == 1 && stopped.delivered == 1)
         #expect(stopped.refused == "the record of billing[0] at offset 1: --topic-map does not map billing (it maps biling, payments), so it would go to "
                 + "the topic billing itself; map it too, or pass --keep-unmapped-topics to send such records under their own topics")
         #expect(try inLiveBilling() == 0)
         let kept = try ReplayCommand.parse(map + ["--keep-unmapped-topics"]).replayer()
-            .run(archive: archive, producer: try KafkaProducer(config: kafka, logger: quiet), stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+            .run(archive: archive, producer: try KafkaProducer(config: kafka, logger: quiet), stop: StopSignal(handleSignals: false), logger: quiet, report: { _ in }, notice: { _ in })
         #expect(kept.refused == nil && kept.sent == 3 && kept.delivered == 3)
         #expect(try inLiveBilling() == 1)
         withExtendedLifetime(broker) {}
@@ -257,7 +258,7 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         let broker = try EmbeddedBrokerRunner(partitions: 2, addressFile: nil).start(logger: quiet)
         let kafka = KafkaConfig(bootstrapServers: broker.bootstrapServers)
         let admin = try KafkaAdmin(config: kafka, logger: quiet)
-        #expect(throws: StartError.self) { try Recorder.partitions(of: ["billing", "biling"], admin: admin) }
+        #expect(throws: StreamSetupError.self) { try Recorder.partitions(of: ["billing", "biling"], admin: admin) }
         #expect(try Recorder.partitions(of: ["billing"], admin: admin).count == 2)
         let out = tempDir().appendingPathComponent("history.ndjson")
         let (status, stderr) = try BadFlagsTests.run("undercurrent", ["record", "--topics", "billing,biling", "--out", out.path,
@@ -285,7 +286,7 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         let broker = try EmbeddedBrokerRunner(partitions: 4, addressFile: nil).start(logger: quiet)
         let kafka = KafkaConfig(bootstrapServers: broker.bootstrapServers)
         let producer = try KafkaProducer(config: kafka, logger: quiet)
-        let sent = try Replayer().run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        let sent = try Replayer().run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet, report: { _ in }, notice: { _ in })
         #expect(sent.delivered == events.count)
         let (live, _) = try consumeTopics(broker, prefix: "", rules: rules)
         var engine = AlertEngine(rules: rules)
@@ -301,7 +302,7 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         try createTopics(broker, prefix: "again.", partitions: 4)
         var r = Replayer()
         r.topicMap = ["payments": "again.payments"]
-        _ = try r.run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        _ = try r.run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet, report: { _ in }, notice: { _ in })
         let (second, _) = try consumeTopics(broker, prefix: "again.", rules: rules)
         #expect(second.lateAlertAttempts == 0)
         #expect(second.alerts == live.alerts)
@@ -313,7 +314,7 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         ranged.fromTime = from
         ranged.untilTime = until
         ranged.topicMap = ["payments": "range.payments"]
-        let rs = try ranged.run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        let rs = try ranged.run(archive: archive, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet, report: { _ in }, notice: { _ in })
         let inRange = events.filter { $0.occurredAt >= from && $0.occurredAt <= until }.count
         #expect(rs.sent == inRange && rs.skipped == events.count - inRange)
 
@@ -323,7 +324,7 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         fast.speed = .times(7200)
         fast.topicMap = ["payments": "range.payments"]
         let started = ContinuousClock.now
-        _ = try fast.run(archive: paced, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet) { _ in }
+        _ = try fast.run(archive: paced, producer: producer, stop: StopSignal(handleSignals: false), logger: quiet, report: { _ in }, notice: { _ in })
         #expect(ContinuousClock.now - started >= .milliseconds(950))
     }
 
@@ -346,7 +347,7 @@ func consumeTopics(_ broker: EmbeddedBroker, prefix: String, rules: AlertRules? 
         defer { finished.stop() }
         var replayer = Replayer()
         replayer.finalFlush = .zero
-        let s = try replayer.run(archive: archive, producer: producer, stop: stop, logger: quiet) { _ in }
+        let s = try replayer.run(archive: archive, producer: producer, stop: stop, logger: quiet, report: { _ in }, notice: { _ in })
         #expect(s.interrupted)
         #expect(s.sent == 500 && s.sent < events.count)
         #expect(s.delivered == 0 && s.gaveUp?.hasPrefix("500 still in flight") == true, "\(s.gaveUp ?? "-")")

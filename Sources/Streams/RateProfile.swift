@@ -1,6 +1,5 @@
 import Consumer
 import Config
-import ArgumentParser
 import Charts
 import Events
 import Foundation
@@ -10,7 +9,6 @@ import Logging
 import Marts
 import Simulation
 import Synchronization
-import Yams
 
 /// The offered load over time.
 public enum RateProfile: Sendable, Equatable, CustomStringConvertible {
@@ -43,32 +41,10 @@ public enum RateProfile: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// `5000:200000:60s`.
-    public static func parseRamp(_ text: String) throws -> RateProfile {
-        let parts = text.split(separator: ":").map(String.init)
-        guard parts.count == 3, let a = Double(parts[0]), let b = Double(parts[1]), a > 0, b > 0,
-              let s = try? DurationArgument.parse(parts[2], option: "--ramp"), s > 0 else {
-            throw ValidationError("--ramp: expected FROM:TO:DURATION in events/s, e.g. 5000:200000:60s; got '\(text)'")
-        }
-        return .ramp(from: a, to: b, seconds: s)
-    }
-
     public var description: String {
         switch self {
         case let .constant(r): return "\(compact(r)) events/s"
         case let .ramp(a, b, s): return "ramp \(compact(a)) → \(compact(b)) events/s over \(compact(s)) s"
         }
-    }
-}
-
-/// `30s`, `500ms`, `2m`, or plain seconds.
-public enum DurationArgument {
-    public static func parse(_ text: String, option: String) throws -> Double {
-        let units: [(String, Double)] = [("ms", 0.001), ("us", 0.000_001), ("s", 1), ("m", 60), ("h", 3600)]
-        for (u, f) in units where text.hasSuffix(u) {
-            if let v = Double(text.dropLast(u.count)), v >= 0, v.isFinite { return v * f }
-        }
-        if let v = Double(text), v >= 0, v.isFinite { return v }
-        throw ValidationError("\(option): expected a duration like 30s, 500ms or 2m; got '\(text)'")
     }
 }

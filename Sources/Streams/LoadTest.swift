@@ -1,6 +1,5 @@
 import Consumer
 import Config
-import ArgumentParser
 import Charts
 import Events
 import Foundation
@@ -10,7 +9,6 @@ import Logging
 import Marts
 import Simulation
 import Synchronization
-import Yams
 
 /// Drives simulated payment flows into Kafka at a target rate with the marts consumer running in the same
 /// process, and measures throughput, delivery and end-to-end latency, lag and checkpoint times.
@@ -48,12 +46,12 @@ public struct LoadTest {
 
     public func run(parameters: SimulationParameters, scenario: String, kafka: KafkaConfig, partitions: Int, cluster: String,
                     stateDirectory: URL, stop: StopSignal, logger: Logger,
-                    report: @escaping @Sendable (String) -> Void = { Console.progress($0) }) throws -> LoadReport {
+                    report: @escaping @Sendable (String) -> Void) throws -> LoadReport {
         var parameters = parameters
         let stormControl = storm.map { StormControl(reason: $0.reason) }
         parameters.storm = stormControl
         let world: World
-        do { world = try World(parameters) } catch { throw ValidationError(error.description) }
+        do { world = try World(parameters) } catch { throw StreamSetupError(error.description) }
 
         // The consumer, reading the load test's own topics (run as a service below).
         let probe = LoadProbe()
@@ -171,12 +169,12 @@ final class DeliveryLatency: Sendable {
 
 extension LoadTest {
     /// Customers needed for about `events` events: measured on a small sample of the same scenario.
-    static func customersFor(events: Double, parameters: SimulationParameters) throws -> Int {
+    public static func customersFor(events: Double, parameters: SimulationParameters) throws -> Int {
         var sample = parameters
         sample.customers = 300
         sample.storm = nil
         var w: World
-        do { w = try World(sample) } catch { throw ValidationError(error.description) }
+        do { w = try World(sample) } catch { throw StreamSetupError(error.description) }
         var n = 0
         while w.next() != nil { n += 1 }
         let perCustomer = max(1.0, Double(n) / 300)

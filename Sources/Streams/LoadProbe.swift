@@ -1,6 +1,5 @@
 import Consumer
 import Config
-import ArgumentParser
 import Charts
 import Events
 import Foundation
@@ -10,7 +9,6 @@ import Logging
 import Marts
 import Simulation
 import Synchronization
-import Yams
 
 /// What the consumer reports from the inside: end-to-end latency of each load-test message (its send
 /// time travels in the `sent-ns` header) and each checkpoint's duration (histograms in microseconds); when it

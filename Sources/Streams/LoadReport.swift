@@ -1,6 +1,5 @@
 import Consumer
 import Config
-import ArgumentParser
 import Charts
 import Events
 import Foundation
@@ -10,7 +9,6 @@ import Logging
 import Marts
 import Simulation
 import Synchronization
-import Yams
 
 /// One second of the test.
 public struct LoadSample: Codable, Sendable {

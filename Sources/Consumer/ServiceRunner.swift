@@ -1,4 +1,3 @@
-import Consumer
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -6,12 +5,12 @@ import Synchronization
 
 /// Runs services in one `ServiceGroup` until they finish, or until `stop` is set (SIGINT / SIGTERM, which
 /// `StopSignal` handles for the whole process) shuts them down gracefully, in the reverse of their order.
-/// Called from a command's synchronous `run`, whose thread waits for the group.
-enum ServiceRunner {
+/// Called from a synchronous caller (a command's `run`), whose thread waits for the group.
+public enum ServiceRunner {
     /// `shutdownOnStop: false` for services that each watch `stop` themselves and may finish in any order (the
     /// demo's loops): the group then returns once all have returned. (A group shutting down gracefully takes a
     /// service that returns before its turn for a failure.)
-    static func run(_ services: [ServiceGroupConfiguration.ServiceConfiguration], stop: StopSignal, logger: Logger, shutdownOnStop: Bool = true) throws {
+    public static func run(_ services: [ServiceGroupConfiguration.ServiceConfiguration], stop: StopSignal, logger: Logger, shutdownOnStop: Bool = true) throws {
         let group = ServiceGroup(configuration: .init(services: services, logger: logger))
         if shutdownOnStop { stop.onStop { Task { await group.triggerGracefulShutdown() } } }
         let outcome = Mutex<Result<Void, any Error>>(.success(()))
@@ -27,13 +26,18 @@ enum ServiceRunner {
     /// Runs a blocking loop (a producer's, `record`'s, `replay`'s) as a service of a group, on a thread of its own,
     /// after `services` (a metrics endpoint), and returns what it returned. `body` must return soon after `stop`
     /// is set; when it returns, the other services stop.
-    static func runBlocking<T>(_ name: String, stop: StopSignal, logger: Logger, with services: [ServiceGroupConfiguration.ServiceConfiguration] = [],
+    public static func runBlocking<T>(_ name: String, stop: StopSignal, logger: Logger, with services: [ServiceGroupConfiguration.ServiceConfiguration] = [],
                                _ body: @escaping () throws -> T) throws -> T {
         let job = BlockingJob(body)
         try run(services + [.init(service: ThreadService(name, stop: stop) { try job.run() }, successTerminationBehavior: .gracefullyShutdownGroup,
                        failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: name)], stop: stop, logger: logger)
         return try job.result()
     }
+}
+
+/// The blocking loop of `ServiceRunner.runBlocking` did not run to its end: the group stopped before.
+public struct StoppedBeforeFinishing: Error, CustomStringConvertible, Sendable {
+    public var description: String { "stopped before it finished" }
 }
 
 /// A job handed to the thread that runs it, and its result handed back.
@@ -46,7 +50,7 @@ private final class BlockingJob<T>: @unchecked Sendable {
     init(_ body: @escaping () throws -> T) { self.body = body }
     func run() throws { outcome = Result { try body() } }
     func result() throws -> T {
-        guard let outcome else { throw CLIError("stopped before it finished") }
+        guard let outcome else { throw StoppedBeforeFinishing() }
         return try outcome.get()
     }
 }
