@@ -123,7 +123,6 @@ struct DemoCommand: ParsableCommand {
         services.removeAll()  // the producers' clients, before the broker goes
         if stop.isStopped {
             withExtendedLifetime(broker) {}
-            Console.endProgress()
             Console.err("demo: stopped; what the consumer had taken in is checkpointed in \(stateDir)")
             throw ExitCode(130)
         }
