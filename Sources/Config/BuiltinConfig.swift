@@ -181,6 +181,16 @@ incidents:
   - {name: long-mild-velocity, startDay: 450.2, hours: 48, reason: card_velocity_exceeded, failureRate: 0.05}
   - {name: standard-do-not-honor, startDay: 520.6, hours: 12, plan: standard, reason: do_not_honor, failureRate: 0.6}
 """#,
+        "scenarios/partial-recovery.yaml": #"""
+# An outage that ends for most of the business and goes on in a thin part of it, for scoring the alerts
+# (`undercurrent evaluate-alerts --sweep … --scenarios partial-recovery`): a gateway fails half of every plan's
+# attempts for 3 hours, and premium's for a day. What a wider scope's resolution cannot tell about a thin scope
+# inside it (README, "resolveWithWiderScope"). The two windows overlap, so an alert in a scope both touch
+# (the gateway_timeout reason, premium × gateway_timeout) counts for both.
+incidents:
+  - {name: gateway-all-3h, startDay: 200.4, hours: 3, reason: gateway_timeout, failureRate: 0.5}
+  - {name: gateway-premium-24h, startDay: 200.4, hours: 24, plan: premium, reason: gateway_timeout, failureRate: 0.5}
+"""#,
         "scenarios/payment-incident.yaml": #"""
 # Injected payment outages: inside each window, attempts in scope fail at failureRate with the given
 # reason, on top of the normal failures. The simulator writes these windows as ground truth.
