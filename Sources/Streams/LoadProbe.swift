@@ -1,13 +1,7 @@
 import Consumer
-import Config
-import Charts
-import Events
 import Foundation
 import Histogram
 import Kafka
-import Logging
-import Marts
-import Simulation
 import Synchronization
 
 /// What the consumer reports from the inside: end-to-end latency of each load-test message (its send

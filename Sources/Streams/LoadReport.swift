@@ -1,14 +1,6 @@
-import Consumer
-import Config
 import Charts
-import Events
 import Foundation
 import Histogram
-import Kafka
-import Logging
-import Marts
-import Simulation
-import Synchronization
 
 /// One second of the test.
 public struct LoadSample: Codable, Sendable {

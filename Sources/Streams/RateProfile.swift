@@ -1,14 +1,4 @@
-import Consumer
-import Config
 import Charts
-import Events
-import Foundation
-import Histogram
-import Kafka
-import Logging
-import Marts
-import Simulation
-import Synchronization
 
 /// The offered load over time.
 public enum RateProfile: Sendable, Equatable, CustomStringConvertible {

@@ -1,14 +1,5 @@
-import Consumer
-import Config
 import Charts
-import Events
 import Foundation
-import Histogram
-import Kafka
-import Logging
-import Marts
-import Simulation
-import Synchronization
 
 /// A service-level objective: `p99<50ms`, `lag<5s`, `rate>90000`, `errors<1`.
 public struct SLO: Sendable, Equatable, CustomStringConvertible, Codable {

@@ -112,8 +112,7 @@ struct DemoCommand: ParsableCommand {
                     return t
                 }
                 guard all.finished == InputTopic.allCases.count else { return }
-                Console.endProgress()
-                Console.err("producers: \(all.delivered) of \(all.sent) events delivered in \(String(format: "%.1f", (ContinuousClock.now - started).seconds)) s"
+                Console.notice("producers: \(all.delivered) of \(all.sent) events delivered in \(String(format: "%.1f", (ContinuousClock.now - started).seconds)) s"
                             + (stop.isStopped ? "" : "; waiting for the consumer to catch up"))
                 takeAll.expect(all.delivered)
             }, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: name))

@@ -68,8 +68,7 @@ extension TopicProducerCommand {
         let summary = try ServiceRunner.runBlocking(label, stop: stop, logger: logger, with: endpoint) {
             try run.run(world: world, simulationStart: start, producer: producer, stop: stop, report: Console.progress, notice: Console.notice)
         }
-        Console.endProgress()
-        Console.err("\(label): sent \(summary.sent), delivered \(summary.delivered), failed \(summary.failed) in \(String(format: "%.1f", summary.seconds)) s\(summary.interrupted ? " (interrupted, flushed)" : "")")
+        Console.notice("\(label): sent \(summary.sent), delivered \(summary.delivered), failed \(summary.failed) in \(String(format: "%.1f", summary.seconds)) s\(summary.interrupted ? " (interrupted, flushed)" : "")")
         if summary.failed > 0 || summary.delivered != summary.sent {
             Console.err("\(label): error: \(summary.sent - summary.delivered) events not delivered; \(summary.undelivered)")
             throw ExitCode(1)

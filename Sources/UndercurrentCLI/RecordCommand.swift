@@ -55,13 +55,11 @@ public struct RecordCommand: ParsableCommand {
             }
         } catch {
             try? writer.close()
-            Console.endProgress()
-            Console.err("record: error: \(error)")
+            Console.notice("record: error: \(error)")
             throw ExitCode(1)
         }
         try writer.close()
-        Console.endProgress()
-        Console.err("record: \(summary.recorded) messages to \(out) in \(String(format: "%.1f", summary.seconds)) s"
+        Console.notice("record: \(summary.recorded) messages to \(out) in \(String(format: "%.1f", summary.seconds)) s"
                     + (summary.skipped > 0 ? ", \(summary.skipped) outside the time range skipped" : "")
                     + (summary.interrupted ? " (interrupted; the archive holds what was recorded)" : ""))
     }

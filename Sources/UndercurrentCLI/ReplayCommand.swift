@@ -78,8 +78,7 @@ public struct ReplayCommand: ParsableCommand {
         let summary = try ServiceRunner.runBlocking("replay", stop: stop, logger: logger) {
             try replayer.run(archive: from, producer: producer, stop: stop, logger: logger, report: Console.progress, notice: Console.notice)
         }
-        Console.endProgress()
-        Console.err("replay: sent \(summary.sent), delivered \(summary.delivered), failed \(summary.failed) in \(String(format: "%.1f", summary.seconds)) s"
+        Console.notice("replay: sent \(summary.sent), delivered \(summary.delivered), failed \(summary.failed) in \(String(format: "%.1f", summary.seconds)) s"
                     + (summary.skipped > 0 ? ", \(summary.skipped) outside the time range" : "")
                     + (summary.badLines > 0 ? ", \(summary.badLines) unreadable lines" : "")
                     + (summary.interrupted ? " (interrupted, flushed)" : ""))
