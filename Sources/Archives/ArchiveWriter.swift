@@ -11,16 +11,25 @@ public final class ArchiveWriter {
     private var buffer: [UInt8] = []
     private let path: String
     private let tempPath: String?
+    /// Whether `close()` closes the sink (not standard output, which is the process's).
+    private let closesHandle: Bool
     public private(set) var records = 0
 
     /// Writes to a temporary file renamed into place by `close()`, so an interrupted run never leaves a
-    /// truncated archive under the final name.
+    /// truncated archive under the final name; straight into a path that is not a regular file (`/dev/stdout`,
+    /// a FIFO: `OutputFile`).
     public init(path: String) throws {
         self.path = path
         if path == "-" {
             sink = .handle(FileHandle.standardOutput)
             tempPath = nil
+            closesHandle = false
+        } else if OutputFile.writesInPlace(path) {
+            sink = path.hasSuffix(".gz") ? .gzip(try GzipFile(path: path, mode: "wb6")) : .handle(try OutputFile.openInPlace(path))
+            tempPath = nil
+            closesHandle = true
         } else {
+            closesHandle = true
             let temp = path + ".partial"
             if path.hasSuffix(".gz") {
                 sink = .gzip(try GzipFile(path: temp, mode: "wb6"))
@@ -52,13 +61,14 @@ public final class ArchiveWriter {
 
     public func close() throws {
         try flush()
-        guard let tempPath else { return }
+        guard closesHandle else { return }
         switch sink {
         case let .handle(h):
-            try h.synchronize()
+            if tempPath != nil { try h.synchronize() }  // (a FIFO or a device cannot be synchronized)
             try h.close()
         case let .gzip(g): try g.close()
         }
+        guard let tempPath else { return }
         if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
         try FileManager.default.moveItem(atPath: tempPath, toPath: path)
     }

@@ -1,4 +1,5 @@
 import CZlib
+import Foundation
 
 /// A file read or written through zlib's gzip functions. Reading also accepts plain (uncompressed)
 /// files, so one reader serves `.ndjson` and `.ndjson.gz` archives.
@@ -54,6 +55,7 @@ public final class GzipFile {
         guard let f = file else { return true }
         file = nil
         let rc = gzclose(f)
+        if rc == Z_ERRNO { throw ArchiveError("cannot write \(path): \(String(cString: strerror(errno)).lowercased())") }
         if rc != Z_OK && rc != Z_BUF_ERROR { throw ArchiveError("closing \(path): zlib error \(rc)") }
         return true
     }

@@ -1,6 +1,7 @@
 import Checkpoints
 import Consumer
 import ArgumentParser
+import Archives
 import Dashboard
 import DashboardHTTP
 import Foundation
@@ -96,7 +97,7 @@ public struct ReportCommand: ParsableCommand {
         let text = format == "md" ? MarkdownReport.render(data, alerting: alerting)
             : PageRenderer(data: data, alerting: alerting).report()
         if out == "-" { print(text) } else {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: out), options: .atomic)
+            try OutputFile.write(Data(text.utf8), to: out, what: "the report")
             Console.err("report: \(out) (\(format), as of \(data.asOf?.description ?? "-"))")
         }
     }

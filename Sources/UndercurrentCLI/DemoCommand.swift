@@ -2,6 +2,7 @@ import Checkpoints
 import Consumer
 import Config
 import ArgumentParser
+import Archives
 import Dashboard
 import Events
 import DashboardHTTP
@@ -175,7 +176,8 @@ struct DemoCommand: ParsableCommand {
         }
         if let report {
             let reach = consumer.detectionReach(outageRate: ConsumerMetrics.referenceOutageRate)
-            try Data(PageRenderer(data: data, alerting: AlertCoverage(reach: reach, lateAttempts: consumer.lateAlertAttempts)).report().utf8).write(to: URL(fileURLWithPath: report), options: .atomic)
+            let page = PageRenderer(data: data, alerting: AlertCoverage(reach: reach, lateAttempts: consumer.lateAlertAttempts)).report()
+            try OutputFile.write(Data(page.utf8), to: report, what: "the report")
             Console.out("report written to \(report)")
         }
         withExtendedLifetime(broker) {}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Archives
 import Events
 import Foundation
 import Marts
@@ -162,9 +163,7 @@ struct EvaluateRiskCommand: ParsableCommand {
         }, progress: { share in progress.say { "evaluating risk, \(params.customers) customers: \(Int(share * 100))% of the simulated time" } })
         progress.end()
         if let signalsOut {
-            do { try (rows.joined(separator: "\n") + "\n").write(toFile: signalsOut, atomically: true, encoding: .utf8) } catch {
-                throw CLIError("cannot write \(signalsOut): \(error.localizedDescription)")
-            }
+            try OutputFile.write(Data((rows.joined(separator: "\n") + "\n").utf8), to: signalsOut, what: "the signals file")
         }
         Console.out("\(simulation.scenario), cut-off \(cut): \(result.report)")
         if require && !((result.auc ?? 0) >= 0.8 && (result.lift ?? 0) >= 3) { throw ExitCode(1) }

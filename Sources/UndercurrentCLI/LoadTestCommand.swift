@@ -1,6 +1,7 @@
 import Consumer
 import Config
 import ArgumentParser
+import Archives
 import Charts
 import Events
 import Foundation
@@ -156,8 +157,8 @@ public struct LoadTestCommand: ParsableCommand {
         Console.out(result.summaryTable)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(result).write(to: URL(fileURLWithPath: report + ".json"), options: .atomic)
-        try Data(result.html.utf8).write(to: URL(fileURLWithPath: report + ".html"), options: .atomic)
+        try OutputFile.write(encoder.encode(result), to: report + ".json", what: "the load-test report")
+        try OutputFile.write(Data(result.html.utf8), to: report + ".html", what: "the load-test report")
         Console.err("loadtest: report written to \(report).json and \(report).html")
         if stop.isStopped { throw ExitCode(130) }
         if !result.slosMet { throw ExitCode(3) }

@@ -1,5 +1,6 @@
 import Archives
 import ArgumentParser
+import Checkpoints
 import Consumer
 import Events
 import Foundation
@@ -55,10 +56,10 @@ public struct RecordCommand: ParsableCommand {
             }
         } catch {
             try? writer.close()
-            Console.notice("record: error: \(error)")
+            Console.notice("record: error: \(ErrorWords.describe(error))")
             throw ExitCode(1)
         }
-        try writer.close()
+        try OutputFile.writing("the archive", out) { try writer.close() }
         Console.notice("record: \(summary.recorded) messages to \(out) in \(String(format: "%.1f", summary.seconds)) s"
                     + (summary.skipped > 0 ? ", \(summary.skipped) outside the time range skipped" : "")
                     + (summary.interrupted ? " (interrupted; the archive holds what was recorded)" : ""))

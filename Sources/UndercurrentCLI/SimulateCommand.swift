@@ -26,26 +26,26 @@ struct SimulateCommand: ParsableCommand {
         let writer = try ArchiveWriter(path: out)
         let started = ContinuousClock.now
         var remaining = RemainingTime(start: parameters.start.ms, end: parameters.end.ms)
-        let summary = try run.write(to: writer, isStopped: { stop.isStopped }) { n, t in
+        let summary = try OutputFile.writing("the archive", out) { try run.write(to: writer, isStopped: { stop.isStopped }) { n, t in
             let s = (ContinuousClock.now - started).seconds
             // How far through the simulated time, and the seconds left (a growing business makes more events a day
             // later on: `RemainingTime` allows for it).
             let share = remaining.share(at: t.ms)
             let left = remaining.update(wall: s, simulated: t.ms).map { ", about \(Int($0.rounded())) s left" } ?? ""
             Console.progress("simulated \(n) events, at \(t.month) (\(Int(share * 100))% of the simulated time\(left); \(Int(Double(n) / max(s, 0.001))) events/s)")
-        }
+        } }
         Console.endProgress()
         if stop.isStopped {
             try? FileManager.default.removeItem(atPath: out + ".partial")
             Console.err("interrupted: no archive written")
             throw ExitCode(130)
         }
-        try writer.close()
+        try OutputFile.writing("the archive", out) { try writer.close() }
         if let truth {
             let gt = GroundTruth(incidents: run.world.incidents, customers: run.world.truth)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(gt).write(to: URL(fileURLWithPath: truth), options: .atomic)
+            try OutputFile.write(encoder.encode(gt), to: truth, what: "the ground truth")
         }
         let topics = summary.byTopic.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         Console.err("wrote \(summary.events) events (\(topics)) to \(out) in \(String(format: "%.1f", (ContinuousClock.now - started).seconds)) s")
