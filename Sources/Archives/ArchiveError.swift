@@ -8,3 +8,11 @@ public struct ArchiveError: Error, CustomStringConvertible, Sendable {
         self.truncated = truncated
     }
 }
+
+extension ArchiveError {
+    /// A file or stream whose first record does not read as one: not an archive at all (a CSV, a mart export, the
+    /// wrong file), refused rather than read to its end with every line rejected.
+    public static func notAnArchive(_ path: String, firstRecord problem: String) -> ArchiveError {
+        ArchiveError("\(path) is not an archive of records: its first record is unreadable (\(problem))")
+    }
+}

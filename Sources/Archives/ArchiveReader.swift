@@ -4,12 +4,34 @@ import Foundation
 /// Reads an archive, plain or gzip-compressed (detected from the content, whatever the name): record by record
 /// (`Sequence`), or as blocks of complete lines that a caller parses in parallel (`blocks()`). A malformed
 /// line is reported with its line number.
+///
+/// `-` is standard input. Standard input, a pipe (`<(gzip -dc …)`), a FIFO or a device is a stream: it is opened
+/// once, by `blocks()`, and read from its start; what anything read of it before would be lost, so nothing does.
 public struct ArchiveReader: Sequence {
     public let path: String
+    /// Whether the archive is a stream (above): read once, its size unknown.
+    public let isStream: Bool
+
     public init(path: String) throws {
-        guard FileManager.default.fileExists(atPath: path) else { throw ArchiveError("archive \(path) does not exist") }
-        _ = try GzipFile(path: path, mode: "rb").close()  // readable?
         self.path = path
+        if path == "-" {
+            isStream = true
+            return
+        }
+        guard FileManager.default.fileExists(atPath: path) else { throw ArchiveError("archive \(path) does not exist") }
+        isStream = Self.isStream(path)
+        // Readable? (Not a stream: opening a FIFO waits for its writer, and closing it again would end the writer.)
+        if !isStream { _ = try GzipFile(path: path, mode: "rb").close() }
+    }
+
+    /// Whether `path` leads (through links: `/dev/fd/63` is a pipe) to something other than a regular file or a
+    /// directory.
+    public static func isStream(_ path: String) -> Bool {
+        if path == "-" { return true }
+        var status = stat()
+        guard stat(path, &status) == 0 else { return false }
+        let type = status.st_mode & S_IFMT
+        return type != S_IFREG && type != S_IFDIR
     }
 
     public func makeIterator() -> Iterator { Iterator(blocks: blocks(bytes: 1 << 20)) }
@@ -20,12 +42,14 @@ public struct ArchiveReader: Sequence {
 
     /// The file's size in bytes (compressed or not), for telling how much of it is read; nil when unknown.
     public var fileSize: Int64? {
-        (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value
+        if isStream { return nil }
+        return (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value
     }
 
     /// The archive's complete lines, about `bytes` at a time.
     public func blocks(bytes: Int = 4 << 20) -> Blocks {
-        Blocks(file: try? GzipFile(path: path, mode: "rb"), path: path, size: bytes, allowTruncated: allowTruncated)
+        let file = path == "-" ? try? GzipFile(readingStandardInputAs: path) : try? GzipFile(path: path, mode: "rb")
+        return Blocks(file: file, path: path, size: bytes, allowTruncated: allowTruncated)
     }
 
     /// Lines of an archive as ranges of one buffer.

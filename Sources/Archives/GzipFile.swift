@@ -16,6 +16,13 @@ public final class GzipFile {
         file = f
     }
 
+    /// Standard input, read (plain or gzip) from where it is; named `path` in messages.
+    public init(readingStandardInputAs path: String) throws {
+        self.path = path
+        guard let f = gzdopen(dup(0), "rb") else { throw ArchiveError("cannot read \(path)") }
+        file = f
+    }
+
     deinit { if let file { gzclose(file) } }
 
     /// Appends up to `max` decompressed bytes to `buffer`; returns how many (0 at the end of the file).

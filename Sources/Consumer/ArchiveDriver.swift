@@ -57,6 +57,7 @@ final class ArchiveDriver {
         // Per topic and partition, the next position and the first offset not yet in the checkpoint (-1: the
         // partition is not open yet): tables, not dictionaries, since each line looks both up.
         var next = OffsetTable(), fresh = OffsetTable()
+        var readARecord = false
         reading: while let item = blocks.next() {
             let block: ArchiveReader.Block, parts: [ParsedPart]
             switch item {
@@ -83,11 +84,15 @@ final class ArchiveDriver {
                     let line = part.lines[k]
                     switch line.kind {
                     case .empty: continue
+                    case .failed where !readARecord && reader.isStream:
+                        // (A file was checked before the run; a stream cannot be without losing what was read.)
+                        let n = block.firstLineNumber + part.firstLine + k
+                        throw ArchiveError.notAnArchive(path, firstRecord: "archive line \(n): \(part.errors[k].map { "\($0)" } ?? "")")
                     case .failed:
                         logger.warning("archive line \(block.firstLineNumber + part.firstLine + k): \(part.errors[k].map { "\($0)" } ?? "")")
                         core.summary.rejected += 1
                         continue
-                    case .record: break
+                    case .record: readARecord = true
                     }
                     let topic = topics[Int(line.topic)]
                     guard let name = topic.name else { continue }

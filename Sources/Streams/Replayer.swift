@@ -73,6 +73,9 @@ public struct Replayer {
             case let .failure(e) where e.truncated:
                 summary.cutOff = e  // every complete line was sent
                 break reading
+            case let .failure(e) where archiveReader.isStream && summary.sent + summary.skipped + summary.badLines == 0:
+                // (A file was checked before the run; a stream cannot be without losing what was read.)
+                throw ArchiveError.notAnArchive(archive, firstRecord: "\(e)")
             case let .failure(e):
                 logger.warning("\(e)")
                 summary.badLines += 1

@@ -38,7 +38,7 @@ public struct MartsConsumerCommand: ParsableCommand {
     @Option(help: "Threads applying each polled batch, partitions split between them (default: up to 2, one per core).") var threads: Int?
     @Option(help: "Start over: 'earliest' discards checkpoints and rebuilds from the earliest offsets.") var reset: String?
     @Flag(help: "Discard (possibly corrupt) checkpoints and rebuild from the earliest offsets; with --postgres, empty its tables and write them again.") var rebuild = false
-    @Option(help: "Feed this archive (written by `undercurrent simulate` or `record`) through the engine instead of Kafka.") var fromArchive: String?
+    @Option(help: "Feed this archive (written by `undercurrent simulate` or `record`, plain or .gz; '-' for standard input, or a pipe) through the engine instead of Kafka.") var fromArchive: String?
     @Option(help: "With --from-archive: partition count to assign records to (as the producers' murmur2 would; default 6).") var partitions: Int?
     @Flag(help: "With --from-archive: accept a gzip archive that is cut off, using its complete lines (otherwise an error, exit 1, after they are applied).") var allowTruncated = false
     @Option(help: "Leave out events after this event time (RFC 3339, e.g. 2025-06-30T23:59:59Z or 2025-06-30T23:59:59.999+02:00), for as-of analysis. Read and counted, never applied, in whatever order they come; the same command without --until then applies them (each partition reads again from its first record after the time: what it applied before counts as duplicates, not twice). From Kafka, the run stops by itself once every partition has had an event after the time or, when that time has passed, is at its end.") var until: String?

@@ -19,7 +19,7 @@ public struct ReplayCommand: ParsableCommand {
         """
     )
 
-    @Option(help: "Archive to replay.") var from: String
+    @Option(help: "Archive to replay ('-' for standard input, or a pipe).") var from: String
     @Option(help: "'max', or N: N times the original pacing.") var speed = "max"
     @Option(help: "At most this many messages per second.") var rate: Double?
     @Option(help: "Only records at or after this time (RFC 3339 or YYYY-MM-DD).") var fromTime: String?

@@ -36,15 +36,20 @@ enum StartChecks {
 
     /// An archive the command reads: an existing file whose first record reads as one (an empty file is an empty
     /// history). A directory or a file of something else would otherwise be read to its end, every line rejected.
+    ///
+    /// A stream (standard input `-`, a pipe, a FIFO: `ArchiveReader.isStream`) is not read here: what this read of
+    /// it would be gone for the command. The command stops at its first record instead, if that is unreadable.
     static func archive(_ path: String) throws {
+        if path == "-" { return }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw StartError("archive \(path) does not exist") }
         guard !isDirectory.boolValue else { throw StartError("archive \(path) is a directory, not a file") }
         let reader: ArchiveReader
         do { reader = try ArchiveReader(path: path) } catch { throw StartError("cannot read the archive \(path): \(error)") }
+        if reader.isStream { return }
         var records = reader.makeIterator()
         if case let .failure(e)? = records.next(), !e.truncated {
-            throw StartError("\(path) is not an archive of records: its first record is unreadable (\(e))")
+            throw StartError(ArchiveError.notAnArchive(path, firstRecord: "\(e)").description)
         }
     }
 
