@@ -9,6 +9,7 @@ struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "check", abstract: "Run the data-quality rules of docs/marts.md on a state directory.")
     @Option(help: "The consumer's state directory.") var stateDir: String
     @Flag(help: "Do not fail when the marts were built on partial history (inputs whose first messages were never seen).") var allowPartialHistory = false
+    @OptionGroup var common: CommonOptions
 
     func run() throws {
         let state = try StartChecks.stateDirectory(stateDir)

@@ -1,18 +1,29 @@
 import Foundation
+import Logging
 import Synchronization
 
-/// Unbuffered terminal output: results to stdout, progress to stderr (so stdout stays pipeable).
+/// Unbuffered terminal output: results to stdout, progress to stderr (so stdout stays pipeable). With
+/// `--log-format json` every stderr line is a JSON entry as the logs are (`JSONLogHandler.write`): progress at
+/// level info, other lines at notice, errors at error.
 public enum Console {
     public static func out(_ line: String) {
         FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 
     public static func err(_ line: String) {
+        if LoggingSetup.json { return JSONLogHandler.write(line, level: .notice) }
         FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// A command's failure: `NAME: error: message`.
+    static func error(_ command: String, _ message: String) {
+        if LoggingSetup.json { return JSONLogHandler.write("\(command): error: \(message)", level: .error) }
+        FileHandle.standardError.write(Data("\(command): error: \(message)\n".utf8))
     }
 
     /// Rewrites the current stderr line when it is a terminal, else prints a line.
     public static func progress(_ line: String) {
+        if LoggingSetup.json { return JSONLogHandler.write(line, level: .info) }
         if isatty(2) == 1 {
             FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
         } else {
@@ -21,7 +32,7 @@ public enum Console {
     }
 
     public static func endProgress() {
-        if isatty(2) == 1 { FileHandle.standardError.write(Data("\n".utf8)) }
+        if isatty(2) == 1 && !LoggingSetup.json { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 
     /// A line that stays, after a progress line.

@@ -71,6 +71,7 @@ public struct ReportCommand: ParsableCommand {
     @Option(help: "State directory of a marts-consumer.") var stateDir: String
     @Option(help: "File to write ('-' for stdout).") var out = "report.html"
     @Option(help: "html or md (default: md when --out ends in .md or .markdown, else html).") var format: String?
+    @OptionGroup var common: CommonOptions
 
     public init() {}
 

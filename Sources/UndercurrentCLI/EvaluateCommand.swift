@@ -34,6 +34,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Alert rules file (default: config/alerts.yaml).") var rules: String?
     @Option(help: "Business sizes to sweep, comma-separated (e.g. 10000,30000,300000,2000000); each runs every --scenarios scenario.") var sweep: String?
     @Option(help: "With --sweep: scenarios, comma-separated.") var scenarios = "payment-incident,incident-shapes"
+    @OptionGroup var common: CommonOptions
     @Option(help: "With --sweep or --require: most false alerts per simulated month.") var maxFalsePerMonth = 1.0
     @Option(help: "Seeds to run each size and scenario with, comma-separated (default: --seed); the goals must hold in every seed.") var seeds: String?
     @Flag(help: "Exit 1 unless the goals are met (see above).") var require = false
@@ -142,6 +143,7 @@ struct EvaluateRiskCommand: ParsableCommand {
     @Option(help: "Cut-off date, YYYY-MM-DD (default: 60 days before the end of the simulated period).") var cutoff: String?
     @Flag(help: "Exit non-zero unless AUC ≥ 0.80 and the top 5% is at least 3 times as precise as random.") var require = false
     @Option(help: "Also write every scored customer's raw signals and churn label to this CSV file, for analysis.") var signalsOut: String?
+    @OptionGroup var common: CommonOptions
 
     func run() throws {
         try StartChecks.file(signalsOut, "the signals file")

@@ -38,7 +38,7 @@ public enum ExitStatus {
             cannotStart(Command.self, error.description)
         } catch let error as NSError where error.domain == NSCocoaErrorDomain || error.domain == NSPOSIXErrorDomain {
             // A file error nothing caught: its reason in words, never Foundation's dump.
-            FileHandle.standardError.write(Data("\(Command.configuration.commandName ?? "undercurrent"): error: \(ErrorWords.describe(error))\n".utf8))
+            Console.error(Command.configuration.commandName ?? "undercurrent", ErrorWords.describe(error))
             exit(1)
         } catch {
             if Command.exitCode(for: error) == .validationFailure {
@@ -49,7 +49,7 @@ public enum ExitStatus {
             if parsed && !(error is ExitCode) && Command.exitCode(for: error) == .failure {
                 // Any other failure of a command under way: the product's own line (it came as ArgumentParser's
                 // bare `Error: …`), status 1.
-                FileHandle.standardError.write(Data("\(Command.configuration.commandName ?? "undercurrent"): error: \(error)\n".utf8))
+                Console.error(Command.configuration.commandName ?? "undercurrent", "\(error)")
                 exit(1)
             }
             Command.exit(withError: error)
@@ -58,7 +58,7 @@ public enum ExitStatus {
 
     /// A configuration problem found after parsing (a config file's value): one line, status 2.
     static func cannotStart<Command: ParsableCommand>(_ type: Command.Type, _ message: String) -> Never {
-        FileHandle.standardError.write(Data("\(Command.configuration.commandName ?? "undercurrent"): error: \(message)\n".utf8))
+        Console.error(Command.configuration.commandName ?? "undercurrent", message)
         exit(2)
     }
 }

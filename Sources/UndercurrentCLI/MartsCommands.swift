@@ -263,6 +263,7 @@ struct MartsCommand: ParsableCommand {
         @Option(help: "The consumer's state directory.") var stateDir: String
         @Option(help: "Output directory.") var out: String
         @Option(help: "csv or json.") var format = "csv"
+        @OptionGroup var common: CommonOptions
         func validate() throws {
             guard format == "csv" || format == "json" else { throw ValidationError("--format: expected csv or json, got '\(format)'") }
         }

@@ -48,6 +48,9 @@ public struct CommonOptions: ParsableArguments {
         guard logFormat == "text" || logFormat == "json" else {
             throw ValidationError("--log-format: expected text or json; got '\(logFormat)'")
         }
+        // Chosen here, once the flags are read, so that a command that logs nothing prints its own lines (`Console`)
+        // in the format asked for.
+        LoggingSetup.bootstrapOnce(json: logFormat == "json")
     }
 
     public func makeLogger(_ label: String) -> Logger {
@@ -60,6 +63,9 @@ public struct CommonOptions: ParsableArguments {
 
 enum LoggingSetup {
     private static let format = Mutex<Bool?>(nil)
+    /// Whether the process logs JSON: then the lines a command prints on standard error itself (its summary,
+    /// progress, errors) are JSON entries too, so that a log shipper reading standard error meets no other line.
+    static var json: Bool { format.withLock { $0 == true } }
     /// The first call chooses the format for the whole process (swift-log is bootstrapped once).
     static func bootstrapOnce(json: Bool) {
         let first = format.withLock { f -> Bool in
@@ -98,9 +104,20 @@ struct JSONLogHandler: LogHandler {
         var all = metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { _, new in new } }
         if let extra = event.metadata { all.merge(extra) { _, new in new } }
-        let entry = Entry(time: Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true)),
-                          level: event.level.rawValue, logger: label, message: "\(event.message)", source: event.source,
-                          metadata: all.isEmpty ? nil : all.mapValues { "\($0)" })
+        Self.write(Entry(time: Self.now(), level: event.level.rawValue, logger: label, message: "\(event.message)", source: event.source,
+                         metadata: all.isEmpty ? nil : all.mapValues { "\($0)" }))
+    }
+
+    /// A line the command prints itself (`Console`), as an entry of `level` from the logger named after the
+    /// executable, source `console`.
+    static func write(_ message: String, level: Logger.Level) {
+        write(Entry(time: now(), level: level.rawValue, logger: ProcessInfo.processInfo.processName, message: message,
+                    source: "console", metadata: nil))
+    }
+
+    static func now() -> String { Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)) }  // UTC, with its Z
+
+    static func write(_ entry: Entry) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard var line = try? encoder.encode(entry) else { return }

@@ -128,8 +128,8 @@ import UndercurrentCLI
         }
     }
 
-    /// `--log-format json`: every line standard error gets from the logger is one JSON object with the fields
-    /// log shippers expect.
+    /// `--log-format json`: every line standard error gets is one JSON object with the fields log shippers expect,
+    /// the command's own lines (its summary, progress, errors) too: before, they stayed text among the JSON.
     @Test func jsonLogsAreOneObjectPerLine() throws {
         let dir = tempDir()
         let archive = try writeArchive(Array(history.prefix(2000)), in: dir)
@@ -139,13 +139,30 @@ import UndercurrentCLI
         let (status, stderr) = try Self.run("marts-consumer", ["--state-dir", state, "--from-archive", archive, "--no-alerts",
                                                                  "--log-format", "json", "--log-level", "info"])
         #expect(status == 0)
-        let lines = stderr.split(separator: "\n").filter { $0.hasPrefix("{") }
+        let lines = try Self.jsonLines(stderr, logger: "marts-consumer")
+        #expect(lines.contains { ($0["metadata"] as? [String: Any])?["kafka.partitions"] != nil && ($0["message"] as? String)?.contains("resumed from checkpoints") == true })
+        #expect(lines.contains { $0["source"] as? String == "console" && ($0["message"] as? String)?.contains("accepted ") == true }, "the summary")
+        // A command that logs nothing, and one that fails: their lines too.
+        let (made, simulated) = try Self.run("undercurrent", ["simulate", "--customers", "10", "--months", "1", "--out", dir.appendingPathComponent("s.ndjson").path,
+                                                              "--log-format", "json"])
+        let simulateLines = try Self.jsonLines(simulated, logger: "undercurrent")
+        #expect(made == 0 && simulateLines.contains { ($0["message"] as? String)?.hasPrefix("wrote ") == true }, "\(simulated)")
+        let (failed, error) = try Self.run("undercurrent", ["report", "--state-dir", dir.appendingPathComponent("missing").path, "--log-format", "json"])
+        let errorLines = try Self.jsonLines(error, logger: "undercurrent")
+        #expect(failed == 2 && errorLines.count == 1 && errorLines[0]["level"] as? String == "error"
+                && (errorLines[0]["message"] as? String)?.contains("error: state directory") == true, "\(error)")
+    }
+
+    /// Each line of `stderr` as a JSON object with a level, a message, a UTC time and `logger` as the logger.
+    static func jsonLines(_ stderr: String, logger: String) throws -> [[String: Any]] {
+        let lines = stderr.split(separator: "\n")
         #expect(!lines.isEmpty, "\(stderr)")
-        for line in lines {
-            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-            #expect(object?["level"] is String && object?["message"] is String && object?["time"] is String && object?["logger"] as? String == "marts-consumer")
+        return try lines.map { line in
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+            #expect(object["level"] is String && object["message"] is String && object["logger"] as? String == logger, "\(line)")
+            #expect((object["time"] as? String)?.hasSuffix("Z") == true, "\(line)")
+            return object
         }
-        #expect(lines.contains { $0.contains("\"kafka.partitions\"") && $0.contains("resumed from checkpoints") })
     }
 }
 
