@@ -4,10 +4,14 @@ import Marts
 
 /// Writes the marts of a snapshot as files (`undercurrent marts export`).
 public enum MartExporter {
-    /// Writes one CSV per mart and manifest.json (or one JSON file per mart with `json`).
+    /// Writes one CSV per mart and manifest.json (or one JSON file per mart with `json`). A mart's file in the
+    /// other format, from an earlier export into the same directory, is removed: it would stand beside this export
+    /// older than its manifest. Other files are left alone.
     public static func write(_ snapshot: MartSnapshot, offsets: [String: [Int32: Int64]], history: [HistoryStart] = [], to dir: URL, json: Bool) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         for table in snapshot.tables() {
+            let stale = dir.appendingPathComponent("\(table.name).\(json ? "csv" : "json")")
+            if FileManager.default.fileExists(atPath: stale.path) { try FileManager.default.removeItem(at: stale) }
             if json {
                 // The API's form: an array of objects in column order, values as in the CSV.
                 try Data(table.json.utf8).write(to: dir.appendingPathComponent("\(table.name).json"), options: .atomic)
