@@ -6,7 +6,7 @@ import Foundation
 /// line is reported with its line number.
 ///
 /// `-` is standard input. Standard input, a pipe (`<(gzip -dc …)`), a FIFO or a device is a stream: it is opened
-/// once, by `blocks()`, and read from its start; what anything read of it before would be lost, so nothing does.
+/// once, by `blocks()`, and read from its start: whatever read it earlier would take those bytes from the run.
 public struct ArchiveReader: Sequence {
     public let path: String
     /// Whether the archive is a stream (above): read once, its size unknown.

@@ -11,8 +11,6 @@ public final class ArchiveWriter {
     private var buffer: [UInt8] = []
     private let path: String
     private let tempPath: String?
-    /// Whether `close()` closes the sink (not standard output, which is the process's).
-    private let closesHandle: Bool
     public private(set) var records = 0
 
     /// Writes to a temporary file renamed into place by `close()`, so an interrupted run never leaves a
@@ -23,13 +21,10 @@ public final class ArchiveWriter {
         if path == "-" {
             sink = .handle(FileHandle.standardOutput)
             tempPath = nil
-            closesHandle = false
         } else if OutputFile.writesInPlace(path) {
             sink = path.hasSuffix(".gz") ? .gzip(try GzipFile(path: path, mode: "wb6")) : .handle(try OutputFile.openInPlace(path))
             tempPath = nil
-            closesHandle = true
         } else {
-            closesHandle = true
             let temp = path + ".partial"
             if path.hasSuffix(".gz") {
                 sink = .gzip(try GzipFile(path: temp, mode: "wb6"))
@@ -61,7 +56,7 @@ public final class ArchiveWriter {
 
     public func close() throws {
         try flush()
-        guard closesHandle else { return }
+        guard path != "-" else { return }  // standard output is the process's, not closed here
         switch sink {
         case let .handle(h):
             if tempPath != nil { try h.synchronize() }  // (a FIFO or a device cannot be synchronized)

@@ -34,10 +34,10 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Alert rules file (default: config/alerts.yaml).") var rules: String?
     @Option(help: "Business sizes to sweep, comma-separated (e.g. 10000,30000,300000,2000000); each runs every --scenarios scenario.") var sweep: String?
     @Option(help: "With --sweep: scenarios, comma-separated.") var scenarios = "payment-incident,incident-shapes"
-    @OptionGroup var common: CommonOptions
     @Option(help: "With --sweep or --require: most false alerts per simulated month.") var maxFalsePerMonth = 1.0
     @Option(help: "Seeds to run each size and scenario with, comma-separated (default: --seed); the goals must hold in every seed.") var seeds: String?
     @Flag(help: "Exit 1 unless the goals are met (see above).") var require = false
+    @OptionGroup var common: CommonOptions
 
     func seedList() throws -> [UInt64] {
         guard let seeds else { return [simulation.seed] }

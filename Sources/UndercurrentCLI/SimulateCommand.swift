@@ -26,14 +26,15 @@ struct SimulateCommand: ParsableCommand {
         let writer = try ArchiveWriter(path: out)
         let started = ContinuousClock.now
         var remaining = RemainingTime(start: parameters.start.ms, end: parameters.end.ms)
-        let summary = try OutputFile.writing("the archive", out) { try run.write(to: writer, isStopped: { stop.isStopped }) { n, t in
+        let report = { (n: Int, t: Timestamp) in
             let s = (ContinuousClock.now - started).seconds
             // How far through the simulated time, and the seconds left (a growing business makes more events a day
             // later on: `RemainingTime` allows for it).
             let share = remaining.share(at: t.ms)
             let left = remaining.update(wall: s, simulated: t.ms).map { ", about \(Int($0.rounded())) s left" } ?? ""
             Console.progress("simulated \(n) events, at \(t.month) (\(Int(share * 100))% of the simulated time\(left); \(Int(Double(n) / max(s, 0.001))) events/s)")
-        } }
+        }
+        let summary = try OutputFile.writing("the archive", out) { try run.write(to: writer, isStopped: { stop.isStopped }, progress: report) }
         Console.endProgress()
         if stop.isStopped {
             try? FileManager.default.removeItem(atPath: out + ".partial")

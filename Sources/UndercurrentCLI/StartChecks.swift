@@ -40,13 +40,12 @@ enum StartChecks {
     /// A stream (standard input `-`, a pipe, a FIFO: `ArchiveReader.isStream`) is not read here: what this read of
     /// it would be gone for the command. The command stops at its first record instead, if that is unreadable.
     static func archive(_ path: String) throws {
-        if path == "-" { return }
+        if ArchiveReader.isStream(path) { return }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw StartError("archive \(path) does not exist") }
         guard !isDirectory.boolValue else { throw StartError("archive \(path) is a directory, not a file") }
         let reader: ArchiveReader
         do { reader = try ArchiveReader(path: path) } catch { throw StartError("cannot read the archive \(path): \(error)") }
-        if reader.isStream { return }
         var records = reader.makeIterator()
         if case let .failure(e)? = records.next(), !e.truncated {
             throw StartError(ArchiveError.notAnArchive(path, firstRecord: "\(e)").description)
