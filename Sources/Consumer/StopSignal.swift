@@ -18,11 +18,11 @@ public final class StopSignal: Sendable {
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [self] in
+            source.setEventHandler { [self, source] in  // (the source lives as long as the process anyway)
                 signalName.withLock { $0 = sig == SIGINT ? "SIGINT" : "SIGTERM" }
-                if stopped.exchange(true, ordering: .acquiringAndReleasing) {
-                    // A second Ctrl-C: the user insists.
-                    FileHandle.standardError.write(Data("second signal: exiting now\n".utf8))
+                // `data`: how many of this signal arrived since the handler last ran (a quick double Ctrl-C is one event).
+                if Self.insists(alreadyStopped: stopped.exchange(true, ordering: .acquiringAndReleasing), signals: source.data) {
+                    Self.sayExitingNow.withLock { $0 }("second signal: exiting now")
                     exit(130)
                 }
                 notify()
@@ -31,6 +31,16 @@ public final class StopSignal: Sendable {
             sources.append(source)
         }
     }
+
+    /// Whether a signal ends the process at once: a second one (the user insists), whether the first was heard
+    /// on its own or in the same event.
+    static func insists(alreadyStopped: Bool, signals: UInt) -> Bool { alreadyStopped || signals > 1 }
+
+    /// Writes the line said when a second signal ends the process: plain on standard error, unless the process
+    /// logs JSON (the CLI sets a writer of JSON entries then).
+    public static let sayExitingNow = Mutex<@Sendable (String) -> Void>({ line in
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    })
 
     public var isStopped: Bool { stopped.load(ordering: .acquiring) }
     public var receivedSignal: String? { signalName.withLock { $0 } }

@@ -6,8 +6,9 @@ public struct BinaryWriter {
 
     public init() {}
 
+    /// Byte by byte, least significant first (no unsafe pointers; the compiler merges the stores).
     @inline(__always) mutating func fixed<T: FixedWidthInteger>(_ v: T) {
-        withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
+        for k in 0..<MemoryLayout<T>.size { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * k))) }
     }
     public mutating func u8(_ v: UInt8) { bytes.append(v) }
     public mutating func u16(_ v: UInt16) { fixed(v) }
@@ -44,10 +45,17 @@ public struct BinaryReader {
     }
     @inline(__always) mutating func fixed<T: FixedWidthInteger>(_: T.Type) throws -> T {
         try need(MemoryLayout<T>.size)
-        let offset = pos - bytes.startIndex
-        let v = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: T.self) }
+        // A bounds-checked slice of exactly the value's bytes, read in a loop the compiler turns into one load
+        // (as `ByteWords.load`).
+        let at = pos - bytes.startIndex
+        let v = Self.load(T.self, bytes.span.extracting(at..<(at + MemoryLayout<T>.size)))
         pos += MemoryLayout<T>.size
-        return T(littleEndian: v)
+        return v
+    }
+    @inline(__always) static func load<T: FixedWidthInteger>(_: T.Type, _ c: borrowing Span<UInt8>) -> T {
+        var v: T = 0
+        for k in 0..<MemoryLayout<T>.size { v |= T(truncatingIfNeeded: c[k]) << (8 * k) }
+        return v
     }
     public mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
         try need(n)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Consumer
 import Foundation
 import Logging
 import Synchronization
@@ -75,6 +76,7 @@ enum LoggingSetup {
         }
         guard first else { return }
         LoggingSystem.bootstrap { label -> any LogHandler in json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label) }
+        if json { StopSignal.sayExitingNow.withLock { $0 = { line in JSONLogHandler.write(line, level: .warning) } } }
     }
 }
 

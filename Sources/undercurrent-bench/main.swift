@@ -33,7 +33,7 @@ func kafkaBench(messages n: Int, partitions: Int) throws {
     let keys = (0..<5000).map { Array("cus_\($0)".utf8) }
     let start = ContinuousClock.now
     for i in 0..<n {
-        withUnsafeBytes(of: i) { raw in for j in 0..<8 { value[j] = raw[j] } }
+        for j in 0..<8 { value[j] = UInt8(truncatingIfNeeded: i >> (8 * j)) }
         try producer.send(ProducerMessage(topic: "bench", key: keys[i % 5000], value: value, headers: headers,
                                           timestampMs: 1_741_947_751_123 + Int64(i)))
     }

@@ -1,4 +1,4 @@
-import Consumer
+@testable import Consumer
 import Foundation
 import Synchronization
 import Testing
@@ -43,5 +43,27 @@ import Testing
         stop.stop()
         slept.wait()
         #expect(stop.isStopped)
+    }
+}
+
+@Suite struct StopSignalTests {
+    /// A signal stops gracefully the first time; a second ends the process at once, also when a quick double
+    /// Ctrl-C reaches the handler as one event of two signals (it was taken for one).
+    @Test func aSecondSignalInsistsEvenWhenBothArriveInOneEvent() {
+        #expect(!StopSignal.insists(alreadyStopped: false, signals: 1))
+        #expect(StopSignal.insists(alreadyStopped: true, signals: 1))
+        #expect(StopSignal.insists(alreadyStopped: false, signals: 2))
+    }
+
+    /// The flag set by `stop()` runs the handlers once, and a handler added later at once.
+    @Test func stopRunsEachHandlerOnce() {
+        let stop = StopSignal(handleSignals: false)
+        let calls = Mutex(0)
+        stop.onStop { calls.withLock { $0 += 1 } }
+        stop.stop()
+        stop.stop()
+        #expect(stop.isStopped && calls.withLock { $0 } == 1)
+        stop.onStop { calls.withLock { $0 += 1 } }
+        #expect(calls.withLock { $0 } == 2)
     }
 }
