@@ -6,9 +6,11 @@ public struct BinaryWriter {
 
     public init() {}
 
-    /// Byte by byte, least significant first (no unsafe pointers; the compiler merges the stores).
+    /// Little-endian, byte by byte into room added for them at once (no unsafe pointers).
     @inline(__always) mutating func fixed<T: FixedWidthInteger>(_ v: T) {
-        for k in 0..<MemoryLayout<T>.size { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * k))) }
+        bytes.append(addingCapacity: MemoryLayout<T>.size) { o in
+            for k in 0..<MemoryLayout<T>.size { o.append(UInt8(truncatingIfNeeded: v >> (8 * k))) }
+        }
     }
     public mutating func u8(_ v: UInt8) { bytes.append(v) }
     public mutating func u16(_ v: UInt16) { fixed(v) }
