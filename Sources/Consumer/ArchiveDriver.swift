@@ -292,7 +292,11 @@ final class ArchiveDriver {
         let work: @Sendable (Int) -> Void = { k in
             let range = (count * k / parts)..<(count * (k + 1) / parts)
             var part = ParsedPart(firstLine: range.lowerBound)
-            part.bytes.reserveCapacity(block.bytes.count / parts)
+            // Room made once for every key and value of the part's lines (none is longer than its line), written
+            // from `used` on, then cut to what was written.
+            let span = range.isEmpty ? 0 : block.lines[range.upperBound - 1].upperBound - block.lines[range.lowerBound].lowerBound
+            part.bytes = Array(repeating: 0, count: span + ArchiveRecord.roomNeeded([]))
+            var used = 0
             part.lines.reserveCapacity(range.count)
             for i in range {
                 let line = block.lines[i]
@@ -300,7 +304,7 @@ final class ArchiveDriver {
                     part.lines.append(ParsedLine(kind: .empty))
                     continue
                 }
-                switch ArchiveRecord.parse(line: block.bytes[line], into: &part.bytes) {
+                switch ArchiveRecord.parse(line: block.bytes[line], into: &part.bytes, at: &used) {
                 case let .success(l):
                     let p = l.partition ?? Int32(Murmur2.partition(for: l.key.map { part.bytes[$0] } ?? [], partitionCount: partitionCount))
                     var topic = part.topicNames.firstIndex(of: l.topic) ?? -1
@@ -315,6 +319,7 @@ final class ArchiveDriver {
                     part.lines.append(ParsedLine(kind: .failed))
                 }
             }
+            part.bytes.removeLast(part.bytes.count - used)
             results.parts[k] = part
         }
         if parts == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: work) }

@@ -116,14 +116,42 @@ extension ArchiveRecord {
     }
 
     /// Parses one archive line, appending its key and value bytes (escapes resolved) to `out`, where the
-    /// result's ranges point: a block of lines parsed into one buffer costs no allocation per line.
+    /// result's ranges point.
     public static func parse(line: ArraySlice<UInt8>, into out: inout [UInt8]) -> Result<ArchiveLine, ArchiveLineError> {
+        var w = out.count
+        out.append(contentsOf: repeatElement(0, count: roomNeeded(line)))
+        let result = parse(line: line, into: &out, at: &w)
+        out.removeLast(out.count - w)
+        return result
+    }
+
+    /// The room `parse(line:into:at:)` needs after its position: a line's key and value are never longer than
+    /// the line, and a word is stored whole past the end of what it writes.
+    public static func roomNeeded(_ line: ArraySlice<UInt8>) -> Int { line.count + 8 }
+
+    /// Parses one archive line, writing its key and value bytes (escapes resolved) into `out` from `w` (moved past
+    /// them), where the result's ranges point. `out` must have `roomNeeded(line)` bytes from `w`: a block of lines
+    /// parsed into one buffer made once costs no allocation and no resizing per line.
+    public static func parse(line: ArraySlice<UInt8>, into out: inout [UInt8], at w: inout Int) -> Result<ArchiveLine, ArchiveLineError> {
+        precondition(out.count - w >= roomNeeded(line), "room for the line's key and value")
         var p = LineParser(bytes: line)
-        let mark = out.count
-        if let l = p.canonicalRecord(into: &out) { return .success(l) }
-        out.removeSubrange(mark...)
-        do { return .success(try p.record(into: &out)) } catch {
-            out.removeSubrange(mark...)
+        let mark = w
+        do {
+            var elements = out.mutableSpan
+            var m = elements.mutableBytes
+            if let l = p.canonicalRecord(into: &m, at: &w) { return .success(l) }
+        }
+        w = mark
+        // Any other layout: the general parser, into a buffer of its own, then copied into place.
+        var scratch: [UInt8] = []
+        do {
+            var l = try p.record(into: &scratch)
+            out.replaceSubrange(w..<(w + scratch.count), with: scratch)
+            l.key = l.key.map { ($0.lowerBound + w)..<($0.upperBound + w) }
+            l.value = (l.value.lowerBound + w)..<(l.value.upperBound + w)
+            w += scratch.count
+            return .success(l)
+        } catch {
             return .failure(error)
         }
     }
@@ -271,6 +299,18 @@ struct LineParser {
     /// checks and scratch buffer. Nil for any other line, which `record(into:)` then reads (`out` may have had
     /// bytes appended: the caller cuts it back).
     func canonicalRecord(into out: inout [UInt8]) -> ArchiveLine? {
+        var w = out.count
+        out.append(contentsOf: repeatElement(0, count: ArchiveRecord.roomNeeded(bytes)))
+        var elements = out.mutableSpan
+        var m = elements.mutableBytes
+        let l = canonicalRecord(into: &m, at: &w)
+        out.removeLast(out.count - w)
+        return l
+    }
+
+    /// `canonicalRecord(into:)` writing into `m` from `w` (moved past what it wrote), which has
+    /// `ArchiveRecord.roomNeeded` bytes from there.
+    func canonicalRecord(into m: inout MutableRawSpan, at w: inout Int) -> ArchiveLine? {
         let base = bytes.startIndex
         let s = bytes.span
         var k = 0
@@ -289,9 +329,12 @@ struct LineParser {
         }
         if Self.literal(s, &k, Self.canonicalKey) {
             guard let r = Self.plainString(s, &k) else { return nil }
-            let first = out.count
-            out.append(contentsOf: bytes[(base + r.lowerBound)..<(base + r.upperBound)])
-            key = first..<out.count
+            let first = w
+            for j in r {
+                m.storeBytes(of: s[j], toByteOffset: w, as: UInt8.self)
+                w += 1
+            }
+            key = first..<w
         }
         if Self.literal(s, &k, Self.canonicalTimestamp) {
             guard let r = Self.plainString(s, &k), let time = Timestamp(rfc3339: s.extracting(r)) else { return nil }
@@ -299,12 +342,11 @@ struct LineParser {
         }
         guard Self.literal(s, &k, Self.canonicalValue), s.count - k >= 2, s[s.count - 1] == UInt8(ascii: "}") else { return nil }
         // The value's body, escapes resolved as `string(into:)` does; it must end just before the closing brace.
-        let first = out.count
-        var failure: ArchiveLineError?
-        out.append(addingCapacity: s.count - k) { o in failure = Self.unescape(s, at: &k, into: &o) }
+        let first = w
+        let failure = Self.unescape(s, at: &k, into: &m, at: &w)
         guard failure == nil, k == s.count - 1 else { return nil }
         return ArchiveLine(topic: topic, partition: partition, offset: offset, key: key, timestampMs: timestamp, headers: [],
-                           value: first..<out.count)
+                           value: first..<w)
     }
 
     /// Whether `literal` is at `k` (then moved past it).
@@ -435,32 +477,104 @@ struct LineParser {
                 o.append(c)
                 continue
             }
-            guard k < n else { break }
-            let e = span[k]
-            k += 1
+            guard let e = escaped(span, at: &k) else { return ArchiveLineError(description: "bad escape") }
             switch e {
-            case 0x22, 0x5C, 0x2F: o.append(e)
-            case UInt8(ascii: "b"): o.append(0x08)
-            case UInt8(ascii: "f"): o.append(0x0C)
-            case UInt8(ascii: "n"): o.append(0x0A)
-            case UInt8(ascii: "r"): o.append(0x0D)
-            case UInt8(ascii: "t"): o.append(0x09)
-            case UInt8(ascii: "u"):
-                guard var scalar = hex4(span, &k) else { return ArchiveLineError(description: "bad \\u escape") }
-                if (0xD800..<0xDC00).contains(scalar), k + 1 < n, span[k] == 0x5C, span[k + 1] == UInt8(ascii: "u") {
-                    k += 2
-                    guard let low = hex4(span, &k), (0xDC00..<0xE000).contains(low) else {
-                        return ArchiveLineError(description: "bad surrogate pair")
-                    }
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                }
-                guard let u = Unicode.Scalar(scalar) else { return ArchiveLineError(description: "bad \\u escape") }
-                for b in String(Character(u)).utf8 { o.append(b) }  // at most 4 bytes, from at least 6
-            default:
-                return ArchiveLineError(description: "bad escape")
+            case let .byte(b): o.append(b)
+            case let .scalar(u): for b in String(Character(u)).utf8 { o.append(b) }  // at most 4 bytes, from at least 6
+            case let .failure(message): return ArchiveLineError(description: message)
             }
         }
         return ArchiveLineError(description: "unterminated string")
+    }
+
+    /// `unescape(_:at:into:)` writing at `w` in `m` (moved past what it wrote), which has room for the rest of the
+    /// span and eight bytes more: each word is stored whole and only its plain bytes counted, with an index of its
+    /// own (an `OutputSpan`'s appends updated its count in memory several times a word).
+    static func unescape(_ span: Span<UInt8>, at position: inout Int, into m: inout MutableRawSpan, at wAt: inout Int) -> ArchiveLineError? {
+        var k = position, w = wAt
+        defer { (position, wAt) = (k, w) }
+        let n = span.count
+        let raw = span.bytes
+        while true {
+            while k &+ 8 <= n {
+                // (A bounds-checked load of eight bytes as one word; `ByteWords.load`'s eight byte loads were not
+                // merged into one in this loop.)
+                let word = UInt64(littleEndian: raw.unsafeLoadUnaligned(fromByteOffset: k, as: UInt64.self))
+                m.storeBytes(of: word.littleEndian, toByteOffset: w, as: UInt64.self)
+                let stops = ByteWords.jsonEscapes(word)
+                if stops == 0 {
+                    k &+= 8
+                    w &+= 8
+                    continue
+                }
+                let plain = stops.trailingZeroBitCount &>> 3
+                k &+= plain
+                w &+= plain
+                // The commonest escape in an archived value, `\"`, resolved without leaving the loop.
+                guard k &+ 1 < n, span[k] == 0x5C, span[k &+ 1] == 0x22 else { break }
+                m.storeBytes(of: 0x22, toByteOffset: w, as: UInt8.self)
+                w &+= 1
+                k &+= 2
+            }
+            guard k < n else { break }
+            let c = span[k]
+            k += 1
+            if c == 0x22 { return nil }
+            if c < 0x20 { return ArchiveLineError(description: "control character in a string") }
+            guard c == 0x5C else {
+                m.storeBytes(of: c, toByteOffset: w, as: UInt8.self)
+                w += 1
+                continue
+            }
+            guard let e = escaped(span, at: &k) else { return ArchiveLineError(description: "bad escape") }
+            switch e {
+            case let .byte(b):
+                m.storeBytes(of: b, toByteOffset: w, as: UInt8.self)
+                w += 1
+            case let .scalar(u):
+                for b in String(Character(u)).utf8 {  // at most 4 bytes, from at least 6
+                    m.storeBytes(of: b, toByteOffset: w, as: UInt8.self)
+                    w += 1
+                }
+            case let .failure(message):
+                return ArchiveLineError(description: message)
+            }
+        }
+        return ArchiveLineError(description: "unterminated string")
+    }
+
+    enum Escaped {
+        case byte(UInt8)
+        case scalar(Unicode.Scalar)
+        case failure(String)
+    }
+
+    /// The escape after a backslash at `k` (moved past it): one byte, a `\u` scalar (a surrogate pair read whole),
+    /// or what is wrong with it; nil at the end of the span or for an unknown escape.
+    static func escaped(_ span: Span<UInt8>, at k: inout Int) -> Escaped? {
+        let n = span.count
+        guard k < n else { return .failure("unterminated string") }
+        let e = span[k]
+        k += 1
+        switch e {
+        case 0x22, 0x5C, 0x2F: return .byte(e)
+        case UInt8(ascii: "b"): return .byte(0x08)
+        case UInt8(ascii: "f"): return .byte(0x0C)
+        case UInt8(ascii: "n"): return .byte(0x0A)
+        case UInt8(ascii: "r"): return .byte(0x0D)
+        case UInt8(ascii: "t"): return .byte(0x09)
+        case UInt8(ascii: "u"):
+            guard var scalar = hex4(span, &k) else { return .failure("bad \\u escape") }
+            if (0xD800..<0xDC00).contains(scalar), k + 1 < n, span[k] == 0x5C, span[k + 1] == UInt8(ascii: "u") {
+                k += 2
+                guard let low = hex4(span, &k), (0xDC00..<0xE000).contains(low) else { return .failure("bad surrogate pair") }
+                scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+            }
+            guard let u = Unicode.Scalar(scalar) else { return .failure("bad \\u escape") }
+            return .scalar(u)
+        default:
+            return nil
+        }
     }
 
     /// Four hex digits at `k` (moved past them), or nil.

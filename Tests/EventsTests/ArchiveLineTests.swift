@@ -76,6 +76,35 @@ import Testing
         #expect(read > 400 && declined > 1000, "read \(read), declined \(declined)")
     }
 
+    /// Lines of both layouts parsed one after another into one buffer made once (`parse(line:into:at:)`, as the
+    /// archive driver reads a block): each record's key and value are where its ranges say, the same as parsing the
+    /// line alone, and nothing is written past the room the lines were given.
+    @Test func linesParsedIntoOneBufferMadeOnceReadAsEachAlone() throws {
+        var rng = SplitMix64(seed: 11)
+        let pieces = ["a", "cus_00042", "\"", "\\", "\n", "é", "😀", " ", "{", "}"]
+        func text() -> String { (0..<Int.random(in: 0...8, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined() }
+        var lines: [[UInt8]] = []
+        for n in 0..<300 {
+            let r = ArchiveRecord(topic: "payments", partition: n % 3 == 0 ? Int32(n) : nil, offset: Int64(n),
+                                  key: n % 4 == 0 ? nil : Array(text().utf8), timestamp: Timestamp(ms: 1_700_000_000_000 + Int64(n)),
+                                  headers: n % 5 == 0 ? [("event-type", text())] : [],  // with headers: the general parser
+                                  value: Array(("{\"note\":\"" + text() + "\"}").utf8))
+            var line: [UInt8] = []
+            r.appendLine(to: &line)
+            lines.append(Array(line.dropLast()))
+        }
+        let room = lines.reduce(0) { $0 + $1.count + 1 } + ArchiveRecord.roomNeeded([])
+        var out = [UInt8](repeating: 0, count: room + 64)
+        var w = 0
+        for line in lines {
+            let l = try ArchiveRecord.parse(line: line[...], into: &out, at: &w).get()
+            let alone = try ArchiveRecord.parse(line: line[...]).get()
+            #expect(l.key.map { Array(out[$0]) } == alone.key && Array(out[l.value]) == alone.value && l.topic == alone.topic
+                    && l.partition == alone.partition && l.offset == alone.offset && l.timestampMs == alone.timestamp?.ms)
+        }
+        #expect(out[room...].allSatisfy { $0 == 0 }, "written past the room")
+    }
+
     @Test func otherWritersFieldOrderWhitespaceAndUnknownFieldsAreAccepted() throws {
         let line = #"  { "value" : "{\"a\":1}", "extra": [1, {"x": null}, true], "key":null, "topic":"billing", "offset": 7 }  "#
         let r = try ArchiveRecord.parse(line: Array(line.utf8)[...]).get()
