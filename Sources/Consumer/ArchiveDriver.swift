@@ -295,7 +295,7 @@ final class ArchiveDriver {
             // Room made once for every key and value of the part's lines (none is longer than its line), written
             // from `used` on, then cut to what was written.
             let span = range.isEmpty ? 0 : block.lines[range.upperBound - 1].upperBound - block.lines[range.lowerBound].lowerBound
-            part.bytes = Array(repeating: 0, count: span + ArchiveRecord.roomNeeded([]))
+            part.bytes = Array(repeating: 0, count: span + ArchiveRecord.wordSlack)
             var used = 0
             part.lines.reserveCapacity(range.count)
             for i in range {

@@ -126,8 +126,9 @@ extension ArchiveRecord {
     }
 
     /// The room `parse(line:into:at:)` needs after its position: a line's key and value are never longer than
-    /// the line, and a word is stored whole past the end of what it writes.
-    public static func roomNeeded(_ line: ArraySlice<UInt8>) -> Int { line.count + 8 }
+    /// the line, and a word may be stored whole past the end of what it writes (`wordSlack`).
+    public static func roomNeeded(_ line: ArraySlice<UInt8>) -> Int { line.count + wordSlack }
+    public static let wordSlack = 8
 
     /// Parses one archive line, writing its key and value bytes (escapes resolved) into `out` from `w` (moved past
     /// them), where the result's ranges point. `out` must have `roomNeeded(line)` bytes from `w`: a block of lines
@@ -296,8 +297,8 @@ struct LineParser {
 
     /// The line read as `ArchiveRecord.appendLine` writes it without headers (fields in its order, no whitespace,
     /// no escapes but in the value): what `record(into:)` would return, without its field lookups, whitespace
-    /// checks and scratch buffer. Nil for any other line, which `record(into:)` then reads (`out` may have had
-    /// bytes appended: the caller cuts it back).
+    /// checks and scratch buffer. Nil for any other line, which `record(into:)` then reads (what was written
+    /// into `out` for it is cut off again).
     func canonicalRecord(into out: inout [UInt8]) -> ArchiveLine? {
         var w = out.count
         out.append(contentsOf: repeatElement(0, count: ArchiveRecord.roomNeeded(bytes)))
@@ -550,7 +551,7 @@ struct LineParser {
     }
 
     /// The escape after a backslash at `k` (moved past it): one byte, a `\u` scalar (a surrogate pair read whole),
-    /// or what is wrong with it; nil at the end of the span or for an unknown escape.
+    /// or what is wrong with it (the span ending first included); nil for an escape JSON does not have.
     static func escaped(_ span: Span<UInt8>, at k: inout Int) -> Escaped? {
         let n = span.count
         guard k < n else { return .failure("unterminated string") }

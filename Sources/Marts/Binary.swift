@@ -45,19 +45,12 @@ public struct BinaryReader {
     @inline(__always) mutating func need(_ n: Int) throws {
         guard n >= 0, n <= bytes.endIndex - pos else { throw Truncated() }
     }
-    @inline(__always) mutating func fixed<T: FixedWidthInteger>(_: T.Type) throws -> T {
+    @inline(__always) mutating func fixed<T: FixedWidthInteger & BitwiseCopyable>(_: T.Type) throws -> T {
         try need(MemoryLayout<T>.size)
-        // A bounds-checked slice of exactly the value's bytes, read in a loop the compiler turns into one load
-        // (as `ByteWords.load`).
-        let at = pos - bytes.startIndex
-        let v = Self.load(T.self, bytes.span.extracting(at..<(at + MemoryLayout<T>.size)))
+        // One bounds-checked load from the bytes' span (no unsafe pointers).
+        let v = bytes.span.bytes.unsafeLoadUnaligned(fromByteOffset: pos - bytes.startIndex, as: T.self)
         pos += MemoryLayout<T>.size
-        return v
-    }
-    @inline(__always) static func load<T: FixedWidthInteger>(_: T.Type, _ c: borrowing Span<UInt8>) -> T {
-        var v: T = 0
-        for k in 0..<MemoryLayout<T>.size { v |= T(truncatingIfNeeded: c[k]) << (8 * k) }
-        return v
+        return T(littleEndian: v)
     }
     public mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
         try need(n)
