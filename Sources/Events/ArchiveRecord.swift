@@ -297,20 +297,9 @@ struct LineParser {
 
     /// The line read as `ArchiveRecord.appendLine` writes it without headers (fields in its order, no whitespace,
     /// no escapes but in the value): what `record(into:)` would return, without its field lookups, whitespace
-    /// checks and scratch buffer. Nil for any other line, which `record(into:)` then reads (what was written
-    /// into `out` for it is cut off again).
-    func canonicalRecord(into out: inout [UInt8]) -> ArchiveLine? {
-        var w = out.count
-        out.append(contentsOf: repeatElement(0, count: ArchiveRecord.roomNeeded(bytes)))
-        var elements = out.mutableSpan
-        var m = elements.mutableBytes
-        let l = canonicalRecord(into: &m, at: &w)
-        out.removeLast(out.count - w)
-        return l
-    }
-
-    /// `canonicalRecord(into:)` writing into `m` from `w` (moved past what it wrote), which has
-    /// `ArchiveRecord.roomNeeded` bytes from there.
+    /// checks and scratch buffer, its key and value written into `m` from `w` (moved past them), which has
+    /// `ArchiveRecord.roomNeeded` bytes from there. Nil for any other line, which `record(into:)` then reads (the
+    /// caller sets `w` back).
     func canonicalRecord(into m: inout MutableRawSpan, at w: inout Int) -> ArchiveLine? {
         let base = bytes.startIndex
         let s = bytes.span
@@ -439,7 +428,8 @@ struct LineParser {
     /// The body of `string(into:)`: from `k` (just after the opening quote) to just after the closing one.
     /// A static function of `inout` arguments, so that the compiler checks exclusive access once, statically,
     /// instead of at every byte (a closure's captured variables are checked at run time). Runs of plain bytes
-    /// are found eight at a time.
+    /// are found eight at a time. (The general parser's strings are not written by the faster loop below: its room
+    /// would be zeroed to the line's end once per string, and a line can hold thousands of strings.)
     static func unescape(_ span: Span<UInt8>, at position: inout Int, into o: inout OutputSpan<UInt8>) -> ArchiveLineError? {
         var k = position
         defer { position = k }

@@ -56,7 +56,7 @@ import Testing
             var fastOut: [UInt8] = [9], generalOut: [UInt8] = [9]
             let fastParser = LineParser(bytes: line[...])
             var generalParser = LineParser(bytes: line[...])
-            let fast = fastParser.canonicalRecord(into: &fastOut)
+            let fast = fastParser.canonicalRecord(appendingTo: &fastOut)
             let general = try? generalParser.record(into: &generalOut)
             guard let fast else {
                 declined += 1
@@ -83,7 +83,7 @@ import Testing
         var rng = SplitMix64(seed: 11)
         let pieces = ["a", "cus_00042", "\"", "\\", "\n", "é", "😀", " ", "{", "}"]
         func text() -> String { (0..<Int.random(in: 0...8, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined() }
-        var lines: [[UInt8]] = []
+        var records: [ArchiveRecord] = [], lines: [[UInt8]] = []
         for n in 0..<300 {
             let r = ArchiveRecord(topic: "payments", partition: n % 3 == 0 ? Int32(n) : nil, offset: Int64(n),
                                   key: n % 4 == 0 ? nil : Array(text().utf8), timestamp: Timestamp(ms: 1_700_000_000_000 + Int64(n)),
@@ -91,17 +91,19 @@ import Testing
                                   value: Array(("{\"note\":\"" + text() + "\"}").utf8))
             var line: [UInt8] = []
             r.appendLine(to: &line)
+            records.append(r)
             lines.append(Array(line.dropLast()))
         }
-        let room = lines.reduce(0) { $0 + $1.count + 1 } + ArchiveRecord.roomNeeded([])
+        let room = lines.reduce(0) { $0 + $1.count + 1 } + ArchiveRecord.wordSlack
         var out = [UInt8](repeating: 0, count: room + 64)
         var w = 0
-        for line in lines {
+        for (r, line) in zip(records, lines) {
             let l = try ArchiveRecord.parse(line: line[...], into: &out, at: &w).get()
-            let alone = try ArchiveRecord.parse(line: line[...]).get()
-            #expect(l.key.map { Array(out[$0]) } == alone.key && Array(out[l.value]) == alone.value && l.topic == alone.topic
-                    && l.partition == alone.partition && l.offset == alone.offset && l.timestampMs == alone.timestamp?.ms)
+            #expect(l.key.map { Array(out[$0]) } == r.key && Array(out[l.value]) == r.value && l.topic == r.topic
+                    && l.partition == r.partition && l.offset == r.offset && l.timestampMs == r.timestamp?.ms
+                    && l.headers.map(\.0) == r.headers.map(\.0) && l.headers.map(\.1) == r.headers.map(\.1))
         }
+        #expect(records.contains { !$0.headers.isEmpty } && records.contains { $0.headers.isEmpty }, "both layouts")
         #expect(out[room...].allSatisfy { $0 == 0 }, "written past the room")
     }
 
@@ -127,5 +129,18 @@ import Testing
             return
         }
         #expect(!e.description.isEmpty)
+    }
+}
+
+extension LineParser {
+    /// `canonicalRecord(into:at:)` appending to `out` (cut back to what it wrote).
+    func canonicalRecord(appendingTo out: inout [UInt8]) -> ArchiveLine? {
+        var w = out.count
+        out.append(contentsOf: repeatElement(0, count: ArchiveRecord.roomNeeded(bytes)))
+        var elements = out.mutableSpan
+        var m = elements.mutableBytes
+        let l = canonicalRecord(into: &m, at: &w)
+        out.removeLast(out.count - w)
+        return l
     }
 }
