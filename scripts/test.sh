@@ -30,6 +30,11 @@ if [ ! -x .build/venv/bin/dbt ]; then
   python3 -m venv .build/venv
   .build/venv/bin/pip install -q "dbt-core~=1.9.0" "dbt-postgres~=1.9.0"  # 2.x fetches a parser from GitHub at install
 fi
+# DuckDB in the same environment, for the test that holds the marts to a batch recompute in another engine.
+if ! .build/venv/bin/python -c "import duckdb" 2>/dev/null; then
+  echo "installing: duckdb into .build/venv (for the batch recompute of the marts)" >&2
+  .build/venv/bin/pip install -q "duckdb~=2.0.1"
+fi
 # The compose-spec JSON schema, for validating docker-compose.yml (no Docker engine needed): the copy in the
 # docker-compose 1.29.2 wheel on PyPI.
 if [ ! -f .build/compose-spec/compose_spec.json ]; then
