@@ -61,9 +61,9 @@ def main(archive, out):
     path = archive.replace("'", "''")
     con.execute(f"""
     CREATE TABLE ev AS
-    WITH p AS (SELECT unnest(from_json(value, '{schema}'))
-               FROM read_json('{path}', format='newline_delimited', columns={{'value':'VARCHAR'}}))
-    SELECT DISTINCT ON (event_id) *,
+    WITH v AS (SELECT DISTINCT value FROM read_json('{path}', format='newline_delimited', columns={{'value':'VARCHAR'}})),
+    p AS (SELECT unnest(from_json(value, '{schema}')) FROM v)
+    SELECT *,
         epoch_ms(CAST(occurred_at AS TIMESTAMP)) AS ms,
         CAST(substr(occurred_at, 1, 4) AS INTEGER) * 12 + CAST(substr(occurred_at, 6, 2) AS INTEGER) - 1 AS mi,
         occurred_at || event_id AS k   -- event time, ties broken by event_id byte by byte (fixed-width times)
