@@ -4,8 +4,9 @@ docs/marts.md from scratch (customer 360's risk columns included), then write th
 does: OUT/<mart>.csv, same columns, same row order, same number formats. A plain `diff -r` against the export then
 checks the incremental marts against an independent batch computation in another engine.
 
-It reads archives of events that pass the contract's checks (what `undercurrent simulate` and `record` write) and
-de-duplicates by event_id; it does not re-implement validation, so an archive with rejected events differs.
+It reads archives of events that pass the contract's checks (what `undercurrent simulate` and `record` write), and
+drops repeated values: under the contract a repeat of an event_id with the same bytes is a duplicate. It does not
+re-implement validation, so an archive with events the consumer rejects (a conflicting duplicate among them) differs.
 Prints the time taken on stderr: its own (load, queries, writing) and the events read.
 
 Usage: duckdb_marts.py ARCHIVE.ndjson OUT_DIR
