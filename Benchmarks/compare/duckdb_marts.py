@@ -11,6 +11,7 @@ Prints the time taken on stderr: its own (load, queries, writing) and the events
 
 Usage: duckdb_marts.py ARCHIVE.ndjson OUT_DIR
 """
+import datetime
 import os
 import sys
 import time
@@ -161,7 +162,8 @@ def main(archive, out):
 
     # mart_customer_360, with the risk model's signals at as_of
     d30, d90 = as_of - 30 * DAY, as_of - 90 * DAY
-    pm = con.execute(f"SELECT CAST(year(t) * 12 + month(t) - 1 AS INTEGER) FROM (SELECT make_timestamp({d30} * 1000) AS t)").fetchone()[0]
+    t30 = datetime.datetime(1970, 1, 1) + datetime.timedelta(milliseconds=d30)
+    pm = t30.year * 12 + t30.month - 1  # the month of as_of - 30 days: the risk model's monthly baselines end before it
     customers = q(f"""
         WITH invoices AS (
             SELECT customer_id, invoice_id, bool_or(type = 'payment.failed') AS failed,
