@@ -40,20 +40,20 @@ kill "$broker" 2>/dev/null || true; wait "$broker" 2>/dev/null || true
 # DuckDB its own time (load and queries, as its script reports it) is printed too.
 rounds=${ROUNDS:-3}
 median() { sort -n | awk '{v[NR]=$1} END{print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
-: >"$work/t-archive"; : >"$work/t-duck"; : >"$work/t-duck10"; : >"$work/i-duck"; : >"$work/i-duck10"
-for r in $(seq "$rounds"); do
-  rm -rf "$work/archive-state"
-  t0=$(date +%s%N)
+timed() { local out=$1 t0; shift; t0=$(date +%s%N); "$@"; echo "$(secs "$t0" "$(date +%s%N)")" >>"$out"; }
+replay() {
   $bin/marts-consumer --state-dir "$work/archive-state" --from-archive "$work/archive.ndjson" --no-alerts --log-level warning 2>&1 | tail -n1
-  t1=$(date +%s%N); secs "$t0" "$t1" >>"$work/t-archive"; echo >>"$work/t-archive"
-  t0=$(date +%s%N)
-  python3 Benchmarks/compare/duckdb_batch.py "$work/archive.ndjson" "$work/duckdb.json" 2>"$work/duck.log"; cat "$work/duck.log"
-  t1=$(date +%s%N); secs "$t0" "$t1" >>"$work/t-duck"; echo >>"$work/t-duck"
-  sed -E 's/.* in ([0-9.]+) s.*/\1/' "$work/duck.log" >>"$work/i-duck"
-  t0=$(date +%s%N)
-  python3 Benchmarks/compare/duckdb_marts.py "$work/archive.ndjson" "$work/duckdb-marts" 2>"$work/duck10.log"; cat "$work/duck10.log"
-  t1=$(date +%s%N); secs "$t0" "$t1" >>"$work/t-duck10"; echo >>"$work/t-duck10"
-  sed -E 's/.* in ([0-9.]+) s.*/\1/' "$work/duck10.log" >>"$work/i-duck10"
+}
+recompute() {  # recompute SCRIPT OUT NAME: DuckDB's script; its own time goes to i-NAME
+  python3 "Benchmarks/compare/$1" "$work/archive.ndjson" "$work/$2" 2>"$work/$3.log"; cat "$work/$3.log"
+  sed -E 's/.* in ([0-9.]+) s.*/\1/' "$work/$3.log" >>"$work/i-$3"
+}
+: >"$work/t-archive"; : >"$work/t-duck"; : >"$work/t-duck10"; : >"$work/i-duck"; : >"$work/i-duck10"
+for _ in $(seq "$rounds"); do
+  rm -rf "$work/archive-state"
+  timed "$work/t-archive" replay
+  timed "$work/t-duck" recompute duckdb_batch.py duckdb.json duck
+  timed "$work/t-duck10" recompute duckdb_marts.py duckdb-marts duck10
 done
 ours_archive=$(median <"$work/t-archive"); duck_wall=$(median <"$work/t-duck"); duck10_wall=$(median <"$work/t-duck10")
 duck_s=$(median <"$work/i-duck"); duck10_s=$(median <"$work/i-duck10")

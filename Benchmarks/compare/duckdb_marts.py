@@ -126,6 +126,14 @@ def main(archive, out):
         FROM ev WHERE type = 'feature.used' GROUP BY mi""")}
     con.execute("CREATE TABLE billed AS SELECT DISTINCT mi, customer_id FROM ev WHERE type = 'invoice.issued'")
     con.execute("CREATE TABLE intent AS SELECT DISTINCT mi, customer_id FROM ev WHERE type = 'cancel.intent'")
+    con.execute("CREATE TABLE monthly AS SELECT customer_id, mi, count(*) AS n FROM ev WHERE type = 'feature.used' GROUP BY ALL")
+    # Each subscription event with the plan and MRR it leaves the customer on (a cancellation: none, 0).
+    con.execute(f"""CREATE TABLE subs AS
+        SELECT customer_id, mi, k, type,
+          CASE type WHEN 'subscription.started' THEN plan WHEN 'subscription.plan_changed' THEN to_plan END AS plan_after,
+          CASE type WHEN 'subscription.started' THEN mrr_cents WHEN 'subscription.plan_changed' THEN to_mrr_cents ELSE 0 END
+            AS mrr_after
+        FROM ev WHERE {SUBSCRIPTION}""")
     billed = dict(q("SELECT mi, count(*) FROM billed GROUP BY mi"))
     intents = dict(q("SELECT mi, count(*) FROM intent GROUP BY mi"))
     both = dict(q("SELECT mi, count(*) FROM billed JOIN intent USING (mi, customer_id) GROUP BY mi"))
@@ -170,15 +178,13 @@ def main(archive, out):
                    bool_or(type IN ('invoice.paid', 'invoice.uncollectible')) AS closed
             FROM ev WHERE invoice_id IS NOT NULL GROUP BY ALL),
         open_failed AS (SELECT customer_id, bool_or(failed AND NOT closed) AS open FROM invoices GROUP BY 1),
-        monthly AS (SELECT customer_id, mi, count(*) AS n FROM ev WHERE type = 'feature.used' GROUP BY ALL),
+        latest_sub AS (SELECT customer_id, arg_max({{'t': type, 'plan': plan_after, 'mrr': mrr_after}}, k) AS sub
+                       FROM subs GROUP BY 1),
         c AS (
             SELECT customer_id,
               min(occurred_at) FILTER (type = 'customer.signed_up') AS signed_up_at,
               min(ms) FILTER (type = 'customer.signed_up') AS signup_ms,
               min(mi) FILTER (type = 'customer.signed_up') AS signup_mi,
-              arg_max({{'t': type, 'plan': CASE type WHEN 'subscription.started' THEN plan ELSE to_plan END,
-                        'mrr': CASE type WHEN 'subscription.started' THEN mrr_cents ELSE to_mrr_cents END}}, k)
-                FILTER ({SUBSCRIPTION}) AS sub,
               coalesce(sum(amount_cents) FILTER (type = 'payment.succeeded'), 0) AS revenue,
               count(*) FILTER (type = 'invoice.issued') AS issued,
               count(*) FILTER (type = 'invoice.paid') AS paid,
@@ -196,14 +202,14 @@ def main(archive, out):
               count(*) FILTER (type = 'cancel.intent' AND ms > {d30}) AS intents30,
               count(*) FILTER (type = 'payment.failed' AND ms > {d90}) AS failures90
             FROM ev GROUP BY customer_id)
-        SELECT c.*, coalesce(o.open, false),
+        SELECT c.*, l.sub, coalesce(o.open, false),
           (SELECT coalesce(sum(n), 0) FROM monthly m WHERE m.customer_id = c.customer_id AND m.mi BETWEEN {pm - 3} AND {pm - 1}),
           (SELECT coalesce(sum(n), 0) FROM monthly m WHERE m.customer_id = c.customer_id
              AND m.mi BETWEEN c.signup_mi + 1 AND {pm - 4})
-        FROM c LEFT JOIN open_failed o USING (customer_id) ORDER BY customer_id""")
+        FROM c LEFT JOIN latest_sub l USING (customer_id) LEFT JOIN open_failed o USING (customer_id) ORDER BY customer_id""")
     rows = []
-    for (cid, signed_up_at, signup_ms, signup_mi, sub, revenue, issued, paid, uncollectible, failed, last_failure, first_core_at,
-         first_core_ms, last_core_ms, last_active_at, last_active_ms, events30, intents, intents30, failures90, open_,
+    for (cid, signed_up_at, signup_ms, signup_mi, revenue, issued, paid, uncollectible, failed, last_failure, first_core_at,
+         first_core_ms, last_core_ms, last_active_at, last_active_ms, events30, intents, intents30, failures90, sub, open_,
          prior3, lifetime_events) in customers:
         plan, status, mrr = "free", "free", 0
         if sub is not None:
@@ -263,7 +269,6 @@ def main(archive, out):
         WITH failed AS (SELECT DISTINCT mi, customer_id FROM ev WHERE type = 'payment.failed'),
         canceled AS (SELECT mi, customer_id, bool_or(cancellation = 'involuntary') AS involuntary
                      FROM ev WHERE type = 'subscription.canceled' GROUP BY ALL),
-        monthly AS (SELECT customer_id, mi, count(*) AS n FROM ev WHERE type = 'feature.used' GROUP BY ALL),
         cohort AS (
           SELECT b.mi, b.customer_id, f.customer_id IS NOT NULL AS had_failure,
             EXISTS (SELECT 1 FROM intent i WHERE i.customer_id = b.customer_id AND i.mi BETWEEN b.mi AND b.mi + 1) AS intent,
@@ -290,7 +295,7 @@ def main(archive, out):
           "engagement_before", "engagement_after"], rows)
 
     # mart_activation_cohort: MRR at the end of a month is the latest subscription event's up to that month.
-    cohort = q(f"""
+    cohort = q("""
         WITH signups AS (
             SELECT customer_id, min(ms) FILTER (type = 'customer.signed_up') AS signup_ms,
                    min(mi) FILTER (type = 'customer.signed_up') AS signup_mi,
@@ -298,12 +303,9 @@ def main(archive, out):
                    bool_or(type = 'subscription.started') AS converted
             FROM ev GROUP BY 1 HAVING signup_ms IS NOT NULL),
         mrr AS (
-            SELECT s.customer_id,
-              arg_max(CASE type WHEN 'subscription.canceled' THEN 0 WHEN 'subscription.started' THEN mrr_cents
-                      ELSE to_mrr_cents END, k) FILTER (e.mi <= s.signup_mi + 1) AS m1,
-              arg_max(CASE type WHEN 'subscription.canceled' THEN 0 WHEN 'subscription.started' THEN mrr_cents
-                      ELSE to_mrr_cents END, k) FILTER (e.mi <= s.signup_mi + 3) AS m3
-            FROM signups s JOIN ev e USING (customer_id) WHERE {SUBSCRIPTION} GROUP BY 1)
+            SELECT customer_id, arg_max(mrr_after, k) FILTER (e.mi <= s.signup_mi + 1) AS m1,
+                   arg_max(mrr_after, k) FILTER (e.mi <= s.signup_mi + 3) AS m3
+            FROM signups s JOIN subs e USING (customer_id) GROUP BY 1)
         SELECT signup_mi, first_core_ms - signup_ms, converted, coalesce(m1, 0) > 0, coalesce(m3, 0) > 0
         FROM signups LEFT JOIN mrr USING (customer_id)""")
     by_month = {}
