@@ -204,6 +204,23 @@ incidents:
 signupBursts:
   - {startDay: 300, days: 7, share: 0.3}
 """#,
+        "scenarios/plan-outages.yaml": #"""
+# The same outage eight times, so that its detection delay can be read over many draws of how the attempts fall
+# rather than one (`undercurrent evaluate-alerts --sweep 30000 --scenarios plan-outages --seeds 42,43,44,45,46,47,48,49
+# --within 120`): a 12-hour outage failing 60% of the standard plan's attempts, a week apart in the last two of the
+# default 24 months, when 30,000 customers make about 240 payment attempts a day (about 95 of them first attempts
+# of the standard plan); at four times of day, four times with a common decline reason (do_not_honor, about 1% of
+# the plan's attempts otherwise) and four with a rare one (processing_error, about 0.2%).
+incidents:
+  - {name: standard-do-not-honor-1, startDay: 670.1, hours: 12, plan: standard, reason: do_not_honor, failureRate: 0.6}
+  - {name: standard-processing-error-1, startDay: 677.35, hours: 12, plan: standard, reason: processing_error, failureRate: 0.6}
+  - {name: standard-do-not-honor-2, startDay: 684.6, hours: 12, plan: standard, reason: do_not_honor, failureRate: 0.6}
+  - {name: standard-processing-error-2, startDay: 691.85, hours: 12, plan: standard, reason: processing_error, failureRate: 0.6}
+  - {name: standard-do-not-honor-3, startDay: 698.35, hours: 12, plan: standard, reason: do_not_honor, failureRate: 0.6}
+  - {name: standard-processing-error-3, startDay: 705.6, hours: 12, plan: standard, reason: processing_error, failureRate: 0.6}
+  - {name: standard-do-not-honor-4, startDay: 712.85, hours: 12, plan: standard, reason: do_not_honor, failureRate: 0.6}
+  - {name: standard-processing-error-4, startDay: 719.1, hours: 12, plan: standard, reason: processing_error, failureRate: 0.6}
+"""#,
         "scenarios/rescue-mission.yaml": #"""
 # The decision-system seed's story: activation under 10%, premium customers churning fastest, many
 # zombie accounts, and a net MRR churn in the high teens.

@@ -259,3 +259,53 @@ public struct SeededDetection: Sendable {
 extension IncidentWindow {
     var durationMinutes: Double { Double(end.ms - start.ms) / 60_000 }
 }
+
+/// Detection delays over many incident-runs (every incident of a scenario in every seed) against a target delay:
+/// one run is one draw of how the attempts fall, so a goal such as "within 2 hours" is read over many of them.
+/// Next to the detector's, the same for the limit of any test held to the goal's false-alarm rate
+/// (`Detection.bound`).
+public struct DelaySummary: Sendable, Equatable {
+    public var targetMinutes: Double
+    public var runs: Int
+    /// Incident-runs the detector caught at all, and within the target.
+    public var detected: Int
+    public var within: Int
+    /// The median and 90th percentile of its delay (nearest rank; an incident-run not caught counts as slower than any;
+    /// nil when the rank falls on one).
+    public var median: Double?
+    public var p90: Double?
+    /// Incident-runs the limit of any test decides within the target, and its median delay.
+    public var boundWithin: Int
+    public var boundMedian: Double?
+
+    public init(_ detections: [AlertEvaluation.Detection], targetMinutes: Double) {
+        self.targetMinutes = targetMinutes
+        runs = detections.count
+        let delays = detections.map(\.delayMinutes), bounds = detections.map { $0.bound?.delayMinutes }
+        detected = delays.count { $0 != nil }
+        within = delays.count { ($0 ?? .infinity) <= targetMinutes }
+        median = Self.quantile(delays, 0.5)
+        p90 = Self.quantile(delays, 0.9)
+        boundWithin = bounds.count { ($0 ?? .infinity) <= targetMinutes }
+        boundMedian = Self.quantile(bounds, 0.5)
+    }
+
+    /// The nearest-rank quantile (the ⌈q·n⌉-th smallest), nil standing for slower than any value: nil when that rank
+    /// falls on one, or there is nothing.
+    static func quantile(_ xs: [Double?], _ q: Double) -> Double? {
+        guard !xs.isEmpty else { return nil }
+        let sorted = xs.map { $0 ?? .infinity }.sorted()
+        let v = sorted[max(0, Int((q * Double(sorted.count)).rounded(.up)) - 1)]
+        return v.isFinite ? v : nil
+    }
+
+    /// One line: "64 incident-runs; within 120 min: 47 (73%), …".
+    public func line(maxFalsePerMonth: Double) -> String {
+        func minutes(_ x: Double?) -> String { x.map { String(format: "%.0f min", $0) } ?? "not caught" }
+        func share(_ n: Int) -> String { String(format: "%d (%.0f%%)", n, 100 * Double(n) / Double(max(runs, 1))) }
+        let target = String(format: "%g", targetMinutes)
+        return "\(runs) incident-runs; detected within \(target) min: \(share(within)), at all: \(detected); delay median \(minutes(median)), "
+            + "90th percentile \(minutes(p90)); any test within \(String(format: "%g", maxFalsePerMonth)) false alert(s) a month: within \(target) min "
+            + "\(share(boundWithin)), median \(minutes(boundMedian))"
+    }
+}

@@ -36,6 +36,8 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "With --sweep: scenarios, comma-separated.") var scenarios = "payment-incident,incident-shapes"
     @Option(help: "With --sweep or --require: most false alerts per simulated month.") var maxFalsePerMonth = 1.0
     @Option(help: "Seeds to run each size and scenario with, comma-separated (default: --seed); the goals must hold in every seed.") var seeds: String?
+    @Option(help: "Also sum up every incident-run of each size and scenario (each incident in each seed) against this delay in minutes: how many the detector caught within it, its median and 90th percentile, and how many the limit of any test could catch within it.")
+    var within: Double?
     @Flag(help: "Exit 1 unless the goals are met (see above).") var require = false
     @OptionGroup var common: CommonOptions
 
@@ -57,6 +59,9 @@ struct EvaluateCommand: ParsableCommand {
             }
         }
         guard maxFalsePerMonth >= 0 else { throw ValidationError("--max-false-per-month: expected 0 or more") }
+        if let within, !(within.isFinite && within > 0 && within <= 525_600) {
+            throw ValidationError("--within: expected minutes above 0 and at most 525600, got \(within)")
+        }
     }
 
     func run() throws {
@@ -122,6 +127,11 @@ struct EvaluateCommand: ParsableCommand {
                         ok = false
                         Console.out("  GOAL MISSED: \(d.incident.name) at \(size) customers")
                     }
+                }
+                if let within {
+                    let summary = DelaySummary(runs.flatMap(\.detections), targetMinutes: within)
+                    Console.out("== \(size) customers, \(name)\(seedList.count > 1 ? " over \(seedList.count) seeds" : ""): "
+                                + summary.line(maxFalsePerMonth: maxFalsePerMonth))
                 }
             }
             let perMonth = Double(falseAlerts) / max(months, 0.001)

@@ -6,7 +6,7 @@ import Simulation
 
 /// The options every simulating command shares (producers, `simulate`, `loadtest`, the demo).
 public struct SimulationOptions: ParsableArguments {
-    @Option(help: "Scenario name: a file scenarios/NAME.yaml of the config (built in: baseline, payment-incident, incident-shapes, partial-recovery, rescue-mission, peak-load).")
+    @Option(help: "Scenario name: a file scenarios/NAME.yaml of the config (built in: baseline, payment-incident, incident-shapes, partial-recovery, plan-outages, rescue-mission, peak-load).")
     public var scenario = "baseline"
     @Option(help: "Random seed: the same seed, scenario and config give the same events.") public var seed: UInt64 = 42
     @Option(help: "Number of customers.") public var customers = 2000

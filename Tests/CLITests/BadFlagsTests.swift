@@ -43,6 +43,8 @@ import UndercurrentCLI
             ("undercurrent", ["loadtest", "--rate", "1e12", "--duration", "1s", "--report", tempDir().appendingPathComponent("lt").path],
              "simulated customers, more than the 50000000 a simulation takes: lower the rate or the duration, or give --customers"),
             ("undercurrent", ["evaluate-alerts", "--seeds", "42,x"], "--seeds: expected 1 to 64 seeds"),
+            ("undercurrent", ["evaluate-alerts", "--within", "0"], "--within: expected minutes above 0"),
+            ("undercurrent", ["evaluate-alerts", "--within", "nan"], "--within: expected minutes above 0"),
             ("undercurrent", ["replay", "--from", "x.ndjson", "--speed", "fast"], "--speed: expected 'max' or a positive number"),
             ("undercurrent", ["replay", "--from", "x.ndjson", "--topic-map", "billing"], "--topic-map: expected old=new"),
             // Topic names Kafka refuses: named before anything is sent (the embedded broker took a map's pairs, joined

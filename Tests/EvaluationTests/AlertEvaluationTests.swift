@@ -108,6 +108,54 @@ import TestSupport
         #expect(combined.map(\.incident.name) == ["x", "y"] && combined[0].meanDelay == 5 && combined[0].realizedDelays == [2, 4])
     }
 
+    /// Many incident-runs against a target delay: counts within it, nearest-rank quantiles with a missed incident
+    /// slower than any, and the same for the limit of any test.
+    @Test func aDelaySummaryCountsTheIncidentRunsWithinTheTarget() {
+        let w = IncidentWindow(name: "x", start: Timestamp(ms: 0), end: Timestamp(ms: 720 * 60_000), plan: .standard, reason: .doNotHonor, failureRate: 0.6)
+        func run(_ delay: Double?, bound: Double?) -> AlertEvaluation.Detection {
+            let alert = delay.map { Alert(rule: "r", scope: "plan:standard", state: .firing, at: Timestamp(ms: Int64($0 * 60_000)), firingSince: Timestamp(ms: 0),
+                                          observedRate: 0.6, baselineRate: 0.01, attempts: 3, failures: 3, windowMinutes: 0) }
+            return AlertEvaluation.Detection(incident: w, alert: alert, oracle: nil,
+                                             bound: bound.map { AlertEvaluation.RealizedOracle(scope: "plan:standard", delayMinutes: $0, attempts: 2) })
+        }
+        let runs = [run(10, bound: 5), run(50, bound: 20), run(nil, bound: 300), run(200, bound: 90), run(90, bound: nil), run(120, bound: 120)]
+        let s = DelaySummary(runs, targetMinutes: 120)
+        #expect(s.runs == 6 && s.detected == 5 && s.within == 4 && s.boundWithin == 4)
+        // Sorted: 10, 50, 90, 120, 200, missed. The median is the 3rd, the 90th percentile the 6th (missed).
+        #expect(s.median == 90 && s.p90 == nil)
+        // The bounds sorted: 5, 20, 90, 120, 300, none.
+        #expect(s.boundMedian == 90)
+        #expect(DelaySummary(Array(runs.prefix(2)), targetMinutes: 30).within == 1)
+        #expect(DelaySummary([], targetMinutes: 120).median == nil)
+        #expect(DelaySummary.quantile([3, nil, 1, 2], 0.5) == 2 && DelaySummary.quantile([3, nil, 1, 2], 0.75) == 3 && DelaySummary.quantile([3, nil, 1, 2], 1) == nil)
+        let line = s.line(maxFalsePerMonth: 1)
+        #expect(line.hasPrefix("6 incident-runs; detected within 120 min: 4 (67%), at all: 5; delay median 90 min, 90th percentile not caught;"), "\(line)")
+        #expect(line.hasSuffix("any test within 1 false alert(s) a month: within 120 min 4 (67%), median 90 min"), "\(line)")
+    }
+
+    /// `plan-outages`: the same 12-hour outage of 60% of one plan's attempts, eight times, at the volume the goal
+    /// speaks of (30,000 customers, about 95 first attempts of the plan a day), each matched to an alert.
+    @Test func planOutagesRepeatOneOutageAtTheGoalsVolume() throws {
+        let config = try ConfigLoader.load(scenario: "plan-outages", configDir: repoConfig)
+        var params = SimulationParameters(config: config, seed: 42, customers: 30_000,
+                                          start: Timestamp(year: 2024, month: 1, day: 1), end: Timestamp(year: 2024, month: 1, day: 1).addingMonths(24))
+        params.omitEngagement = true
+        let rules = try AlertConfig.load(file: nil, configDir: repoConfig.path)
+        let result = AlertEvaluation.run(world: try World(params), rules: rules, start: params.start, end: params.end) { _ in }
+        #expect(result.detections.count == 8)
+        for d in result.detections {
+            #expect(d.incident.plan == .standard && d.incident.failureRate == 0.6 && d.incident.durationMinutes == 720)
+            #expect(d.incident.end <= params.end && d.incident.start >= params.end.adding(days: -62))
+            let oracle = try #require(d.oracle, "\(d.incident.name)")
+            // Its fastest scope holds the plan's attempts: about 95 a day (first attempts).
+            #expect(oracle.attemptsPerMinute * 1440 > 60 && oracle.attemptsPerMinute * 1440 < 130, "\(d.incident.name): \(oracle.attemptsPerMinute * 1440) a day")
+        }
+        #expect(Set(result.detections.map(\.incident.reason)) == [.doNotHonor, .processingError])
+        let summary = DelaySummary(result.detections, targetMinutes: 120)
+        #expect(summary.runs == 8 && summary.detected == result.detections.count { $0.alert != nil })
+        #expect(summary.within == result.detections.count { ($0.delayMinutes ?? .infinity) <= 120 })
+    }
+
     /// The oracle on a run's attempts is a sequential probability ratio test: it decides at the attempt where the
     /// summed log-likelihood ratio first reaches the threshold, and never when the failures do not come.
     @Test func theOracleOnARunsAttemptsDecidesWhereItsEvidenceReachesTheThreshold() {
