@@ -188,6 +188,14 @@ struct ScopeDetector: Sendable, Equatable {
     /// Per CUSUM: its statistic (nats), the minute it last rose from zero, and the attempts and failures since.
     var cusums: [Cusum]
     var firing: Firing?
+    /// Attempts and failures of minutes held out of the baseline while the scope looked suspicious (decayed with it):
+    /// added to it once every CUSUM is back at zero without an alert, dropped when the scope fires. Left out for
+    /// good, they biased a thin scope's baseline low: there a single failure of a rare reason makes the scope
+    /// suspicious, so its failures never reached the baseline while its successes did, and the next chance failures
+    /// looked like an outage (at 30,000 customers a budget of 2 false alerts a month raised 1.5 a month; 0.2 with
+    /// them held and returned).
+    var heldAttempts = 0.0
+    var heldFailures = 0.0
 
     struct Cusum: Sendable, Equatable {
         var statistic = 0.0
@@ -249,6 +257,8 @@ public struct SequentialDetector: Sendable, Equatable {
             let decay = exp2(-Double(minute - d.baselineMinute) / halfLife)
             d.baseAttempts *= decay
             d.baseFailures *= decay
+            d.heldAttempts *= decay
+            d.heldFailures *= decay
             d.baselineMinute = minute
             let p0 = baseline(d)
             let (nd, fd) = (Double(n), Double(f))
@@ -294,6 +304,8 @@ public struct SequentialDetector: Sendable, Equatable {
                     if c.statistic >= h, c.statistic / h > best?.ratio ?? 0 { best = (k, c.statistic / h, h) }
                 }
                 if let best {
+                    d.heldAttempts = 0
+                    d.heldFailures = 0
                     let c = d.cusums[best.k]
                     let rate = Double(c.failures) / Double(c.attempts)
                     d.firing = ScopeDetector.Firing(at: at, shiftStart: c.since, baseline: p0, rate: recoveryRate(p0: p0, failures: c.failures, attempts: c.attempts),
@@ -304,9 +316,20 @@ public struct SequentialDetector: Sendable, Equatable {
                                      evidence: c.statistic))
                 }
             }
-            if !suspicious && d.firing == nil {
-                d.baseAttempts += nd
-                d.baseFailures += fd
+            if d.firing == nil {
+                if suspicious {
+                    d.heldAttempts += nd
+                    d.heldFailures += fd
+                } else {
+                    d.baseAttempts += nd
+                    d.baseFailures += fd
+                    if d.heldAttempts > 0, d.cusums.allSatisfy({ $0.statistic == 0 }) {
+                        d.baseAttempts += d.heldAttempts
+                        d.baseFailures += d.heldFailures
+                        d.heldAttempts = 0
+                        d.heldFailures = 0
+                    }
+                }
             }
             scopes[i] = d
         }
@@ -440,6 +463,11 @@ extension SequentialDetector {
                 w.i64(f.failures)
             }
         }
+        // The counts held out of the baselines, after every scope: a state written before they existed ends above.
+        for d in scopes {
+            w.u64(d.heldAttempts.bitPattern)
+            w.u64(d.heldFailures.bitPattern)
+        }
         return w.bytes
     }
 
@@ -465,6 +493,13 @@ extension SequentialDetector {
                                  recovery: Double(bitPattern: try r.u64()), attempts: try r.i64(), failures: try r.i64())
             }
             scopes[i] = d
+        }
+        if r.pos < r.bytes.endIndex {
+            for i in scopes.indices {
+                scopes[i].heldAttempts = Double(bitPattern: try r.u64())
+                scopes[i].heldFailures = Double(bitPattern: try r.u64())
+            }
+            guard r.pos == r.bytes.endIndex else { throw FormatError(message: "sequential detector state: bytes after its end") }
         }
     }
 }

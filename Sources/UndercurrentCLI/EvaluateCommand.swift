@@ -86,7 +86,8 @@ struct EvaluateCommand: ParsableCommand {
                 // The seeds' runs are independent: two at a time, one per core, each with a world of its own.
                 let results = Mutex([Result<AlertEvaluation, ConfigError>?](repeating: nil, count: runParams.count))
                 let started = ContinuousClock.now
-                // Progress: the slowest seed's share of the simulated time (a large size runs for minutes).
+                // Progress: the seeds' mean share of the simulated time (a large size runs for minutes; two seeds run at
+                // a time, so the slowest one's share stayed at 0% until the last two started).
                 let shares = Mutex([Double](repeating: 0, count: runParams.count))
                 let progress = ThrottledProgress()
                 let label = "\(size) customers, \(name)\(runParams.count > 1 ? ", \(runParams.count) seeds" : "")"
@@ -96,7 +97,7 @@ struct EvaluateCommand: ParsableCommand {
                     let r = Result { () throws(ConfigError) in
                         AlertEvaluation.run(world: try World(p), rules: rules, start: p.start, end: p.end, wholeBudget: wholeBudget) { share in
                             shares.withLock { $0[k] = share }
-                            progress.say { "evaluating \(label): \(Int((shares.withLock { $0.min() } ?? 0) * 100))% of the simulated time" }
+                            progress.say { "evaluating \(label): \(Int(shares.withLock { $0.reduce(0, +) / Double($0.count) } * 100))% of the simulated time" }
                         }
                     }
                     results.withLock { $0[k] = r }
