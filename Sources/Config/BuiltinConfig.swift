@@ -136,7 +136,8 @@ signupBursts: []
 # plan, each decline reason and each plan × reason. Per scope, a few CUSUMs (Page's test on each attempt's
 # log-likelihood ratio) are tuned for failure rates `shifts` times the baseline (and at least `minIncrease`
 # above it); the baseline is learnt from the stream and frozen while a scope fires or looks suspicious, so an
-# outage does not become the new normal. A scope fires as soon as the attempts seen since the shift began make
+# outage does not become the new normal (minutes held out while it only looked suspicious go back in once the
+# suspicion clears without an alert). A scope fires as soon as the attempts seen since the shift began make
 # chance unlikely enough for the false-alarm budget: `falseAlertsPerMonth` for the whole business, shared by
 # every scope and CUSUM and turned into a threshold at each scope's own attempt rate. Minutes at a payment
 # processor's volume, an hour or two at a small SaaS's. It resolves once the attempts since favour the baseline
@@ -155,6 +156,9 @@ evaluateEverySeconds: 60
 allowedLatenessSeconds: 120
 sequential:
   id: failure-rate-shift
+  # A bound: the thresholds share it as if every scope and CUSUM alarmed independently, and they do not, so the
+  # simulated businesses see 0.01-0.11 false alerts a month at 0.5. At 2 they see 0.07-0.37 and catch outages
+  # sooner (BENCHMARKS.md, "The 2-hour goal at 30,000 customers").
   falseAlertsPerMonth: 0.5
   scopes: [overall, plan, reason, plan_reason]
   shifts: [2, 8, 40, 200]

@@ -23,7 +23,8 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
     /// The smallest failure-rate increase tuned for, in absolute terms: a 0.2% baseline tripling is no outage.
     public var minIncrease: Double
     /// How fast the baseline forgets: a count's weight halves after this many days (event time). It is not
-    /// updated while a scope fires or looks suspicious, so an outage does not become the baseline.
+    /// updated while a scope fires or looks suspicious, so an outage does not become the baseline (the minutes held
+    /// out while it only looked suspicious go back into it once the suspicion clears without an alert).
     public var baselineHalfLifeDays: Double
     /// The baseline's prior: this many pseudo-attempts at `priorFailureRate` (it leans high, so that a scope
     /// with little history errs towards silence). Few of them (5): a reason's or a plan × reason's true rate is
