@@ -191,9 +191,9 @@ struct ScopeDetector: Sendable, Equatable {
     var firing: Firing?
     /// Attempts and failures of minutes held out of the baseline while the scope looked suspicious (decayed with it):
     /// added to it once every CUSUM is back at zero without an alert, dropped when the scope fires. Left out for
-    /// good, they biased a thin scope's baseline low: there a single failure of a rare reason makes the scope
-    /// suspicious, so its failures never reached the baseline while its successes did, and the next chance failures
-    /// looked like an outage (at 30,000 customers a budget of 2 false alerts a month raised 1.5 a month; 0.2 with
+    /// good, they biased a thin scope's baseline low: there one or two chance failures of a rare reason make the
+    /// scope suspicious, so its failures never reached the baseline while its successes did, and the next chance
+    /// failures looked like an outage (at 30,000 customers a budget of 2 false alerts a month raised 1.5 a month; 0.2 with
     /// them held and returned).
     var heldAttempts = 0.0
     var heldFailures = 0.0
