@@ -57,13 +57,23 @@ public struct AlertEvaluation: Sendable {
 
     /// The oracle test on a run's own attempts: knowing the start, the baseline p₀ and the outage's rate p₁, it sums
     /// the log-likelihood ratio of each in-scope first attempt from the incident's start (an attempt outside the
-    /// incident's plan counts nothing) and decides when the sum reaches ln(ARL₀), the detector's own threshold
+    /// incident's plan counts nothing, and p₀ is the baseline of the attempts it counts) and decides when the sum reaches ln(ARL₀), the detector's own threshold
     /// for that false-alarm budget. One run's attempts can hold less evidence than expected (3 failures of 22 where
     /// 6.6 were expected): then no test could decide sooner, and the expected delay alone would blame the detector.
     public struct RealizedOracle: Sendable {
         public var scope: String
         public var delayMinutes: Double
         public var attempts: Int
+
+        /// The failure rate the attempts it counts (those in the incident's plan) have without the incident: the scope's
+        /// baseline, from its attempts in the days before (`before`), when every attempt of the scope is in the
+        /// plan; in a scope wider than the plan, the baseline of the plan's attempts there (`beforeInPlan`). nil when
+        /// there were none. At least half a failure in the attempts seen.
+        static func nullRate(scope: String, incident: IncidentWindow, before: (n: Int, f: Int), beforeInPlan: (n: Int, f: Int)?) -> Double? {
+            let counts = incident.plan == nil || scope.contains("plan:") ? before : beforeInPlan
+            guard let counts, counts.n > 0 else { return nil }
+            return max(Double(counts.f) / Double(counts.n), 0.5 / Double(counts.n))
+        }
 
         /// The sequential probability ratio test on attempts in time order: the time of the attempt at which the
         /// summed log-likelihood ratio of p₁ against p₀ first reaches `threshold`, and how many attempts that took;
@@ -111,6 +121,9 @@ public struct AlertEvaluation: Sendable {
         let lookback: Int64 = 7 * 86_400_000
         let touched = incidents.map { w in scopes.filter { IncidentCoverage.touches($0, w) } }
         var before = incidents.map { _ in [String: (n: Int, f: Int)]() }, inside = before
+        /// The same 7 days before, of the attempts in the incident's plan only: their own baseline, which a test that
+        /// counts only them (below) must weigh them against.
+        var beforeInPlan = before
         /// Per incident and touched scope, its attempts inside the window that are in the incident's plan: time and
         /// whether it failed (for the scope).
         var inPlan = incidents.map { _ in [String: [(ms: Int64, failed: Bool)]]() }
@@ -138,6 +151,10 @@ public struct AlertEvaluation: Sendable {
                     } else {
                         before[i][scope, default: (0, 0)].n += 1
                         if failed { before[i][scope, default: (0, 0)].f += 1 }
+                        if w.plan == nil || w.plan == plan {
+                            beforeInPlan[i][scope, default: (0, 0)].n += 1
+                            if failed { beforeInPlan[i][scope, default: (0, 0)].f += 1 }
+                        }
                     }
                 }
             }
@@ -167,14 +184,18 @@ public struct AlertEvaluation: Sendable {
                 let attempts = log(arl0) / SequentialAlerting.kl(min(p1, 1 - 1e-9), p0)
                 let oracle = Oracle(scope: scope, baseline: p0, rate: p1, attemptsPerMinute: Double(x.n) / w.durationMinutes, attempts: attempts)
                 if oracle.delayMinutes < best?.delayMinutes ?? .infinity { best = oracle }
-                // The same test on this run's attempts: p₁ for those in the incident's plan, nothing for the others.
-                let q1 = min(p0 + (1 - p0) * w.failureRate, 1 - 1e-9)
+                // The same test on this run's attempts: those in the incident's plan weighed at the outage's rate
+                // against their own baseline (in a scope wider than the plan, the plan's rate there, not the scope's:
+                // a plan failing more often than the scope's other plans made the test decide sooner than any valid
+                // test could), nothing for the others.
+                guard let q0 = RealizedOracle.nullRate(scope: scope, incident: w, before: b, beforeInPlan: beforeInPlan[i][scope]) else { continue }
+                let q1 = min(q0 + (1 - q0) * w.failureRate, 1 - 1e-9)
                 let ordered = (inPlan[i][scope] ?? []).sorted { $0.ms < $1.ms }
-                if let (ms, n) = RealizedOracle.decision(ordered, p0: p0, p1: q1, threshold: log(arl0)) {
+                if let (ms, n) = RealizedOracle.decision(ordered, p0: q0, p1: q1, threshold: log(arl0)) {
                     let minutes = Double(ms - w.start.ms) / 60_000
                     if minutes < first?.delayMinutes ?? .infinity { first = RealizedOracle(scope: scope, delayMinutes: minutes, attempts: n) }
                 }
-                if let (ms, n) = RealizedOracle.decision(ordered, p0: p0, p1: q1, threshold: log(max(monthly / max(wholeBudget, 1e-9), 10))) {
+                if let (ms, n) = RealizedOracle.decision(ordered, p0: q0, p1: q1, threshold: log(max(monthly / max(wholeBudget, 1e-9), 10))) {
                     let minutes = Double(ms - w.start.ms) / 60_000
                     if minutes < bound?.delayMinutes ?? .infinity { bound = RealizedOracle(scope: scope, delayMinutes: minutes, attempts: n) }
                 }
