@@ -156,9 +156,10 @@ evaluateEverySeconds: 60
 allowedLatenessSeconds: 120
 sequential:
   id: failure-rate-shift
-  # A bound: the thresholds share it as if every scope and CUSUM alarmed independently, and they do not, so the
-  # simulated businesses see 0.01-0.11 false alerts a month at 0.5. At 2 they see 0.07-0.37 and catch outages
-  # sooner (BENCHMARKS.md, "The 2-hour goal at 30,000 customers").
+  # A bound: the thresholds share it as if no two scopes or CUSUMs ever alarmed together (they often do: a plan ×
+  # reason's attempts are also its plan's and its reason's), so the simulated businesses see 0.01-0.11 false alerts
+  # a month at 0.5. At 2 they see 0.07-0.37 and catch outages sooner (BENCHMARKS.md, "The 2-hour goal at 30,000
+  # customers").
   falseAlertsPerMonth: 0.5
   scopes: [overall, plan, reason, plan_reason]
   shifts: [2, 8, 40, 200]

@@ -57,8 +57,8 @@ public struct AlertEvaluation: Sendable {
 
     /// The oracle test on a run's own attempts: knowing the start, the baseline p₀ and the outage's rate p₁, it sums
     /// the log-likelihood ratio of each in-scope first attempt from the incident's start (an attempt outside the
-    /// incident's plan counts nothing, and p₀ is the baseline of the attempts it counts) and decides when the sum reaches ln(ARL₀), the detector's own threshold
-    /// for that false-alarm budget. One run's attempts can hold less evidence than expected (3 failures of 22 where
+    /// incident's plan counts nothing, and p₀ is the baseline of the attempts it counts) and decides when the sum
+    /// reaches ln(ARL₀), the detector's own threshold for that false-alarm budget. One run's attempts can hold less evidence than expected (3 failures of 22 where
     /// 6.6 were expected): then no test could decide sooner, and the expected delay alone would blame the detector.
     public struct RealizedOracle: Sendable {
         public var scope: String
@@ -67,12 +67,11 @@ public struct AlertEvaluation: Sendable {
 
         /// The failure rate the attempts it counts (those in the incident's plan) have without the incident: the scope's
         /// baseline, from its attempts in the days before (`before`), when every attempt of the scope is in the
-        /// plan; in a scope wider than the plan, the baseline of the plan's attempts there (`beforeInPlan`). nil when
-        /// there were none. At least half a failure in the attempts seen.
-        static func nullRate(scope: String, incident: IncidentWindow, before: (n: Int, f: Int), beforeInPlan: (n: Int, f: Int)?) -> Double? {
-            let counts = incident.plan == nil || scope.contains("plan:") ? before : beforeInPlan
-            guard let counts, counts.n > 0 else { return nil }
-            return max(Double(counts.f) / Double(counts.n), 0.5 / Double(counts.n))
+        /// plan (`planOnly`); in a scope wider than the plan, the baseline of the plan's attempts there
+        /// (`beforeInPlan`). nil when there were none.
+        static func nullRate(planOnly: Bool, before: (n: Int, f: Int), beforeInPlan: (n: Int, f: Int)?) -> Double? {
+            guard let counts = planOnly ? before : beforeInPlan, counts.n > 0 else { return nil }
+            return AlertEvaluation.rate(counts)
         }
 
         /// The sequential probability ratio test on attempts in time order: the time of the attempt at which the
@@ -107,6 +106,9 @@ public struct AlertEvaluation: Sendable {
     public var allAlerts: [Alert]
 
     /// Runs the world through the engine and matches firing alerts to the incidents (`IncidentCoverage`).
+    /// A baseline from counts of attempts: at least half a failure in the attempts seen (`n` > 0).
+    static func rate(_ c: (n: Int, f: Int)) -> Double { max(Double(c.f) / Double(c.n), 0.5 / Double(c.n)) }
+
     /// `progress` is told the share of the simulated time done, in 0...1, once per simulated day.
     public static func run(world: World, rules: AlertRules, start: Timestamp, end: Timestamp, wholeBudget: Double = 1,
                            progress: (Double) -> Void = { _ in }) -> AlertEvaluation {
@@ -175,7 +177,7 @@ public struct AlertEvaluation: Sendable {
                 // The true rates: the scope's baseline, and the outage's rate on top of it (the simulator fails an
                 // in-scope attempt at the incident's rate, and at its normal rate otherwise) diluted by the scope's
                 // attempts outside the incident's plan.
-                let p0 = max(Double(b.f) / Double(b.n), 0.5 / Double(b.n))
+                let p0 = rate(b)
                 let share = touchesPlanOnly(scope, w) ? 1.0 : planShare[i][scope] ?? 1.0
                 let p1 = p0 + (1 - p0) * w.failureRate * share
                 guard p1 > p0 else { continue }
@@ -188,7 +190,7 @@ public struct AlertEvaluation: Sendable {
                 // against their own baseline (in a scope wider than the plan, the plan's rate there, not the scope's:
                 // a plan failing more often than the scope's other plans made the test decide sooner than any valid
                 // test could), nothing for the others.
-                guard let q0 = RealizedOracle.nullRate(scope: scope, incident: w, before: b, beforeInPlan: beforeInPlan[i][scope]) else { continue }
+                guard let q0 = RealizedOracle.nullRate(planOnly: touchesPlanOnly(scope, w), before: b, beforeInPlan: beforeInPlan[i][scope]) else { continue }
                 let q1 = min(q0 + (1 - q0) * w.failureRate, 1 - 1e-9)
                 let ordered = (inPlan[i][scope] ?? []).sorted { $0.ms < $1.ms }
                 if let (ms, n) = RealizedOracle.decision(ordered, p0: q0, p1: q1, threshold: log(arl0)) {

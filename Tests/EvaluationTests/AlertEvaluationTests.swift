@@ -112,16 +112,17 @@ import TestSupport
     /// baseline: in a scope wider than the plan, the plan's rate there, not the whole scope's (a plan failing more
     /// often than the others made it decide sooner than any valid test).
     @Test func theOracleWeighsThePlansAttemptsAgainstThePlansBaseline() {
-        let planned = IncidentWindow(name: "x", start: Timestamp(ms: 0), end: Timestamp(ms: 60_000), plan: .standard, reason: .doNotHonor, failureRate: 0.6)
-        var everyPlan = planned
-        everyPlan.plan = nil
+        typealias O = AlertEvaluation.RealizedOracle
         let scope = (n: 1000, f: 2), inPlan = (n: 400, f: 2)
-        #expect(AlertEvaluation.RealizedOracle.nullRate(scope: "reason:do_not_honor", incident: planned, before: scope, beforeInPlan: inPlan) == 0.005)
-        #expect(AlertEvaluation.RealizedOracle.nullRate(scope: "plan:standard/reason:do_not_honor", incident: planned, before: inPlan, beforeInPlan: inPlan) == 0.005)
-        #expect(AlertEvaluation.RealizedOracle.nullRate(scope: "reason:do_not_honor", incident: everyPlan, before: scope, beforeInPlan: scope) == 0.002)
+        // A plan's outage in a reason's scope (all plans): the plan's attempts there, not the scope's.
+        #expect(O.nullRate(planOnly: false, before: scope, beforeInPlan: inPlan) == 0.005)
+        // In its plan × reason scope, or for an outage of every plan: the scope's own.
+        #expect(O.nullRate(planOnly: true, before: inPlan, beforeInPlan: inPlan) == 0.005)
+        #expect(O.nullRate(planOnly: true, before: scope, beforeInPlan: inPlan) == 0.002)
         // No failure seen: half a failure; no attempt of the plan seen: no test.
-        #expect(AlertEvaluation.RealizedOracle.nullRate(scope: "reason:do_not_honor", incident: planned, before: scope, beforeInPlan: (400, 0)) == 0.5 / 400)
-        #expect(AlertEvaluation.RealizedOracle.nullRate(scope: "reason:do_not_honor", incident: planned, before: scope, beforeInPlan: nil) == nil)
+        #expect(O.nullRate(planOnly: false, before: scope, beforeInPlan: (400, 0)) == 0.5 / 400)
+        #expect(O.nullRate(planOnly: false, before: scope, beforeInPlan: nil) == nil)
+        #expect(O.nullRate(planOnly: false, before: scope, beforeInPlan: (0, 0)) == nil)
     }
 
     /// Many incident-runs against a target delay: counts within it, nearest-rank quantiles with a missed incident
