@@ -97,12 +97,9 @@ func planAttempts(_ plan: Plan, minutes: Int, perMinute: Double, seed: UInt64, g
         for seed: UInt64 in [1, 2, 3, 4] {
             var detector = SequentialDetector(config: config)
             var rng = Xoshiro(seed: seed)
-            var counts = [Int32](repeating: 0, count: AlertEngine.scopeCount * 4)
             var sum = 0.0, samples = 0, held = 0, alerts = 0
             for minute in 0..<Int64(400 * 24 * 60) {
-                guard rng.chance(0.1) else { continue }
-                counts[0] = 1
-                counts[1] = rng.chance(truth) ? 1 : 0
+                guard let counts = Self.thinMinute(&rng, failing: truth) else { continue }
                 alerts += detector.observe(minute: minute, counts: counts).count { $0.state == .firing }
                 if detector.scopes[0].heldAttempts > 0 { held += 1 }
                 if minute >= 100 * 24 * 60 {
@@ -118,25 +115,33 @@ func planAttempts(_ plan: Plan, minutes: Int, perMinute: Double, seed: UInt64, g
         }
     }
 
+    /// A minute of a thin stream in the engine's counter layout (first attempts, scope 0 = overall): an attempt with
+    /// probability 0.1, failing with probability `failing`; nil for a minute without one.
+    static func thinMinute(_ rng: inout Xoshiro, failing: Double) -> [Int32]? {
+        guard rng.chance(0.1) else { return nil }
+        var counts = [Int32](repeating: 0, count: AlertEngine.scopeCount * 4)
+        counts[0] = 1
+        counts[1] = rng.chance(failing) ? 1 : 0
+        return counts
+    }
+
     /// The held counts are part of the checkpointed state; a state written before they existed (without them at
     /// its end) still restores, with nothing held; bytes after the end are refused.
     @Test func heldCountsAreCheckpointedAndAnEarlierStateStillRestores() throws {
         let config = SequentialAlerting(scopes: [.overall])
         var detector = SequentialDetector(config: config)
         var rng = Xoshiro(seed: 5)
-        var counts = [Int32](repeating: 0, count: AlertEngine.scopeCount * 4)
         var minute: Int64 = 0
         while detector.scopes[0].heldAttempts == 0 || detector.scopes[0].heldFailures == 0 {
             minute += 1
-            guard rng.chance(0.1) else { continue }
-            counts[0] = 1
-            counts[1] = rng.chance(0.003) ? 1 : 0
+            guard let counts = Self.thinMinute(&rng, failing: 0.003) else { continue }
             _ = detector.observe(minute: minute, counts: counts)
             try #require(minute < 10_000_000, "never suspicious")
         }
         let bytes = detector.encoded()
         #expect(try SequentialDetector(config: config, encoded: bytes) == detector)
-        let earlier = try SequentialDetector(config: config, encoded: Array(bytes.dropLast(16)))
+        // The held counts are the last 16 bytes of each scope's: one scope here.
+        let earlier = try SequentialDetector(config: config, encoded: Array(bytes.dropLast(16 * detector.scopes.count)))
         #expect(earlier.scopes[0].heldAttempts == 0 && earlier.scopes[0].heldFailures == 0)
         var withoutHeld = detector
         withoutHeld.scopes[0].heldAttempts = 0
