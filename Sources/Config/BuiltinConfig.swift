@@ -129,7 +129,7 @@ incidents: []
 signupBursts: []
 """#,
         "alerts.yaml": #"""
-# Failure-spike alerts, for a business of any size: from about 20 first payment attempts a day (about 3,000
+# Failure-spike alerts, for a business of any size: from about 5 first payment attempts a day (about 700
 # customers of the simulated kind) to millions of customers.
 #
 # A sequential detector watches the failure rate of first payment attempts in every scope: overall, each paid
@@ -164,7 +164,11 @@ sequential:
   scopes: [overall, plan, reason, plan_reason]
   shifts: [2, 8, 40, 200]
   minIncrease: 0.03
-  baselineHalfLifeDays: 7
+  # A thin scope's baseline is only as good as the failures it holds: at 7 days a plan × reason failing 0.6% of
+  # about 40 attempts a day (10,000 customers) held 2, its baseline was half or twice the true rate by chance,
+  # and outages there took a failure more to tell than a test that knows the rate (BENCHMARKS.md, "The
+  # baseline's memory").
+  baselineHalfLifeDays: 28
   priorAttempts: 5
   priorFailureRate: 0.1
   minBaselineAttempts: 200

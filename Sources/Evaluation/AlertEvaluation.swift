@@ -66,9 +66,9 @@ public struct AlertEvaluation: Sendable {
         public var attempts: Int
 
         /// The failure rate the attempts it counts (those in the incident's plan) have without the incident: the scope's
-        /// baseline, from its attempts in the days before (`before`), when every attempt of the scope is in the
-        /// plan (`planOnly`); in a scope wider than the plan, the baseline of the plan's attempts there
-        /// (`beforeInPlan`). nil when there were none.
+        /// baseline, from its attempts in the weeks before outside every incident (`before`, see
+        /// `countsTowardsBaseline`), when every attempt of the scope is in the plan (`planOnly`); in a scope wider than
+        /// the plan, the baseline of the plan's attempts there (`beforeInPlan`). nil when there were none.
         static func nullRate(planOnly: Bool, before: (n: Int, f: Int), beforeInPlan: (n: Int, f: Int)?) -> Double? {
             guard let counts = planOnly ? before : beforeInPlan, counts.n > 0 else { return nil }
             return AlertEvaluation.rate(counts)
@@ -106,6 +106,15 @@ public struct AlertEvaluation: Sendable {
     public var allAlerts: [Alert]
 
     /// Runs the world through the engine and matches firing alerts to the incidents (`IncidentCoverage`).
+    /// How far back before an incident the oracle's baseline counts attempts (outside every incident's window): 91 days.
+    static let baselineLookback: Int64 = 91 * 86_400_000
+
+    /// Whether an attempt at `t` counts towards the oracle's baseline for incident `w`: in the `baselineLookback`
+    /// before it began and in no incident's window (`inAnIncident`).
+    static func countsTowardsBaseline(_ t: Timestamp, of w: IncidentWindow, inAnIncident: Bool) -> Bool {
+        !inAnIncident && t < w.start && t.ms >= w.start.ms - baselineLookback
+    }
+
     /// A baseline from counts of attempts: at least half a failure in the attempts seen (`n` > 0).
     static func rate(_ c: (n: Int, f: Int)) -> Double { max(Double(c.f) / Double(c.n), 0.5 / Double(c.n)) }
 
@@ -119,13 +128,19 @@ public struct AlertEvaluation: Sendable {
         let incidents = world.incidents
         let scopes = rules.sequential.map { $0.watched.map(\.name) } ?? ["overall"] + Plan.paid.map { "plan:\($0.rawValue)" }
             + FailureReason.allCases.map { "reason:\($0.rawValue)" }
-        // Per incident and touched scope: first attempts and failures in the 7 days before it and inside it.
+        // Per incident and touched scope: first attempts and failures in the 7 days before it (the scope's attempt
+        // rate) and inside it.
         let lookback: Int64 = 7 * 86_400_000
         let touched = incidents.map { w in scopes.filter { IncidentCoverage.touches($0, w) } }
         var before = incidents.map { _ in [String: (n: Int, f: Int)]() }, inside = before
-        /// The same 7 days before, of the attempts in the incident's plan only: their own baseline, which a test that
-        /// counts only them (below) must weigh them against.
-        var beforeInPlan = before
+        /// The scope's failure rate without incidents, which the oracle knows: from its first attempts in the
+        /// `baselineLookback` before the incident outside every incident's window. A week's attempts alone at
+        /// 10,000 customers held 1-2 failures of a plan × reason failing 0.6% of the time, so the oracle's
+        /// baseline was half or twice the true one by chance, and it decided too soon or too late.
+        var base = before
+        /// The same, of the attempts in the incident's plan only: their own baseline, which a test that counts only
+        /// them (below) must weigh them against.
+        var baseInPlan = before
         /// Per incident and touched scope, its attempts inside the window that are in the incident's plan: time and
         /// whether it failed (for the scope).
         var inPlan = incidents.map { _ in [String: [(ms: Int64, failed: Bool)]]() }
@@ -140,23 +155,31 @@ public struct AlertEvaluation: Sendable {
             default: continue
             }
             if firstOnly && attempt != 1 { continue }
-            for (i, w) in incidents.enumerated() where e.occurredAt.ms >= w.start.ms - lookback && e.occurredAt < w.end {
+            let inAnIncident = incidents.contains { e.occurredAt >= $0.start && e.occurredAt < $0.end }
+            for (i, w) in incidents.enumerated() where e.occurredAt.ms >= w.start.ms - Self.baselineLookback && e.occurredAt < w.end {
                 let isInside = e.occurredAt >= w.start
+                guard isInside || Self.countsTowardsBaseline(e.occurredAt, of: w, inAnIncident: inAnIncident) else { continue }
+                let inWeek = e.occurredAt.ms >= w.start.ms - lookback
                 for scope in touched[i] {
                     let (planPart, reasonPart) = IncidentCoverage.parts(scope)
                     if let planPart, planPart != plan.rawValue { continue }
                     let failed = reasonPart.map { failure?.rawValue == $0 } ?? (failure != nil)
+                    let f = failed ? 1 : 0
                     if isInside {
                         if w.plan == nil || w.plan == plan { inPlan[i][scope, default: []].append((e.occurredAt.ms, failed)) }
                         inside[i][scope, default: (0, 0)].n += 1
-                        if failed { inside[i][scope, default: (0, 0)].f += 1 }
-                    } else {
+                        inside[i][scope, default: (0, 0)].f += f
+                        continue
+                    }
+                    if inWeek {
                         before[i][scope, default: (0, 0)].n += 1
-                        if failed { before[i][scope, default: (0, 0)].f += 1 }
-                        if w.plan == nil || w.plan == plan {
-                            beforeInPlan[i][scope, default: (0, 0)].n += 1
-                            if failed { beforeInPlan[i][scope, default: (0, 0)].f += 1 }
-                        }
+                        before[i][scope, default: (0, 0)].f += f
+                    }
+                    base[i][scope, default: (0, 0)].n += 1
+                    base[i][scope, default: (0, 0)].f += f
+                    if w.plan == nil || w.plan == plan {
+                        baseInPlan[i][scope, default: (0, 0)].n += 1
+                        baseInPlan[i][scope, default: (0, 0)].f += f
                     }
                 }
             }
@@ -173,11 +196,11 @@ public struct AlertEvaluation: Sendable {
             var best: Oracle?
             var first: RealizedOracle?, bound: RealizedOracle?
             for scope in touched[i] {
-                guard let b = before[i][scope], b.n > 0, let x = inside[i][scope], x.n > 0 else { continue }
+                guard let b = before[i][scope], b.n > 0, let x = inside[i][scope], x.n > 0, let b0 = base[i][scope] else { continue }
                 // The true rates: the scope's baseline, and the outage's rate on top of it (the simulator fails an
                 // in-scope attempt at the incident's rate, and at its normal rate otherwise) diluted by the scope's
                 // attempts outside the incident's plan.
-                let p0 = rate(b)
+                let p0 = rate(b0)
                 let share = touchesPlanOnly(scope, w) ? 1.0 : planShare[i][scope] ?? 1.0
                 let p1 = p0 + (1 - p0) * w.failureRate * share
                 guard p1 > p0 else { continue }
@@ -190,7 +213,7 @@ public struct AlertEvaluation: Sendable {
                 // against their own baseline (in a scope wider than the plan, the plan's rate there, not the scope's:
                 // a plan failing more often than the scope's other plans made the test decide sooner than any valid
                 // test could), nothing for the others.
-                guard let q0 = RealizedOracle.nullRate(planOnly: touchesPlanOnly(scope, w), before: b, beforeInPlan: beforeInPlan[i][scope]) else { continue }
+                guard let q0 = RealizedOracle.nullRate(planOnly: touchesPlanOnly(scope, w), before: b0, beforeInPlan: baseInPlan[i][scope]) else { continue }
                 let q1 = min(q0 + (1 - q0) * w.failureRate, 1 - 1e-9)
                 let ordered = (inPlan[i][scope] ?? []).sorted { $0.ms < $1.ms }
                 if let (ms, n) = RealizedOracle.decision(ordered, p0: q0, p1: q1, threshold: log(arl0)) {

@@ -125,6 +125,23 @@ import TestSupport
         #expect(O.nullRate(planOnly: false, before: scope, beforeInPlan: (0, 0)) == nil)
     }
 
+    /// The oracle knows the scope's true rate: it counts the attempts of the 91 days before the incident outside every
+    /// incident's window, not one week's (at 10,000 customers a week held 1-2 failures of a plan × reason failing 0.6%
+    /// of the time, so the oracle's baseline was half or twice the true one by chance).
+    @Test func theOraclesBaselineIsTheQuarterBeforeItOutsideEveryIncident() {
+        let start = Timestamp(year: 2025, month: 6, day: 1)
+        let w = IncidentWindow(name: "x", start: start, end: start.adding(ms: 12 * 3_600_000), plan: .standard, reason: .doNotHonor, failureRate: 0.6)
+        let day = Timestamp.millisecondsPerDay
+        func counts(_ msBefore: Int64, inAnIncident: Bool = false) -> Bool {
+            AlertEvaluation.countsTowardsBaseline(Timestamp(ms: start.ms - msBefore), of: w, inAnIncident: inAnIncident)
+        }
+        #expect(counts(1) && counts(8 * day) && counts(60 * day) && counts(91 * day))
+        #expect(!counts(91 * day + 1) && !counts(200 * day))
+        // Not the incident itself, nor another incident's window.
+        #expect(!counts(0) && !counts(-60_000))
+        #expect(!counts(30 * day, inAnIncident: true))
+    }
+
     /// Many incident-runs against a target delay: counts within it, nearest-rank quantiles with a missed incident
     /// slower than any, and the same for the limit of any test.
     @Test func aDelaySummaryCountsTheIncidentRunsWithinTheTarget() {
