@@ -164,8 +164,8 @@ sequential:
   scopes: [overall, plan, reason, plan_reason]
   shifts: [2, 8, 40, 200]
   minIncrease: 0.03
-  # A thin scope's baseline is only as good as the failures it holds: at 7 days a plan × reason failing 0.6% of
-  # about 40 attempts a day (10,000 customers) held 2, its baseline was half or twice the true rate by chance,
+  # A thin scope's baseline is only as good as the failures it holds: at 7 days a plan × reason failing 0.6-0.9%
+  # of about 33 attempts a day (10,000 customers) held 2 or 3, its baseline was half or twice the true rate by chance,
   # and outages there took a failure more to tell than a test that knows the rate (BENCHMARKS.md, "The
   # baseline's memory").
   baselineHalfLifeDays: 28

@@ -105,7 +105,6 @@ public struct AlertEvaluation: Sendable {
     public var months: Double
     public var allAlerts: [Alert]
 
-    /// Runs the world through the engine and matches firing alerts to the incidents (`IncidentCoverage`).
     /// How far back before an incident the oracle's baseline counts attempts (outside every incident's window): 91 days.
     static let baselineLookback: Int64 = 91 * 86_400_000
 
@@ -118,6 +117,7 @@ public struct AlertEvaluation: Sendable {
     /// A baseline from counts of attempts: at least half a failure in the attempts seen (`n` > 0).
     static func rate(_ c: (n: Int, f: Int)) -> Double { max(Double(c.f) / Double(c.n), 0.5 / Double(c.n)) }
 
+    /// Runs the world through the engine and matches firing alerts to the incidents (`IncidentCoverage`).
     /// `progress` is told the share of the simulated time done, in 0...1, once per simulated day.
     public static func run(world: World, rules: AlertRules, start: Timestamp, end: Timestamp, wholeBudget: Double = 1,
                            progress: (Double) -> Void = { _ in }) -> AlertEvaluation {
@@ -135,7 +135,7 @@ public struct AlertEvaluation: Sendable {
         var before = incidents.map { _ in [String: (n: Int, f: Int)]() }, inside = before
         /// The scope's failure rate without incidents, which the oracle knows: from its first attempts in the
         /// `baselineLookback` before the incident outside every incident's window. A week's attempts alone at
-        /// 10,000 customers held 1-2 failures of a plan × reason failing 0.6% of the time, so the oracle's
+        /// 10,000 customers held 1-2 failures of a plan × reason failing 0.6-0.9% of the time, so the oracle's
         /// baseline was half or twice the true one by chance, and it decided too soon or too late.
         var base = before
         /// The same, of the attempts in the incident's plan only: their own baseline, which a test that counts only

@@ -25,8 +25,8 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
     /// How fast the baseline forgets: a count's weight halves after this many days (event time). It is not
     /// updated while a scope fires or looks suspicious, so an outage does not become the baseline (the minutes held
     /// out while it only looked suspicious go back into it once the suspicion clears without an alert). 28: a thin
-    /// scope's baseline is only as good as the failures it holds, and at 7 days a plan × reason failing 0.6% of
-    /// about 40 attempts a day (10,000 customers) held 2 of them, so its baseline was half or twice the true rate by
+    /// scope's baseline is only as good as the failures it holds, and at 7 days a plan × reason failing 0.6-0.9% of
+    /// about 33 attempts a day (10,000 customers) held 2 or 3 of them, so its baseline was half or twice the true rate by
     /// chance and an outage there took a failure more to tell; the busiest scopes' false alerts did not rise.
     public var baselineHalfLifeDays: Double
     /// The baseline's prior: this many pseudo-attempts at `priorFailureRate` (it leans high, so that a scope

@@ -126,7 +126,7 @@ import TestSupport
     }
 
     /// The oracle knows the scope's true rate: it counts the attempts of the 91 days before the incident outside every
-    /// incident's window, not one week's (at 10,000 customers a week held 1-2 failures of a plan × reason failing 0.6%
+    /// incident's window, not one week's (at 10,000 customers a week held 1-2 failures of a plan × reason failing 0.6-0.9%
     /// of the time, so the oracle's baseline was half or twice the true one by chance).
     @Test func theOraclesBaselineIsTheQuarterBeforeItOutsideEveryIncident() {
         let start = Timestamp(year: 2025, month: 6, day: 1)
