@@ -79,7 +79,7 @@ extension SequentialDetector {
             let decay = exp2(-Double(now - d.baselineMinute) / halfLife)
             d.baseAttempts *= decay
             d.baseFailures *= decay
-            let perMinute = attemptsPerMinute(d, minute: now, tau: tau)
+            let perMinute = attemptsPerMinute(d, minute: now)
             r.attemptsPerHour = perMinute * 60
             guard d.baseAttempts >= config.minBaselineAttempts, perMinute > 0 else { return r }
             let p0 = d.firing?.baseline ?? baseline(d)

@@ -125,8 +125,9 @@ func planAttempts(_ plan: Plan, minutes: Int, perMinute: Double, seed: UInt64, g
         return counts
     }
 
-    /// The held counts are part of the checkpointed state; a state written before they existed (without them at
-    /// its end) still restores, with nothing held; bytes after the end are refused.
+    /// The held counts and the attempt rate's count are part of the checkpointed state; a state written before either
+    /// existed (without them at its end) still restores, with nothing held and the rate its baseline gave; bytes after
+    /// the end are refused.
     @Test func heldCountsAreCheckpointedAndAnEarlierStateStillRestores() throws {
         let config = SequentialAlerting(scopes: [.overall])
         var detector = SequentialDetector(config: config)
@@ -140,15 +141,46 @@ func planAttempts(_ plan: Plan, minutes: Int, perMinute: Double, seed: UInt64, g
         }
         let bytes = detector.encoded()
         #expect(try SequentialDetector(config: config, encoded: bytes) == detector)
-        // The held counts are the last 16 bytes of each scope's: one scope here.
-        let earlier = try SequentialDetector(config: config, encoded: Array(bytes.dropLast(16 * detector.scopes.count)))
+        // After the scopes: 16 bytes of held counts per scope, then 8 of the attempt rate's count (one scope here).
+        // A state written before the rate's count restores with the count its baseline's rate gives.
+        let beforeRate = try SequentialDetector(config: config, encoded: Array(bytes.dropLast(8 * detector.scopes.count)))
+        var withBaselineRate = detector
+        withBaselineRate.scopes[0].rateAttempts = detector.rateCount(fromBaselineOf: detector.scopes[0])
+        #expect(beforeRate == withBaselineRate)
+        // The steady stream's rate, either way, within 10% (0.1 attempts a minute).
+        for d in [detector, beforeRate] {
+            let perMinute = d.attemptsPerMinute(d.scopes[0], minute: d.scopes[0].baselineMinute)
+            #expect(abs(perMinute - 0.1) < 0.01, "\(perMinute)")
+        }
+        // And one written before the held counts, with nothing held.
+        let earlier = try SequentialDetector(config: config, encoded: Array(bytes.dropLast(24 * detector.scopes.count)))
         #expect(earlier.scopes[0].heldAttempts == 0 && earlier.scopes[0].heldFailures == 0)
-        var withoutHeld = detector
-        withoutHeld.scopes[0].heldAttempts = 0
-        withoutHeld.scopes[0].heldFailures = 0
-        #expect(earlier == withoutHeld)
+        withBaselineRate.scopes[0].heldAttempts = 0
+        withBaselineRate.scopes[0].heldFailures = 0
+        #expect(earlier == withBaselineRate)
         #expect(throws: (any Error).self) { try SequentialDetector(config: config, encoded: bytes + [0]) }
         #expect(throws: (any Error).self) { try SequentialDetector(config: config, encoded: Array(bytes.dropLast(1))) }
+    }
+
+    /// The attempt rate that sets the thresholds has a week's memory, not the baseline's 28 days: after the volume
+    /// doubles it reads within 10% of the new rate three weeks later, where the baseline's counts would still read
+    /// a third below it.
+    @Test func theAttemptRateFollowsAGrowingBusiness() {
+        let config = SequentialAlerting(scopes: [.overall])
+        var detector = SequentialDetector(config: config)
+        let day: Int64 = 24 * 60
+        // 1 attempt a minute for 120 days, then 2 a minute for 21 days; nothing fails.
+        var counts = [Int32](repeating: 0, count: AlertEngine.scopeCount * 4)
+        for minute in 0..<(141 * day) {
+            counts[0] = minute < 120 * day ? 1 : 2
+            _ = detector.observe(minute: minute, counts: counts)
+        }
+        let d = detector.scopes[0], now = 141 * day - 1
+        let rate = detector.attemptsPerMinute(d, minute: now)
+        #expect(abs(rate - 2) < 0.2, "\(rate)")
+        let tau = detector.tau, elapsed = Double(now + 1)
+        let baselineRate = d.baseAttempts / (tau * (1 - exp(-elapsed / tau)))
+        #expect(baselineRate < 1.7, "\(baselineRate)")
     }
 
     /// A step from 4% to 40% failing after a week, at three volumes: detected within twice the delay of an
