@@ -399,8 +399,9 @@ extension SequentialDetector {
     /// The baseline's half-life and its time constant, in minutes.
     var halfLife: Double { config.baselineHalfLifeDays * 24 * 60 }
     var tau: Double { halfLife / log(2.0) }
-    /// The attempt rate's half-life (`ScopeDetector.rateAttempts`): 7 days, in minutes.
+    /// The attempt rate's half-life (`ScopeDetector.rateAttempts`), 7 days, and its time constant, in minutes.
     static let rateHalfLifeMinutes = 7.0 * 24 * 60
+    static let rateTau = rateHalfLifeMinutes / log(2.0)
     /// The false alerts a month each scope's CUSUM may raise: the business's budget shared evenly.
     var budgetPerTest: Double { config.falseAlertsPerMonth / Double(watched.count * config.shifts.count) }
 
@@ -412,10 +413,9 @@ extension SequentialDetector {
     /// A scope's attempts a minute as of `minute` (its last minute with attempts or later): its decayed count of
     /// attempts (`rateAttempts`) over the decayed time since its first attempt.
     func attemptsPerMinute(_ d: ScopeDetector, minute: Int64) -> Double {
-        let tau = Self.rateHalfLifeMinutes / log(2.0)
         let elapsed = Double(minute - d.firstMinute! + 1)
         let count = d.rateAttempts * exp2(-Double(minute - d.baselineMinute) / Self.rateHalfLifeMinutes)
-        return count / (tau * (1 - exp(-elapsed / tau)))
+        return count / (Self.rateTau * (1 - exp(-elapsed / Self.rateTau)))
     }
 
     /// The failure rate the CUSUM for `shift` times the baseline is tuned for.
@@ -529,8 +529,8 @@ extension SequentialDetector {
     /// The attempt-rate count that gives the rate a scope's baseline counts used to give, as of its last minute.
     func rateCount(fromBaselineOf d: ScopeDetector) -> Double {
         guard let first = d.firstMinute else { return 0 }
-        let elapsed = Double(d.baselineMinute - first + 1), rateTau = Self.rateHalfLifeMinutes / log(2.0)
+        let elapsed = Double(d.baselineMinute - first + 1)
         let perMinute = d.baseAttempts / (tau * (1 - exp(-elapsed / tau)))
-        return perMinute * rateTau * (1 - exp(-elapsed / rateTau))
+        return perMinute * Self.rateTau * (1 - exp(-elapsed / Self.rateTau))
     }
 }
