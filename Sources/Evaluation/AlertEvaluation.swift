@@ -128,19 +128,20 @@ public struct AlertEvaluation: Sendable {
         let incidents = world.incidents
         let scopes = rules.sequential.map { $0.watched.map(\.name) } ?? ["overall"] + Plan.paid.map { "plan:\($0.rawValue)" }
             + FailureReason.allCases.map { "reason:\($0.rawValue)" }
-        // Per incident and touched scope: first attempts and failures in the 7 days before it (the scope's attempt
-        // rate) and inside it.
+        // Per incident and touched scope: first attempts in the 7 days before it (the scope's attempt rate), and
+        // first attempts and failures inside it.
         let lookback: Int64 = 7 * 86_400_000
         let touched = incidents.map { w in scopes.filter { IncidentCoverage.touches($0, w) } }
-        var before = incidents.map { _ in [String: (n: Int, f: Int)]() }, inside = before
+        var weekAttempts = incidents.map { _ in [String: Int]() }
+        var inside = incidents.map { _ in [String: (n: Int, f: Int)]() }
         /// The scope's failure rate without incidents, which the oracle knows: from its first attempts in the
         /// `baselineLookback` before the incident outside every incident's window. A week's attempts alone at
         /// 10,000 customers held 1-2 failures of a plan × reason failing 0.6-0.9% of the time, so the oracle's
         /// baseline was half or twice the true one by chance, and it decided too soon or too late.
-        var base = before
+        var base = inside
         /// The same, of the attempts in the incident's plan only: their own baseline, which a test that counts only
         /// them (below) must weigh them against.
-        var baseInPlan = before
+        var baseInPlan = inside
         /// Per incident and touched scope, its attempts inside the window that are in the incident's plan: time and
         /// whether it failed (for the scope).
         var inPlan = incidents.map { _ in [String: [(ms: Int64, failed: Bool)]]() }
@@ -171,10 +172,7 @@ public struct AlertEvaluation: Sendable {
                         inside[i][scope, default: (0, 0)].f += f
                         continue
                     }
-                    if inWeek {
-                        before[i][scope, default: (0, 0)].n += 1
-                        before[i][scope, default: (0, 0)].f += f
-                    }
+                    if inWeek { weekAttempts[i][scope, default: 0] += 1 }
                     base[i][scope, default: (0, 0)].n += 1
                     base[i][scope, default: (0, 0)].f += f
                     if w.plan == nil || w.plan == plan {
@@ -196,7 +194,7 @@ public struct AlertEvaluation: Sendable {
             var best: Oracle?
             var first: RealizedOracle?, bound: RealizedOracle?
             for scope in touched[i] {
-                guard let b = before[i][scope], b.n > 0, let x = inside[i][scope], x.n > 0, let b0 = base[i][scope] else { continue }
+                guard let week = weekAttempts[i][scope], let x = inside[i][scope], x.n > 0, let b0 = base[i][scope] else { continue }
                 // The true rates: the scope's baseline, and the outage's rate on top of it (the simulator fails an
                 // in-scope attempt at the incident's rate, and at its normal rate otherwise) diluted by the scope's
                 // attempts outside the incident's plan.
@@ -204,7 +202,7 @@ public struct AlertEvaluation: Sendable {
                 let share = touchesPlanOnly(scope, w) ? 1.0 : planShare[i][scope] ?? 1.0
                 let p1 = p0 + (1 - p0) * w.failureRate * share
                 guard p1 > p0 else { continue }
-                let monthly = Double(b.n) / 7 * 30.44
+                let monthly = Double(week) / 7 * 30.44
                 let arl0 = max(monthly / budget, 10)
                 let attempts = log(arl0) / SequentialAlerting.kl(min(p1, 1 - 1e-9), p0)
                 let oracle = Oracle(scope: scope, baseline: p0, rate: p1, attemptsPerMinute: Double(x.n) / w.durationMinutes, attempts: attempts)
