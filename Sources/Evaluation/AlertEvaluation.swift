@@ -37,8 +37,9 @@ public struct AlertEvaluation: Sendable {
         public var realized: RealizedOracle?
         /// The limit of any test held to the goal's false-alarm rate: the oracle on this run's attempts with the whole
         /// business's budget (`wholeBudget` false alerts a month) spent on that one scope, not shared with any other
-        /// scope or CUSUM; nil when it decides in no scope within the window. A goal faster than this is beyond any
-        /// detector that meets the false-alarm goal.
+        /// scope or CUSUM, and its threshold lowered by the overshoot the detector's thresholds allow for
+        /// (`SequentialAlerting.overshoot`); nil when it decides in no scope within the window. A goal faster than
+        /// this is beyond any detector that meets the false-alarm goal.
         public var bound: RealizedOracle?
         /// Every firing alert about the incident (more than one: it resolved and fired again, or several scopes fired).
         public var firings: Int = 0
@@ -58,8 +59,10 @@ public struct AlertEvaluation: Sendable {
     /// The oracle test on a run's own attempts: knowing the start, the baseline p₀ and the outage's rate p₁, it sums
     /// the log-likelihood ratio of each in-scope first attempt from the incident's start (an attempt outside the
     /// incident's plan counts nothing, and p₀ is the baseline of the attempts it counts) and decides when the sum
-    /// reaches ln(ARL₀), the detector's own threshold for that false-alarm budget. One run's attempts can hold less evidence than expected (3 failures of 22 where
-    /// 6.6 were expected): then no test could decide sooner, and the expected delay alone would blame the detector.
+    /// reaches ln(ARL₀) = ln(1/α) for that false-alarm budget (the detector's thresholds sit lower by the overshoot
+    /// they allow for, `SequentialAlerting.threshold(arl0:p0:p1:)`). One run's attempts can hold less evidence than
+    /// expected (3 failures of 22 where 6.6 were expected): then no test could decide sooner, and the expected delay
+    /// alone would blame the detector.
     public struct RealizedOracle: Sendable {
         public var scope: String
         public var delayMinutes: Double
@@ -218,7 +221,7 @@ public struct AlertEvaluation: Sendable {
                     let minutes = Double(ms - w.start.ms) / 60_000
                     if minutes < first?.delayMinutes ?? .infinity { first = RealizedOracle(scope: scope, delayMinutes: minutes, attempts: n) }
                 }
-                if let (ms, n) = RealizedOracle.decision(ordered, p0: q0, p1: q1, threshold: log(max(monthly / max(wholeBudget, 1e-9), 10))) {
+                if let (ms, n) = RealizedOracle.decision(ordered, p0: q0, p1: q1, threshold: max(log(max(monthly / max(wholeBudget, 1e-9), 10)) - SequentialAlerting.overshoot(p0: q0, p1: q1), 0)) {
                     let minutes = Double(ms - w.start.ms) / 60_000
                     if minutes < bound?.delayMinutes ?? .infinity { bound = RealizedOracle(scope: scope, delayMinutes: minutes, attempts: n) }
                 }

@@ -91,7 +91,7 @@ extension SequentialDetector {
                 let p1 = design(p0, shift)
                 let drift = q * log(p1 / p0) + (1 - q) * log((1 - p1) / (1 - p0))
                 guard drift > 0 else { continue }
-                attempts = min(attempts, SequentialAlerting.threshold(arl0: arl0, kl01: SequentialAlerting.kl(p0, p1)) / drift)
+                attempts = min(attempts, SequentialAlerting.threshold(arl0: arl0, p0: p0, p1: p1) / drift)
             }
             if attempts.isFinite { r.hoursToDetect = attempts / perMinute / 60 }
             return r

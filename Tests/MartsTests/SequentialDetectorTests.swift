@@ -88,12 +88,14 @@ func planAttempts(_ plan: Plan, minutes: Int, perMinute: Double, seed: UInt64, g
     /// scope's clustered chance failures never reached its baseline while its successes did, so it sat below the true
     /// rate and the next chance failures looked like an outage. One scope (overall), 0.1 attempts a minute failing
     /// 0.3% of the time for 400 days, four seeds: the baseline's mean over the last 300 days is within 20% of the
-    /// truth, the false alerts stay within the budget (without the held minutes returned: 0.042-0.044% and 19 to 23
-    /// false alerts, where the budget allows 6.6), and the scope was suspicious (minutes held) at some point, so the
-    /// case is exercised.
+    /// truth, the false alerts of the four seeds together stay within the budget (26.3 in their 1,600 days; one seed
+    /// alone may exceed its 6.6 by chance, since the thresholds are calibrated to spend it; without the held minutes
+    /// returned: 0.042-0.044% and 19 to 23 false alerts a seed), and the scope was suspicious (minutes held) at some
+    /// point, so the case is exercised.
     @Test func aThinScopesBaselineLearnsItsRareFailuresToo() {
         let config = SequentialAlerting(scopes: [.overall])
         let truth = 0.003
+        var falseAlerts: [Int] = []
         for seed: UInt64 in [1, 2, 3, 4] {
             var detector = SequentialDetector(config: config)
             var rng = Xoshiro(seed: seed)
@@ -110,9 +112,10 @@ func planAttempts(_ plan: Plan, minutes: Int, perMinute: Double, seed: UInt64, g
             let mean = sum / Double(samples)
             #expect(held > 0, "seed \(seed): never suspicious")
             #expect(abs(mean / truth - 1) < 0.2, "seed \(seed): baseline \(mean) against \(truth), \(alerts) alert(s)")
-            // Every alert is false here: no more than the budget allows in 400 days.
-            #expect(Double(alerts) <= config.falseAlertsPerMonth * 400 / 30.44, "seed \(seed): \(alerts) false alerts")
+            falseAlerts.append(alerts)
         }
+        // Every alert is false here: no more than the budget allows in the four seeds' 1,600 days.
+        #expect(Double(falseAlerts.reduce(0, +)) <= config.falseAlertsPerMonth * 4 * 400 / 30.44, "false alerts by seed: \(falseAlerts)")
     }
 
     /// A minute of a thin stream in the engine's counter layout (first attempts, scope 0 = overall): an attempt with
@@ -477,6 +480,75 @@ func planAttempts(_ plan: Plan, minutes: Int, perMinute: Double, seed: UInt64, g
             #expect(mean >= minutes / 2 && mean <= 2 * minutes + 1, "measured \(delays) min, stated \(minutes) min at \(perMinute)/min")
         }
         #expect(predicted[0] > 5 * predicted[1], "ten times the volume, far sooner: \(predicted)")
+    }
+
+    /// The thresholds are calibrated to the false-alarm budget: the exact in-control run length of a Bernoulli CUSUM
+    /// at the threshold the detector uses is close to the run length it was asked for. Over shifts of 40 and 200
+    /// times baselines of 0.1-0.4% (the thin scopes' CUSUMs whose failures lift the statistic by 3.7-5.3 nats) and
+    /// run lengths from 10⁴ to 3·10⁶ attempts, the median ratio is between 0.5 and 2 and none is below 0.4; with
+    /// Siegmund's threshold alone (the overshoot ignored) the median is above 3: a fraction of the budget spent.
+    @Test func theThresholdsRunAsLongAsTheBudgetAsksBetweenFalseAlarms() {
+        var before: [Double] = [], after: [Double] = []
+        for p0 in [0.001, 0.002, 0.004] {
+            for shift in [40.0, 200.0] {
+                let p1 = p0 * shift
+                for arl0 in [1e4, 3e4, 1e5, 3e5, 1e6, 3e6] {
+                    let plain = SequentialAlerting.threshold(arl0: arl0, kl01: SequentialAlerting.kl(p0, p1))
+                    let calibrated = SequentialAlerting.threshold(arl0: arl0, p0: p0, p1: p1)
+                    #expect(calibrated < plain && calibrated >= plain / 2)
+                    before.append(Self.exactRunLength(p0: p0, p1: p1, h: plain) / arl0)
+                    after.append(Self.exactRunLength(p0: p0, p1: p1, h: calibrated) / arl0)
+                }
+            }
+        }
+        func median(_ x: [Double]) -> Double { let s = x.sorted(); return (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
+        #expect(median(before) > 3, "ratios without the overshoot: \(before)")
+        #expect(median(after) > 0.5 && median(after) < 2, "ratios: \(after)")
+        #expect(after.min()! > 0.4, "ratios: \(after)")
+    }
+
+    /// The exact expected number of in-control attempts (failing with `p0`) until the CUSUM of `p0` against `p1`
+    /// reaches `h` from zero, a plain reference computed without the detector. A failure lifts the statistic by
+    /// a = ln(p₁/p₀), a success lowers it by b = ln((1−p₀)/(1−p₁)) down to zero. Seen at failures only, the
+    /// statistic after a failure is a Markov chain: from x, g successes (probability (1−p₀)ᵍp₀) lead to
+    /// max(0, x − g·b) + a. Its expected number of failures to reach h, M, solves a linear system on a grid of b/4
+    /// (b exact on it, a rounded to it), and by Wald's identity the attempts are (1 + M(a))/p₀.
+    static func exactRunLength(p0: Double, p1: Double, h: Double) -> Double {
+        let a = log(p1 / p0), b = log((1 - p0) / (1 - p1)), step = b / 4
+        let ia = Int((a / step).rounded()), top = Int((h / step).rounded(.up))
+        guard ia < top else { return 1 / p0 }
+        // Unknowns: M at grid values ia..<top (the values a failure can leave the statistic at below h).
+        let n = top - ia
+        var m = [Double](repeating: 0, count: n * n), rhs = [Double](repeating: 1, count: n)
+        for row in 0..<n {
+            m[row * n + row] += 1
+            let x = ia + row
+            var g = 0, weight = p0
+            while x - 4 * g > 0 {
+                let y = x - 4 * g + ia
+                if y < top { m[row * n + (y - ia)] -= weight }
+                g += 1
+                weight *= 1 - p0
+            }
+            // Every longer run of successes takes the statistic to zero, and the next failure to a.
+            m[row * n] -= pow(1 - p0, Double(g))
+        }
+        // Gaussian elimination (the matrix I − P of a chain that leaves the grid is diagonally dominant).
+        for k in 0..<n {
+            let pivot = m[k * n + k]
+            for r in (k + 1)..<n where m[r * n + k] != 0 {
+                let f = m[r * n + k] / pivot
+                for c in k..<n { m[r * n + c] -= f * m[k * n + c] }
+                rhs[r] -= f * rhs[k]
+            }
+        }
+        var solution = [Double](repeating: 0, count: n)
+        for k in stride(from: n - 1, through: 0, by: -1) {
+            var sum = rhs[k]
+            for c in (k + 1)..<n { sum -= m[k * n + c] * solution[c] }
+            solution[k] = sum / m[k * n + k]
+        }
+        return (1 + solution[0]) / p0
     }
 
     /// The reach said in words: nothing seen, too thin to watch, still learning, or how soon an outage is caught
