@@ -514,7 +514,8 @@ func planAttempts(_ plan: Plan, minutes: Int, perMinute: Double, seed: UInt64, g
     /// max(0, x − g·b) + a. Its expected number of failures to reach h, M, solves a linear system on a grid of b/4
     /// (b exact on it, a rounded to it), and by Wald's identity the attempts are (1 + M(a))/p₀.
     static func exactRunLength(p0: Double, p1: Double, h: Double) -> Double {
-        let a = log(p1 / p0), b = log((1 - p0) / (1 - p1)), step = b / 4
+        let cellsPerSuccess = 4
+        let a = log(p1 / p0), b = log((1 - p0) / (1 - p1)), step = b / Double(cellsPerSuccess)
         let ia = Int((a / step).rounded()), top = Int((h / step).rounded(.up))
         guard ia < top else { return 1 / p0 }
         // Unknowns: M at grid values ia..<top (the values a failure can leave the statistic at below h).
@@ -524,8 +525,8 @@ func planAttempts(_ plan: Plan, minutes: Int, perMinute: Double, seed: UInt64, g
             m[row * n + row] += 1
             let x = ia + row
             var g = 0, weight = p0
-            while x - 4 * g > 0 {
-                let y = x - 4 * g + ia
+            while x - cellsPerSuccess * g > 0 {
+                let y = x - cellsPerSuccess * g + ia
                 if y < top { m[row * n + (y - ia)] -= weight }
                 g += 1
                 weight *= 1 - p0
@@ -533,7 +534,7 @@ func planAttempts(_ plan: Plan, minutes: Int, perMinute: Double, seed: UInt64, g
             // Every longer run of successes takes the statistic to zero, and the next failure to a.
             m[row * n] -= pow(1 - p0, Double(g))
         }
-        // Gaussian elimination (the matrix I − P of a chain that leaves the grid is diagonally dominant).
+        // Gaussian elimination without pivoting: I − P of a chain that can leave the grid is a nonsingular M-matrix.
         for k in 0..<n {
             let pivot = m[k * n + k]
             for r in (k + 1)..<n where m[r * n + k] != 0 {
