@@ -221,7 +221,8 @@ public struct AlertEvaluation: Sendable {
                     let minutes = Double(ms - w.start.ms) / 60_000
                     if minutes < first?.delayMinutes ?? .infinity { first = RealizedOracle(scope: scope, delayMinutes: minutes, attempts: n) }
                 }
-                if let (ms, n) = RealizedOracle.decision(ordered, p0: q0, p1: q1, threshold: max(log(max(monthly / max(wholeBudget, 1e-9), 10)) - SequentialAlerting.overshoot(p0: q0, p1: q1), 0)) {
+                let wholeBudgetThreshold = log(max(monthly / max(wholeBudget, 1e-9), 10)) - SequentialAlerting.overshoot(p0: q0, p1: q1)
+                if let (ms, n) = RealizedOracle.decision(ordered, p0: q0, p1: q1, threshold: max(wholeBudgetThreshold, 0)) {
                     let minutes = Double(ms - w.start.ms) / 60_000
                     if minutes < bound?.delayMinutes ?? .infinity { bound = RealizedOracle(scope: scope, delayMinutes: minutes, attempts: n) }
                 }

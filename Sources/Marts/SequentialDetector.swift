@@ -178,8 +178,8 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
     /// small run length asked for is left with a threshold that still needs evidence).
     /// - Exact run lengths (the Markov chain of the statistic, `SequentialDetectorTests`) over shifts of 40 and 200
     ///   times baselines of 0.1-0.4% and run lengths of 10⁴ to 3·10⁶ attempts: without ρ, 2.3 to 53 times `arl0`
-    ///   (median 4), so a business saw a fraction of the false alerts it budgeted and its outages were caught a
-    ///   failure later than that budget allowed; with ρ, 0.54 to 8.6 times (median 1.0). Which factor a threshold
+    ///   (median 3.8), so a business saw a fraction of the false alerts it budgeted and its outages were caught a
+    ///   failure later than that budget allowed; with ρ, 0.55 to 8.7 times (median 1.0). Which factor a threshold
     ///   gets depends on where h falls on the lattice of the statistic's values; where p₁ is capped at 0.95 the
     ///   run lengths stay longer than asked.
     public static func threshold(arl0: Double, p0: Double, p1: Double) -> Double {

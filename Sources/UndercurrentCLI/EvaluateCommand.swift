@@ -20,7 +20,8 @@ struct EvaluateCommand: ParsableCommand {
         α the detector's false-alarm budget per scope and CUSUM, at the scope's attempt rate during the \
         incident), and its delay on the run's own attempts (its log-likelihood ratio summed from the incident's \
         start up to ln(1/α)), and the limit of any test held to --max-false-per-month: the same oracle with that \
-        whole budget spent on one scope; and how long after the incident's end its alerts resolved, and how many \
+        whole budget spent on one scope, its threshold lowered by the overshoot the detector's thresholds allow \
+        for; and how long after the incident's end its alerts resolved, and how many \
         firing alerts it raised (a scope that resolved while the outage lasted and fired again counts twice). \
         --sweep runs every listed business size over every --scenarios scenario and checks \
         the goals: every incident the oracle detects within its window on the run's attempts detected within 2× \
