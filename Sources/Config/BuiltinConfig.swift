@@ -147,7 +147,10 @@ signupBursts: []
 # still raised after that is a new shift, which the CUSUMs catch again. With `resolveWithWiderScope`, a scope
 # also resolves when a wider one containing it resolves (overall contains each plan and reason, a plan and a
 # reason their plan × reason) for the same episode: a thin plan × reason no longer fires for days after a mild
-# outage that its plan or reason has seen end (`resolved_with` names that scope). Each alert carries the observed and
+# outage that its plan or reason has seen end (`resolved_with` names that scope). With `resolveWithNarrowerScope`,
+# a scope also resolves when a narrower one it contains resolves, once none it contains fires and its other failures
+# are within its baseline: a thin plan whose plan × reason carried the outage no longer waits a day or more for clean
+# attempts of its own. Each alert carries the observed and
 # baseline rates, the attempts and failures since the estimated start of the shift, and the evidence.
 #
 # Evaluated in event time once a minute; `undercurrent evaluate-alerts --sweep` measures it against an oracle.
@@ -175,6 +178,7 @@ sequential:
   resolveEvidence: 6.9
   chanceResolutionDays: 7
   resolveWithWiderScope: true
+  resolveWithNarrowerScope: true
   attempts: first
 """#,
         "scenarios/baseline.yaml": #"""

@@ -36,8 +36,8 @@ public enum MarkdownReport {
             var line = "- \(a.state.rawValue) \(a.rule) [\(a.scope)] at \(a.at): observed \(Format.percent(a.observedRate)), baseline "
                 + "\(Format.percent(a.baselineRate)), \(a.attempts) attempts / \(a.failures) failures"
             if let start = a.shiftStart { line += ", shift began \(start)" }
-            if let wider = a.resolvedWith {
-                line += ", resolved with [\(wider)]"
+            if let other = a.resolvedWith {
+                line += ", resolved with [\(other)]"
             } else if let e = a.evidence {
                 line += String(format: ", evidence 10^%.1f", e / log(10))
             }

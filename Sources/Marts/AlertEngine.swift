@@ -121,8 +121,9 @@ public struct Alert: Sendable, Equatable {
     /// likelihood ratio of the shifted rate against the baseline; for `resolved`, of the baseline against it).
     public var shiftStart: Timestamp?
     public var evidence: Double?
-    /// A `resolved` alert that resolved with a wider scope containing it (`SequentialAlerting.resolveWithWiderScope`):
-    /// that scope; nil when it resolved on its own evidence.
+    /// A `resolved` alert that resolved with another scope: a wider one containing it
+    /// (`SequentialAlerting.resolveWithWiderScope`) or a narrower one it contains that carried the outage
+    /// (`SequentialAlerting.resolveWithNarrowerScope`); nil when it resolved on its own evidence.
     public var resolvedWith: String?
 
     public init(rule: String, scope: String, state: State, at: Timestamp, firingSince: Timestamp, observedRate: Double,

@@ -54,13 +54,18 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
     /// for as many clean attempts as its own evidence needs, days of them for a mild outage; one still raised
     /// is a new shift to its reset CUSUMs and fires again.
     public var resolveWithWiderScope: Bool
+    /// Whether a firing scope also resolves when a narrower scope it contains resolves, for a shift of the same
+    /// episode, once none it contains fires, its own latest attempts lean towards the baseline and its other failures
+    /// are within what its baseline explains (`SequentialDetector.resolveWithNarrowerScopes`): the narrower scope
+    /// carried the outage and has shown it over, with attempts a thin wider scope would take a day or more to gather.
+    public var resolveWithNarrowerScope: Bool
     /// `first`: first attempts only (retries fail far more often and come in dunning waves); `all`: every attempt.
     public var attempts: AlertRules.Rule.AttemptKind
 
     public init(id: String = "failure-rate-shift", falseAlertsPerMonth: Double = 0.5, scopes: [Scope] = Scope.allCases,
                 shifts: [Double] = [2, 8, 40, 200], minIncrease: Double = 0.03, baselineHalfLifeDays: Double = 28, priorAttempts: Double = 5,
                 priorFailureRate: Double = 0.1, minBaselineAttempts: Double = 200, resolveEvidence: Double = 6.9,
-                chanceResolutionDays: Double = 7, resolveWithWiderScope: Bool = true, attempts: AlertRules.Rule.AttemptKind = .first) {
+                chanceResolutionDays: Double = 7, resolveWithWiderScope: Bool = true, resolveWithNarrowerScope: Bool = true, attempts: AlertRules.Rule.AttemptKind = .first) {
         self.id = id
         self.falseAlertsPerMonth = falseAlertsPerMonth
         self.scopes = scopes
@@ -73,12 +78,13 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
         self.resolveEvidence = resolveEvidence
         self.chanceResolutionDays = chanceResolutionDays
         self.resolveWithWiderScope = resolveWithWiderScope
+        self.resolveWithNarrowerScope = resolveWithNarrowerScope
         self.attempts = attempts
     }
 
     enum CodingKeys: String, CodingKey {
         case id, falseAlertsPerMonth, scopes, shifts, minIncrease, baselineHalfLifeDays, priorAttempts, priorFailureRate,
-             minBaselineAttempts, resolveEvidence, chanceResolutionDays, resolveWithWiderScope, attempts
+             minBaselineAttempts, resolveEvidence, chanceResolutionDays, resolveWithWiderScope, resolveWithNarrowerScope, attempts
     }
 
     /// Every key may be left out (the default above).
@@ -97,10 +103,11 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
         resolveEvidence = try c.decodeIfPresent(Double.self, forKey: .resolveEvidence) ?? d.resolveEvidence
         chanceResolutionDays = try c.decodeIfPresent(Double.self, forKey: .chanceResolutionDays) ?? d.chanceResolutionDays
         resolveWithWiderScope = try c.decodeIfPresent(Bool.self, forKey: .resolveWithWiderScope) ?? d.resolveWithWiderScope
+        resolveWithNarrowerScope = try c.decodeIfPresent(Bool.self, forKey: .resolveWithNarrowerScope) ?? d.resolveWithNarrowerScope
         attempts = try c.decodeIfPresent(AlertRules.Rule.AttemptKind.self, forKey: .attempts) ?? d.attempts
     }
 
-    /// Every key but `chanceResolutionDays` and `resolveWithWiderScope`, which are written only when they are not
+    /// Every key but `chanceResolutionDays`, `resolveWithWiderScope` and `resolveWithNarrowerScope`, which are written only when they are not
     /// their defaults: the rules' fingerprint (`AlertRules.fingerprint`) of a file without them is the one it had
     /// before the keys existed, so an alert engine checkpointed then is still restored (its state's layout is the
     /// same). A new setting must be written here too (a test counts the keys against the stored properties).
@@ -121,6 +128,9 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
         }
         if resolveWithWiderScope != SequentialAlerting().resolveWithWiderScope {
             try c.encode(resolveWithWiderScope, forKey: .resolveWithWiderScope)
+        }
+        if resolveWithNarrowerScope != SequentialAlerting().resolveWithNarrowerScope {
+            try c.encode(resolveWithNarrowerScope, forKey: .resolveWithNarrowerScope)
         }
         try c.encode(attempts, forKey: .attempts)
     }
@@ -369,6 +379,7 @@ public struct SequentialDetector: Sendable, Equatable {
             scopes[i] = d
         }
         if config.resolveWithWiderScope { resolveWithWiderScopes(&out, minute: minute) }
+        if config.resolveWithNarrowerScope { resolveWithNarrowerScopes(&out, minute: minute) }
         return out
     }
 
@@ -403,6 +414,57 @@ public struct SequentialDetector: Sendable, Equatable {
             scopes[i].firing = nil
             scopes[i].cusums = Array(repeating: .init(), count: config.shifts.count)
         }
+    }
+
+    /// Resolves the firing scopes whose shift a narrower scope resolved this minute explains
+    /// (`resolveWithNarrowerScope`): a plan whose plan × reason carried the outage, a reason of one plan's outage,
+    /// `overall` of a plan's or a reason's. The wider scope resolves when
+    /// - a scope it contains resolved this minute, for a shift that began no more than an hour before its own (so the
+    ///   narrower scope's counts fall within its own: one firing since before counts failures it never saw),
+    /// - no scope it contains is firing still,
+    /// - its own attempts since its last failure favour the baseline (its recovery test is above zero), and
+    /// - its failures other than the narrower scope's are no more than its baseline explains: the Poisson test of
+    ///   their count against the count their baselines give (its baseline less the narrower one's) finds under
+    ///   4.6 nats (odds of 100 to 1) of an excess.
+    /// A thin wider scope otherwise waits for clean attempts of its own: a plan seeing 1.3 first attempts an hour,
+    /// 6.8% failing, needs about 40 of them to tell its baseline from a 30% outage, 30 hours, long after its
+    /// plan × reason (baseline 0.2%) has shown the outage over. Narrower scopes come last in `watched`, so this
+    /// runs from them outwards, and `overall` may resolve with a plan that resolved with its plan × reason.
+    mutating func resolveWithNarrowerScopes(_ out: inout [Alert], minute: Int64) {
+        var resolved: [String: Alert] = [:]
+        for a in out where a.state == .resolved { resolved[a.scope] = a }
+        guard !resolved.isEmpty else { return }
+        var index: [String: Int] = [:]
+        for (i, scope) in watched.enumerated() { index[scope.name] = i }
+        for (i, scope) in watched.enumerated().reversed() {
+            guard let firing = scopes[i].firing, firing.recovery > 0 else { continue }
+            let narrower = watched.filter { Self.widerScopes(of: $0.name).contains(scope.name) }.map(\.name)
+            guard !narrower.contains(where: { scopes[index[$0]!].firing != nil }) else { continue }
+            let explaining = narrower.compactMap { resolved[$0] }.first { Self.explains($0, firing, minute: minute) }
+            guard let explaining else { continue }
+            let alert = resolution(scope.name, firing, minute: minute, with: explaining.scope)
+            out.append(alert)
+            resolved[scope.name] = alert
+            scopes[i].firing = nil
+            scopes[i].cusums = Array(repeating: .init(), count: config.shifts.count)
+        }
+    }
+
+    /// Whether a narrower scope's resolution (`narrower`, its counts since its shift began) explains a wider scope's
+    /// firing (`resolveWithNarrowerScopes`): its shift began no more than an hour before the wider one's, and the wider
+    /// scope's other failures are within what its baseline less the narrower one's gives.
+    static func explains(_ narrower: Alert, _ wider: ScopeDetector.Firing, minute: Int64) -> Bool {
+        let start = (narrower.shiftStart?.ms ?? minute * AlertEngine.minute) / AlertEngine.minute
+        guard start >= wider.shiftStart - 60 else { return false }
+        let other = Double(max(0, wider.failures - Int64(narrower.failures)))
+        let expected = max(1e-9, wider.baseline * Double(wider.attempts) - narrower.baselineRate * Double(narrower.attempts))
+        return excessEvidence(count: other, expected: expected) < log(100.0)
+    }
+
+    /// The evidence (nats) that a Poisson count is above its expected value: the log-likelihood ratio of the count's
+    /// own mean against `expected` (0 at or below it).
+    static func excessEvidence(count: Double, expected: Double) -> Double {
+        count > expected ? count * log(count / expected) - count + expected : 0
     }
 
     /// Whether a narrower scope's shift (from `narrowerStart`) belongs to a wider scope's episode, from

@@ -254,7 +254,8 @@ func planAttempts(_ plan: Plan, minutes: Int, perMinute: Double, seed: UInt64, g
         #expect(try JSONDecoder().decode(AlertRules.self, from: Data(rules.fingerprint.utf8)) == rules)
         // `SequentialAlerting.encode(to:)` is written by hand: every stored setting must be in it, or two files
         // that differ in a new one would share a fingerprint (and one's alert checkpoint restore under the other).
-        other.resolveWithWiderScope = false  // (the other key written only when not at its default)
+        other.resolveWithWiderScope = false  // (the other keys written only when not at their defaults)
+        other.resolveWithNarrowerScope = false
         let written = try JSONSerialization.jsonObject(with: JSONEncoder().encode(other)) as? [String: Any]
         #expect(written?.count == Mirror(reflecting: other).children.count, "\(written?.keys.sorted() ?? [])")
     }
@@ -285,6 +286,7 @@ func planAttempts(_ plan: Plan, minutes: Int, perMinute: Double, seed: UInt64, g
         func alerts(together: Bool) -> [Alert] {
             var config = SequentialAlerting()
             config.resolveWithWiderScope = together
+            config.resolveWithNarrowerScope = false  // (this test is about the wider scope alone)
             return run(events, rules: AlertRules(evaluateEverySeconds: 60, allowedLatenessSeconds: 120, rules: [], sequential: config))
         }
         let with = alerts(together: true), alone = alerts(together: false)
@@ -411,6 +413,78 @@ func planAttempts(_ plan: Plan, minutes: Int, perMinute: Double, seed: UInt64, g
         }
         #expect(fired >= 16, "the outage was caught in too few runs to say anything")
         #expect(early.isEmpty, "\(early)")
+    }
+
+    /// A thin wider scope resolves with the narrower scope that carried its outage. A plan seeing 4 first attempts an
+    /// hour, 6.8% failing (insufficient funds), has a 12-hour gateway outage failing 60% of them (the 30,000-customer
+    /// case, in 10,000 customers' volume). plan × gateway_timeout (its baseline near zero) shows the outage over
+    /// within a few clean attempts; the plan itself must tell 6.8% from the outage's rate on its own, which takes a
+    /// day where the outage's few attempts left that rate uncertain. With `resolveWithNarrowerScope` the plan resolves
+    /// with its plan × reason, naming it, once that resolves; without, on its own evidence. Eight seeds: the same
+    /// alerts fire either way (no scope fires again), nothing resolves before the outage ends, the plan resolves with
+    /// a narrower scope in at least half the seeds and never later than alone, and its longest wait after the end
+    /// is at most half as long (measured: 4.9 hours against 25.5; 25 hours in all against 57).
+    @Test func aWiderScopeResolvesWithTheNarrowerScopeThatCarriedItsOutage() throws {
+        let warmUp = 14 * 24 * 60, outage = 12 * 60
+        let end = Timestamp(year: 2025, month: 1, day: 1).adding(ms: Int64(warmUp + outage) * 60_000)
+        var hours: (with: [Double], alone: [Double]) = ([], []), withNarrower = 0
+        for seed: UInt64 in 1...8 {
+            let events = meteredAttempts(minutes: warmUp + outage + 14 * 24 * 60, perMinute: 4.0 / 60, seed: seed, baseline: 0.068) { m in
+                (warmUp..<(warmUp + outage)).contains(m) ? 0.6 : 0
+            }
+            func alerts(narrower: Bool) -> [Alert] {
+                var config = SequentialAlerting()
+                config.resolveWithNarrowerScope = narrower
+                return run(events, rules: AlertRules(evaluateEverySeconds: 60, allowedLatenessSeconds: 120, rules: [], sequential: config))
+                    .filter { $0.at.ms > end.ms - Int64(outage) * 60_000 }
+            }
+            let with = alerts(narrower: true), alone = alerts(narrower: false)
+            #expect(with.filter { $0.state == .firing } == alone.filter { $0.state == .firing }, "seed \(seed)")
+            #expect(!with.contains { $0.state == .resolved && $0.at < end }, "seed \(seed): \(with.map { "\($0.state) \($0.scope) \($0.at)" })")
+            #expect(alone.allSatisfy { a in a.resolvedWith.map { SequentialDetector.widerScopes(of: a.scope).contains($0) } ?? true },
+                    "seed \(seed): a scope resolved with a narrower one with the key off")
+            for (list, key) in [(with, true), (alone, false)] {
+                let plan = list.filter { $0.scope == "plan:premium" }
+                let last = try #require(plan.last, "seed \(seed): the plan never fired")
+                #expect(plan.count == 2 && last.state == .resolved, "seed \(seed): \(plan.map { "\($0.state) \($0.at)" })")
+                let h = Double(last.at.ms - end.ms) / 3_600_000
+                if key { hours.with.append(h) } else { hours.alone.append(h) }
+                if key, let other = last.resolvedWith {
+                    withNarrower += 1
+                    #expect(SequentialDetector.widerScopes(of: other).contains("plan:premium"), "seed \(seed): resolved with \(other)")
+                    #expect(with.contains { $0.state == .resolved && $0.scope == other && $0.at == last.at })
+                }
+            }
+        }
+        #expect(withNarrower >= 4, "the plan resolved with a narrower scope in \(withNarrower) of 8 seeds")
+        #expect(zip(hours.with, hours.alone).allSatisfy { $0 <= $1 }, "hours from the end to the plan's resolution: \(hours)")
+        #expect(hours.with.max()! <= hours.alone.max()! / 2, "hours from the end to the plan's resolution: \(hours)")
+    }
+
+    /// When a narrower scope's resolution explains a wider one's firing: its shift began no more than an hour before
+    /// the wider one's, and the wider scope's other failures are within what its baseline less the narrower one's
+    /// gives (the Poisson excess under 4.6 nats).
+    @Test func aNarrowerScopeExplainsAWiderOneOnlyWhenTheRestIsAtItsBaseline() {
+        let start = Timestamp(year: 2025, month: 1, day: 1), base = start.ms / 60_000
+        func narrower(startMinute: Int64) -> Alert {
+            Alert(rule: "r", scope: "plan:premium/reason:gateway_timeout", state: .resolved, at: start.adding(ms: 2000 * 60_000), firingSince: start,
+                  observedRate: 0.4, baselineRate: 0.002, attempts: 50, failures: 20, windowMinutes: 100,
+                  shiftStart: start.adding(ms: startMinute * 60_000))
+        }
+        func wider(failures: Int64, startMinute: Int64 = 1000) -> ScopeDetector.Firing {
+            ScopeDetector.Firing(at: 0, shiftStart: base + startMinute, baseline: 0.068, rate: 0.3, recovery: 1, attempts: 50, failures: failures)
+        }
+        // The wider scope's other failures: 3.3 expected (0.068 × 50 − 0.002 × 50).
+        #expect(SequentialDetector.explains(narrower(startMinute: 1000), wider(failures: 23), minute: 2000))
+        #expect(SequentialDetector.explains(narrower(startMinute: 1000), wider(failures: 30), minute: 2000))  // 10: 4.4 nats
+        #expect(!SequentialDetector.explains(narrower(startMinute: 1000), wider(failures: 31), minute: 2000))  // 11: 5.5 nats
+        // A narrower shift from long before the wider one's counts failures the wider one never saw.
+        #expect(SequentialDetector.explains(narrower(startMinute: 940), wider(failures: 23), minute: 2000))
+        #expect(!SequentialDetector.explains(narrower(startMinute: 939), wider(failures: 23), minute: 2000))
+        // One from after it: the wider scope's earlier failures are its own to explain.
+        #expect(SequentialDetector.explains(narrower(startMinute: 1500), wider(failures: 23), minute: 2000))
+        #expect(SequentialDetector.excessEvidence(count: 3, expected: 3.3) == 0)
+        #expect(abs(SequentialDetector.excessEvidence(count: 12, expected: 3.3) - (12 * log(12 / 3.3) - 12 + 3.3)) < 1e-12)
     }
 
     /// The scopes `/metrics` exports as `undercurrent_failure_spike_firing`: every watched scope, each firing exactly
@@ -601,7 +675,7 @@ func planAttempts(_ plan: Plan, minutes: Int, perMinute: Double, seed: UInt64, g
             ("minBaselineAttempts: -1", "minBaselineAttempts"), ("resolveEvidence: 0", "resolveEvidence"),
             ("chanceResolutionDays: 0", "chanceResolutionDays"), ("chanceResolutionDays: .inf", "chanceResolutionDays"),
             ("attempts: some", "attempts"), ("falseAlertsPerMonth: lots", "falseAlertsPerMonth"),
-            ("resolveWithWiderScope: sometimes", "resolveWithWiderScope"),
+            ("resolveWithWiderScope: sometimes", "resolveWithWiderScope"), ("resolveWithNarrowerScope: 2", "resolveWithNarrowerScope"),
         ]
         let dir = tempDir()
         for (line, key) in cases {
