@@ -54,8 +54,8 @@ public struct SequentialAlerting: Codable, Sendable, Equatable {
     /// for as many clean attempts as its own evidence needs, days of them for a mild outage; one still raised
     /// is a new shift to its reset CUSUMs and fires again.
     public var resolveWithWiderScope: Bool
-    /// Whether a firing scope also resolves when a narrower scope it contains resolves, for a shift of the same
-    /// episode, once none it contains fires, its own latest attempts lean towards the baseline and its other failures
+    /// Whether a firing scope also resolves when a narrower scope it contains resolves, for a shift that began no more
+    /// than an hour before its own, once none it contains fires, its own latest attempts lean towards the baseline and its other failures
     /// are within what its baseline explains (`SequentialDetector.resolveWithNarrowerScopes`): the narrower scope
     /// carried the outage and has shown it over, with attempts a thin wider scope would take a day or more to gather.
     public var resolveWithNarrowerScope: Bool
@@ -268,11 +268,16 @@ struct ScopeDetector: Sendable, Equatable {
 public struct SequentialDetector: Sendable, Equatable {
     public let config: SequentialAlerting
     let watched: [(index: Int, name: String)]
+    /// Indices into `watched` from the widest scope to the narrowest (`overall`, then plans and reasons, then plan ×
+    /// reasons), whatever order the config lists the scopes in: resolutions cascade along it.
+    let widestFirst: [Int]
     var scopes: [ScopeDetector]
 
     public init(config: SequentialAlerting) {
         self.config = config
-        watched = config.watched
+        let watched = config.watched
+        self.watched = watched
+        widestFirst = watched.indices.sorted { (Self.depth(watched[$0].name), $0) < (Self.depth(watched[$1].name), $1) }
         scopes = Array(repeating: ScopeDetector(designs: config.shifts.count), count: watched.count)
     }
 
@@ -395,13 +400,14 @@ public struct SequentialDetector: Sendable, Equatable {
     /// their shift began within its episode (no earlier before its shift's start than that episode lasted, an
     /// hour at least) and their own attempts since their last failure favour the baseline (their recovery test is
     /// above zero). A narrower scope firing since long before was not part of what the wider one saw, and one
-    /// whose latest attempts still look like the outage is not over: both stay. Wider scopes come first in
-    /// `watched`, so a plan × reason also resolves with a plan or reason that resolved with `overall`.
+    /// whose latest attempts still look like the outage is not over: both stay. Wider scopes come first
+    /// (`widestFirst`), so a plan × reason also resolves with a plan or reason that resolved with `overall`.
     mutating func resolveWithWiderScopes(_ out: inout [Alert], minute: Int64) {
         var episodes: [String: Int64] = [:]  // a scope resolved this minute → the start (minute) of its shift
         for a in out where a.state == .resolved { episodes[a.scope] = (a.shiftStart?.ms ?? minute * AlertEngine.minute) / AlertEngine.minute }
         guard !episodes.isEmpty else { return }
-        for (i, scope) in watched.enumerated() {
+        for i in widestFirst {
+            let scope = watched[i]
             // One whose own attempts still look like the outage (its recovery test at zero: a failure since its last
             // clean run, or no attempt since it fired) stays.
             guard let firing = scopes[i].firing, firing.recovery > 0 else { continue }
@@ -428,19 +434,21 @@ public struct SequentialDetector: Sendable, Equatable {
     ///   4.6 nats (odds of 100 to 1) of an excess.
     /// A thin wider scope otherwise waits for clean attempts of its own: a plan seeing 1.3 first attempts an hour,
     /// 6.8% failing, needs about 40 of them to tell its baseline from a 30% outage, 30 hours, long after its
-    /// plan × reason (baseline 0.2%) has shown the outage over. Narrower scopes come last in `watched`, so this
-    /// runs from them outwards, and `overall` may resolve with a plan that resolved with its plan × reason.
+    /// plan × reason (baseline 0.2%) has shown the outage over. It runs from the narrowest scopes outwards
+    /// (`widestFirst` reversed), so `overall` may resolve with a plan that resolved with its plan × reason.
     mutating func resolveWithNarrowerScopes(_ out: inout [Alert], minute: Int64) {
         var resolved: [String: Alert] = [:]
         for a in out where a.state == .resolved { resolved[a.scope] = a }
         guard !resolved.isEmpty else { return }
         var index: [String: Int] = [:]
         for (i, scope) in watched.enumerated() { index[scope.name] = i }
-        for (i, scope) in watched.enumerated().reversed() {
+        for i in widestFirst.reversed() {
+            let scope = watched[i]
             guard let firing = scopes[i].firing, firing.recovery > 0 else { continue }
             let narrower = watched.filter { Self.widerScopes(of: $0.name).contains(scope.name) }.map(\.name)
             guard !narrower.contains(where: { scopes[index[$0]!].firing != nil }) else { continue }
-            let explaining = narrower.compactMap { resolved[$0] }.first { Self.explains($0, firing, minute: minute) }
+            // (Of several, the first by name: the alerts do not depend on the order the config lists the scopes in.)
+            let explaining = narrower.compactMap { resolved[$0] }.filter { Self.explains($0, firing, minute: minute) }.min { $0.scope < $1.scope }
             guard let explaining else { continue }
             let alert = resolution(scope.name, firing, minute: minute, with: explaining.scope)
             out.append(alert)
@@ -473,6 +481,9 @@ public struct SequentialDetector: Sendable, Equatable {
     static func sameEpisode(narrowerStart: Int64, widerStart: Int64, minute: Int64) -> Bool {
         narrowerStart >= widerStart - max(60, minute + 1 - widerStart)
     }
+
+    /// How many levels narrower than `overall` a scope is: 0 for `overall`, 1 for a plan or a reason, 2 for a plan × reason.
+    static func depth(_ scope: String) -> Int { scope == "overall" ? 0 : scope.contains("/") ? 2 : 1 }
 
     /// The scopes one level wider than `scope`: a plan × reason's plan and reason; a plan's or a reason's `overall`.
     static func widerScopes(of scope: String) -> [String] {

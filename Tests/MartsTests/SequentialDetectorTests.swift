@@ -461,6 +461,27 @@ func planAttempts(_ plan: Plan, minutes: Int, perMinute: Double, seed: UInt64, g
         #expect(hours.with.max()! <= hours.alone.max()! / 2, "hours from the end to the plan's resolution: \(hours)")
     }
 
+    /// The order the config lists the scopes in changes nothing: resolutions cascade from the narrowest scopes out
+    /// and from the widest in whatever it is. The outage above, three seeds, with the scopes listed narrowest first:
+    /// the same alerts, minute by minute, and among them wider scopes resolved with narrower ones.
+    @Test func theOrderOfTheScopesInTheConfigChangesNoAlert() {
+        let warmUp = 14 * 24 * 60, outage = 12 * 60
+        func key(_ a: Alert) -> String { "\(a.at) \(a.scope) \(a.state) \(a.resolvedWith ?? "")" }
+        var cascaded = 0
+        for seed: UInt64 in 1...3 {
+            let events = meteredAttempts(minutes: warmUp + outage + 7 * 24 * 60, perMinute: 4.0 / 60, seed: seed, baseline: 0.068) { m in
+                (warmUp..<(warmUp + outage)).contains(m) ? 0.6 : 0
+            }
+            var reversed = SequentialAlerting()
+            reversed.scopes = [.planReason, .reason, .plan, .overall]
+            let canonical = run(events, rules: Self.rules).map(key).sorted()
+            let other = run(events, rules: AlertRules(evaluateEverySeconds: 60, allowedLatenessSeconds: 120, rules: [], sequential: reversed)).map(key).sorted()
+            #expect(canonical == other, "seed \(seed)")
+            cascaded += canonical.filter { $0.contains(" overall resolved plan:") }.count
+        }
+        #expect(cascaded > 0, "overall never resolved with a plan: the order was not exercised")
+    }
+
     /// When a narrower scope's resolution explains a wider one's firing: its shift began no more than an hour before
     /// the wider one's, and the wider scope's other failures are within what its baseline less the narrower one's
     /// gives (the Poisson excess under 4.6 nats).
