@@ -416,10 +416,10 @@ func planAttempts(_ plan: Plan, minutes: Int, perMinute: Double, seed: UInt64, g
     }
 
     /// A thin wider scope resolves with the narrower scope that carried its outage. A plan seeing 4 first attempts an
-    /// hour, 6.8% failing (insufficient funds), has a 12-hour gateway outage failing 60% of them (the 30,000-customer
-    /// case, in 10,000 customers' volume). plan × gateway_timeout (its baseline near zero) shows the outage over
-    /// within a few clean attempts; the plan itself must tell 6.8% from the outage's rate on its own, which takes a
-    /// day where the outage's few attempts left that rate uncertain. With `resolveWithNarrowerScope` the plan resolves
+    /// hour, 6.8% failing (insufficient funds), has a 12-hour gateway outage failing 60% of them (the standard plan's
+    /// volume at 30,000 customers). plan × gateway_timeout (its baseline near zero) shows the outage over within a few
+    /// clean attempts; the plan itself must tell 6.8% from the outage's rate on its own, which takes up to a day
+    /// where the outage's few attempts left that rate uncertain. With `resolveWithNarrowerScope` the plan resolves
     /// with its plan × reason, naming it, once that resolves; without, on its own evidence. Eight seeds: the same
     /// alerts fire either way (no scope fires again), nothing resolves before the outage ends, the plan resolves with
     /// a narrower scope in at least half the seeds and never later than alone, and its longest wait after the end
